@@ -1,0 +1,54 @@
+"""Shared pytest fixtures.
+
+* Every test session gets its own on-disk cache (``BOUNDARY_ATLAS_CACHE``) unless the variable is
+  already set, so tests never write into the user's home cache.
+* ``shared_data``: the project's offline data folder (``../shared/data`` or ``$BOUNDARY_ATLAS_DATA``).
+  Tests that need it are skipped when it is missing, except in CI (``$CI`` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point ``BOUNDARY_ATLAS_CACHE`` at a session-wide temporary folder unless already set."""
+    if os.environ.get("BOUNDARY_ATLAS_CACHE"):
+        yield Path(os.environ["BOUNDARY_ATLAS_CACHE"])
+        return
+    path = tmp_path_factory.mktemp("boundary-atlas-cache")
+    os.environ["BOUNDARY_ATLAS_CACHE"] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ.pop("BOUNDARY_ATLAS_CACHE", None)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The offline data folder (see ``geometry.data.shared_data_root``).
+
+    Skips the test when it is missing; fails instead when ``$CI`` is set, where the data is
+    mandatory.
+    """
+    import geometry
+    from geometry.data import DATA_ENV, shared_data_root
+
+    root = shared_data_root()
+    if root is not None:
+        return root
+    env = os.environ.get(DATA_ENV, "").strip()
+    default = Path(geometry.__file__).resolve().parent.parent.parent / "shared" / "data"
+    where = f"${DATA_ENV}={env!r} is not a folder" if env else f"{default} does not exist and ${DATA_ENV} is not set"
+    reason = f"shared offline data not found: {where}"
+    if _in_ci():
+        pytest.fail(f"{reason} (mandatory because $CI is set)", pytrace=False)
+    pytest.skip(reason)
