@@ -1,0 +1,23 @@
+"""Boundary Atlas — the Streamlit entry point: router, shared sidebar and home page.
+
+Run with ``streamlit run app.py``. The embedded default (8×8 digits + a LeNet trained in seconds)
+needs no data; MNIST and CIFAR-10 are read from ``$BOUNDARY_ATLAS_DATA``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common
+
+st.set_page_config(page_title="Boundary Atlas", page_icon="🗺️", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/cross_sections.py", title="Cross-sections", icon="✂️", url_path="cross-sections"),
+]
+
+nav = st.navigation(PAGES)
+st.sidebar.title("Boundary Atlas")
+st.session_state["_sidebar"] = common.sidebar()
+nav.run()

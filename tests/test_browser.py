@@ -1,0 +1,87 @@
+"""One real-browser test: Debian chromium, driven by Playwright, opens the cross-section page of a
+running `streamlit run app.py` and sees the chart drawn (DESIGN §6)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    if not Path(CHROMIUM).exists():
+        msg = "Debian chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    port = _free_port()
+    log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + Path(log.name).read_text()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_cross_section_page_draws_its_chart(app_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=FLAGS,
+            viewport={"width": 1280, "height": 2000},
+        )
+        try:
+            page = ctx.new_page()
+            page.goto(f"{app_url}/cross-sections?res=64", timeout=60_000)
+            page.get_by_text("Normal cross-sections").first.wait_for(timeout=120_000)
+            page.wait_for_function(
+                """() => { const gd = document.querySelector('.js-plotly-plot');
+                           return gd && gd._fullLayout && gd.querySelector('.main-svg')
+                                  && gd.data && gd.data.length >= 3; }""",
+                timeout=240_000,
+            )
+            traces = page.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => t.name || t.type)")
+            assert "z = x + r(x)" in traces
+            assert not page.get_by_text("Traceback").count()
+            page.screenshot(path=str(tmp_path / "cross_sections.png"))
+        finally:
+            ctx.close()
