@@ -56,7 +56,7 @@ with common.user_errors():
     left, right = st.columns([3, 1])
     with left:
         fig = section_figure(sec, names, direction_label=f"random v (seed {seed})")
-        st.plotly_chart(fig, use_container_width=True)
+        st.plotly_chart(fig, width="stretch")
         st.caption(
             f"{sec.n_forward:,} network evaluations for a {resolution}×{resolution} grid "
             f"({sec.n_forward / sec.dense_forward:.1%} of the dense {sec.dense_forward:,}); "
