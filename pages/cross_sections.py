@@ -64,10 +64,10 @@ with common.user_errors():
         )
     with right:
         k, j = int(df.label[0]), int(df.adv_label[0])
-        st.image(to_display_image(sel.x, size=128), caption=f"x — predicted {names[k]} (true {names[sel.true_label]})")
+        st.image(to_display_image(sel.x, size=128), caption=f"x — predicted {common.class_name(names, k)} (true {common.class_name(sel.dataset.class_names, sel.true_label)})")
         img, scale = perturbation_display(df.r[0], size=128)
         st.image(img, caption=f"r(x), shown ×{scale:.3g} around grey — ‖r(x)‖₂ = {float(df.norms[0]):.4f}")
-        st.image(to_display_image(df.x_adv[0], size=128), caption=f"x + r(x) — predicted {names[j]}")
+        st.image(to_display_image(df.x_adv[0], size=128), caption=f"x + r(x) — predicted {common.class_name(names, j)}")
         if not bool(df.converged[0]):
             st.warning("DeepFool did not change the label within its iteration limit: r(x) is not a boundary normal here.")
         st.metric("‖r(x)‖₂ / ‖x‖₂", f"{float(df.norms[0]) / float(sel.x.norm()):.4f}",

@@ -54,7 +54,7 @@ for j in range(len(xs)):
     ok = "✅" if p == true else "❌"
     cols[j % len(cols)].image(
         to_display_image(xs[j], size=96),
-        caption=f"#{start + j} · true {clf.class_names[true]} · pred {clf.class_names[p]} {ok}",
+        caption=f"#{start + j} · true {common.class_name(sel.dataset.class_names, true)} · pred {common.class_name(clf.class_names, p)} {ok}",
     )
 
 st.subheader("Pages")
@@ -62,3 +62,45 @@ st.markdown(
     "- **Cross-sections** — the decision regions in the plane spanned by the DeepFool normal r(x) and a second "
     "direction v (paper Fig. 5): is the boundary flat or curved around this datapoint?"
 )
+
+# ---------------------------------------------------------------------------------- your model
+st.subheader("Your model")
+with st.expander("Upload a model to inspect — it appears in every page's network picker, for this browser session only",
+                 expanded=False):
+    st.markdown(
+        f"Formats: **TorchScript** (`torch.jit.save`), **torch.export** programs (`.pt2`), or a **state_dict** "
+        f"(`.pt`/`.pth`, read with `weights_only=True`, or `.safetensors`) plus its architecture. "
+        f"Files up to **{common.UPLOAD_LIMIT_MB} MB**. A fully pickled module (`torch.save(model)`) is refused: "
+        "loading it would run code from the file. The model takes pixels in [0, 1] (normalisation below is applied "
+        "before it) and returns logits (N, L)."
+    )
+    with st.form("upload_form"):
+        model_file = st.file_uploader("Model file", type=["pt", "pth", "pt2", "safetensors", "ts", "jit", "bin", "ckpt"])
+        c1, c2 = st.columns(2)
+        fmt = c1.selectbox("Format", ["auto", "torchscript", "export", "state_dict", "safetensors"],
+                           help="auto: detected from the file's content (and its extension).")
+        arch = c2.selectbox("Architecture (state_dicts only)", common.upload_architectures(),
+                            help="The network the weights belong to. torchvision models take their num_classes "
+                                 "from the class names.")
+        data_kind = st.radio("Data to analyse", ["built-in dataset", "zip of an image folder", ".npz of images and labels"],
+                             horizontal=True)
+        c3, c4 = st.columns(2)
+        builtin = c3.selectbox("Built-in dataset", list(common.DATASET_LABELS), format_func=common.DATASET_LABELS.get)
+        data_file = c4.file_uploader("Your data (zip: <class>/<image> folders; npz: images, labels[, class_names])",
+                                     type=["zip", "npz"])
+        c5, c6, c7 = st.columns(3)
+        shape_text = c5.text_input("Input shape C, H, W", "", help="Blank: the data's image shape.")
+        mean_text = c6.text_input("Normalisation mean (per channel)", "", help="e.g. 0.5, 0.5, 0.5 — blank: none")
+        std_text = c7.text_input("Normalisation std (per channel)", "", help="e.g. 0.5, 0.5, 0.5 — blank: none")
+        names_text = st.text_input("Class names (comma-separated)", "", help="Blank: the data's class names.")
+        submitted = st.form_submit_button("Load model")
+    if submitted:
+        with common.user_errors():
+            with st.spinner("Loading and validating the model…"):
+                key = common.register_upload(
+                    model_file=model_file, fmt=fmt, architecture=arch, data_kind=data_kind, builtin=builtin,
+                    data_file=data_file, shape_text=shape_text, mean_text=mean_text, std_text=std_text,
+                    names_text=names_text,
+                )
+            st.success(f"Loaded **{key[len(common.USER_PREFIX):]}**. Pick it in the sidebar's *Network* list "
+                       "(📤); every page now accepts it.")

@@ -79,3 +79,41 @@ def test_missing_dataset_gives_message_not_traceback(monkeypatch, tmp_path):
     errors = " ".join(e.value for e in at.error)
     assert "not available" in errors and "nowhere" in errors
     st.cache_data.clear()
+
+
+PAGES = ["pages/home.py", "pages/cross_sections.py"]
+
+
+@pytest.fixture(scope="module")
+def scripted_digits_model(tmp_path_factory):
+    """digits-lenet saved as TorchScript, loaded back through the public upload path."""
+    import io
+
+    import torch
+
+    from geometry import zoo
+    from geometry.loading import load_classifier
+
+    clf = zoo.load_model("digits-lenet")
+    path = tmp_path_factory.mktemp("upload") / "my_digits.pt"
+    torch.jit.save(torch.jit.script(clf.network), str(path))
+
+    class Upload(io.BytesIO):  # what st.file_uploader hands over
+        name = "my_digits.pt"
+
+    up = Upload(path.read_bytes())
+    return load_classifier(up, input_shape=(1, 8, 8), class_names=clf.class_names, name="upload:my_digits-test")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_uploaded_model_appears_in_the_picker_and_every_page_runs(page, scripted_digits_model):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["_user_models"] = {"upload:my_digits-test": {"clf": scripted_digits_model, "dataset": "digits"}}
+    at.session_state["model"] = "upload:my_digits-test"
+    at.run()
+    if page != "pages/home.py":
+        at.switch_page(page)
+        at.run()
+    assert_no_exception(at)
+    assert "📤 my_digits-test" in at.selectbox(key="model").options  # shown with the upload mark
+    assert at.selectbox(key="model").value == "upload:my_digits-test"
