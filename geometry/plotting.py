@@ -157,3 +157,82 @@ def perturbation_display(r, *, size: int = 112) -> tuple[np.ndarray, float]:
     a = _np(r).astype(np.float32)
     m = float(np.abs(a).max()) or 1.0
     return to_display_image(0.5 + a / (2 * m), size=size), 1.0 / (2 * m)
+
+
+# ----------------------------------------------------------------------------- curvature (Fig. 7a)
+SUBSPACE_COLORS = {"S_c": "#E45756", "S_f": "#4C78A8", "random": "#7F7F7F"}
+SUBSPACE_LABELS = {"S_c": "S_c (curved subspace)", "S_f": "S_f (flat subspace of normals)",
+                   "random": "random subspace"}
+
+
+def _hex_rgba(color: str, alpha: float) -> str:
+    color = color.lstrip("#")
+    r, g, b = (int(color[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def curvature_vs_m_figure(curves: dict, *, normalised: bool = False, height: int = 460) -> go.Figure:
+    """Average curvature K_S(x) of held-out points versus subspace dimension m, mean ± std band per
+    subspace (paper ICLR 2018, Fig. 7a).
+
+    Parameters
+    ----------
+    curves : name → :class:`geometry.curvature.CurvatureCurve` (``"S_c"``, ``"S_f"``, ``"random"``)
+    normalised : False — the paper's K_S = E (Pv)ᵀH(Pv)/‖Pv‖² (logit / pixel²); True — the normal
+        curvature κ = K_S/‖∇F(z)‖ (1 / pixel distance)
+    """
+    fig = go.Figure()
+    method = h = None
+    for name, c in curves.items():
+        m = _np(c.m_values).astype(int)
+        mean = _np(c.kappa_mean if normalised else c.mean).astype(float)
+        std = _np(c.kappa_std if normalised else c.std).astype(float)
+        share = _np(c.share_positive).astype(float)
+        col = SUBSPACE_COLORS.get(name, "#333333")
+        fig.add_trace(go.Scatter(x=np.concatenate([m, m[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                                 fill="toself", fillcolor=_hex_rgba(col, 0.15), line=dict(width=0), hoverinfo="skip",
+                                 showlegend=False, name=f"{name} ± std"))
+        fig.add_trace(go.Scatter(
+            x=m, y=mean, mode="lines+markers", name=SUBSPACE_LABELS.get(name, name), line=dict(color=col, width=2.5),
+            customdata=np.stack([std, share * 100], axis=1),
+            hovertemplate=(f"<b>{name}</b><br>m = %{{x}}<br>mean = %{{y:.4g}}<br>std = %{{customdata[0]:.3g}}"
+                           "<br>points with positive curvature: %{customdata[1]:.0f}%<extra></extra>"),
+        ))
+        method, h = c.method, c.h
+    fig.add_hline(y=0, line=dict(color="black", width=1, dash="dot"))
+    scale = f"finite differences at h = {h:.3g}" if method == "finite_difference" and h else str(method)
+    ytitle = ("normal curvature κ = K_S/‖∇F(z)‖ (1 / pixel distance)" if normalised
+              else "average curvature K_S(x) = E (Pv)ᵀH(Pv)/‖Pv‖² (logit / pixel²)")
+    fig.update_layout(
+        title=dict(text=f"Average curvature of held-out boundary points versus m — {scale}", x=0, font=dict(size=15)),
+        xaxis=dict(title="subspace dimension m", type="log" if max(_np(c.m_values).max() for c in curves.values()) > 30 else "linear"),
+        yaxis=dict(title=ytitle), height=height, legend=dict(orientation="h", y=-0.25, x=0),
+        margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
+    )
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    return fig
+
+
+def ritz_figure(subspace, *, height: int = 380) -> go.Figure:
+    """The eigensolver's Ritz values next to the curvature re-evaluated along each returned direction.
+
+    With a finite-difference operator the two differ (the operator is neither linear nor symmetric
+    at large h), so the re-evaluated curvature is the number to trust (DESIGN §4).
+    """
+    i = np.arange(1, len(_np(subspace.eigenvalues)) + 1)
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=i, y=_np(subspace.eigenvalues), name="Ritz value (eigsh)", marker_color="#BAB0AC",
+                         hovertemplate="direction %{x}<br>Ritz value %{y:.4g}<extra></extra>"))
+    fig.add_trace(go.Bar(x=i, y=_np(subspace.curvatures), name="re-evaluated curvature (mean over points)",
+                         marker_color="#E45756",
+                         hovertemplate="direction %{x}<br>re-evaluated K = %{y:.4g}<extra></extra>"))
+    asym = float(subspace.asymmetry)
+    fig.update_layout(
+        title=dict(text=f"S_c directions: Ritz values vs re-evaluated curvature (operator asymmetry {asym:.2f})",
+                   x=0, font=dict(size=15)),
+        barmode="group", height=height, xaxis=dict(title="S_c direction (eigenvector index)"),
+        yaxis=dict(title="K along the direction (logit / pixel²)"), legend=dict(orientation="h", y=-0.3, x=0),
+        margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
+    )
+    return fig

@@ -175,6 +175,12 @@ def user_errors():
         st.error(str(exc))
 
 
+def selection_dataset() -> str:
+    """The sidebar's dataset key (a built-in name or an upload key)."""
+    chosen = st.session_state.get("_sidebar") or {}
+    return chosen.get("dataset", "digits")
+
+
 def selection() -> Selection | None:
     """The sidebar's choice with its network loaded (trained first, with a progress bar, if needed)."""
     chosen = st.session_state.get("_sidebar")
@@ -296,3 +302,55 @@ def register_upload(*, model_file, fmt, architecture, data_kind, builtin, data_f
         user_datasets()[dataset_key] = ds
     user_models()[key] = {"clf": clf, "dataset": dataset_key}
     return key
+
+
+# ------------------------------------------------------------------ shared heavy computations (cached)
+def study_points(dataset: str, n_estimate: int, n_heldout: int, seed: int = 0):
+    """Estimation points (training split; the paper's x_1..x_n) and held-out points (test split).
+
+    For an uploaded dataset (one split only) the two sets are disjoint halves of it.
+    Returns (estimate_xs, heldout_xs, data_key).
+    """
+    from geometry.store import choose_points
+
+    if dataset.startswith(USER_PREFIX):
+        ds = get_dataset(dataset)
+        n_estimate = min(n_estimate, len(ds) // 2)
+        n_heldout = min(n_heldout, len(ds) - n_estimate)
+        idx = choose_points(len(ds), n_estimate + n_heldout, random_state=seed)
+        est, held = idx[:n_estimate], idx[n_estimate:]
+        return ds.images[est], ds.images[held], f"{dataset}/{seed}/{n_estimate}"
+    train, test = get_dataset(dataset, "train"), get_dataset(dataset, "test")
+    n_estimate, n_heldout = min(n_estimate, len(train)), min(n_heldout, len(test))
+    est = choose_points(len(train), n_estimate, random_state=seed)
+    return train.images[est], test.images[:n_heldout], f"{dataset}/train/seed{seed}/n{n_estimate}"
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def noise_norm(model_name: str, dataset: str, share: float, n_points: int = 200, seed: int = 0):
+    """The ℓ2 norm of random noise that fools ``share`` of held-out points (universal.random_noise_norm)."""
+    from geometry.universal import random_noise_norm
+
+    _, held, _ = study_points(dataset, 1, n_points, seed)
+    return random_noise_norm(get_model(model_name), held, share=share, random_state=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def curvature_study(model_name: str, dataset: str, n: int, m_max: int, method: str, h: float | None,
+                    point: str, n_heldout: int, n_directions: int, seed: int = 0, _progress=None):
+    """geometry.store.curvature_study for plain-valued settings (S_c/S_f are also cached on disk)."""
+    from geometry.store import curvature_study as study
+
+    est, held, key = study_points(dataset, n, n_heldout, seed)
+    return study(get_model(model_name), est, held, data_key=key, m_max=m_max, method=method, h=h, point=point,
+                 n_directions=n_directions, random_state=seed, progress=_progress)
+
+
+def progress_bar(text: str):
+    """A progress bar and a callback ``(fraction, message)`` that moves it."""
+    bar = st.progress(0.0, text=text)
+
+    def update(fraction: float, message: str) -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{text} — {message}")
+
+    return bar, update
