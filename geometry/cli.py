@@ -1,0 +1,859 @@
+"""The command line ``boundary-atlas``: the atlas's computations without the browser, writing files.
+
+Sub-commands
+------------
+``boundary-atlas train NAME [--data ROOT]``
+    Train a zoo network (or load it from the on-disk cache), print its test accuracy and the
+    cache file.
+``boundary-atlas models``
+    List the zoo's networks and whether they are trained yet.
+``boundary-atlas report (--zoo NAME | --model PATH) --dataset NAME --out DIR [...]``
+    Measure a network's decision boundary and write a self-contained report folder:
+
+    ========================  ==================================================================
+    ``model_card.json``       name, format / architecture, input shape, classes, parameters,
+                              normalisation, accuracy on the chosen split measured here
+    ``deepfool.json``         ρ_adv, mean / median ‖r‖₂, converged share, n (CVPR 2016 Table 1)
+    ``deepfool.csv``          per point: index, label, adv_label, norm, converged, true_label
+    ``deepfool_norms.html``   histogram of ‖r(x)‖₂
+    ``sections.json``         the cross-sections drawn (point index, labels, ‖r‖, κ along v)
+    ``section_<i>.html``      normal cross-sections along (r(x), random v) (ICLR 2018 Fig. 5, 6)
+    ``subspaces.json``        S_c: Ritz values, re-evaluated curvatures, asymmetry, method, h, n;
+                              S_f: singular values; principal angles S_c / S_f; K_S versus m
+    ``curvature_vs_m.csv``    K_S(x) mean ± std over held-out points versus m for S_c, S_f,
+    ``curvature_vs_m.html``   a random subspace (ICLR 2018 Fig. 7a)
+    ``fooling_rate_vs_m.json``  ξ = 1/5 of the random-noise norm that fools 50 % of the points
+                              (or why the curve was skipped: that norm is infinite)
+    ``fooling_rate_vs_m.csv`` fooling rate of random vectors of norm ξ in the first m directions
+    ``fooling_rate_vs_m.html``  of S_c, S_f, a random subspace (ICLR 2018 Fig. 7b)
+    ``report.json``           settings, timings, file list
+    ``index.html``            links to everything with a short summary
+    ``plotly.min.js``         the Plotly library, written once and shared by every HTML file
+    ========================  ==================================================================
+
+    The HTML figures are written with ``include_plotlyjs="directory"``: each refers to the
+    ``plotly.min.js`` next to it (≈ 4.7 MB, once per folder), so the report opens offline. Move
+    or copy the folder as a whole.
+
+Points: the DeepFool statistics, the cross-sections, curvature versus m and the fooling rates use
+``--n-points`` points of ``--split`` (default the test split: held-out points); S_c and S_f are
+estimated from ``--n-points`` points of the *train* split (a disjoint set of the same split when
+``--split train`` or when the dataset has no train split). Every random choice derives from
+``--seed``.
+
+Errors: every :class:`~geometry.errors.AtlasError` (unknown name, missing dataset, bad model
+file, …) and every file-system error is reported as one line ``error: …`` on stderr with exit
+status 2 (no traceback); argparse's usage errors also exit with 2. Progress goes to stderr as a
+plain-text bar (``[#####.....] 50% computing S_c``), one line per step when stderr is not a
+terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import html
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["main", "build_parser", "ProgressBar", "m_grid"]
+
+PROG = "boundary-atlas"
+# Copies of geometry.data.DATASETS and geometry.loading.FORMATS (tests check they agree), so that
+# ``--help`` and usage errors answer without importing torch.
+DATASET_NAMES = ("digits", "mnist", "cifar10", "imagefolder")
+FORMAT_NAMES = ("torchscript", "export", "state_dict", "safetensors")
+
+
+# ---------------------------------------------------------------------------------------- progress
+class ProgressBar:
+    """A plain-text progress bar on a stream (stderr by default): ``[#####.....]  50% label: detail``.
+
+    On a terminal the line is redrawn in place (at most every ``min_interval`` seconds); otherwise
+    (a log, a pipe, a test's captured stderr) one line is printed whenever the step label changes
+    or the percentage passes another ``log_step`` percent.
+    """
+
+    def __init__(self, stream=None, *, width: int = 20, enabled: bool = True, min_interval: float = 0.1,
+                 log_step: int = 10):
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = int(width)
+        self.enabled = bool(enabled)
+        self.min_interval = float(min_interval)
+        self.log_step = int(log_step)
+        try:
+            self.tty = bool(self.stream.isatty())
+        except Exception:
+            self.tty = False
+        self._fraction = 0.0
+        self._last_time = 0.0
+        self._last_label: str | None = None
+        self._last_logged = -100
+        self._line_len = 0
+        self._open = False
+
+    def render(self, fraction: float, text: str) -> str:
+        f = min(max(float(fraction), 0.0), 1.0) if math.isfinite(fraction) else 0.0
+        k = int(round(f * self.width))
+        return f"[{'#' * k}{'.' * (self.width - k)}] {int(round(100 * f)):3d}% {text}"
+
+    def update(self, fraction: float, label: str, detail: str = "") -> None:
+        """Show ``fraction`` ∈ [0, 1] with the step ``label`` (and an optional ``detail``)."""
+        if not self.enabled:
+            return
+        fraction = max(self._fraction, min(max(float(fraction), 0.0), 1.0)) if math.isfinite(fraction) else self._fraction
+        self._fraction = fraction
+        text = detail if detail and label in detail else (f"{label}: {detail}" if detail else label)
+        pct = int(round(100 * fraction))
+        now = time.monotonic()
+        if self.tty:
+            if label == self._last_label and pct < 100 and now - self._last_time < self.min_interval:
+                return
+            line = self.render(fraction, text)
+            if len(line) > 119:
+                line = line[:118] + "…"
+            self.stream.write("\r" + line.ljust(self._line_len))
+            self._line_len = len(line)
+            self._open = True
+        else:
+            if label == self._last_label and pct < self._last_logged + self.log_step and not (pct == 100 and self._last_logged < 100):
+                return
+            self.stream.write(self.render(fraction, text) + "\n")
+            self._last_logged = pct
+        self._last_label = label
+        self._last_time = now
+        self.stream.flush()
+
+    def stage(self, start: float, end: float, label: str) -> Callable[[float, str], None]:
+        """A ``progress(fraction, message)`` callback mapping [0, 1] onto [start, end] of the bar."""
+        self.update(start, label)
+
+        def callback(fraction: float, message: str = "") -> None:
+            try:
+                f = float(fraction)
+            except (TypeError, ValueError):
+                f = 0.0
+            self.update(start + (end - start) * min(max(f, 0.0), 1.0), label, str(message or ""))
+
+        return callback
+
+    def close(self) -> None:
+        """End the bar's line (on a terminal)."""
+        if self.enabled and self.tty and self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._open = False
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _error_message(exc: BaseException) -> str:
+    """The message on one line (``KeyError`` subclasses quote their message: take ``args[0]``)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        msg = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    elif exc.args and isinstance(exc.args[0], str):
+        msg = exc.args[0]
+    else:
+        msg = str(exc)
+    msg = " ".join(str(msg).split())
+    return msg or type(exc).__name__
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
+    return value
+
+
+def m_grid(m: int, *, max_points: int = 10) -> list[int]:
+    """The dimensions at which curves are evaluated: 1 … m (all of them up to ``max_points``,
+    else about ``max_points`` geometrically spaced values, always including 1 and m)."""
+    import numpy as np
+
+    m = int(m)
+    if m <= max_points:
+        return list(range(1, m + 1))
+    return sorted({int(round(v)) for v in np.geomspace(1, m, max_points)} | {1, m})
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-safe copy: tensors / arrays → lists, non-finite floats → None (strict JSON)."""
+    try:
+        import numpy as np
+        import torch
+    except Exception:  # pragma: no cover
+        np = torch = None  # type: ignore[assignment]
+    if torch is not None and isinstance(obj, torch.Tensor):
+        return _plain(obj.detach().cpu().tolist())
+    if np is not None and isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if np is not None and isinstance(obj, np.generic):
+        return _plain(obj.item())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(_plain(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for row in rows:
+            w.writerow(["" if (isinstance(v, float) and not math.isfinite(v)) else v for v in row])
+
+
+def _write_html(fig, path: Path) -> None:
+    # one plotly.min.js per folder, referenced by every figure: works offline, written once
+    fig.write_html(str(path), include_plotlyjs="directory", full_html=True)
+
+
+def _f(x: float | None, fmt: str = ".4g") -> str:
+    return "n/a" if x is None or not math.isfinite(x) else format(x, fmt)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+# ---------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``boundary-atlas`` (sub-commands ``train``, ``models``, ``report``)."""
+    try:
+        from importlib.metadata import version
+
+        ver = version("boundary-atlas")
+    except Exception:  # pragma: no cover - not installed
+        ver = "unknown"
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Boundary Atlas from the command line: train zoo networks and write reports on the "
+                    "geometry of a classifier's decision boundary (DeepFool, cross-sections, curved and flat "
+                    "subspaces, fooling rate versus m).",
+        epilog="Errors are one line 'error: …' on stderr with exit status 2. "
+               "Run 'boundary-atlas COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {ver}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a zoo network (or load it from the cache) and print its test accuracy",
+                       description="Train the zoo network NAME on its dataset (seconds for digits-*, about a minute "
+                                   "for mnist-*, minutes for cifar10-* on 2 CPU cores), or load it from the on-disk "
+                                   "cache ($BOUNDARY_ATLAS_CACHE). Prints the test accuracy and the cache file.")
+    p.add_argument("name", metavar="NAME", help="zoo network, e.g. digits-lenet (see 'boundary-atlas models')")
+    p.add_argument("--data", metavar="ROOT", default=None,
+                   help="data root (else $BOUNDARY_ATLAS_DATA / the offline data; digits needs none)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("models", help="list the zoo's networks", description="List the zoo's networks, their "
+                       "datasets and whether they are trained (cached) yet.")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser(
+        "report", help="measure a network's decision boundary and write a report folder",
+        description="Measure the decision boundary of a zoo network or of your own model file and write a report "
+                    "folder: model card, DeepFool statistics, normal cross-sections, curved / flat subspaces and "
+                    "curvature versus m, fooling rate versus m, index.html. Figures are HTML files sharing one "
+                    "plotly.min.js written next to them (opens offline; keep the folder together).",
+    )
+    g = p.add_argument_group("model (one of)")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--zoo", metavar="NAME", help="a zoo network (trained on first use), e.g. digits-lenet")
+    src.add_argument("--model", metavar="PATH",
+                     help="your model file: TorchScript, torch.export (.pt2), state_dict (.pt/.pth, needs "
+                          "--architecture) or safetensors (needs --architecture)")
+    g = p.add_argument_group("user model options (with --model)")
+    g.add_argument("--format", choices=FORMAT_NAMES, default=None, help="model file format (default: detected)")
+    g.add_argument("--architecture", metavar="ARCH", default=None,
+                   help="architecture for weights-only files: lenet, lenet-softplus, mlp, nin, resnet20, "
+                        "torchvision:<name>")
+    g.add_argument("--input-shape", metavar=("C", "H", "W"), nargs=3, type=_positive_int, default=None,
+                   help="input shape (default: the dataset's)")
+    g.add_argument("--mean", metavar="M", nargs="+", type=float, default=None,
+                   help="per-channel mean the model was trained with (normalisation goes inside the classifier)")
+    g.add_argument("--std", metavar="S", nargs="+", type=float, default=None, help="per-channel std, with --mean")
+    g.add_argument("--class-names", metavar="NAME", nargs="+", default=None,
+                   help="class names (default: the dataset's)")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", metavar="NAME", default=None,
+                   help=f"one of {', '.join(DATASET_NAMES)} (required with --model; default with --zoo: the network's)")
+    g.add_argument("--data", metavar="ROOT", default=None, help="data root (else $BOUNDARY_ATLAS_DATA / offline data)")
+    g.add_argument("--split", choices=("test", "train"), default="test",
+                   help="split of the evaluated points: accuracy, DeepFool, sections, curves (default: %(default)s)")
+    g.add_argument("--n-points", metavar="N", type=_positive_int, default=100,
+                   help="points evaluated, and points used to estimate S_c / S_f (default: %(default)s)")
+    g = p.add_argument_group("geometry")
+    g.add_argument("--m", metavar="M", type=_positive_int, default=20, help="largest subspace dimension m (default: %(default)s)")
+    g.add_argument("--method", choices=("finite_difference", "exact", "smoothed"), default="finite_difference",
+                   help="Hessian-vector products: finite differences at scale h, exact autograd, or the exact "
+                        "Hessian of the softplus twin (default: %(default)s)")
+    g.add_argument("--h", metavar="H", type=_positive_float, default=None,
+                   help="finite-difference scale in pixel units (default 10·√d·range/512)")
+    g.add_argument("--beta", metavar="BETA", type=_positive_float, default=None,
+                   help="softplus sharpness for --method smoothed (default: the backend's)")
+    g.add_argument("--sections", metavar="K", type=_non_negative_int, default=3,
+                   help="number of cross-sections: points, each along its own random direction (default: %(default)s)")
+    g.add_argument("--resolution", metavar="R", type=_positive_int, default=200,
+                   help="grid points per axis of a cross-section (default: %(default)s)")
+    g.add_argument("--n-directions", metavar="K", type=_positive_int, default=10,
+                   help="random directions per m for the curvature curves (default: %(default)s)")
+    g.add_argument("--n-samples", metavar="K", type=_positive_int, default=10,
+                   help="random vectors per m for the fooling-rate curves (default: %(default)s)")
+    g.add_argument("--noise-share", metavar="SHARE", type=_share, default=0.5,
+                   help="ξ = 1/5 of the random-noise norm that fools this share of the points (default: %(default)s)")
+    g.add_argument("--seed", metavar="SEED", type=int, default=0, help="seed of every random choice (default: %(default)s)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="DIR", required=True, help="output folder (created; files are overwritten)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_report)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------- train / models
+def _cmd_train(args, parser) -> int:
+    from .zoo import ZOO, is_cached, load_model, model_names
+
+    if args.name not in ZOO:
+        from .errors import UnknownNameError
+
+        raise UnknownNameError(f"unknown zoo network {args.name!r}; choose one of {', '.join(model_names())}")
+    cached = is_cached(args.name)
+    bar = ProgressBar(enabled=not args.quiet)
+    t0 = time.perf_counter()
+    try:
+        clf = load_model(args.name, root=args.data,
+                         progress=bar.stage(0.0, 1.0, args.name))
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    entry = ZOO[args.name]
+    how = "loaded from cache" if cached else f"trained in {seconds:.1f} s"
+    print(f"{args.name}: {how}")
+    print(f"test accuracy: {_pct(clf.test_accuracy)} ({entry.dataset} test split)")
+    print(f"cache file: {clf.info.get('cache_file', 'n/a')}")
+    return 0
+
+
+def _cmd_models(args, parser) -> int:
+    from .zoo import ZOO, is_cached
+
+    width = max(len(n) for n in ZOO)
+    for name, e in ZOO.items():
+        state = "cached " if is_cached(name) else "untrained"
+        print(f"{name:<{width}}  {e.dataset:<8} {e.architecture:<15} {state}  {e.description}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- report
+def _split_points(n_total: int, n: int, gen, exclude=None) -> "Any":
+    import torch
+
+    perm = torch.randperm(n_total, generator=gen)
+    if exclude is not None:
+        mask = torch.ones(n_total, dtype=torch.bool)
+        mask[exclude] = False
+        perm = perm[mask[perm]]
+    return torch.sort(perm[: min(n, len(perm))]).values
+
+
+def _slice_deepfool(df, idx):
+    """The DeepFool result of the points ``idx`` (a list of positions)."""
+    import torch
+
+    i = torch.as_tensor(idx, dtype=torch.long)
+    return dataclasses.replace(df, r=df.r[i], x_adv=df.x_adv[i], label=df.label[i], adv_label=df.adv_label[i],
+                               n_iter=df.n_iter[i], converged=df.converged[i], norms=df.norms[i])
+
+
+def _load_classifier(args, parser, bar):
+    """(clf, dataset name, model-card facts) for --zoo or --model."""
+    from .data import load_dataset
+    from .errors import InvalidInputError
+    from .zoo import ZOO, load_model, model_names
+
+    if args.zoo is not None:
+        for opt in ("format", "architecture", "input_shape", "mean", "std", "class_names"):
+            if getattr(args, opt) is not None:
+                parser.error(f"--{opt.replace('_', '-')} applies to --model only (a zoo network knows its own)")
+        if args.zoo not in ZOO:
+            from .errors import UnknownNameError
+
+            raise UnknownNameError(f"unknown zoo network {args.zoo!r}; choose one of {', '.join(model_names())}")
+        dataset = args.dataset or ZOO[args.zoo].dataset
+        clf = load_model(args.zoo, root=args.data, progress=bar.stage(0.0, 0.08, args.zoo))
+        entry = ZOO[args.zoo]
+        source = {"source": "zoo", "format": "zoo (safetensors cache)", "architecture": entry.architecture,
+                  "architecture_kwargs": entry.arch_kwargs, "file": clf.info.get("cache_file"),
+                  "description": entry.description, "trained_on": entry.dataset,
+                  "recorded_test_accuracy": clf.test_accuracy, "recipe": entry.recipe()}
+        return clf, dataset, source, None
+    if args.dataset is None:
+        parser.error("--dataset is required with --model (it gives the input shape, classes and points)")
+    if (args.mean is None) != (args.std is None):
+        parser.error("--mean and --std go together")
+    bar.update(0.0, "loading the dataset")
+    eval_set = load_dataset(args.dataset, root=args.data, split=args.split)
+    shape = tuple(args.input_shape) if args.input_shape else tuple(int(s) for s in eval_set.images.shape[1:])
+    if tuple(eval_set.images.shape[1:]) != shape:
+        raise InvalidInputError(f"--input-shape {shape} does not match the {eval_set.name} images "
+                                f"{tuple(eval_set.images.shape[1:])}")
+    from .loading import load_classifier
+
+    bar.update(0.02, f"loading {Path(args.model).name}")
+    clf = load_classifier(args.model, format=args.format, architecture=args.architecture, input_shape=shape,
+                          mean=args.mean, std=args.std,
+                          class_names=args.class_names if args.class_names else eval_set.class_names)
+    info = clf.info
+    source = {"source": "file", "format": info.get("format"), "detected": info.get("detected"),
+              "architecture": info.get("architecture") or f"(inside the {info.get('format')} file)",
+              "file": str(Path(args.model).expanduser().resolve()), "bytes": info.get("bytes"),
+              "sha256": info.get("sha256"), "notes": info.get("notes", [])}
+    return clf, args.dataset, source, eval_set
+
+
+def _cmd_report(args, parser) -> int:
+    bar = ProgressBar(enabled=not args.quiet)
+    try:
+        summary = run_report(args, parser, bar)
+    finally:
+        bar.close()
+    print(summary)
+    return 0
+
+
+def run_report(args, parser, bar: ProgressBar) -> str:
+    """Compute everything of ``boundary-atlas report`` and write the files; returns the stdout summary."""
+    import torch
+
+    from .curvature import average_curvature, curved_subspace, flat_subspace, random_subspace
+    from .data import load_dataset
+    from .deepfool import deepfool, rho_adv
+    from .errors import AtlasError, DatasetNotFoundError, InvalidInputError
+    from .plotting import section_figure
+    from .report_figures import band_curve_figure, norm_histogram_figure
+    from .sections import normal_section, random_direction
+    from .subspaces import principal_angles
+    from .universal import fooling_rate_vs_m, random_noise_norm
+
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    files: list[str] = []
+    notes: list[str] = []
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {str(out)!r} exists and is not a folder")
+
+    def tick(name: str, t0: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - t0, 3)
+        return now
+
+    # ------------------------------------------------------------------ model + data
+    t = time.perf_counter()
+    clf, dataset_name, source, eval_set = _load_classifier(args, parser, bar)
+    t = tick("load model", t)
+    bar.update(0.08, "loading the dataset")
+    if eval_set is None:
+        eval_set = load_dataset(dataset_name, root=args.data, split=args.split)
+    if tuple(eval_set.images.shape[1:]) != tuple(clf.input_shape):
+        raise InvalidInputError(
+            f"{clf.name} takes inputs of shape {tuple(clf.input_shape)}, the {eval_set.name} images have shape "
+            f"{tuple(eval_set.images.shape[1:])}; choose the dataset the network was trained on"
+        )
+    n_labels = int(eval_set.labels.max()) + 1 if len(eval_set.labels) else 0
+    if n_labels > clf.num_classes:
+        raise InvalidInputError(f"{clf.name} has {clf.num_classes} classes, the {eval_set.name} labels go up to "
+                                f"{n_labels - 1}; choose the dataset the network was trained on")
+    out.mkdir(parents=True, exist_ok=True)
+    bar.update(0.09, f"accuracy on the {eval_set.split} split ({len(eval_set.labels)} images)")
+    accuracy = clf.accuracy(eval_set.images, eval_set.labels)
+    t = tick("accuracy", t)
+
+    gen = torch.Generator().manual_seed(int(args.seed))
+    eval_idx = _split_points(len(eval_set.labels), args.n_points, gen)
+    fit_set, fit_exclude = None, None
+    if args.split != "train":
+        try:
+            fit_set = load_dataset(dataset_name, root=args.data, split="train")
+        except DatasetNotFoundError:
+            notes.append("no train split: S_c / S_f estimated from other points of the evaluated split")
+    if fit_set is None:
+        fit_set, fit_exclude = eval_set, eval_idx
+    fit_idx = _split_points(len(fit_set.labels), args.n_points, gen, exclude=fit_exclude)
+    if len(fit_idx) == 0:
+        fit_idx = eval_idx
+        notes.append("too few points for a disjoint estimation set: S_c / S_f use the evaluated points")
+    xs = eval_set.images[eval_idx]
+    x_fit = fit_set.images[fit_idx]
+    n = len(xs)
+
+    card = {
+        "name": clf.name,
+        **source,
+        "input_shape": list(clf.input_shape),
+        "d": clf.d,
+        "classes": list(clf.class_names),
+        "num_classes": clf.num_classes,
+        "parameters": int(sum(p.numel() for p in clf.model.parameters())),
+        "bounds": list(clf.bounds),
+        "normalisation": None if clf.mean is None else {"mean": list(clf.mean), "std": list(clf.std)},
+        "dataset": eval_set.name,
+        "dataset_source": eval_set.source,
+        "accuracy_split": eval_set.split,
+        "accuracy_n": int(len(eval_set.labels)),
+        "test_accuracy": accuracy,
+    }
+    _write_json(out / "model_card.json", card)
+    files.append("model_card.json")
+
+    # ------------------------------------------------------------------ DeepFool
+    bar.update(0.12, f"DeepFool on {n} points")
+    df = deepfool(clf, xs)
+    conv = df.converged.bool()
+    norms = df.norms.double()
+    rho = rho_adv(df, xs)
+    df_stats = {
+        "rho_adv": rho,
+        "rho_adv_definition": "mean over converged points of ‖r(x)‖₂ / ‖x‖₂ (CVPR 2016 Eq. 15)",
+        "mean_norm": float(norms[conv].mean()) if bool(conv.any()) else float("nan"),
+        "median_norm": float(norms[conv].quantile(0.5)) if bool(conv.any()) else float("nan"),
+        "std_norm": float(norms[conv].std(correction=0)) if bool(conv.any()) else float("nan"),
+        "norm_unit": "pixel-space ℓ2, inputs in [0, 1]",
+        "converged_share": float(conv.double().mean()) if n else float("nan"),
+        "n": n,
+        "n_converged": int(conv.sum()),
+        "split": eval_set.split,
+        "overshoot": df.overshoot,
+        "norm": "l2",
+        "mean_iterations": float(df.n_iter.double().mean()) if n else float("nan"),
+        "n_forward": df.n_forward,
+        "n_backward": df.n_backward,
+    }
+    _write_json(out / "deepfool.json", df_stats)
+    _write_csv(out / "deepfool.csv", ["index", "label", "adv_label", "norm", "converged", "true_label"],
+               [[int(eval_idx[i]), int(df.label[i]), int(df.adv_label[i]), float(norms[i]), bool(conv[i]),
+                 int(eval_set.labels[eval_idx[i]])] for i in range(n)])
+    _write_html(norm_histogram_figure(norms, conv, title=f"DeepFool ‖r(x)‖₂ of {clf.name} on {int(conv.sum())} "
+                                      f"{eval_set.name} {eval_set.split} points (ρ_adv = {_f(rho, '.3f')})"),
+                out / "deepfool_norms.html")
+    files += ["deepfool.json", "deepfool.csv", "deepfool_norms.html"]
+    t = tick("deepfool", t)
+
+    # ------------------------------------------------------------------ cross-sections
+    from .curvature import curvature_along
+
+    section_rows = []
+    conv_pos = conv.nonzero().flatten().tolist()
+    k_sections = min(args.sections, len(conv_pos))
+    if args.sections and not conv_pos:
+        notes.append("no converged DeepFool point: no cross-section drawn")
+    sec_gen = torch.Generator().manual_seed(int(args.seed) + 1)
+    for s in range(k_sections):
+        bar.update(0.22 + 0.1 * s / max(k_sections, 1), "cross-sections", f"{s + 1}/{k_sections}")
+        i = conv_pos[s]
+        v = random_direction(clf.input_shape, random_state=sec_gen, dtype=xs.dtype)
+        sec = normal_section(clf, xs[i], df.r[i], v, resolution=args.resolution)
+        kappa = None
+        try:
+            ca = curvature_along(clf, xs[i : i + 1], v, method=args.method, h=args.h, beta=args.beta,
+                                 deepfool_result=_slice_deepfool(df, [i]))
+            kappa = float(ca.kappa[0, 0])
+        except AtlasError as exc:  # e.g. smoothed on a network without ReLU: draw the section anyway
+            notes.append(f"section {s + 1}: curvature not evaluated ({_error_message(exc)})")
+        lab, adv = int(df.label[i]), int(df.adv_label[i])
+        name = f"section_{s + 1}.html"
+        fig = section_figure(sec, clf.class_names, direction_label="random v", curvature=kappa,
+                             title=f"Point #{int(eval_idx[i])} ({clf.class_names[lab]} → {clf.class_names[adv]}): "
+                                   f"normal cross-section along (r(x), random v)")
+        _write_html(fig, out / name)
+        files.append(name)
+        section_rows.append({"file": name, "index": int(eval_idx[i]), "label": lab, "adv_label": adv,
+                             "true_label": int(eval_set.labels[eval_idx[i]]), "r_norm": sec.r_norm,
+                             "kappa_along_v": kappa, "cos_v_r": sec.cos_v_r, "extent": list(sec.extent),
+                             "resolution": args.resolution, "n_forward": sec.n_forward,
+                             "dense_forward": sec.dense_forward})
+    _write_json(out / "sections.json", {
+        "direction": "random unit vector (uniform on the sphere), orthogonalised against r(x)",
+        "kappa_unit": "normal curvature κ = K/‖∇F(z)‖ along v at z = x + r(x), 1/pixel distance; > 0: the other "
+                      "class wraps around x",
+        "method": args.method, "sections": section_rows})
+    files.append("sections.json")
+    t = tick("sections", t)
+
+    # ------------------------------------------------------------------ S_c, S_f
+    bar.update(0.33, f"DeepFool on {len(x_fit)} estimation points ({fit_set.split} split)")
+    df_fit = deepfool(clf, x_fit)
+    bar.update(0.34, f"computing S_c (m = {args.m}, {len(x_fit)} points)")
+    S_c = curved_subspace(clf, x_fit, args.m, method=args.method, h=args.h, beta=args.beta, random_state=args.seed,
+                          deepfool_result=df_fit, progress=bar.stage(0.34, 0.58, "computing S_c"))
+    t = tick("S_c", t)
+    bar.update(0.58, "computing S_f")
+    n_fit_conv = int(df_fit.converged.sum())
+    m_f = min(args.m, n_fit_conv, clf.d)
+    if m_f < args.m:
+        notes.append(f"S_f has only {m_f} dimensions (≤ number of converged estimation points {n_fit_conv})")
+    S_f = flat_subspace(clf, x_fit, m_f, deepfool_result=df_fit)
+    S_r = random_subspace(clf.d, args.m, random_state=args.seed, input_shape=clf.input_shape)
+    cosines = principal_angles(S_c.basis, S_f.basis)
+    t = tick("S_f", t)
+
+    m_values = m_grid(min(S_c.m, S_f.m, S_r.m))
+    curves = {}
+    for j, (nm, S) in enumerate((("S_c", S_c), ("S_f", S_f), ("random", S_r))):
+        curves[nm] = average_curvature(
+            clf, xs, S, m_values, n_directions=args.n_directions, method=args.method, h=args.h, beta=args.beta,
+            random_state=args.seed, deepfool_result=df,
+            progress=bar.stage(0.6 + 0.06 * j, 0.66 + 0.06 * j, f"curvature versus m along {nm}"))
+    t = tick("curvature vs m", t)
+    c0 = curves["S_c"]
+    subspaces_json = {
+        "method": S_c.method, "h": S_c.h, "beta": S_c.beta, "n": S_c.n, "n_dropped": S_c.n_dropped,
+        "estimation_split": fit_set.split, "estimation_indices": fit_idx.tolist(), "m": S_c.m,
+        "eigenvalues": S_c.eigenvalues, "curvatures": S_c.curvatures, "kappas": S_c.kappas,
+        "asymmetry": S_c.asymmetry, "solver": S_c.solver, "point": S_c.point, "tangent": S_c.tangent,
+        "n_hvp": S_c.n_hvp, "n_matvec": S_c.n_matvec,
+        "units": {"eigenvalues": "Ritz values of the average tangent Hessian (logit / pixel²); NOT curvatures at a "
+                                 "finite-difference scale — read 'curvatures'",
+                  "curvatures": "paper's unnormalised K(u_k) = u_kᵀ P H P u_k re-evaluated along each S_c vector, "
+                                "mean over the n points (logit / pixel²)",
+                  "kappas": "normal curvature K/‖∇F(z)‖ (1/pixel distance)",
+                  "asymmetry": "relative asymmetry of the averaged operator (≈ 0 when symmetric)"},
+        "S_f": {"m": S_f.m, "singular_values": S_f.eigenvalues, "n": S_f.n, "n_dropped": S_f.n_dropped},
+        "principal_angles_S_c_S_f": {"cosines": cosines,
+                                     "note": "cosines of the principal angles between S_c and S_f, descending"},
+        "curvature_vs_m": {
+            "m_values": m_values, "n_points": c0.n, "n_dropped": c0.n_dropped, "n_directions": c0.n_directions,
+            "split": eval_set.split,
+            "quantity": "K_S(x) = E_v (Pv)ᵀH(Pv)/‖Pv‖² over random unit v of the first m directions (logit / "
+                        "pixel²), mean ± std over held-out points; kappa = K_S/‖∇F(z)‖ (1/pixel)",
+            **{nm: {"mean": c.mean, "std": c.std, "kappa_mean": c.kappa_mean, "kappa_std": c.kappa_std,
+                    "share_positive": c.share_positive} for nm, c in curves.items()},
+        },
+    }
+    _write_json(out / "subspaces.json", subspaces_json)
+    rows = []
+    for nm, c in curves.items():
+        for a, mm in enumerate(c.m_values.tolist()):
+            rows.append([nm, mm, float(c.mean[a]), float(c.std[a]), float(c.kappa_mean[a]), float(c.kappa_std[a]),
+                         float(c.share_positive[a]), c.n, c.n_directions])
+    _write_csv(out / "curvature_vs_m.csv", ["subspace", "m", "mean", "std", "kappa_mean", "kappa_std",
+                                            "share_positive", "n_points", "n_directions"], rows)
+    h_text = f", h = {S_c.h:.3g}" if S_c.h is not None else (f", β = {S_c.beta:.3g}" if S_c.beta is not None else "")
+    fig = band_curve_figure(
+        m_values, {nm: (c.mean, c.std) for nm, c in curves.items()},
+        title=f"Curvature versus m: {clf.name}, {c0.n} held-out points ({S_c.method}{h_text})",
+        yaxis_title="K_S(x): mean curvature (logit / pixel², unnormalised)", zero_line=True)
+    _write_html(fig, out / "curvature_vs_m.html")
+    files += ["subspaces.json", "curvature_vs_m.csv", "curvature_vs_m.html"]
+    t = tick("write subspaces", t)
+
+    # ------------------------------------------------------------------ fooling rate versus m
+    bar.update(0.78, f"random-noise norm ({int(round(100 * args.noise_share))} % quantile)")
+    noise = random_noise_norm(clf, xs, share=args.noise_share, random_state=args.seed)
+    fool_json: dict[str, Any] = {
+        "noise_norm_share": noise.share, "noise_norm_quantile": noise.quantile,
+        "infinite_share": noise.infinite_share, "max_norm": noise.max_norm,
+        "n_points": n, "split": eval_set.split,
+        "xi_rule": f"ξ = 1/5 of the ℓ2 norm of random noise that changes the label of {100 * noise.share:g} % "
+                   "of the points (ICLR 2018 Fig. 7b)",
+    }
+    fool = None
+    if math.isfinite(noise.quantile):
+        xi = noise.quantile / 5.0
+        fool = fooling_rate_vs_m(clf, xs, {"S_c": S_c, "S_f": S_f, "random": S_r}, m_values, xi=xi,
+                                 n_samples=args.n_samples, random_state=args.seed,
+                                 progress=bar.stage(0.82, 0.95, "fooling rate versus m"))
+        if S_c.h is not None and S_c.h < xi / 4:
+            notes.append(f"S_c was computed at the finite-difference scale h = {S_c.h:.3g}, far below ξ = {xi:.3g}: "
+                         "S_c tends to beat S_f as universal perturbations only when h is about ξ (DESIGN §4); "
+                         f"try --h {xi / 2:.2g}")
+        fool_json.update({
+            "skipped": False, "xi": xi, "h": S_c.h, "m_values": m_values, "n_samples": fool.n_samples,
+            **{nm: {"mean": fool.mean[nm], "std": fool.std[nm], "best": fool.best[nm]} for nm in fool.names},
+        })
+        rows = [[nm, mm, float(fool.mean[nm][a]), float(fool.std[nm][a]), float(fool.best[nm][a]), xi,
+                 fool.n_points, fool.n_samples]
+                for nm in fool.names for a, mm in enumerate(fool.m_values.tolist())]
+        _write_csv(out / "fooling_rate_vs_m.csv",
+                   ["subspace", "m", "mean", "std", "best", "xi", "n_points", "n_samples"], rows)
+        fig = band_curve_figure(
+            m_values, {nm: (fool.mean[nm], fool.std[nm]) for nm in fool.names},
+            title=f"Fooling rate of random vectors of norm ξ = {xi:.3g} in the first m directions "
+                  f"({clf.name}, {n} points)",
+            yaxis_title="fooling rate (share of points whose label changes)", yrange=(0, 1))
+        _write_html(fig, out / "fooling_rate_vs_m.html")
+        files += ["fooling_rate_vs_m.csv", "fooling_rate_vs_m.html"]
+    else:
+        reason = (f"the random-noise norm that fools {100 * noise.share:g} % of the points is infinite: "
+                  f"{100 * noise.infinite_share:.0f} % of the random rays never change the label within "
+                  f"‖noise‖₂ ≤ {noise.max_norm:.3g} (common for ReLU networks); fooling rate versus m skipped")
+        fool_json.update({"skipped": True, "reason": reason, "xi": None})
+        notes.append(reason)
+    _write_json(out / "fooling_rate_vs_m.json", fool_json)
+    files.append("fooling_rate_vs_m.json")
+    t = tick("fooling rate vs m", t)
+
+    # ------------------------------------------------------------------ report.json, index.html, summary
+    bar.update(0.97, "writing index.html")
+    timings["total"] = round(time.perf_counter() - t_start, 3)
+    settings = {k: getattr(args, k) for k in ("zoo", "model", "dataset", "data", "split", "n_points", "m", "method",
+                                               "h", "beta", "sections", "resolution", "n_directions", "n_samples",
+                                               "noise_share", "seed", "format", "architecture")}
+    settings["dataset"] = eval_set.name
+    files += ["report.json", "index.html", "plotly.min.js"]
+    _write_json(out / "report.json", {"settings": settings, "timings_s": timings, "files": files, "notes": notes,
+                                      "evaluated_indices": eval_idx.tolist()})
+    last = len(m_values) - 1
+    facts = [
+        ("network", f"{clf.name} ({card['format']}, {card['architecture']}), {card['parameters']:,} parameters"),
+        ("data", f"{eval_set.name}, input {tuple(clf.input_shape)}, d = {clf.d}, {clf.num_classes} classes"),
+        (f"accuracy ({eval_set.split} split)", f"{_pct(accuracy)} of {len(eval_set.labels)} images"),
+        ("DeepFool", f"ρ_adv = {_f(rho, '.4f')}, median ‖r‖₂ = {_f(df_stats['median_norm'])}, mean ‖r‖₂ = "
+                     f"{_f(df_stats['mean_norm'])}, converged {_pct(df_stats['converged_share'])} of n = {n}"),
+        ("S_c", f"m = {S_c.m} from {S_c.n} {fit_set.split} points, {S_c.method}{h_text}; top curvature "
+                f"(re-evaluated) K = {_f(float(S_c.curvatures[0]))}, top Ritz value {_f(float(S_c.eigenvalues[0]))}, "
+                f"asymmetry {_f(S_c.asymmetry, '.3f')}"),
+        (f"curvature at m = {m_values[last]}",
+         ", ".join(f"{nm} {_f(float(c.mean[last]))} ± {_f(float(c.std[last]), '.2g')}" for nm, c in curves.items())),
+    ]
+    if fool is not None:
+        facts.append((f"fooling rate at m = {m_values[last]}",
+                      f"ξ = {_f(fool.xi, '.3g')}: " + ", ".join(f"{nm} {_pct(float(fool.mean[nm][last]))}"
+                                                               for nm in fool.names)))
+    else:
+        facts.append(("fooling rate versus m", "skipped (random-noise norm infinite)"))
+    facts.append(("time", f"{timings['total']:.1f} s"))
+    _write_index(out, clf.name, facts, files, notes)
+    bar.update(1.0, "done")
+
+    width = max(len(k) for k, _ in facts)
+    lines = [f"Boundary Atlas report: {clf.name} on {eval_set.name} ({eval_set.split} split)"]
+    lines += [f"  {k:<{width}}  {v}" for k, v in facts]
+    lines += [f"  note: {m}" for m in notes]
+    lines.append(f"  report: {(out / 'index.html').resolve()}")
+    return "\n".join(lines)
+
+
+_FILE_DESCRIPTIONS = {
+    "model_card.json": "model card: format, architecture, input shape, classes, parameters, accuracy, normalisation",
+    "deepfool.json": "DeepFool statistics: ρ_adv, mean / median ‖r‖₂, converged share",
+    "deepfool.csv": "DeepFool per point: index, label, adv_label, norm, converged, true_label",
+    "deepfool_norms.html": "histogram of ‖r(x)‖₂",
+    "sections.json": "the cross-sections drawn (points, labels, ‖r‖, curvature along v)",
+    "subspaces.json": "S_c (Ritz values, re-evaluated curvatures, asymmetry, method, h, n), S_f, principal angles",
+    "curvature_vs_m.csv": "curvature K_S versus m, S_c / S_f / random (table)",
+    "curvature_vs_m.html": "curvature K_S versus m, mean ± std (Fig. 7a)",
+    "fooling_rate_vs_m.json": "ξ, the random-noise norm, fooling rates (or why skipped)",
+    "fooling_rate_vs_m.csv": "fooling rate versus m (table)",
+    "fooling_rate_vs_m.html": "fooling rate of random vectors of S_c / S_f / random versus m (Fig. 7b)",
+    "report.json": "settings, timings, file list",
+    "plotly.min.js": "the Plotly library used by every figure (keep it next to the HTML files)",
+}
+
+
+def _write_index(out: Path, name: str, facts, files, notes) -> None:
+    esc = html.escape
+    rows = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
+    items = []
+    for f in files:
+        if f == "index.html":
+            continue
+        desc = _FILE_DESCRIPTIONS.get(f, "normal cross-section along (r(x), random v)" if f.startswith("section_") else "")
+        items.append(f'<li><a href="{esc(f)}">{esc(f)}</a> — {esc(desc)}</li>')
+    note_html = "".join(f"<li>{esc(m)}</li>" for m in notes)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Boundary Atlas report: {esc(name)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse}}th,td{{text-align:left;padding:.3em .8em;border-bottom:1px solid #ddd;vertical-align:top}}
+th{{white-space:nowrap}}</style></head>
+<body><h1>Boundary Atlas report: {esc(name)}</h1>
+<table>{rows}</table>
+<p>Distances are ℓ2 norms in pixel space (inputs in [0, 1]). Curvatures: positive means the other class wraps
+around x. Figures are interactive Plotly HTML files sharing <code>plotly.min.js</code> in this folder; they open
+offline as long as the folder is kept together.</p>
+{f"<h2>Notes</h2><ul>{note_html}</ul>" if notes else ""}
+<h2>Files</h2><ul>
+{chr(10).join(items)}
+</ul>
+<p>References: Moosavi-Dezfooli et al., DeepFool (CVPR 2016); Universal adversarial perturbations (CVPR 2017);
+Robustness of classifiers to universal perturbations: a geometric perspective (ICLR 2018).</p>
+</body></html>
+"""
+    (out / "index.html").write_text(page, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``boundary-atlas`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    0 on success; 2 for a usage error (argparse, raised as ``SystemExit(2)``) or for any
+    :class:`~geometry.errors.AtlasError` / file-system error, printed as one line ``error: …`` on
+    stderr without a traceback; 130 when interrupted.
+    """
+    from .errors import AtlasError
+
+    parser = build_parser()
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        return int(args.func(args, parser) or 0)
+    except AtlasError as exc:
+        print(f"error: {_error_message(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {_error_message(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
