@@ -1,0 +1,410 @@
+"""DeepFool: minimal perturbations ``r(x)`` to the nearest decision boundary, batched.
+
+``r(x)`` is the workhorse of the atlas: its direction is (up to the overshoot) the normal to the
+decision boundary at the boundary point ``z = x + r(x)``, its norm the distance to the boundary.
+
+Algorithm (Moosavi-Dezfooli, Fawzi, Frossard, "DeepFool: a simple and accurate method to fool deep
+neural networks", CVPR 2016, Algorithm 2 (multi-class) and §3.3 (ℓp, p ∈ [1, ∞])), with logits
+``f: R^d → R^L`` and ``k_hat(x) = argmax_k f_k(x)``:
+
+* candidates: the ``candidates`` classes with the largest logits at ``x`` (``k_hat`` included);
+* at the current point ``x_i`` and for every candidate ``k ≠ k_hat``:
+  ``w_k = ∇f_k(x_i) − ∇f_k_hat(x_i)``, ``f'_k = f_k(x_i) − f_k_hat(x_i)``;
+* ``l = argmin_k |f'_k| / ‖w_k‖_q`` with ``q`` the dual exponent of ``p`` (p = 2 → q = 2,
+  p = ∞ → q = 1);
+* step ``r_i = (|f'_l| + 1e-4) / ‖w_l‖_q^q · |w_l|^(q−1) ⊙ sign(w_l)``, i.e. for ℓ2
+  ``(|f'_l| + 1e-4) / ‖w_l‖₂² · w_l`` and for ℓ∞ ``(|f'_l| + 1e-4) / ‖w_l‖₁ · sign(w_l)``;
+* ``r_tot ← r_tot + r_i``; the next point is ``x_{i+1} = x + (1 + overshoot) · r_tot``; stop (per
+  sample) as soon as ``k_hat(x_{i+1}) ≠ k_hat(x)``.
+
+As in the authors' reference code (and foolbox), gradients are taken at the overshot point
+``x + (1 + overshoot) · r_tot``, the same point whose label decides whether to stop.
+
+Batching: every iteration runs one gradient-free forward pass on the still-active samples to find
+the finished ones (they are frozen and leave the active set), then one forward pass with autograd
+on the rest and a single *batched* vector-Jacobian product (``torch.autograd.grad`` with
+``is_grads_batched=True``, i.e. ``vmap`` over the backward pass) that yields the ``candidates − 1``
+gradients ``w_k`` of all active samples at once. This was the fastest variant measured on a LeNet on
+2 CPU cores (≈ 1.4× a Python loop of ``candidates − 1`` backward passes, ≈ 2× replicating the batch);
+a network whose operations cannot be ``vmap``-ed falls back to the loop automatically. Samples must
+not interact inside the network (eval-mode BatchNorm is fine), which holds for every classifier.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .classifier import Classifier, check_images
+from .errors import InvalidInputError
+
+__all__ = ["DeepFoolResult", "deepfool", "rho_adv"]
+
+_EPS = 1e-4  # the numerical-stability constant of Algorithm 2 (added to |f'_l|)
+
+
+@dataclass(frozen=True)
+class DeepFoolResult:
+    """Result of :func:`deepfool` (CPU tensors, detached, in the dtype of the input images).
+
+    Attributes
+    ----------
+    r : (N, C, H, W)
+        Minimal perturbation in pixel space, already scaled by ``(1 + overshoot)`` (and, with
+        ``clip=True``, such that ``x + r`` lies in ``clf.bounds``). For a converged sample,
+        ``x + r`` lies just beyond the nearest decision boundary; ``r / ‖r‖`` is the boundary
+        normal there up to the overshoot.
+    x_adv : (N, C, H, W)
+        ``x + r``.
+    label : (N,) int64
+        ``k_hat(x)``, the *predicted* label (never a ground-truth label).
+    adv_label : (N,) int64
+        ``k_hat(x_adv)``; differs from ``label`` exactly where ``converged``.
+    n_iter : (N,) int64
+        Number of DeepFool steps taken per sample (1 for an affine classifier).
+    converged : (N,) bool
+        The label changed within ``max_iter`` steps.
+    norms : (N,)
+        ``‖r‖_p`` in pixel units, ``p = norm`` (2 or inf).
+    norm : float
+        The norm ``p`` used: 2.0 or inf.
+    overshoot : float
+    n_forward : int
+        Batched forward passes run (with or without autograd).
+    n_backward : int
+        Backward passes run, counted per candidate gradient: a batched vector-Jacobian product of
+        the ``candidates − 1`` logit differences counts ``candidates − 1``.
+    """
+
+    r: Tensor
+    x_adv: Tensor
+    label: Tensor
+    adv_label: Tensor
+    n_iter: Tensor
+    converged: Tensor
+    norms: Tensor
+    norm: float
+    overshoot: float
+    n_forward: int
+    n_backward: int
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+
+# ---------------------------------------------------------------------------- validation
+def _check_norm(norm) -> float:
+    if isinstance(norm, bool):
+        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}")
+    try:
+        p = float(norm)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}") from None
+    if p != 2.0 and not (math.isinf(p) and p > 0):
+        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}")
+    return p
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value!r}") from None
+    if value < minimum:
+        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value}")
+    return value
+
+
+def _network_device(clf: Classifier) -> torch.device:
+    for p in clf.network.parameters():
+        return p.device
+    for b in clf.network.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _check_logits(logits: Tensor, where: str) -> None:
+    if not torch.isfinite(logits).all():
+        bad = int((~torch.isfinite(logits)).any(1).sum())
+        raise InvalidInputError(
+            f"the classifier returned NaN or inf logits for {bad} of {len(logits)} images {where}; "
+            "DeepFool needs finite logits (check the model and the input range)"
+        )
+
+
+# ---------------------------------------------------------------------------- gradients
+def _candidate_gradients(logits: Tensor, xa: Tensor, cls: Tensor, state: dict) -> Tensor:
+    """``w_k = ∇f_{cls[:, k]} − ∇f_{cls[:, 0]}`` for k = 1 … C−1, shape (C−1, m, d).
+
+    One batched vector-Jacobian product (vmap over the backward pass); falls back to a loop of
+    ``C − 1`` backward passes if the network cannot be vmap-ed.
+    """
+    m, n_classes = logits.shape
+    c = cls.shape[1]
+    # grad_outputs G[k, i] = e_{cls[i, k+1]} − e_{cls[i, 0]}: per-sample gradients are independent.
+    eye = torch.eye(n_classes, dtype=logits.dtype, device=logits.device)
+    G = eye[cls[:, 1:].T] - eye[cls[:, 0]].unsqueeze(0)  # (C−1, m, L)
+    if state.get("batched", True):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # vmap performance-fallback warnings
+                (g,) = torch.autograd.grad(logits, xa, grad_outputs=G, is_grads_batched=True, retain_graph=True)
+            return g.reshape(c - 1, m, -1)
+        except (RuntimeError, NotImplementedError):
+            state["batched"] = False
+    grads = []
+    for k in range(c - 1):
+        (g,) = torch.autograd.grad(logits, xa, grad_outputs=G[k], retain_graph=k < c - 2)
+        grads.append(g.reshape(m, -1))
+    return torch.stack(grads)
+
+
+# ---------------------------------------------------------------------------- the algorithm
+def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype, state):
+    """DeepFool on one chunk ``x0`` (n, C, H, W) already on the network's device."""
+    net = clf.network
+    n = x0.shape[0]
+    dev = x0.device
+    lo, hi = clf.bounds
+    r_tot = torch.zeros_like(x0)
+    r_cur = torch.zeros_like(x0)
+    xe = x0.clone()  # evaluation point x + r_cur
+    label = torch.zeros(n, dtype=torch.long, device=dev)
+    adv_label = torch.zeros(n, dtype=torch.long, device=dev)
+    n_iter = torch.zeros(n, dtype=torch.long, device=dev)
+    converged = torch.zeros(n, dtype=torch.bool, device=dev)
+    active = torch.arange(n, device=dev)
+    cls = None
+    n_fwd = n_bwd = 0
+
+    if max_iter == 0:
+        with torch.no_grad():
+            logits = net(x0.to(wdtype))
+        n_fwd += 1
+        _check_logits(logits, "at the inputs")
+        label = logits.argmax(1)
+        return r_cur, xe, label, label.clone(), n_iter, converged, n_fwd, n_bwd
+
+    for it in range(max_iter + 1):
+        if it > 0:
+            # Which samples have changed label at x + (1 + overshoot) r_tot? Freeze them.
+            with torch.no_grad():
+                logits = net(xe[active].to(wdtype))
+            n_fwd += 1
+            _check_logits(logits, f"at iteration {it}")
+            pred = logits.argmax(1)
+            adv_label[active] = pred
+            done = pred != label[active]
+            converged[active[done]] = True
+            active = active[~done]
+            if it == max_iter or active.numel() == 0:
+                break
+        xa = xe[active].to(wdtype).requires_grad_(True)
+        with torch.enable_grad():
+            logits = net(xa)
+            n_fwd += 1
+            _check_logits(logits, "at the inputs" if it == 0 else f"at iteration {it}")
+            if it == 0:
+                # Candidates: top classes at x; the stable sort puts argmax (= k_hat) first on ties.
+                cls = torch.argsort(logits.detach(), dim=1, descending=True, stable=True)[:, :candidates]
+                label = cls[:, 0].clone()
+                adv_label = label.clone()
+            c_act = cls[active]
+            w = _candidate_gradients(logits, xa, c_act, state)  # (C−1, m, d)
+            n_bwd += c_act.shape[1] - 1
+        f = logits.detach().gather(1, c_act)
+        f_prime = (f[:, 1:] - f[:, :1]).T  # (C−1, m)
+        w = w.detach()
+        if p == 2.0:
+            wn = torch.linalg.vector_norm(w, ord=2, dim=2)  # ‖w_k‖₂
+        else:
+            wn = w.abs().sum(2)  # ‖w_k‖₁ (dual of ℓ∞)
+        dist = torch.where(wn > 0, f_prime.abs() / wn, torch.full_like(wn, float("inf")))
+        best = dist.argmin(0)  # l, per sample
+        rows = torch.arange(active.numel(), device=dev)
+        w_l = w[best, rows]  # (m, d)
+        f_l = f_prime[best, rows].abs()
+        n_l = wn[best, rows]
+        if p == 2.0:
+            coef = (f_l + _EPS) / n_l.square()
+            step = coef[:, None] * w_l
+        else:
+            coef = (f_l + _EPS) / n_l
+            step = coef[:, None] * torch.sign(w_l)
+        # A vanishing gradient (flat logits) gives no direction: the sample stays put.
+        step = torch.where((n_l > 0)[:, None], step, torch.zeros_like(step))
+        if not torch.isfinite(step).all():
+            raise InvalidInputError(
+                f"the classifier returned NaN or inf gradients at iteration {it}; DeepFool needs a differentiable model"
+            )
+        step = step.reshape(-1, *x0.shape[1:]).to(x0.dtype)
+        r_tot[active] += step
+        n_iter[active] += 1
+        r_new = (1.0 + overshoot) * r_tot[active]
+        x_new = x0[active] + r_new
+        if clip:
+            x_new = x_new.clamp(lo, hi)
+            r_new = x_new - x0[active]
+        r_cur[active] = r_new
+        xe[active] = x_new
+    return r_cur, xe, label, adv_label, n_iter, converged, n_fwd, n_bwd
+
+
+def deepfool(
+    clf: Classifier,
+    xs: Tensor,
+    *,
+    norm: float = 2,
+    overshoot: float = 0.02,
+    max_iter: int = 50,
+    candidates: int = 10,
+    batch_size: int = 256,
+    clip: bool = False,
+) -> DeepFoolResult:
+    """Minimal perturbations ``r(x)`` of a batch by DeepFool (ℓ2 or ℓ∞), batched.
+
+    Parameters
+    ----------
+    clf : Classifier
+        Differentiated through ``clf.network`` (pixels → logits, normalisation inside).
+    xs : (N, C, H, W) or (C, H, W) float tensor
+        Pixel-space images (a single image is treated as a batch of one; the result keeps N = 1).
+        Never modified.
+    norm : 2 or inf
+        The ℓp norm minimised (2 or ``float("inf")``; the string ``"inf"`` works too).
+    overshoot : float ≥ 0
+        ``r = (1 + overshoot) · r_tot`` (paper: 0.02), so that ``x + r`` crosses the boundary.
+    max_iter : int ≥ 0
+        Maximum number of DeepFool steps per sample (0: no step, nothing converges).
+    candidates : int ≥ 2
+        Only the top-``candidates`` classes of ``f(x)`` are considered (capped at L).
+    batch_size : int ≥ 1
+        Samples per chunk; within a chunk, finished samples leave the active set.
+    clip : bool
+        False (default): the geometric, unconstrained DeepFool used by the papers' geometry —
+        ``x + r`` may leave ``clf.bounds`` and ``r(x)`` is the boundary normal. True: after every
+        step, ``x + (1 + overshoot) r_tot`` is clamped to ``clf.bounds`` (an image-valid
+        adversarial example; ``r = x_adv − x`` is then no longer a pure normal).
+
+    Returns
+    -------
+    DeepFoolResult
+        r, x_adv : (N, C, H, W) in the dtype of ``xs`` — pixel units, r scaled by (1 + overshoot)
+        label, adv_label : (N,) int64 — k_hat(x), k_hat(x + r)
+        n_iter : (N,) int64, converged : (N,) bool — label changed within max_iter
+        norms : (N,) — ‖r‖_p in pixel units
+        norm, overshoot, n_forward, n_backward — settings and diagnostics
+
+    Raises
+    ------
+    InvalidInputError
+        ``xs`` of the wrong shape / dtype or with NaN / inf; ``norm`` not 2 or inf; negative or
+        non-finite ``overshoot``; ``max_iter < 0``, ``candidates < 2``, ``batch_size < 1``; fewer
+        than 2 classes; the network returns NaN / inf logits or gradients.
+
+    References
+    ----------
+    Moosavi-Dezfooli, Fawzi, Frossard, "DeepFool: a simple and accurate method to fool deep neural
+    networks", CVPR 2016, Algorithm 2 and §3.3 (general ℓp); the batched candidate restriction
+    follows foolbox's ``DeepFoolAttack``.
+    """
+    p = _check_norm(norm)
+    try:
+        overshoot = float(overshoot)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"overshoot must be a number ≥ 0, got {overshoot!r}") from None
+    if not math.isfinite(overshoot) or overshoot < 0:
+        raise InvalidInputError(f"overshoot must be a finite number ≥ 0, got {overshoot!r}")
+    max_iter = _check_int("max_iter", max_iter, 0)
+    candidates = _check_int("candidates", candidates, 2)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if clf.num_classes < 2:
+        raise InvalidInputError(f"DeepFool needs at least 2 classes, the classifier has {clf.num_classes}")
+    candidates = min(candidates, clf.num_classes)
+    x = check_images(xs, clf.input_shape, allow_single=True, name="xs")
+    in_dtype = x.dtype
+    wdtype = clf.dtype
+    cdtype = torch.promote_types(in_dtype, wdtype)
+    dev = _network_device(clf)
+    state: dict = {}
+
+    parts = []
+    n_fwd = n_bwd = 0
+    for s in range(0, x.shape[0], batch_size):
+        x0 = x[s : s + batch_size].detach().to(device=dev, dtype=cdtype)
+        out = _deepfool_chunk(clf, x0, p=p, overshoot=overshoot, max_iter=max_iter, candidates=candidates,
+                              clip=clip, wdtype=wdtype, state=state)
+        parts.append(out[:6])
+        n_fwd += out[6]
+        n_bwd += out[7]
+
+    def cat(i, dtype=None):
+        if not parts:
+            shape = (0, *clf.input_shape) if i < 2 else (0,)
+            return torch.zeros(shape, dtype=dtype or (in_dtype if i < 2 else torch.long))
+        t = torch.cat([q[i] for q in parts]).detach().cpu()
+        return t.to(dtype) if dtype is not None else t
+
+    r = cat(0, in_dtype)
+    x_adv = cat(1, in_dtype)
+    if cdtype != in_dtype:  # keep x_adv == x + r exactly in the output dtype
+        x_adv = x.detach().cpu() + r
+    flat = r.flatten(1)
+    norms = torch.linalg.vector_norm(flat, ord=p, dim=1) if flat.shape[0] else torch.zeros(0, dtype=in_dtype)
+    return DeepFoolResult(
+        r=r,
+        x_adv=x_adv,
+        label=cat(2, torch.long),
+        adv_label=cat(3, torch.long),
+        n_iter=cat(4, torch.long),
+        converged=cat(5, torch.bool),
+        norms=norms,
+        norm=p,
+        overshoot=overshoot,
+        n_forward=n_fwd,
+        n_backward=n_bwd,
+    )
+
+
+def rho_adv(result: DeepFoolResult, xs: Tensor, *, only_converged: bool = True) -> float:
+    """Mean relative robustness ``ρ_adv = mean ‖r(x)‖₂ / ‖x‖₂`` (ℓ2 norms in pixel space).
+
+    Parameters
+    ----------
+    result : DeepFoolResult of ``xs``
+    xs : (N, C, H, W) — the images DeepFool was run on (a single (C, H, W) image too)
+    only_converged : average over the converged samples only (default), else over all
+
+    Returns
+    -------
+    float — dimensionless; NaN if no sample is counted.
+
+    Raises
+    ------
+    InvalidInputError
+        ``xs`` does not match ``result.r`` in shape, or has zero-norm images.
+
+    References
+    ----------
+    Moosavi-Dezfooli et al., CVPR 2016, Eq. (15) and Table 1 (LeNet-MNIST 0.20, LeNet-CIFAR-10 0.030).
+    """
+    x = torch.as_tensor(xs)
+    if x.dim() == result.r.dim() - 1:
+        x = x.unsqueeze(0)
+    if tuple(x.shape) != tuple(result.r.shape):
+        raise InvalidInputError(f"xs must have the shape of result.r {tuple(result.r.shape)}, got {tuple(x.shape)}")
+    xn = torch.linalg.vector_norm(x.detach().cpu().flatten(1).double(), dim=1)
+    rn = torch.linalg.vector_norm(result.r.flatten(1).double(), dim=1)
+    keep = result.converged if only_converged else torch.ones_like(result.converged)
+    if bool((xn[keep] == 0).any()):
+        raise InvalidInputError("rho_adv divides by ‖x‖₂, but some images are all zeros")
+    if int(keep.sum()) == 0:
+        return float("nan")
+    return float((rn[keep] / xn[keep]).mean())
