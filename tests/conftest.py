@@ -52,3 +52,35 @@ def shared_data() -> Path:
     if _in_ci():
         pytest.fail(f"{reason} (mandatory because $CI is set)", pytrace=False)
     pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------- trained networks
+# Session-scoped, so each network is trained at most once per test run (then read from the
+# session's cache). Real-data ones depend on ``shared_data`` (skip locally, fail in CI).
+@pytest.fixture(scope="session")
+def digits_lenet():
+    from geometry import zoo
+
+    return zoo.load_model("digits-lenet")
+
+
+@pytest.fixture(scope="session")
+def mnist_lenet(shared_data):
+    from geometry import zoo
+
+    return zoo.load_model("mnist-lenet", root=shared_data)
+
+
+@pytest.fixture(scope="session")
+def mnist_nin(shared_data):
+    from geometry import zoo
+
+    return zoo.load_model("mnist-nin", root=shared_data)
+
+
+@pytest.fixture(scope="session")
+def mnist_data(shared_data):
+    """(train, test) MNIST datasets from the offline data."""
+    from geometry.data import load_dataset
+
+    return load_dataset("mnist", root=shared_data, split="train"), load_dataset("mnist", root=shared_data, split="test")

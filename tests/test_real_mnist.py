@@ -6,16 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geometry import zoo
 from geometry.data import load_dataset
 from geometry.deepfool import deepfool
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def mnist_lenet(shared_data):
-    return zoo.load_model("mnist-lenet", root=shared_data)
 
 
 def test_mnist_lenet_reaches_target_accuracy(mnist_lenet):

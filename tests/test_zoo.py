@@ -13,11 +13,6 @@ from geometry.data import load_dataset
 from geometry.errors import UnknownNameError
 
 
-@pytest.fixture(scope="module")
-def digits_lenet():
-    return zoo.load_model("digits-lenet")
-
-
 def test_digits_lenet_reaches_target_and_is_frozen(digits_lenet):
     clf = digits_lenet
     assert clf.test_accuracy >= 0.95
