@@ -10,14 +10,14 @@ import streamlit as st
 
 from pages import common
 
-st.set_page_config(page_title="Boundary Atlas", page_icon="🗺️", layout="wide")
+st.set_page_config(page_title="Boundary Atlas", page_icon=":material/map:", layout="wide")
 
 # URL paths must differ from the page files' stems: Streamlit's legacy auto-discovery of pages/
 # would otherwise serve e.g. /curvature straight from pages/curvature.py, bypassing this router.
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/cross_sections.py", title="Cross-sections", icon="✂️", url_path="cross-sections"),
-    st.Page("pages/curvature.py", title="Curvature vs m", icon="📈", url_path="curvature-vs-m"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/cross_sections.py", title="Cross-sections", icon=":material/content_cut:", url_path="cross-sections"),
+    st.Page("pages/curvature.py", title="Curvature vs m", icon=":material/show_chart:", url_path="curvature-vs-m"),
 ]
 
 nav = st.navigation(PAGES)
