@@ -286,7 +286,9 @@ def deepfool(
     candidates : int ≥ 2
         Only the top-``candidates`` classes of ``f(x)`` are considered (capped at L).
     batch_size : int ≥ 1
-        Samples per chunk; within a chunk, finished samples leave the active set.
+        Samples per chunk; within a chunk, finished samples leave the active set. The candidate
+        gradients of a chunk take ``batch_size · (candidates − 1) · d`` values (plus the batched
+        backward's activations): lower it for large inputs.
     clip : bool
         False (default): the geometric, unconstrained DeepFool used by the papers' geometry —
         ``x + r`` may leave ``clf.bounds`` and ``r(x)`` is the boundary normal. True: after every
