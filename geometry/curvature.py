@@ -38,6 +38,7 @@ import torch
 
 from .cache import atomic_write
 from .classifier import Classifier, check_images
+from ._checks import as_generator
 from .errors import AtlasError, InvalidInputError
 from .hessian import BoundaryOperator, boundary_operator
 
@@ -230,12 +231,7 @@ class CurvatureCurve:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _generator(random_state) -> torch.Generator:
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-        raise InvalidInputError(f"random_state must be an int or a torch.Generator, got {random_state!r}")
-    return torch.Generator().manual_seed(int(random_state))
+_generator = as_generator
 
 
 def _check_m(m, upper: int, what: str) -> int:

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from .classifier import Classifier, check_images
+from ._checks import check_norm
 from .errors import InvalidInputError
 
 __all__ = ["DeepFoolResult", "deepfool", "rho_adv"]
@@ -98,16 +99,7 @@ class DeepFoolResult:
 
 
 # ---------------------------------------------------------------------------- validation
-def _check_norm(norm) -> float:
-    if isinstance(norm, bool):
-        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}")
-    try:
-        p = float(norm)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}") from None
-    if p != 2.0 and not (math.isinf(p) and p > 0):
-        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}")
-    return p
+_check_norm = check_norm
 
 
 def _check_int(name: str, value, minimum: int) -> int:

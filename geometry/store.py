@@ -16,7 +16,6 @@ curvature K_S(x) on held-out points as a function of m for all three.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -24,7 +23,6 @@ import torch
 from .cache import cache_dir, cache_key
 from .classifier import Classifier
 from .curvature import (
-    CurvatureCurve,
     Subspace,
     average_curvature,
     curved_subspace,

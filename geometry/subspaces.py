@@ -31,18 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._checks import as_generator
 from .errors import InvalidInputError
 
 __all__ = ["principal_angles", "random_subspace", "random_baseline", "RandomBaseline"]
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _generator(random_state) -> torch.Generator:
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-        raise InvalidInputError(f"random_state must be an int or a torch.Generator, got {random_state!r}")
-    return torch.Generator().manual_seed(int(random_state))
+_generator = as_generator
 
 
 def _positive_int(value, name: str, *, upper: int | None = None) -> int:

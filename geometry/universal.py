@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from .classifier import Classifier, check_images
+from ._checks import as_generator, check_norm
 from .errors import InvalidInputError
 
 __all__ = [
@@ -53,12 +54,7 @@ ProgressFn = Callable[[float, str], None]
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _generator(random_state) -> torch.Generator:
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-        raise InvalidInputError(f"random_state must be an int or a torch.Generator, got {random_state!r}")
-    return torch.Generator().manual_seed(int(random_state))
+_generator = as_generator
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -93,16 +89,7 @@ def _check_float(name: str, value, *, low: float | None = None, high: float | No
     return out
 
 
-def _check_norm(norm) -> float:
-    if isinstance(norm, bool):
-        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}")
-    try:
-        p = float(norm)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}") from None
-    if p != 2.0 and not (math.isinf(p) and p > 0):
-        raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}")
-    return p
+_check_norm = check_norm
 
 
 def _call(progress: ProgressFn | None, fraction: float, message: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import streamlit as st
-import torch
 
 from geometry.plotting import to_display_image
 from pages import common
