@@ -335,7 +335,46 @@ def noise_norm(model_name: str, dataset: str, share: float, n_points: int = 200,
     return random_noise_norm(get_model(model_name), held, share=share, random_state=seed)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+def memo_with_progress(max_entries: int = 16):
+    """Memoise a slow function that reports progress through a ``_progress`` argument.
+
+    ``st.cache_data`` replays the Streamlit calls a cached function made; a progress bar drawn
+    outside and moved from inside it then fails on the next rerun (``CacheReplayClosureError``).
+    This memo lives in ``st.cache_resource`` (shared by sessions, like ``st.cache_data``), is keyed
+    by every argument except ``_progress``, holds at most ``max_entries`` results (least recently
+    used dropped first), and never replays anything. Results must be treated as read-only.
+    """
+    import functools
+    import threading
+    from collections import OrderedDict
+
+    def decorate(fn):
+        @st.cache_resource(show_spinner=False)
+        def store():
+            return OrderedDict(), threading.Lock()
+
+        @functools.wraps(fn)
+        def wrapper(*args, _progress=None, **kwargs):
+            key = (args, tuple(sorted(kwargs.items())))
+            results, lock = store()
+            with lock:
+                if key in results:
+                    results.move_to_end(key)
+                    return results[key]
+            value = fn(*args, _progress=_progress, **kwargs)
+            with lock:
+                results[key] = value
+                while len(results) > max_entries:
+                    results.popitem(last=False)
+            return value
+
+        wrapper.clear = lambda: store()[0].clear()
+        return wrapper
+
+    return decorate
+
+
+@memo_with_progress(max_entries=16)
 def curvature_study(model_name: str, dataset: str, n: int, m_max: int, method: str, h: float | None,
                     point: str, n_heldout: int, n_directions: int, seed: int = 0, _progress=None):
     """geometry.store.curvature_study for plain-valued settings (S_c/S_f are also cached on disk)."""
@@ -354,3 +393,437 @@ def progress_bar(text: str):
         bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{text} — {message}")
 
     return bar, update
+
+
+# ------------------------------------------------------------------ curvature settings shared by pages
+#: Session keys of the curvature settings (the "Curvature vs m" page's widgets); the cross-section
+#: page shows the same keys so the two pages use one S_c / S_f and one curvature estimator.
+CURVATURE_KEYS = ("cv_n", "cv_m", "cv_method", "cv_scale", "cv_h", "cv_point")
+CURVATURE_METHODS = {"finite_difference": "finite differences (scale h)", "smoothed": "smoothed twin (softplus, β)",
+                     "exact": "exact (smooth networks)"}
+CURVATURE_POINTS = {"boundary": "z = x + r(x)", "inside": "x + 0.8·r(x) (authors' code)"}
+
+
+def keep_curvature_settings() -> None:
+    """Keep the curvature settings across page switches.
+
+    Streamlit drops a widget's session value at the end of a run in which no widget with that key
+    was drawn; re-assigning the values at the top of a page keeps them (the documented multipage
+    workaround)."""
+    for key in CURVATURE_KEYS + ("cv_heldout",):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def curvature_settings(clf: Classifier, model_name: str, container=None) -> dict:
+    """Draw the curvature settings (n, m, method, boundary point, scale h) with the keys of the
+    "Curvature vs m" page and return them as plain values.
+
+    Returns a dict with ``n``, ``m``, ``method``, ``point``, ``scale``, ``h`` (float or None: None
+    for the exact / smoothed methods) and ``h_text`` (how h was chosen, for captions).
+    """
+    import math
+
+    from geometry.hessian import default_h
+
+    box = container if container is not None else st
+    h_authors = default_h(clf)
+    init_state("cv_n", 100, int)
+    init_state("cv_m", 20, int)
+    init_state("cv_method", "finite_difference")
+    init_state("cv_scale", "authors")
+    init_state("cv_h", round(h_authors, 4), float)
+    init_state("cv_point", "boundary")
+    init_state("cv_heldout", 50, int)
+    st.session_state["cv_n"] = min(max(int(st.session_state["cv_n"]) // 10 * 10, 10), 500)
+    st.session_state["cv_m"] = min(max(int(st.session_state["cv_m"]), 2), 50)
+    if st.session_state["cv_method"] not in CURVATURE_METHODS:
+        st.session_state["cv_method"] = "finite_difference"
+    if st.session_state["cv_point"] not in CURVATURE_POINTS:
+        st.session_state["cv_point"] = "boundary"
+    c1, c2, c3, c4 = box.columns(4)
+    n = c1.slider("n: points used for S_c", 10, 500, step=10, key="cv_n",
+                  help="Training points whose boundary Hessians are averaged (paper: training points).")
+    m = c2.slider("maximum m", 2, 50, key="cv_m", help="Dimension of the subspaces S_c and S_f.")
+    method = c3.selectbox("Hessian-vector products", list(CURVATURE_METHODS), key="cv_method",
+                          format_func=CURVATURE_METHODS.get,
+                          help="A ReLU network's exact Hessian is zero almost everywhere: finite differences of "
+                               "gradients at scale h measure the curvature at that scale.")
+    point = c4.selectbox("boundary point", list(CURVATURE_POINTS), key="cv_point", format_func=CURVATURE_POINTS.get)
+    h, h_text = None, ""
+    scales = {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}",
+              "xi": "match h to ξ (1/5 of the random-noise norm fooling 50 %)", "custom": "custom h"}
+    if st.session_state["cv_scale"] not in scales:
+        st.session_state["cv_scale"] = "authors"
+    if method == "finite_difference":
+        s1, s2 = box.columns([2, 1])
+        scale = s1.radio("scale h (pixel-space distance)", list(scales), key="cv_scale", format_func=scales.get)
+        if scale == "authors":
+            h, h_text = h_authors, "authors' h"
+        elif scale == "xi":
+            with st.spinner("Measuring the random-noise norm…"):
+                noise = noise_norm(model_name, selection_dataset(), 0.5)
+            if math.isfinite(noise.quantile):
+                h, h_text = noise.quantile / 5, "h = ξ"
+                s2.metric("ξ = h", f"{h:.3g}", help=f"random noise of norm {noise.quantile:.3g} fools 50 % of held-out "
+                                                     f"points; {noise.infinite_share:.0%} of random rays never change the label")
+            else:
+                box.warning("Random noise fools fewer than 50 % of points even at the largest norm tried; "
+                            "using the authors' h.")
+                h, h_text = h_authors, "authors' h"
+        else:
+            h = float(s2.number_input("h", min_value=1e-3, max_value=100.0, key="cv_h", format="%.4f"))
+            h_text = "custom h"
+    return {"n": int(n), "m": int(m), "method": method, "point": point, "scale": st.session_state["cv_scale"],
+            "h": None if h is None else float(h), "h_text": h_text}
+
+
+def subspace(kind: str, model_name: str, dataset: str, n: int, m: int, method: str, h: float | None, point: str,
+             n_heldout: int = 50, seed: int = 0, progress=None):
+    """S_c (``kind="curved"``) or S_f (``"flat"``) exactly as :func:`curvature_study` computes them
+    (same points, same disk-cache key), so both pages share one subspace. ``n_heldout`` matters only
+    for an uploaded dataset, whose estimation points depend on it (:func:`study_points`).
+
+    Not an ``st.cache_data`` function on purpose: ``progress`` moves a progress bar drawn outside,
+    and Streamlit cannot replay such calls from its cache (CacheReplayClosureError). The disk cache
+    (``geometry.store.cached_subspace``) makes a repeated call a small file read.
+    """
+    from geometry.deepfool import deepfool
+    from geometry.errors import InvalidInputError
+    from geometry.store import cached_subspace
+
+    est, _, key = study_points(dataset, n, n_heldout, seed)
+    clf = get_model(model_name)
+    if kind == "curved":
+        return cached_subspace("curved", clf, est, m, data_key=key, method=method, h=h, point=point,
+                               random_state=seed, progress=progress)
+    try:  # the usual case: at least m of the n DeepFool runs converged → key of m (read from disk if cached)
+        return cached_subspace("flat", clf, est, m, data_key=key)
+    except InvalidInputError:  # fewer usable normals than m: the curvature page's min(m, converged)
+        df = deepfool(clf, est)
+        return cached_subspace("flat", clf, est, min(m, int(df.converged.sum())), data_key=key, deepfool_result=df)
+
+
+# ------------------------------------------------------------------ universal perturbations (Fig. 7b, 8, 9)
+#: ξ = the random-noise norm that fools ``share`` of the points / XI_DIVISOR (paper Fig. 7b: 1/5).
+#: Divided (not multiplied by 0.2) so that h = ξ is bit-identical to the curvature page's h = ξ and
+#: the two pages share S_c's disk-cache entry.
+XI_DIVISOR = 5
+#: The UAP algorithm's target fooling rate is 1 − UAP_DELTA; the theorems use the same δ.
+UAP_DELTA = 0.2
+#: Held-out points of the "Curvature vs m" page (its ``cv_heldout``): for an uploaded dataset the
+#: estimation points depend on it (:func:`study_points`), so S_c is read from the same disk-cache entry.
+_CURVATURE_HELDOUT = 50
+
+
+@dataclass(frozen=True)
+class UniversalStudy:
+    """What the "Universal perturbations" page shows for one network and one setting (plain data).
+
+    Attributes
+    ----------
+    curve : geometry.universal.FoolingCurve — fooling rate versus m of random vectors of norm ξ from
+        S_c, S_f and a random subspace, on the held-out points (Fig. 7b)
+    xi : float — ξ = noise_quantile / XI_DIVISOR (pixel units); share, noise_quantile,
+        infinite_share, noise_max_norm — from :func:`universal_noise_norm`
+    h : float — finite-difference scale of S_c (pixel units)
+    curved, flat, random : geometry.curvature.Subspace
+    uap : geometry.universal.UniversalResult — CVPR 2017 Alg. 1 at ξ on ``n_uap`` training points
+    uap_heldout : float — its fooling rate on the held-out points
+    uap_in_curved : (M,) float — ‖P v‖/‖v‖ of the UAP's v projected on the first m directions of S_c,
+        for m in curve.m_values; uap_in_random the same for the random subspace (≈ √(m/d))
+    r_norms : (N,) float64 — DeepFool ‖r(x)‖₂ of the converged held-out points
+    theorems : list of dicts, one per m — Theorem 1 / 2 inputs and norms (see the page's caption)
+    n_estimate, n_dropped, n_heldout, n_uap : int; accuracy : float or None; seconds : float
+    """
+
+    curve: object
+    xi: float
+    share: float
+    noise_quantile: float
+    infinite_share: float
+    noise_max_norm: float
+    h: float
+    curved: object
+    flat: object
+    random: object
+    uap: object
+    uap_heldout: float
+    uap_in_curved: list
+    uap_in_random: list
+    r_norms: object
+    theorems: list
+    n_estimate: int
+    n_dropped: int
+    n_heldout: int
+    n_uap: int
+    accuracy: float | None
+    seconds: float
+
+
+#: If random noise within the pixel cube's diameter fools fewer than ``share`` of the points, the
+#: search for the noise norm goes on up to this multiple of the diameter (perturbations are never
+#: clipped to the pixel range in this geometric setting, so the diameter is only a convention).
+NOISE_RANGE_FACTOR = 10.0
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def universal_noise_norm(model_name: str, dataset: str, share: float, n_points: int = 200, seed: int = 0):
+    """:func:`noise_norm` (search range: the pixel cube's diameter √d·range, the curvature page's ξ), or,
+    when that fools fewer than ``share`` of the points, the same search up to NOISE_RANGE_FACTOR × the
+    diameter. ``max_norm`` of the result says which."""
+    import math
+
+    from geometry.universal import random_noise_norm
+
+    # the same cache entry as the curvature page's call (Streamlit keys on the arguments as passed)
+    noise = noise_norm(model_name, dataset, share) if (n_points, seed) == (200, 0) else \
+        noise_norm(model_name, dataset, share, n_points, seed)
+    if math.isfinite(noise.quantile):
+        return noise
+    _, held, _ = study_points(dataset, 1, n_points, seed)
+    return random_noise_norm(get_model(model_name), held, share=share, random_state=seed,
+                             max_norm=NOISE_RANGE_FACTOR * noise.max_norm)
+
+
+def universal_points(dataset: str, n: int, n_heldout: int, n_uap: int, seed: int = 0):
+    """Points of the universal-perturbation study: (estimate_xs, heldout_xs, uap_xs, data_key).
+
+    The estimation points (S_c, S_f) and their ``data_key`` are exactly those of :func:`study_points`
+    as the "Curvature vs m" page calls it, so S_c / S_f come from the same disk-cache entry.
+    Built-in datasets: held-out = the first ``n_heldout`` test images, UAP points = ``n_uap`` seeded
+    training images. Uploaded dataset (one split): held-out and UAP points are disjoint parts of the
+    images not used for estimation (held-out first, at most half of them).
+    """
+    from geometry.store import choose_points
+
+    if not dataset.startswith(USER_PREFIX):
+        est, held, key = study_points(dataset, n, n_heldout, seed)
+        train = get_dataset(dataset, "train")
+        uap = train.images[choose_points(len(train), min(n_uap, len(train)), random_state=seed + 1)]
+        return est, held, uap, key
+    import torch
+
+    est, _, key = study_points(dataset, n, _CURVATURE_HELDOUT, seed)
+    ds = get_dataset(dataset)
+    # the indices study_points drew (same arithmetic), so the rest is disjoint from the estimation points
+    n_e = min(n, len(ds) // 2)
+    idx = choose_points(len(ds), n_e + min(_CURVATURE_HELDOUT, len(ds) - n_e), random_state=seed)
+    used = torch.zeros(len(ds), dtype=torch.bool)
+    used[idx[:n_e]] = True
+    rest = torch.nonzero(~used).flatten()
+    rest = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed + 1))]
+    n_h = max(1, min(n_heldout, len(rest) // 2))
+    held_idx, uap_idx = rest[:n_h], rest[n_h:n_h + n_uap]
+    if len(uap_idx) == 0:
+        uap_idx = idx[:n_e]
+    return est, ds.images[held_idx], ds.images[uap_idx], key
+
+
+def _theorem_rows(curve, curved, flat, normals, r_norms, xi: float, delta: float) -> list:
+    """Theorem 1 / 2 norms from measured quantities, one row per m of the curve (plain floats)."""
+    import math
+
+    import torch
+
+    from geometry import theory
+
+    med = float(torch.quantile(r_norms.double(), 0.5)) if len(r_norms) else float("nan")
+    rows = []
+    for i, m in enumerate(int(v) for v in curve.m_values):
+        row = {"m": m, "delta": delta, "r_median": med, "xi_norm": xi, "xi_in_r": xi / med if med else float("nan"),
+               "S_c_mean": float(curve.mean["S_c"][i]), "S_c_best": float(curve.best["S_c"][i]),
+               "S_f_mean": float(curve.mean["S_f"][i]), "S_f_best": float(curve.best["S_f"][i])}
+        fit = float("nan")
+        if len(normals) and m <= flat.m:
+            fit = theory.normal_fit_xi(normals, flat.first(m).basis, share=1.0)
+        row["fit_xi"] = fit
+        rho1 = theory.theorem1_norm(m, delta, fit) if 0.0 <= fit < 1.0 else float("inf")
+        row["rho1"] = rho1
+        row["rho1_px"] = theory.to_pixel_units(rho1, r_norms) if math.isfinite(rho1) and len(r_norms) else rho1
+        kappa_normal = float(curved.kappas[:m].mean())
+        row["kappa_normal"] = kappa_normal
+        kappa = theory.theorem2_kappa(kappa_normal, med) if math.isfinite(kappa_normal) and math.isfinite(med) else float("nan")
+        row["kappa"] = kappa
+        rho2 = theory.theorem2_norm(m, delta, kappa) if kappa > 0 else float("inf")
+        row["rho2"] = rho2
+        row["rho2_px"] = theory.to_pixel_units(rho2, r_norms) if math.isfinite(rho2) and len(r_norms) else rho2
+        rows.append(row)
+    return rows
+
+
+@memo_with_progress(max_entries=16)
+def universal_study(model_name: str, dataset: str, n: int, m_max: int, h: float, share: float, n_samples: int,
+                    n_heldout: int = 1000, n_uap: int = 1000, seed: int = 0, _progress=None) -> UniversalStudy:
+    """Fig. 7b for plain-valued settings: ξ from the random-noise norm, S_c (finite differences at
+    scale ``h``, boundary point, tangent-projected; disk-cached and shared with the curvature page),
+    S_f, a random subspace, fooling rate versus m, the UAP algorithm at ξ, and the theorems' inputs."""
+    import math
+    import time
+
+    import torch
+
+    from geometry.curvature import random_subspace
+    from geometry.deepfool import deepfool
+    from geometry.errors import AtlasError as _AtlasError
+    from geometry.store import cached_subspace, m_grid
+    from geometry.universal import fooling_rate, fooling_rate_vs_m, universal_perturbation
+
+    t0 = time.perf_counter()
+    report = _progress or (lambda f, msg: None)
+    clf = get_model(model_name)
+    noise = universal_noise_norm(model_name, dataset, share, 200, seed)  # = the page's call
+    if not math.isfinite(noise.quantile):
+        raise _AtlasError(
+            f"random noise fools fewer than {share:.0%} of the held-out points even at ‖noise‖₂ = {noise.max_norm:.3g} "
+            f"({noise.infinite_share:.0%} of random rays never change the label), so ξ is undefined: try a smaller share")
+    xi = noise.quantile / XI_DIVISOR
+    est, held, uap_xs, key = universal_points(dataset, n, n_heldout, n_uap, seed)
+    report(0.0, f"DeepFool on the {len(est)} estimation points")
+    df_est = deepfool(clf, est)
+    curved = cached_subspace("curved", clf, est, m_max, data_key=key, method="finite_difference", h=float(h),
+                             point="boundary", tangent=True, random_state=seed, deepfool_result=df_est,
+                             progress=lambda f, msg: report(0.03 + 0.5 * f, f"S_c: {msg}"))
+    flat = cached_subspace("flat", clf, est, min(m_max, int(df_est.converged.sum())), data_key=key,
+                           deepfool_result=df_est)
+    rand = random_subspace(clf.d, m_max, random_state=seed, input_shape=clf.input_shape)
+    ms = [m for m in m_grid(m_max) if m <= flat.m]
+    curve = fooling_rate_vs_m(clf, held, {"S_c": curved, "S_f": flat, "random": rand}, ms, xi=xi,
+                              n_samples=n_samples, random_state=seed,
+                              progress=lambda f, msg: report(0.55 + 0.15 * f, f"fooling rate versus m: {msg}"))
+    uap = universal_perturbation(clf, uap_xs, xi=xi, norm=2, delta=UAP_DELTA, max_passes=5, batch_size=64,
+                                 random_state=seed,
+                                 progress=lambda f, msg: report(0.7 + 0.22 * f, f"UAP algorithm: {msg}"))
+    uap_heldout = fooling_rate(clf, held, uap.v)
+    v = uap.v.reshape(-1).double()
+    vn = float(torch.linalg.vector_norm(v)) or 1.0
+    in_c = [float(torch.linalg.vector_norm(curved.basis[:, :m].T @ v)) / vn for m in ms]
+    in_r = [float(torch.linalg.vector_norm(rand.basis[:, :m].T @ v)) / vn for m in ms]
+    report(0.93, f"DeepFool on the {len(held)} held-out points (‖r‖ and normals for the theorems)")
+    df_held = deepfool(clf, held)
+    ok = df_held.converged
+    r_norms = df_held.norms[ok].double()
+    normals = df_held.r[ok].reshape(int(ok.sum()), -1)
+    rows = _theorem_rows(curve, curved, flat, normals, r_norms, xi, UAP_DELTA)
+    report(1.0, "done")
+    return UniversalStudy(curve=curve, xi=xi, share=share, noise_quantile=noise.quantile,
+                          infinite_share=noise.infinite_share, noise_max_norm=noise.max_norm, h=float(h), curved=curved, flat=flat, random=rand,
+                          uap=uap, uap_heldout=uap_heldout, uap_in_curved=in_c, uap_in_random=in_r, r_norms=r_norms,
+                          theorems=rows, n_estimate=len(est), n_dropped=int(curved.n_dropped), n_heldout=len(held),
+                          n_uap=len(uap_xs), accuracy=clf.test_accuracy, seconds=time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class UniversalSamples:
+    """Random vectors of norm ξ from S_c and S_f at one m, with what the gallery and the diversity
+    plot need (plain data).
+
+    Attributes
+    ----------
+    m : int
+    curved, flat : (K, C, H, W) — K vectors each (same random coefficients for both)
+    curved_rates, flat_rates : (K,) float — one-sided fooling rates on the held-out points
+    curved_two_sided, flat_two_sided : (K,) float — ``k̂(x + v) ≠ k̂(x) or k̂(x − v) ≠ k̂(x)`` (Eq. 2)
+    gram : (K, K) float — normalised inner products between the S_c vectors (Fig. 9)
+    mean_abs_cos : float — mean |gram| off the diagonal (NaN for K = 1)
+    best : int — index of the S_c vector with the highest fooling rate (shown in the gallery)
+    gallery_images : (G, C, H, W) — the first G held-out images; gallery_labels (G,) k̂(x)
+    gallery : dict name → dict(v, new_labels (G,), rate, dominant, dominant_share, dominant_of_all)
+    """
+
+    m: int
+    curved: object
+    flat: object
+    curved_rates: object
+    flat_rates: object
+    curved_two_sided: object
+    flat_two_sided: object
+    gram: object
+    mean_abs_cos: float
+    best: int
+    gallery_images: object
+    gallery_labels: object
+    gallery: dict
+
+
+def _pushed_into(clf, held, labels, v) -> dict:
+    """Where a perturbation sends the held-out points: new labels, the dominant new label among the
+    fooled points and its share."""
+    import torch
+
+    new = clf.predict(held + v.to(held.dtype)).cpu()
+    fooled = new != labels
+    out = {"rate": float(fooled.double().mean()), "dominant": None, "dominant_share": float("nan"),
+           "dominant_of_all": float("nan"), "new_all": new}
+    if bool(fooled.any()):
+        counts = torch.bincount(new[fooled], minlength=int(new.max()) + 1)
+        top = int(counts.argmax())
+        out.update(dominant=top, dominant_share=float(counts[top]) / int(fooled.sum()),
+                   dominant_of_all=float((new == top).double().mean()))
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def universal_samples(model_name: str, dataset: str, n: int, m_max: int, h: float, share: float, n_samples: int,
+                      m: int, n_heldout: int = 1000, n_uap: int = 1000, seed: int = 0, k: int = 8,
+                      n_gallery: int = 8, _study: UniversalStudy | None = None) -> UniversalSamples:
+    """K random vectors of norm ξ from the first m directions of S_c (and of S_f, same coefficients),
+    their fooling rates, their normalised inner products (Fig. 9) and the gallery (Fig. 8) for the
+    UAP and the best S_c vector.
+
+    ``_study`` is the :func:`universal_study` result for the same plain-valued settings (not hashed:
+    those settings define it); without it, it is recomputed / read from the cache here. Passing it
+    avoids replaying, inside this cached call, the progress-bar updates recorded by that call."""
+    import torch
+
+    from geometry.universal import fooling_rates, sample_subspace
+
+    study = _study if _study is not None else \
+        universal_study(model_name, dataset, n, m_max, h, share, n_samples, n_heldout, n_uap, seed)
+    clf = get_model(model_name)
+    _, held, _, _ = universal_points(dataset, n, n_heldout, n_uap, seed)
+    m = int(min(max(int(m), 1), study.flat.m, study.curved.m))
+    shape = tuple(clf.input_shape)
+    vc = sample_subspace(study.curved, m, study.xi, n_samples=k, random_state=seed + 2, shape=shape).float()
+    vf = sample_subspace(study.flat, m, study.xi, n_samples=k, random_state=seed + 2, shape=shape).float()
+    labels = clf.predict(held).cpu()
+    rc = fooling_rates(clf, held, vc, labels=labels)
+    rf = fooling_rates(clf, held, vf, labels=labels)
+    rc2 = fooling_rates(clf, held, vc, labels=labels, two_sided=True)
+    rf2 = fooling_rates(clf, held, vf, labels=labels, two_sided=True)
+    flat_c = vc.reshape(k, -1).double()
+    unit = flat_c / torch.linalg.vector_norm(flat_c, dim=1, keepdim=True).clamp_min(1e-30)
+    gram = unit @ unit.T
+    off = gram[~torch.eye(k, dtype=torch.bool)].abs()
+    mean_abs_cos = float(off.mean()) if k > 1 else float("nan")
+    best = int(rc.argmax())
+    g = min(n_gallery, len(held))
+    gallery = {}
+    for name, v in (("UAP", study.uap.v), (f"S_c vector (m = {m})", vc[best])):
+        p = _pushed_into(clf, held, labels, v)
+        gallery[name] = {"v": v, "new_labels": p.pop("new_all")[:g], **p}
+    return UniversalSamples(m=m, curved=vc, flat=vf, curved_rates=rc, flat_rates=rf, curved_two_sided=rc2,
+                            flat_two_sided=rf2, gram=gram, mean_abs_cos=mean_abs_cos, best=best, gallery_images=held[:g],
+                            gallery_labels=labels[:g], gallery=gallery)
+
+
+# ------------------------------------------------------------------ comparing networks
+def model_label(name: str) -> str:
+    """How a network is named in pickers: zoo names as they are, uploads with the 📤 mark."""
+    return f"📤 {name[len(USER_PREFIX):]}" if name.startswith(USER_PREFIX) else name
+
+
+def compatible_models(dataset: str) -> list[str]:
+    """Networks that can be compared on ``dataset``: the zoo's networks of that dataset, then this
+    session's uploads whose input shape equals the dataset's image shape."""
+    names = list(zoo.model_names(dataset)) if not dataset.startswith(USER_PREFIX) else []
+    try:
+        shape = tuple(get_dataset(dataset, "test").input_shape)
+    except Exception:  # an unavailable dataset: the sidebar already says so
+        return names
+    return names + [k for k, u in user_models().items() if tuple(u["clf"].input_shape) == shape and k not in names]
+
+
+def shareable(name: str) -> bool:
+    """Whether a network name may go into the URL (zoo networks; uploads live in one session only)."""
+    return not name.startswith(USER_PREFIX)

@@ -117,3 +117,20 @@ def test_uploaded_model_appears_in_the_picker_and_every_page_runs(page, scripted
     assert_no_exception(at)
     assert "📤 my_digits-test" in at.selectbox(key="model").options  # shown with the upload mark
     assert at.selectbox(key="model").value == "upload:my_digits-test"
+
+
+def test_curvature_page_survives_a_rerun():
+    """Regression: a progress bar moved from inside st.cache_data failed on the next rerun
+    (CacheReplayClosureError); the page must compute, rerun (toggle) and rerun again cleanly."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["cv_n"] = 20
+    at.session_state["cv_m"] = 4
+    at.run()
+    at.switch_page("pages/curvature.py")
+    at.run()
+    assert_no_exception(at)
+    assert len(at.get("plotly_chart")) == 2
+    at.toggle[0].set_value(True).run()
+    assert_no_exception(at)
+    spec = plotly_specs(at)[0]
+    assert "κ" in spec["layout"]["yaxis"]["title"]["text"]
