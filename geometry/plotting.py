@@ -236,3 +236,280 @@ def ritz_figure(subspace, *, height: int = 380) -> go.Figure:
         margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
     )
     return fig
+
+
+# ----------------------------------------------------------------------------- comparing networks (Fig. 10, C.2)
+def principal_angles_figure(comparison, *, title: str | None = None, color: str | None = None,
+                            height: int = 420) -> go.Figure:
+    """Cosines of the principal angles between two networks' subspaces, with the random baseline
+    (mean ± std band over random subspace pairs) (paper ICLR 2018, Fig. 10).
+
+    Parameters
+    ----------
+    comparison : :class:`geometry.compare.SubspaceComparison` — ``cosines`` (k,), ``baseline``
+        (mean, std), ``names``, ``kind`` ("curved" → S_c, "flat" → S_f), d, p, q
+    title : optional title (default says which subspaces of which networks)
+    color : line colour (default the subspace colour: S_c red, S_f blue)
+
+    Returns
+    -------
+    go.Figure — x: principal angle index i = 1..k; y: cos θ_i in [0, 1] (1 = a shared direction).
+    """
+    cos = _np(comparison.cosines).astype(float)
+    mean = _np(comparison.baseline.mean).astype(float)
+    std = _np(comparison.baseline.std).astype(float)
+    i = np.arange(1, len(cos) + 1)
+    sub = {"curved": "S_c", "flat": "S_f"}.get(comparison.kind, comparison.kind or "S")
+    col = color or SUBSPACE_COLORS.get(sub, "#333333")
+    a, b = comparison.names
+    grey = SUBSPACE_COLORS["random"]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=np.concatenate([i, i[::-1]]), y=np.concatenate([np.minimum(mean + std, 1), (mean - std)[::-1]]),
+                             fill="toself", fillcolor=_hex_rgba(grey, 0.2), line=dict(width=0), hoverinfo="skip",
+                             name="random subspaces: mean ± std", showlegend=True))
+    fig.add_trace(go.Scatter(x=i, y=mean, mode="lines", line=dict(color=grey, width=2, dash="dash"),
+                             name=f"two random {comparison.p}- and {comparison.q}-dim subspaces (mean)",
+                             customdata=std,
+                             hovertemplate="i = %{x}<br>random: cos θ = %{y:.3f} ± %{customdata:.3f}<extra></extra>"))
+    z = _np(comparison.z_scores).astype(float)
+    fig.add_trace(go.Scatter(x=i, y=cos, mode="lines+markers", line=dict(color=col, width=2.5), marker=dict(size=7),
+                             name=f"{sub}({a}) vs {sub}({b})", customdata=z,
+                             hovertemplate=("i = %{x}<br>cos θ = %{y:.3f}<br>%{customdata:+.1f} baseline std "
+                                            "from the random mean<extra></extra>")))
+    if title is None:
+        title = f"Cosines of the principal angles between {sub}({a}) and {sub}({b})"
+    fig.update_layout(
+        title=dict(text=title, x=0, font=dict(size=15)), height=height,
+        xaxis=dict(title="principal angle index i", dtick=1 if len(i) <= 20 else None),
+        yaxis=dict(title="cos θ_i (1 = shared direction)", range=[0, 1.02]),
+        legend=dict(orientation="h", y=-0.3, x=0), margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
+    )
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    return fig
+
+
+def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | None = None) -> go.Figure:
+    """Heat map of fooling rates: row = whose S_c the random vectors come from, column = the network
+    they are applied to, values written in each cell (paper ICLR 2018, Appendix C.2).
+
+    Parameters
+    ----------
+    matrix : :class:`geometry.compare.TransferMatrix` — ``rows``, ``columns``, ``mean`` / ``std``
+        (R, C) fooling rates in [0, 1], ``xi``, ``m``, ``n_samples``, ``n_points``
+
+    Returns
+    -------
+    go.Figure — cells coloured 0 % → 100 % with "mean % ± std" as text; the random-vector row is the
+    baseline.
+    """
+    mean = _np(matrix.mean).astype(float)
+    std = _np(matrix.std).astype(float)
+    best = _np(matrix.best).astype(float)
+    from .compare import RANDOM_ROW
+
+    rows = [r if r == RANDOM_ROW else f"S_c({r})" for r in matrix.rows]
+    cols = [str(c) for c in matrix.columns]
+    text = [[f"{100 * mean[i, j]:.1f}%<br>± {100 * std[i, j]:.1f}" for j in range(len(cols))] for i in range(len(rows))]
+    custom = np.stack([std * 100, best * 100], axis=-1)
+    fig = go.Figure(go.Heatmap(
+        z=mean * 100, x=cols, y=rows, text=text, texttemplate="%{text}", textfont=dict(size=14),
+        customdata=custom, zmin=0, zmax=100, colorscale="Reds", colorbar=dict(title="fooling<br>rate %"),
+        hovertemplate=("vectors from %{y}<br>applied to %{x}<br>fooling rate %{z:.1f}% ± %{customdata[0]:.1f}"
+                       "<br>best vector %{customdata[1]:.1f}%<extra></extra>"),
+    ))
+    if title is None:
+        title = (f"Fooling rate of random vectors of norm ξ = {matrix.xi:.3g} from the first m = {matrix.m} "
+                 f"directions of each S_c ({matrix.n_samples} vectors, {matrix.n_points} held-out points)")
+    fig.update_layout(
+        title=dict(text=title, x=0, font=dict(size=14)),
+        height=height or 140 + 70 * len(rows),
+        xaxis=dict(title="network the vectors are applied to", side="bottom", type="category"),
+        yaxis=dict(title="vectors drawn from", autorange="reversed", type="category"),
+        margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- universal perturbations (Fig. 7b, 8, 9)
+UAP_COLOR = "#222222"
+
+
+def fooling_rate_vs_m_figure(curve, *, uap_rate: float | None = None, h: float | None = None,
+                             height: int = 460) -> go.Figure:
+    """Fooling rate on held-out points of random vectors of norm ξ in the first m directions of each
+    subspace, versus m (paper ICLR 2018, Fig. 7b; Appendix C, Fig. 11–12).
+
+    Parameters
+    ----------
+    curve : :class:`geometry.universal.FoolingCurve` — ``m_values``, ``mean`` / ``best`` / ``std``
+        per name (``"S_c"``, ``"S_f"``, ``"random"``), ``xi``, ``n_samples``, ``n_points``
+    uap_rate : float, optional — fooling rate of the UAP algorithm (CVPR 2017 Alg. 1) at the same ξ on
+        the same held-out points: drawn as a horizontal dotted line (the paper's dotted line)
+    h : float, optional — the finite-difference scale S_c was computed at (pixel units), for the title
+
+    Returns
+    -------
+    go.Figure — per subspace a solid line (mean over the samples, ± std band) named
+    ``"<label> — mean"`` and a dashed line with markers (best sample) named ``"<label> — best of N"``;
+    the UAP line is named ``"UAP algorithm (CVPR 2017)"``. y in percent of held-out points.
+    """
+    m = _np(curve.m_values).astype(int)
+    ns = int(curve.n_samples)
+    fig = go.Figure()
+    for name in curve.names:
+        col = SUBSPACE_COLORS.get(name, "#333333")
+        label = SUBSPACE_LABELS.get(name, name)
+        mean = 100 * _np(curve.mean[name]).astype(float)
+        std = 100 * _np(curve.std[name]).astype(float)
+        best = 100 * _np(curve.best[name]).astype(float)
+        if ns > 1:
+            fig.add_trace(go.Scatter(x=np.concatenate([m, m[::-1]]),
+                                     y=np.concatenate([np.minimum(mean + std, 100), np.maximum(mean - std, 0)[::-1]]),
+                                     fill="toself", fillcolor=_hex_rgba(col, 0.12), line=dict(width=0),
+                                     hoverinfo="skip", showlegend=False, name=f"{name} ± std"))
+        fig.add_trace(go.Scatter(
+            x=m, y=mean, mode="lines+markers", name=f"{label} — mean", line=dict(color=col, width=2.5),
+            marker=dict(size=6), customdata=std,
+            hovertemplate=(f"<b>{name}</b>, mean of {ns} random vectors<br>m = %{{x}}<br>fooling rate %{{y:.1f}}%"
+                           "<br>std %{customdata:.1f} points<extra></extra>"),
+        ))
+        fig.add_trace(go.Scatter(
+            x=m, y=best, mode="lines+markers", name=f"{label} — best of {ns}",
+            line=dict(color=col, width=1.5, dash="dash"), marker=dict(size=7, symbol="diamond-open"),
+            hovertemplate=f"<b>{name}</b>, best of {ns}<br>m = %{{x}}<br>fooling rate %{{y:.1f}}%<extra></extra>",
+        ))
+    if uap_rate is not None and np.isfinite(uap_rate):
+        fig.add_trace(go.Scatter(
+            x=[m.min(), m.max()], y=[100 * uap_rate] * 2, mode="lines", name="UAP algorithm (CVPR 2017)",
+            line=dict(color=UAP_COLOR, width=2, dash="dot"),
+            hovertemplate=f"UAP algorithm at the same ξ: {100 * uap_rate:.1f}% of held-out points<extra></extra>",
+        ))
+    scale = f", S_c at h = {h:.3g}" if h else ""
+    fig.update_layout(
+        title=dict(text=f"Fooling rate of random vectors of norm ξ = {float(curve.xi):.3g} from the first m directions"
+                        f"{scale}", x=0, font=dict(size=15)),
+        xaxis=dict(title="subspace dimension m", type="log" if m.max() > 30 else "linear"),
+        yaxis=dict(title=f"fooling rate (% of {int(curve.n_points)} held-out points whose label changes)",
+                   range=[0, 102]),
+        height=height, legend=dict(orientation="h", y=-0.22, x=0), margin=dict(l=60, r=20, t=60, b=60),
+        plot_bgcolor="white",
+    )
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    return fig
+
+
+def _png_source(img: np.ndarray) -> str:
+    """uint8 (H, W) or (H, W, 3) array → ``data:image/png;base64,…`` (small, pixel-exact in the browser)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def universal_gallery_figure(rows: Sequence[dict], class_names: Sequence[str], *, size: int = 96,
+                             height_per_row: int = 160) -> go.Figure:
+    """Universal perturbations and the held-out images they perturb (paper ICLR 2018, Fig. 8).
+
+    Parameters
+    ----------
+    rows : sequence of dicts, one per perturbation, with
+        ``name`` (str, e.g. "UAP"), ``v`` ((C, H, W) perturbation, pixel units), ``images``
+        ((K, C, H, W) held-out images x), ``labels`` ((K,) k̂(x)), ``new_labels`` ((K,) k̂(x + v)),
+        optional ``subtitle`` (str, e.g. the fooling rate and the dominant label)
+    class_names : names of the classes
+    size : displayed pixel size of each thumbnail (nearest-neighbour upscaling)
+
+    Returns
+    -------
+    go.Figure — one row per perturbation: first the perturbation shown as
+    ``0.5 + v/(2 max|v|)`` (grey = 0, :func:`perturbation_display`), then ``x + v`` clipped to the
+    pixel range for display, titled ``k̂(x) → k̂(x + v)`` (red when the label changed). Image traces
+    are named ``"<name>: perturbation"`` and ``"<name>: image i"``.
+    """
+    from plotly.subplots import make_subplots
+
+    rows = list(rows)
+    k = max(len(_np(r["labels"])) for r in rows)
+    titles = []
+    for r in rows:
+        lab, new = _np(r["labels"]).astype(int), _np(r["new_labels"]).astype(int)
+        titles.append(f"<b>{r['name']}</b>")
+        for i in range(k):
+            if i < len(lab):
+                a, b = _class(class_names, lab[i]), _class(class_names, new[i])
+                titles.append(f"<span style='color:#C0392B'>{a} → <b>{b}</b></span>" if lab[i] != new[i]
+                              else f"{a} → {b}")
+            else:
+                titles.append("")
+    fig = make_subplots(rows=len(rows), cols=k + 1, subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=0.18 / max(len(rows), 1))
+    for ri, r in enumerate(rows, start=1):
+        pert, scale = perturbation_display(r["v"], size=size)
+        fig.add_trace(go.Image(source=_png_source(_rgb(pert)), name=f"{r['name']}: perturbation",
+                               hovertemplate=(f"{r['name']}: the perturbation v, shown as 0.5 + v·{scale:.3g} "
+                                              "(grey = 0)<extra></extra>")), row=ri, col=1)
+        imgs, v = _np(r["images"]), _np(r["v"])
+        new = _np(r["new_labels"]).astype(int)
+        for i in range(len(imgs)):
+            shown = to_display_image(imgs[i] + v, size=size)
+            fig.add_trace(go.Image(source=_png_source(_rgb(shown)), name=f"{r['name']}: image {i + 1}",
+                                   hovertemplate=(f"x + v (clipped to [0, 1] for display); "
+                                                  f"k̂(x + v) = {_class(class_names, new[i])}<extra></extra>")),
+                          row=ri, col=i + 2)
+        if r.get("subtitle"):
+            fig.add_annotation(text=r["subtitle"], xref="paper", yref="paper", x=0,
+                               y=1 - (ri - 1) / len(rows) + 0.0, yanchor="bottom", showarrow=False,
+                               font=dict(size=12, color="#555"), yshift=22)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=height_per_row * len(rows) + 40, margin=dict(l=10, r=10, t=50, b=10),
+                      plot_bgcolor="white", showlegend=False)
+    return fig
+
+
+def _class(class_names: Sequence[str], i: int) -> str:
+    i = int(i)
+    return str(class_names[i]) if 0 <= i < len(class_names) else f"#{i}"
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+
+def inner_product_figure(gram, *, labels: Sequence[str] | None = None, title: str | None = None,
+                         height: int = 420) -> go.Figure:
+    """Normalised inner products ``⟨v_i, v_j⟩ / (‖v_i‖ ‖v_j‖)`` between perturbations (paper ICLR 2018,
+    Fig. 9: diversity of universal perturbations sampled from S_c).
+
+    Parameters
+    ----------
+    gram : (K, K) — the normalised inner products (cosines, in [−1, 1]); 1 on the diagonal
+    labels : names of the K perturbations (default "v1" … "vK")
+
+    Returns
+    -------
+    go.Figure — a heat map (diverging colours, 0 = white) named ``"normalised inner products"``,
+    values written in the cells.
+    """
+    g = _np(gram).astype(float)
+    k = g.shape[0]
+    labels = list(labels) if labels is not None else [f"v{i + 1}" for i in range(k)]
+    off = np.abs(g[~np.eye(k, dtype=bool)]) if k > 1 else np.array([np.nan])
+    fig = go.Figure(go.Heatmap(
+        z=g, x=labels, y=labels, zmin=-1, zmax=1, zmid=0, colorscale="RdBu_r", name="normalised inner products",
+        text=np.round(g, 2), texttemplate="%{text:.2f}",
+        colorbar=dict(title="cos"), hovertemplate="⟨%{y}, %{x}⟩ / (‖%{y}‖‖%{x}‖) = %{z:.3f}<extra></extra>",
+    ))
+    if title is None:
+        title = f"Normalised inner products between perturbations — mean |off-diagonal| {np.nanmean(off):.2f}"
+    fig.update_layout(title=dict(text=title, x=0, font=dict(size=15)), height=height,
+                      yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
+                      xaxis=dict(constrain="domain"), margin=dict(l=60, r=20, t=60, b=40), plot_bgcolor="white")
+    return fig
