@@ -18,9 +18,12 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/cross_sections.py", title="Cross-sections", icon=":material/content_cut:", url_path="cross-sections"),
     st.Page("pages/curvature.py", title="Curvature vs m", icon=":material/show_chart:", url_path="curvature-vs-m"),
+    st.Page("pages/universal.py", title="Universal perturbations", icon=":material/public:", url_path="universal-perturbations"),
+    st.Page("pages/compare.py", title="Compare networks", icon=":material/compare_arrows:", url_path="compare-networks"),
 ]
 
 nav = st.navigation(PAGES)
 st.sidebar.title("Boundary Atlas")
 st.session_state["_sidebar"] = common.sidebar()
+common.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
 nav.run()

@@ -59,7 +59,14 @@ for j in range(len(xs)):
 st.subheader("Pages")
 st.markdown(
     "- **Cross-sections** — the decision regions in the plane spanned by the DeepFool normal r(x) and a second "
-    "direction v (paper Fig. 5): is the boundary flat or curved around this datapoint?"
+    "direction v — random, or from the curved / flat subspace (paper Fig. 5): is the boundary flat or curved "
+    "around this datapoint?\n"
+    "- **Curvature vs m** — the curved subspace S_c and the average curvature of held-out points along it, "
+    "against the flat subspace S_f and random directions (Fig. 7a).\n"
+    "- **Universal perturbations** — random vectors of S_c as universal perturbations, against S_f, random "
+    "vectors and the UAP algorithm (Fig. 7b, 8, 9), with the two theorems' bounds.\n"
+    "- **Compare networks** — principal angles between two networks' S_c, transfer of S_c directions and of "
+    "fooling (Fig. 10, 13)."
 )
 
 # ---------------------------------------------------------------------------------- your model
