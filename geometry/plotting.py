@@ -128,12 +128,12 @@ def section_figure(
     fig.update_layout(
         title=dict(text=title, x=0.0, font=dict(size=15)),
         height=height,
-        margin=dict(l=60, r=20, t=60, b=60),
+        margin=dict(l=60, r=20, t=60, b=130),
         xaxis=dict(title="α: distance along r(x)/‖r(x)‖ (pixel-space ℓ2)", range=[alpha[0], alpha[-1]],
                    constrain="domain", zeroline=False),
         yaxis=dict(title=f"β: distance along {direction_label} ⊥ r(x) (pixel-space ℓ2)", range=[beta[0], beta[-1]],
                    scaleanchor="x", scaleratio=1, constrain="domain", zeroline=False),
-        legend=dict(orientation="h", yanchor="bottom", y=-0.28, x=0),
+        legend=dict(orientation="h", yanchor="top", y=-0.16, x=0),
         plot_bgcolor="white",
     )
     return fig
@@ -277,7 +277,7 @@ def principal_angles_figure(comparison, *, title: str | None = None, color: str 
                              hovertemplate=("i = %{x}<br>cos θ = %{y:.3f}<br>%{customdata:+.1f} baseline std "
                                             "from the random mean<extra></extra>")))
     if title is None:
-        title = f"Cosines of the principal angles between {sub}({a}) and {sub}({b})"
+        title = f"{sub}({a}) vs {sub}({b})<br><sup>cosines of the principal angles, against random subspaces</sup>"
     fig.update_layout(
         title=dict(text=title, x=0, font=dict(size=15)), height=height,
         xaxis=dict(title="principal angle index i", dtick=1 if len(i) <= 20 else None),
@@ -320,7 +320,8 @@ def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | No
     ))
     if title is None:
         title = (f"Fooling rate of random vectors of norm ξ = {matrix.xi:.3g} from the first m = {matrix.m} "
-                 f"directions of each S_c ({matrix.n_samples} vectors, {matrix.n_points} held-out points)")
+                 f"directions of each S_c<br><sup>mean ± std over {matrix.n_samples} vectors per row, "
+                 f"{matrix.n_points} held-out points; row = whose S_c, column = the network fooled</sup>")
     fig.update_layout(
         title=dict(text=title, x=0, font=dict(size=14)),
         height=height or 140 + 70 * len(rows),
