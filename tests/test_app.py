@@ -81,7 +81,7 @@ def test_missing_dataset_gives_message_not_traceback(monkeypatch, tmp_path):
     st.cache_data.clear()
 
 
-PAGES = ["pages/home.py", "pages/cross_sections.py"]
+PAGES = ["pages/home.py", "pages/cross_sections.py", "pages/curvature.py", "pages/universal.py", "pages/compare.py"]
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,9 @@ def test_uploaded_model_appears_in_the_picker_and_every_page_runs(page, scripted
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["_user_models"] = {"upload:my_digits-test": {"clf": scripted_digits_model, "dataset": "digits"}}
     at.session_state["model"] = "upload:my_digits-test"
+    for key, value in {"cv_n": 20, "cv_m": 4, "uv_n": 20, "uv_m": 4, "uv_samples": 2, "cmp_n": 20, "cmp_m": 4,
+                       "cmp_res": 64}.items():
+        at.session_state[key] = value  # small settings: the point is that every page accepts the upload
     at.run()
     if page != "pages/home.py":
         at.switch_page(page)
