@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._checks import as_generator
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
 from .subspaces import RandomBaseline, principal_angles, random_baseline
@@ -61,14 +62,6 @@ RANDOM_ROW = "random vector"
 def _call(progress: ProgressFn | None, fraction: float, message: str) -> None:
     if progress is not None:
         progress(float(min(max(fraction, 0.0), 1.0)), message)
-
-
-def _generator(random_state) -> torch.Generator:
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-        raise InvalidInputError(f"random_state must be an int or a torch.Generator, got {random_state!r}")
-    return torch.Generator().manual_seed(int(random_state))
 
 
 def _positive_int(value, name: str) -> int:
@@ -564,7 +557,7 @@ def transfer_matrix(
         raise InvalidInputError(f"xi must be finite and ≥ 0, got {xi!r}")
     n_samples = _positive_int(n_samples, "n_samples")
     batch_size = _positive_int(batch_size, "batch_size")
-    gen = _generator(random_state)
+    gen = as_generator(random_state)
 
     g = torch.randn(n_samples, m, generator=gen, dtype=torch.float64)
     g = g / torch.linalg.vector_norm(g, dim=1, keepdim=True)

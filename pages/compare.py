@@ -167,16 +167,14 @@ with common.user_errors():
     left, right = st.columns(2)
     for col, kind in ((left, "curved"), (right, "flat")):
         cmp_ = result[kind]
-        col.plotly_chart(principal_angles_figure(cmp_, height=400), width="stretch")
+        col.plotly_chart(principal_angles_figure(cmp_, height=420), width="stretch")
         sub = "S_c" if kind == "curved" else "S_f"
-        k1, k2 = col.columns(2)
-        k1.metric(f"{sub}: largest cosine", f"{float(cmp_.cosines[0]):.3f}",
-                  delta=f"{float(cmp_.z_scores[0]):+.1f} std vs random", delta_color="off",
-                  help="cos θ_1 between the two subspaces; the delta is its distance from the random baseline's mean in "
-                       "baseline standard deviations.")
-        k2.metric("random subspaces", f"{float(cmp_.baseline.mean[0]):.3f} ± {float(cmp_.baseline.std[0]):.3f}",
-                  help=f"Mean ± std of the largest cosine between two random {m}-dimensional subspaces of R^{cmp_.d} "
-                       f"({N_BASELINE} pairs).")
+        col.metric(f"{sub}: largest cosine", f"{float(cmp_.cosines[0]):.3f}",
+                   delta=f"random {float(cmp_.baseline.mean[0]):.3f} ± {float(cmp_.baseline.std[0]):.3f}: "
+                         f"{float(cmp_.z_scores[0]):+.1f} std", delta_color="off",
+                   help=f"cos θ_1 between the two subspaces, next to the mean ± std of the largest cosine between two "
+                        f"random {m}-dimensional subspaces of R^{cmp_.d} ({N_BASELINE} pairs) and its distance from "
+                        f"that mean in baseline standard deviations.")
     Sa, Sb = both.subspaces["curved"]
     n_above = int(result["curved"].above_baseline(2.0).sum())
     st.caption(
@@ -213,13 +211,17 @@ with common.user_errors():
     class_names = clf_b.class_names
     left, right = st.columns(2)
     kappa = [float(v) for v in ts.kappa]
-    left.plotly_chart(section_figure(ts.subspace_section, class_names, height=480,
+    def _kappa(v: float) -> str:
+        return f"κ = {v:+.3g} per pixel distance" if math.isfinite(v) else "κ undefined"
+
+    left.plotly_chart(section_figure(ts.subspace_section, class_names,
                                      title=f"{common.model_label(model_b)} along S_c({common.model_label(model_a)}) "
-                                           f"direction {k}",
-                                     direction_label=f"S_c(A) direction {k}", curvature=kappa[0]), width="stretch")
-    right.plotly_chart(section_figure(ts.random_section, class_names, height=480,
-                                      title=f"{common.model_label(model_b)} along a random direction",
-                                      direction_label=f"random v (seed {rseed})", curvature=kappa[1]), width="stretch")
+                                           f"direction {k}<br><sup>{_kappa(kappa[0])}</sup>",
+                                     direction_label=f"S_c(A) direction {k}"), width="stretch")
+    right.plotly_chart(section_figure(ts.random_section, class_names,
+                                      title=f"{common.model_label(model_b)} along a random direction<br>"
+                                            f"<sup>{_kappa(kappa[1])}</sup>",
+                                      direction_label=f"random v (seed {rseed})"), width="stretch")
     if not ts.converged:
         st.warning("DeepFool did not change B's label at this point: r(x) is not a boundary normal and κ is undefined.")
     st.caption(

@@ -5,15 +5,14 @@ Settings: n = 50 training points (``choose_points(60000, 50, random_state=0)``, 
 for n = 50), m = 10 directions, 200 random-subspace pairs for the baseline.
 
 Scale. The finite-difference scale h decides what "curvature" means (DESIGN §4). At the authors'
-h = 10·√d/512 = 0.547 the NiN's S_c sits mostly on the image border (64 % of its energy outside the
-central 20×20 pixels, where a random direction has 49 % and LeNet's S_c 16 %), which MNIST never
-uses, and the cosines with LeNet's S_c stay at chance level (top cosine 0.16–0.23 against
-0.20 ± 0.018 over eigsh seeds 0–2). At h = 2.5, about
-ξ/2 for the ξ = 5.1 of the fooling-rate matrix (1/5 of the random-noise norm that fools half of
-LeNet's held-out points) — the scale the design notes found to make S_c work as universal
-perturbations — the first cosines are far above the baseline (measured z = 12.7, 9.6, 8.5), which
-is Fig. 10's claim (seeds 1–2: z = 12.5 and 11.0; h = 2.45: z = 6.7). The assertions keep a
-margin under the smallest of these.
+h = 10·√d/512 = 0.547 the NiN's S_c sits mostly on the image border, which MNIST never uses (36 % of
+its energy inside the central 20×20 pixels, against 51 % for a random direction and 85 % for LeNet's
+S_c), and its cosines with LeNet's S_c stay at chance level (first cosine 0.16–0.23 against
+0.20 ± 0.018 over eigsh seeds 0–2). At h = 2.5 ≈ ξ/2, for the ξ = 5.1 of the fooling-rate matrix
+(1/5 of the random-noise norm that fools half of LeNet's held-out points) — the scale at which the
+design notes found S_c to work as universal perturbations — the first cosines are far above the
+baseline: measured z = 12.7, 9.6, 8.5 (eigsh seeds 1–2: first z = 12.5 and 11.0; h = 2.45: 6.7).
+The assertions keep a margin under the smallest of these.
 """
 
 from __future__ import annotations
