@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 import torch
 
 from .errors import InvalidInputError
 
-__all__ = ["as_generator", "check_norm"]
+__all__ = ["as_generator", "check_int", "check_norm"]
 
 
 def as_generator(random_state) -> torch.Generator:
@@ -46,3 +47,22 @@ def check_norm(norm) -> float:
     if p != 2.0 and not (math.isinf(p) and p > 0):
         raise InvalidInputError(f"norm must be 2 or inf, got {norm!r}")
     return p
+
+
+def check_int(name: str, value, minimum: int) -> int:
+    """``value`` as an int ≥ ``minimum`` (bools refused).
+
+    Raises
+    ------
+    InvalidInputError
+        not an integer, or below ``minimum``.
+    """
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value!r}") from None
+    if value < minimum:
+        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value}")
+    return int(value)

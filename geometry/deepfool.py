@@ -33,7 +33,6 @@ not interact inside the network (eval-mode BatchNorm is fine), which holds for e
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 from dataclasses import dataclass
 
@@ -41,7 +40,7 @@ import torch
 from torch import Tensor
 
 from .classifier import Classifier, check_images
-from ._checks import check_norm
+from ._checks import check_int, check_norm
 from .errors import InvalidInputError
 
 __all__ = ["DeepFoolResult", "deepfool", "rho_adv"]
@@ -102,16 +101,7 @@ class DeepFoolResult:
 _check_norm = check_norm
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value}")
-    return value
+_check_int = check_int
 
 
 def _network_device(clf: Classifier) -> torch.device:

@@ -25,7 +25,6 @@ its inputs.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -34,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .classifier import Classifier, check_images
-from ._checks import as_generator, check_norm
+from ._checks import as_generator, check_int, check_norm
 from .errors import InvalidInputError
 
 __all__ = [
@@ -57,16 +56,7 @@ ProgressFn = Callable[[float, str], None]
 _generator = as_generator
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value}")
-    return int(value)
+_check_int = check_int
 
 
 def _check_float(name: str, value, *, low: float | None = None, high: float | None = None,
