@@ -319,7 +319,7 @@ def study_points(dataset: str, n_estimate: int, n_heldout: int, seed: int = 0):
         n_heldout = min(n_heldout, len(ds) - n_estimate)
         idx = choose_points(len(ds), n_estimate + n_heldout, random_state=seed)
         est, held = idx[:n_estimate], idx[n_estimate:]
-        return ds.images[est], ds.images[held], f"{dataset}/{seed}/{n_estimate}"
+        return ds.images[est], ds.images[held], f"{dataset}/{seed}/{n_estimate}+{n_heldout}"  # both define the points
     train, test = get_dataset(dataset, "train"), get_dataset(dataset, "test")
     n_estimate, n_heldout = min(n_estimate, len(train)), min(n_heldout, len(test))
     est = choose_points(len(train), n_estimate, random_state=seed)
