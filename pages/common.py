@@ -516,51 +516,6 @@ UAP_DELTA = 0.2
 _CURVATURE_HELDOUT = 50
 
 
-@dataclass(frozen=True)
-class UniversalStudy:
-    """What the "Universal perturbations" page shows for one network and one setting (plain data).
-
-    Attributes
-    ----------
-    curve : geometry.universal.FoolingCurve — fooling rate versus m of random vectors of norm ξ from
-        S_c, S_f and a random subspace, on the held-out points (Fig. 7b)
-    xi : float — ξ = noise_quantile / XI_DIVISOR (pixel units); share, noise_quantile,
-        infinite_share, noise_max_norm — from :func:`universal_noise_norm`
-    h : float — finite-difference scale of S_c (pixel units)
-    curved, flat, random : geometry.curvature.Subspace
-    uap : geometry.universal.UniversalResult — CVPR 2017 Alg. 1 at ξ on ``n_uap`` training points
-    uap_heldout : float — its fooling rate on the held-out points
-    uap_in_curved : (M,) float — ‖P v‖/‖v‖ of the UAP's v projected on the first m directions of S_c,
-        for m in curve.m_values; uap_in_random the same for the random subspace (≈ √(m/d))
-    r_norms : (N,) float64 — DeepFool ‖r(x)‖₂ of the converged held-out points
-    theorems : list of dicts, one per m — Theorem 1 / 2 inputs and norms (see the page's caption)
-    n_estimate, n_dropped, n_heldout, n_uap : int; accuracy : float or None; seconds : float
-    """
-
-    curve: object
-    xi: float
-    share: float
-    noise_quantile: float
-    infinite_share: float
-    noise_max_norm: float
-    h: float
-    curved: object
-    flat: object
-    random: object
-    uap: object
-    uap_heldout: float
-    uap_in_curved: list
-    uap_in_random: list
-    r_norms: object
-    theorems: list
-    n_estimate: int
-    n_dropped: int
-    n_heldout: int
-    n_uap: int
-    accuracy: float | None
-    seconds: float
-
-
 #: If random noise within the pixel cube's diameter fools fewer than ``share`` of the points, the
 #: search for the noise norm goes on up to this multiple of the diameter (perturbations are never
 #: clipped to the pixel range in this geometric setting, so the diameter is only a convention).
@@ -620,191 +575,33 @@ def universal_points(dataset: str, n: int, n_heldout: int, n_uap: int, seed: int
     return est, ds.images[held_idx], ds.images[uap_idx], key
 
 
-def _theorem_rows(curve, curved, flat, normals, r_norms, xi: float, delta: float) -> list:
-    """Theorem 1 / 2 norms from measured quantities, one row per m of the curve (plain floats)."""
-    import math
-
-    import torch
-
-    from geometry import theory
-
-    med = float(torch.quantile(r_norms.double(), 0.5)) if len(r_norms) else float("nan")
-    rows = []
-    for i, m in enumerate(int(v) for v in curve.m_values):
-        row = {"m": m, "delta": delta, "r_median": med, "xi_norm": xi, "xi_in_r": xi / med if med else float("nan"),
-               "S_c_mean": float(curve.mean["S_c"][i]), "S_c_best": float(curve.best["S_c"][i]),
-               "S_f_mean": float(curve.mean["S_f"][i]), "S_f_best": float(curve.best["S_f"][i])}
-        fit = float("nan")
-        if len(normals) and m <= flat.m:
-            fit = theory.normal_fit_xi(normals, flat.first(m).basis, share=1.0)
-        row["fit_xi"] = fit
-        rho1 = theory.theorem1_norm(m, delta, fit) if 0.0 <= fit < 1.0 else float("inf")
-        row["rho1"] = rho1
-        row["rho1_px"] = theory.to_pixel_units(rho1, r_norms) if math.isfinite(rho1) and len(r_norms) else rho1
-        kappa_normal = float(curved.kappas[:m].mean())
-        row["kappa_normal"] = kappa_normal
-        kappa = theory.theorem2_kappa(kappa_normal, med) if math.isfinite(kappa_normal) and math.isfinite(med) else float("nan")
-        row["kappa"] = kappa
-        rho2 = theory.theorem2_norm(m, delta, kappa) if kappa > 0 else float("inf")
-        row["rho2"] = rho2
-        row["rho2_px"] = theory.to_pixel_units(rho2, r_norms) if math.isfinite(rho2) and len(r_norms) else rho2
-        rows.append(row)
-    return rows
-
-
 @memo_with_progress(max_entries=16)
 def universal_study(model_name: str, dataset: str, n: int, m_max: int, h: float, share: float, n_samples: int,
-                    n_heldout: int = 1000, n_uap: int = 1000, seed: int = 0, _progress=None) -> UniversalStudy:
-    """Fig. 7b for plain-valued settings: ξ from the random-noise norm, S_c (finite differences at
-    scale ``h``, boundary point, tangent-projected; disk-cached and shared with the curvature page),
-    S_f, a random subspace, fooling rate versus m, the UAP algorithm at ξ, and the theorems' inputs."""
-    import math
-    import time
+                    n_heldout: int = 1000, n_uap: int = 1000, seed: int = 0, _progress=None):
+    """:func:`geometry.store.universal_study` for plain-valued settings (S_c / S_f shared with the
+    curvature page through the disk cache; ξ from :func:`universal_noise_norm`)."""
+    from geometry.store import universal_study as study
 
-    import torch
-
-    from geometry.curvature import random_subspace
-    from geometry.deepfool import deepfool
-    from geometry.errors import AtlasError as _AtlasError
-    from geometry.store import cached_subspace, m_grid
-    from geometry.universal import fooling_rate, fooling_rate_vs_m, universal_perturbation
-
-    t0 = time.perf_counter()
-    report = _progress or (lambda f, msg: None)
-    clf = get_model(model_name)
     noise = universal_noise_norm(model_name, dataset, share, 200, seed)  # = the page's call
-    if not math.isfinite(noise.quantile):
-        raise _AtlasError(
-            f"random noise fools fewer than {share:.0%} of the held-out points even at ‖noise‖₂ = {noise.max_norm:.3g} "
-            f"({noise.infinite_share:.0%} of random rays never change the label), so ξ is undefined: try a smaller share")
-    xi = noise.quantile / XI_DIVISOR
     est, held, uap_xs, key = universal_points(dataset, n, n_heldout, n_uap, seed)
-    report(0.0, f"DeepFool on the {len(est)} estimation points")
-    df_est = deepfool(clf, est)
-    curved = cached_subspace("curved", clf, est, m_max, data_key=key, method="finite_difference", h=float(h),
-                             point="boundary", tangent=True, random_state=seed, deepfool_result=df_est,
-                             progress=lambda f, msg: report(0.03 + 0.5 * f, f"S_c: {msg}"))
-    flat = cached_subspace("flat", clf, est, min(m_max, int(df_est.converged.sum())), data_key=key,
-                           deepfool_result=df_est)
-    rand = random_subspace(clf.d, m_max, random_state=seed, input_shape=clf.input_shape)
-    ms = [m for m in m_grid(m_max) if m <= flat.m]
-    curve = fooling_rate_vs_m(clf, held, {"S_c": curved, "S_f": flat, "random": rand}, ms, xi=xi,
-                              n_samples=n_samples, random_state=seed,
-                              progress=lambda f, msg: report(0.55 + 0.15 * f, f"fooling rate versus m: {msg}"))
-    uap = universal_perturbation(clf, uap_xs, xi=xi, norm=2, delta=UAP_DELTA, max_passes=5, batch_size=64,
-                                 random_state=seed,
-                                 progress=lambda f, msg: report(0.7 + 0.22 * f, f"UAP algorithm: {msg}"))
-    uap_heldout = fooling_rate(clf, held, uap.v)
-    v = uap.v.reshape(-1).double()
-    vn = float(torch.linalg.vector_norm(v)) or 1.0
-    in_c = [float(torch.linalg.vector_norm(curved.basis[:, :m].T @ v)) / vn for m in ms]
-    in_r = [float(torch.linalg.vector_norm(rand.basis[:, :m].T @ v)) / vn for m in ms]
-    report(0.93, f"DeepFool on the {len(held)} held-out points (‖r‖ and normals for the theorems)")
-    df_held = deepfool(clf, held)
-    ok = df_held.converged
-    r_norms = df_held.norms[ok].double()
-    normals = df_held.r[ok].reshape(int(ok.sum()), -1)
-    rows = _theorem_rows(curve, curved, flat, normals, r_norms, xi, UAP_DELTA)
-    report(1.0, "done")
-    return UniversalStudy(curve=curve, xi=xi, share=share, noise_quantile=noise.quantile,
-                          infinite_share=noise.infinite_share, noise_max_norm=noise.max_norm, h=float(h), curved=curved, flat=flat, random=rand,
-                          uap=uap, uap_heldout=uap_heldout, uap_in_curved=in_c, uap_in_random=in_r, r_norms=r_norms,
-                          theorems=rows, n_estimate=len(est), n_dropped=int(curved.n_dropped), n_heldout=len(held),
-                          n_uap=len(uap_xs), accuracy=clf.test_accuracy, seconds=time.perf_counter() - t0)
-
-
-@dataclass(frozen=True)
-class UniversalSamples:
-    """Random vectors of norm ξ from S_c and S_f at one m, with what the gallery and the diversity
-    plot need (plain data).
-
-    Attributes
-    ----------
-    m : int
-    curved, flat : (K, C, H, W) — K vectors each (same random coefficients for both)
-    curved_rates, flat_rates : (K,) float — one-sided fooling rates on the held-out points
-    curved_two_sided, flat_two_sided : (K,) float — ``k̂(x + v) ≠ k̂(x) or k̂(x − v) ≠ k̂(x)`` (Eq. 2)
-    gram : (K, K) float — normalised inner products between the S_c vectors (Fig. 9)
-    mean_abs_cos : float — mean |gram| off the diagonal (NaN for K = 1)
-    best : int — index of the S_c vector with the highest fooling rate (shown in the gallery)
-    gallery_images : (G, C, H, W) — the first G held-out images; gallery_labels (G,) k̂(x)
-    gallery : dict name → dict(v, new_labels (G,), rate, dominant, dominant_share, dominant_of_all)
-    """
-
-    m: int
-    curved: object
-    flat: object
-    curved_rates: object
-    flat_rates: object
-    curved_two_sided: object
-    flat_two_sided: object
-    gram: object
-    mean_abs_cos: float
-    best: int
-    gallery_images: object
-    gallery_labels: object
-    gallery: dict
-
-
-def _pushed_into(clf, held, labels, v) -> dict:
-    """Where a perturbation sends the held-out points: new labels, the dominant new label among the
-    fooled points and its share."""
-    import torch
-
-    new = clf.predict(held + v.to(held.dtype)).cpu()
-    fooled = new != labels
-    out = {"rate": float(fooled.double().mean()), "dominant": None, "dominant_share": float("nan"),
-           "dominant_of_all": float("nan"), "new_all": new}
-    if bool(fooled.any()):
-        counts = torch.bincount(new[fooled], minlength=int(new.max()) + 1)
-        top = int(counts.argmax())
-        out.update(dominant=top, dominant_share=float(counts[top]) / int(fooled.sum()),
-                   dominant_of_all=float((new == top).double().mean()))
-    return out
+    return study(get_model(model_name), est, held, uap_xs, noise, data_key=key, m_max=m_max, h=h,
+                 n_samples=n_samples, xi_divisor=XI_DIVISOR, delta=UAP_DELTA, random_state=seed, progress=_progress)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def universal_samples(model_name: str, dataset: str, n: int, m_max: int, h: float, share: float, n_samples: int,
                       m: int, n_heldout: int = 1000, n_uap: int = 1000, seed: int = 0, k: int = 8,
-                      n_gallery: int = 8, _study: UniversalStudy | None = None) -> UniversalSamples:
-    """K random vectors of norm ξ from the first m directions of S_c (and of S_f, same coefficients),
-    their fooling rates, their normalised inner products (Fig. 9) and the gallery (Fig. 8) for the
-    UAP and the best S_c vector.
+                      n_gallery: int = 8, _study=None):
+    """:func:`geometry.store.universal_samples` for plain-valued settings.
 
-    ``_study`` is the :func:`universal_study` result for the same plain-valued settings (not hashed:
-    those settings define it); without it, it is recomputed / read from the cache here. Passing it
-    avoids replaying, inside this cached call, the progress-bar updates recorded by that call."""
-    import torch
-
-    from geometry.universal import fooling_rates, sample_subspace
+    ``_study`` is the :func:`universal_study` result for the same settings (not hashed: those
+    settings define it); without it, it is recomputed / read from the memo here."""
+    from geometry.store import universal_samples as samples
 
     study = _study if _study is not None else \
         universal_study(model_name, dataset, n, m_max, h, share, n_samples, n_heldout, n_uap, seed)
-    clf = get_model(model_name)
     _, held, _, _ = universal_points(dataset, n, n_heldout, n_uap, seed)
-    m = int(min(max(int(m), 1), study.flat.m, study.curved.m))
-    shape = tuple(clf.input_shape)
-    vc = sample_subspace(study.curved, m, study.xi, n_samples=k, random_state=seed + 2, shape=shape).float()
-    vf = sample_subspace(study.flat, m, study.xi, n_samples=k, random_state=seed + 2, shape=shape).float()
-    labels = clf.predict(held).cpu()
-    rc = fooling_rates(clf, held, vc, labels=labels)
-    rf = fooling_rates(clf, held, vf, labels=labels)
-    rc2 = fooling_rates(clf, held, vc, labels=labels, two_sided=True)
-    rf2 = fooling_rates(clf, held, vf, labels=labels, two_sided=True)
-    flat_c = vc.reshape(k, -1).double()
-    unit = flat_c / torch.linalg.vector_norm(flat_c, dim=1, keepdim=True).clamp_min(1e-30)
-    gram = unit @ unit.T
-    off = gram[~torch.eye(k, dtype=torch.bool)].abs()
-    mean_abs_cos = float(off.mean()) if k > 1 else float("nan")
-    best = int(rc.argmax())
-    g = min(n_gallery, len(held))
-    gallery = {}
-    for name, v in (("UAP", study.uap.v), (f"S_c vector (m = {m})", vc[best])):
-        p = _pushed_into(clf, held, labels, v)
-        gallery[name] = {"v": v, "new_labels": p.pop("new_all")[:g], **p}
-    return UniversalSamples(m=m, curved=vc, flat=vf, curved_rates=rc, flat_rates=rf, curved_two_sided=rc2,
-                            flat_two_sided=rf2, gram=gram, mean_abs_cos=mean_abs_cos, best=best, gallery_images=held[:g],
-                            gallery_labels=labels[:g], gallery=gallery)
+    return samples(get_model(model_name), study, held, m=m, k=k, n_gallery=n_gallery, random_state=seed)
 
 
 # ------------------------------------------------------------------ comparing networks
