@@ -84,3 +84,15 @@ def mnist_data(shared_data):
     from geometry.data import load_dataset
 
     return load_dataset("mnist", root=shared_data, split="train"), load_dataset("mnist", root=shared_data, split="test")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of small problems: on a busy 2-core machine extra threads only
+    add overhead (up to 10× slower). Restores the previous setting afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

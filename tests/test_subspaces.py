@@ -14,12 +14,8 @@ from geometry.subspaces import RandomBaseline, principal_angles, random_baseline
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny float64 problems: intra-op threads only add overhead (10× on a loaded 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one thread (see conftest.one_thread)."""
 
 
 def _orthogonal(k: int, seed: int) -> torch.Tensor:

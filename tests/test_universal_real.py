@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from geometry.curvature import curved_subspace, flat_subspace, random_subspace
 from geometry.deepfool import deepfool
@@ -26,12 +25,8 @@ pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small batches: intra-op threads mostly add overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one thread (see conftest.one_thread)."""
 
 
 def test_s_c_and_s_f_vectors_fool_far_more_points_than_random_vectors_of_the_same_norm(mnist_lenet, mnist_data):
