@@ -26,7 +26,6 @@ All arrays in results are CPU ``torch`` tensors (float64 for bases and curvature
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, replace
@@ -36,16 +35,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .cache import atomic_write
+from .cache import CorruptFileError, read_tensors, save_tensors
 from .classifier import Classifier, check_images
 from ._checks import as_generator
 from .errors import AtlasError, InvalidInputError
 from .hessian import BoundaryOperator, boundary_operator
-
-try:  # optional: used only when installed (never a hard dependency)
-    import safetensors.torch as _safetensors_torch  # type: ignore
-except Exception:  # pragma: no cover - depends on the environment
-    _safetensors_torch = None
 
 __all__ = [
     "Subspace",
@@ -828,62 +822,45 @@ def average_curvature(
 _TENSOR_FIELDS = ("basis", "eigenvalues", "curvatures", "kappas")
 _META_FIELDS = ("asymmetry", "kind", "n", "n_dropped", "n_hvp", "n_matvec", "method", "h", "beta", "point", "tangent", "solver", "input_shape")
 _META_KEY = "boundary_atlas_subspace"
-_FORMAT = 1
+_FORMAT = 2  # 2: verified files (geometry.cache.save_tensors: SHA-256 + format version)
 
 
 def save_subspace(path, s: Subspace) -> Path:
     """Write a :class:`Subspace` to ``path`` atomically, without pickled code.
 
-    Format: safetensors (tensors + JSON metadata) when the ``safetensors`` package is importable,
-    else ``torch.save`` of a dict holding only tensors and a JSON string (read back with
-    ``weights_only=True``). Returns the path.
+    Format: safetensors (the four tensors + JSON metadata) with a format version and a SHA-256 of
+    its content (:func:`geometry.cache.save_tensors`), so :func:`load_subspace` detects any damage.
+    Returns the path.
     """
     tensors = {k: getattr(s, k).detach().cpu().contiguous() for k in _TENSOR_FIELDS}
     meta = {k: getattr(s, k) for k in _META_FIELDS}
     meta["input_shape"] = None if s.input_shape is None else list(s.input_shape)
-    meta["format"] = _FORMAT
-    blob = json.dumps(meta)
-
-    def write(tmp: Path) -> None:
-        if _safetensors_torch is not None:
-            _safetensors_torch.save_file(tensors, str(tmp), metadata={_META_KEY: blob})
-        else:
-            torch.save({"tensors": tensors, _META_KEY: blob}, tmp)
-
-    return atomic_write(Path(path), write)
+    return save_tensors(Path(path), tensors, {_META_KEY: json.dumps(meta)}, version=_FORMAT)
 
 
 def load_subspace(path) -> Subspace:
-    """Read a :class:`Subspace` written by :func:`save_subspace` (never unpickles code).
+    """Read and verify a :class:`Subspace` written by :func:`save_subspace` (never unpickles code).
 
     Raises
     ------
     FileNotFoundError
         no such file.
     InvalidInputError
-        not a Boundary Atlas subspace file (or a safetensors file without ``safetensors`` installed).
+        not a Boundary Atlas subspace file of this version, or a damaged one (truncated, failing its
+        SHA-256, non-finite basis); :class:`geometry.cache.CorruptFileError` for the latter.
     """
     path = Path(path)
-    data = path.read_bytes()
     try:
-        if data[:2] == b"PK":  # torch.save zip archive
-            obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-            tensors, blob = obj["tensors"], obj[_META_KEY]
-        else:
-            if _safetensors_torch is None:
-                raise InvalidInputError(f"{path} looks like a safetensors file but safetensors is not installed")
-            import safetensors  # type: ignore
-
-            with safetensors.safe_open(str(path), framework="pt") as fh:  # type: ignore[attr-defined]
-                blob = fh.metadata()[_META_KEY]
-                tensors = {k: fh.get_tensor(k) for k in _TENSOR_FIELDS}
-        meta = json.loads(blob)
+        tensors, meta_str = read_tensors(path, version=_FORMAT, finite=("basis",))
+    except CorruptFileError as exc:
+        raise CorruptFileError(f"{path} is not a Boundary Atlas subspace file "
+                               f"({str(exc).removeprefix(str(path)).strip()})") from exc
+    try:
+        meta = json.loads(meta_str[_META_KEY])
         kwargs = {k: tensors[k] for k in _TENSOR_FIELDS}
         kwargs.update({k: meta[k] for k in _META_FIELDS})
-    except InvalidInputError:
-        raise
     except Exception as exc:
-        raise InvalidInputError(f"{path} is not a Boundary Atlas subspace file ({type(exc).__name__}: {exc})") from exc
+        raise CorruptFileError(f"{path} is not a Boundary Atlas subspace file ({type(exc).__name__}: {exc})") from exc
     if kwargs["input_shape"] is not None:
         kwargs["input_shape"] = tuple(int(v) for v in kwargs["input_shape"])
     kwargs["asymmetry"] = float(kwargs["asymmetry"])

@@ -5,8 +5,9 @@ batched Hessian-vector products). :func:`cached_subspace` keeps each result in
 ``cache_dir("subspaces")`` under a key that holds everything that defines it — the network (zoo
 recipe hash or upload hash), the dataset and split, the indices of the points, m, method, h / β,
 boundary point, tangent projection and seed — so a restart or another page reuses it, and a
-changed setting never returns a stale subspace. Files are written atomically and contain no
-pickled code (:func:`geometry.curvature.save_subspace`).
+changed setting never returns a stale subspace. Files are written atomically, contain no
+pickled code and carry a SHA-256 (:func:`geometry.curvature.save_subspace`); a damaged file is
+deleted and recomputed, never returned.
 
 :func:`curvature_study` bundles what the "Curvature vs m" page shows (paper ICLR 2018 §5, Fig. 7a):
 S_c and S_f from n training points, a random subspace of the same dimension, and the average
@@ -22,7 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .cache import cache_dir, cache_key
+from .cache import CorruptFileError, cache_dir, cache_key, discard_damaged
 from .classifier import Classifier
 from .curvature import (
     Subspace,
@@ -98,23 +99,27 @@ def cached_subspace(
 
     Returns
     -------
-    Subspace — as computed by :func:`curved_subspace` / :func:`flat_subspace`.
+    Subspace — as computed by :func:`curved_subspace` / :func:`flat_subspace`. A damaged cache file
+    (truncated, failing its SHA-256, old format, NaN basis) is deleted with a
+    :class:`geometry.cache.DamagedCacheWarning` and recomputed.
     """
     if kind not in ("curved", "flat"):
         raise InvalidInputError(f"kind must be 'curved' or 'flat', got {kind!r}")
     h_, beta_ = _resolved_scale(clf, method, h, beta)
-    desc = {"kind": kind, "model": model_key(clf), "data": data_key, "n": int(len(xs)), "m": int(m), "format": 1}
+    desc = {"kind": kind, "model": model_key(clf), "data": data_key, "n": int(len(xs)), "m": int(m), "format": 2}
     if kind == "curved":
         desc.update(method=method, h=h_, beta=beta_, point=point, tangent=bool(tangent), seed=int(random_state))
     path = cache_dir("subspaces") / f"{kind}-{cache_key(desc)}.safetensors"
-    if path.exists():
-        try:
-            s = load_subspace(path)
-            if progress is not None:
-                progress(1.0, f"S_{'c' if kind == 'curved' else 'f'} read from the disk cache")
-            return s
-        except Exception:  # a damaged cache file is recomputed, never trusted
-            path.unlink(missing_ok=True)
+    try:
+        s = load_subspace(path)
+    except FileNotFoundError:
+        pass
+    except CorruptFileError as exc:  # a damaged cache file is recomputed, never trusted
+        discard_damaged(path, exc)
+    else:
+        if progress is not None:
+            progress(1.0, f"S_{'c' if kind == 'curved' else 'f'} read from the disk cache")
+        return s
     if kind == "curved":
         s = curved_subspace(clf, xs, m, method=method, h=h_, beta=beta_, point=point, tangent=tangent,
                             random_state=random_state, progress=progress, deepfool_result=deepfool_result)

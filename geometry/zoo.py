@@ -5,7 +5,9 @@ recipe the first time it is asked for (seconds for ``digits-*``, about a minute 
 ``mnist-lenet``, a few minutes for ``cifar10-lenet`` on 2 CPU cores) and then read back from the
 cache (:mod:`geometry.cache`, ``$BOUNDARY_ATLAS_CACHE``). The file name holds a hash of the
 recipe, so a changed recipe retrains instead of reusing stale weights. Weights are stored as
-``safetensors`` (no pickle), with the recipe and the measured test accuracy in its metadata.
+``safetensors`` (no pickle), with the recipe and the measured test accuracy in its metadata and a
+SHA-256 of both (:func:`geometry.cache.save_tensors`): a damaged file is deleted and retrained,
+never loaded. Two processes that miss the same network train it once (a lock file next to it).
 
 Training follows the paper (ICLR 2018, footnote 5): SGD with momentum 0.9, learning rate 0.01,
 weight decay 1e-4; seeded (the global RNG is never touched).
@@ -44,7 +46,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .cache import atomic_write, cache_dir, cache_key
+from .cache import DamagedCacheError, cache_dir, cache_key, discard_damaged, file_lock, load_tensors, save_tensors
 from .classifier import Classifier, make_classifier
 from .errors import InvalidInputError, UnknownNameError
 
@@ -63,6 +65,7 @@ __all__ = [
 ]
 
 Progress = Callable[[float, str], None]
+_ZOO_FORMAT = 2  # 2: verified cache files (SHA-256 + format version); older files are simply a miss
 
 
 # ---------------------------------------------------------------------------- architectures
@@ -209,7 +212,7 @@ class ZooEntry:
     def recipe(self) -> dict:
         """Everything that defines the trained weights (hashed into the cache key)."""
         return {
-            "format": 1,
+            "format": _ZOO_FORMAT,
             "dataset": self.dataset,
             "architecture": self.architecture,
             "arch_kwargs": self.arch_kwargs,
@@ -279,9 +282,31 @@ def _model_path(entry: ZooEntry) -> Path:
     return cache_dir("models") / f"{entry.name}-{cache_key(entry.recipe())}.safetensors"
 
 
+def _read_cached(entry: ZooEntry, path: Path) -> tuple[dict, dict] | None:
+    """(state_dict, card) of the verified cache file, or None: missing, or damaged (then deleted, with a
+    :class:`geometry.cache.DamagedCacheWarning`)."""
+    got = load_tensors(path, version=_ZOO_FORMAT)
+    if got is None:
+        return None
+    state, meta = got
+    try:
+        card = json.loads(meta["card"])
+        if not isinstance(card, dict) or not {"input_shape", "class_names", "mean", "std", "test_accuracy"} <= card.keys():
+            raise ValueError("missing fields")
+    except (KeyError, TypeError, ValueError) as exc:
+        discard_damaged(path, f"bad model card: {type(exc).__name__}: {exc}")
+        return None
+    return state, card
+
+
 def is_cached(name: str) -> bool:
-    """True if the zoo network ``name`` is already trained and on disk (loading it is then fast)."""
-    return _model_path(_entry(name)).exists()
+    """True if the zoo network ``name`` is trained and its cache file is intact (loading it is then fast).
+
+    Reads and verifies the file (SHA-256, a few MB at most); a damaged file is deleted, so it reports
+    False and the next :func:`load_model` retrains.
+    """
+    entry = _entry(name)
+    return _read_cached(entry, _model_path(entry)) is not None
 
 
 # ---------------------------------------------------------------------------- training
@@ -410,31 +435,58 @@ def load_model(
         its dataset is not available (see :func:`geometry.data.load_dataset`).
     FileNotFoundError
         ``train=False`` and the network is not cached yet.
+    DamagedCacheError
+        (a ``FileNotFoundError`` and an ``AtlasError``) ``train=False`` and its cache file was damaged;
+        the file has been removed and the next call with ``train=True`` retrains it.
+
+    A damaged cache file (truncated, failing its SHA-256, no metadata, old format, NaN weights) is
+    deleted with a :class:`geometry.cache.DamagedCacheWarning` and retrained. Concurrent callers
+    (threads or processes) that miss the same network wait for one training instead of each training.
     """
-    from safetensors.torch import load_file, save_file
-    from safetensors import safe_open
-
-    from .data import load_dataset
-
     entry = _entry(name)
     path = _model_path(entry)
-    if path.exists():
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        state = load_file(str(path))
-        card = json.loads(meta["card"])
-        model = build_architecture(entry.architecture, input_shape=card["input_shape"], num_classes=len(card["class_names"]),
-                                   **entry.arch_kwargs)
-        model.load_state_dict(state)
-        if progress is not None:
-            progress(1.0, f"{name} loaded from cache")
-        return _classifier(entry, model, input_shape=card["input_shape"], class_names=card["class_names"],
-                           mean=card["mean"], std=card["std"], test_accuracy=card["test_accuracy"],
-                           extra={"train_seconds": card.get("train_seconds"), "cache_file": str(path)})
+    existed = path.exists()
+    clf = _from_cache(entry, path, progress)
+    if clf is not None:
+        return clf
     if not train:
+        if existed:
+            raise DamagedCacheError(f"the cached file of {name} ({path}) was damaged and has been removed; "
+                                    "it will be retrained on next use (load it with train=True)")
         raise FileNotFoundError(f"{name} is not trained yet (expected {path})")
-
     report = progress or (lambda f, m: None)
+    with file_lock(path, on_wait=lambda: report(0.0, f"waiting for another process that is training {name}")):
+        clf = _from_cache(entry, path, progress)  # the other process may have finished it meanwhile
+        if clf is not None:
+            return clf
+        return _train_and_cache(entry, path, root=root, report=report)
+
+
+def _from_cache(entry: ZooEntry, path: Path, progress: Progress | None) -> Classifier | None:
+    """The cached network as a Classifier, or None (missing, or damaged and deleted)."""
+    got = _read_cached(entry, path)
+    if got is None:
+        return None
+    state, card = got
+    model = build_architecture(entry.architecture, input_shape=card["input_shape"], num_classes=len(card["class_names"]),
+                               **entry.arch_kwargs)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # missing / unexpected keys or wrong shapes
+        discard_damaged(path, f"weights do not fit {entry.architecture}: {exc}")
+        return None
+    if progress is not None:
+        progress(1.0, f"{entry.name} loaded from cache")
+    return _classifier(entry, model, input_shape=card["input_shape"], class_names=card["class_names"],
+                       mean=card["mean"], std=card["std"], test_accuracy=card["test_accuracy"],
+                       extra={"train_seconds": card.get("train_seconds"), "cache_file": str(path)})
+
+
+def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> Classifier:
+    """Train ``entry``, measure its test accuracy, write the verified cache file at ``path``."""
+    from .data import load_dataset
+
+    name = entry.name
     report(0.0, f"loading {entry.dataset} for {name}")
     train_set = load_dataset(entry.dataset, root=root, split="train")
     test_set = load_dataset(entry.dataset, root=root, split="test")
@@ -460,7 +512,7 @@ def load_model(
         "recipe": entry.recipe(),
     }
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda p: save_file(state, str(p), metadata={"card": json.dumps(card)}))
+    save_tensors(path, state, {"card": json.dumps(card)}, version=_ZOO_FORMAT)
     report(1.0, f"{name} trained: test accuracy {acc:.1%}")
     return _classifier(entry, model, input_shape=card["input_shape"], class_names=card["class_names"], mean=mean,
                        std=std, test_accuracy=acc, extra={"train_seconds": train_seconds, "cache_file": str(path)})
