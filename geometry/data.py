@@ -27,6 +27,14 @@ Datasets (:data:`DATASETS`):
 
 Roots: the ``root`` argument, else ``$BOUNDARY_ATLAS_DATA``, else the project's offline data
 (``<repo>/../shared/data``) and the download cache. See :func:`load_dataset`.
+
+Uploads (:func:`load_zip_upload`, :func:`load_npz`) are hostile input: a 39 KB zip of blank
+6000×6000 PNGs decodes to ~4 GiB, a 654-byte ``.npz`` can hold the label 300,000,000, an ``.npz``
+header can declare 93 GiB. The limits :data:`MAX_IMAGE_PIXELS`, :data:`MAX_IMAGES`,
+:data:`MAX_DECODED_BYTES`, :data:`MAX_CLASSES`, :data:`MAX_ZIP_ENTRIES` and
+:data:`MAX_ZIP_UNPACKED_BYTES` are checked from headers (image headers, ``.npy`` headers, zip
+records) *before* anything is decoded or allocated; the error names the limit and what was found.
+They apply to image folders (local or uploaded) and ``.npz`` files, not to MNIST / CIFAR-10.
 """
 
 from __future__ import annotations
@@ -35,20 +43,23 @@ import contextlib
 import csv
 import gzip
 import io
+import math
 import operator
 import os
+import shutil
 import struct
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO, Callable, Sequence
 
 import numpy as np
 import torch
 
-from .cache import atomic_write, cache_dir, cache_key
-from .errors import DatasetNotFoundError, InvalidInputError, UnknownNameError
+from .cache import atomic_write, cache_dir, cache_key, discard_damaged, load_tensors, save_tensors
+from .errors import AtlasError, DatasetNotFoundError, InvalidInputError, UnknownNameError
 
 __all__ = [
     "Dataset",
@@ -57,8 +68,15 @@ __all__ = [
     "DATA_ENV",
     "CIFAR10_CLASSES",
     "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_PIXELS",
+    "MAX_IMAGES",
+    "MAX_DECODED_BYTES",
+    "MAX_CLASSES",
+    "MAX_ZIP_ENTRIES",
+    "MAX_ZIP_UNPACKED_BYTES",
     "load_dataset",
     "load_npz",
+    "load_zip_upload",
     "data_root",
     "shared_data_root",
 ]
@@ -78,13 +96,33 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp",
 )
 
+# Limits for image folders (local or zip uploads) and .npz files; read at call time, so a caller (or a
+# test) may change them. Each is checked from headers before anything is decoded or allocated.
+#: Most pixels (width × height) one image may have: 4096 × 4096 = 16,777,216. Larger images are
+#: refused from their header (PIL reads only the header); PIL's own DecompressionBombError (raised
+#: above ~179 Mpx at open) is reported with this limit too.
+MAX_IMAGE_PIXELS: int = 4096 * 4096
+#: Most images (N) one dataset split may hold.
+MAX_IMAGES: int = 100_000
+#: Most bytes the decoded images may take as float32, N·C·H·W·4 (C = 3 as soon as one image is
+#: in colour): 1 GiB. For an ``.npz`` also the bytes of each stored array.
+MAX_DECODED_BYTES: int = 1 << 30
+#: Most classes: labels must be < MAX_CLASSES (the class count is ``max(label) + 1``), and an
+#: ``.npz``'s ``class_names`` may hold at most this many names.
+MAX_CLASSES: int = 10_000
+#: Most entries (files and folders) in an uploaded zip or ``.npz``; read from the zip's end record
+#: before the listing is parsed.
+MAX_ZIP_ENTRIES: int = 250_000
+#: Most bytes the image files of an uploaded zip may declare uncompressed (all together): 1 GiB.
+MAX_ZIP_UNPACKED_BYTES: int = 1 << 30
+
 _DIGITS_SEED = 0
 _DIGITS_N_TEST = 400
 _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_CACHE_FORMAT = 1  # bump when the decoded-cache content changes
+_CACHE_FORMAT = 2  # bump when the decoded-cache content changes (2: verified safetensors files)
 _GRAY_MODES = ("1", "L", "LA")
 
 
@@ -425,6 +463,59 @@ def _list_class_folders(folder: Path) -> tuple[list[str], list[tuple[str, int]]]
     return classes, entries
 
 
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.2f} GiB"
+
+
+def _check_image_budget(
+    keys: Sequence[str], open_bytes: Callable[[str], Any], describe: Callable[[str], str], *, force_rgb: bool, what: str
+) -> None:
+    """Refuse, from the image headers alone, a collection that is over the limits.
+
+    Each image is opened lazily (PIL reads only the header: ``im.size``, ``im.mode``); no pixel is
+    decoded. Raises InvalidInputError naming the limit and what was found when there are more than
+    :data:`MAX_IMAGES` images, one image has more than :data:`MAX_IMAGE_PIXELS` pixels (or trips
+    PIL's DecompressionBombError), or the decoded float32 total N·C·H·W·4 exceeds
+    :data:`MAX_DECODED_BYTES` (C = 3 as soon as one image is in colour, as :func:`_decode_images`
+    does). ``what`` names the dataset in messages.
+    """
+    from PIL import Image
+
+    n = len(keys)
+    if n > MAX_IMAGES:
+        raise InvalidInputError(
+            f"{what} holds {n:,} images, over the limit of {MAX_IMAGES:,} images per dataset (MAX_IMAGES)"
+        )
+    pixels, channels = 0, 1
+    for i, key in enumerate(keys):
+        try:
+            with Image.open(open_bytes(key)) as im:  # header only
+                (w, h), mode = im.size, im.mode
+        except Image.DecompressionBombError as e:
+            raise InvalidInputError(
+                f"image {describe(key)} is over the limit of {MAX_IMAGE_PIXELS:,} pixels per image "
+                f"(MAX_IMAGE_PIXELS): {_first_line(e)}"
+            ) from e
+        except (OSError, SyntaxError, ValueError) as e:
+            raise InvalidInputError(f"could not read image {describe(key)}: {_first_line(e)}") from e
+        if w * h > MAX_IMAGE_PIXELS:
+            raise InvalidInputError(
+                f"image {describe(key)} is {w}×{h} = {w * h:,} pixels, over the limit of {MAX_IMAGE_PIXELS:,} "
+                f"pixels per image (MAX_IMAGE_PIXELS); resize the images first"
+            )
+        if force_rgb or mode not in _GRAY_MODES:
+            channels = 3
+        pixels += w * h
+        total = pixels * channels * 4
+        if total > MAX_DECODED_BYTES:
+            raise InvalidInputError(
+                f"{what} is too large to decode: its first {i + 1:,} of {n:,} images alone take {total:,} bytes "
+                f"({_gib(total)}) as float32 pixels (N·C·H·W·4 with C = {channels}; {describe(key)} is {w}×{h}), "
+                f"over the limit of {MAX_DECODED_BYTES:,} bytes ({_gib(MAX_DECODED_BYTES)}, MAX_DECODED_BYTES); "
+                "use fewer or smaller images"
+            )
+
+
 def _decode_images(
     keys: Sequence[str], open_bytes: Callable[[str], Any], describe: Callable[[str], str], *, force_rgb: bool
 ) -> np.ndarray:
@@ -484,22 +575,29 @@ class _Collection:
 
 
 def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, str] | None:
-    if not path.is_file():
+    """(images uint8 (N, H, W, C), labels int64 (N,), note) from the verified cache file, or None.
+
+    The file is ``path`` with the suffix ``.safetensors`` (:func:`geometry.cache.save_tensors`); a
+    damaged one (truncated, failing its SHA-256, no metadata, other format) is deleted with a
+    :class:`geometry.cache.DamagedCacheWarning` and None is returned, so the caller decodes again.
+    """
+    path = Path(path).with_suffix(".safetensors")
+    got = load_tensors(path, version=_CACHE_FORMAT)
+    if got is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return z["images"], z["labels"], str(z["note"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None  # a damaged cache file is just recomputed
+    tensors, meta = got
+    if set(tensors) != {"images", "labels"} or "note" not in meta or tensors["images"].dtype != torch.uint8:
+        discard_damaged(path, "not a decoded-dataset cache file")
+        return None
+    return tensors["images"].numpy(), tensors["labels"].numpy(), meta["note"]
 
 
 def _save_cached(path: Path, images: np.ndarray, labels: np.ndarray, note: str) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file handle: np.savez would append ".npz" to a path
-            np.savez(fh, images=images, labels=labels, note=np.array(note))
-
+    """Write the decoded dataset to ``path`` (suffix ``.safetensors``) with a SHA-256; see :func:`_load_cached`."""
+    tensors = {"images": torch.from_numpy(np.ascontiguousarray(images)),
+               "labels": torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))}
     try:
-        atomic_write(path, write)
+        save_tensors(Path(path).with_suffix(".safetensors"), tensors, {"note": str(note)}, version=_CACHE_FORMAT)
     except OSError:
         pass  # an unwritable cache only costs time
 
@@ -736,6 +834,27 @@ def _load_imagefolder(root: str | os.PathLike | None, split: str, limit: int | N
     base = Path(root).expanduser()
     if not base.is_dir():
         raise _not_found(f"imagefolder dataset ({split} split)", [str(base)], [f"pass root=<an existing folder> laid out as {layout}"])
+    folder, classes, entries = _imagefolder_listing(base, split)
+    keys = [k for k, _ in entries]
+    labels = [lab for _, lab in entries]
+    note = "sorted by class then file name"
+
+    def prepare(stack: contextlib.ExitStack) -> _Collection:
+        _check_image_budget(keys if limit is None else keys[:limit], lambda k: folder / k, lambda k: str(folder / k),
+                            force_rgb=False, what=f"image folder {folder}")
+        return _Collection(keys, labels, lambda k: folder / k, lambda k: str(folder / k), note)
+
+    images, labels_arr, _ = _decode_cached(
+        "imagefolder", split, _listing_fingerprint(folder, keys), prepare, force_rgb=False, limit=limit,
+    )
+    mode = "grayscale" if images.ndim == 3 else "RGB"
+    return _images_dataset(images, labels_arr, classes, "imagefolder", split, f"image folder {folder} ({mode}, {note})")
+
+
+def _imagefolder_listing(base: Path, split: str) -> tuple[Path, list[str], list[tuple[str, int]]]:
+    """The folder holding ``split`` (``base/<split>``, else ``base`` when it has no split folders),
+    its class names and ``(relative path, class index)`` entries; DatasetNotFoundError if no image."""
+    layout = "root/<class>/*.png (or root/train/<class>/…, root/test/<class>/…), one sub-folder per class"
     folder = base / split
     if not folder.is_dir():
         present = [s for s in SPLITS if (base / s).is_dir()]
@@ -755,16 +874,200 @@ def _load_imagefolder(root: str | os.PathLike | None, split: str, limit: int | N
             [f"{folder} ({found}; image endings: {' '.join(IMAGE_EXTENSIONS)})"],
             [f"lay the folder out as {layout}"],
         )
-    keys = [k for k, _ in entries]
-    labels = [lab for _, lab in entries]
-    note = "sorted by class then file name"
-    images, labels_arr, _ = _decode_cached(
-        "imagefolder", split, _listing_fingerprint(folder, keys),
-        lambda stack: _Collection(keys, labels, lambda k: folder / k, lambda k: str(folder / k), note),
-        force_rgb=False, limit=limit,
+    return folder, classes, entries
+
+
+# ------------------------------------------------------------------------------------ zip uploads
+_ZIP_READ_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error, struct.error, ValueError,
+    RuntimeError, NotImplementedError,  # RuntimeError: encrypted entry; NotImplementedError: unknown compression
+)
+
+
+def _zip_declared_entries(fh: BinaryIO) -> int | None:
+    """Entry count declared by the zip's end-of-central-directory record (zip64 too), read from the
+    file's tail before :class:`zipfile.ZipFile` builds one object per entry; None if not found."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    fh.seek(max(0, size - (22 + 0xFFFF)))
+    tail = fh.read()
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + 22 > len(tail):
+        return None
+    (count,) = struct.unpack("<H", tail[pos + 10: pos + 12])
+    if count == 0xFFFF and pos >= 20 and tail[pos - 20: pos - 16] == b"PK\x06\x07":
+        (offset,) = struct.unpack("<Q", tail[pos - 12: pos - 4])
+        fh.seek(offset)
+        record = fh.read(40)
+        if len(record) == 40 and record[:4] == b"PK\x06\x06":
+            (count,) = struct.unpack("<Q", record[32:40])
+    return count
+
+
+def _open_zip(fh: BinaryIO, what: str, kind: str) -> zipfile.ZipFile:
+    """``zipfile.ZipFile(fh)`` with at most :data:`MAX_ZIP_ENTRIES` entries (checked before and
+    after parsing the listing); InvalidInputError naming ``what`` for anything unreadable."""
+    try:
+        declared = _zip_declared_entries(fh)
+        if declared is None or declared <= MAX_ZIP_ENTRIES:
+            fh.seek(0)
+            zf = zipfile.ZipFile(fh)
+            declared = len(zf.infolist())
+            if declared <= MAX_ZIP_ENTRIES:
+                return zf
+            zf.close()
+    except _ZIP_READ_ERRORS as e:
+        raise InvalidInputError(f"could not read {what} as {kind}: {_first_line(e)}") from e
+    raise InvalidInputError(
+        f"{what} has {declared:,} entries, over the limit of {MAX_ZIP_ENTRIES:,} entries per zip (MAX_ZIP_ENTRIES)"
     )
+
+
+def _zip_plan(zf: zipfile.ZipFile, what: str) -> list[tuple[zipfile.ZipInfo, tuple[str, ...], bool]]:
+    """Check every entry name and the declared sizes before anything is written.
+
+    Returns ``(info, path parts, is_image)`` of each file to extract (folders, hidden files and
+    ``__MACOSX/`` are skipped). Refuses absolute paths, drive letters, ``..``, duplicate names, a
+    file that another entry uses as a folder, and image files declaring more than
+    :data:`MAX_ZIP_UNPACKED_BYTES` uncompressed in all.
+    """
+    plan: list[tuple[zipfile.ZipInfo, tuple[str, ...], bool]] = []
+    names: dict[tuple[str, ...], str] = {}
+    total = 0
+    for info in zf.infolist():
+        name = info.filename
+        loose = PurePosixPath(name.replace("\\", "/"))
+        if loose.is_absolute() or ".." in loose.parts or PureWindowsPath(name).drive:
+            raise InvalidInputError(
+                f"{what}: refusing zip entry {name!r}: paths must stay inside the archive "
+                "(no absolute paths, drive letters or '..')"
+            )
+        p = PurePosixPath(name)
+        if info.is_dir() or not p.parts or p.name.startswith(".") or "__MACOSX" in p.parts:
+            continue
+        if p.parts in names:
+            raise InvalidInputError(f"{what}: the zip holds two entries named {name!r}; rename or remove one")
+        names[p.parts] = name
+        image = _is_image_name(p.name)
+        if image:
+            total += info.file_size
+        plan.append((info, p.parts, image))
+    for parts, name in names.items():
+        for k in range(1, len(parts)):
+            if parts[:k] in names:
+                raise InvalidInputError(
+                    f"{what}: zip entry {names[parts[:k]]!r} is a file but {name!r} uses it as a folder; "
+                    "rename one of them"
+                )
+    if total > MAX_ZIP_UNPACKED_BYTES:
+        raise InvalidInputError(
+            f"{what}: its images declare {total:,} bytes ({_gib(total)}) uncompressed, over the limit of "
+            f"{MAX_ZIP_UNPACKED_BYTES:,} bytes ({_gib(MAX_ZIP_UNPACKED_BYTES)}, MAX_ZIP_UNPACKED_BYTES)"
+        )
+    return plan
+
+
+def _extract_zip(zf: zipfile.ZipFile, plan: Sequence[tuple[zipfile.ZipInfo, tuple[str, ...], bool]], base: Path,
+                 what: str) -> None:
+    """Write the planned entries below ``base``: images streamed (CRC-checked, at most their declared
+    size), other files as empty placeholders (only their names matter to the folder layout)."""
+    for info, parts, image in plan:
+        dest = base.joinpath(*parts)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if image:
+                with zf.open(info) as src, open(dest, "xb") as out:  # "x": never overwrite
+                    shutil.copyfileobj(src, out, 1 << 20)
+            else:
+                open(dest, "xb").close()
+        except _ZIP_READ_ERRORS as e:
+            raise InvalidInputError(f"could not unpack {what}: zip entry {info.filename!r}: {_first_line(e)}") from e
+
+
+def _read_extracted(base: Path, split: str, what: str) -> Dataset:
+    """Decode the image folder extracted at ``base`` (no disk cache: its paths are temporary)."""
+    root = base
+    dirs = [e for e in root.iterdir() if e.is_dir()]
+    # a single top-level folder holding the class folders (or train/test) is unwrapped
+    while len(dirs) == 1 and not any(f.is_file() for f in dirs[0].iterdir()) and dirs[0].name not in SPLITS:
+        root = dirs[0]
+        dirs = [e for e in root.iterdir() if e.is_dir()]
+    folder, classes, entries = _imagefolder_listing(root, split)
+    keys = [k for k, _ in entries]
+    labels = np.asarray([lab for _, lab in entries], dtype=np.int64)
+    _check_image_budget(keys, lambda k: folder / k, lambda k: str(folder / k), force_rgb=False, what=what)
+    images = _decode_images(keys, lambda k: folder / k, lambda k: str(folder / k), force_rgb=False)
     mode = "grayscale" if images.ndim == 3 else "RGB"
-    return _images_dataset(images, labels_arr, classes, "imagefolder", split, f"image folder {folder} ({mode}, {note})")
+    return _images_dataset(images, labels, classes, "imagefolder", split,
+                           f"zip upload {what} ({mode}, sorted by class then file name)")
+
+
+def _npz_pixels_per_image(shape: tuple[int, ...]) -> int:
+    """H·W of one image for the layouts :func:`load_npz` accepts (0 when the shape is none of them)."""
+    if len(shape) == 3:
+        return shape[1] * shape[2]
+    if len(shape) == 4 and shape[-1] in (1, 3):
+        return shape[1] * shape[2]
+    if len(shape) == 4 and shape[1] in (1, 3):
+        return shape[2] * shape[3]
+    return 0
+
+
+def _check_npz_headers(fh: BinaryIO, source: str) -> None:
+    """Check the ``.npy`` header of each array :func:`load_npz` reads, before ``np.load`` allocates.
+
+    The declared shape and dtype are read from the zip member (``np.lib.format.read_magic`` and
+    ``read_array_header_1_0`` / ``_2_0``); object dtypes, arrays declaring more data than the member
+    holds, and sizes over :data:`MAX_DECODED_BYTES` / :data:`MAX_IMAGES` / :data:`MAX_IMAGE_PIXELS`
+    / :data:`MAX_CLASSES` are refused with InvalidInputError.
+    """
+    fmt = np.lib.format
+    with _open_zip(fh, source, ".npz (a zip of .npy arrays)") as zf:
+        members = {info.filename: info for info in zf.infolist()}
+        for key in ("images", "labels", "class_names"):
+            info = members.get(key) or members.get(f"{key}.npy")  # np.load's NpzFile looks them up so
+            if info is None:
+                continue
+            try:
+                with zf.open(info) as f:
+                    version = fmt.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = fmt.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, _, dtype = fmt.read_array_header_2_0(f)
+                    else:
+                        raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported (use 1.0 / 2.0)")
+                    header = f.tell()
+            except _ZIP_READ_ERRORS + (SyntaxError,) as e:
+                raise InvalidInputError(f"could not read array {key!r} of {source}: {_first_line(e)}") from e
+            shape = tuple(int(s) for s in shape)
+            declared = f"array {key!r} of {source} declares shape {shape} dtype {dtype}"
+            if dtype.hasobject:
+                raise InvalidInputError(
+                    f"{declared}: Python objects (pickles) are not allowed; save plain numeric or string arrays"
+                )
+            count = math.prod(shape)
+            nbytes = max(count * dtype.itemsize, count * 4 if key == "images" else 0)  # images become float32
+            if nbytes > MAX_DECODED_BYTES:
+                raise InvalidInputError(
+                    f"{declared}: it would take {nbytes:,} bytes ({_gib(nbytes)}) in memory, over the limit of "
+                    f"{MAX_DECODED_BYTES:,} bytes ({_gib(MAX_DECODED_BYTES)}, MAX_DECODED_BYTES)"
+                )
+            n = shape[0] if shape else 1
+            if key in ("images", "labels") and n > MAX_IMAGES:
+                raise InvalidInputError(f"{declared}: {n:,} images, over the limit of {MAX_IMAGES:,} (MAX_IMAGES)")
+            if key == "images" and _npz_pixels_per_image(shape) > MAX_IMAGE_PIXELS:
+                raise InvalidInputError(
+                    f"{declared}: {_npz_pixels_per_image(shape):,} pixels per image, over the limit of "
+                    f"{MAX_IMAGE_PIXELS:,} (MAX_IMAGE_PIXELS)"
+                )
+            if key == "class_names" and count > MAX_CLASSES:
+                raise InvalidInputError(f"{declared}: {count:,} names, over the limit of {MAX_CLASSES:,} classes (MAX_CLASSES)")
+            if count * dtype.itemsize > info.file_size - header:
+                raise InvalidInputError(
+                    f"{declared} ({count * dtype.itemsize:,} bytes of data) but holds only "
+                    f"{max(info.file_size - header, 0):,}: the file is truncated or damaged"
+                )
 
 
 # ------------------------------------------------------------------------------------ public API
@@ -820,7 +1123,9 @@ def load_dataset(
         ``name`` is not in :data:`DATASETS` (the message lists them).
     InvalidInputError
         ``split`` is not ``"train"`` / ``"test"``, ``limit`` is not a positive integer, or a file
-        is damaged, not an image, or of another size than the first image (the message names it).
+        is damaged, not an image, or of another size than the first image (the message names it);
+        for ``imagefolder``, a limit (:data:`MAX_IMAGES`, :data:`MAX_IMAGE_PIXELS`,
+        :data:`MAX_DECODED_BYTES`, checked from the image headers before decoding) is exceeded.
     DatasetNotFoundError
         The files are missing; the message lists every place looked at and how to provide them.
     """
@@ -836,6 +1141,60 @@ def load_dataset(
     return _load_imagefolder(root, split, limit)
 
 
+def load_zip_upload(data: bytes, *, name: str = "uploaded zip", split: str = "test") -> Dataset:
+    """Load an uploaded zip of class folders (e.g. from the app's file uploader).
+
+    The zip holds ``<class>/*.png`` (or ``train/<class>/…`` and ``test/<class>/…``), optionally
+    inside one top-level folder, which is unwrapped; hidden files and ``__MACOSX/`` are ignored.
+    Layout, order and channels are those of ``load_dataset("imagefolder")``. The zip is checked
+    first (entry count, names, declared sizes, image headers: see the ``MAX_*`` limits of this
+    module), then extracted into a ``tempfile.TemporaryDirectory`` (prefix ``atlas-upload-``) that
+    is removed on success and on failure; the decoded pixels are not put in the disk cache.
+
+    Parameters
+    ----------
+    data : bytes
+        The zip file's content.
+    name : str
+        How messages (and ``Dataset.source``) name the upload, e.g. its file name.
+    split : {"train", "test"}
+        Which split folder to read when the zip has ``train/`` / ``test/``; otherwise it only
+        labels the result.
+
+    Returns
+    -------
+    Dataset
+        ``name="imagefolder"``; images (N, C, H, W) float32 pixel values in [0, 1] (C = 1 when
+        every image is grayscale, else 3); labels (N,) int64 indices into ``class_names`` (sorted
+        class folder names); order: by class, then file name.
+
+    Raises
+    ------
+    InvalidInputError
+        Not a readable zip; a damaged entry (bad CRC, size that lies, encrypted); an entry path that
+        leaves the archive, a duplicate name, or a file another entry uses as a folder; more than
+        :data:`MAX_ZIP_ENTRIES` entries or images declaring more than :data:`MAX_ZIP_UNPACKED_BYTES`;
+        more than :data:`MAX_IMAGES` images, an image over :data:`MAX_IMAGE_PIXELS` pixels, a
+        float32 total over :data:`MAX_DECODED_BYTES` bytes; an unreadable image or images of
+        different sizes. Every message names the upload (``name``) and, where one is met, the limit.
+    DatasetNotFoundError
+        No class folder with images (or no ``split`` folder while the other exists).
+    """
+    split = _check_split(split)
+    with _open_zip(io.BytesIO(data), name, "a zip file") as zf:
+        plan = _zip_plan(zf, name)
+        with tempfile.TemporaryDirectory(prefix="atlas-upload-", ignore_cleanup_errors=True) as tmp:
+            base = Path(tmp)
+            try:
+                _extract_zip(zf, plan, base, name)
+                return _read_extracted(base, split, name)
+            except AtlasError as e:  # name the upload, not the temporary folder (gone when the user reads it)
+                text = str(e).replace(f"{base}{os.sep}", f"{name}:").replace(str(base), name)
+                if text == str(e):
+                    raise
+                raise type(e)(text) from e
+
+
 def load_npz(path: str | os.PathLike | BinaryIO, *, split: str = "train", limit: int | None = None) -> Dataset:
     """Load a user's dataset from an ``.npz`` file (e.g. an upload).
 
@@ -845,11 +1204,14 @@ def load_npz(path: str | os.PathLike | BinaryIO, *, split: str = "train", limit:
         The ``.npz`` with arrays ``images`` and ``labels`` and optionally ``class_names`` (str).
         ``images``: (N, H, W) grayscale, (N, H, W, C) or (N, C, H, W) with C = 1 or 3.
         uint8 / integer values 0..255 are divided by 255; floats must already be in [0, 1].
-        ``labels``: (N,) non-negative integers. Loaded with ``allow_pickle=False``.
+        ``labels``: (N,) non-negative integers below :data:`MAX_CLASSES`. Loaded with
+        ``allow_pickle=False``, after each array's ``.npy`` header has been checked against the
+        limits (:data:`MAX_DECODED_BYTES` for the array, as float32 for ``images``;
+        :data:`MAX_IMAGES`; :data:`MAX_IMAGE_PIXELS`; :data:`MAX_CLASSES` names).
     split : {"train", "test"}
         Only labels the result.
     limit : int, optional
-        Keep only the first ``limit`` images.
+        Keep only the first ``limit`` images (the limits apply to the whole file).
 
     Returns
     -------
@@ -862,7 +1224,9 @@ def load_npz(path: str | os.PathLike | BinaryIO, *, split: str = "train", limit:
     DatasetNotFoundError
         ``path`` does not exist.
     InvalidInputError
-        Not an ``.npz``, missing arrays, wrong shapes / dtypes, NaN / inf, values out of range.
+        Not an ``.npz``, missing arrays, wrong shapes / dtypes, object (pickled) arrays, an array
+        declaring more data than it holds, a limit exceeded (the message names it and what was
+        declared), NaN / inf, values out of range.
     """
     split = _check_split(split)
     limit = _check_limit(limit)
@@ -875,6 +1239,21 @@ def load_npz(path: str | os.PathLike | BinaryIO, *, split: str = "train", limit:
     else:
         where = path
         source = str(getattr(path, "name", "uploaded .npz"))
+    if isinstance(where, Path):
+        try:
+            with open(where, "rb") as fh:
+                _check_npz_headers(fh, source)
+        except OSError as e:
+            raise InvalidInputError(f"could not read {source}: {_first_line(e)}") from e
+    else:
+        try:
+            start = where.tell()
+        except (AttributeError, OSError, ValueError) as e:
+            raise InvalidInputError(f"could not read {source}: not a seekable binary file ({_first_line(e)})") from e
+        try:
+            _check_npz_headers(where, source)
+        finally:
+            where.seek(start)
     try:
         with np.load(where, allow_pickle=False) as z:
             files = set(z.files)
@@ -904,6 +1283,11 @@ def load_npz(path: str | os.PathLike | BinaryIO, *, split: str = "train", limit:
         raise InvalidInputError(f"labels must be ({n},) integers, got shape {labels.shape} dtype {labels.dtype}")
     if n and labels.min() < 0:
         raise InvalidInputError(f"labels must be non-negative, got min {int(labels.min())}")
+    if n and labels.max() >= MAX_CLASSES:  # the class count is max + 1: refuse before building names
+        raise InvalidInputError(
+            f"labels of {source} go up to {int(labels.max()):,}, but at most {MAX_CLASSES:,} classes are supported "
+            f"(labels 0 … {MAX_CLASSES - 1:,}, MAX_CLASSES); labels must be class indices 0 … K-1"
+        )
     num_classes = int(labels.max()) + 1 if n else 0
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
