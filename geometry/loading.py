@@ -82,18 +82,19 @@ import json
 import os
 import pickle
 import re
-import tokenize
 import types
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Mapping, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .classifier import Classifier, make_classifier
 from .errors import InvalidInputError, ModelLoadError, UnknownNameError
+from .sandbox import DEFAULT_LIMITS, SandboxLimits, run_isolated
+from .screen import screen_export_archive, screen_torchscript_archive, screen_torchscript_graph
 from .zoo import ARCHITECTURES, build_architecture
 
 __all__ = [
@@ -109,7 +110,7 @@ __all__ = [
 ]
 
 #: Model file formats understood by :func:`load_classifier`.
-FORMATS: tuple[str, ...] = ("torchscript", "export", "state_dict", "safetensors")
+FORMATS: tuple[str, ...] = ("torchscript", "export", "onnx", "state_dict", "safetensors")
 #: Default size limit of a model file, in bytes (512 MiB).
 DEFAULT_MAX_BYTES: int = 512 * 2**20
 
@@ -118,6 +119,7 @@ _FORMAT_LABEL = {
     "export": "torch.export program (torch.export.load)",
     "state_dict": "state_dict (torch.load with weights_only=True)",
     "safetensors": "safetensors state_dict",
+    "onnx": "ONNX model (converted with onnx2torch)",
 }
 _STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "net", "model")
 _STRIPPED_PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DistributedDataParallel, torch.compile
@@ -343,13 +345,28 @@ def _read_source(source, max_bytes: int) -> tuple[bytes, str, str]:
 
 # ------------------------------------------------------------------------------ detection
 def _zip_entries(data: bytes) -> tuple[zipfile.ZipFile, str, list[str]]:
-    """Open a zip; return it, its single root folder ('' if none) and the entries relative to it."""
+    """Open a zip; return it, its single root folder ('' if none) and the entries with their first
+    folder stripped (for *detection* only: :mod:`geometry.screen` then refuses any archive with more
+    than one record folder)."""
     zf = zipfile.ZipFile(io.BytesIO(data))
     names = [n for n in zf.namelist() if not n.endswith("/")]
     roots = {n.split("/", 1)[0] for n in names if "/" in n}
     root = roots.pop() if len(roots) == 1 and all("/" in n for n in names) else ""
-    rel = [n[len(root) + 1 :] if root else n for n in names]
+    rel = [n.split("/", 1)[1] if "/" in n else n for n in names]
     return zf, root, rel
+
+
+def _is_onnx(data: bytes) -> bool:
+    """An ONNX ModelProto: protobuf field 1 (ir_version, varint) first, and it parses with a graph."""
+    if data[:1] != b"\x08":
+        return False
+    try:
+        import onnx
+
+        model = onnx.load_model_from_string(data)
+    except Exception:  # noqa: BLE001 - not ONNX
+        return False
+    return model.HasField("graph") and len(model.graph.node) > 0
 
 
 def _is_safetensors(data: bytes) -> bool:
@@ -390,17 +407,21 @@ def _detect(data: bytes, file_name: str, name: str) -> tuple[str, str]:
         return "safetensors", "safetensors header (8-byte length + JSON)"
     if data[:1] == b"\x80":
         return "state_dict", "pickle stream (legacy non-zip torch.save)"
-    if ext == ".pt2":
-        return "export", "the .pt2 extension"
-    if ext == ".safetensors":
-        return "safetensors", "the .safetensors extension"
-    if ext in _TORCH_SAVE_EXTENSIONS:
-        return "state_dict", f"the {ext} extension"
     if not data:
         raise ModelLoadError(f"{name!r} is empty (0 bytes); expected a model file")
+    if (ext == ".onnx" or data[:1] == b"\x08") and _is_onnx(data):
+        return "onnx", "an ONNX protobuf (ModelProto with a graph)"
+    expected = {
+        ".pt2": "a torch.export .pt2 is a zip archive (it starts with PK)",
+        ".safetensors": "a .safetensors file starts with an 8-byte header length and a JSON header",
+        ".onnx": "an .onnx file is an ONNX ModelProto (protobuf, first byte 0x08)",
+    }.get(ext, f"a {ext} file from torch.save is a zip archive or a pickle stream" if ext in _TORCH_SAVE_EXTENSIONS
+          else "")
     raise ModelLoadError(
-        f"{name!r} is not a recognised model file (first bytes {data[:8]!r}); expected TorchScript or a "
-        "torch.save state_dict (.pt / .pth, a zip archive), a torch.export program (.pt2) or .safetensors"
+        f"{name!r} is not a recognised model file: its content is none of the formats the atlas reads (first "
+        f"bytes {data[:8]!r}{'; ' + expected if expected else ''}). Expected TorchScript or a torch.save state_dict "
+        "(.pt / .pth), a torch.export program (.pt2), an ONNX model (.onnx) or .safetensors; the file may be "
+        "truncated, damaged or of another kind"
     )
 
 
@@ -422,51 +443,6 @@ def _corrupt(name: str, fmt: str, exc: BaseException, detected: tuple[str, str] 
 
 
 # ------------------------------------------------------------------------------ TorchScript
-_TS_NAMESPACES = {"aten", "prim", "prims", "quantized", "_quantized"}
-_TS_CLASS_NAMESPACES = {"quantized"}
-_FILE_OPERATORS = ("save", "from_file", "load_tensor", "read_file", "write_file")
-
-
-def _code_tokens(text: str) -> list[str]:
-    """NAME and OP tokens of TorchScript source (Python syntax), comments and whitespace dropped."""
-    keep = (tokenize.NAME, tokenize.OP)
-    return [t.string for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type in keep]
-
-
-def _check_torchscript(data: bytes, name: str) -> None:
-    """Refuse TorchScript whose code calls operators outside the allowed namespaces or file operators."""
-    zf, root, rel = _zip_entries(data)
-    for r in rel:
-        if not (r.startswith("code/") and r.endswith(".py")):
-            continue
-        text = zf.read(f"{root}/{r}" if root else r).decode("utf-8", "replace")
-        try:
-            tokens = _code_tokens(text)
-        except (tokenize.TokenError, SyntaxError, IndentationError) as exc:
-            raise ModelLoadError(f"refusing {name!r}: its TorchScript code ({r}) does not tokenize ({_first_line(exc)})") from exc
-        for i, tok in enumerate(tokens):
-            if tok in _FILE_OPERATORS:
-                raise ModelLoadError(
-                    f"refusing {name!r}: its TorchScript code ({r}) uses {tok!r}, an operator that reads or writes "
-                    "files (torch.save / from_file / read_file / write_file); a classifier does not need it"
-                )
-            if tok not in ("ops", "classes") or tokens[i + 1 : i + 2] != ["."] or i + 2 >= len(tokens):
-                continue
-            # `ops.ns.op` / `torch.ops.ns.op` call an operator; `torchvision.ops.misc.X` is a class path
-            qualified = i >= 1 and tokens[i - 1] == "."
-            if qualified and not (i >= 2 and tokens[i - 2] == "torch" and (i < 3 or tokens[i - 3] != ".")):
-                continue
-            ns = tokens[i + 2]
-            allowed = _TS_NAMESPACES if tok == "ops" else _TS_CLASS_NAMESPACES
-            if ns not in allowed:
-                kind = "calls operators" if tok == "ops" else "uses torchbind classes"
-                raise ModelLoadError(
-                    f"refusing {name!r}: its TorchScript code ({r}) {kind} of namespace {ns!r}; only "
-                    f"{', '.join(sorted(allowed))} are allowed in an uploaded model (others can reach files, the "
-                    "network or native extensions)"
-                )
-
-
 class _TorchScriptModel(nn.Module):
     """A loaded ScriptModule as a plain ``nn.Module`` child (``ScriptModule.requires_grad_`` raises,
     which :func:`~geometry.classifier.make_classifier` calls); ``forward`` just calls it."""
@@ -479,168 +455,20 @@ class _TorchScriptModel(nn.Module):
         return self.script(x)
 
 
-def _load_torchscript(data: bytes, name: str, detected) -> nn.Module:
-    try:
-        _check_torchscript(data, name)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        if isinstance(exc, ModelLoadError):
-            raise
-        raise _corrupt(name, "torchscript", exc, detected) from exc
+def _load_torchscript(data: bytes, name: str, detected, info: dict) -> nn.Module:
+    """Screen the archive and its code (:mod:`geometry.screen`), load it, screen the inlined graph."""
+    screen_torchscript_archive(data, name)
     try:
         with warnings.catch_warnings():  # "torch.jit.load is deprecated": not the uploader's concern
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
-            return _TorchScriptModel(torch.jit.load(io.BytesIO(data), map_location="cpu"))
+            script = torch.jit.load(io.BytesIO(data), map_location="cpu")
     except Exception as exc:
         raise _corrupt(name, "torchscript", exc, detected) from exc
+    info["graph_nodes"] = screen_torchscript_graph(script, name)
+    return _TorchScriptModel(script)
 
 
 # ------------------------------------------------------------------------------ torch.export
-_PT2_ENTRY = re.compile(
-    r"archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id|models/model\.json"
-    r"|data/weights/model_weights_config\.json|data/weights/weight_\d+"
-    r"|data/constants/model_constants_config\.json|data/constants/tensor_\d+"
-    r"|data/sample_inputs/model\.pt|extra/[\w.\-]+"
-)
-_PT2_NAMESPACES = {"aten", "prims"}
-_PT2_HIGHER_ORDER = {"cond", "while_loop", "map_impl", "scan", "wrap_with_set_grad_enabled", "wrap_with_autocast"}
-_PT2_OPERATOR_FUNCS = {
-    "getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos", "abs", "trunc",
-    "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor", "not_", "invert", "lshift", "rshift",
-}
-_SYMBOL_NAME = re.compile(r"[a-z]+\d+")
-_EXPR_NAMES = {
-    # sympy
-    "Symbol", "Integer", "Float", "Rational", "Add", "Mul", "Pow", "Max", "Min", "Abs", "Mod",
-    "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "And", "Or", "Not", "true", "false", "True", "False",
-    "oo", "zoo", "nan", "floor", "ceiling", "sqrt",
-    # torch.utils._sympy.functions, as passed to sympify by the export deserializer
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt",
-    "CeilDiv", "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
-    "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal",
-    "ToFloat", "Identity",
-    # assumptions given to Symbol(...)
-    "integer", "positive", "nonnegative", "negative", "nonpositive", "real", "finite", "nonzero",
-    "zero", "even", "odd", "rational", "extended_real", "commutative",
-}
-_EXPR_OPS = {"+", "-", "*", "/", "//", "%", "**", "(", ")", ",", "=", "==", "!=", "<", "<=", ">", ">=", "&", "|", "~", "^"}
-
-
-def _pt2_refuse(name: str, why: str) -> ModelLoadError:
-    return ModelLoadError(
-        f"refusing {name!r}: {why}. torch.export.load would unpickle or execute this content, so only plain "
-        "torch.export.save archives of aten operators are accepted"
-    )
-
-
-def _check_target(target: str, name: str) -> None:
-    m = re.fullmatch(r"torch\.ops\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?", target)
-    if m:
-        ns, op = m.group(1), m.group(2)
-        if "__" in target:
-            raise _pt2_refuse(name, f"the graph calls {target!r}")
-        if ns == "higher_order" and op in _PT2_HIGHER_ORDER:
-            return
-        if ns in _PT2_NAMESPACES and op not in _FILE_OPERATORS:
-            return
-        raise _pt2_refuse(name, f"the graph calls operator {target!r} (allowed: torch.ops.aten / prims, and "
-                                f"higher-order {', '.join(sorted(_PT2_HIGHER_ORDER))})")
-    m = re.fullmatch(r"_operator\.(\w+)", target)
-    if m and m.group(1) in _PT2_OPERATOR_FUNCS:
-        return
-    m = re.fullmatch(r"math\.([a-z]\w*)", target)
-    if m and "__" not in target:
-        return
-    if re.fullmatch(r"torch\._?sym_[a-z_]+", target):
-        return
-    raise _pt2_refuse(name, f"the graph calls {target!r}, which is not a torch operator")
-
-
-def _check_expr(expr: str, name: str) -> None:
-    """Shape expressions are sympify-ed (eval-ed): allow only symbols, numbers, arithmetic and known functions."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(expr).readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError) as exc:
-        raise _pt2_refuse(name, f"a shape expression does not parse ({_first_line(exc)})") from exc
-    for tok in tokens:
-        if tok.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
-            continue
-        ok = (
-            (tok.type == tokenize.NUMBER)
-            or (tok.type == tokenize.NAME and (tok.string in _EXPR_NAMES or _SYMBOL_NAME.fullmatch(tok.string)))
-            or (tok.type == tokenize.STRING and re.fullmatch(r"'[a-z]+\d+'|\"[a-z]+\d+\"", tok.string))
-            or (tok.type == tokenize.OP and tok.string in _EXPR_OPS)
-        )
-        if not ok:
-            shown = expr if len(expr) <= 120 else expr[:119] + "…"
-            raise _pt2_refuse(name, f"the shape expression {shown!r} contains {tok.string!r}, which is not a symbol, "
-                                    "number, arithmetic operator or known shape function")
-
-
-def _walk_program(obj: Any, name: str) -> None:
-    stack = [obj]
-    while stack:
-        o = stack.pop()
-        if isinstance(o, dict):
-            target = o.get("target")
-            if isinstance(target, str) and "inputs" in o and "outputs" in o:
-                _check_target(target, name)
-            for k, v in o.items():
-                if k == "as_operator" and isinstance(v, str):
-                    _check_target(v, name)
-                elif k == "expr_str" and isinstance(v, str):
-                    _check_expr(v, name)
-                elif isinstance(v, (dict, list)):
-                    stack.append(v)
-        elif isinstance(o, list):
-            stack.extend(x for x in o if isinstance(x, (dict, list)))
-
-
-def _check_payload_config(raw: bytes, prefix: str, what: str, name: str) -> None:
-    try:
-        config = json.loads(raw)["config"]
-        items = list(config.items())
-    except Exception as exc:
-        raise _pt2_refuse(name, f"its {what} configuration is not valid JSON ({_first_line(exc)})") from exc
-    for fqn, meta in items:
-        if not isinstance(meta, dict):
-            raise _pt2_refuse(name, f"its {what} configuration is malformed at {fqn!r}")
-        if meta.get("use_pickle"):
-            raise _pt2_refuse(name, f"{what} {fqn!r} is stored as a pickle (a tensor subclass?)")
-        if not re.fullmatch(prefix + r"\d+", str(meta.get("path_name", ""))):
-            raise _pt2_refuse(name, f"{what} {fqn!r} is stored as {meta.get('path_name')!r}, not raw tensor bytes")
-
-
-def _check_pt2(data: bytes, name: str) -> None:
-    zf, root, rel = _zip_entries(data)
-    full = lambda r: f"{root}/{r}" if root else r  # noqa: E731
-    for r in rel:
-        if not _PT2_ENTRY.fullmatch(r):
-            raise _pt2_refuse(name, f"the archive holds {full(r)!r} (AOTInductor libraries, legacy pickled weights, "
-                                    "pickled constants or other models are not accepted)")
-    if "models/model.json" not in rel:
-        raise _pt2_refuse(name, "the archive has no models/model.json")
-    if "archive_format" not in rel or zf.read(full("archive_format")).decode("utf-8", "replace").strip() != "pt2":
-        raise _pt2_refuse(name, "the archive's archive_format is missing or not 'pt2'")
-    if "data/weights/model_weights_config.json" in rel:
-        _check_payload_config(zf.read(full("data/weights/model_weights_config.json")), "weight_", "weight", name)
-    if "data/constants/model_constants_config.json" in rel:
-        _check_payload_config(zf.read(full("data/constants/model_constants_config.json")), "tensor_", "constant", name)
-    if "data/sample_inputs/model.pt" in rel:
-        try:
-            torch.load(io.BytesIO(zf.read(full("data/sample_inputs/model.pt"))), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise _pt2_refuse(name, f"its sample inputs are not a plain tensor pickle ({_first_line(exc, 200)}) and "
-                                    "torch.export.load would retry with weights_only=False") from exc
-    try:
-        program = json.loads(zf.read(full("models/model.json")))
-    except Exception as exc:
-        raise _pt2_refuse(name, f"models/model.json is not valid JSON ({_first_line(exc)})") from exc
-    _walk_program(program, name)
-    for key in (program.get("range_constraints") or {}) if isinstance(program, dict) else ():
-        if not _SYMBOL_NAME.fullmatch(str(key)):
-            raise _pt2_refuse(name, f"the range constraint {key!r} is not a symbol name")
-
-
 def _fixed_mode(module: nn.Module) -> nn.Module:
     """Make an exported GraphModule accept ``train()`` / ``eval()`` as no-ops.
 
@@ -657,13 +485,9 @@ def _fixed_mode(module: nn.Module) -> nn.Module:
     return module
 
 
-def _load_export(data: bytes, name: str, detected) -> nn.Module:
-    try:
-        _check_pt2(data, name)
-    except ModelLoadError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
-        raise _corrupt(name, "export", exc, detected) from exc
+def _load_export(data: bytes, name: str, detected, info: dict) -> nn.Module:
+    """Screen the ``.pt2`` (:func:`geometry.screen.screen_export_archive`), then load it on the CPU."""
+    screen_export_archive(data, name)
     try:
         program = torch.export.load(io.BytesIO(data))
     except Exception as exc:
@@ -681,6 +505,77 @@ def _load_export(data: bytes, name: str, detected) -> nn.Module:
     return _fixed_mode(module)
 
 
+# ------------------------------------------------------------------------------ ONNX
+#: ONNX operator domains accepted (the standard operator set); custom domains are refused.
+ONNX_DOMAINS = ("", "ai.onnx")
+
+
+def _onnx_graphs(graph) -> Iterable:
+    """The graph and every subgraph (If / Loop / Scan bodies) inside it."""
+    import onnx
+
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _onnx_graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _onnx_graphs(g)
+
+
+def _load_onnx(data: bytes, name: str, detected, info: dict) -> nn.Module:
+    """Parse an ONNX model (protobuf only: no code) and convert it with onnx2torch.
+
+    Refused before conversion: tensors stored as external data (they name files to read),
+    operators outside the standard domains, model-local functions. onnx2torch then builds ordinary
+    PyTorch modules from its own table of converters; an operator (or operator-set version) it has
+    no converter for is refused by name.
+    """
+    try:
+        import onnx
+        from onnx2torch import convert
+    except ImportError as exc:  # pragma: no cover - both are dependencies of the project
+        raise ModelLoadError(f"ONNX support needs the packages onnx and onnx2torch ({_first_line(exc)})") from exc
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:
+        raise _corrupt(name, "onnx", exc, detected) from exc
+    if not model.HasField("graph") or not model.graph.node:
+        raise ModelLoadError(f"{name!r} is not an ONNX model with a graph (it parsed as an empty ModelProto)")
+    if model.functions:
+        raise ModelLoadError(f"refusing {name!r}: it defines model-local ONNX functions "
+                             f"({', '.join(f.name for f in model.functions)[:200]}); export without them")
+    op_types: set[str] = set()
+    for g in _onnx_graphs(model.graph):
+        for t in list(g.initializer) + [a.t for n in g.node for a in n.attribute if a.HasField("t")]:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                raise ModelLoadError(
+                    f"refusing {name!r}: tensor {t.name!r} is stored as external data (a file path); upload one "
+                    "self-contained .onnx (onnx.save_model(m, f, save_as_external_data=False))"
+                )
+        for node in g.node:
+            if node.domain not in ONNX_DOMAINS:
+                raise ModelLoadError(f"refusing {name!r}: it uses operator {node.op_type!r} of the custom domain "
+                                     f"{node.domain!r}; only the standard ONNX operator set is accepted")
+            op_types.add(node.op_type)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = convert(model)
+    except NotImplementedError as exc:
+        m = re.search(r"operation_type='(\w+)', version=(\d+)", str(exc))
+        what = f"operator {m.group(1)!r} at operator-set version {m.group(2)}" if m else _first_line(exc)
+        raise ModelLoadError(
+            f"refusing {name!r}: onnx2torch has no converter for {what}; only operators of its table can be "
+            "loaded (exporting with an older opset, e.g. torch.onnx.export(..., opset_version=17), often helps)"
+        ) from exc
+    except Exception as exc:
+        raise ModelLoadError(f"could not convert the ONNX model {name!r} to PyTorch: {_first_line(exc)}") from exc
+    info["onnx_operators"] = sorted(op_types)
+    info["onnx_opset"] = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
+    return module
+
 # ------------------------------------------------------------------------------ state_dicts
 def _load_pickled_state(data: bytes, name: str, detected) -> Any:
     try:
@@ -688,7 +583,7 @@ def _load_pickled_state(data: bytes, name: str, detected) -> Any:
     except pickle.UnpicklingError as exc:
         text = str(exc)
         m = re.search(r"GLOBAL\s+([\w.]+)", text)
-        if m or "Unsupported" in text:
+        if m or ("Unsupported" in text and (data[:1] == b"\x80" or data[:2] == b"PK")):
             what = f"a pickled Python object ({m.group(1)})" if m else "a pickled Python object"
             raise ModelLoadError(
                 f"refusing {name!r}: it holds {what}, not just tensors, so it can only be read by unpickling "
@@ -935,6 +830,8 @@ def load_classifier(
     name: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     architecture_kwargs: Mapping[str, Any] | None = None,
+    isolate: bool = True,
+    limits: SandboxLimits | None = None,
 ) -> Classifier:
     """Load a user's model file as a frozen, validated :class:`~geometry.classifier.Classifier`.
 
@@ -943,7 +840,7 @@ def load_classifier(
     source : path-like, bytes, or binary file object
         The model file. A file object needs ``getvalue()`` (Streamlit's ``UploadedFile``,
         ``io.BytesIO``) or ``read()``; its ``.name`` (if any) gives the display name and extension.
-    format : {"torchscript", "export", "state_dict", "safetensors"}, optional
+    format : {"torchscript", "export", "onnx", "state_dict", "safetensors"}, optional
         Default: detected from the content, then the extension (module docstring, "Detection").
     architecture : str, optional
         Required for ``state_dict`` / ``safetensors`` (weights only), ignored otherwise: a zoo
@@ -970,6 +867,14 @@ def load_classifier(
     architecture_kwargs : mapping, optional
         Extra keyword arguments for the architecture (e.g. ``{"channels": (32, 64), "hidden":
         (256, 128)}`` for the zoo's CIFAR-10 LeNet).
+    isolate : bool
+        Default True: the first load and the validation probe run in a resource-limited child
+        process (:func:`geometry.sandbox.run_isolated`), and this process loads the file only
+        after the child succeeded (screened again, not probed again). False runs everything here:
+        for a file you trust (the command line's ``--trust-model-code``) and for tests.
+    limits : SandboxLimits, optional
+        The child's wall-clock, CPU and memory limits (default
+        :data:`geometry.sandbox.DEFAULT_LIMITS`: 60 s, 60 s, 3 GiB).
 
     Returns
     -------
@@ -977,17 +882,20 @@ def load_classifier(
         ``network`` = [Normalize(mean, std) →] model, eval mode, parameters frozen, on the CPU;
         ``info`` holds ``format``, ``detected`` (how the format was recognised), ``file``,
         ``bytes``, ``sha256`` (of the file; a cache key), ``parameters``, ``architecture`` (for
-        weights files) and ``notes`` (wrapper unwrapped, prefixes stripped).
+        weights files), ``notes`` (wrapper unwrapped, prefixes stripped), ``graph_nodes``
+        (TorchScript nodes screened) and ``isolation`` (the child's limits and timings, or
+        "trusted" when ``isolate=False``).
 
     Raises
     ------
     ModelLoadError
         the file is missing, over ``max_bytes``, empty, truncated or corrupt (the message names
         the file and the format tried), unrecognised, a pickled Python object (refused: loading
-        it would run code from the file), a TorchScript / exported program that uses operators
-        an uploaded model may not use (see "Security"), a state_dict that does not fit the
-        architecture (missing / unexpected keys and shape mismatches listed), or a model that
-        fails :func:`validate_classifier`.
+        it would run code from the file), a TorchScript / exported program that fails the
+        screen of :mod:`geometry.screen`, an ONNX model with external data, custom operators or
+        operators onnx2torch cannot convert, a state_dict that does not fit the architecture
+        (missing / unexpected keys and shape mismatches listed), a model that fails
+        :func:`validate_classifier`, or one whose check ran past a limit of ``limits``.
     UnknownNameError
         unknown ``format`` or ``architecture``.
     InvalidInputError
@@ -998,9 +906,7 @@ def load_classifier(
     >>> clf = load_classifier("cifar_torchvision.pt", architecture="lenet", input_shape=(3, 32, 32),
     ...                       mean=(0.5,) * 3, std=(0.5,) * 3, class_names=CIFAR10_CLASSES)  # doctest: +SKIP
     """
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) != 3 or min(shape) <= 0:
-        raise InvalidInputError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
+    shape = check_input_shape(input_shape)
     if format is not None and format not in FORMATS:
         raise UnknownNameError(f"unknown model format {format!r}; choose one of {', '.join(FORMATS)} (or None to detect)")
     if class_names is not None:
@@ -1008,6 +914,71 @@ def load_classifier(
         if not class_names:
             raise InvalidInputError("class_names must not be empty (or None for '0' … 'L-1')")
     data, display, file_name = _read_source(source, max_bytes)
+    options = dict(format=format, architecture=architecture, num_classes=num_classes, input_shape=list(shape),
+                   mean=None if mean is None else [float(v) for v in mean],
+                   std=None if std is None else [float(v) for v in std],
+                   bounds=[float(b) for b in bounds], class_names=None if class_names is None else list(class_names),
+                   name=name, max_bytes=max_bytes, architecture_kwargs=_jsonable(architecture_kwargs))
+    if not isolate:
+        clf = _load_bytes(data, display, file_name, validate=True, **options)  # type: ignore[arg-type]
+        clf.info["isolation"] = "trusted (isolate=False: loaded and probed in this process)"
+        return clf
+    lim = limits or DEFAULT_LIMITS
+    if not isinstance(lim, SandboxLimits):
+        raise InvalidInputError(f"limits must be a SandboxLimits, got {type(lim).__name__}")
+    report = run_isolated(data, {**options, "display": display, "file_name": file_name}, limits=lim, display=display)
+    clf = _load_bytes(data, display, file_name, validate=False, probe_classes=int(report["num_classes"]),
+                      **options)  # type: ignore[arg-type]
+    clf.info["isolation"] = {"limits": lim.describe(), "child_seconds": round(float(report["wall_seconds"]), 2)}
+    return clf
+
+
+#: Largest input accepted, in values per image (C·H·W): 16.7 M, i.e. 3 × 2364 × 2364.
+MAX_INPUT_VALUES: int = 2**24
+
+
+def check_input_shape(input_shape: Any) -> tuple[int, int, int]:
+    """``input_shape`` as (C, H, W) positive ints with C·H·W ≤ :data:`MAX_INPUT_VALUES`; checked before any allocation.
+
+    Raises
+    ------
+    InvalidInputError
+        not three positive integers, or too large (the message gives the size and the limit).
+    """
+    try:
+        shape = tuple(int(s) for s in input_shape)
+        ok = len(shape) == 3 and all(float(s) == int(float(s)) for s in input_shape)
+    except (TypeError, ValueError, OverflowError):
+        shape, ok = (), False
+    if not ok or min(shape) <= 0:
+        raise InvalidInputError(f"input_shape must be (C, H, W) with positive integer sizes, got {input_shape!r}")
+    values = shape[0] * shape[1] * shape[2]
+    if values > MAX_INPUT_VALUES:
+        raise InvalidInputError(
+            f"input_shape {shape} has {values:,} values per image, over the limit of {MAX_INPUT_VALUES:,} "
+            "(3 × 2364 × 2364); the atlas measures image classifiers up to that size"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _jsonable(obj: Any) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise InvalidInputError(f"architecture_kwargs must hold numbers, strings, lists and dicts, got {type(obj).__name__}")
+
+
+def _load_bytes(data: bytes, display: str, file_name: str, *, format, architecture, num_classes, input_shape, mean,
+                std, bounds, class_names, name, max_bytes, architecture_kwargs, validate: bool,
+                probe_classes: int | None = None) -> Classifier:
+    """The body of :func:`load_classifier` once the file is in memory (also run by the sandbox child)."""
+    shape = check_input_shape(input_shape)
+    class_names = None if class_names is None else tuple(class_names)
     if not data:
         raise ModelLoadError(f"{display!r} is empty (0 bytes); expected a model file")
     try:
@@ -1032,8 +1003,15 @@ def load_classifier(
                 f"{display!r} unpacks to {_mib(total)}, over the limit of {_mib(max_bytes)} (max_bytes); "
                 "pass a larger max_bytes if you trust the file"
             )
-    if fmt in ("torchscript", "export"):
-        model = (_load_torchscript if fmt == "torchscript" else _load_export)(data, display, detected)
+    if fmt in ("torchscript", "export", "onnx"):
+        loader = {"torchscript": _load_torchscript, "export": _load_export, "onnx": _load_onnx}[fmt]
+        try:
+            model = loader(data, display, detected, info)
+        except ModelLoadError as exc:
+            if detected is None or detected[0] == fmt:
+                raise
+            raise ModelLoadError(f"{exc}; its content looks like {_FORMAT_LABEL[detected[0]]} ({detected[1]}): "
+                                 f"try format={detected[0]!r}") from exc
         if architecture is not None:
             notes.append(f"architecture={architecture!r} ignored: the file holds its own")
     else:
@@ -1072,11 +1050,15 @@ def load_classifier(
     info["notes"] = notes
     clf_name = name or (Path(file_name).stem if file_name else "uploaded-model")
     clf = make_classifier(model, input_shape=shape, class_names=class_names or (), name=clf_name,
-                          mean=mean, std=std, bounds=bounds, info=info)
+                          mean=mean, std=std, bounds=tuple(bounds), info=info)  # type: ignore[arg-type]
     if class_names is None:
-        x = torch.rand((4, *shape), generator=torch.Generator().manual_seed(0))
-        x = (clf.bounds[0] + clf.bounds_range * x).to(clf.dtype)
-        L_out = _probe_outputs(clf, x).shape[1]
+        if probe_classes is not None:
+            L_out = probe_classes
+        else:
+            x = torch.rand((4, *shape), generator=torch.Generator().manual_seed(0))
+            x = (clf.bounds[0] + clf.bounds_range * x).to(clf.dtype)
+            L_out = _probe_outputs(clf, x).shape[1]
         clf = dataclasses.replace(clf, class_names=tuple(str(i) for i in range(L_out)))
-    validate_classifier(clf)
+    if validate:
+        validate_classifier(clf)
     return clf
