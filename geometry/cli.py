@@ -43,7 +43,9 @@ estimated from ``--n-points`` points of the *train* split (a disjoint set of the
 
 Errors: every :class:`~geometry.errors.AtlasError` (unknown name, missing dataset, bad model
 file, …) and every file-system error is reported as one line ``error: …`` on stderr with exit
-status 2 (no traceback); argparse's usage errors also exit with 2. Progress goes to stderr as a
+status 2 (no traceback); argparse's usage errors are one line too, exit status 2, and include sizes
+over their limits (``--resolution`` ≤ 4096, ``--n-points`` ≤ 100,000, ``--m`` ≤ 1000, …), which are
+refused before any model is loaded or any memory allocated. Progress goes to stderr as a
 plain-text bar (``[#####.....] 50% computing S_c``), one line per step when stderr is not a
 terminal.
 """
@@ -67,7 +69,7 @@ PROG = "boundary-atlas"
 # Copies of geometry.data.DATASETS and geometry.loading.FORMATS (tests check they agree), so that
 # ``--help`` and usage errors answer without importing torch.
 DATASET_NAMES = ("digits", "mnist", "cifar10", "imagefolder")
-FORMAT_NAMES = ("torchscript", "export", "state_dict", "safetensors")
+FORMAT_NAMES = ("torchscript", "export", "onnx", "state_dict", "safetensors")
 
 
 # ---------------------------------------------------------------------------------------- progress
@@ -193,6 +195,45 @@ def _positive_float(text: str) -> float:
     return value
 
 
+# Size limits of ``report``, checked by argparse before anything is loaded, trained or allocated.
+#: grid points per axis of a cross-section; a copy of geometry.sections.MAX_RESOLUTION (tests check
+#: they agree), so that usage errors answer without importing torch
+MAX_RESOLUTION = 4096
+MAX_POINTS = 100_000  # --n-points (the largest built-in split, MNIST train, has 60,000 images)
+MAX_M = 1_000  # --m: a basis of m vectors of R^d per subspace, m Lanczos steps per point
+MAX_SECTIONS = 100  # --sections: one HTML figure each
+MAX_DRAWS = 1_000  # --n-directions, --n-samples: random vectors per m, each evaluated on every point
+SEED_RANGE = (-(2**63), 2**63 - 2)  # torch generator seeds (the sections use seed + 1)
+
+
+def _int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    """An argparse ``type=``: an integer in [lo, hi], so a size is refused before anything is
+    allocated; the message of a value outside says the limit (``what`` names the quantity, e.g.
+    "grid points per axis")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo:
+            kind = "a positive integer" if lo == 1 else f"an integer ≥ {lo:,}"
+            raise argparse.ArgumentTypeError(f"expected {kind} ({what}), got {value}")
+        if value > hi:
+            raise argparse.ArgumentTypeError(f"at most {hi:,} ({what}), got {text.strip()}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line ``PROG: error: …`` (no usage block), exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def _share(text: str) -> float:
     value = _positive_float(text)
     if value > 1:
@@ -272,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     except Exception:  # pragma: no cover - not installed
         ver = "unknown"
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Boundary Atlas from the command line: train zoo networks and write reports on the "
                     "geometry of a classifier's decision boundary (DeepFool, cross-sections, curved and flat "
@@ -308,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--zoo", metavar="NAME", help="a zoo network (trained on first use), e.g. digits-lenet")
     src.add_argument("--model", metavar="PATH",
-                     help="your model file: TorchScript, torch.export (.pt2), state_dict (.pt/.pth, needs "
-                          "--architecture) or safetensors (needs --architecture)")
+                     help="your model file: TorchScript, torch.export (.pt2), ONNX (.onnx), state_dict (.pt/.pth, "
+                          "needs --architecture) or safetensors (needs --architecture)")
     g = p.add_argument_group("user model options (with --model)")
     g.add_argument("--format", choices=FORMAT_NAMES, default=None, help="model file format (default: detected)")
     g.add_argument("--architecture", metavar="ARCH", default=None,
@@ -322,16 +363,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--std", metavar="S", nargs="+", type=float, default=None, help="per-channel std, with --mean")
     g.add_argument("--class-names", metavar="NAME", nargs="+", default=None,
                    help="class names (default: the dataset's)")
+    g.add_argument("--trust-model-code", action="store_true",
+                   help="load and probe the model in this process instead of a resource-limited child process "
+                        "(faster start; the file is screened all the same). Only for a file you trust")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", metavar="NAME", default=None,
                    help=f"one of {', '.join(DATASET_NAMES)} (required with --model; default with --zoo: the network's)")
     g.add_argument("--data", metavar="ROOT", default=None, help="data root (else $BOUNDARY_ATLAS_DATA / offline data)")
     g.add_argument("--split", choices=("test", "train"), default="test",
                    help="split of the evaluated points: accuracy, DeepFool, sections, curves (default: %(default)s)")
-    g.add_argument("--n-points", metavar="N", type=_positive_int, default=100,
-                   help="points evaluated, and points used to estimate S_c / S_f (default: %(default)s)")
+    g.add_argument("--n-points", metavar="N", type=_int_in(1, MAX_POINTS, "points"), default=100,
+                   help=f"points evaluated, and points used to estimate S_c / S_f (default: %(default)s, at most "
+                        f"{MAX_POINTS:,})")
     g = p.add_argument_group("geometry")
-    g.add_argument("--m", metavar="M", type=_positive_int, default=20, help="largest subspace dimension m (default: %(default)s)")
+    g.add_argument("--m", metavar="M", type=_int_in(1, MAX_M, "subspace dimensions"), default=20,
+                   help=f"largest subspace dimension m (default: %(default)s, at most {MAX_M:,} and below d)")
     g.add_argument("--method", choices=("finite_difference", "exact", "smoothed"), default="finite_difference",
                    help="Hessian-vector products: finite differences at scale h, exact autograd, or the exact "
                         "Hessian of the softplus twin (default: %(default)s)")
@@ -339,17 +385,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finite-difference scale in pixel units (default 10·√d·range/512)")
     g.add_argument("--beta", metavar="BETA", type=_positive_float, default=None,
                    help="softplus sharpness for --method smoothed (default: the backend's)")
-    g.add_argument("--sections", metavar="K", type=_non_negative_int, default=3,
+    g.add_argument("--sections", metavar="K", type=_int_in(0, MAX_SECTIONS, "cross-sections"), default=3,
                    help="number of cross-sections: points, each along its own random direction (default: %(default)s)")
-    g.add_argument("--resolution", metavar="R", type=_positive_int, default=200,
-                   help="grid points per axis of a cross-section (default: %(default)s)")
-    g.add_argument("--n-directions", metavar="K", type=_positive_int, default=10,
+    g.add_argument("--resolution", metavar="R", type=_int_in(2, MAX_RESOLUTION, "grid points per axis"), default=200,
+                   help=f"grid points per axis of a cross-section (default: %(default)s, 2 to {MAX_RESOLUTION})")
+    g.add_argument("--n-directions", metavar="K", type=_int_in(1, MAX_DRAWS, "random directions per m"), default=10,
                    help="random directions per m for the curvature curves (default: %(default)s)")
-    g.add_argument("--n-samples", metavar="K", type=_positive_int, default=10,
+    g.add_argument("--n-samples", metavar="K", type=_int_in(1, MAX_DRAWS, "random vectors per m"), default=10,
                    help="random vectors per m for the fooling-rate curves (default: %(default)s)")
     g.add_argument("--noise-share", metavar="SHARE", type=_share, default=0.5,
                    help="ξ = 1/5 of the random-noise norm that fools this share of the points (default: %(default)s)")
-    g.add_argument("--seed", metavar="SEED", type=int, default=0, help="seed of every random choice (default: %(default)s)")
+    g.add_argument("--seed", metavar="SEED", type=_int_in(*SEED_RANGE, "a torch generator seed"), default=0,
+                   help="seed of every random choice (default: %(default)s)")
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", required=True, help="output folder (created; files are overwritten)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -449,7 +496,7 @@ def _load_classifier(args, parser, bar):
 
     bar.update(0.02, f"loading {Path(args.model).name}")
     clf = load_classifier(args.model, format=args.format, architecture=args.architecture, input_shape=shape,
-                          mean=args.mean, std=args.std,
+                          mean=args.mean, std=args.std, isolate=not args.trust_model_code,
                           class_names=args.class_names if args.class_names else eval_set.class_names)
     info = clf.info
     source = {"source": "file", "format": info.get("format"), "detected": info.get("detected"),

@@ -22,6 +22,9 @@ state_dict    ``torch.save(m.state_dict(), f)`` (zip or    ``torch.load(f, map_l
               ``state_dict`` / ``model_state_dict`` /
               ``net`` / ``model``
 safetensors   ``safetensors.torch.save_file(sd, f)``       ``safetensors.torch.load(bytes)``
+onnx          ``torch.onnx.export(m, (x,), f,              ``onnx.load_model_from_string`` →
+              opset_version=17, dynamic_axes=…)``, or any  ``onnx2torch.convert`` (a
+              framework's ONNX exporter; ``.onnx``         ``torch.fx`` GraphModule)
 ============  ===========================================  ===================================
 
 Detection (``format=None``): the *content* decides, the extension only breaks ties.
@@ -33,44 +36,39 @@ Detection (``format=None``): the *content* decides, the extension only breaks ti
 * 8-byte little-endian header length followed by ``{`` → safetensors;
 * a pickle stream (first byte ``0x80``) → state_dict in the legacy (non-zip) ``torch.save``
   format (e.g. files written before PyTorch 1.6);
-* otherwise the extension: ``.pt2`` → export, ``.safetensors`` → safetensors, ``.pt`` / ``.pth``
-  / ``.pkl`` / ``.bin`` / ``.ckpt`` → state_dict; anything else is refused.
+* an ONNX ModelProto (protobuf field 1 first, parses with a graph) → onnx;
+* anything else is refused as "not a recognised model file", saying what a file with its
+  extension should start with (random bytes named ``.pt`` are not called a pickle).
 
 Security: what is trusted
 -------------------------
-A model file is untrusted input (the app accepts uploads). Unpickling a Python pickle runs
-arbitrary code, so:
+A model file is untrusted input (the app accepts uploads); issue 9 made the defence sound by
+construction rather than by a list of known-bad names:
 
 * **state_dict** files are read *only* with ``torch.load(..., weights_only=True)`` (PyTorch's
   restricted unpickler: tensors, containers and primitive types, no other globals). A fully
   pickled module (``torch.save(model)``), or any pickle naming another global, is refused; we
-  never fall back to ``weights_only=False``. **safetensors** holds no code at all (a JSON header
-  and raw tensor bytes).
-* **TorchScript** archives are read by TorchScript's C++ loader: its unpickler resolves classes
-  only to TorchScript classes compiled from the archive's ``code/`` (TorchScript, not Python)
-  and never imports or calls Python objects. That code *can* call any registered operator,
-  and some touch the file system (``torch.save`` = ``aten::save``, ``aten::from_file``,
-  torchvision's ``image::read_file`` / ``image::write_file``, ``debugprims::load_tensor``) or the
-  network (``c10d``). Before loading, the ``code/`` sources are scanned: operator namespaces
-  other than ``aten`` / ``prim`` / ``prims`` / ``quantized``, torchbind classes other than
-  ``quantized``, and the names of those file operators are refused.
-* **torch.export** programs: ``torch.export.load`` is *not* safe on its own. It unpickles
-  pickled weights / constants and "opaque" constants with ``weights_only=False``, retries the
-  sample inputs with ``weights_only=False`` when ``weights_only=True`` fails, loads compiled
-  AOTInductor libraries, ``sympify``-s (= ``eval``-s) the symbolic shape expressions, and
-  ``.module()`` ``exec``-s the archive's ``guards_code`` (both demonstrated to run code from a
-  crafted ``.pt2``). Before calling it we therefore accept only plain ``torch.export.save``
-  archives: a fixed list of entries (no AOTInductor / legacy / pickled payloads), weights and
-  constants stored as raw tensor bytes, sample inputs that load with ``weights_only=True``,
-  graph nodes that call only ``torch.ops.aten`` / ``prims`` operators (plus a few shape
-  helpers and control-flow operators), and shape expressions made only of symbol names,
-  numbers, arithmetic and an allow-list of sympy functions. ``.module(check_guards=False)``
-  never executes ``guards_code`` (input shapes are still checked by the pre-hook that
-  ``torch.export`` installs).
+  never fall back to ``weights_only=False``. **safetensors** holds no code at all.
+* **TorchScript** and **torch.export** files are code. Before anything is loaded,
+  :mod:`geometry.screen` checks the archive (one record folder, allowed entry names only, no
+  duplicates, the same records for Python's zipfile and PyTorch's reader), parses the TorchScript
+  code with :mod:`ast` and checks every operator against one allow-list of pure tensor operators,
+  and checks a ``.pt2`` program's graph and shape expressions (walked, never evaluated); after
+  loading, the inlined TorchScript forward graph is checked again node by node, before the first
+  forward pass. ``.module(check_guards=False)`` never executes a ``.pt2``'s ``guards_code``.
+* **ONNX** files are protobuf (no code); tensors stored as external data (file paths), custom
+  operator domains and model-local functions are refused, and onnx2torch converts the standard
+  operators it has converters for into ordinary PyTorch modules (others are refused by name).
+* **Isolation.** With ``isolate=True`` (the default; the app always, the command line unless
+  ``--trust-model-code``) the screen, the load and :func:`validate_classifier`'s probe run first
+  in a fresh child process limited in wall-clock time, CPU time and memory, with no file writes,
+  in a private empty folder (:mod:`geometry.sandbox`); this process loads the file only after the
+  child succeeded. A model that loops or allocates without bound on the probe is refused within
+  the limits. A model that passes still runs here afterwards, restricted to the allowed
+  operators; what it costs on other inputs is not bounded.
 
-These checks are defence in depth, not a sandbox: a loaded model still runs on this machine and
-can use CPU time and memory. ``max_bytes`` bounds the file size (and the uncompressed size of a
-zip archive).
+``max_bytes`` bounds the file size (and the uncompressed size of a zip archive);
+``input_shape`` is bounded by :data:`MAX_INPUT_VALUES` before anything is allocated.
 """
 
 from __future__ import annotations

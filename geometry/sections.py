@@ -33,7 +33,12 @@ from torch import Tensor
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
 
-__all__ = ["Section", "random_direction", "normal_section"]
+__all__ = ["Section", "random_direction", "normal_section", "MAX_RESOLUTION"]
+
+#: Largest number of grid points per axis of a section. A grid holds int64 labels plus flags for
+#: each of its A·B points (≈ 9 bytes each, more in the dense mode's index arrays): 4096² points are
+#: ≈ 150 MB; 100 000² would be 90 GB. ``boundary-atlas report --resolution`` has the same limit.
+MAX_RESOLUTION = 4096
 
 _PARALLEL_TOL = 1e-6  # ‖v − (v·e1)e1‖ / ‖v‖ below this: v is parallel to r
 # Disagreeing cells at least this many grid steps wide also refine their 8 neighbours. On an MNIST
@@ -300,7 +305,8 @@ def normal_section(
         float e: α, β ∈ [−e, e]; a 4-tuple gives α ∈ [a0, a1], β ∈ [b0, b1] (pixel-space ℓ2
         distances); None: ``2.5 ‖r‖`` on each side of x, which shows the boundary crossing at
         α = ‖r‖ and its shape over ±2.5 ‖r‖ along v.
-    resolution : int or (A, B) — grid points along α (A) and β (B), each ≥ 2
+    resolution : int or (A, B) — grid points along α (A) and β (B), each in [2, MAX_RESOLUTION]
+        (4096; checked before anything is allocated)
     adaptive : refine a coarse grid where labels change (default) instead of the dense grid
     coarse : spacing of the first, coarse grid in grid steps (default ``max(2, min(16, n // 8))``);
         features smaller than about that many steps may be missed by the adaptive grid
@@ -315,7 +321,8 @@ def normal_section(
     ------
     InvalidInputError
         shapes do not match ``clf.input_shape``; NaN / inf; ``r`` zero; ``v`` zero or (nearly)
-        parallel to ``r``; bad extent / resolution / coarse / batch_size.
+        parallel to ``r``; bad extent / resolution (< 2 or > MAX_RESOLUTION per axis) / coarse /
+        batch_size.
 
     References
     ----------
@@ -349,10 +356,13 @@ def normal_section(
     else:
         try:
             A, B = (int(s) for s in resolution)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
             raise InvalidInputError(f"resolution must be an int or (A, B), got {resolution!r}") from None
     if A < 2 or B < 2:
         raise InvalidInputError(f"resolution must be at least 2 points per axis, got ({A}, {B})")
+    if A > MAX_RESOLUTION or B > MAX_RESOLUTION:
+        raise InvalidInputError(f"resolution must be at most {MAX_RESOLUTION} points per axis (a grid of "
+                                f"{MAX_RESOLUTION}² labels), got ({A}, {B})")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if coarse is None:

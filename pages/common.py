@@ -95,21 +95,96 @@ def get_model(name: str) -> Classifier:
 
 
 # ------------------------------------------------------------------ query params (shareable views)
-def param(key: str, default, cast=str):
-    """The value of ``key`` in the URL's query string, cast, or ``default`` if absent / malformed."""
-    raw = st.query_params.get(key)
-    if raw is None:
-        return default
+def _number(value, cast):
+    """``value`` (a URL string or a session value) as a finite ``int`` / ``float``, else None.
+
+    Ints also accept numbers written as floats ("1e9", "2.5"; rounded to the nearest int), so a
+    huge value is clamped rather than refused; NaN, ±inf and non-numbers give None."""
+    import math
+
+    if isinstance(value, bool):
+        return None
+    if cast is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError, OverflowError):
+            pass
     try:
-        return cast(raw)
-    except (TypeError, ValueError):
-        return default
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return int(round(number)) if cast is int else number
 
 
-def init_state(key: str, default, cast=str):
-    """Initialise a widget's session state from the URL once (first run of the session)."""
+def coerce(value, default, cast=str, *, min_value=None, max_value=None, step=None, options=None):
+    """``value`` made valid for a widget, or ``default`` where it cannot be.
+
+    Parameters
+    ----------
+    value : a raw URL string, a session value, or None (absent)
+    default : the widget's default (returned, itself clamped, for absent / malformed values)
+    cast : ``str``, ``int`` or ``float`` — the widget's value type
+    min_value, max_value, step : the widget's own bounds (numbers): the value is clamped into
+        [min_value, max_value] and, with ``step``, floored onto the grid ``min_value + k·step``
+    options : the widget's options (selectbox, radio, select_slider): a value not among them
+        gives ``default``
+
+    Non-finite (NaN, ±inf), empty and non-numeric values of an ``int`` / ``float`` widget give
+    ``default``; finite numbers out of range (1e308, 10**30, −5) are clamped. Never raises.
+    """
+    if cast in (int, float):
+        number = None if value is None else _number(value, cast)
+        if number is None:
+            number = _number(default, cast)
+            if number is None:
+                return default
+    else:
+        try:
+            number = default if value is None else cast(value)
+        except (TypeError, ValueError):
+            number = default
+    if options is not None:
+        return number if number in list(options) else default
+    if min_value is not None and number < min_value:
+        number = min_value
+    if max_value is not None and number > max_value:
+        number = max_value
+    if step is not None and min_value is not None:
+        import math
+
+        k = math.floor((number - min_value) / step + 1e-9)  # 1e-9: round-off of float steps
+        number = min_value + k * step
+        if cast is float:
+            number = round(number, 12)
+    return cast(number) if cast in (int, float) else number
+
+
+def param(key: str, default, cast=str, **bounds):
+    """The value of ``key`` in the URL's query string, made valid by :func:`coerce` (``bounds``:
+    the widget's ``min_value`` / ``max_value`` / ``step`` / ``options``), or ``default`` if absent
+    or malformed."""
+    return coerce(st.query_params.get(key), default, cast, **bounds)
+
+
+def init_state(key: str, default, cast=str, **bounds):
+    """Initialise a widget's session state from the URL once (first run of the session), and keep it
+    valid for the widget on every run.
+
+    ``bounds`` are the widget's own ``min_value`` / ``max_value`` / ``step`` / ``options`` — pass
+    the same dict the widget is drawn with, so the two cannot drift apart. Out-of-range numbers are
+    clamped, NaN / inf / malformed values and unknown options give ``default`` (:func:`coerce`);
+    a value kept from an earlier run is re-checked too, since some bounds move (the datapoint index
+    with the dataset, a direction index with m).
+    """
     if key not in st.session_state:
-        st.session_state[key] = param(key, default, cast)
+        st.session_state[key] = param(key, default, cast, **bounds)
+    elif bounds:
+        value = st.session_state[key]
+        valid = coerce(value, default, cast, **bounds)
+        if valid != value or type(valid) is not type(value):
+            st.session_state[key] = valid
 
 
 def share(**values) -> None:
@@ -125,15 +200,11 @@ def sidebar() -> dict | None:
     :func:`selection`, inside the page, so a page paints its text before any training starts."""
     sb = st.sidebar
     uploads = user_models()
-    init_state("model", DEFAULT_MODEL)
-    if st.session_state["model"] not in zoo.ZOO and st.session_state["model"] not in uploads:
-        st.session_state["model"] = DEFAULT_MODEL
+    init_state("model", DEFAULT_MODEL, options=[*zoo.ZOO, *uploads])
     current = (uploads[st.session_state["model"]]["dataset"] if st.session_state["model"] in uploads
                else zoo.ZOO[st.session_state["model"]].dataset)
     labels = {**DATASET_LABELS, **{k: f"Your data: {k[len(USER_PREFIX):]}" for k in user_datasets()}}
-    init_state("dataset", current)
-    if st.session_state["dataset"] not in labels:
-        st.session_state["dataset"] = current
+    init_state("dataset", current, options=list(labels))
     dataset = sb.selectbox("Dataset", list(labels), key="dataset", format_func=labels.get,
                            help="Where the datapoints come from. digits ships inside scikit-learn; MNIST and "
                                 "CIFAR-10 are read from $BOUNDARY_ATLAS_DATA; your uploads appear here too.")
@@ -153,10 +224,10 @@ def sidebar() -> dict | None:
             st.error(f"The {DATASET_LABELS[dataset]} dataset is not available here.\n\n{problem}")
             return None
     ds = get_dataset(dataset, "test")
-    init_state("i", 0, int)
-    st.session_state["i"] = min(max(int(st.session_state["i"]), 0), len(ds) - 1)
-    index = sb.number_input(f"Datapoint (test image 0–{len(ds) - 1})", min_value=0, max_value=len(ds) - 1,
-                            step=1, key="i", help="Index into the held-out test split.")
+    index_bounds = dict(min_value=0, max_value=len(ds) - 1, step=1)
+    init_state("i", 0, int, **index_bounds)
+    index = sb.number_input(f"Datapoint (test image 0–{len(ds) - 1})", **index_bounds, key="i",
+                            help="Index into the held-out test split.")
     if model_name in zoo.ZOO:
         entry = zoo.ZOO[model_name]
         sb.caption(f"{entry.architecture} · {entry.description}")
@@ -223,37 +294,10 @@ def _floats(text: str, what: str) -> tuple[float, ...] | None:
         raise AtlasError(f"{what} must be comma-separated numbers, got {text!r}") from exc
 
 
-def _unzip_image_folder(data: bytes) -> data_mod.Dataset:
-    """Extract an uploaded zip of class folders safely (no absolute paths / '..', size-limited)."""
-    import io
-    import tempfile
-    import zipfile
-    from pathlib import Path, PurePosixPath
-
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise AtlasError(f"the data upload is not a readable zip file ({exc})") from exc
-    total = sum(i.file_size for i in zf.infolist())
-    if total > _MAX_ZIP_UNPACKED:
-        raise AtlasError(f"the zip unpacks to {total:,} bytes, over the limit of {_MAX_ZIP_UNPACKED:,}")
-    tmp = Path(tempfile.mkdtemp(prefix="atlas-upload-"))
-    for info in zf.infolist():
-        p = PurePosixPath(info.filename)
-        if p.is_absolute() or ".." in p.parts:
-            raise AtlasError(f"refusing zip entry {info.filename!r}: paths must stay inside the archive")
-        if info.is_dir() or p.name.startswith(".") or "__MACOSX" in p.parts:
-            continue
-        dest = tmp.joinpath(*p.parts)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(zf.read(info))
-    root = tmp
-    # a single top-level folder holding the class folders (or train/test) is unwrapped
-    entries = [e for e in root.iterdir() if e.is_dir()]
-    while len(entries) == 1 and not any(f.is_file() for f in entries[0].iterdir()) and entries[0].name not in ("train", "test"):
-        root = entries[0]
-        entries = [e for e in root.iterdir() if e.is_dir()]
-    return data_mod.load_dataset("imagefolder", root=root, split="test")
+def _unzip_image_folder(data: bytes, name: str = "uploaded zip") -> data_mod.Dataset:
+    """The uploaded zip of class folders as a test-split dataset: :func:`geometry.data.load_zip_upload`
+    (limits checked before decoding; the temporary folder is removed on success and on failure)."""
+    return data_mod.load_zip_upload(data, name=name, split="test")
 
 
 def register_upload(*, model_file, fmt, architecture, data_kind, builtin, data_file, shape_text, mean_text, std_text,
@@ -280,7 +324,8 @@ def register_upload(*, model_file, fmt, architecture, data_kind, builtin, data_f
         if data_file is None:
             raise AtlasError("choose a data file (zip or npz), or use a built-in dataset")
         raw = data_file.getvalue()
-        ds = _unzip_image_folder(raw) if data_kind.startswith("zip") else data_mod.load_npz(data_file, split="test")
+        ds = (_unzip_image_folder(raw, data_file.name) if data_kind.startswith("zip")
+              else data_mod.load_npz(data_file, split="test"))
         dataset_key = f"{USER_PREFIX}{data_file.name}-{hashlib.sha256(raw).hexdigest()[:10]}"
         h.update(dataset_key.encode())
     shape = _floats(shape_text, "input shape")
@@ -402,6 +447,18 @@ CURVATURE_KEYS = ("cv_n", "cv_m", "cv_method", "cv_scale", "cv_h", "cv_point")
 CURVATURE_METHODS = {"finite_difference": "finite differences (scale h)", "smoothed": "smoothed twin (softplus, β)",
                      "exact": "exact (smooth networks)"}
 CURVATURE_POINTS = {"boundary": "z = x + r(x)", "inside": "x + 0.8·r(x) (authors' code)"}
+#: How the finite-difference scale h is chosen (radio options; labels depend on the network).
+H_SCALES = ("authors", "xi", "custom")
+# Widget bounds, each defined once: the widget is drawn with them and :func:`init_state` clamps the
+# URL's value into them (so a link cannot hold a value the widget refuses).
+#: n: training points used for S_c / S_f (slider).
+CV_N = dict(min_value=10, max_value=500, step=10)
+#: maximum subspace dimension m (slider).
+CV_M = dict(min_value=2, max_value=50)
+#: custom finite-difference scale h, pixel-space ℓ2 distance (number input; every page's "h").
+H_INPUT = dict(min_value=1e-3, max_value=100.0)
+#: held-out points of the curvature curves (URL only, no widget).
+CV_HELDOUT = dict(min_value=1, max_value=10_000)
 
 
 def keep_curvature_settings() -> None:
@@ -428,23 +485,17 @@ def curvature_settings(clf: Classifier, model_name: str, container=None) -> dict
 
     box = container if container is not None else st
     h_authors = default_h(clf)
-    init_state("cv_n", 100, int)
-    init_state("cv_m", 20, int)
-    init_state("cv_method", "finite_difference")
-    init_state("cv_scale", "authors")
-    init_state("cv_h", round(h_authors, 4), float)
-    init_state("cv_point", "boundary")
-    init_state("cv_heldout", 50, int)
-    st.session_state["cv_n"] = min(max(int(st.session_state["cv_n"]) // 10 * 10, 10), 500)
-    st.session_state["cv_m"] = min(max(int(st.session_state["cv_m"]), 2), 50)
-    if st.session_state["cv_method"] not in CURVATURE_METHODS:
-        st.session_state["cv_method"] = "finite_difference"
-    if st.session_state["cv_point"] not in CURVATURE_POINTS:
-        st.session_state["cv_point"] = "boundary"
+    init_state("cv_n", 100, int, **CV_N)
+    init_state("cv_m", 20, int, **CV_M)
+    init_state("cv_method", "finite_difference", options=list(CURVATURE_METHODS))
+    init_state("cv_scale", "authors", options=H_SCALES)
+    init_state("cv_h", round(h_authors, 4), float, **H_INPUT)
+    init_state("cv_point", "boundary", options=list(CURVATURE_POINTS))
+    init_state("cv_heldout", 50, int, **CV_HELDOUT)
     c1, c2, c3, c4 = box.columns(4)
-    n = c1.slider("n: points used for S_c", 10, 500, step=10, key="cv_n",
+    n = c1.slider("n: points used for S_c", **CV_N, key="cv_n",
                   help="Training points whose boundary Hessians are averaged (paper: training points).")
-    m = c2.slider("maximum m", 2, 50, key="cv_m", help="Dimension of the subspaces S_c and S_f.")
+    m = c2.slider("maximum m", **CV_M, key="cv_m", help="Dimension of the subspaces S_c and S_f.")
     method = c3.selectbox("Hessian-vector products", list(CURVATURE_METHODS), key="cv_method",
                           format_func=CURVATURE_METHODS.get,
                           help="A ReLU network's exact Hessian is zero almost everywhere: finite differences of "
@@ -452,9 +503,7 @@ def curvature_settings(clf: Classifier, model_name: str, container=None) -> dict
     point = c4.selectbox("boundary point", list(CURVATURE_POINTS), key="cv_point", format_func=CURVATURE_POINTS.get)
     h, h_text = None, ""
     scales = {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}",
-              "xi": "match h to ξ (1/5 of the random-noise norm fooling 50 %)", "custom": "custom h"}
-    if st.session_state["cv_scale"] not in scales:
-        st.session_state["cv_scale"] = "authors"
+              "xi": "match h to ξ (1/5 of the random-noise norm fooling 50 %)", "custom": "custom h"}  # H_SCALES
     if method == "finite_difference":
         s1, s2 = box.columns([2, 1])
         scale = s1.radio("scale h (pixel-space distance)", list(scales), key="cv_scale", format_func=scales.get)
@@ -472,7 +521,7 @@ def curvature_settings(clf: Classifier, model_name: str, container=None) -> dict
                             "using the authors' h.")
                 h, h_text = h_authors, "authors' h"
         else:
-            h = float(s2.number_input("h", min_value=1e-3, max_value=100.0, key="cv_h", format="%.4f"))
+            h = float(s2.number_input("h", **H_INPUT, key="cv_h", format="%.4f"))
             h_text = "custom h"
     return {"n": int(n), "m": int(m), "method": method, "point": point, "scale": st.session_state["cv_scale"],
             "h": None if h is None else float(h), "h_text": h_text}

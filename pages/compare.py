@@ -93,18 +93,18 @@ def _default_b(a: str) -> str:
 
 
 # A follows the sidebar's network whenever the sidebar changes; otherwise it keeps its own value.
-common.init_state("cmp_a", sel.model_name)
+common.init_state("cmp_a", sel.model_name, options=names)
 if st.session_state.get("_cmp_sidebar") not in (None, sel.model_name) or st.session_state["cmp_a"] not in names:
     st.session_state["cmp_a"] = sel.model_name if sel.model_name in names else names[0]
 st.session_state["_cmp_sidebar"] = sel.model_name
 common.init_state("cmp_b", _default_b(st.session_state["cmp_a"]))
 if st.session_state["cmp_b"] not in names or st.session_state["cmp_b"] == st.session_state["cmp_a"]:
     st.session_state["cmp_b"] = _default_b(st.session_state["cmp_a"])
-common.init_state("cmp_m", 10, int)
-common.init_state("cmp_n", 100, int)
 m_cap = max(1, min(M_ESTIMATED, sel.clf.d - 1))
-st.session_state["cmp_m"] = min(max(int(st.session_state["cmp_m"]), 1), m_cap)
-st.session_state["cmp_n"] = min(max(int(st.session_state["cmp_n"]), 20), 500) // 10 * 10
+M_COMPARED = dict(min_value=1, max_value=m_cap)  # m: directions compared (slider)
+N_POINTS = dict(min_value=20, max_value=500, step=10)  # n: points for S_c, S_f (slider)
+common.init_state("cmp_m", 10, int, **M_COMPARED)
+common.init_state("cmp_n", 100, int, **N_POINTS)
 
 c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
 model_a = c1.selectbox("Network A", names, key="cmp_a", format_func=common.model_label,
@@ -113,10 +113,10 @@ model_a = c1.selectbox("Network A", names, key="cmp_a", format_func=common.model
 model_b = c2.selectbox("Network B", [nm for nm in names if nm != model_a], key="cmp_b", format_func=common.model_label,
                        help="The NiN-style net (other architecture, BatchNorm, other learning rate) or the same LeNet "
                             "trained from another seed.")
-m = c3.slider("m: directions compared", 1, m_cap, key="cmp_m",
+m = c3.slider("m: directions compared", **M_COMPARED, key="cmp_m",
               help=f"Principal angles between the first m directions of each subspace (both estimated with "
                    f"{M_ESTIMATED} directions, so changing m recomputes nothing).")
-n = c4.slider("n: points for S_c, S_f", 20, 500, step=10, key="cmp_n",
+n = c4.slider("n: points for S_c, S_f", **N_POINTS, key="cmp_n",
               help="Training points whose boundary Hessians (S_c) and normals (S_f) are used — the same for both networks.")
 
 clf_a = clf_b = None
@@ -126,13 +126,11 @@ with common.user_errors():  # zoo networks are trained here on first use (progre
 if clf_a is None or clf_b is None:
     st.stop()
 h_authors = default_h(clf_a)
-common.init_state("cmp_scale", "authors")
-common.init_state("cmp_h", round(h_authors, 4), float)
+common.init_state("cmp_scale", "authors", options=common.H_SCALES)
+common.init_state("cmp_h", round(h_authors, 4), float, **common.H_INPUT)
 scales = {"authors": f"authors' default h = 10·√d/512 = {h_authors:.4g}",
           "xi": "h = ξ/2, ξ = 1/5 of the random-noise norm fooling 50 % of A's points",
-          "custom": "custom h"}
-if st.session_state["cmp_scale"] not in scales:
-    st.session_state["cmp_scale"] = "authors"
+          "custom": "custom h"}  # common.H_SCALES
 with st.expander("Estimator settings (scale h)", expanded=st.session_state["cmp_scale"] != "authors"):
     e1, e2, e3 = st.columns([2, 1, 2])
     scale = e1.radio("finite-difference scale h (pixel-space ℓ2)", list(scales), key="cmp_scale", format_func=scales.get,
@@ -140,7 +138,7 @@ with st.expander("Estimator settings (scale h)", expanded=st.session_state["cmp_
                           "LeNet and NiN share S_c at h ≈ ξ/2 but not at the authors' h (docs/reproduction-compare.md).")
     h = h_authors
     if scale == "custom":
-        h = e2.number_input("h", min_value=1e-3, max_value=100.0, key="cmp_h", format="%.4f")
+        h = e2.number_input("h", **common.H_INPUT, key="cmp_h", format="%.4f")
     elif scale == "xi":
         with st.spinner("Measuring the random-noise norm…"):
             noise_h = common.noise_norm(model_a, dataset, 0.5, N_HELDOUT)
@@ -194,17 +192,16 @@ with common.user_errors():
         f"or a random direction (right). If S_c transfers, B's boundary bends around x along A's direction "
         f"(positive curvature) but hardly along the random one."
     )
-    common.init_state("cmp_k", 1, int)
-    common.init_state("cmp_seed", 0, int)
-    common.init_state("cmp_res", 128, int)
-    st.session_state["cmp_k"] = min(max(int(st.session_state["cmp_k"]), 1), M_ESTIMATED)
-    if st.session_state["cmp_res"] not in (64, 128, 256):
-        st.session_state["cmp_res"] = 128
+    DIRECTION = dict(min_value=1, max_value=M_ESTIMATED, step=1)  # which S_c(A) direction (number input)
+    SEED = dict(min_value=0, max_value=10_000, step=1)  # random direction seed (number input)
+    RESOLUTION = dict(options=[64, 128, 256])  # grid points per side (select slider)
+    common.init_state("cmp_k", 1, int, **DIRECTION)
+    common.init_state("cmp_seed", 0, int, **SEED)
+    common.init_state("cmp_res", 128, int, **RESOLUTION)
     s1, s2, s3 = st.columns(3)
-    k = s1.number_input("direction of S_c(A) (1 = most curved for A)", min_value=1, max_value=M_ESTIMATED, step=1,
-                        key="cmp_k")
-    rseed = s2.number_input("random direction seed", min_value=0, max_value=10_000, step=1, key="cmp_seed")
-    res = s3.select_slider("resolution", options=[64, 128, 256], key="cmp_res")
+    k = s1.number_input("direction of S_c(A) (1 = most curved for A)", **DIRECTION, key="cmp_k")
+    rseed = s2.number_input("random direction seed", **SEED, key="cmp_seed")
+    res = s3.select_slider("resolution", **RESOLUTION, key="cmp_res")
     common.share(cmp_k=int(k), cmp_seed=int(rseed), cmp_res=int(res))
     with st.spinner("Cross-sections of network B…"):
         ts = sections(model_a, model_b, dataset, sel.index, int(n), float(h), int(k), int(rseed), int(res))
@@ -238,13 +235,12 @@ with common.user_errors():
         "the diagonal is each network's own S_c, off-diagonal cells measure transfer; the last row (random vectors "
         "of the whole space, same norm) is the baseline."
     )
-    common.init_state("cmp_share", 0.5, float)
-    common.init_state("cmp_vectors", 20, int)
+    SHARES = dict(options=[0.5, 0.8, 0.9])  # share of points the noise norm fools (select slider)
+    VECTORS = dict(min_value=1, max_value=100)  # random vectors per row (slider)
+    common.init_state("cmp_share", 0.5, float, **SHARES)
+    common.init_state("cmp_vectors", 20, int, **VECTORS)
     if "cmp_nets" not in st.session_state:
         st.session_state["cmp_nets"] = [t for t in common.param("cmp_nets", "").split(",") if t]
-    if st.session_state["cmp_share"] not in (0.5, 0.8, 0.9):
-        st.session_state["cmp_share"] = 0.5
-    st.session_state["cmp_vectors"] = min(max(int(st.session_state["cmp_vectors"]), 1), 100)
     f1, f2, f3 = st.columns([3, 2, 2])
     extra_options = [nm for nm in names if nm not in (model_a, model_b)]
     st.session_state["cmp_nets"] = [t for t in st.session_state["cmp_nets"] if t in extra_options]
@@ -252,8 +248,8 @@ with common.user_errors():
                            format_func=common.model_label,
                            help="Networks of the zoo are trained on first use; each adds a row and a column.")
     share_ = f2.select_slider("ξ = 1/5 of the random-noise norm fooling this share of points (A)",
-                              options=[0.5, 0.8, 0.9], key="cmp_share")
-    n_vectors = f3.slider("random vectors per row", 1, 100, key="cmp_vectors")
+                              **SHARES, key="cmp_share")
+    n_vectors = f3.slider("random vectors per row", **VECTORS, key="cmp_vectors")
     common.share(cmp_share=share_, cmp_vectors=int(n_vectors),
                  cmp_nets=",".join(nm for nm in extra if common.shareable(nm)))
     for nm in extra:

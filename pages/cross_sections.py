@@ -87,14 +87,15 @@ sel = common.selection()
 if sel is None:
     st.stop()
 
-common.init_state("seed", 0, int)
-common.init_state("extent", 3.0, float)
-common.init_state("res", 256, int)
-common.init_state("dir", "random")
-common.init_state("vec", 1, int)
-common.init_state("sub_m", 1, int)
-if st.session_state["dir"] not in DIRECTIONS:
-    st.session_state["dir"] = "random"
+#: Widget bounds (drawn with them; the URL's values are clamped into them by common.init_state)
+SEED = dict(min_value=0, max_value=10_000, step=1)
+EXTENT = dict(min_value=1.0, max_value=20.0, step=0.5)
+RESOLUTION = dict(options=[64, 128, 256])
+
+common.init_state("seed", 0, int, **SEED)
+common.init_state("extent", 3.0, float, **EXTENT)
+common.init_state("res", 256, int, **RESOLUTION)
+common.init_state("dir", "random", options=list(DIRECTIONS))
 
 with st.expander("S_c / S_f and curvature settings (shared with the Curvature vs m page)", expanded=False):
     cv = common.curvature_settings(sel.clf, sel.model_name)
@@ -102,8 +103,9 @@ with st.expander("S_c / S_f and curvature settings (shared with the Curvature vs
                "uses the same Hessian-vector products and boundary point.")
 
 m_max = cv["m"]
-st.session_state["vec"] = min(max(int(st.session_state["vec"]), 1), m_max)
-st.session_state["sub_m"] = min(max(int(st.session_state["sub_m"]), 1), m_max)
+SUBSPACE_INDEX = dict(min_value=1, max_value=m_max)  # vec and sub_m: 1 … m
+common.init_state("vec", 1, int, **SUBSPACE_INDEX)
+common.init_state("sub_m", 1, int, **SUBSPACE_INDEX)
 d1, d2 = st.columns([2, 1])
 direction = d1.selectbox("Direction v", list(DIRECTIONS), key="dir", format_func=DIRECTIONS.get,
                          help="The second axis of the plane. S_c: top eigenvectors of the average tangent Hessian at "
@@ -111,22 +113,20 @@ direction = d1.selectbox("Direction v", list(DIRECTIONS), key="dir", format_func
                               "singular vectors of their normals r(x)/‖r(x)‖.")
 vec, sub_m = int(st.session_state["vec"]), int(st.session_state["sub_m"])
 if direction in ("sc", "sf"):
-    vec = d2.slider("i: which vector", 1, m_max, key="vec",
+    vec = d2.slider("i: which vector", **SUBSPACE_INDEX, key="vec",
                     help="1 = the most curved eigenvector of S_c / the largest singular vector of S_f.")
 elif direction == "sc_mix":
-    sub_m = d2.slider("m: dimension of S_c used", 1, m_max, key="sub_m",
+    sub_m = d2.slider("m: dimension of S_c used", **SUBSPACE_INDEX, key="sub_m",
                       help="v is uniform on the unit sphere of the span of the first m S_c eigenvectors.")
 
 c1, c2, c3 = st.columns(3)
-seed = c1.number_input("Random direction seed", min_value=0, max_value=10_000, step=1, key="seed",
+seed = c1.number_input("Random direction seed", **SEED, key="seed",
                        disabled=direction in ("sc", "sf"),
                        help="Random directions are drawn with this seed (uniform on the sphere of R^d, or of the "
                             "first m directions of S_c).")
-extent = c2.slider("Extent (multiples of ‖r(x)‖)", min_value=1.0, max_value=20.0, step=0.5, key="extent",
+extent = c2.slider("Extent (multiples of ‖r(x)‖)", **EXTENT, key="extent",
                    help="Half-width of the plotted window, in units of the distance from x to the boundary.")
-if st.session_state["res"] not in (64, 128, 256):
-    st.session_state["res"] = 256
-resolution = c3.select_slider("Resolution", options=[64, 128, 256], key="res",
+resolution = c3.select_slider("Resolution", **RESOLUTION, key="res",
                               help="Grid points per side. Adaptive refinement only evaluates cells near the boundary.")
 common.share(seed=int(seed), extent=float(extent), res=int(resolution), dir=direction, vec=int(st.session_state["vec"]),
              sub_m=int(st.session_state["sub_m"]), cv_n=cv["n"], cv_m=cv["m"], cv_method=cv["method"],

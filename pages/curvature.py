@@ -25,35 +25,31 @@ if sel is None:
 
 clf = sel.clf
 h_authors = default_h(clf)
-common.init_state("cv_n", 100, int)
-common.init_state("cv_m", 20, int)
-common.init_state("cv_method", "finite_difference")
-common.init_state("cv_scale", "authors")
-common.init_state("cv_h", round(h_authors, 4), float)
-common.init_state("cv_point", "boundary")
-common.init_state("cv_heldout", 50, int)
+methods = common.CURVATURE_METHODS
+common.init_state("cv_n", 100, int, **common.CV_N)
+common.init_state("cv_m", 20, int, **common.CV_M)
+common.init_state("cv_method", "finite_difference", options=list(methods))
+common.init_state("cv_scale", "authors", options=common.H_SCALES)
+common.init_state("cv_h", round(h_authors, 4), float, **common.H_INPUT)
+common.init_state("cv_point", "boundary", options=list(common.CURVATURE_POINTS))
+common.init_state("cv_heldout", 50, int, **common.CV_HELDOUT)
 
 c1, c2, c3, c4 = st.columns(4)
-n = c1.slider("n: points used for S_c", 10, 500, step=10, key="cv_n",
+n = c1.slider("n: points used for S_c", **common.CV_N, key="cv_n",
               help="Training points whose boundary Hessians are averaged (paper: training points).")
-m_max = c2.slider("maximum m", 2, 50, key="cv_m", help="Dimension of the subspaces; curves go from m = 1 to this.")
-methods = {"finite_difference": "finite differences (scale h)", "smoothed": "smoothed twin (softplus, β)",
-           "exact": "exact (smooth networks)"}
-if st.session_state["cv_method"] not in methods:
-    st.session_state["cv_method"] = "finite_difference"
+m_max = c2.slider("maximum m", **common.CV_M, key="cv_m",
+                  help="Dimension of the subspaces; curves go from m = 1 to this.")
 method = c3.selectbox("Hessian-vector products", list(methods), key="cv_method", format_func=methods.get,
                       help="A ReLU network's exact Hessian is zero almost everywhere: finite differences of gradients "
                            "at scale h measure the curvature at that scale.")
-point = c4.selectbox("boundary point", ["boundary", "inside"], key="cv_point",
-                     format_func={"boundary": "z = x + r(x)", "inside": "x + 0.8·r(x) (authors' code)"}.get)
+point = c4.selectbox("boundary point", list(common.CURVATURE_POINTS), key="cv_point",
+                     format_func=common.CURVATURE_POINTS.get)
 
 h = None
 if method == "finite_difference":
     s1, s2, s3 = st.columns([2, 1, 1])
     scales = {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}",
-              "xi": "match h to ξ (1/5 of the random-noise norm fooling 50 %)", "custom": "custom h"}
-    if st.session_state["cv_scale"] not in scales:
-        st.session_state["cv_scale"] = "authors"
+              "xi": "match h to ξ (1/5 of the random-noise norm fooling 50 %)", "custom": "custom h"}  # H_SCALES
     scale = s1.radio("scale h (pixel-space distance)", list(scales), key="cv_scale", format_func=scales.get,
                      horizontal=False)
     if scale == "authors":
@@ -69,7 +65,7 @@ if method == "finite_difference":
             st.warning("Random noise fools fewer than 50 % of points even at the largest norm tried; using the authors' h.")
             h = h_authors
     else:
-        h = s2.number_input("h", min_value=1e-3, max_value=100.0, key="cv_h", format="%.4f")
+        h = s2.number_input("h", **common.H_INPUT, key="cv_h", format="%.4f")
 n_heldout = st.session_state["cv_heldout"]
 common.share(cv_n=n, cv_m=m_max, cv_method=method, cv_point=point, cv_scale=st.session_state["cv_scale"],
              cv_h=st.session_state["cv_h"])

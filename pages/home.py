@@ -73,17 +73,30 @@ st.markdown(
 st.subheader("Your model")
 with st.expander("Upload a model to inspect — it appears in every page's network picker, for this browser session only",
                  expanded=False):
+    from geometry import data as data_limits
+    from geometry.sandbox import DEFAULT_LIMITS
+
     st.markdown(
-        f"Formats: **TorchScript** (`torch.jit.save`), **torch.export** programs (`.pt2`), or a **state_dict** "
+        f"Formats: **TorchScript** (`torch.jit.save`), **torch.export** programs (`.pt2`), **ONNX** (`.onnx`, "
+        f"e.g. from Keras, JAX or TensorFlow; converted with onnx2torch), or a **state_dict** "
         f"(`.pt`/`.pth`, read with `weights_only=True`, or `.safetensors`) plus its architecture. "
         f"Files up to **{common.UPLOAD_LIMIT_MB} MB**. A fully pickled module (`torch.save(model)`) is refused: "
         "loading it would run code from the file. The model takes pixels in [0, 1] (normalisation below is applied "
         "before it) and returns logits (N, L)."
     )
+    st.caption(
+        f"**Safety.** An uploaded model is code. TorchScript and `.pt2` files may call only pure tensor operators "
+        f"(an allow-list: no file, network, random-state or threading operators), checked on the file and again on "
+        f"the loaded graph. It is then loaded and probed first in a separate process limited to "
+        f"**{DEFAULT_LIMITS.describe()}**, with no file writes; only a model that passes is loaded here. "
+        f"Data: at most {data_limits.MAX_IMAGES:,} images of at most {data_limits.MAX_IMAGE_PIXELS:,} pixels, "
+        f"{data_limits.MAX_DECODED_BYTES / 2**30:.0f} GiB decoded, labels below {data_limits.MAX_CLASSES:,}."
+    )
     with st.form("upload_form"):
-        model_file = st.file_uploader("Model file", type=["pt", "pth", "pt2", "safetensors", "ts", "jit", "bin", "ckpt"])
+        model_file = st.file_uploader("Model file", type=["pt", "pth", "pt2", "onnx", "safetensors", "ts", "jit",
+                                                          "bin", "ckpt"])
         c1, c2 = st.columns(2)
-        fmt = c1.selectbox("Format", ["auto", "torchscript", "export", "state_dict", "safetensors"],
+        fmt = c1.selectbox("Format", ["auto", "torchscript", "export", "onnx", "state_dict", "safetensors"],
                            help="auto: detected from the file's content (and its extension).")
         arch = c2.selectbox("Architecture (state_dicts only)", common.upload_architectures(),
                             help="The network the weights belong to. torchvision models take their num_classes "

@@ -31,37 +31,33 @@ if sel is None:
 clf = sel.clf
 dataset = common.selection_dataset()
 h_authors = default_h(clf)
-common.init_state("uv_n", 100, int)
-common.init_state("uv_m", 20, int)
-common.init_state("uv_samples", 10, int)
-common.init_state("uv_share", 50, int)
-common.init_state("uv_scale", "authors")
-common.init_state("uv_h", round(h_authors, 4), float)
-common.init_state("uv_heldout", 1000, int)
-common.init_state("uv_uap", 1000, int)
-common.init_state("uv_gm", 0, int)
-st.session_state["uv_n"] = min(max(int(st.session_state["uv_n"]) // 10 * 10, 10), 500)
-st.session_state["uv_m"] = min(max(int(st.session_state["uv_m"]), 2), 50)
-st.session_state["uv_samples"] = min(max(int(st.session_state["uv_samples"]), 1), 50)
-if st.session_state["uv_share"] not in (50, 80):
-    st.session_state["uv_share"] = 50
+#: Widget bounds (drawn with them; the URL's values are clamped into them by common.init_state)
+SAMPLES = dict(min_value=1, max_value=50)  # random vectors per m (slider)
+SHARES = dict(options=[50, 80])  # % of points the noise norm fools (radio)
+POINTS = dict(min_value=10, max_value=10_000)  # held-out points and UAP points (URL only, no widget)
+common.init_state("uv_n", 100, int, **common.CV_N)
+common.init_state("uv_m", 20, int, **common.CV_M)
+common.init_state("uv_samples", 10, int, **SAMPLES)
+common.init_state("uv_share", 50, int, **SHARES)
+common.init_state("uv_scale", "authors", options=common.H_SCALES)
+common.init_state("uv_h", round(h_authors, 4), float, **common.H_INPUT)
+common.init_state("uv_heldout", 1000, int, **POINTS)
+common.init_state("uv_uap", 1000, int, **POINTS)
 scales = {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}", "xi": "match h to ξ (h = ξ)",
-          "custom": "custom h"}
+          "custom": "custom h"}  # common.H_SCALES
 scale_text = {"authors": "the authors' default 10·√d/512", "xi": "h = ξ", "custom": "custom"}
-if st.session_state["uv_scale"] not in scales:
-    st.session_state["uv_scale"] = "authors"
-n_heldout = min(max(int(st.session_state["uv_heldout"]), 10), 10_000)
-n_uap = min(max(int(st.session_state["uv_uap"]), 10), 10_000)
+n_heldout = int(st.session_state["uv_heldout"])
+n_uap = int(st.session_state["uv_uap"])
 
 c1, c2, c3, c4 = st.columns(4)
-n = c1.slider("n: points used for S_c", 10, 500, step=10, key="uv_n",
+n = c1.slider("n: points used for S_c", **common.CV_N, key="uv_n",
               help="Training points whose boundary Hessians are averaged to find S_c (and whose normals give S_f). "
                    "The paper used n = 100. Same setting and disk cache as the Curvature vs m page.")
-m_max = c2.slider("maximum m", 2, 50, key="uv_m", help="Dimension of the subspaces; curves go from m = 1 to this.")
-n_samples = c3.slider("random vectors per m", 1, 50, key="uv_samples",
+m_max = c2.slider("maximum m", **common.CV_M, key="uv_m", help="Dimension of the subspaces; curves go from m = 1 to this.")
+n_samples = c3.slider("random vectors per m", **SAMPLES, key="uv_samples",
                       help="How many random unit vectors of each subspace are tried at each m: the line is their mean "
                            "fooling rate, the dashed line the best of them.")
-share_pct = c4.radio("ξ from the noise norm that fools", [50, 80], key="uv_share", horizontal=True,
+share_pct = c4.radio("ξ from the noise norm that fools", **SHARES, key="uv_share", horizontal=True,
                      format_func=lambda s: f"{s} %",
                      help="ξ = 1/5 of the ℓ2 norm of random noise that changes the label of this share of held-out "
                           "points (the paper: 'most data points'). It changes a lot between 50 % and 80 %.")
@@ -72,7 +68,7 @@ scale = s1.radio("curvature scale h of S_c (pixel-space distance)", list(scales)
                  help="S_c uses finite differences of gradients at scale h. S_c beats S_f as a source of universal "
                       "perturbations mostly when h is about the perturbation norm ξ (measured on an MNIST LeNet: "
                       "docs/reproduction-universal.md).")
-custom_h = s2.number_input("h", min_value=1e-3, max_value=100.0, key="uv_h", format="%.4f",
+custom_h = s2.number_input("h", **common.H_INPUT, key="uv_h", format="%.4f",
                            disabled=scale != "custom")
 common.share(uv_n=n, uv_m=m_max, uv_samples=n_samples, uv_share=share_pct, uv_scale=scale,
              uv_h=st.session_state["uv_h"])
@@ -138,8 +134,7 @@ with common.user_errors():
     # default: the m ≥ 2 with the highest mean S_c fooling rate (at m = 1 all vectors are ±one direction)
     best_m = max((m for m in ms if m >= 2), key=lambda m: float(curve.mean["S_c"][ms.index(m)]), default=ms[-1])
     options = [0] + ms
-    if st.session_state["uv_gm"] not in options:
-        st.session_state["uv_gm"] = 0
+    common.init_state("uv_gm", 0, int, options=options)
     gm = st.selectbox("m for the S_c vectors below", options, key="uv_gm",
                       format_func=lambda v: (f"m = {best_m}: highest mean S_c fooling rate among m ≥ 2" if v == 0
                                              else f"m = {v}"),
