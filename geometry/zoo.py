@@ -12,23 +12,8 @@ never loaded. Two processes that miss the same network train it once (a lock fil
 Training follows the paper (ICLR 2018, footnote 5): SGD with momentum 0.9, learning rate 0.01,
 weight decay 1e-4; seeded (the global RNG is never touched).
 
-Architectures
--------------
-``lenet``          the paper's LeNet: two 5×5 conv layers (each followed by the activation and a
-                   2×2 max-pool) and three fully connected layers. Inputs smaller than 16 pixels
-                   (8×8 digits) use padding 2 so the two convolutions fit.
-``lenet-softplus`` the smooth twin: softplus activations in place of ReLU (same layers, max-pool
-                   kept). Its input Hessian is non-zero and exists everywhere except on the
-                   measure-zero ties of the max-pool, so ``method="exact"`` curvature is
-                   meaningful. (A twin with average pooling did not train with the paper's recipe:
-                   on 8×8 digits it stayed at chance after 10 epochs and reached 50 % after 30,
-                   against 96 % with max-pool; measured here.)
-``mlp``            two hidden ReLU layers on the flattened image.
-``nin``            a Network-in-Network-style all-convolutional net (Lin et al., ICLR 2014): two
-                   "mlpconv" blocks (k×k conv → BatchNorm → ReLU → 1×1 conv → ReLU → 2×2 max-pool),
-                   a 1×1 conv to L channels and global average pooling. The paper compares LeNet
-                   with NiN (Fig. 10); ours is smaller so it trains on 2 CPU cores, and it is
-                   trained differently from LeNet (BatchNorm, learning rate 0.05).
+Architectures (``lenet``, ``lenet-softplus``, ``mlp``, ``nin``) are those of :mod:`geometry.architectures`,
+built by :func:`~geometry.architectures.build_architecture` with the entry's seed.
 
 Every dataset also has a second seed of LeNet (``*-lenet-seed1``): same recipe, other
 initialisation and data order, so that "two networks" comparisons have a same-architecture pair.
@@ -46,9 +31,11 @@ from typing import Callable
 import torch
 from torch import nn
 
+# ARCHITECTURES, LeNet, MLP, NiN and build_architecture are re-exported: they lived here before geometry.architectures.
+from .architectures import ARCHITECTURES, MLP, LeNet, NiN, build_architecture
 from .cache import DamagedCacheError, cache_dir, cache_key, discard_damaged, file_lock, load_tensors, save_tensors
 from .classifier import Classifier, make_classifier
-from .errors import InvalidInputError, UnknownNameError
+from .errors import UnknownNameError
 
 __all__ = [
     "ARCHITECTURES",
@@ -66,127 +53,6 @@ __all__ = [
 
 Progress = Callable[[float, str], None]
 _ZOO_FORMAT = 2  # 2: verified cache files (SHA-256 + format version); older files are simply a miss
-
-
-# ---------------------------------------------------------------------------- architectures
-def _activation(name: str) -> nn.Module:
-    if name == "relu":
-        return nn.ReLU()
-    if name == "softplus":
-        return nn.Softplus()
-    raise InvalidInputError(f"activation must be 'relu' or 'softplus', got {name!r}")
-
-
-class LeNet(nn.Module):
-    """LeNet: conv(5×5) → act → pool → conv(5×5) → act → pool → fc → act → fc → act → fc.
-
-    Parameters
-    ----------
-    input_shape : (C, H, W)
-    num_classes : L
-    channels : (c1, c2) convolution widths (classic LeNet: (6, 16))
-    hidden : (h1, h2) fully connected widths (classic: (120, 84))
-    activation : "relu" | "softplus"
-    pool : "max" | "avg"
-
-    Shapes: input (N, C, H, W) normalised pixels → logits (N, L). Layer names ``conv1, conv2, fc1,
-    fc2, fc3`` match the classic PyTorch tutorial LeNet, so its state_dicts load directly.
-    """
-
-    def __init__(
-        self,
-        input_shape=(1, 28, 28),
-        num_classes: int = 10,
-        *,
-        channels=(6, 16),
-        hidden=(120, 84),
-        activation: str = "relu",
-        pool: str = "max",
-    ):
-        super().__init__()
-        c, h, w = input_shape
-        pad = 2 if min(h, w) < 16 else 0
-        self.conv1 = nn.Conv2d(c, channels[0], 5, padding=pad)
-        self.conv2 = nn.Conv2d(channels[0], channels[1], 5, padding=pad)
-        size = lambda s: ((s + 2 * pad - 4) // 2 + 2 * pad - 4) // 2  # noqa: E731
-        flat = channels[1] * size(h) * size(w)
-        self.fc1 = nn.Linear(flat, hidden[0])
-        self.fc2 = nn.Linear(hidden[0], hidden[1])
-        self.fc3 = nn.Linear(hidden[1], num_classes)
-        self.act = _activation(activation)
-        self.pool = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.act(self.conv1(x)))
-        x = self.pool(self.act(self.conv2(x)))
-        x = x.flatten(1)
-        x = self.act(self.fc1(x))
-        x = self.act(self.fc2(x))
-        return self.fc3(x)
-
-
-class MLP(nn.Module):
-    """Flatten → fc → act → fc → act → fc. Input (N, C, H, W) → logits (N, L)."""
-
-    def __init__(self, input_shape=(1, 28, 28), num_classes: int = 10, *, hidden=(256, 128), activation: str = "relu"):
-        super().__init__()
-        d = math.prod(input_shape)
-        self.fc1 = nn.Linear(d, hidden[0])
-        self.fc2 = nn.Linear(hidden[0], hidden[1])
-        self.fc3 = nn.Linear(hidden[1], num_classes)
-        self.act = _activation(activation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
-        return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
-
-
-class NiN(nn.Module):
-    """Network-in-Network-style all-convolutional net. Input (N, C, H, W) → logits (N, L).
-
-    Parameters
-    ----------
-    input_shape : (C, H, W); kernels are 5×5 (3×3 for inputs under 16 pixels), "same" padding
-    num_classes : L
-    channels : (c1, c2) widths of the two mlpconv blocks
-    """
-
-    def __init__(self, input_shape=(1, 28, 28), num_classes: int = 10, *, channels=(32, 64), activation: str = "relu"):
-        super().__init__()
-        c, h, w = input_shape
-        k = 3 if min(h, w) < 16 else 5
-
-        def block(i: int, o: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(i, o, k, padding=k // 2), nn.BatchNorm2d(o), _activation(activation),
-                                 nn.Conv2d(o, o, 1), _activation(activation), nn.MaxPool2d(2))
-
-        self.block1 = block(c, channels[0])
-        self.block2 = block(channels[0], channels[1])
-        self.head = nn.Conv2d(channels[1], num_classes, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.block2(self.block1(x))).mean(dim=(2, 3))
-
-
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "lenet": lambda shape, L, **kw: LeNet(shape, L, **kw),
-    "lenet-softplus": lambda shape, L, **kw: LeNet(shape, L, activation="softplus", **kw),
-    "mlp": lambda shape, L, **kw: MLP(shape, L, **kw),
-    "nin": lambda shape, L, **kw: NiN(shape, L, **kw),
-}
-
-
-def build_architecture(name: str, *, input_shape, num_classes: int, **kwargs) -> nn.Module:
-    """An untrained zoo architecture ``name`` (see :data:`ARCHITECTURES`) for ``input_shape`` (C, H, W).
-
-    Raises
-    ------
-    UnknownNameError
-        ``name`` is not an architecture of the zoo.
-    """
-    if name not in ARCHITECTURES:
-        raise UnknownNameError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[name](tuple(input_shape), int(num_classes), **kwargs)
 
 
 # ---------------------------------------------------------------------------- recipes
@@ -355,10 +221,8 @@ def _train(entry, train_images, train_labels, gen, *, num_classes, progress):
     std = tuple(max(float(v), 1e-3) for v in train_images.std(dim=(0, 2, 3)))
     mean_t = torch.tensor(mean).reshape(1, -1, 1, 1)
     std_t = torch.tensor(std).reshape(1, -1, 1, 1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(entry.seed)
-        model = build_architecture(entry.architecture, input_shape=train_images.shape[1:], num_classes=num_classes,
-                                   **entry.arch_kwargs)
+    model = build_architecture(entry.architecture, input_shape=train_images.shape[1:], num_classes=num_classes,
+                               random_state=entry.seed, **entry.arch_kwargs)
     opt = torch.optim.SGD(model.parameters(), lr=entry.lr, momentum=entry.momentum, weight_decay=entry.weight_decay)
     n = len(train_images)
     steps_per_epoch = math.ceil(n / entry.batch_size)

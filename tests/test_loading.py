@@ -276,7 +276,7 @@ def test_pickled_module_is_refused_with_the_reason_and_the_way_out(tmp_path, mod
     with pytest.raises(ModelLoadError) as info:
         load_classifier(path, architecture="lenet", **KW)
     msg = str(info.value)
-    assert "refusing 'whole_model.pt'" in msg and "geometry.zoo.LeNet" in msg
+    assert "refusing 'whole_model.pt'" in msg and "geometry.architectures.LeNet" in msg
     assert "runs arbitrary code" in msg and "weights_only=False" in msg
     assert "torch.jit.script" in msg and "torch.export.save" in msg and "state_dict()" in msg
 

@@ -134,7 +134,7 @@ def no_decoding(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("pixels were decoded before the limits were checked")
 
-    monkeypatch.setattr(data_mod, "_decode_images", boom)
+    monkeypatch.setattr(data_mod.common, "_decode_images", boom)
 
 
 def _small_class_zip() -> tuple[bytes, dict[str, np.ndarray]]:
@@ -149,13 +149,13 @@ def _small_class_zip() -> tuple[bytes, dict[str, np.ndarray]]:
 def test_valid_zip_upload_loads_and_leaves_no_temp_folder(tmpdir_count, monkeypatch):
     raw, pixels = _small_class_zip()
     during = []
-    decode = data_mod._decode_images
+    decode = data_mod.common._decode_images
 
     def spy(*args, **kwargs):
         during.append(tmpdir_count())  # the extraction really lives in the (patched) temp dir
         return decode(*args, **kwargs)
 
-    monkeypatch.setattr(data_mod, "_decode_images", spy)
+    monkeypatch.setattr(data_mod.common, "_decode_images", spy)
     assert tmpdir_count() == 0
     ds = load_zip_upload(raw, name=NAME)
     assert during == [1] and tmpdir_count() == 0
@@ -182,14 +182,14 @@ def test_failed_zip_upload_leaves_no_temp_folder(tmpdir_count, fault):
 
 
 def test_app_unzip_helper_is_the_data_function_and_leaves_no_temp_folder(tmpdir_count):
-    from pages import common
+    from pages import _upload
 
     raw, _ = _small_class_zip()
-    ds = common._unzip_image_folder(raw, NAME)
+    ds = _upload._unzip_image_folder(raw, NAME)
     assert ds.images.shape == (3, 1, 3, 4) and ds.labels.tolist() == [0, 0, 1]
     with pytest.raises(InvalidInputError, match="CRC"):
         png = _png(np.zeros((2, 2), dtype=np.uint8))
-        common._unzip_image_folder(_declare_size(_zip([("a/0.png", png)]), "a/0.png", 3), NAME)
+        _upload._unzip_image_folder(_declare_size(_zip([("a/0.png", png)]), "a/0.png", 3), NAME)
     assert tmpdir_count() == 0
 
 

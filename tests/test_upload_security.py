@@ -4,7 +4,7 @@ Every crafted file is built inside its test. The payloads are live: each test fi
 plain ``torch.jit.load`` + forward of the same bytes *does* write (or read) the file, then that the
 atlas refuses the bytes — through the API, the command line and the app's upload function — and
 the marker never appears. The looping / memory-hungry models are refused by the child process of
-:mod:`geometry.sandbox` within its limits, and the server process never loads them.
+:mod:`geometry.loading.sandbox` within its limits, and the server process never loads them.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import pytest
 import torch
 from torch import nn
 
-from geometry import screen
+from geometry.loading import screen
 from geometry.errors import AtlasError, InvalidInputError, ModelLoadError
 from geometry.loading import load_classifier
-from geometry.sandbox import SandboxLimits
+from geometry.loading.sandbox import SandboxLimits
 from geometry.zoo import LeNet
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
@@ -273,10 +273,10 @@ def test_memory_hungry_model_is_refused_by_the_memory_limit():
 
 def test_child_limits_forbid_file_writes_and_the_environment_is_minimal(tmp_path):
     """The child's own limits (as set by the sandbox): any write to a file fails, even one the screen missed."""
-    from geometry import sandbox
+    from geometry.loading import sandbox
 
-    code = (f"import sys, os, json; sys.path.insert(0, {str(Path(sandbox.__file__).parent.parent)!r}); "
-            "from geometry.sandbox import _apply_limits; "
+    code = (f"import sys, os, json; sys.path.insert(0, {str(Path(sandbox.__file__).parents[2])!r}); "
+            "from geometry.loading.sandbox import _apply_limits; "
             "start = os.listdir('.'); _apply_limits(cpu_seconds=30, memory_bytes=2**30)\n"
             "fd = os.open('x', os.O_WRONLY | os.O_CREAT)\n"
             "try:\n    os.write(fd, b'1'); wrote = True\nexcept OSError:\n    wrote = False\n"
@@ -384,7 +384,7 @@ def test_cli_refuses_the_bypass_archive(tmp_path, capsys):
 
 def test_app_upload_refuses_the_bypass_archive(tmp_path):
     pytest.importorskip("streamlit")
-    from pages import common
+    from pages import _upload
 
     marker = tmp_path / "pwned"
 
@@ -393,7 +393,34 @@ def test_app_upload_refuses_the_bypass_archive(tmp_path):
 
     data = _bypass_variants(_script_bytes(_WritesFile(str(marker))))["second root folder"]
     with pytest.raises(AtlasError, match="outside its record folder"):
-        common.register_upload(model_file=Upload(data), fmt="auto", architecture=common.NO_ARCHITECTURE,
+        _upload.register_upload(model_file=Upload(data), fmt="auto", architecture=_upload.NO_ARCHITECTURE,
                                data_kind="built-in dataset", builtin="digits", data_file=None, shape_text="1, 8, 8",
                                mean_text="", std_text="", names_text="")
     assert not marker.exists()
+
+
+def test_pt2_whose_shape_expression_would_hang_sympy_is_refused_quickly():
+    """The measured hang: an expression of allowed tokens, ``… + 0*10**10**9``, inside a real .pt2."""
+    import json
+
+    model = LeNet((1, 8, 8), 10).eval()
+    program = torch.export.export(model, (torch.rand(2, 1, 8, 8),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    zin = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    replaced = []
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            blob = zin.read(info)
+            if info.filename.endswith("models/model.json"):
+                text = json.dumps(json.loads(blob))
+                new = text.replace("Symbol('s", "0*10**10**9 + Symbol('s", 1)
+                replaced.append(new != text)
+                blob = new.encode()
+            zout.writestr(info, blob)
+    assert replaced == [True]
+    t0 = time.perf_counter()
+    with pytest.raises(ModelLoadError, match=r"raises to a power that is not a literal"):
+        load_classifier(out.getvalue(), input_shape=(1, 8, 8), isolate=False)
+    assert time.perf_counter() - t0 < 5.0

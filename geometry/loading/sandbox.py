@@ -17,7 +17,8 @@ The parent waits at most :attr:`SandboxLimits.wall_seconds`, then kills the chil
 group. Whatever the child did, the parent only reads its JSON line: a failure becomes one
 :class:`~geometry.errors.ModelLoadError` with a message a user can act on.
 
-Limits (defaults, stated in the upload panel): 60 s wall clock, 60 s of CPU, 3 GiB of memory.
+Limits (defaults, stated in the upload panel): 45 s wall clock (interpreter start included), 30 s of
+CPU, 3 GiB of memory beyond the interpreter's own. A classifier's load and probe take seconds.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import AtlasError, ModelLoadError
+from ..errors import AtlasError, ModelLoadError
 
 __all__ = ["SandboxLimits", "DEFAULT_LIMITS", "run_isolated"]
 
@@ -52,12 +53,12 @@ class SandboxLimits:
         already map after their import (bytes)
     """
 
-    wall_seconds: float = 60.0
-    cpu_seconds: int = 60
+    wall_seconds: float = 45.0
+    cpu_seconds: int = 30
     memory_bytes: int = 3 * 2**30
 
     def describe(self) -> str:
-        """One line for the upload panel: "60 s wall clock, 60 s CPU, 3.0 GiB memory"."""
+        """One line for the upload panel: "45 s wall clock, 30 s CPU, 3.0 GiB memory"."""
         return (f"{self.wall_seconds:g} s wall clock, {self.cpu_seconds:g} s CPU, "
                 f"{self.memory_bytes / 2**30:.1f} GiB memory")
 
@@ -96,9 +97,9 @@ def run_isolated(data: bytes, kwargs: dict[str, Any], *, limits: SandboxLimits =
     ModelLoadError
         the child refused the model (its message), ran past a limit (which one), or died.
     """
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding geometry/
     code = (f"import sys; sys.path.insert(0, {package_root!r}); "
-            "from geometry.sandbox import _child_main; _child_main()")
+            "from geometry.loading.sandbox import _child_main; _child_main()")
     header = json.dumps({"kwargs": kwargs, "limits": dataclasses.asdict(limits)}).encode() + b"\n"
     with tempfile.TemporaryDirectory(prefix="atlas-sandbox-") as folder:
         t0 = time.monotonic()

@@ -50,7 +50,7 @@ element-wise and reduction relatives. A model that needs another operator is ref
 operator's name; add it here if it is pure tensor maths.
 
 This screen is one of two guards: loading and the validation probe of an upload then run in a
-resource-limited child process (:mod:`geometry.sandbox`).
+resource-limited child process (:mod:`geometry.loading.sandbox`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ import struct
 import zipfile
 from typing import Any, Iterable
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 __all__ = [
     "ALLOWED_OPERATORS",
@@ -305,7 +305,8 @@ def screen_torchscript_code(sources: dict[str, str], name: str) -> None:
 
         def refuse(node: ast.AST, what: str) -> ModelLoadError:
             return _refuse(name, f"its TorchScript code ({fname}, line {getattr(node, 'lineno', '?')}) {what}; an "
-                                 "uploaded model may call only the pure tensor operators listed in geometry/screen.py")
+                                 "uploaded model may call only the pure tensor operators listed in "
+                                 "geometry/loading/screen.py")
 
         for node in ast.walk(tree):
             if isinstance(node, _FORBIDDEN_NODES):
@@ -403,7 +404,7 @@ def screen_torchscript_graph(script_module: Any, name: str) -> int:
         count += 1
         if kind not in ALLOWED_OPERATORS and kind not in ALLOWED_GRAPH_NODES:
             raise _refuse(name, f"its forward graph calls {kind!r}, which is not an operator an uploaded model may "
-                                "use (pure tensor maths only; see geometry/screen.py)")
+                                "use (pure tensor maths only; see geometry/loading/screen.py)")
     return count
 
 
@@ -537,7 +538,7 @@ def _check_target(target: str, name: str) -> None:
         if f"{ns}::{op}" in ALLOWED_OPERATORS:
             return
         raise _refuse(name, f"the exported graph calls operator {target!r}, which is not an operator an uploaded "
-                            "model may use (pure tensor maths only; see geometry/screen.py)")
+                            "model may use (pure tensor maths only; see geometry/loading/screen.py)")
     m = re.fullmatch(r"_operator\.(\w+)", target)
     if m and m.group(1) in _PT2_OPERATOR_FUNCS:
         return
