@@ -86,7 +86,9 @@ def _boundary_inputs(clf, xs):
         converged: torch.Tensor
 
     order = clf.logits(xs).argsort(1, descending=True)
-    return _DF(torch.zeros_like(xs), order[:, 0].clone(), order[:, 1].clone(), torch.ones(len(xs), dtype=torch.bool)), "top-2 stand-in (r = 0)"
+    return _DF(
+        torch.zeros_like(xs), order[:, 0].clone(), order[:, 1].clone(), torch.ones(len(xs), dtype=torch.bool)
+    ), "top-2 stand-in (r = 0)"
 
 
 def _cifar_classifier(seed: int):
@@ -102,7 +104,9 @@ def _cifar_classifier(seed: int):
         pass
     torch.manual_seed(seed)  # a benchmark script: weight init only
     net = zoo.build_architecture("lenet", input_shape=(3, 32, 32), num_classes=10, channels=(32, 64), hidden=(256, 128))
-    return make_classifier(net, input_shape=(3, 32, 32), class_names=[str(i) for i in range(10)], name="lenet-random"), "LeNet(32,64;256,128), random weights"
+    return make_classifier(
+        net, input_shape=(3, 32, 32), class_names=[str(i) for i in range(10)], name="lenet-random"
+    ), "LeNet(32,64;256,128), random weights"
 
 
 def _cifar_points(n: int, seed: int):
@@ -128,11 +132,21 @@ def _large_classifier(seed: int):
 
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv2d(3, 8, 5, stride=2, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 5, stride=2, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10),
+        nn.Conv2d(3, 8, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(256, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
     )
-    return make_classifier(net, input_shape=(3, 224, 224), class_names=[str(i) for i in range(10)], name="small-conv-224"), "small conv net, random weights"
+    return make_classifier(
+        net, input_shape=(3, 224, 224), class_names=[str(i) for i in range(10)], name="small-conv-224"
+    ), "small conv net, random weights"
 
 
 def run_case(case: str, args) -> dict:
@@ -162,23 +176,44 @@ def run_case(case: str, args) -> dict:
     gc.collect()
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        s = curved_subspace(clf, xs, m, method=args.method, solver="eigsh", deepfool_result=df, tol=args.tol, chunk_size=args.chunk)
+        s = curved_subspace(
+            clf, xs, m, method=args.method, solver="eigsh", deepfool_result=df, tol=args.tol, chunk_size=args.chunk
+        )
         t_eigsh = time.perf_counter() - t0
     peak_eigsh = mem.mb
     ncv = min(clf.d, max(2 * m + 1, 20))
-    rows.append(dict(
-        case=case, what="S_c eigsh (matrix-free)", d=clf.d, n=s.n, m=m, method=s.method, scale=s.h if s.h is not None else s.beta,
-        seconds=t_eigsh, n_hvp=s.n_hvp, n_matvec=s.n_matvec, peak_mb=peak_eigsh,
-        dm_mb=clf.d * (m + ncv) * 8 / 2**20, dense_matrix_mb=clf.d**2 * 8 / 2**20,
-        top_ritz=[round(float(v), 4) for v in s.eigenvalues[:3]], top_curv=[round(float(v), 4) for v in s.curvatures[:3]],
-        asymmetry=s.asymmetry,
-    ))
+    rows.append(
+        dict(
+            case=case,
+            what="S_c eigsh (matrix-free)",
+            d=clf.d,
+            n=s.n,
+            m=m,
+            method=s.method,
+            scale=s.h if s.h is not None else s.beta,
+            seconds=t_eigsh,
+            n_hvp=s.n_hvp,
+            n_matvec=s.n_matvec,
+            peak_mb=peak_eigsh,
+            dm_mb=clf.d * (m + ncv) * 8 / 2**20,
+            dense_matrix_mb=clf.d**2 * 8 / 2**20,
+            top_ritz=[round(float(v), 4) for v in s.eigenvalues[:3]],
+            top_curv=[round(float(v), 4) for v in s.curvatures[:3]],
+            asymmetry=s.asymmetry,
+        )
+    )
 
     if case == "cifar" and not args.skip_dense:
         keep = torch.as_tensor(df.converged).bool()
         z = xs[keep] + torch.as_tensor(df.r)[keep]
-        op = boundary_operator(clf, z, torch.as_tensor(df.label)[keep], torch.as_tensor(df.adv_label)[keep],
-                               method=args.method, chunk_size=args.chunk)
+        op = boundary_operator(
+            clf,
+            z,
+            torch.as_tensor(df.label)[keep],
+            torch.as_tensor(df.adv_label)[keep],
+            method=args.method,
+            chunk_size=args.chunk,
+        )
         from geometry.curvature import _average_operator  # the same batched average as the matvec
 
         gc.collect()
@@ -202,23 +237,44 @@ def run_case(case: str, args) -> dict:
             t_eigh = time.perf_counter() - t1
             top = evecs[:, -m:].flip(1)
             cos = np.cos(scipy.linalg.subspace_angles(s.basis.numpy(), top.numpy()))
-            extra = dict(top_ritz=[round(float(v), 4) for v in evals.flip(0)[:3]],
-                         asymmetry=float((A - A.T).norm() / (A.norm() + A.T.norm())),
-                         mean_cos_principal_angles_vs_eigsh=float(cos.mean()), extrapolated=False)
+            extra = dict(
+                top_ritz=[round(float(v), 4) for v in evals.flip(0)[:3]],
+                asymmetry=float((A - A.T).norm() / (A.norm() + A.T.norm())),
+                mean_cos_principal_angles_vs_eigsh=float(cos.mean()),
+                extrapolated=False,
+            )
         else:  # every column costs n HVPs: the time is linear in the number of columns
             t1 = time.perf_counter()
-            torch.linalg.eigh(torch.eye(d, dtype=torch.float64) + 1e-3 * torch.randn(d, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).tril())
+            torch.linalg.eigh(
+                torch.eye(d, dtype=torch.float64)
+                + 1e-3 * torch.randn(d, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).tril()
+            )
             t_eigh = time.perf_counter() - t1
             extra = dict(top_ritz=None, asymmetry=float("nan"), extrapolated=True)
         mem.__exit__(None, None, None)
-        rows.append(dict(
-            case=case, what=f"dense averaged Hessian + eigh{'' if n_cols == d else f' (timed {n_cols} of {d} columns, extrapolated)'}",
-            d=d, n=op.n, m=m, method=op.method, scale=op.scale,
-            seconds=t_cols * d / n_cols + t_eigh, n_hvp=d * op.n, n_matvec=d, peak_mb=mem.mb,
-            dm_mb=clf.d * (m + ncv) * 8 / 2**20, dense_matrix_mb=d * d * 8 / 2**20, top_curv=None, **extra,
-        ))
+        rows.append(
+            dict(
+                case=case,
+                what=f"dense averaged Hessian + eigh{'' if n_cols == d else f' (timed {n_cols} of {d} columns, extrapolated)'}",
+                d=d,
+                n=op.n,
+                m=m,
+                method=op.method,
+                scale=op.scale,
+                seconds=t_cols * d / n_cols + t_eigh,
+                n_hvp=d * op.n,
+                n_matvec=d,
+                peak_mb=mem.mb,
+                dm_mb=clf.d * (m + ncv) * 8 / 2**20,
+                dense_matrix_mb=d * d * 8 / 2**20,
+                top_curv=None,
+                **extra,
+            )
+        )
     for r in rows:
-        r.update(model=model_desc, data=data_desc, deepfool=df_desc, deepfool_seconds=t_df, threads=torch.get_num_threads())
+        r.update(
+            model=model_desc, data=data_desc, deepfool=df_desc, deepfool_seconds=t_df, threads=torch.get_num_threads()
+        )
     return {"rows": rows}
 
 
@@ -231,12 +287,18 @@ def main(argv=None) -> int:
     p.add_argument("--large-m", type=int, default=10)
     p.add_argument("--method", default="finite_difference", choices=["finite_difference", "exact", "smoothed"])
     p.add_argument("--tol", type=float, default=1e-4)
-    p.add_argument("--chunk", type=int, default=None, help="pairs per batched call (default: geometry.hessian.default_chunk_size)")
+    p.add_argument(
+        "--chunk", type=int, default=None, help="pairs per batched call (default: geometry.hessian.default_chunk_size)"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-dense", action="store_true")
-    p.add_argument("--dense-columns", type=int, default=128,
-                   help="operator columns actually computed for the dense baseline (time extrapolated to d); 0 = all d")
+    p.add_argument(
+        "--dense-columns",
+        type=int,
+        default=128,
+        help="operator columns actually computed for the dense baseline (time extrapolated to d); 0 = all d",
+    )
     p.add_argument("--skip-large", action="store_true")
     args = p.parse_args(argv)
     if args.case:
@@ -246,8 +308,12 @@ def main(argv=None) -> int:
     cases = ["cifar"] + ([] if args.skip_large else ["large"])
     passthrough = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--skip-large",)]
     for case in cases:
-        out = subprocess.run([sys.executable, __file__, "--case", case, *passthrough], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        out = subprocess.run(
+            [sys.executable, __file__, "--case", case, *passthrough],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         if out.returncode != 0:
             print(out.stderr, file=sys.stderr)
             return out.returncode
@@ -257,18 +323,24 @@ def main(argv=None) -> int:
     print("|" + "|".join(["---"] * (header.count("|") - 1)) + "|")
     for r in rows:
         scale = f"{r['method']} ({r['scale']:.3g})" if r["scale"] is not None else r["method"]
-        print(f"| {r['case']} | {r['what']} | {r['d']} | {r['n']} | {r['m']} | {scale} | {r['seconds']:.1f} | {r['n_hvp']} | "
-              f"{r['peak_mb']:.0f} | {r['dm_mb']:.1f} | {r['dense_matrix_mb']:.0f} | {r['top_ritz'] or '—'} | {r['top_curv'] or '—'} |")
+        print(
+            f"| {r['case']} | {r['what']} | {r['d']} | {r['n']} | {r['m']} | {scale} | {r['seconds']:.1f} | {r['n_hvp']} | "
+            f"{r['peak_mb']:.0f} | {r['dm_mb']:.1f} | {r['dense_matrix_mb']:.0f} | {r['top_ritz'] or '—'} | {r['top_curv'] or '—'} |"
+        )
     by = {(r["case"], r["what"].split()[0]): r for r in rows}
     if ("cifar", "S_c") in by and ("cifar", "dense") in by:
         a, b = by[("cifar", "S_c")], by[("cifar", "dense")]
         msg = f"\ncifar: dense / eigsh time = {b['seconds'] / a['seconds']:.1f}×, HVPs = {b['n_hvp'] / a['n_hvp']:.1f}×"
         if not b["extrapolated"]:
-            msg += (f"; mean cos(principal angles) eigsh vs dense top-{a['m']} = {b['mean_cos_principal_angles_vs_eigsh']:.3f}; "
-                    f"dense ‖A−Aᵀ‖/(‖A‖+‖Aᵀ‖) = {b['asymmetry']:.3f}")
+            msg += (
+                f"; mean cos(principal angles) eigsh vs dense top-{a['m']} = {b['mean_cos_principal_angles_vs_eigsh']:.3f}; "
+                f"dense ‖A−Aᵀ‖/(‖A‖+‖Aᵀ‖) = {b['asymmetry']:.3f}"
+            )
         print(msg + f"; asymmetry of the operator on random pairs = {a['asymmetry']:.3f}")
     first = rows[0]
-    print(f"\nmodel: {first['model']}; data: {first['data']}; DeepFool: {first['deepfool']}; threads: {first['threads']}")
+    print(
+        f"\nmodel: {first['model']}; data: {first['data']}; DeepFool: {first['deepfool']}; threads: {first['threads']}"
+    )
     return 0
 
 

@@ -49,10 +49,14 @@ def update_docs_section(path: Path, key: str, body: str) -> None:
     """Replace (or append) the block between ``<!-- BEGIN key -->`` and ``<!-- END key -->`` in ``path``."""
     begin, end = f"<!-- BEGIN {key} -->", f"<!-- END {key} -->"
     block = f"{begin}\n{body.rstrip()}\n{end}\n"
-    text = path.read_text() if path.exists() else (
-        "# Benchmarks\n\nSpeed and accuracy measurements of Boundary Atlas against reference implementations.\n"
-        "Scripts live in `benchmarks/`; every figure below was produced by the command shown with it. Speed\n"
-        "claims are ratios between methods measured in the same run (DESIGN §5), never timed assertions in tests.\n\n"
+    text = (
+        path.read_text()
+        if path.exists()
+        else (
+            "# Benchmarks\n\nSpeed and accuracy measurements of Boundary Atlas against reference implementations.\n"
+            "Scripts live in `benchmarks/`; every figure below was produced by the command shown with it. Speed\n"
+            "claims are ratios between methods measured in the same run (DESIGN §5), never timed assertions in tests.\n\n"
+        )
     )
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
@@ -74,15 +78,17 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}"
+    )
 
 
 # ---------------------------------------------------------------------------- model and data
 def load_inputs(args):
     """(clf, xs, description) — the zoo model and its dataset's test images, or stand-ins."""
     from geometry.classifier import make_classifier
-    from geometry.zoo import LeNet, ZOO, load_model
+    from geometry.zoo import ZOO, LeNet, load_model
 
     dataset = ZOO[args.model].dataset if args.model in ZOO else "mnist"
     xs = None
@@ -91,13 +97,15 @@ def load_inputs(args):
 
         xs = load_dataset(dataset, split="test", limit=args.n).images
         data_desc = f"the first {len(xs)} {dataset} test images"
-    except Exception as exc:  # noqa: BLE001 - a benchmark falls back to random pixels
+    except Exception as exc:
         print(f"[bench] no {dataset} data ({exc}); using random pixels", file=sys.stderr)
     clf = None
     if not args.random_weights:
         try:
             clf = load_model(args.model, train=args.train)
-            model_desc = f"`{args.model}` (test accuracy {clf.test_accuracy:.2%})" if clf.test_accuracy else f"`{args.model}`"
+            model_desc = (
+                f"`{args.model}` (test accuracy {clf.test_accuracy:.2%})" if clf.test_accuracy else f"`{args.model}`"
+            )
         except FileNotFoundError as exc:
             print(f"[bench] {exc}; pass --train to train it, using random weights now", file=sys.stderr)
     if clf is None:
@@ -118,10 +126,20 @@ def load_inputs(args):
 def run_ours(clf, xs, args, norm=2):
     from geometry.deepfool import deepfool
 
-    res = deepfool(clf, xs, norm=norm, overshoot=args.overshoot, max_iter=args.steps, candidates=args.candidates,
-                   batch_size=args.batch_size)
-    return res.r, res.converged, {"n_forward": res.n_forward, "n_backward": res.n_backward,
-                                  "mean_iter": float(res.n_iter.float().mean())}
+    res = deepfool(
+        clf,
+        xs,
+        norm=norm,
+        overshoot=args.overshoot,
+        max_iter=args.steps,
+        candidates=args.candidates,
+        batch_size=args.batch_size,
+    )
+    return (
+        res.r,
+        res.converged,
+        {"n_forward": res.n_forward, "n_backward": res.n_backward, "mean_iter": float(res.n_iter.float().mean())},
+    )
 
 
 def run_foolbox(clf, xs, labels, args, norm=2):
@@ -217,24 +235,34 @@ def main(argv=None) -> int:
         mo, mx = float(_norms(r_o, p)[both].mean()), float(_norms(r_x, p)[both].mean())
         speed = t_x / t_o
         rho = float((_norms(r_x, 2)[ok_x] / x_norm[:n][ok_x]).mean())
-        lines.append(f"| {tag} | {name} | {n} | {t_x:.2f} | {n / t_x:.1f} | {float(ok_x.float().mean()):.1%} | {mx:.4f} | "
-                     f"{rho:.3f} | {speed:.2f}× | {mo / mx:.5f} |")
+        lines.append(
+            f"| {tag} | {name} | {n} | {t_x:.2f} | {n / t_x:.1f} | {float(ok_x.float().mean()):.1%} | {mx:.4f} | "
+            f"{rho:.3f} | {speed:.2f}× | {mo / mx:.5f} |"
+        )
         return dict(speed=speed, norm_ratio=mo / mx, rate=n / t_x)
 
     def ours_row(tag, p, n, ours, diag):
         t_o, (r_o, ok_o, _) = ours
         rho = float((_norms(r_o, 2)[ok_o] / x_norm[:n][ok_o]).mean())
-        lines.append(f"| {tag} | **ours** (`geometry.deepfool`) | {n} | {t_o:.2f} | {n / t_o:.1f} | "
-                     f"{float(ok_o.float().mean()):.1%} | {float(_norms(r_o, p)[ok_o].mean()):.4f} (converged) | "
-                     f"{rho:.3f} | — | — |")
+        lines.append(
+            f"| {tag} | **ours** (`geometry.deepfool`) | {n} | {t_o:.2f} | {n / t_o:.1f} | "
+            f"{float(ok_o.float().mean()):.1%} | {float(_norms(r_o, p)[ok_o].mean()):.4f} (converged) | "
+            f"{rho:.3f} | — | — |"
+        )
 
     n = len(xs)
     ours2 = timed(lambda: run_ours(clf, xs, args), args.repeat)
     diag = ours2[1][2]
     ours_row("ℓ2", 2, n, ours2, diag)
     if have_fb:
-        summary["foolbox"] = compare("ℓ2", 2, n, ours2, timed(lambda: run_foolbox(clf, xs, labels, args), args.repeat),
-                                     "foolbox `L2DeepFoolAttack`")
+        summary["foolbox"] = compare(
+            "ℓ2",
+            2,
+            n,
+            ours2,
+            timed(lambda: run_foolbox(clf, xs, labels, args), args.repeat),
+            "foolbox `L2DeepFoolAttack`",
+        )
     n_ta = min(args.n_torchattacks, n)
     if have_ta and n_ta > 0:
         sub = timed(lambda: run_ours(clf, xs[:n_ta], args), args.repeat)
@@ -245,30 +273,43 @@ def main(argv=None) -> int:
     if have_fb and not args.no_linf:
         oursi = timed(lambda: run_ours(clf, xs, args, norm=float("inf")), args.repeat)
         ours_row("ℓ∞", float("inf"), n, oursi, None)
-        summary["foolbox-linf"] = compare("ℓ∞", float("inf"), n, oursi,
-                                          timed(lambda: run_foolbox(clf, xs, labels, args, norm=float("inf")), args.repeat),
-                                          "foolbox `LinfDeepFoolAttack`")
+        summary["foolbox-linf"] = compare(
+            "ℓ∞",
+            float("inf"),
+            n,
+            oursi,
+            timed(lambda: run_foolbox(clf, xs, labels, args, norm=float("inf")), args.repeat),
+            "foolbox `LinfDeepFoolAttack`",
+        )
     table = "\n".join(lines)
     print(table)
 
     notes = []
     if "foolbox" in summary:
         s_ = summary["foolbox"]
-        notes.append(f"ℓ2: ours is **{s_['speed']:.2f}×** foolbox's speed (goal ≥ 1.5×); mean ‖r‖₂ differs by "
-                     f"**{abs(s_['norm_ratio'] - 1):.3%}** (goal ≤ 1 %).")
+        notes.append(
+            f"ℓ2: ours is **{s_['speed']:.2f}×** foolbox's speed (goal ≥ 1.5×); mean ‖r‖₂ differs by "
+            f"**{abs(s_['norm_ratio'] - 1):.3%}** (goal ≤ 1 %)."
+        )
     if "torchattacks" in summary:
         s_ = summary["torchattacks"]
-        notes.append(f"ℓ2 vs torchattacks: **{s_['speed']:.0f}×** per image on the same {n_ta} images "
-                     f"({s_['speed_vs_full']:.0f}× against ours on the full batch; goal ≥ 50×). Its ‖r‖ and success "
-                     "rate differ by design: it clamps to [0, 1] after every step (images it cannot fool within the "
-                     "box count as failures) and applies the overshoot per step.")
+        notes.append(
+            f"ℓ2 vs torchattacks: **{s_['speed']:.0f}×** per image on the same {n_ta} images "
+            f"({s_['speed_vs_full']:.0f}× against ours on the full batch; goal ≥ 50×). Its ‖r‖ and success "
+            "rate differ by design: it clamps to [0, 1] after every step (images it cannot fool within the "
+            "box count as failures) and applies the overshoot per step."
+        )
     if "foolbox-linf" in summary:
         s_ = summary["foolbox-linf"]
-        notes.append(f"ℓ∞: ours is **{s_['speed']:.2f}×** foolbox's speed; mean ‖r‖∞ differs by "
-                     f"**{abs(s_['norm_ratio'] - 1):.3%}**.")
-    notes.append(f"Ours (ℓ2, {n} images): {diag['n_forward']} batched forward passes and {diag['n_backward']} "
-                 f"candidate-gradient passes, {diag['mean_iter']:.2f} iterations per image on average. ρ_adv = mean "
-                 "‖r‖₂/‖x‖₂ over the images each method fooled (paper Table 1: LeNet-MNIST 0.20, LeNet-CIFAR-10 0.030).")
+        notes.append(
+            f"ℓ∞: ours is **{s_['speed']:.2f}×** foolbox's speed; mean ‖r‖∞ differs by "
+            f"**{abs(s_['norm_ratio'] - 1):.3%}**."
+        )
+    notes.append(
+        f"Ours (ℓ2, {n} images): {diag['n_forward']} batched forward passes and {diag['n_backward']} "
+        f"candidate-gradient passes, {diag['mean_iter']:.2f} iterations per image on average. ρ_adv = mean "
+        "‖r‖₂/‖x‖₂ over the images each method fooled (paper Table 1: LeNet-MNIST 0.20, LeNet-CIFAR-10 0.030)."
+    )
     print("\n" + "\n".join(n_.replace("**", "") for n_ in notes))
 
     if not args.no_docs:
@@ -283,7 +324,7 @@ def main(argv=None) -> int:
             f"{args.candidates} and chunks of {args.batch_size} images; foolbox on `fb.PyTorchModel(clf.network, "
             "bounds=(-1e6, 1e6), preprocessing=None)`, criterion `Misclassification(k_hat(x))`, `epsilons=None`; "
             "torchattacks with labels k_hat(x) on the first images only (it runs image by image, all classes). "
-            f"Times are the best of {args.repeat} runs after a warm-up (torchattacks: one run). \"ours faster by\" "
+            f'Times are the best of {args.repeat} runs after a warm-up (torchattacks: one run). "ours faster by" '
             "compares with ours on the same images (the row above).",
             "",
             table,

@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
-
 from deepfool import DOCS, load_inputs, machine, update_docs_section  # noqa: E402  (benchmarks/deepfool.py)
 
 SECTION = "sections"
@@ -63,8 +62,10 @@ def main(argv=None) -> int:
     rows = []
     for i in range(args.points):
         x, r = xs[i], df.r[i]
-        directions = [("random", random_direction(clf.input_shape, random_state=i)),
-                      (f"r(x_{i + 1})", df.r[(i + 1) % len(xs)])]
+        directions = [
+            ("random", random_direction(clf.input_shape, random_state=i)),
+            (f"r(x_{i + 1})", df.r[(i + 1) % len(xs)]),
+        ]
         for vname, v in directions:
             for fac in args.extents:
                 ext = fac * float(r.norm())
@@ -76,22 +77,41 @@ def main(argv=None) -> int:
                 t_dense = time.perf_counter() - t0
                 agree = float((ada.labels == dense.labels).double().mean())
                 n_cls = len(torch.unique(dense.labels))
-                rows.append(dict(point=i, v=vname, ext=fac, classes=n_cls, n_ada=ada.n_forward, n_dense=dense.n_forward,
-                                 ratio=ada.n_forward / dense.n_forward, agree=agree, t_ada=t_ada, t_dense=t_dense))
-                print(f"[bench] point {i} v={vname} ±{fac}‖r‖: {ada.n_forward} vs {dense.n_forward} forwards, "
-                      f"agreement {agree:.4%}, {t_ada:.2f}s vs {t_dense:.2f}s", file=sys.stderr)
+                rows.append(
+                    dict(
+                        point=i,
+                        v=vname,
+                        ext=fac,
+                        classes=n_cls,
+                        n_ada=ada.n_forward,
+                        n_dense=dense.n_forward,
+                        ratio=ada.n_forward / dense.n_forward,
+                        agree=agree,
+                        t_ada=t_ada,
+                        t_dense=t_dense,
+                    )
+                )
+                print(
+                    f"[bench] point {i} v={vname} ±{fac}‖r‖: {ada.n_forward} vs {dense.n_forward} forwards, "
+                    f"agreement {agree:.4%}, {t_ada:.2f}s vs {t_dense:.2f}s",
+                    file=sys.stderr,
+                )
 
     lines = [
         "| point | v | extent | classes in view | adaptive forwards | ratio | label agreement | adaptive (s) | dense (s) | speed-up |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in rows:
-        lines.append(f"| {w['point']} | {w['v']} | ±{w['ext']:g}‖r‖ | {w['classes']} | {w['n_ada']} | {w['ratio']:.1%} | "
-                     f"{w['agree']:.3%} | {w['t_ada']:.2f} | {w['t_dense']:.2f} | {w['t_dense'] / w['t_ada']:.1f}× |")
-    mean = lambda k: sum(w[k] for w in rows) / len(rows)  # noqa: E731
-    lines.append(f"| **all** | | | | {mean('n_ada'):.0f} (mean) | {max(w['ratio'] for w in rows):.1%} (max) | "
-                 f"{min(w['agree'] for w in rows):.3%} (min) | {mean('t_ada'):.2f} (mean) | {mean('t_dense'):.2f} (mean) | "
-                 f"{mean('t_dense') / mean('t_ada'):.1f}× |")
+        lines.append(
+            f"| {w['point']} | {w['v']} | ±{w['ext']:g}‖r‖ | {w['classes']} | {w['n_ada']} | {w['ratio']:.1%} | "
+            f"{w['agree']:.3%} | {w['t_ada']:.2f} | {w['t_dense']:.2f} | {w['t_dense'] / w['t_ada']:.1f}× |"
+        )
+    mean = lambda k: sum(w[k] for w in rows) / len(rows)
+    lines.append(
+        f"| **all** | | | | {mean('n_ada'):.0f} (mean) | {max(w['ratio'] for w in rows):.1%} (max) | "
+        f"{min(w['agree'] for w in rows):.3%} (min) | {mean('t_ada'):.2f} (mean) | {mean('t_dense'):.2f} (mean) | "
+        f"{mean('t_dense') / mean('t_ada'):.1f}× |"
+    )
     table = "\n".join(lines)
     print(table)
 

@@ -57,16 +57,30 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} with {torch.get_num_threads()} thread(s), "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} with {torch.get_num_threads()} thread(s), "
+        f"Python {platform.python_version()}"
+    )
 
 
 def run_ours(clf, xs, *, xi, delta, passes, mode, seed):
     from geometry.universal import universal_perturbation
 
     t = time.perf_counter()
-    res = universal_perturbation(clf, xs, xi=xi, norm=2, delta=delta, max_passes=passes, overshoot=0.02,
-                                 max_iter=50, candidates=10, mode=mode, batch_size=64, random_state=seed)
+    res = universal_perturbation(
+        clf,
+        xs,
+        xi=xi,
+        norm=2,
+        delta=delta,
+        max_passes=passes,
+        overshoot=0.02,
+        max_iter=50,
+        candidates=10,
+        mode=mode,
+        batch_size=64,
+        random_state=seed,
+    )
     return time.perf_counter() - t, res.v, res.fooling_rate, res.n_passes, res.fooling_rates
 
 
@@ -77,12 +91,25 @@ def run_art(clf, xs, *, xi, delta, passes, seed):
     from art.estimators.classification import PyTorchClassifier
 
     logging.getLogger("art").setLevel(logging.WARNING)
-    est = PyTorchClassifier(model=clf.network, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(clf.input_shape),
-                            nb_classes=len(clf.class_names), clip_values=None, device_type="cpu")
-    attack = UniversalPerturbation(est, attacker="deepfool",
-                                   attacker_params={"max_iter": 50, "epsilon": 0.02, "nb_grads": 10, "batch_size": 1,
-                                                    "verbose": False},
-                                   delta=delta, max_iter=passes, eps=float(xi), norm=2, batch_size=256, verbose=False)
+    est = PyTorchClassifier(
+        model=clf.network,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=tuple(clf.input_shape),
+        nb_classes=len(clf.class_names),
+        clip_values=None,
+        device_type="cpu",
+    )
+    attack = UniversalPerturbation(
+        est,
+        attacker="deepfool",
+        attacker_params={"max_iter": 50, "epsilon": 0.02, "nb_grads": 10, "batch_size": 1, "verbose": False},
+        delta=delta,
+        max_iter=passes,
+        eps=float(xi),
+        norm=2,
+        batch_size=256,
+        verbose=False,
+    )
     x = xs.numpy().astype(np.float32)
     random.seed(seed)
     np.random.seed(seed)
@@ -100,8 +127,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1000, help="training points the UAP is computed on")
     ap.add_argument("--heldout", type=int, default=1000, help="test images for the held-out fooling rate")
     ap.add_argument("--xi", type=float, default=None, help="ℓ2 radius ξ (default: the Fig. 7b ξ for --share)")
-    ap.add_argument("--share", type=float, default=0.8,
-                    help="ξ = 1/5 of the random-noise norm that fools this share of 200 test images (default 0.8)")
+    ap.add_argument(
+        "--share",
+        type=float,
+        default=0.8,
+        help="ξ = 1/5 of the random-noise norm that fools this share of 200 test images (default 0.8)",
+    )
     ap.add_argument("--delta", type=float, default=0.2)
     ap.add_argument("--passes", type=int, default=10, help="maximum passes over the data (both)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds (order of the points)")
@@ -112,7 +143,7 @@ def main(argv=None) -> int:
 
     from geometry import zoo
     from geometry.data import load_dataset
-    from geometry.store import choose_points
+    from geometry.study import choose_points
     from geometry.universal import fooling_rate, random_noise_norm
 
     clf = zoo.load_model(args.model, train=False)
@@ -121,48 +152,85 @@ def main(argv=None) -> int:
     xs = train.images[choose_points(len(train), args.n, random_state=1)]
     held = test.images[: args.heldout]
     xi = args.xi
-    if xi is None:  # the app's rule (pages.common.universal_noise_norm)
+    if xi is None:  # the app's rule (geometry.study.noise_norm)
         noise = random_noise_norm(clf, test.images[:200], share=args.share, random_state=0)
         if not math.isfinite(noise.quantile):
-            noise = random_noise_norm(clf, test.images[:200], share=args.share, random_state=0,
-                                      max_norm=10 * noise.max_norm)
+            noise = random_noise_norm(
+                clf, test.images[:200], share=args.share, random_state=0, max_norm=10 * noise.max_norm
+            )
         xi = noise.quantile / 5
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"{args.model}: ξ = {xi:.4g}, δ = {args.delta}, {args.n} training points, {args.passes} passes max; "
-          f"{machine()}", flush=True)
+    print(
+        f"{args.model}: ξ = {xi:.4g}, δ = {args.delta}, {args.n} training points, {args.passes} passes max; "
+        f"{machine()}",
+        flush=True,
+    )
 
     rows = []
     # warm-up (first calls pay for allocations / lazy imports)
     run_ours(clf, xs[:32], xi=xi, delta=args.delta, passes=1, mode="batched", seed=0)
     for seed in seeds:
-        methods = [("ours (batched, 64)", lambda: run_ours(clf, xs, xi=xi, delta=args.delta, passes=args.passes,
-                                                          mode="batched", seed=seed))]
+        methods = [
+            (
+                "ours (batched, 64)",
+                lambda seed=seed: run_ours(
+                    clf, xs, xi=xi, delta=args.delta, passes=args.passes, mode="batched", seed=seed
+                ),
+            )
+        ]
         if not args.no_sequential:
-            methods.append(("ours (sequential)", lambda: run_ours(clf, xs, xi=xi, delta=args.delta,
-                                                                 passes=args.passes, mode="sequential", seed=seed)))
-        methods.append(("ART UniversalPerturbation", lambda: run_art(clf, xs, xi=xi, delta=args.delta,
-                                                                     passes=args.passes, seed=seed)))
+            methods.append(
+                (
+                    "ours (sequential)",
+                    lambda seed=seed: run_ours(
+                        clf, xs, xi=xi, delta=args.delta, passes=args.passes, mode="sequential", seed=seed
+                    ),
+                )
+            )
+        methods.append(
+            (
+                "ART UniversalPerturbation",
+                lambda seed=seed: run_art(clf, xs, xi=xi, delta=args.delta, passes=args.passes, seed=seed),
+            )
+        )
         for name, fn in methods:
             elapsed, v, train_rate, n_passes, per_pass = fn()
             rate = fooling_rate(clf, held, v)
-            row = {"seed": seed, "method": name, "seconds": elapsed, "train_rate": train_rate, "heldout_rate": rate,
-                   "norm": float(v.norm()), "passes": n_passes, "per_pass": per_pass}
+            row = {
+                "seed": seed,
+                "method": name,
+                "seconds": elapsed,
+                "train_rate": train_rate,
+                "heldout_rate": rate,
+                "norm": float(v.norm()),
+                "passes": n_passes,
+                "per_pass": per_pass,
+            }
             rows.append(row)
             pp = "" if per_pass is None else " per pass " + ", ".join(f"{r:.3f}" for r in per_pass)
-            print(f"seed {seed} {name:28s} {elapsed:8.1f} s  train {train_rate:.3f}  held-out {rate:.3f}  "
-                  f"‖v‖ {row['norm']:.3f}{pp}", flush=True)
+            print(
+                f"seed {seed} {name:28s} {elapsed:8.1f} s  train {train_rate:.3f}  held-out {rate:.3f}  "
+                f"‖v‖ {row['norm']:.3f}{pp}",
+                flush=True,
+            )
 
-    print(f"\nMeasured {_dt.date.today().isoformat()} with `python benchmarks/universal.py "
-          f"{' '.join(sys.argv[1:] if argv is None else argv)}`. {machine()}.\n")
-    print("| seed | method | time (s) | passes | fooling rate, training points (as reported) | fooling rate, "
-          f"{len(held)} held-out | ‖v‖₂ | time / ours (batched) |")
+    print(
+        f"\nMeasured {_dt.date.today().isoformat()} with `python benchmarks/universal.py "
+        f"{' '.join(sys.argv[1:] if argv is None else argv)}`. {machine()}.\n"
+    )
+    print(
+        "| seed | method | time (s) | passes | fooling rate, training points (as reported) | fooling rate, "
+        f"{len(held)} held-out | ‖v‖₂ | time / ours (batched) |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for seed in seeds:
         base = next(r for r in rows if r["seed"] == seed and r["method"].startswith("ours (batched"))
         for r in (r for r in rows if r["seed"] == seed):
-            print(f"| {seed} | {r['method']} | {r['seconds']:.1f} | {r['passes'] if r['passes'] else '—'} | "
-                  f"{100 * r['train_rate']:.1f} % | {100 * r['heldout_rate']:.1f} % | {r['norm']:.3f} | "
-                  f"{r['seconds'] / base['seconds']:.1f}× |")
+            print(
+                f"| {seed} | {r['method']} | {r['seconds']:.1f} | {r['passes'] if r['passes'] else '—'} | "
+                f"{100 * r['train_rate']:.1f} % | {100 * r['heldout_rate']:.1f} % | {r['norm']:.3f} | "
+                f"{r['seconds'] / base['seconds']:.1f}× |"
+            )
     return 0
 
 

@@ -35,11 +35,15 @@ Sub-commands
     ``plotly.min.js`` next to it (≈ 4.7 MB, once per folder), so the report opens offline. Move
     or copy the folder as a whole.
 
-Points: the DeepFool statistics, the cross-sections, curvature versus m and the fooling rates use
-``--n-points`` points of ``--split`` (default the test split: held-out points); S_c and S_f are
-estimated from ``--n-points`` points of the *train* split (a disjoint set of the same split when
-``--split train`` or when the dataset has no train split). Every random choice derives from
-``--seed``.
+Protocol: the dashboard's, through :mod:`geometry.study` (the same network, data and settings
+give the same numbers). Points (:func:`geometry.study.split_points`): the DeepFool statistics,
+the cross-sections, curvature versus m and the fooling rates use the first ``--n-points`` images
+of ``--split`` (default the test split: held-out points); S_c and S_f are estimated from
+``--n-points`` images of the *train* split chosen by ``--seed`` (with ``--split train``, or when
+the dataset has no train split, the one split is halved by ``--seed``: estimation points from one
+half, evaluated points from the other). ξ = 1/5 of the random-noise norm measured on the first 200
+evaluated points. Every random choice derives from ``--seed``. This module only parses arguments
+and writes; :mod:`geometry.report` writes the files.
 
 Errors: every :class:`~geometry.errors.AtlasError` (unknown name, missing dataset, bad model
 file, …) and every file-system error is reported as one line ``error: …`` on stderr with exit
@@ -53,17 +57,15 @@ terminal.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import html
-import json
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-__all__ = ["main", "build_parser", "ProgressBar", "m_grid"]
+__all__ = ["main", "build_parser", "ProgressBar", "run_report"]
 
 PROG = "boundary-atlas"
 # Copies of geometry.data.DATASETS and geometry.loading.FORMATS (tests check they agree), so that
@@ -81,8 +83,9 @@ class ProgressBar:
     or the percentage passes another ``log_step`` percent.
     """
 
-    def __init__(self, stream=None, *, width: int = 20, enabled: bool = True, min_interval: float = 0.1,
-                 log_step: int = 10):
+    def __init__(
+        self, stream=None, *, width: int = 20, enabled: bool = True, min_interval: float = 0.1, log_step: int = 10
+    ):
         self.stream = stream if stream is not None else sys.stderr
         self.width = int(width)
         self.enabled = bool(enabled)
@@ -101,17 +104,19 @@ class ProgressBar:
 
     def render(self, fraction: float, text: str) -> str:
         f = min(max(float(fraction), 0.0), 1.0) if math.isfinite(fraction) else 0.0
-        k = int(round(f * self.width))
-        return f"[{'#' * k}{'.' * (self.width - k)}] {int(round(100 * f)):3d}% {text}"
+        k = round(f * self.width)
+        return f"[{'#' * k}{'.' * (self.width - k)}] {round(100 * f):3d}% {text}"
 
     def update(self, fraction: float, label: str, detail: str = "") -> None:
         """Show ``fraction`` ∈ [0, 1] with the step ``label`` (and an optional ``detail``)."""
         if not self.enabled:
             return
-        fraction = max(self._fraction, min(max(float(fraction), 0.0), 1.0)) if math.isfinite(fraction) else self._fraction
+        fraction = (
+            max(self._fraction, min(max(float(fraction), 0.0), 1.0)) if math.isfinite(fraction) else self._fraction
+        )
         self._fraction = fraction
         text = detail if detail and label in detail else (f"{label}: {detail}" if detail else label)
-        pct = int(round(100 * fraction))
+        pct = round(100 * fraction)
         now = time.monotonic()
         if self.tty:
             if label == self._last_label and pct < 100 and now - self._last_time < self.min_interval:
@@ -123,7 +128,11 @@ class ProgressBar:
             self._line_len = len(line)
             self._open = True
         else:
-            if label == self._last_label and pct < self._last_logged + self.log_step and not (pct == 100 and self._last_logged < 100):
+            if (
+                label == self._last_label
+                and pct < self._last_logged + self.log_step
+                and not (pct == 100 and self._last_logged < 100)
+            ):
                 return
             self.stream.write(self.render(fraction, text) + "\n")
             self._last_logged = pct
@@ -230,7 +239,7 @@ def _int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors on one line ``PROG: error: …`` (no usage block), exit status 2."""
 
-    def error(self, message: str):  # noqa: D401 - argparse's hook
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
 
 
@@ -239,68 +248,6 @@ def _share(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
     return value
-
-
-def m_grid(m: int, *, max_points: int = 10) -> list[int]:
-    """The dimensions at which curves are evaluated: 1 … m (all of them up to ``max_points``,
-    else about ``max_points`` geometrically spaced values, always including 1 and m)."""
-    import numpy as np
-
-    m = int(m)
-    if m <= max_points:
-        return list(range(1, m + 1))
-    return sorted({int(round(v)) for v in np.geomspace(1, m, max_points)} | {1, m})
-
-
-def _plain(obj: Any) -> Any:
-    """JSON-safe copy: tensors / arrays → lists, non-finite floats → None (strict JSON)."""
-    try:
-        import numpy as np
-        import torch
-    except Exception:  # pragma: no cover
-        np = torch = None  # type: ignore[assignment]
-    if torch is not None and isinstance(obj, torch.Tensor):
-        return _plain(obj.detach().cpu().tolist())
-    if np is not None and isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if np is not None and isinstance(obj, np.generic):
-        return _plain(obj.item())
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(_plain(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for row in rows:
-            w.writerow(["" if (isinstance(v, float) and not math.isfinite(v)) else v for v in row])
-
-
-def _write_html(fig, path: Path) -> None:
-    # one plotly.min.js per folder, referenced by every figure: works offline, written once
-    fig.write_html(str(path), include_plotlyjs="directory", full_html=True)
-
-
-def _f(x: float | None, fmt: str = ".4g") -> str:
-    return "n/a" if x is None or not math.isfinite(x) else format(x, fmt)
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
 
 
 # ---------------------------------------------------------------------------------------- parser
@@ -316,87 +263,181 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Boundary Atlas from the command line: train zoo networks and write reports on the "
-                    "geometry of a classifier's decision boundary (DeepFool, cross-sections, curved and flat "
-                    "subspaces, fooling rate versus m).",
+        "geometry of a classifier's decision boundary (DeepFool, cross-sections, curved and flat "
+        "subspaces, fooling rate versus m).",
         epilog="Errors are one line 'error: …' on stderr with exit status 2. "
-               "Run 'boundary-atlas COMMAND --help' for a command's options.",
+        "Run 'boundary-atlas COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {ver}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("train", help="train a zoo network (or load it from the cache) and print its test accuracy",
-                       description="Train the zoo network NAME on its dataset (seconds for digits-*, about a minute "
-                                   "for mnist-*, minutes for cifar10-* on 2 CPU cores), or load it from the on-disk "
-                                   "cache ($BOUNDARY_ATLAS_CACHE). Prints the test accuracy and the cache file.")
+    p = sub.add_parser(
+        "train",
+        help="train a zoo network (or load it from the cache) and print its test accuracy",
+        description="Train the zoo network NAME on its dataset (seconds for digits-*, about a minute "
+        "for mnist-*, minutes for cifar10-* on 2 CPU cores), or load it from the on-disk "
+        "cache ($BOUNDARY_ATLAS_CACHE). Prints the test accuracy and the cache file.",
+    )
     p.add_argument("name", metavar="NAME", help="zoo network, e.g. digits-lenet (see 'boundary-atlas models')")
-    p.add_argument("--data", metavar="ROOT", default=None,
-                   help="data root (else $BOUNDARY_ATLAS_DATA / the offline data; digits needs none)")
+    p.add_argument(
+        "--data",
+        metavar="ROOT",
+        default=None,
+        help="data root (else $BOUNDARY_ATLAS_DATA / the offline data; digits needs none)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("models", help="list the zoo's networks", description="List the zoo's networks, their "
-                       "datasets and whether they are trained (cached) yet.")
+    p = sub.add_parser(
+        "models",
+        help="list the zoo's networks",
+        description="List the zoo's networks, their datasets and whether they are trained (cached) yet.",
+    )
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser(
-        "report", help="measure a network's decision boundary and write a report folder",
+        "report",
+        help="measure a network's decision boundary and write a report folder",
         description="Measure the decision boundary of a zoo network or of your own model file and write a report "
-                    "folder: model card, DeepFool statistics, normal cross-sections, curved / flat subspaces and "
-                    "curvature versus m, fooling rate versus m, index.html. Figures are HTML files sharing one "
-                    "plotly.min.js written next to them (opens offline; keep the folder together).",
+        "folder: model card, DeepFool statistics, normal cross-sections, curved / flat subspaces and "
+        "curvature versus m, fooling rate versus m, index.html. Figures are HTML files sharing one "
+        "plotly.min.js written next to them (opens offline; keep the folder together).",
     )
     g = p.add_argument_group("model (one of)")
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--zoo", metavar="NAME", help="a zoo network (trained on first use), e.g. digits-lenet")
-    src.add_argument("--model", metavar="PATH",
-                     help="your model file: TorchScript, torch.export (.pt2), ONNX (.onnx), state_dict (.pt/.pth, "
-                          "needs --architecture) or safetensors (needs --architecture)")
+    src.add_argument(
+        "--model",
+        metavar="PATH",
+        help="your model file: TorchScript, torch.export (.pt2), ONNX (.onnx), state_dict (.pt/.pth, "
+        "needs --architecture) or safetensors (needs --architecture)",
+    )
     g = p.add_argument_group("user model options (with --model)")
     g.add_argument("--format", choices=FORMAT_NAMES, default=None, help="model file format (default: detected)")
-    g.add_argument("--architecture", metavar="ARCH", default=None,
-                   help="architecture for weights-only files: lenet, lenet-softplus, mlp, nin, resnet20, "
-                        "torchvision:<name>")
-    g.add_argument("--input-shape", metavar=("C", "H", "W"), nargs=3, type=_positive_int, default=None,
-                   help="input shape (default: the dataset's)")
-    g.add_argument("--mean", metavar="M", nargs="+", type=float, default=None,
-                   help="per-channel mean the model was trained with (normalisation goes inside the classifier)")
+    g.add_argument(
+        "--architecture",
+        metavar="ARCH",
+        default=None,
+        help="architecture for weights-only files: lenet, lenet-softplus, mlp, nin, resnet20, torchvision:<name>",
+    )
+    g.add_argument(
+        "--input-shape",
+        metavar=("C", "H", "W"),
+        nargs=3,
+        type=_positive_int,
+        default=None,
+        help="input shape (default: the dataset's)",
+    )
+    g.add_argument(
+        "--mean",
+        metavar="M",
+        nargs="+",
+        type=float,
+        default=None,
+        help="per-channel mean the model was trained with (normalisation goes inside the classifier)",
+    )
     g.add_argument("--std", metavar="S", nargs="+", type=float, default=None, help="per-channel std, with --mean")
-    g.add_argument("--class-names", metavar="NAME", nargs="+", default=None,
-                   help="class names (default: the dataset's)")
-    g.add_argument("--trust-model-code", action="store_true",
-                   help="load and probe the model in this process instead of a resource-limited child process "
-                        "(faster start; the file is screened all the same). Only for a file you trust")
+    g.add_argument(
+        "--class-names", metavar="NAME", nargs="+", default=None, help="class names (default: the dataset's)"
+    )
+    g.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="load and probe the model in this process instead of a resource-limited child process "
+        "(faster start; the file is screened all the same). Only for a file you trust",
+    )
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", metavar="NAME", default=None,
-                   help=f"one of {', '.join(DATASET_NAMES)} (required with --model; default with --zoo: the network's)")
+    g.add_argument(
+        "--dataset",
+        metavar="NAME",
+        default=None,
+        help=f"one of {', '.join(DATASET_NAMES)} (required with --model; default with --zoo: the network's)",
+    )
     g.add_argument("--data", metavar="ROOT", default=None, help="data root (else $BOUNDARY_ATLAS_DATA / offline data)")
-    g.add_argument("--split", choices=("test", "train"), default="test",
-                   help="split of the evaluated points: accuracy, DeepFool, sections, curves (default: %(default)s)")
-    g.add_argument("--n-points", metavar="N", type=_int_in(1, MAX_POINTS, "points"), default=100,
-                   help=f"points evaluated, and points used to estimate S_c / S_f (default: %(default)s, at most "
-                        f"{MAX_POINTS:,})")
+    g.add_argument(
+        "--split",
+        choices=("test", "train"),
+        default="test",
+        help="split of the evaluated points: accuracy, DeepFool, sections, curves (default: %(default)s)",
+    )
+    g.add_argument(
+        "--n-points",
+        metavar="N",
+        type=_int_in(1, MAX_POINTS, "points"),
+        default=100,
+        help=f"points evaluated, and points used to estimate S_c / S_f (default: %(default)s, at most {MAX_POINTS:,})",
+    )
     g = p.add_argument_group("geometry")
-    g.add_argument("--m", metavar="M", type=_int_in(1, MAX_M, "subspace dimensions"), default=20,
-                   help=f"largest subspace dimension m (default: %(default)s, at most {MAX_M:,} and below d)")
-    g.add_argument("--method", choices=("finite_difference", "exact", "smoothed"), default="finite_difference",
-                   help="Hessian-vector products: finite differences at scale h, exact autograd, or the exact "
-                        "Hessian of the softplus twin (default: %(default)s)")
-    g.add_argument("--h", metavar="H", type=_positive_float, default=None,
-                   help="finite-difference scale in pixel units (default 10·√d·range/512)")
-    g.add_argument("--beta", metavar="BETA", type=_positive_float, default=None,
-                   help="softplus sharpness for --method smoothed (default: the backend's)")
-    g.add_argument("--sections", metavar="K", type=_int_in(0, MAX_SECTIONS, "cross-sections"), default=3,
-                   help="number of cross-sections: points, each along its own random direction (default: %(default)s)")
-    g.add_argument("--resolution", metavar="R", type=_int_in(2, MAX_RESOLUTION, "grid points per axis"), default=200,
-                   help=f"grid points per axis of a cross-section (default: %(default)s, 2 to {MAX_RESOLUTION})")
-    g.add_argument("--n-directions", metavar="K", type=_int_in(1, MAX_DRAWS, "random directions per m"), default=10,
-                   help="random directions per m for the curvature curves (default: %(default)s)")
-    g.add_argument("--n-samples", metavar="K", type=_int_in(1, MAX_DRAWS, "random vectors per m"), default=10,
-                   help="random vectors per m for the fooling-rate curves (default: %(default)s)")
-    g.add_argument("--noise-share", metavar="SHARE", type=_share, default=0.5,
-                   help="ξ = 1/5 of the random-noise norm that fools this share of the points (default: %(default)s)")
-    g.add_argument("--seed", metavar="SEED", type=_int_in(*SEED_RANGE, "a torch generator seed"), default=0,
-                   help="seed of every random choice (default: %(default)s)")
+    g.add_argument(
+        "--m",
+        metavar="M",
+        type=_int_in(1, MAX_M, "subspace dimensions"),
+        default=20,
+        help=f"largest subspace dimension m (default: %(default)s, at most {MAX_M:,} and below d)",
+    )
+    g.add_argument(
+        "--method",
+        choices=("finite_difference", "exact", "smoothed"),
+        default="finite_difference",
+        help="Hessian-vector products: finite differences at scale h, exact autograd, or the exact "
+        "Hessian of the softplus twin (default: %(default)s)",
+    )
+    g.add_argument(
+        "--h",
+        metavar="H",
+        type=_positive_float,
+        default=None,
+        help="finite-difference scale in pixel units (default 10·√d·range/512)",
+    )
+    g.add_argument(
+        "--beta",
+        metavar="BETA",
+        type=_positive_float,
+        default=None,
+        help="softplus sharpness for --method smoothed (default: the backend's)",
+    )
+    g.add_argument(
+        "--sections",
+        metavar="K",
+        type=_int_in(0, MAX_SECTIONS, "cross-sections"),
+        default=3,
+        help="number of cross-sections: points, each along its own random direction (default: %(default)s)",
+    )
+    g.add_argument(
+        "--resolution",
+        metavar="R",
+        type=_int_in(2, MAX_RESOLUTION, "grid points per axis"),
+        default=200,
+        help=f"grid points per axis of a cross-section (default: %(default)s, 2 to {MAX_RESOLUTION})",
+    )
+    g.add_argument(
+        "--n-directions",
+        metavar="K",
+        type=_int_in(1, MAX_DRAWS, "random directions per m"),
+        default=10,
+        help="random directions per m for the curvature curves (default: %(default)s)",
+    )
+    g.add_argument(
+        "--n-samples",
+        metavar="K",
+        type=_int_in(1, MAX_DRAWS, "random vectors per m"),
+        default=10,
+        help="random vectors per m for the fooling-rate curves (default: %(default)s)",
+    )
+    g.add_argument(
+        "--noise-share",
+        metavar="SHARE",
+        type=_share,
+        default=0.5,
+        help="ξ = 1/5 of the random-noise norm that fools this share of the points (default: %(default)s)",
+    )
+    g.add_argument(
+        "--seed",
+        metavar="SEED",
+        type=_int_in(*SEED_RANGE, "a torch generator seed"),
+        default=0,
+        help="seed of every random choice (default: %(default)s)",
+    )
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", required=True, help="output folder (created; files are overwritten)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -416,15 +457,16 @@ def _cmd_train(args, parser) -> int:
     bar = ProgressBar(enabled=not args.quiet)
     t0 = time.perf_counter()
     try:
-        clf = load_model(args.name, root=args.data,
-                         progress=bar.stage(0.0, 1.0, args.name))
+        clf = load_model(args.name, root=args.data, progress=bar.stage(0.0, 1.0, args.name))
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
     entry = ZOO[args.name]
     how = "loaded from cache" if cached else f"trained in {seconds:.1f} s"
     print(f"{args.name}: {how}")
-    print(f"test accuracy: {_pct(clf.test_accuracy)} ({entry.dataset} test split)")
+    from .report import pct
+
+    print(f"test accuracy: {pct(clf.test_accuracy)} ({entry.dataset} test split)")
     print(f"cache file: {clf.info.get('cache_file', 'n/a')}")
     return 0
 
@@ -440,24 +482,21 @@ def _cmd_models(args, parser) -> int:
 
 
 # ---------------------------------------------------------------------------------------- report
-def _split_points(n_total: int, n: int, gen, exclude=None) -> "Any":
-    import torch
-
-    perm = torch.randperm(n_total, generator=gen)
-    if exclude is not None:
-        mask = torch.ones(n_total, dtype=torch.bool)
-        mask[exclude] = False
-        perm = perm[mask[perm]]
-    return torch.sort(perm[: min(n, len(perm))]).values
-
-
 def _slice_deepfool(df, idx):
     """The DeepFool result of the points ``idx`` (a list of positions)."""
     import torch
 
     i = torch.as_tensor(idx, dtype=torch.long)
-    return dataclasses.replace(df, r=df.r[i], x_adv=df.x_adv[i], label=df.label[i], adv_label=df.adv_label[i],
-                               n_iter=df.n_iter[i], converged=df.converged[i], norms=df.norms[i])
+    return dataclasses.replace(
+        df,
+        r=df.r[i],
+        x_adv=df.x_adv[i],
+        label=df.label[i],
+        adv_label=df.adv_label[i],
+        n_iter=df.n_iter[i],
+        converged=df.converged[i],
+        norms=df.norms[i],
+    )
 
 
 def _load_classifier(args, parser, bar):
@@ -477,10 +516,17 @@ def _load_classifier(args, parser, bar):
         dataset = args.dataset or ZOO[args.zoo].dataset
         clf = load_model(args.zoo, root=args.data, progress=bar.stage(0.0, 0.08, args.zoo))
         entry = ZOO[args.zoo]
-        source = {"source": "zoo", "format": "zoo (safetensors cache)", "architecture": entry.architecture,
-                  "architecture_kwargs": entry.arch_kwargs, "file": clf.info.get("cache_file"),
-                  "description": entry.description, "trained_on": entry.dataset,
-                  "recorded_test_accuracy": clf.test_accuracy, "recipe": entry.recipe()}
+        source = {
+            "source": "zoo",
+            "format": "zoo (safetensors cache)",
+            "architecture": entry.architecture,
+            "architecture_kwargs": entry.arch_kwargs,
+            "file": clf.info.get("cache_file"),
+            "description": entry.description,
+            "trained_on": entry.dataset,
+            "recorded_test_accuracy": clf.test_accuracy,
+            "recipe": entry.recipe(),
+        }
         return clf, dataset, source, None
     if args.dataset is None:
         parser.error("--dataset is required with --model (it gives the input shape, classes and points)")
@@ -490,19 +536,33 @@ def _load_classifier(args, parser, bar):
     eval_set = load_dataset(args.dataset, root=args.data, split=args.split)
     shape = tuple(args.input_shape) if args.input_shape else tuple(int(s) for s in eval_set.images.shape[1:])
     if tuple(eval_set.images.shape[1:]) != shape:
-        raise InvalidInputError(f"--input-shape {shape} does not match the {eval_set.name} images "
-                                f"{tuple(eval_set.images.shape[1:])}")
+        raise InvalidInputError(
+            f"--input-shape {shape} does not match the {eval_set.name} images {tuple(eval_set.images.shape[1:])}"
+        )
     from .loading import load_classifier
 
     bar.update(0.02, f"loading {Path(args.model).name}")
-    clf = load_classifier(args.model, format=args.format, architecture=args.architecture, input_shape=shape,
-                          mean=args.mean, std=args.std, isolate=not args.trust_model_code,
-                          class_names=args.class_names if args.class_names else eval_set.class_names)
+    clf = load_classifier(
+        args.model,
+        format=args.format,
+        architecture=args.architecture,
+        input_shape=shape,
+        mean=args.mean,
+        std=args.std,
+        isolate=not args.trust_model_code,
+        class_names=args.class_names if args.class_names else eval_set.class_names,
+    )
     info = clf.info
-    source = {"source": "file", "format": info.get("format"), "detected": info.get("detected"),
-              "architecture": info.get("architecture") or f"(inside the {info.get('format')} file)",
-              "file": str(Path(args.model).expanduser().resolve()), "bytes": info.get("bytes"),
-              "sha256": info.get("sha256"), "notes": info.get("notes", [])}
+    source = {
+        "source": "file",
+        "format": info.get("format"),
+        "detected": info.get("detected"),
+        "architecture": info.get("architecture") or f"(inside the {info.get('format')} file)",
+        "file": str(Path(args.model).expanduser().resolve()),
+        "bytes": info.get("bytes"),
+        "sha256": info.get("sha256"),
+        "notes": info.get("notes", []),
+    }
     return clf, args.dataset, source, eval_set
 
 
@@ -517,18 +577,27 @@ def _cmd_report(args, parser) -> int:
 
 
 def run_report(args, parser, bar: ProgressBar) -> str:
-    """Compute everything of ``boundary-atlas report`` and write the files; returns the stdout summary."""
+    """Compute everything of ``boundary-atlas report`` through :mod:`geometry.study` and write the
+    files through :mod:`geometry.report`; returns the stdout summary.
+
+    The protocol is the dashboard's: :func:`geometry.study.split_points` with
+    ``PointSplit(n_estimate=n_points, n_heldout=n_points, seed=seed)`` (S_c / S_f from the training
+    split, the evaluated points are the first ``n_points`` of ``--split``; one split halved when
+    there is no training split), :func:`geometry.study.curvature_study` for S_c, S_f and K_S
+    versus m, and ξ / :func:`geometry.study.fooling_curve` for the fooling rates — so the same
+    network, data and settings give the same numbers here and in the app.
+    """
     import torch
 
-    from .curvature import average_curvature, curved_subspace, flat_subspace, random_subspace
+    from . import study
+    from .curvature import curvature_along
     from .data import load_dataset
     from .deepfool import deepfool, rho_adv
     from .errors import AtlasError, DatasetNotFoundError, InvalidInputError
-    from .plotting import section_figure
-    from .report_figures import band_curve_figure, norm_histogram_figure
+    from .plotting import curvature_vs_m_figure, fooling_rate_vs_m_figure, norm_histogram_figure, section_figure
+    from .report import fmt, pct, write_csv, write_html, write_index, write_json
     from .sections import normal_section, random_direction
     from .subspaces import principal_angles
-    from .universal import fooling_rate_vs_m, random_noise_norm
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -557,29 +626,28 @@ def run_report(args, parser, bar: ProgressBar) -> str:
         )
     n_labels = int(eval_set.labels.max()) + 1 if len(eval_set.labels) else 0
     if n_labels > clf.num_classes:
-        raise InvalidInputError(f"{clf.name} has {clf.num_classes} classes, the {eval_set.name} labels go up to "
-                                f"{n_labels - 1}; choose the dataset the network was trained on")
+        raise InvalidInputError(
+            f"{clf.name} has {clf.num_classes} classes, the {eval_set.name} labels go up to "
+            f"{n_labels - 1}; choose the dataset the network was trained on"
+        )
     out.mkdir(parents=True, exist_ok=True)
     bar.update(0.09, f"accuracy on the {eval_set.split} split ({len(eval_set.labels)} images)")
     accuracy = clf.accuracy(eval_set.images, eval_set.labels)
     t = tick("accuracy", t)
 
-    gen = torch.Generator().manual_seed(int(args.seed))
-    eval_idx = _split_points(len(eval_set.labels), args.n_points, gen)
-    fit_set, fit_exclude = None, None
+    train_set = None
     if args.split != "train":
         try:
-            fit_set = load_dataset(dataset_name, root=args.data, split="train")
+            train_set = load_dataset(dataset_name, root=args.data, split="train")
         except DatasetNotFoundError:
-            notes.append("no train split: S_c / S_f estimated from other points of the evaluated split")
-    if fit_set is None:
-        fit_set, fit_exclude = eval_set, eval_idx
-    fit_idx = _split_points(len(fit_set.labels), args.n_points, gen, exclude=fit_exclude)
-    if len(fit_idx) == 0:
-        fit_idx = eval_idx
-        notes.append("too few points for a disjoint estimation set: S_c / S_f use the evaluated points")
-    xs = eval_set.images[eval_idx]
-    x_fit = fit_set.images[fit_idx]
+            notes.append(
+                "no train split: S_c / S_f estimated from one half of the evaluated split, the evaluated "
+                "points drawn from the other half"
+            )
+    split = study.PointSplit(n_estimate=args.n_points, n_heldout=args.n_points, seed=int(args.seed))
+    points = study.split_points(eval_set, train_set, split)
+    xs, eval_idx = points.heldout, points.heldout_indices
+    fit_split = "train" if train_set is not None else eval_set.split
     n = len(xs)
 
     card = {
@@ -595,10 +663,11 @@ def run_report(args, parser, bar: ProgressBar) -> str:
         "dataset": eval_set.name,
         "dataset_source": eval_set.source,
         "accuracy_split": eval_set.split,
-        "accuracy_n": int(len(eval_set.labels)),
+        "accuracy_n": len(eval_set.labels),
         "test_accuracy": accuracy,
+        "fingerprint": study.network_fingerprint(clf),
     }
-    _write_json(out / "model_card.json", card)
+    write_json(out / "model_card.json", card)
     files.append("model_card.json")
 
     # ------------------------------------------------------------------ DeepFool
@@ -624,19 +693,39 @@ def run_report(args, parser, bar: ProgressBar) -> str:
         "n_forward": df.n_forward,
         "n_backward": df.n_backward,
     }
-    _write_json(out / "deepfool.json", df_stats)
-    _write_csv(out / "deepfool.csv", ["index", "label", "adv_label", "norm", "converged", "true_label"],
-               [[int(eval_idx[i]), int(df.label[i]), int(df.adv_label[i]), float(norms[i]), bool(conv[i]),
-                 int(eval_set.labels[eval_idx[i]])] for i in range(n)])
-    _write_html(norm_histogram_figure(norms, conv, title=f"DeepFool ‖r(x)‖₂ of {clf.name} on {int(conv.sum())} "
-                                      f"{eval_set.name} {eval_set.split} points (ρ_adv = {_f(rho, '.3f')})"),
-                out / "deepfool_norms.html")
+    write_json(out / "deepfool.json", df_stats)
+    write_csv(
+        out / "deepfool.csv",
+        ["index", "label", "adv_label", "norm", "converged", "true_label"],
+        [
+            [
+                int(eval_idx[i]),
+                int(df.label[i]),
+                int(df.adv_label[i]),
+                float(norms[i]),
+                bool(conv[i]),
+                int(eval_set.labels[eval_idx[i]]),
+            ]
+            for i in range(n)
+        ],
+    )
+    write_html(
+        norm_histogram_figure(
+            norms,
+            conv,
+            title=f"DeepFool ‖r(x)‖₂ of {clf.name} on {int(conv.sum())} "
+            f"{eval_set.name} {eval_set.split} points (ρ_adv = {fmt(rho, '.3f')})",
+        ),
+        out / "deepfool_norms.html",
+    )
     files += ["deepfool.json", "deepfool.csv", "deepfool_norms.html"]
     t = tick("deepfool", t)
 
     # ------------------------------------------------------------------ cross-sections
-    from .curvature import curvature_along
-
+    scale = study.HScale("custom", args.h) if args.h is not None else study.HScale("authors")
+    settings = study.CurvatureSettings(
+        points=split, m_max=args.m, method=args.method, scale=scale, beta=args.beta, n_directions=args.n_directions
+    )
     section_rows = []
     conv_pos = conv.nonzero().flatten().tolist()
     k_sections = min(args.sections, len(conv_pos))
@@ -650,175 +739,310 @@ def run_report(args, parser, bar: ProgressBar) -> str:
         sec = normal_section(clf, xs[i], df.r[i], v, resolution=args.resolution)
         kappa = None
         try:
-            ca = curvature_along(clf, xs[i : i + 1], v, method=args.method, h=args.h, beta=args.beta,
-                                 deepfool_result=_slice_deepfool(df, [i]))
+            ca = curvature_along(
+                clf,
+                xs[i : i + 1],
+                v,
+                method=args.method,
+                h=args.h,
+                beta=args.beta,
+                deepfool_result=_slice_deepfool(df, [i]),
+            )
             kappa = float(ca.kappa[0, 0])
         except AtlasError as exc:  # e.g. smoothed on a network without ReLU: draw the section anyway
             notes.append(f"section {s + 1}: curvature not evaluated ({_error_message(exc)})")
         lab, adv = int(df.label[i]), int(df.adv_label[i])
         name = f"section_{s + 1}.html"
-        fig = section_figure(sec, clf.class_names, direction_label="random v", curvature=kappa,
-                             title=f"Point #{int(eval_idx[i])} ({clf.class_names[lab]} → {clf.class_names[adv]}): "
-                                   f"normal cross-section along (r(x), random v)")
-        _write_html(fig, out / name)
+        fig = section_figure(
+            sec,
+            clf.class_names,
+            direction_label="random v",
+            curvature=kappa,
+            title=f"Point #{int(eval_idx[i])} ({clf.class_names[lab]} → {clf.class_names[adv]}): "
+            f"normal cross-section along (r(x), random v)",
+        )
+        write_html(fig, out / name)
         files.append(name)
-        section_rows.append({"file": name, "index": int(eval_idx[i]), "label": lab, "adv_label": adv,
-                             "true_label": int(eval_set.labels[eval_idx[i]]), "r_norm": sec.r_norm,
-                             "kappa_along_v": kappa, "cos_v_r": sec.cos_v_r, "extent": list(sec.extent),
-                             "resolution": args.resolution, "n_forward": sec.n_forward,
-                             "dense_forward": sec.dense_forward})
-    _write_json(out / "sections.json", {
-        "direction": "random unit vector (uniform on the sphere), orthogonalised against r(x)",
-        "kappa_unit": "normal curvature κ = K/‖∇F(z)‖ along v at z = x + r(x), 1/pixel distance; > 0: the other "
-                      "class wraps around x",
-        "method": args.method, "sections": section_rows})
+        section_rows.append(
+            {
+                "file": name,
+                "index": int(eval_idx[i]),
+                "label": lab,
+                "adv_label": adv,
+                "true_label": int(eval_set.labels[eval_idx[i]]),
+                "r_norm": sec.r_norm,
+                "kappa_along_v": kappa,
+                "cos_v_r": sec.cos_v_r,
+                "extent": list(sec.extent),
+                "resolution": args.resolution,
+                "n_forward": sec.n_forward,
+                "dense_forward": sec.dense_forward,
+            }
+        )
+    write_json(
+        out / "sections.json",
+        {
+            "direction": "random unit vector (uniform on the sphere), orthogonalised against r(x)",
+            "kappa_unit": "normal curvature κ = K/‖∇F(z)‖ along v at z = x + r(x), 1/pixel distance; > 0: the other "
+            "class wraps around x",
+            "method": args.method,
+            "sections": section_rows,
+        },
+    )
     files.append("sections.json")
     t = tick("sections", t)
 
-    # ------------------------------------------------------------------ S_c, S_f
-    bar.update(0.33, f"DeepFool on {len(x_fit)} estimation points ({fit_set.split} split)")
-    df_fit = deepfool(clf, x_fit)
-    bar.update(0.34, f"computing S_c (m = {args.m}, {len(x_fit)} points)")
-    S_c = curved_subspace(clf, x_fit, args.m, method=args.method, h=args.h, beta=args.beta, random_state=args.seed,
-                          deepfool_result=df_fit, progress=bar.stage(0.34, 0.58, "computing S_c"))
-    t = tick("S_c", t)
-    bar.update(0.58, "computing S_f")
-    n_fit_conv = int(df_fit.converged.sum())
-    m_f = min(args.m, n_fit_conv, clf.d)
-    if m_f < args.m:
-        notes.append(f"S_f has only {m_f} dimensions (≤ number of converged estimation points {n_fit_conv})")
-    S_f = flat_subspace(clf, x_fit, m_f, deepfool_result=df_fit)
-    S_r = random_subspace(clf.d, args.m, random_state=args.seed, input_shape=clf.input_shape)
+    # ------------------------------------------------------------------ S_c, S_f, curvature versus m (Fig. 7a)
+    bar.update(
+        0.33,
+        f"curvature study: S_c (m = {args.m}) and S_f from {len(points.estimate)} {fit_split} points, "
+        f"K_S versus m on {n} points",
+    )
+    cs = study.curvature_study(clf, points, settings, progress=bar.stage(0.33, 0.78, "curvature study"))
+    S_c, S_f, S_r, curves, m_values = cs.curved, cs.flat, cs.random, cs.curves, list(cs.m_values)
+    if S_f.m < args.m:
+        notes.append(f"S_f has only {S_f.m} dimensions (≤ number of converged estimation points)")
     cosines = principal_angles(S_c.basis, S_f.basis)
-    t = tick("S_f", t)
-
-    m_values = m_grid(min(S_c.m, S_f.m, S_r.m))
-    curves = {}
-    for j, (nm, S) in enumerate((("S_c", S_c), ("S_f", S_f), ("random", S_r))):
-        curves[nm] = average_curvature(
-            clf, xs, S, m_values, n_directions=args.n_directions, method=args.method, h=args.h, beta=args.beta,
-            random_state=args.seed, deepfool_result=df,
-            progress=bar.stage(0.6 + 0.06 * j, 0.66 + 0.06 * j, f"curvature versus m along {nm}"))
-    t = tick("curvature vs m", t)
+    t = tick("curvature study", t)
     c0 = curves["S_c"]
     subspaces_json = {
-        "method": S_c.method, "h": S_c.h, "beta": S_c.beta, "n": S_c.n, "n_dropped": S_c.n_dropped,
-        "estimation_split": fit_set.split, "estimation_indices": fit_idx.tolist(), "m": S_c.m,
-        "eigenvalues": S_c.eigenvalues, "curvatures": S_c.curvatures, "kappas": S_c.kappas,
-        "asymmetry": S_c.asymmetry, "solver": S_c.solver, "point": S_c.point, "tangent": S_c.tangent,
-        "n_hvp": S_c.n_hvp, "n_matvec": S_c.n_matvec,
-        "units": {"eigenvalues": "Ritz values of the average tangent Hessian (logit / pixel²); NOT curvatures at a "
-                                 "finite-difference scale — read 'curvatures'",
-                  "curvatures": "paper's unnormalised K(u_k) = u_kᵀ P H P u_k re-evaluated along each S_c vector, "
-                                "mean over the n points (logit / pixel²)",
-                  "kappas": "normal curvature K/‖∇F(z)‖ (1/pixel distance)",
-                  "asymmetry": "relative asymmetry of the averaged operator (≈ 0 when symmetric)"},
+        "method": S_c.method,
+        "h": S_c.h,
+        "h_rule": cs.h_text,
+        "beta": S_c.beta,
+        "n": S_c.n,
+        "n_dropped": S_c.n_dropped,
+        "estimation_split": fit_split,
+        "estimation_indices": points.estimate_indices.tolist(),
+        "m": S_c.m,
+        "points": points.source,
+        "settings": settings.describe(),
+        "settings_key": settings.key(),
+        "eigenvalues": S_c.eigenvalues,
+        "curvatures": S_c.curvatures,
+        "kappas": S_c.kappas,
+        "asymmetry": S_c.asymmetry,
+        "solver": S_c.solver,
+        "point": S_c.point,
+        "tangent": S_c.tangent,
+        "n_hvp": S_c.n_hvp,
+        "n_matvec": S_c.n_matvec,
+        "units": {
+            "eigenvalues": "Ritz values of the average tangent Hessian (logit / pixel²); NOT curvatures at a "
+            "finite-difference scale — read 'curvatures'",
+            "curvatures": "paper's unnormalised K(u_k) = u_kᵀ P H P u_k re-evaluated along each S_c vector, "
+            "mean over the n points (logit / pixel²)",
+            "kappas": "normal curvature K/‖∇F(z)‖ (1/pixel distance)",
+            "asymmetry": "relative asymmetry of the averaged operator (≈ 0 when symmetric)",
+        },
         "S_f": {"m": S_f.m, "singular_values": S_f.eigenvalues, "n": S_f.n, "n_dropped": S_f.n_dropped},
-        "principal_angles_S_c_S_f": {"cosines": cosines,
-                                     "note": "cosines of the principal angles between S_c and S_f, descending"},
+        "principal_angles_S_c_S_f": {
+            "cosines": cosines,
+            "note": "cosines of the principal angles between S_c and S_f, descending",
+        },
         "curvature_vs_m": {
-            "m_values": m_values, "n_points": c0.n, "n_dropped": c0.n_dropped, "n_directions": c0.n_directions,
+            "m_values": m_values,
+            "n_points": c0.n,
+            "n_dropped": c0.n_dropped,
+            "n_directions": c0.n_directions,
             "split": eval_set.split,
             "quantity": "K_S(x) = E_v (Pv)ᵀH(Pv)/‖Pv‖² over random unit v of the first m directions (logit / "
-                        "pixel²), mean ± std over held-out points; kappa = K_S/‖∇F(z)‖ (1/pixel)",
-            **{nm: {"mean": c.mean, "std": c.std, "kappa_mean": c.kappa_mean, "kappa_std": c.kappa_std,
-                    "share_positive": c.share_positive} for nm, c in curves.items()},
+            "pixel²), mean ± std over held-out points; kappa = K_S/‖∇F(z)‖ (1/pixel)",
+            **{
+                nm: {
+                    "m_values": c.m_values,
+                    "mean": c.mean,
+                    "std": c.std,
+                    "kappa_mean": c.kappa_mean,
+                    "kappa_std": c.kappa_std,
+                    "share_positive": c.share_positive,
+                }
+                for nm, c in curves.items()
+            },
         },
     }
-    _write_json(out / "subspaces.json", subspaces_json)
+    write_json(out / "subspaces.json", subspaces_json)
     rows = []
     for nm, c in curves.items():
         for a, mm in enumerate(c.m_values.tolist()):
-            rows.append([nm, mm, float(c.mean[a]), float(c.std[a]), float(c.kappa_mean[a]), float(c.kappa_std[a]),
-                         float(c.share_positive[a]), c.n, c.n_directions])
-    _write_csv(out / "curvature_vs_m.csv", ["subspace", "m", "mean", "std", "kappa_mean", "kappa_std",
-                                            "share_positive", "n_points", "n_directions"], rows)
+            rows.append(
+                [
+                    nm,
+                    mm,
+                    float(c.mean[a]),
+                    float(c.std[a]),
+                    float(c.kappa_mean[a]),
+                    float(c.kappa_std[a]),
+                    float(c.share_positive[a]),
+                    c.n,
+                    c.n_directions,
+                ]
+            )
+    write_csv(
+        out / "curvature_vs_m.csv",
+        ["subspace", "m", "mean", "std", "kappa_mean", "kappa_std", "share_positive", "n_points", "n_directions"],
+        rows,
+    )
     h_text = f", h = {S_c.h:.3g}" if S_c.h is not None else (f", β = {S_c.beta:.3g}" if S_c.beta is not None else "")
-    fig = band_curve_figure(
-        m_values, {nm: (c.mean, c.std) for nm, c in curves.items()},
-        title=f"Curvature versus m: {clf.name}, {c0.n} held-out points ({S_c.method}{h_text})",
-        yaxis_title="K_S(x): mean curvature (logit / pixel², unnormalised)", zero_line=True)
-    _write_html(fig, out / "curvature_vs_m.html")
+    fig = curvature_vs_m_figure(curves)
+    fig.update_layout(title=f"Curvature versus m: {clf.name}, {c0.n} held-out points ({S_c.method}{h_text})")
+    write_html(fig, out / "curvature_vs_m.html")
     files += ["subspaces.json", "curvature_vs_m.csv", "curvature_vs_m.html"]
     t = tick("write subspaces", t)
 
-    # ------------------------------------------------------------------ fooling rate versus m
-    bar.update(0.78, f"random-noise norm ({int(round(100 * args.noise_share))} % quantile)")
-    noise = random_noise_norm(clf, xs, share=args.noise_share, random_state=args.seed)
+    # ------------------------------------------------------------------ fooling rate versus m (Fig. 7b)
+    bar.update(0.78, f"random-noise norm ({round(100 * args.noise_share)} % quantile)")
+    noise = study.noise_norm(clf, points, args.noise_share)
     fool_json: dict[str, Any] = {
-        "noise_norm_share": noise.share, "noise_norm_quantile": noise.quantile,
-        "infinite_share": noise.infinite_share, "max_norm": noise.max_norm,
-        "n_points": n, "split": eval_set.split,
-        "xi_rule": f"ξ = 1/5 of the ℓ2 norm of random noise that changes the label of {100 * noise.share:g} % "
-                   "of the points (ICLR 2018 Fig. 7b)",
+        "noise_norm_share": noise.share,
+        "noise_norm_quantile": noise.quantile,
+        "infinite_share": noise.infinite_share,
+        "max_norm": noise.max_norm,
+        "noise_points": len(points.noise),
+        "n_points": n,
+        "split": eval_set.split,
+        "xi_rule": f"ξ = 1/{study.XI_DIVISOR:g} of the ℓ2 norm of random noise that changes the label of "
+        f"{100 * noise.share:g} % of the first {len(points.noise)} evaluated points (ICLR 2018 Fig. 7b)",
     }
     fool = None
     if math.isfinite(noise.quantile):
-        xi = noise.quantile / 5.0
-        fool = fooling_rate_vs_m(clf, xs, {"S_c": S_c, "S_f": S_f, "random": S_r}, m_values, xi=xi,
-                                 n_samples=args.n_samples, random_state=args.seed,
-                                 progress=bar.stage(0.82, 0.95, "fooling rate versus m"))
+        xi = study.xi(noise)
+        fool_ms = [m for m in m_values if m <= min(S_c.m, S_f.m, S_r.m)]
+        fool = study.fooling_curve(
+            clf,
+            points,
+            {"S_c": S_c, "S_f": S_f, "random": S_r},
+            m_values=fool_ms,
+            xi=xi,
+            n_samples=args.n_samples,
+            seed=int(args.seed),
+            progress=bar.stage(0.82, 0.95, "fooling rate versus m"),
+        )
         if S_c.h is not None and S_c.h < xi / 4:
-            notes.append(f"S_c was computed at the finite-difference scale h = {S_c.h:.3g}, far below ξ = {xi:.3g}: "
-                         "S_c tends to beat S_f as universal perturbations only when h is about ξ (DESIGN §4); "
-                         f"try --h {xi / 2:.2g}")
-        fool_json.update({
-            "skipped": False, "xi": xi, "h": S_c.h, "m_values": m_values, "n_samples": fool.n_samples,
-            **{nm: {"mean": fool.mean[nm], "std": fool.std[nm], "best": fool.best[nm]} for nm in fool.names},
-        })
-        rows = [[nm, mm, float(fool.mean[nm][a]), float(fool.std[nm][a]), float(fool.best[nm][a]), xi,
-                 fool.n_points, fool.n_samples]
-                for nm in fool.names for a, mm in enumerate(fool.m_values.tolist())]
-        _write_csv(out / "fooling_rate_vs_m.csv",
-                   ["subspace", "m", "mean", "std", "best", "xi", "n_points", "n_samples"], rows)
-        fig = band_curve_figure(
-            m_values, {nm: (fool.mean[nm], fool.std[nm]) for nm in fool.names},
+            notes.append(
+                f"S_c was computed at the finite-difference scale h = {S_c.h:.3g}, far below ξ = {xi:.3g}: "
+                f"it describes the boundary's curvature at a smaller scale than the perturbations; "
+                f"try --h {xi / 2:.2g}"
+            )
+        fool_json.update(
+            {
+                "skipped": False,
+                "xi": xi,
+                "h": S_c.h,
+                "m_values": fool_ms,
+                "n_samples": fool.n_samples,
+                **{nm: {"mean": fool.mean[nm], "std": fool.std[nm], "best": fool.best[nm]} for nm in fool.names},
+            }
+        )
+        rows = [
+            [
+                nm,
+                mm,
+                float(fool.mean[nm][a]),
+                float(fool.std[nm][a]),
+                float(fool.best[nm][a]),
+                xi,
+                fool.n_points,
+                fool.n_samples,
+            ]
+            for nm in fool.names
+            for a, mm in enumerate(fool.m_values.tolist())
+        ]
+        write_csv(
+            out / "fooling_rate_vs_m.csv", ["subspace", "m", "mean", "std", "best", "xi", "n_points", "n_samples"], rows
+        )
+        fig = fooling_rate_vs_m_figure(fool, h=S_c.h)
+        fig.update_layout(
             title=f"Fooling rate of random vectors of norm ξ = {xi:.3g} in the first m directions "
-                  f"({clf.name}, {n} points)",
-            yaxis_title="fooling rate (share of points whose label changes)", yrange=(0, 1))
-        _write_html(fig, out / "fooling_rate_vs_m.html")
+            f"({clf.name}, {n} points)"
+        )
+        write_html(fig, out / "fooling_rate_vs_m.html")
         files += ["fooling_rate_vs_m.csv", "fooling_rate_vs_m.html"]
     else:
-        reason = (f"the random-noise norm that fools {100 * noise.share:g} % of the points is infinite: "
-                  f"{100 * noise.infinite_share:.0f} % of the random rays never change the label within "
-                  f"‖noise‖₂ ≤ {noise.max_norm:.3g} (common for ReLU networks); fooling rate versus m skipped")
+        reason = (
+            f"the random-noise norm that fools {100 * noise.share:g} % of the points is infinite: "
+            f"{100 * noise.infinite_share:.0f} % of the random rays never change the label within "
+            f"‖noise‖₂ ≤ {noise.max_norm:.3g} (common for ReLU networks); fooling rate versus m skipped"
+        )
         fool_json.update({"skipped": True, "reason": reason, "xi": None})
         notes.append(reason)
-    _write_json(out / "fooling_rate_vs_m.json", fool_json)
+    write_json(out / "fooling_rate_vs_m.json", fool_json)
     files.append("fooling_rate_vs_m.json")
     t = tick("fooling rate vs m", t)
 
     # ------------------------------------------------------------------ report.json, index.html, summary
     bar.update(0.97, "writing index.html")
     timings["total"] = round(time.perf_counter() - t_start, 3)
-    settings = {k: getattr(args, k) for k in ("zoo", "model", "dataset", "data", "split", "n_points", "m", "method",
-                                               "h", "beta", "sections", "resolution", "n_directions", "n_samples",
-                                               "noise_share", "seed", "format", "architecture")}
-    settings["dataset"] = eval_set.name
+    run_settings = {
+        k: getattr(args, k)
+        for k in (
+            "zoo",
+            "model",
+            "dataset",
+            "data",
+            "split",
+            "n_points",
+            "m",
+            "method",
+            "h",
+            "beta",
+            "sections",
+            "resolution",
+            "n_directions",
+            "n_samples",
+            "noise_share",
+            "seed",
+            "format",
+            "architecture",
+        )
+    }
+    run_settings["dataset"] = eval_set.name
     files += ["report.json", "index.html", "plotly.min.js"]
-    _write_json(out / "report.json", {"settings": settings, "timings_s": timings, "files": files, "notes": notes,
-                                      "evaluated_indices": eval_idx.tolist()})
+    write_json(
+        out / "report.json",
+        {
+            "settings": run_settings,
+            "study_settings": settings.describe(),
+            "timings_s": timings,
+            "files": files,
+            "notes": notes,
+            "evaluated_indices": eval_idx.tolist(),
+        },
+    )
     last = len(m_values) - 1
     facts = [
         ("network", f"{clf.name} ({card['format']}, {card['architecture']}), {card['parameters']:,} parameters"),
         ("data", f"{eval_set.name}, input {tuple(clf.input_shape)}, d = {clf.d}, {clf.num_classes} classes"),
-        (f"accuracy ({eval_set.split} split)", f"{_pct(accuracy)} of {len(eval_set.labels)} images"),
-        ("DeepFool", f"ρ_adv = {_f(rho, '.4f')}, median ‖r‖₂ = {_f(df_stats['median_norm'])}, mean ‖r‖₂ = "
-                     f"{_f(df_stats['mean_norm'])}, converged {_pct(df_stats['converged_share'])} of n = {n}"),
-        ("S_c", f"m = {S_c.m} from {S_c.n} {fit_set.split} points, {S_c.method}{h_text}; top curvature "
-                f"(re-evaluated) K = {_f(float(S_c.curvatures[0]))}, top Ritz value {_f(float(S_c.eigenvalues[0]))}, "
-                f"asymmetry {_f(S_c.asymmetry, '.3f')}"),
-        (f"curvature at m = {m_values[last]}",
-         ", ".join(f"{nm} {_f(float(c.mean[last]))} ± {_f(float(c.std[last]), '.2g')}" for nm, c in curves.items())),
+        (f"accuracy ({eval_set.split} split)", f"{pct(accuracy)} of {len(eval_set.labels)} images"),
+        (
+            "DeepFool",
+            f"ρ_adv = {fmt(rho, '.4f')}, median ‖r‖₂ = {fmt(df_stats['median_norm'])}, mean ‖r‖₂ = "
+            f"{fmt(df_stats['mean_norm'])}, converged {pct(df_stats['converged_share'])} of n = {n}",
+        ),
+        (
+            "S_c",
+            f"m = {S_c.m} from {S_c.n} {fit_split} points, {S_c.method}{h_text}; top curvature "
+            f"(re-evaluated) K = {fmt(float(S_c.curvatures[0]))}, top Ritz value {fmt(float(S_c.eigenvalues[0]))}, "
+            f"asymmetry {fmt(S_c.asymmetry, '.3f')}",
+        ),
+        (
+            f"curvature at m = {m_values[last]}",
+            ", ".join(f"{nm} {fmt(float(c.mean[-1]))} ± {fmt(float(c.std[-1]), '.2g')}" for nm, c in curves.items()),
+        ),
     ]
     if fool is not None:
-        facts.append((f"fooling rate at m = {m_values[last]}",
-                      f"ξ = {_f(fool.xi, '.3g')}: " + ", ".join(f"{nm} {_pct(float(fool.mean[nm][last]))}"
-                                                               for nm in fool.names)))
+        lf = len(fool.m_values) - 1
+        facts.append(
+            (
+                f"fooling rate at m = {int(fool.m_values[lf])}",
+                f"ξ = {fmt(fool.xi, '.3g')}: "
+                + ", ".join(f"{nm} {pct(float(fool.mean[nm][lf]))}" for nm in fool.names),
+            )
+        )
     else:
         facts.append(("fooling rate versus m", "skipped (random-noise norm infinite)"))
     facts.append(("time", f"{timings['total']:.1f} s"))
-    _write_index(out, clf.name, facts, files, notes)
+    write_index(out, clf.name, facts, files, notes)
     bar.update(1.0, "done")
 
     width = max(len(k) for k, _ in facts)
@@ -827,54 +1051,6 @@ def run_report(args, parser, bar: ProgressBar) -> str:
     lines += [f"  note: {m}" for m in notes]
     lines.append(f"  report: {(out / 'index.html').resolve()}")
     return "\n".join(lines)
-
-
-_FILE_DESCRIPTIONS = {
-    "model_card.json": "model card: format, architecture, input shape, classes, parameters, accuracy, normalisation",
-    "deepfool.json": "DeepFool statistics: ρ_adv, mean / median ‖r‖₂, converged share",
-    "deepfool.csv": "DeepFool per point: index, label, adv_label, norm, converged, true_label",
-    "deepfool_norms.html": "histogram of ‖r(x)‖₂",
-    "sections.json": "the cross-sections drawn (points, labels, ‖r‖, curvature along v)",
-    "subspaces.json": "S_c (Ritz values, re-evaluated curvatures, asymmetry, method, h, n), S_f, principal angles",
-    "curvature_vs_m.csv": "curvature K_S versus m, S_c / S_f / random (table)",
-    "curvature_vs_m.html": "curvature K_S versus m, mean ± std (Fig. 7a)",
-    "fooling_rate_vs_m.json": "ξ, the random-noise norm, fooling rates (or why skipped)",
-    "fooling_rate_vs_m.csv": "fooling rate versus m (table)",
-    "fooling_rate_vs_m.html": "fooling rate of random vectors of S_c / S_f / random versus m (Fig. 7b)",
-    "report.json": "settings, timings, file list",
-    "plotly.min.js": "the Plotly library used by every figure (keep it next to the HTML files)",
-}
-
-
-def _write_index(out: Path, name: str, facts, files, notes) -> None:
-    esc = html.escape
-    rows = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
-    items = []
-    for f in files:
-        if f == "index.html":
-            continue
-        desc = _FILE_DESCRIPTIONS.get(f, "normal cross-section along (r(x), random v)" if f.startswith("section_") else "")
-        items.append(f'<li><a href="{esc(f)}">{esc(f)}</a> — {esc(desc)}</li>')
-    note_html = "".join(f"<li>{esc(m)}</li>" for m in notes)
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Boundary Atlas report: {esc(name)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse}}th,td{{text-align:left;padding:.3em .8em;border-bottom:1px solid #ddd;vertical-align:top}}
-th{{white-space:nowrap}}</style></head>
-<body><h1>Boundary Atlas report: {esc(name)}</h1>
-<table>{rows}</table>
-<p>Distances are ℓ2 norms in pixel space (inputs in [0, 1]). Curvatures: positive means the other class wraps
-around x. Figures are interactive Plotly HTML files sharing <code>plotly.min.js</code> in this folder; they open
-offline as long as the folder is kept together.</p>
-{f"<h2>Notes</h2><ul>{note_html}</ul>" if notes else ""}
-<h2>Files</h2><ul>
-{chr(10).join(items)}
-</ul>
-<p>References: Moosavi-Dezfooli et al., DeepFool (CVPR 2016); Universal adversarial perturbations (CVPR 2017);
-Robustness of classifiers to universal perturbations: a geometric perspective (ICLR 2018).</p>
-</body></html>
-"""
-    (out / "index.html").write_text(page, encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------- entry point

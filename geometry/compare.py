@@ -28,8 +28,8 @@ All results hold CPU float64 tensors; no function modifies its inputs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -92,8 +92,10 @@ def _orthonormal(b: Tensor, name: str, atol: float = 1e-6) -> Tensor:
     gram = b.T @ b
     err = float((gram - torch.eye(b.shape[1], dtype=b.dtype)).abs().max())
     if err > atol:
-        raise InvalidInputError(f"{name} must have orthonormal columns (max |BᵀB − I| = {err:.2e} > {atol:g}); "
-                                "pass a Subspace or an orthonormalised basis")
+        raise InvalidInputError(
+            f"{name} must have orthonormal columns (max |BᵀB − I| = {err:.2e} > {atol:g}); "
+            "pass a Subspace or an orthonormalised basis"
+        )
     return b
 
 
@@ -125,7 +127,7 @@ class SubspaceComparison:
 
     @property
     def k(self) -> int:
-        return int(len(self.cosines))
+        return len(self.cosines)
 
     def above_baseline(self, n_std: float = 2.0) -> Tensor:
         """(k,) bool — which cosines exceed the baseline mean by more than ``n_std`` baseline stds."""
@@ -173,7 +175,9 @@ def compare_bases(
     if m is not None:
         m = _positive_int(m, "m")
         if m > min(a.shape[1], b.shape[1]):
-            raise InvalidInputError(f"m must be at most the smaller basis size ({min(a.shape[1], b.shape[1])}), got {m}")
+            raise InvalidInputError(
+                f"m must be at most the smaller basis size ({min(a.shape[1], b.shape[1])}), got {m}"
+            )
         a, b = a[:, :m], b[:, :m]
     n_samples = _positive_int(n_samples, "n_samples")
     cos = principal_angles(a, b)
@@ -250,7 +254,7 @@ def compare_subspaces(
         (the top-m eigenvectors are the first m columns)
     kinds : subset of ("curved", "flat")
     data_key : str, optional — identifies ``xs``; when given, subspaces go through the disk cache
-        (:func:`geometry.store.cached_subspace`, shared with the other pages); else computed directly
+        (:func:`geometry.study.cached_subspace`, shared with the other pages); else computed directly
     method, h, beta, point : the curvature estimator (:mod:`geometry.hessian`), for S_c only
     n_baseline : int — random-subspace pairs for the baseline
     random_state : int — eigsh start vector and the baseline
@@ -271,8 +275,10 @@ def compare_subspaces(
     from .hessian import default_beta, default_h
 
     if tuple(clf_a.input_shape) != tuple(clf_b.input_shape):
-        raise InvalidInputError(f"the two networks must take the same input shape, got {tuple(clf_a.input_shape)} "
-                                f"and {tuple(clf_b.input_shape)}")
+        raise InvalidInputError(
+            f"the two networks must take the same input shape, got {tuple(clf_a.input_shape)} "
+            f"and {tuple(clf_b.input_shape)}"
+        )
     xs = check_images(xs, clf_a.input_shape, name="xs")
     kinds = tuple(kinds)
     if not kinds or any(k not in ("curved", "flat") for k in kinds):
@@ -308,17 +314,41 @@ def compare_subspaces(
         if kind == "flat":
             m_f = min(m_est, int(torch.as_tensor(dfs[i].converged).sum()))
             if m_f < m:
-                raise InvalidInputError(f"DeepFool converged on only {m_f} of {len(xs)} points for {clf.name}: "
-                                        f"S_f cannot have m = {m} directions; lower m or raise n")
+                raise InvalidInputError(
+                    f"DeepFool converged on only {m_f} of {len(xs)} points for {clf.name}: "
+                    f"S_f cannot have m = {m} directions; lower m or raise n"
+                )
         if data_key is not None:
-            from .store import cached_subspace
+            from .study.cache import cached_subspace
 
             mm = m_est if kind == "curved" else m_f
-            S = cached_subspace(kind, clf, xs, mm, data_key=data_key, method=method, h=h, beta=beta, point=point,
-                                random_state=random_state, progress=sub, deepfool_result=dfs[i])
+            S = cached_subspace(
+                kind,
+                clf,
+                xs,
+                mm,
+                data_key=data_key,
+                method=method,
+                h=h,
+                beta=beta,
+                point=point,
+                random_state=random_state,
+                progress=sub,
+                deepfool_result=dfs[i],
+            )
         elif kind == "curved":
-            S = curved_subspace(clf, xs, m_est, method=method, h=h, beta=beta, point=point, random_state=random_state,
-                                progress=sub, deepfool_result=dfs[i])
+            S = curved_subspace(
+                clf,
+                xs,
+                m_est,
+                method=method,
+                h=h,
+                beta=beta,
+                point=point,
+                random_state=random_state,
+                progress=sub,
+                deepfool_result=dfs[i],
+            )
         else:
             S = flat_subspace(clf, xs, m_f, deepfool_result=dfs[i])
         subspaces[kind][i] = S
@@ -327,8 +357,17 @@ def compare_subspaces(
         kind: compare_bases(a, b, m=m, n_samples=n_baseline, random_state=random_state, kind=kind, names=names)
         for kind, (a, b) in subspaces.items()
     }
-    return NetworkComparison(names=names, subspaces={k: tuple(v) for k, v in subspaces.items()},
-                             comparisons=comparisons, m=m, m_estimated=m_est, n=len(xs), method=method, h=h, beta=beta)
+    return NetworkComparison(
+        names=names,
+        subspaces={k: tuple(v) for k, v in subspaces.items()},
+        comparisons=comparisons,
+        m=m,
+        m_estimated=m_est,
+        n=len(xs),
+        method=method,
+        h=h,
+        beta=beta,
+    )
 
 
 # ---------------------------------------------------------------------------------------- Fig. 13
@@ -412,8 +451,9 @@ def transfer_sections(
         x = x[0]
     v = torch.as_tensor(direction).detach().to("cpu", torch.float64)
     if v.numel() != clf.d:
-        raise InvalidInputError(f"direction must have d = {clf.d} entries (shape {tuple(clf.input_shape)}), "
-                                f"got shape {tuple(v.shape)}")
+        raise InvalidInputError(
+            f"direction must have d = {clf.d} entries (shape {tuple(clf.input_shape)}), got shape {tuple(v.shape)}"
+        )
     v = v.reshape(clf.input_shape)
     vn = float(v.norm())
     if not math.isfinite(vn) or vn == 0.0:
@@ -430,13 +470,21 @@ def transfer_sections(
     K, kap, used_h, used_method = nan, nan.clone(), h, method
     converged = bool(df.converged[0])
     if curvature and converged:
-        ca = curvature_along(clf, x, torch.stack([v, u]).to(x.dtype), method=method, h=h, beta=beta,
-                             deepfool_result=df)
+        ca = curvature_along(clf, x, torch.stack([v, u]).to(x.dtype), method=method, h=h, beta=beta, deepfool_result=df)
         K, kap, used_h, used_method = ca.curvature[0].clone(), ca.kappa[0].clone(), ca.h, ca.method
     return TransferSections(
-        subspace_section=sec_v, random_section=sec_u, direction=v, random_direction=u, curvature=K, kappa=kap,
-        r_norm=r_norm, label=int(df.label[0]), adv_label=int(df.adv_label[0]), converged=converged,
-        method=used_method, h=used_h,
+        subspace_section=sec_v,
+        random_section=sec_u,
+        direction=v,
+        random_direction=u,
+        curvature=K,
+        kappa=kap,
+        r_norm=r_norm,
+        label=int(df.label[0]),
+        adv_label=int(df.adv_label[0]),
+        converged=converged,
+        method=used_method,
+        h=used_h,
     )
 
 
@@ -476,7 +524,9 @@ class TransferMatrix:
         try:
             return float(self.mean[self.rows.index(row), self.columns.index(column)])
         except ValueError:
-            raise InvalidInputError(f"no entry ({row!r}, {column!r}); rows {self.rows}, columns {self.columns}") from None
+            raise InvalidInputError(
+                f"no entry ({row!r}, {column!r}); rows {self.rows}, columns {self.columns}"
+            ) from None
 
 
 def transfer_matrix(
@@ -547,8 +597,9 @@ def transfer_matrix(
         bases[str(k)] = B
     m = _positive_int(m, "m")
     if bases and m > min(B.shape[1] for B in bases.values()):
-        raise InvalidInputError(f"m must be at most the smallest subspace dimension "
-                                f"({min(B.shape[1] for B in bases.values())}), got {m}")
+        raise InvalidInputError(
+            f"m must be at most the smallest subspace dimension ({min(B.shape[1] for B in bases.values())}), got {m}"
+        )
     try:
         xi = float(xi)
     except (TypeError, ValueError):
@@ -576,5 +627,15 @@ def transfer_matrix(
             done += 1
             _call(progress, done / total, f"vectors of {rname} on {cname} ({done}/{total})")
     std = rates.std(2, unbiased=True) if n_samples > 1 else torch.zeros(len(rows), len(columns), dtype=torch.float64)
-    return TransferMatrix(rows=rows, columns=columns, mean=rates.mean(2), std=std, best=rates.max(2).values,
-                          rates=rates, xi=xi, m=m, n_samples=n_samples, n_points=len(x))
+    return TransferMatrix(
+        rows=rows,
+        columns=columns,
+        mean=rates.mean(2),
+        std=std,
+        best=rates.max(2).values,
+        rates=rates,
+        xi=xi,
+        m=m,
+        n_samples=n_samples,
+        n_points=len(x),
+    )

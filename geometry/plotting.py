@@ -1,4 +1,6 @@
-"""Plotly figure builders: result objects in, ``go.Figure`` out (DESIGN §2).
+"""Plotly figure builders: result objects in, ``go.Figure`` out (DESIGN §2) — the one plotting
+module of the app *and* the command-line report (issue 10: the same result gives the same figure,
+same colours, in both).
 
 No computation of geometry happens here, only presentation: colours, labels, units, hover text.
 Every axis says what it measures and in which unit (pixel-space ℓ2 distance, inputs in [0, 1]).
@@ -6,7 +8,7 @@ Every axis says what it measures and in which unit (pixel-space ℓ2 distance, i
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,6 +16,15 @@ import torch
 
 __all__ = [
     "CLASS_COLORS",
+    "SUBSPACE_COLORS",
+    "norm_histogram_figure",
+    "curvature_vs_m_figure",
+    "ritz_figure",
+    "principal_angles_figure",
+    "transfer_matrix_figure",
+    "fooling_rate_vs_m_figure",
+    "universal_gallery_figure",
+    "inner_product_figure",
     "section_figure",
     "boundary_segments",
     "to_display_image",
@@ -22,8 +33,16 @@ __all__ = [
 
 # Ten well-separated colours (Plotly's "Safe"/D3 mix); more classes cycle.
 CLASS_COLORS = [
-    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
-    "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC",
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#EECA3B",
+    "#B279A2",
+    "#FF9DA6",
+    "#9D755D",
+    "#BAB0AC",
 ]
 
 
@@ -43,13 +62,13 @@ def boundary_segments(alpha: np.ndarray, beta: np.ndarray, labels: np.ndarray) -
     ys: list = []
     # vertical edges: between column j and j+1
     jj, ii = np.nonzero((labels[:, 1:] != labels[:, :-1]).T)
-    for j, i in zip(jj, ii):
+    for j, i in zip(jj, ii, strict=True):
         x = alpha[j] + da / 2
         xs += [x, x, None]
         ys += [beta[i] - db / 2, beta[i] + db / 2, None]
     # horizontal edges: between row i and i+1
     ii, jj = np.nonzero(labels[1:, :] != labels[:-1, :])
-    for i, j in zip(ii, jj):
+    for i, j in zip(ii, jj, strict=True):
         y = beta[i] + db / 2
         xs += [alpha[j] - da / 2, alpha[j] + da / 2, None]
         ys += [y, y, None]
@@ -91,36 +110,78 @@ def section_figure(
         col = CLASS_COLORS[c % len(CLASS_COLORS)]
         colorscale += [[i / P, col], [(i + 1) / P, col]]
     if P == 1:
-        colorscale = [[0, CLASS_COLORS[present[0] % len(CLASS_COLORS)]], [1, CLASS_COLORS[present[0] % len(CLASS_COLORS)]]]
-    names = np.asarray([str(class_names[c]) if c < len(class_names) else str(c) for c in range(max(present) + 1)], dtype=object)
+        colorscale = [
+            [0, CLASS_COLORS[present[0] % len(CLASS_COLORS)]],
+            [1, CLASS_COLORS[present[0] % len(CLASS_COLORS)]],
+        ]
+    names = np.asarray(
+        [str(class_names[c]) if c < len(class_names) else str(c) for c in range(max(present) + 1)], dtype=object
+    )
     hover = names[labels]
     fig = go.Figure()
     fig.add_trace(
         go.Heatmap(
-            x=alpha, y=beta, z=z, customdata=hover, zmin=-0.5, zmax=P - 0.5,
-            colorscale=colorscale, showscale=False,
+            x=alpha,
+            y=beta,
+            z=z,
+            customdata=hover,
+            zmin=-0.5,
+            zmax=P - 0.5,
+            colorscale=colorscale,
+            showscale=False,
             hovertemplate="α (along r) = %{x:.3f}<br>β (along v⊥) = %{y:.3f}<br>class: %{customdata}<extra></extra>",
         )
     )
     bx, by = boundary_segments(alpha, beta, labels)
     if bx:
-        fig.add_trace(go.Scattergl(x=bx, y=by, mode="lines", line=dict(color="black", width=1.5),
-                                   name="decision boundary", hoverinfo="skip"))
+        fig.add_trace(
+            go.Scattergl(
+                x=bx,
+                y=by,
+                mode="lines",
+                line=dict(color="black", width=1.5),
+                name="decision boundary",
+                hoverinfo="skip",
+            )
+        )
     k = int(section.label)
     kname = class_names[k] if k < len(class_names) else str(k)
-    fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers+text", text=["x"], textposition="top left",
-                             marker=dict(symbol="circle", size=11, color="white", line=dict(color="black", width=2)),
-                             name=f"x (class {kname})",
-                             hovertemplate=f"x: the datapoint, class {kname}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=[0.0],
+            y=[0.0],
+            mode="markers+text",
+            text=["x"],
+            textposition="top left",
+            marker=dict(symbol="circle", size=11, color="white", line=dict(color="black", width=2)),
+            name=f"x (class {kname})",
+            hovertemplate=f"x: the datapoint, class {kname}<extra></extra>",
+        )
+    )
     rn = float(section.r_norm)
-    fig.add_trace(go.Scatter(x=[rn], y=[0.0], mode="markers+text", text=["z = x + r(x)"], textposition="top right",
-                             marker=dict(symbol="x", size=12, color="black"),
-                             name="z = x + r(x)",
-                             hovertemplate=f"z = x + r(x): ‖r(x)‖₂ = {rn:.4f}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=[rn],
+            y=[0.0],
+            mode="markers+text",
+            text=["z = x + r(x)"],
+            textposition="top right",
+            marker=dict(symbol="x", size=12, color="black"),
+            name="z = x + r(x)",
+            hovertemplate=f"z = x + r(x): ‖r(x)‖₂ = {rn:.4f}<extra></extra>",
+        )
+    )
     # legend entries for classes present
     for c in present:
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=12, symbol="square",
-                                 color=CLASS_COLORS[c % len(CLASS_COLORS)]), name=str(names[c])))
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker=dict(size=12, symbol="square", color=CLASS_COLORS[c % len(CLASS_COLORS)]),
+                name=str(names[c]),
+            )
+        )
     if title is None:
         title = f"Normal cross-section along (r(x), {direction_label})"
     if curvature is not None and np.isfinite(curvature):
@@ -129,10 +190,20 @@ def section_figure(
         title=dict(text=title, x=0.0, font=dict(size=15)),
         height=height,
         margin=dict(l=60, r=20, t=60, b=130),
-        xaxis=dict(title="α: distance along r(x)/‖r(x)‖ (pixel-space ℓ2)", range=[alpha[0], alpha[-1]],
-                   constrain="domain", zeroline=False),
-        yaxis=dict(title=f"β: distance along {direction_label} ⊥ r(x) (pixel-space ℓ2)", range=[beta[0], beta[-1]],
-                   scaleanchor="x", scaleratio=1, constrain="domain", zeroline=False),
+        xaxis=dict(
+            title="α: distance along r(x)/‖r(x)‖ (pixel-space ℓ2)",
+            range=[alpha[0], alpha[-1]],
+            constrain="domain",
+            zeroline=False,
+        ),
+        yaxis=dict(
+            title=f"β: distance along {direction_label} ⊥ r(x) (pixel-space ℓ2)",
+            range=[beta[0], beta[-1]],
+            scaleanchor="x",
+            scaleratio=1,
+            constrain="domain",
+            zeroline=False,
+        ),
         legend=dict(orientation="h", yanchor="top", y=-0.16, x=0),
         plot_bgcolor="white",
     )
@@ -161,8 +232,7 @@ def perturbation_display(r, *, size: int = 112) -> tuple[np.ndarray, float]:
 
 # ----------------------------------------------------------------------------- curvature (Fig. 7a)
 SUBSPACE_COLORS = {"S_c": "#E45756", "S_f": "#4C78A8", "random": "#7F7F7F"}
-SUBSPACE_LABELS = {"S_c": "S_c (curved subspace)", "S_f": "S_f (flat subspace of normals)",
-                   "random": "random subspace"}
+SUBSPACE_LABELS = {"S_c": "S_c (curved subspace)", "S_f": "S_f (flat subspace of normals)", "random": "random subspace"}
 
 
 def _hex_rgba(color: str, alpha: float) -> str:
@@ -189,25 +259,51 @@ def curvature_vs_m_figure(curves: dict, *, normalised: bool = False, height: int
         std = _np(c.kappa_std if normalised else c.std).astype(float)
         share = _np(c.share_positive).astype(float)
         col = SUBSPACE_COLORS.get(name, "#333333")
-        fig.add_trace(go.Scatter(x=np.concatenate([m, m[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                                 fill="toself", fillcolor=_hex_rgba(col, 0.15), line=dict(width=0), hoverinfo="skip",
-                                 showlegend=False, name=f"{name} ± std"))
-        fig.add_trace(go.Scatter(
-            x=m, y=mean, mode="lines+markers", name=SUBSPACE_LABELS.get(name, name), line=dict(color=col, width=2.5),
-            customdata=np.stack([std, share * 100], axis=1),
-            hovertemplate=(f"<b>{name}</b><br>m = %{{x}}<br>mean = %{{y:.4g}}<br>std = %{{customdata[0]:.3g}}"
-                           "<br>points with positive curvature: %{customdata[1]:.0f}%<extra></extra>"),
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([m, m[::-1]]),
+                y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                fill="toself",
+                fillcolor=_hex_rgba(col, 0.15),
+                line=dict(width=0),
+                hoverinfo="skip",
+                showlegend=False,
+                name=f"{name} ± std",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=m,
+                y=mean,
+                mode="lines+markers",
+                name=SUBSPACE_LABELS.get(name, name),
+                line=dict(color=col, width=2.5),
+                customdata=np.stack([std, share * 100], axis=1),
+                hovertemplate=(
+                    f"<b>{name}</b><br>m = %{{x}}<br>mean = %{{y:.4g}}<br>std = %{{customdata[0]:.3g}}"
+                    "<br>points with positive curvature: %{customdata[1]:.0f}%<extra></extra>"
+                ),
+            )
+        )
         method, h = c.method, c.h
     fig.add_hline(y=0, line=dict(color="black", width=1, dash="dot"))
     scale = f"finite differences at h = {h:.3g}" if method == "finite_difference" and h else str(method)
-    ytitle = ("normal curvature κ = K_S/‖∇F(z)‖ (1 / pixel distance)" if normalised
-              else "average curvature K_S(x) = E (Pv)ᵀH(Pv)/‖Pv‖² (logit / pixel²)")
+    ytitle = (
+        "normal curvature κ = K_S/‖∇F(z)‖ (1 / pixel distance)"
+        if normalised
+        else "average curvature K_S(x) = E (Pv)ᵀH(Pv)/‖Pv‖² (logit / pixel²)"
+    )
     fig.update_layout(
         title=dict(text=f"Average curvature of held-out boundary points versus m — {scale}", x=0, font=dict(size=15)),
-        xaxis=dict(title="subspace dimension m", type="log" if max(_np(c.m_values).max() for c in curves.values()) > 30 else "linear"),
-        yaxis=dict(title=ytitle), height=height, legend=dict(orientation="h", y=-0.25, x=0),
-        margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
+        xaxis=dict(
+            title="subspace dimension m",
+            type="log" if max(_np(c.m_values).max() for c in curves.values()) > 30 else "linear",
+        ),
+        yaxis=dict(title=ytitle),
+        height=height,
+        legend=dict(orientation="h", y=-0.25, x=0),
+        margin=dict(l=60, r=20, t=60, b=60),
+        plot_bgcolor="white",
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
@@ -222,25 +318,46 @@ def ritz_figure(subspace, *, height: int = 380) -> go.Figure:
     """
     i = np.arange(1, len(_np(subspace.eigenvalues)) + 1)
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=i, y=_np(subspace.eigenvalues), name="Ritz value (eigsh)", marker_color="#BAB0AC",
-                         hovertemplate="direction %{x}<br>Ritz value %{y:.4g}<extra></extra>"))
-    fig.add_trace(go.Bar(x=i, y=_np(subspace.curvatures), name="re-evaluated curvature (mean over points)",
-                         marker_color="#E45756",
-                         hovertemplate="direction %{x}<br>re-evaluated K = %{y:.4g}<extra></extra>"))
+    fig.add_trace(
+        go.Bar(
+            x=i,
+            y=_np(subspace.eigenvalues),
+            name="Ritz value (eigsh)",
+            marker_color="#BAB0AC",
+            hovertemplate="direction %{x}<br>Ritz value %{y:.4g}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=i,
+            y=_np(subspace.curvatures),
+            name="re-evaluated curvature (mean over points)",
+            marker_color="#E45756",
+            hovertemplate="direction %{x}<br>re-evaluated K = %{y:.4g}<extra></extra>",
+        )
+    )
     asym = float(subspace.asymmetry)
     fig.update_layout(
-        title=dict(text=f"S_c directions: Ritz values vs re-evaluated curvature (operator asymmetry {asym:.2f})",
-                   x=0, font=dict(size=15)),
-        barmode="group", height=height, xaxis=dict(title="S_c direction (eigenvector index)"),
-        yaxis=dict(title="K along the direction (logit / pixel²)"), legend=dict(orientation="h", y=-0.3, x=0),
-        margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
+        title=dict(
+            text=f"S_c directions: Ritz values vs re-evaluated curvature (operator asymmetry {asym:.2f})",
+            x=0,
+            font=dict(size=15),
+        ),
+        barmode="group",
+        height=height,
+        xaxis=dict(title="S_c direction (eigenvector index)"),
+        yaxis=dict(title="K along the direction (logit / pixel²)"),
+        legend=dict(orientation="h", y=-0.3, x=0),
+        margin=dict(l=60, r=20, t=60, b=60),
+        plot_bgcolor="white",
     )
     return fig
 
 
 # ----------------------------------------------------------------------------- comparing networks (Fig. 10, C.2)
-def principal_angles_figure(comparison, *, title: str | None = None, color: str | None = None,
-                            height: int = 420) -> go.Figure:
+def principal_angles_figure(
+    comparison, *, title: str | None = None, color: str | None = None, height: int = 420
+) -> go.Figure:
     """Cosines of the principal angles between two networks' subspaces, with the random baseline
     (mean ± std band over random subspace pairs) (paper ICLR 2018, Fig. 10).
 
@@ -264,25 +381,54 @@ def principal_angles_figure(comparison, *, title: str | None = None, color: str 
     a, b = comparison.names
     grey = SUBSPACE_COLORS["random"]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=np.concatenate([i, i[::-1]]), y=np.concatenate([np.minimum(mean + std, 1), (mean - std)[::-1]]),
-                             fill="toself", fillcolor=_hex_rgba(grey, 0.2), line=dict(width=0), hoverinfo="skip",
-                             name="random subspaces: mean ± std", showlegend=True))
-    fig.add_trace(go.Scatter(x=i, y=mean, mode="lines", line=dict(color=grey, width=2, dash="dash"),
-                             name=f"two random {comparison.p}- and {comparison.q}-dim subspaces (mean)",
-                             customdata=std,
-                             hovertemplate="i = %{x}<br>random: cos θ = %{y:.3f} ± %{customdata:.3f}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=np.concatenate([i, i[::-1]]),
+            y=np.concatenate([np.minimum(mean + std, 1), (mean - std)[::-1]]),
+            fill="toself",
+            fillcolor=_hex_rgba(grey, 0.2),
+            line=dict(width=0),
+            hoverinfo="skip",
+            name="random subspaces: mean ± std",
+            showlegend=True,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=i,
+            y=mean,
+            mode="lines",
+            line=dict(color=grey, width=2, dash="dash"),
+            name=f"two random {comparison.p}- and {comparison.q}-dim subspaces (mean)",
+            customdata=std,
+            hovertemplate="i = %{x}<br>random: cos θ = %{y:.3f} ± %{customdata:.3f}<extra></extra>",
+        )
+    )
     z = _np(comparison.z_scores).astype(float)
-    fig.add_trace(go.Scatter(x=i, y=cos, mode="lines+markers", line=dict(color=col, width=2.5), marker=dict(size=7),
-                             name=f"{sub}({a}) vs {sub}({b})", customdata=z,
-                             hovertemplate=("i = %{x}<br>cos θ = %{y:.3f}<br>%{customdata:+.1f} baseline std "
-                                            "from the random mean<extra></extra>")))
+    fig.add_trace(
+        go.Scatter(
+            x=i,
+            y=cos,
+            mode="lines+markers",
+            line=dict(color=col, width=2.5),
+            marker=dict(size=7),
+            name=f"{sub}({a}) vs {sub}({b})",
+            customdata=z,
+            hovertemplate=(
+                "i = %{x}<br>cos θ = %{y:.3f}<br>%{customdata:+.1f} baseline std from the random mean<extra></extra>"
+            ),
+        )
+    )
     if title is None:
         title = f"{sub}({a}) vs {sub}({b})<br><sup>cosines of the principal angles, against random subspaces</sup>"
     fig.update_layout(
-        title=dict(text=title, x=0, font=dict(size=15)), height=height,
+        title=dict(text=title, x=0, font=dict(size=15)),
+        height=height,
         xaxis=dict(title="principal angle index i", dtick=1 if len(i) <= 20 else None),
         yaxis=dict(title="cos θ_i (1 = shared direction)", range=[0, 1.02]),
-        legend=dict(orientation="h", y=-0.3, x=0), margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
+        legend=dict(orientation="h", y=-0.3, x=0),
+        margin=dict(l=60, r=20, t=60, b=60),
+        plot_bgcolor="white",
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
@@ -312,22 +458,38 @@ def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | No
     cols = [str(c) for c in matrix.columns]
     text = [[f"{100 * mean[i, j]:.1f}%<br>± {100 * std[i, j]:.1f}" for j in range(len(cols))] for i in range(len(rows))]
     custom = np.stack([std * 100, best * 100], axis=-1)
-    fig = go.Figure(go.Heatmap(
-        z=mean * 100, x=cols, y=rows, text=text, texttemplate="%{text}", textfont=dict(size=14),
-        customdata=custom, zmin=0, zmax=100, colorscale="Reds", colorbar=dict(title="fooling<br>rate %"),
-        hovertemplate=("vectors from %{y}<br>applied to %{x}<br>fooling rate %{z:.1f}% ± %{customdata[0]:.1f}"
-                       "<br>best vector %{customdata[1]:.1f}%<extra></extra>"),
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=mean * 100,
+            x=cols,
+            y=rows,
+            text=text,
+            texttemplate="%{text}",
+            textfont=dict(size=14),
+            customdata=custom,
+            zmin=0,
+            zmax=100,
+            colorscale="Reds",
+            colorbar=dict(title="fooling<br>rate %"),
+            hovertemplate=(
+                "vectors from %{y}<br>applied to %{x}<br>fooling rate %{z:.1f}% ± %{customdata[0]:.1f}"
+                "<br>best vector %{customdata[1]:.1f}%<extra></extra>"
+            ),
+        )
+    )
     if title is None:
-        title = (f"Fooling rate of random vectors of norm ξ = {matrix.xi:.3g} from the first m = {matrix.m} "
-                 f"directions of each S_c<br><sup>mean ± std over {matrix.n_samples} vectors per row, "
-                 f"{matrix.n_points} held-out points; row = whose S_c, column = the network fooled</sup>")
+        title = (
+            f"Fooling rate of random vectors of norm ξ = {matrix.xi:.3g} from the first m = {matrix.m} "
+            f"directions of each S_c<br><sup>mean ± std over {matrix.n_samples} vectors per row, "
+            f"{matrix.n_points} held-out points; row = whose S_c, column = the network fooled</sup>"
+        )
     fig.update_layout(
         title=dict(text=title, x=0, font=dict(size=14)),
         height=height or 140 + 70 * len(rows),
         xaxis=dict(title="network the vectors are applied to", side="bottom", type="category"),
         yaxis=dict(title="vectors drawn from", autorange="reversed", type="category"),
-        margin=dict(l=60, r=20, t=60, b=60), plot_bgcolor="white",
+        margin=dict(l=60, r=20, t=60, b=60),
+        plot_bgcolor="white",
     )
     return fig
 
@@ -336,8 +498,9 @@ def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | No
 UAP_COLOR = "#222222"
 
 
-def fooling_rate_vs_m_figure(curve, *, uap_rate: float | None = None, h: float | None = None,
-                             height: int = 460) -> go.Figure:
+def fooling_rate_vs_m_figure(
+    curve, *, uap_rate: float | None = None, h: float | None = None, height: int = 460
+) -> go.Figure:
     """Fooling rate on held-out points of random vectors of norm ξ in the first m directions of each
     subspace, versus m (paper ICLR 2018, Fig. 7b; Appendix C, Fig. 11–12).
 
@@ -365,35 +528,69 @@ def fooling_rate_vs_m_figure(curve, *, uap_rate: float | None = None, h: float |
         std = 100 * _np(curve.std[name]).astype(float)
         best = 100 * _np(curve.best[name]).astype(float)
         if ns > 1:
-            fig.add_trace(go.Scatter(x=np.concatenate([m, m[::-1]]),
-                                     y=np.concatenate([np.minimum(mean + std, 100), np.maximum(mean - std, 0)[::-1]]),
-                                     fill="toself", fillcolor=_hex_rgba(col, 0.12), line=dict(width=0),
-                                     hoverinfo="skip", showlegend=False, name=f"{name} ± std"))
-        fig.add_trace(go.Scatter(
-            x=m, y=mean, mode="lines+markers", name=f"{label} — mean", line=dict(color=col, width=2.5),
-            marker=dict(size=6), customdata=std,
-            hovertemplate=(f"<b>{name}</b>, mean of {ns} random vectors<br>m = %{{x}}<br>fooling rate %{{y:.1f}}%"
-                           "<br>std %{customdata:.1f} points<extra></extra>"),
-        ))
-        fig.add_trace(go.Scatter(
-            x=m, y=best, mode="lines+markers", name=f"{label} — best of {ns}",
-            line=dict(color=col, width=1.5, dash="dash"), marker=dict(size=7, symbol="diamond-open"),
-            hovertemplate=f"<b>{name}</b>, best of {ns}<br>m = %{{x}}<br>fooling rate %{{y:.1f}}%<extra></extra>",
-        ))
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([m, m[::-1]]),
+                    y=np.concatenate([np.minimum(mean + std, 100), np.maximum(mean - std, 0)[::-1]]),
+                    fill="toself",
+                    fillcolor=_hex_rgba(col, 0.12),
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    showlegend=False,
+                    name=f"{name} ± std",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=m,
+                y=mean,
+                mode="lines+markers",
+                name=f"{label} — mean",
+                line=dict(color=col, width=2.5),
+                marker=dict(size=6),
+                customdata=std,
+                hovertemplate=(
+                    f"<b>{name}</b>, mean of {ns} random vectors<br>m = %{{x}}<br>fooling rate %{{y:.1f}}%"
+                    "<br>std %{customdata:.1f} points<extra></extra>"
+                ),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=m,
+                y=best,
+                mode="lines+markers",
+                name=f"{label} — best of {ns}",
+                line=dict(color=col, width=1.5, dash="dash"),
+                marker=dict(size=7, symbol="diamond-open"),
+                hovertemplate=f"<b>{name}</b>, best of {ns}<br>m = %{{x}}<br>fooling rate %{{y:.1f}}%<extra></extra>",
+            )
+        )
     if uap_rate is not None and np.isfinite(uap_rate):
-        fig.add_trace(go.Scatter(
-            x=[m.min(), m.max()], y=[100 * uap_rate] * 2, mode="lines", name="UAP algorithm (CVPR 2017)",
-            line=dict(color=UAP_COLOR, width=2, dash="dot"),
-            hovertemplate=f"UAP algorithm at the same ξ: {100 * uap_rate:.1f}% of held-out points<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[m.min(), m.max()],
+                y=[100 * uap_rate] * 2,
+                mode="lines",
+                name="UAP algorithm (CVPR 2017)",
+                line=dict(color=UAP_COLOR, width=2, dash="dot"),
+                hovertemplate=f"UAP algorithm at the same ξ: {100 * uap_rate:.1f}% of held-out points<extra></extra>",
+            )
+        )
     scale = f", S_c at h = {h:.3g}" if h else ""
     fig.update_layout(
-        title=dict(text=f"Fooling rate of random vectors of norm ξ = {float(curve.xi):.3g} from the first m directions"
-                        f"{scale}", x=0, font=dict(size=15)),
+        title=dict(
+            text=f"Fooling rate of random vectors of norm ξ = {float(curve.xi):.3g} from the first m directions{scale}",
+            x=0,
+            font=dict(size=15),
+        ),
         xaxis=dict(title="subspace dimension m", type="log" if m.max() > 30 else "linear"),
-        yaxis=dict(title=f"fooling rate (% of {int(curve.n_points)} held-out points whose label changes)",
-                   range=[0, 102]),
-        height=height, legend=dict(orientation="h", y=-0.22, x=0), margin=dict(l=60, r=20, t=60, b=60),
+        yaxis=dict(
+            title=f"fooling rate (% of {int(curve.n_points)} held-out points whose label changes)", range=[0, 102]
+        ),
+        height=height,
+        legend=dict(orientation="h", y=-0.22, x=0),
+        margin=dict(l=60, r=20, t=60, b=60),
         plot_bgcolor="white",
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
@@ -413,8 +610,9 @@ def _png_source(img: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def universal_gallery_figure(rows: Sequence[dict], class_names: Sequence[str], *, size: int = 96,
-                             height_per_row: int = 160) -> go.Figure:
+def universal_gallery_figure(
+    rows: Sequence[dict], class_names: Sequence[str], *, size: int = 96, height_per_row: int = 160
+) -> go.Figure:
     """Universal perturbations and the held-out images they perturb (paper ICLR 2018, Fig. 8).
 
     Parameters
@@ -444,34 +642,68 @@ def universal_gallery_figure(rows: Sequence[dict], class_names: Sequence[str], *
         for i in range(k):
             if i < len(lab):
                 a, b = _class(class_names, lab[i]), _class(class_names, new[i])
-                titles.append(f"<span style='color:#C0392B'>{a} → <b>{b}</b></span>" if lab[i] != new[i]
-                              else f"{a} → {b}")
+                titles.append(
+                    f"<span style='color:#C0392B'>{a} → <b>{b}</b></span>" if lab[i] != new[i] else f"{a} → {b}"
+                )
             else:
                 titles.append("")
-    fig = make_subplots(rows=len(rows), cols=k + 1, subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=0.18 / max(len(rows), 1))
+    fig = make_subplots(
+        rows=len(rows),
+        cols=k + 1,
+        subplot_titles=titles,
+        horizontal_spacing=0.01,
+        vertical_spacing=0.18 / max(len(rows), 1),
+    )
     for ri, r in enumerate(rows, start=1):
         pert, scale = perturbation_display(r["v"], size=size)
-        fig.add_trace(go.Image(source=_png_source(_rgb(pert)), name=f"{r['name']}: perturbation",
-                               hovertemplate=(f"{r['name']}: the perturbation v, shown as 0.5 + v·{scale:.3g} "
-                                              "(grey = 0)<extra></extra>")), row=ri, col=1)
+        fig.add_trace(
+            go.Image(
+                source=_png_source(_rgb(pert)),
+                name=f"{r['name']}: perturbation",
+                hovertemplate=(
+                    f"{r['name']}: the perturbation v, shown as 0.5 + v·{scale:.3g} (grey = 0)<extra></extra>"
+                ),
+            ),
+            row=ri,
+            col=1,
+        )
         imgs, v = _np(r["images"]), _np(r["v"])
         new = _np(r["new_labels"]).astype(int)
         for i in range(len(imgs)):
             shown = to_display_image(imgs[i] + v, size=size)
-            fig.add_trace(go.Image(source=_png_source(_rgb(shown)), name=f"{r['name']}: image {i + 1}",
-                                   hovertemplate=(f"x + v (clipped to [0, 1] for display); "
-                                                  f"k̂(x + v) = {_class(class_names, new[i])}<extra></extra>")),
-                          row=ri, col=i + 2)
+            fig.add_trace(
+                go.Image(
+                    source=_png_source(_rgb(shown)),
+                    name=f"{r['name']}: image {i + 1}",
+                    hovertemplate=(
+                        f"x + v (clipped to [0, 1] for display); "
+                        f"k̂(x + v) = {_class(class_names, new[i])}<extra></extra>"
+                    ),
+                ),
+                row=ri,
+                col=i + 2,
+            )
         if r.get("subtitle"):
-            fig.add_annotation(text=r["subtitle"], xref="paper", yref="paper", x=0,
-                               y=1 - (ri - 1) / len(rows) + 0.0, yanchor="bottom", showarrow=False,
-                               font=dict(size=12, color="#555"), yshift=22)
+            fig.add_annotation(
+                text=r["subtitle"],
+                xref="paper",
+                yref="paper",
+                x=0,
+                y=1 - (ri - 1) / len(rows) + 0.0,
+                yanchor="bottom",
+                showarrow=False,
+                font=dict(size=12, color="#555"),
+                yshift=22,
+            )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=11)
-    fig.update_layout(height=height_per_row * len(rows) + 40, margin=dict(l=10, r=10, t=50, b=10),
-                      plot_bgcolor="white", showlegend=False)
+    fig.update_layout(
+        height=height_per_row * len(rows) + 40,
+        margin=dict(l=10, r=10, t=50, b=10),
+        plot_bgcolor="white",
+        showlegend=False,
+    )
     return fig
 
 
@@ -484,8 +716,9 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
-def inner_product_figure(gram, *, labels: Sequence[str] | None = None, title: str | None = None,
-                         height: int = 420) -> go.Figure:
+def inner_product_figure(
+    gram, *, labels: Sequence[str] | None = None, title: str | None = None, height: int = 420
+) -> go.Figure:
     """Normalised inner products ``⟨v_i, v_j⟩ / (‖v_i‖ ‖v_j‖)`` between perturbations (paper ICLR 2018,
     Fig. 9: diversity of universal perturbations sampled from S_c).
 
@@ -503,14 +736,85 @@ def inner_product_figure(gram, *, labels: Sequence[str] | None = None, title: st
     k = g.shape[0]
     labels = list(labels) if labels is not None else [f"v{i + 1}" for i in range(k)]
     off = np.abs(g[~np.eye(k, dtype=bool)]) if k > 1 else np.array([np.nan])
-    fig = go.Figure(go.Heatmap(
-        z=g, x=labels, y=labels, zmin=-1, zmax=1, zmid=0, colorscale="RdBu_r", name="normalised inner products",
-        text=np.round(g, 2), texttemplate="%{text:.2f}",
-        colorbar=dict(title="cos"), hovertemplate="⟨%{y}, %{x}⟩ / (‖%{y}‖‖%{x}‖) = %{z:.3f}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=g,
+            x=labels,
+            y=labels,
+            zmin=-1,
+            zmax=1,
+            zmid=0,
+            colorscale="RdBu_r",
+            name="normalised inner products",
+            text=np.round(g, 2),
+            texttemplate="%{text:.2f}",
+            colorbar=dict(title="cos"),
+            hovertemplate="⟨%{y}, %{x}⟩ / (‖%{y}‖‖%{x}‖) = %{z:.3f}<extra></extra>",
+        )
+    )
     if title is None:
         title = f"Normalised inner products between perturbations — mean |off-diagonal| {np.nanmean(off):.2f}"
-    fig.update_layout(title=dict(text=title, x=0, font=dict(size=15)), height=height,
-                      yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
-                      xaxis=dict(constrain="domain"), margin=dict(l=60, r=20, t=60, b=40), plot_bgcolor="white")
+    fig.update_layout(
+        title=dict(text=title, x=0, font=dict(size=15)),
+        height=height,
+        yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
+        xaxis=dict(constrain="domain"),
+        margin=dict(l=60, r=20, t=60, b=40),
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+# ------------------------------------------------------------------ DeepFool norms (command-line report)
+def norm_histogram_figure(
+    norms, converged=None, *, title: str | None = None, nbins: int = 30, height: int = 420
+) -> go.Figure:
+    """Histogram of the DeepFool perturbation norms ‖r(x)‖₂ (pixel-space ℓ2, inputs in [0, 1]).
+
+    Parameters
+    ----------
+    norms : (N,) array / tensor — ‖r(x)‖₂ per point, pixel units
+    converged : (N,) bool, optional — only converged points are drawn (their count is in the title)
+    title : str, optional
+    nbins : int — approximate number of bins
+
+    Returns
+    -------
+    go.Figure — a histogram with the median marked by a dashed vertical line.
+    """
+    r = _np(norms).reshape(-1)
+    mask = np.isfinite(r)
+    if converged is not None:
+        mask &= _np(converged).reshape(-1).astype(bool)
+    r = r[mask]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Histogram(
+            x=r,
+            nbinsx=int(nbins),
+            marker=dict(color="#4C78A8", line=dict(color="white", width=1)),
+            name="‖r(x)‖₂",
+            hovertemplate="‖r(x)‖₂ in %{x}<br>%{y} points<extra></extra>",
+        )
+    )
+    if len(r):
+        med = float(np.median(r))
+        fig.add_vline(
+            x=med,
+            line=dict(color="black", dash="dash", width=1.5),
+            annotation_text=f"median {med:.3g}",
+            annotation_position="top right",
+        )
+    fig.update_layout(
+        title=dict(
+            text=title or f"DeepFool perturbation norms (n = {len(r)} converged points)", x=0.0, font=dict(size=15)
+        ),
+        height=height,
+        margin=dict(l=60, r=20, t=60, b=60),
+        xaxis=dict(title="‖r(x)‖₂: minimal perturbation norm (pixel-space ℓ2, inputs in [0, 1])"),
+        yaxis=dict(title="number of points"),
+        bargap=0.02,
+        plot_bgcolor="white",
+        showlegend=False,
+    )
     return fig

@@ -22,7 +22,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from geometry import curvature, data, store, zoo
+from geometry import curvature, data, zoo
 from geometry.cache import (
     CorruptFileError,
     DamagedCacheError,
@@ -31,6 +31,7 @@ from geometry.cache import (
     read_tensors,
     save_tensors,
 )
+from geometry.study import cache as store  # S_c / S_f disk cache of the study layer
 
 FAULTS = ("empty", "truncated", "bitflip", "no_metadata", "nan", "wrong_version")
 REPO = Path(__file__).resolve().parent.parent
@@ -78,7 +79,11 @@ def cache(tmp_path, monkeypatch) -> Path:
 @pytest.mark.parametrize("fault", FAULTS)
 def test_load_tensors_deletes_every_damaged_file(cache, fault):
     path = cache / "t.safetensors"
-    tensors = {"w": torch.linspace(-1, 1, 256).reshape(16, 16), "n": torch.arange(7), "b": torch.ones(3, dtype=torch.bool)}
+    tensors = {
+        "w": torch.linspace(-1, 1, 256).reshape(16, 16),
+        "n": torch.arange(7),
+        "b": torch.ones(3, dtype=torch.bool),
+    }
     save_tensors(path, tensors, {"note": "hello"}, version=3)
     back, meta = load_tensors(path, version=3)
     assert meta == {"note": "hello"} and all(torch.equal(back[k], tensors[k]) for k in tensors)
@@ -174,7 +179,7 @@ def test_damaged_model_is_deleted_and_retrained(cache, good_model, digits_lenet,
 def test_damaged_model_without_training_says_so_and_is_not_cached(cache, good_model, fault):
     path = _install(cache, good_model)
     damage(path, fault, version=zoo._ZOO_FORMAT)
-    with pytest.warns(DamagedCacheWarning), pytest.raises(DamagedCacheError, match="damaged.*removed.*retrained"):
+    with pytest.warns(DamagedCacheWarning), pytest.raises(DamagedCacheError, match=r"damaged.*removed.*retrained"):
         zoo.load_model("digits-lenet", train=False)
     assert not path.exists()
     assert not zoo.is_cached("digits-lenet")
@@ -219,9 +224,17 @@ _WORKER = textwrap.dedent(
 def test_two_processes_train_the_same_entry_once(cache, tmp_path):
     calls = tmp_path / "calls.txt"
     env = {**os.environ, "BOUNDARY_ATLAS_CACHE": str(cache), "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, tag, str(calls), str(tmp_path / "ready")], env=env,
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for tag in ("a", "b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, tag, str(calls), str(tmp_path / "ready")],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b")
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     assert len(calls.read_text().split()) == 1, calls.read_text()  # the second waited, then read the cache

@@ -22,7 +22,7 @@ import torch
 
 from geometry.compare import RANDOM_ROW, compare_subspaces, transfer_matrix
 from geometry.hessian import default_h
-from geometry.store import choose_points
+from geometry.study import choose_points
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -39,15 +39,25 @@ def points(mnist_data):
 
 @pytest.fixture(scope="module")
 def at_xi_scale(mnist_lenet, mnist_nin, points):
-    return compare_subspaces(mnist_lenet, mnist_nin, points[0], m=M, h=H_XI, n_baseline=200, random_state=0,
-                             data_key=f"mnist/train/seed0/n{N}")
+    return compare_subspaces(
+        mnist_lenet,
+        mnist_nin,
+        points[0],
+        m=M,
+        h=H_XI,
+        n_baseline=200,
+        random_state=0,
+        data_key=f"mnist/train/seed0/n{N}",
+    )
 
 
 def _report(res, kind):
     c = res.comparisons[kind]
-    print(f"{kind} at h = {res.h:.3g}: cosines {[round(float(v), 3) for v in c.cosines]}; baseline "
-          f"{[round(float(v), 3) for v in c.baseline.mean[:3]]} ± {[round(float(v), 3) for v in c.baseline.std[:3]]}; "
-          f"z {[round(float(v), 1) for v in c.z_scores[:5]]}")
+    print(
+        f"{kind} at h = {res.h:.3g}: cosines {[round(float(v), 3) for v in c.cosines]}; baseline "
+        f"{[round(float(v), 3) for v in c.baseline.mean[:3]]} ± {[round(float(v), 3) for v in c.baseline.std[:3]]}; "
+        f"z {[round(float(v), 1) for v in c.z_scores[:5]]}"
+    )
     return c
 
 
@@ -68,8 +78,16 @@ def test_S_f_of_the_two_networks_share_directions_too(at_xi_scale):
 
 
 def test_at_the_authors_scale_the_nin_curvature_lives_on_the_border_and_is_not_shared(mnist_lenet, mnist_nin, points):
-    res = compare_subspaces(mnist_lenet, mnist_nin, points[0], m=M, kinds=("curved",), n_baseline=200,
-                            random_state=0, data_key=f"mnist/train/seed0/n{N}")
+    res = compare_subspaces(
+        mnist_lenet,
+        mnist_nin,
+        points[0],
+        m=M,
+        kinds=("curved",),
+        n_baseline=200,
+        random_state=0,
+        data_key=f"mnist/train/seed0/n{N}",
+    )
     assert res.h == pytest.approx(default_h(mnist_lenet))
     c = _report(res, "curved")
     # measured: top cosine 0.16–0.23 against 0.20 ± 0.018 (z = −2.0 … +1.6 over eigsh seeds 0–2): chance level
@@ -77,16 +95,25 @@ def test_at_the_authors_scale_the_nin_curvature_lives_on_the_border_and_is_not_s
     centre = torch.zeros(28, 28, dtype=torch.bool)
     centre[4:24, 4:24] = True
     energy = [float((S.basis[centre.flatten()] ** 2).sum(0).mean()) for S in res.subspaces["curved"]]
-    print(f"share of S_c's energy in the central 20×20 pixels: LeNet {energy[0]:.2f}, NiN {energy[1]:.2f} "
-          f"(random direction {400 / 784:.2f})")
+    print(
+        f"share of S_c's energy in the central 20×20 pixels: LeNet {energy[0]:.2f}, NiN {energy[1]:.2f} "
+        f"(random direction {400 / 784:.2f})"
+    )
     # measured: LeNet 0.85–0.86, NiN 0.34–0.38 (seeds 0–2)
     assert energy[0] - energy[1] > 0.2
 
 
 def test_lenet_S_c_transfers_to_nin_better_than_random_vectors(mnist_lenet, mnist_nin, at_xi_scale, points):
     S_lenet, S_nin = at_xi_scale.subspaces["curved"]
-    tm = transfer_matrix({"lenet": mnist_lenet, "nin": mnist_nin}, {"lenet": S_lenet, "nin": S_nin}, points[1],
-                         xi=XI, m=M, n_samples=10, random_state=0)
+    tm = transfer_matrix(
+        {"lenet": mnist_lenet, "nin": mnist_nin},
+        {"lenet": S_lenet, "nin": S_nin},
+        points[1],
+        xi=XI,
+        m=M,
+        n_samples=10,
+        random_state=0,
+    )
     for i, r in enumerate(tm.rows):
         print(r, [f"{float(tm.mean[i, j]):.3f} ± {float(tm.std[i, j]):.3f}" for j in range(len(tm.columns))])
     assert bool(((tm.rates >= 0) & (tm.rates <= 1)).all())

@@ -28,7 +28,7 @@ import torch
 from geometry.curvature import average_curvature, curved_subspace, flat_subspace, random_subspace
 from geometry.deepfool import deepfool
 from geometry.hessian import default_h
-from geometry.store import choose_points
+from geometry.study import choose_points
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -53,14 +53,20 @@ def fig7a(mnist_lenet, mnist_data):
     S_r = random_subspace(clf.d, M_MAX, random_state=0, input_shape=clf.input_shape)
     df_held = deepfool(clf, held)
     curves = {
-        name: average_curvature(clf, held, s, M_VALUES, n_directions=N_DIRECTIONS, h=h, random_state=0,
-                                deepfool_result=df_held)
+        name: average_curvature(
+            clf, held, s, M_VALUES, n_directions=N_DIRECTIONS, h=h, random_state=0, deepfool_result=df_held
+        )
         for name, s in (("S_c", S_c), ("S_f", S_f), ("random", S_r))
     }
     seconds = time.perf_counter() - t0
     for name, c in curves.items():  # shown with -s / on failure: the measured numbers
-        print(f"{name:>6}: K_S " + "  ".join(f"m={m}: {float(mu):+.3f}±{float(sd):.3f} ({float(p):.0%}>0)"
-                                              for m, mu, sd, p in zip(M_VALUES, c.mean, c.std, c.share_positive)))
+        print(
+            f"{name:>6}: K_S "
+            + "  ".join(
+                f"m={m}: {float(mu):+.3f}±{float(sd):.3f} ({float(p):.0%}>0)"
+                for m, mu, sd, p in zip(M_VALUES, c.mean, c.std, c.share_positive, strict=True)
+            )
+        )
     print(f"h = {h:.4f}, S_c: {S_c.n_hvp} HVPs, asymmetry {S_c.asymmetry:.2f}; {seconds:.0f} s")
     return S_c, curves
 

@@ -18,7 +18,7 @@ import pytest
 
 from geometry.curvature import curved_subspace, flat_subspace, random_subspace
 from geometry.deepfool import deepfool
-from geometry.store import choose_points
+from geometry.study import choose_points
 from geometry.universal import fooling_rate_vs_m, random_noise_norm
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
@@ -42,11 +42,14 @@ def test_s_c_and_s_f_vectors_fool_far_more_points_than_random_vectors_of_the_sam
     S_f = flat_subspace(clf, est, 5, deepfool_result=df)
     S_r = random_subspace(clf.d, 5, random_state=0)
     held = test.images[1000:1300]
-    curve = fooling_rate_vs_m(clf, held, {"S_c": S_c, "S_f": S_f, "random": S_r}, [1, 2, 3, 5], xi=xi,
-                              n_samples=5, random_state=0)
+    curve = fooling_rate_vs_m(
+        clf, held, {"S_c": S_c, "S_f": S_f, "random": S_r}, [1, 2, 3, 5], xi=xi, n_samples=5, random_state=0
+    )
     rate = {k: float(curve.rates[k].mean()) for k in curve.names}
-    print(f"ξ = {xi:.3g}, h = {S_c.h:.3g}: mean fooling rate over m ∈ {{1, 2, 3, 5}} × 5 vectors: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in rate.items()))
+    print(
+        f"ξ = {xi:.3g}, h = {S_c.h:.3g}: mean fooling rate over m ∈ {{1, 2, 3, 5}} × 5 vectors: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in rate.items())
+    )
     # measured (docs/reproduction-universal.md): random ≈ 0.01, S_c and S_f 0.3–0.5
     assert rate["random"] <= 0.05
     for name in ("S_c", "S_f"):

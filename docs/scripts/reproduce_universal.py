@@ -3,12 +3,13 @@ subspace versus m, the UAP algorithm at the same ξ, and an h sweep (the curvatu
 
 Everything that moves the result is a flag and is written into the output:
 
-* ξ = 1/5 of the random-noise norm that fools ``share`` of the first ``--noise-points`` test images
-  (``geometry.universal.random_noise_norm``, one random ray per point, seed 0) — both shares 50 % and 80 %;
-  rays searched up to the pixel cube's diameter √d, or 10·√d when fewer than ``share`` of the points
-  are fooled within √d (the app's rule, ``pages.common.universal_noise_norm``);
-* S_c: ``n`` training points (``choose_points(len(train), n, random_state=seed)``, the app's points and
-  disk-cache key), boundary point (``--point``), tangent projection (``--no-tangent``), finite
+* the points, ξ, the m grid and the S_c disk cache are the study layer's (:mod:`geometry.study`, the
+  protocol of the app and of ``boundary-atlas report``): ``split_points(test, train, PointSplit(n,
+  heldout, uap_points, seed))``;
+* ξ = ``study.xi(study.noise_norm(clf, points, share))`` = 1/5 of the random-noise norm that fools
+  ``share`` of the first 200 test images (one random ray per point) — both shares 50 % and 80 %; rays
+  searched up to the pixel cube's diameter √d, or 10·√d when fewer than ``share`` are fooled within it;
+* S_c: the ``n`` estimation points, boundary point (``--point``), tangent projection (``--no-tangent``), finite
   differences at scale h for every h of ``--h`` (numbers, or ``authors`` = 10·√d/512, or ``xi``,
   ``xi/2``, ``2xi`` … relative to the 50 % ξ), m up to ``--m-max``;
 * S_f: the same n points' normals; random: ``random_subspace(d, m_max, random_state=seed)``;
@@ -39,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
 
 def parse_h(token: str, h_authors: float, xi: float) -> tuple[str, float]:
@@ -67,14 +68,16 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=100, help="estimation points for S_c / S_f (paper: 100)")
     ap.add_argument("--m-max", type=int, default=20)
     ap.add_argument("--heldout", type=int, default=1000, help="held-out test images for the fooling rates")
-    ap.add_argument("--noise-points", type=int, default=200, help="test images for the random-noise norm (the app: 200)")
     ap.add_argument("--samples", type=int, default=10, help="random vectors per m")
     ap.add_argument("--uap-points", type=int, default=1000, help="training points for the UAP algorithm")
     ap.add_argument("--h", default="authors,1,2.5,xi/2,xi,2xi", help="comma-separated scales h")
     ap.add_argument("--point", default="boundary", choices=["boundary", "inside"])
     ap.add_argument("--no-tangent", action="store_true")
-    ap.add_argument("--variants", action="store_true",
-                    help="also S_c with point=inside and with tangent=False at the authors' h and at h = ξ/2")
+    ap.add_argument(
+        "--variants",
+        action="store_true",
+        help="also S_c with point=inside and with tangent=False at the authors' h and at h = ξ/2",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: fastest on a busy machine)")
     ap.add_argument("--out", default=None, help="JSON output (default /tmp/reproduce_universal-<model>.json)")
@@ -82,13 +85,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
 
-    from geometry import zoo
+    from geometry import study, zoo
     from geometry.curvature import random_subspace
     from geometry.data import load_dataset
     from geometry.deepfool import deepfool
     from geometry.hessian import default_h
-    from geometry.store import cached_subspace, choose_points, m_grid
-    from geometry.universal import fooling_rate, fooling_rate_vs_m, random_noise_norm, universal_perturbation
+    from geometry.study import cached_subspace, m_grid
+    from geometry.universal import fooling_rate, fooling_rate_vs_m, universal_perturbation
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -103,23 +106,19 @@ def main(argv=None) -> int:
     clf = zoo.load_model(args.model, train=False)
     dataset = zoo.ZOO[args.model].dataset
     train, test = load_dataset(dataset, split="train"), load_dataset(dataset, split="test")
-    held = test.images[: args.heldout]
-    est = train.images[choose_points(len(train), args.n, random_state=args.seed)]
-    data_key = f"{dataset}/train/seed{args.seed}/n{args.n}"  # = pages.common.study_points
-    uap_xs = train.images[choose_points(len(train), args.uap_points, random_state=args.seed + 1)]
+    points = study.split_points(
+        test, train, study.PointSplit(n_estimate=args.n, n_heldout=args.heldout, n_uap=args.uap_points, seed=args.seed)
+    )
+    held, est, uap_xs, data_key = points.heldout, points.estimate, points.uap, points.estimate_key
     tick("load")
 
     # ---------------------------------------------------------------- ξ for both shares
     noise = {}
     for s in (0.5, 0.8):
-        # the app's rule (pages.common.universal_noise_norm): search up to the pixel cube's diameter, or
-        # 10× that when fewer than `share` of the points are fooled within it
-        r = random_noise_norm(clf, test.images[: args.noise_points], share=s, random_state=args.seed)
-        if not math.isfinite(r.quantile):
-            r = random_noise_norm(clf, test.images[: args.noise_points], share=s, random_state=args.seed,
-                                  max_norm=10 * r.max_norm)
-        noise[s] = r
-    xis = {s: r.quantile / 5 for s, r in noise.items()}
+        noise[s] = study.noise_norm(clf, points, s)  # the protocol's ξ (module docstring)
+        if not math.isfinite(noise[s].quantile):
+            raise SystemExit(f"random noise fools fewer than {s:.0%} of the points at any norm tried: no ξ")
+    xis = {s: study.xi(r) for s, r in noise.items()}
     tick("random-noise norm")
 
     df_est = deepfool(clf, est)
@@ -128,8 +127,9 @@ def main(argv=None) -> int:
     x_med = float(held.flatten(1).norm(dim=1).median())
     tick("DeepFool")
 
-    S_f = cached_subspace("flat", clf, est, min(args.m_max, int(df_est.converged.sum())), data_key=data_key,
-                          deepfool_result=df_est)
+    S_f = cached_subspace(
+        "flat", clf, est, min(args.m_max, int(df_est.converged.sum())), data_key=data_key, deepfool_result=df_est
+    )
     S_r = random_subspace(clf.d, args.m_max, random_state=args.seed, input_shape=clf.input_shape)
     ms = [m for m in m_grid(args.m_max) if m <= S_f.m]
     h_authors = default_h(clf)
@@ -141,19 +141,36 @@ def main(argv=None) -> int:
     def summary(c, name: str) -> dict:
         mean, best = c.mean[name], c.best[name]
         i = int(mean.argmax())
-        return {"m1_mean": float(mean[0]), "m1_best": float(best[0]), "max_mean": float(mean[i]), "argmax_m": ms[i],
-                "max_best": float(best.max()), "argmax_best_m": ms[int(best.argmax())],
-                "mean": [float(v) for v in mean], "best": [float(v) for v in best]}
+        return {
+            "m1_mean": float(mean[0]),
+            "m1_best": float(best[0]),
+            "max_mean": float(mean[i]),
+            "argmax_m": ms[i],
+            "max_best": float(best.max()),
+            "argmax_best_m": ms[int(best.argmax())],
+            "mean": [float(v) for v in mean],
+            "best": [float(v) for v in best],
+        }
 
     out: dict = {
-        "model": args.model, "dataset": dataset, "test_accuracy": clf.test_accuracy, "d": clf.d,
-        "settings": {k: v for k, v in vars(args).items() if k != "out"}, "m_values": ms,
-        "h_authors": h_authors, "median_r_heldout": r_med, "median_x_norm_heldout": x_med,
+        "model": args.model,
+        "dataset": dataset,
+        "test_accuracy": clf.test_accuracy,
+        "d": clf.d,
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "m_values": ms,
+        "h_authors": h_authors,
+        "median_r_heldout": r_med,
+        "median_x_norm_heldout": x_med,
         "deepfool_converged_est": float(df_est.converged.double().mean()),
         "deepfool_converged_heldout": float(df_held.converged.double().mean()),
-        "noise": {str(s): {"quantile": r.quantile, "xi": xis[s], "infinite_share": r.infinite_share,
-                           "max_norm": r.max_norm} for s, r in noise.items()},
-        "fig7b": {}, "h_sweep": {}, "variants": [],
+        "noise": {
+            str(s): {"quantile": r.quantile, "xi": xis[s], "infinite_share": r.infinite_share, "max_norm": r.max_norm}
+            for s, r in noise.items()
+        },
+        "fig7b": {},
+        "h_sweep": {},
+        "variants": [],
     }
 
     S_c_cache: dict = {}
@@ -169,9 +186,19 @@ def main(argv=None) -> int:
         key = (round(h, 10), point, tangent)
         if key not in S_c_cache:
             t0 = time.perf_counter()
-            S_c_cache[key] = cached_subspace("curved", clf, est, args.m_max, data_key=data_key,
-                                             method="finite_difference", h=h, point=point, tangent=tangent,
-                                             random_state=args.seed, deepfool_result=df_est)
+            S_c_cache[key] = cached_subspace(
+                "curved",
+                clf,
+                est,
+                args.m_max,
+                data_key=data_key,
+                method="finite_difference",
+                h=h,
+                point=point,
+                tangent=tangent,
+                random_state=args.seed,
+                deepfool_result=df_est,
+            )
             tick(f"S_c h={h:.3g} {point} tangent={tangent} ({time.perf_counter() - t0:.0f} s, cached or computed)")
         return S_c_cache[key]
 
@@ -187,11 +214,16 @@ def main(argv=None) -> int:
         for label, h in hs.items():
             row["S_c"][label] = {"h": h, **summary(sc_curve(h, xi), "S_c")}
         tick(f"Fig. 7b curves at share {share}")
-        u = universal_perturbation(clf, uap_xs, xi=xi, norm=2, delta=0.2, max_passes=5, batch_size=64,
-                                   random_state=args.seed)
+        u = universal_perturbation(
+            clf, uap_xs, xi=xi, norm=2, delta=0.2, max_passes=5, batch_size=64, random_state=args.seed
+        )
         uaps[share] = u
-        row["uap"] = {"heldout": fooling_rate(clf, held, u.v), "train_per_pass": u.fooling_rates,
-                      "best_pass": u.best_pass, "norm": float(u.v.norm())}
+        row["uap"] = {
+            "heldout": fooling_rate(clf, held, u.v),
+            "train_per_pass": u.fooling_rates,
+            "best_pass": u.best_pass,
+            "norm": float(u.v.norm()),
+        }
         tick(f"UAP at share {share}")
         out["fig7b"][str(share)] = row
 
@@ -206,30 +238,40 @@ def main(argv=None) -> int:
             c = sc_curve(h, xi)
             k5 = min(5, S_c.m)
             v = uaps[share].v.reshape(-1).double()
-            sweep.append({
-                "label": label, "h": h, "h_over_xi": h / xi, **summary(c, "S_c"),
-                "kappa_normal_first5": float(S_c.kappas[:k5].mean()), "K_first5": float(S_c.curvatures[:k5].mean()),
-                "ritz_first5": float(S_c.eigenvalues[:k5].mean()), "asymmetry": float(S_c.asymmetry),
-                "uap_in_S_c": float((S_c.basis.T @ v).norm() / v.norm()),
-            })
+            sweep.append(
+                {
+                    "label": label,
+                    "h": h,
+                    "h_over_xi": h / xi,
+                    **summary(c, "S_c"),
+                    "kappa_normal_first5": float(S_c.kappas[:k5].mean()),
+                    "K_first5": float(S_c.curvatures[:k5].mean()),
+                    "ritz_first5": float(S_c.eigenvalues[:k5].mean()),
+                    "asymmetry": float(S_c.asymmetry),
+                    "uap_in_S_c": float((S_c.basis.T @ v).norm() / v.norm()),
+                }
+            )
             tick(f"h sweep share={share} h={h:.3g}")
     xi = xis[0.5]
-    if math.isfinite(xi):
-        if args.variants:
-            for point, tangent in (("inside", True), ("boundary", False)):
-                for label, h in (("authors", h_authors), ("ξ/2", xi / 2)):
-                    c = sc_curve(h, xi, point, tangent)
-                    out["variants"].append({"label": label, "h": h, "point": point, "tangent": tangent,
-                                            **summary(c, "S_c")})
-                    tick(f"variant {point} tangent={tangent} h={h:.3g}")
-    out["uap_in_random"] = {str(s): float((S_r.basis.T @ u.v.reshape(-1).double()).norm() / u.v.norm())
-                            for s, u in uaps.items()}
+    if math.isfinite(xi) and args.variants:
+        for point, tangent in (("inside", True), ("boundary", False)):
+            for label, h in (("authors", h_authors), ("ξ/2", xi / 2)):
+                c = sc_curve(h, xi, point, tangent)
+                out["variants"].append(
+                    {"label": label, "h": h, "point": point, "tangent": tangent, **summary(c, "S_c")}
+                )
+                tick(f"variant {point} tangent={tangent} h={h:.3g}")
+    out["uap_in_random"] = {
+        str(s): float((S_r.basis.T @ u.v.reshape(-1).double()).norm() / u.v.norm()) for s, u in uaps.items()
+    }
 
     total = time.perf_counter() - t_start
     out["seconds"] = total
     out["timings"] = timings
-    out["machine"] = (f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-                      f"Python {platform.python_version()}")
+    out["machine"] = (
+        f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+        f"Python {platform.python_version()}"
+    )
     path = Path(args.out or f"/tmp/reproduce_universal-{args.model}.json")
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False))
     print_tables(out)
@@ -240,19 +282,28 @@ def main(argv=None) -> int:
 def print_tables(out: dict) -> None:
     ms = out["m_values"]
     print(f"\n## {out['model']} (test accuracy {100 * out['test_accuracy']:.2f} %, d = {out['d']})\n")
-    print(f"median ‖r(x)‖ = {out['median_r_heldout']:.3g} (median ‖x‖ = {out['median_x_norm_heldout']:.3g}); "
-          f"authors' h = {out['h_authors']:.3g}")
+    print(
+        f"median ‖r(x)‖ = {out['median_r_heldout']:.3g} (median ‖x‖ = {out['median_x_norm_heldout']:.3g}); "
+        f"authors' h = {out['h_authors']:.3g}"
+    )
     for s, nz in out["noise"].items():
-        print(f"share {float(s):.0%}: noise norm {nz['quantile']:.4g}, ξ = {nz['xi']:.4g}, "
-              f"rays never fooling {100 * nz['infinite_share']:.1f} % (searched up to {nz['max_norm']:.4g})")
+        print(
+            f"share {float(s):.0%}: noise norm {nz['quantile']:.4g}, ξ = {nz['xi']:.4g}, "
+            f"rays never fooling {100 * nz['infinite_share']:.1f} % (searched up to {nz['max_norm']:.4g})"
+        )
     for s, row in out["fig7b"].items():
         if "skipped" in row:
             print(f"\nshare {s}: skipped ({row['skipped']})")
             continue
-        print(f"\n### Fig. 7b, ξ = {row['xi']:.4g} (share {float(s):.0%}); UAP: {pct(row['uap']['heldout'])} % held-out "
-              f"(train per pass {', '.join(pct(v) for v in row['uap']['train_per_pass'])})\n")
-        print("| m | " + " | ".join(f"S_c h={v['h']:.3g} mean / best" for v in row["S_c"].values())
-              + " | S_f mean / best | random mean / best |")
+        print(
+            f"\n### Fig. 7b, ξ = {row['xi']:.4g} (share {float(s):.0%}); UAP: {pct(row['uap']['heldout'])} % held-out "
+            f"(train per pass {', '.join(pct(v) for v in row['uap']['train_per_pass'])})\n"
+        )
+        print(
+            "| m | "
+            + " | ".join(f"S_c h={v['h']:.3g} mean / best" for v in row["S_c"].values())
+            + " | S_f mean / best | random mean / best |"
+        )
         print("|---:|" + "---:|" * (len(row["S_c"]) + 2))
         for i, m in enumerate(ms):
             cells = [f"{pct(v['mean'][i])} / {pct(v['best'][i])}" for v in row["S_c"].values()]
@@ -261,19 +312,25 @@ def print_tables(out: dict) -> None:
     for s, sweep in out["h_sweep"].items():
         ref = out["fig7b"][s]
         print(f"\n### h sweep at ξ = {out['noise'][s]['xi']:.4g} (share {float(s):.0%})\n")
-        print("| h | h/ξ | S_c mean at m=1 | S_c best mean (m) | S_c best vector | S_f best mean (m) | S_f best vector "
-              "| random best mean | κ normal (first 5, 1/pixel) | asymmetry | UAP in S_c |")
+        print(
+            "| h | h/ξ | S_c mean at m=1 | S_c best mean (m) | S_c best vector | S_f best mean (m) | S_f best vector "
+            "| random best mean | κ normal (first 5, 1/pixel) | asymmetry | UAP in S_c |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in sweep:
             mark = " ← h = ξ" if r["label"] == "ξ" else ""
-            print(f"| {r['h']:.3g} ({r['label']}){mark} | {r['h_over_xi']:.2f} | {pct(r['m1_mean'])} | "
-                  f"{pct(r['max_mean'])} ({r['argmax_m']}) | {pct(r['max_best'])} | {pct(ref['S_f']['max_mean'])} "
-                  f"({ref['S_f']['argmax_m']}) | {pct(ref['S_f']['max_best'])} | {pct(ref['random']['max_mean'])} | "
-                  f"{r['kappa_normal_first5']:.3g} | {r['asymmetry']:.2f} | {pct(r['uap_in_S_c'])} |")
+            print(
+                f"| {r['h']:.3g} ({r['label']}){mark} | {r['h_over_xi']:.2f} | {pct(r['m1_mean'])} | "
+                f"{pct(r['max_mean'])} ({r['argmax_m']}) | {pct(r['max_best'])} | {pct(ref['S_f']['max_mean'])} "
+                f"({ref['S_f']['argmax_m']}) | {pct(ref['S_f']['max_best'])} | {pct(ref['random']['max_mean'])} | "
+                f"{r['kappa_normal_first5']:.3g} | {r['asymmetry']:.2f} | {pct(r['uap_in_S_c'])} |"
+            )
         print(f"\nUAP in a random {ms[-1]}-dim subspace: {pct(out['uap_in_random'][s])} %")
     for r in out["variants"]:
-        print(f"variant point={r['point']} tangent={r['tangent']} h={r['h']:.3g}: S_c m=1 {pct(r['m1_mean'])} %, "
-              f"best mean {pct(r['max_mean'])} % (m={r['argmax_m']}), best vector {pct(r['max_best'])} %")
+        print(
+            f"variant point={r['point']} tangent={r['tangent']} h={r['h']:.3g}: S_c m=1 {pct(r['m1_mean'])} %, "
+            f"best mean {pct(r['max_mean'])} % (m={r['argmax_m']}), best vector {pct(r['max_best'])} %"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""The study layer: each figure's protocol, once, for the app, the command line and the docs.
+
+Issue 10 (DESIGN §2, "The study layer"). The core modules compute one quantity each; a *study*
+fixes the protocol of a figure — which points estimate a subspace and which are held out
+(:func:`split_points`), the m grid (:func:`m_grid`), ξ (:func:`xi`, :data:`XI_DIVISOR`), the h
+presets (:class:`HScale`, :func:`resolve_h`) — in a frozen settings dataclass with a stable
+``.key()``, and one function per figure returns a typed result, cached in memory and on disk under
+(network fingerprint, data fingerprints, settings key):
+
+=======================  ==========================  =============================================
+figure                   settings                    study
+=======================  ==========================  =============================================
+Fig. 7a curvature vs m   :class:`CurvatureSettings`  :func:`curvature_study`, :func:`study_subspaces`
+Fig. 7b–9 universal      :class:`UniversalSettings`  :func:`universal_study`, :func:`universal_samples`,
+                                                     :func:`fooling_curve`
+Fig. 10, 13 compare      :class:`CompareSettings`    :func:`compare_study`, :func:`compare_angles`,
+                                                     :func:`fooling_matrix`
+Fig. 5 cross-section     :class:`SectionSettings`    :func:`section_study`
+=======================  ==========================  =============================================
+
+A new figure adds one settings class, one study function, one figure builder and a thin page.
+"""
+
+from .cache import cached_result, cached_subspace, clear_memory, decode_result, encode_result
+from .compare import compare_angles, compare_study, fooling_matrix
+from .curvature import CurvatureStudy, curvature_study, study_subspaces
+from .noise import ResolvedH, noise_norm, resolve_h, xi
+from .points import StudyPoints, choose_points, data_fingerprint, network_fingerprint, split_points
+from .sections import SECTION_DIRECTIONS, SectionSettings, SectionStudy, section_study
+from .settings import (
+    BOUNDARY_POINTS,
+    CURVATURE_METHODS,
+    H_PRESETS,
+    NOISE_POINTS,
+    NOISE_RANGE_FACTOR,
+    PROTOCOL_VERSION,
+    UAP_DELTA,
+    XI_DIVISOR,
+    CompareSettings,
+    CurvatureSettings,
+    HScale,
+    PointSplit,
+    UniversalSettings,
+    m_grid,
+)
+from .universal import (
+    UniversalSamples,
+    UniversalStudy,
+    fooling_curve,
+    pushed_into,
+    theorem_rows,
+    universal_samples,
+    universal_study,
+)
+
+__all__ = [
+    "BOUNDARY_POINTS",
+    "CURVATURE_METHODS",
+    "H_PRESETS",
+    "NOISE_POINTS",
+    "NOISE_RANGE_FACTOR",
+    "PROTOCOL_VERSION",
+    "UAP_DELTA",
+    "XI_DIVISOR",
+    "PointSplit",
+    "HScale",
+    "CurvatureSettings",
+    "UniversalSettings",
+    "CompareSettings",
+    "m_grid",
+    "StudyPoints",
+    "split_points",
+    "choose_points",
+    "network_fingerprint",
+    "data_fingerprint",
+    "cached_subspace",
+    "cached_result",
+    "clear_memory",
+    "encode_result",
+    "decode_result",
+    "noise_norm",
+    "xi",
+    "ResolvedH",
+    "resolve_h",
+    "CurvatureStudy",
+    "curvature_study",
+    "study_subspaces",
+    "UniversalStudy",
+    "universal_study",
+    "fooling_curve",
+    "theorem_rows",
+    "UniversalSamples",
+    "universal_samples",
+    "pushed_into",
+    "compare_study",
+    "compare_angles",
+    "fooling_matrix",
+    "SECTION_DIRECTIONS",
+    "SectionSettings",
+    "SectionStudy",
+    "section_study",
+]

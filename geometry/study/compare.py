@@ -1,0 +1,149 @@
+"""Comparing networks (ICLR 2018 §5, Fig. 10; Appendix C.2, Fig. 13).
+
+:func:`compare_study` estimates both networks' S_c and S_f on the same points with the same h
+(disk-cached per network, shared with the other pages) and compares them by principal angles
+against random subspaces; :func:`fooling_matrix` applies random vectors of each network's S_c to
+every network. Used by the "Compare networks" page and ``docs/scripts/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from ..classifier import Classifier
+from ..compare import NetworkComparison, TransferMatrix, compare_bases, compare_subspaces, transfer_matrix
+from ..errors import InvalidInputError
+from .cache import cached_result, cached_subspace
+from .curvature import _check_points
+from .noise import resolve_h
+from .points import StudyPoints, network_fingerprint
+from .settings import CompareSettings
+
+__all__ = ["compare_study", "compare_angles", "fooling_matrix"]
+
+Progress = Callable[[float, str], None]
+
+
+def compare_study(
+    clf_a: Classifier,
+    clf_b: Classifier,
+    points: StudyPoints,
+    settings: CompareSettings,
+    *,
+    progress: Progress | None = None,
+) -> NetworkComparison:
+    """S_c and S_f (``m_estimated`` directions) of two networks on ``points.estimate``, at the h of
+    ``settings.scale`` resolved on network A (:func:`geometry.compare.compare_subspaces`).
+
+    The returned comparison's angles are those of the first direction; :func:`compare_angles`
+    gives them for any m ≤ ``m_estimated`` without recomputing a subspace.
+
+    Raises
+    ------
+    InvalidInputError
+        different input shapes, ``points`` chosen for another split, no DeepFool convergence.
+    """
+    _check_points(points, settings.points)
+    h = resolve_h(clf_a, settings.scale, points).h
+    key = {
+        "a": network_fingerprint(clf_a),
+        "b": network_fingerprint(clf_b),
+        "estimate": points.estimate_key,
+        "settings": settings.key(),
+        "h": repr(h),
+    }
+    result = cached_result(
+        "compare",
+        key,
+        lambda: compare_subspaces(
+            clf_a,
+            clf_b,
+            points.estimate,
+            m=1,
+            m_estimated=settings.m_estimated,
+            data_key=points.estimate_key,
+            h=h,
+            n_baseline=2,
+            random_state=settings.points.seed,
+            progress=progress,
+        ),
+        disk=False,
+    )
+    # the cache is keyed by weights: the same weights under other names get this call's names
+    return dataclasses.replace(result, names=(clf_a.name, clf_b.name))
+
+
+def compare_angles(comparison: NetworkComparison, settings: CompareSettings, *, m: int) -> dict:
+    """Principal angles between the first m directions, and the random baseline, for S_c and S_f.
+
+    Returns
+    -------
+    dict kind → :class:`geometry.compare.SubspaceComparison` (``"curved"``, ``"flat"``)
+    """
+    if not 1 <= int(m) <= settings.m_estimated:
+        raise InvalidInputError(f"m must be in [1, {settings.m_estimated}], got {m}")
+    return {
+        kind: compare_bases(
+            a,
+            b,
+            m=int(m),
+            n_samples=settings.n_baseline,
+            random_state=settings.points.seed,
+            kind=kind,
+            names=comparison.names,
+        )
+        for kind, (a, b) in comparison.subspaces.items()
+    }
+
+
+def fooling_matrix(
+    clfs: dict[str, Classifier],
+    points: StudyPoints,
+    settings: CompareSettings,
+    *,
+    h: float,
+    m: int,
+    xi: float,
+    n_vectors: int,
+    progress: Progress | None = None,
+) -> TransferMatrix:
+    """Random vectors of norm ξ from the first m directions of each network's S_c (estimated on
+    ``points.estimate`` at ``h``), applied to every network on ``points.heldout`` (Appendix C.2).
+
+    Parameters
+    ----------
+    clfs : display name → Classifier (rows and columns, in order)
+    h : finite-difference scale of every S_c (pixel units; the same for all networks)
+    m : directions sampled; xi : vector norm (pixel units); n_vectors : vectors per row
+    """
+    _check_points(points, settings.points)
+    report = progress or (lambda f, msg: None)
+    names: Sequence[str] = list(clfs)
+    bases = {}
+    for i, name in enumerate(names):
+        lo, hi = 0.8 * i / len(names), 0.8 * (i + 1) / len(names)
+
+        def on_progress(f: float, msg: str, lo: float = lo, hi: float = hi, name: str = name) -> None:
+            report(lo + (hi - lo) * f, f"S_c of {name}: {msg}")
+
+        bases[name] = cached_subspace(
+            "curved",
+            clfs[name],
+            points.estimate,
+            settings.m_estimated,
+            data_key=points.estimate_key,
+            h=h,
+            random_state=settings.points.seed,
+            progress=on_progress,
+        )
+    return transfer_matrix(
+        clfs,
+        bases,
+        points.heldout,
+        xi=xi,
+        m=m,
+        n_samples=n_vectors,
+        random_state=settings.points.seed,
+        progress=lambda f, msg: report(0.8 + 0.2 * f, msg),
+    )

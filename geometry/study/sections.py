@@ -1,0 +1,125 @@
+"""One normal cross-section (ICLR 2018 Fig. 5, 6): DeepFool at x, the second direction v, the
+decision regions in the plane (r(x), v), and the curvature of the boundary along v.
+
+Used by the "Cross-sections" page; the command line's ``report`` draws its sections the same way
+with ``direction="random"``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..classifier import Classifier
+from ..curvature import CurvatureAlong, Subspace, curvature_along
+from ..deepfool import DeepFoolResult, deepfool
+from ..errors import InvalidInputError
+from ..sections import MAX_RESOLUTION, Section, normal_section, random_direction
+from ..universal import sample_subspace
+from .settings import BOUNDARY_POINTS, CURVATURE_METHODS, _int, _Settings
+
+__all__ = ["SECTION_DIRECTIONS", "SectionSettings", "SectionStudy", "section_study"]
+
+#: Kinds of second direction v: random on the sphere, eigenvector i of S_c, a random vector of the
+#: first m directions of S_c, vector i of S_f.
+SECTION_DIRECTIONS = ("random", "sc", "sc_mix", "sf")
+
+
+@dataclass(frozen=True)
+class SectionSettings(_Settings):
+    """What defines a cross-section at a given point.
+
+    Attributes
+    ----------
+    direction : one of :data:`SECTION_DIRECTIONS`
+    vec : int ≥ 1 — which S_c / S_f vector ("sc", "sf")
+    sub_m : int ≥ 1 — dimension sampled ("sc_mix")
+    seed : int ≥ 0 — random v ("random", "sc_mix")
+    extent_factor : float > 0 — half-width of the window in multiples of ‖r(x)‖₂
+    resolution : int — grid points per axis (2 … MAX_RESOLUTION)
+    method, h, point : the curvature estimator along v (as the subspace's)
+    """
+
+    direction: str = "random"
+    vec: int = 1
+    sub_m: int = 1
+    seed: int = 0
+    extent_factor: float = 3.0
+    resolution: int = 128
+    method: str = "finite_difference"
+    h: float | None = None
+    point: str = "boundary"
+
+    def __post_init__(self) -> None:
+        if self.direction not in SECTION_DIRECTIONS:
+            raise InvalidInputError(f"direction must be one of {', '.join(SECTION_DIRECTIONS)}, got {self.direction!r}")
+        _int("vec", self.vec, 1)
+        _int("sub_m", self.sub_m, 1)
+        _int("seed", self.seed, 0, 2**63 - 1)
+        _int("resolution", self.resolution, 2, MAX_RESOLUTION)
+        if not (math.isfinite(float(self.extent_factor)) and float(self.extent_factor) > 0):
+            raise InvalidInputError(f"extent_factor must be a positive number, got {self.extent_factor!r}")
+        if self.method not in CURVATURE_METHODS or self.point not in BOUNDARY_POINTS:
+            raise InvalidInputError(f"unknown curvature method {self.method!r} or boundary point {self.point!r}")
+
+
+@dataclass(frozen=True)
+class SectionStudy:
+    """A cross-section and what the page shows beside it.
+
+    Attributes
+    ----------
+    deepfool : DeepFoolResult of the single point x (batch of one)
+    section : Section — decision regions on the plane (r(x), v), pixel-space distances
+    v : (C, H, W) — the second direction as chosen (before orthogonalisation against r(x))
+    along : CurvatureAlong or None — curvature of the boundary along v at the boundary point; None
+        when DeepFool did not change the label (no boundary point)
+    """
+
+    deepfool: DeepFoolResult
+    section: Section
+    v: torch.Tensor
+    along: CurvatureAlong | None
+
+
+def section_study(
+    clf: Classifier, x: torch.Tensor, settings: SectionSettings, *, subspace: Subspace | None = None
+) -> SectionStudy:
+    """DeepFool at ``x`` (C, H, W), the direction v of ``settings``, the normal section along
+    (r(x), v) over ±extent_factor·‖r(x)‖₂ and the curvature along v (ICLR 2018 §4, Fig. 5).
+
+    Raises
+    ------
+    InvalidInputError
+        a subspace direction without ``subspace``, or a vector index beyond its dimension.
+    """
+    df = deepfool(clf, x.unsqueeze(0))
+    if settings.direction == "random":
+        v = random_direction(x.shape, random_state=settings.seed)
+    else:
+        if subspace is None:
+            raise InvalidInputError(f"direction {settings.direction!r} needs the subspace (S_c or S_f)")
+        if settings.direction == "sc_mix":
+            v = sample_subspace(
+                subspace,
+                min(settings.sub_m, subspace.m),
+                1.0,
+                n_samples=1,
+                random_state=settings.seed,
+                shape=clf.input_shape,
+            )[0]
+        else:
+            if settings.vec > subspace.m:
+                raise InvalidInputError(f"the subspace has {subspace.m} vectors, asked for vector {settings.vec}")
+            v = subspace.images()[settings.vec - 1]
+    v = v.to(x.dtype)
+    r = df.r[0]
+    sec = normal_section(clf, x, r, v, extent=settings.extent_factor * float(r.norm()), resolution=settings.resolution)
+    along = None
+    if bool(df.converged[0]) and int(df.label[0]) != int(df.adv_label[0]):
+        along = curvature_along(
+            clf, x, v, method=settings.method, h=settings.h, deepfool_result=df, point=settings.point
+        )
+    return SectionStudy(deepfool=df, section=sec, v=v, along=along)

@@ -1,0 +1,280 @@
+"""The settings of each figure's protocol: frozen dataclasses with a stable :meth:`key`.
+
+Issue 10: a protocol — which points estimate a subspace and which are held out, the m grid, ξ, the
+h presets — is defined once here and used alike by the app, the command line and
+``docs/scripts/``. A settings object holds plain values only (ints, floats, strings, nested
+settings); its :meth:`~_Settings.key` is a SHA-256 of its JSON description (class name, fields,
+:data:`PROTOCOL_VERSION`), so two equal settings give the same cache key in any process, and a
+changed protocol never reuses a stale result.
+
+Conventions (ICLR 2018 §5; DESIGN §4):
+
+* ξ (``xi``) = the ℓ2 norm of random noise that fools ``share`` of the held-out points, divided
+  by :data:`XI_DIVISOR` = 5 (Fig. 7b: "ξ is 1/5 of the norm of the random noise required to fool
+  most data points"); the noise norm is measured on the first :data:`NOISE_POINTS` held-out
+  points (:func:`geometry.study.noise.noise_norm`).
+* h, the finite-difference scale of the boundary Hessian (pixel-space ℓ2 distance), is chosen by
+  an :class:`HScale`: ``"authors"`` (10·√d/512, the authors' code), ``"xi"`` (h = ξ at
+  ``noise_share``), or ``"custom"``.
+* m values of a curve: :func:`m_grid`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cache import cache_key
+from ..errors import InvalidInputError
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "XI_DIVISOR",
+    "UAP_DELTA",
+    "NOISE_POINTS",
+    "NOISE_RANGE_FACTOR",
+    "H_PRESETS",
+    "CURVATURE_METHODS",
+    "BOUNDARY_POINTS",
+    "m_grid",
+    "PointSplit",
+    "HScale",
+    "CurvatureSettings",
+    "UniversalSettings",
+    "CompareSettings",
+]
+
+#: Bumped whenever a study's protocol changes what it computes (part of every key).
+PROTOCOL_VERSION = 1
+#: ξ = noise quantile / XI_DIVISOR (ICLR 2018 Fig. 7b: one fifth).
+XI_DIVISOR = 5.0
+#: The UAP algorithm's target fooling rate is 1 − UAP_DELTA (CVPR 2017 Alg. 1); the theorems use the same δ.
+UAP_DELTA = 0.2
+#: Held-out points on which the random-noise norm (and so ξ) is measured.
+NOISE_POINTS = 200
+#: If noise within the pixel cube's diameter fools fewer than ``share`` of the points, the noise search
+#: goes on up to this multiple of the diameter (perturbations are not clipped in this geometric setting).
+NOISE_RANGE_FACTOR = 10.0
+#: How h is chosen.
+H_PRESETS = ("authors", "xi", "custom")
+#: Hessian-vector product estimators (:mod:`geometry.hessian`).
+CURVATURE_METHODS = ("finite_difference", "smoothed", "exact")
+#: Where the boundary Hessian is taken: z = x + r(x), or x + 0.8·r(x) as in the authors' code.
+BOUNDARY_POINTS = ("boundary", "inside")
+#: Points of a curve's m grid (at most; all m up to this many).
+M_GRID_POINTS = 12
+
+
+def m_grid(m_max: int, *, points: int = M_GRID_POINTS) -> list[int]:
+    """The values of m at which a curve versus m is evaluated: 1 … ``m_max``.
+
+    All of them when ``m_max ≤ points``, else a roughly geometric grid of about ``points`` values,
+    always including 1 and ``m_max``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``m_max`` < 1 or ``points`` < 2.
+    """
+    m_max, points = int(m_max), int(points)
+    if m_max < 1 or points < 2:
+        raise InvalidInputError(f"m_grid needs m_max ≥ 1 and points ≥ 2, got m_max={m_max}, points={points}")
+    if m_max <= points:
+        return list(range(1, m_max + 1))
+    grid = {1, m_max}
+    ratio = m_max ** (1 / (points - 1))
+    v = 1.0
+    while v < m_max:
+        v *= ratio
+        grid.add(min(m_max, max(1, round(v))))
+    return sorted(grid)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Settings):
+        return value.describe()
+    if isinstance(value, float):
+        return repr(value)  # exact: 0.1 and 0.1000000000000001 are different settings
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Settings:
+    """Mixin: a JSON description and a stable key."""
+
+    def describe(self) -> dict:
+        """The settings as plain JSON values, with the class name and the protocol version."""
+        out: dict[str, Any] = {"settings": type(self).__name__, "protocol": PROTOCOL_VERSION}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+    def key(self) -> str:
+        """A 16-hex-digit SHA-256 of :meth:`describe` (stable across processes and runs)."""
+        return cache_key(self.describe())
+
+
+def _int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        raise InvalidInputError(
+            f"{name} must be an integer in [{low}, {high if high is not None else '∞'}), got {value!r}"
+        )
+
+
+def _share(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < float(value) <= 1.0:
+        raise InvalidInputError(f"{name} must be a share in (0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class PointSplit(_Settings):
+    """Which points a study uses (:func:`geometry.study.points.split_points`).
+
+    Attributes
+    ----------
+    n_estimate : int ≥ 1 — points whose boundary Hessians define S_c and whose normals define S_f
+        (the paper's training points x_1 … x_n)
+    n_heldout : int ≥ 1 — points on which curvature and fooling rates are measured
+    n_uap : int ≥ 0 — points the UAP algorithm runs on (0: no UAP)
+    seed : int ≥ 0 — the random choice of points (and every other random choice of the study)
+    """
+
+    n_estimate: int = 100
+    n_heldout: int = 50
+    n_uap: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _int("n_estimate", self.n_estimate, 1)
+        _int("n_heldout", self.n_heldout, 1)
+        _int("n_uap", self.n_uap, 0)
+        _int("seed", self.seed, 0, 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class HScale(_Settings):
+    """How the finite-difference scale h (pixel-space ℓ2 distance) is chosen.
+
+    Attributes
+    ----------
+    preset : "authors" | "xi" | "custom"
+    value : float > 0 — h for ``"custom"`` (ignored otherwise)
+    noise_share : float in (0, 1] — for ``"xi"``: ξ = (noise norm fooling this share) / 5
+    xi_factor : float > 0 — for ``"xi"``: h = xi_factor · ξ (1: the curvature and universal pages;
+        0.5: the comparison page, where two networks share S_c at h ≈ ξ/2)
+    """
+
+    preset: str = "authors"
+    value: float | None = None
+    noise_share: float = 0.5
+    xi_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.preset not in H_PRESETS:
+            raise InvalidInputError(f"h preset must be one of {', '.join(H_PRESETS)}, got {self.preset!r}")
+        if self.preset == "custom":
+            if self.value is None or not math.isfinite(float(self.value)) or float(self.value) <= 0:
+                raise InvalidInputError(f"a custom h must be a positive number, got {self.value!r}")
+        elif self.value is not None:
+            object.__setattr__(self, "value", None)  # only "custom" uses it: equal settings, equal keys
+        _share("noise_share", self.noise_share)
+        if not (isinstance(self.xi_factor, (int, float)) and math.isfinite(self.xi_factor) and self.xi_factor > 0):
+            raise InvalidInputError(f"xi_factor must be a positive number, got {self.xi_factor!r}")
+        if self.preset != "xi":
+            object.__setattr__(self, "noise_share", 0.5)
+            object.__setattr__(self, "xi_factor", 1.0)
+
+
+@dataclass(frozen=True)
+class CurvatureSettings(_Settings):
+    """Protocol of "Curvature vs m" (ICLR 2018 §5, Fig. 7a).
+
+    Attributes
+    ----------
+    points : PointSplit — estimation points (S_c, S_f) and held-out points (curves)
+    m_max : int ≥ 1 — dimension of S_c, S_f and the random subspace
+    method : one of :data:`CURVATURE_METHODS`
+    scale : HScale — h of the finite-difference method (ignored by the others)
+    beta : float or None — softplus β of the smoothed method (None: the default)
+    point : one of :data:`BOUNDARY_POINTS`
+    tangent : bool — project the Hessian on the boundary's tangent space
+    n_directions : int ≥ 1 — random unit directions per m and held-out point
+    """
+
+    points: PointSplit = field(default_factory=PointSplit)
+    m_max: int = 20
+    method: str = "finite_difference"
+    scale: HScale = field(default_factory=HScale)
+    beta: float | None = None
+    point: str = "boundary"
+    tangent: bool = True
+    n_directions: int = 10
+
+    def __post_init__(self) -> None:
+        _int("m_max", self.m_max, 1)
+        _int("n_directions", self.n_directions, 1)
+        if self.method not in CURVATURE_METHODS:
+            raise InvalidInputError(f"method must be one of {', '.join(CURVATURE_METHODS)}, got {self.method!r}")
+        if self.point not in BOUNDARY_POINTS:
+            raise InvalidInputError(f"point must be one of {', '.join(BOUNDARY_POINTS)}, got {self.point!r}")
+        if self.method != "finite_difference" and self.scale != HScale():
+            object.__setattr__(self, "scale", HScale())  # h is not used: equal settings, equal keys
+        if self.method != "smoothed" and self.beta is not None:
+            object.__setattr__(self, "beta", None)
+
+
+@dataclass(frozen=True)
+class UniversalSettings(_Settings):
+    """Protocol of "Universal perturbations" (ICLR 2018 §5, Fig. 7b–9; CVPR 2017 Alg. 1).
+
+    Attributes
+    ----------
+    points : PointSplit — estimation (S_c, S_f), held-out (fooling rates) and UAP points
+    m_max : int ≥ 1 — dimension of the subspaces
+    scale : HScale — h of S_c (finite differences at z = x + r(x), tangent-projected)
+    share : float — ξ = (noise norm fooling this share of the held-out points) / :data:`XI_DIVISOR`
+    n_samples : int ≥ 1 — random vectors per subspace and m
+    delta : float — UAP target fooling rate 1 − δ (and the theorems' δ)
+    """
+
+    points: PointSplit = field(default_factory=lambda: PointSplit(100, 1000, 1000))
+    m_max: int = 20
+    scale: HScale = field(default_factory=lambda: HScale("xi"))
+    share: float = 0.5
+    n_samples: int = 10
+    delta: float = UAP_DELTA
+
+    def __post_init__(self) -> None:
+        _int("m_max", self.m_max, 1)
+        _int("n_samples", self.n_samples, 1)
+        _share("share", self.share)
+        if not 0.0 < float(self.delta) < 1.0:
+            raise InvalidInputError(f"delta must be in (0, 1), got {self.delta!r}")
+
+
+@dataclass(frozen=True)
+class CompareSettings(_Settings):
+    """Protocol of "Compare networks" (ICLR 2018 §5, Fig. 10; Appendix C.2, Fig. 13).
+
+    Both networks' S_c and S_f are estimated on the same points with the same h and
+    ``m_estimated`` directions; principal angles are taken between their first m.
+
+    Attributes
+    ----------
+    points : PointSplit — estimation points (both networks) and held-out points (fooling matrix)
+    m_estimated : int ≥ 1 — directions estimated per subspace
+    scale : HScale — h of S_c (the same for both networks)
+    n_baseline : int ≥ 1 — random subspace pairs of the baseline
+    """
+
+    points: PointSplit = field(default_factory=lambda: PointSplit(100, 200, 0))
+    m_estimated: int = 20
+    scale: HScale = field(default_factory=lambda: HScale("xi", xi_factor=0.5))
+    n_baseline: int = 200
+
+    def __post_init__(self) -> None:
+        _int("m_estimated", self.m_estimated, 1)
+        _int("n_baseline", self.n_baseline, 1)
