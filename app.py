@@ -1,4 +1,4 @@
-"""Boundary Atlas — the Streamlit entry point: router, shared sidebar and home page.
+"""Boundary Atlas — the Streamlit entry point: router and shared sidebar (the pages live in pages/).
 
 Run with ``streamlit run app.py``. The embedded default (8×8 digits + a LeNet trained in seconds)
 needs no data; MNIST and CIFAR-10 are read from ``$BOUNDARY_ATLAS_DATA``.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from pages import _sidebar, _state
 
 st.set_page_config(page_title="Boundary Atlas", page_icon=":material/map:", layout="wide")
 
@@ -16,14 +16,23 @@ st.set_page_config(page_title="Boundary Atlas", page_icon=":material/map:", layo
 # would otherwise serve e.g. /curvature straight from pages/curvature.py, bypassing this router.
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/cross_sections.py", title="Cross-sections", icon=":material/content_cut:", url_path="cross-sections"),
+    st.Page(
+        "pages/cross_sections.py", title="Cross-sections", icon=":material/content_cut:", url_path="cross-sections"
+    ),
     st.Page("pages/curvature.py", title="Curvature vs m", icon=":material/show_chart:", url_path="curvature-vs-m"),
-    st.Page("pages/universal.py", title="Universal perturbations", icon=":material/public:", url_path="universal-perturbations"),
-    st.Page("pages/compare.py", title="Compare networks", icon=":material/compare_arrows:", url_path="compare-networks"),
+    st.Page(
+        "pages/universal.py",
+        title="Universal perturbations",
+        icon=":material/public:",
+        url_path="universal-perturbations",
+    ),
+    st.Page(
+        "pages/compare.py", title="Compare networks", icon=":material/compare_arrows:", url_path="compare-networks"
+    ),
 ]
 
 nav = st.navigation(PAGES)
 st.sidebar.title("Boundary Atlas")
-st.session_state["_sidebar"] = common.sidebar()
-common.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
+st.session_state["_sidebar"] = _sidebar.sidebar()
+_state.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
 nav.run()

@@ -11,7 +11,9 @@ import streamlit as st
 
 from geometry.hessian import default_h
 from geometry.plotting import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
-from pages import common
+from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
+from pages import _cached, _sidebar
+from pages._state import CV_M, CV_N, H_INPUT, UV_SAMPLES, UV_SHARES, UniversalView, init_state, share
 
 st.title("Universal perturbations")
 st.caption(
@@ -24,103 +26,119 @@ st.caption(
     "share of the points, as in the paper."
 )
 
-sel = common.selection()
+sel = _sidebar.selection()
 if sel is None:
     st.stop()
 
 clf = sel.clf
-dataset = common.selection_dataset()
 h_authors = default_h(clf)
-#: Widget bounds (drawn with them; the URL's values are clamped into them by common.init_state)
-SAMPLES = dict(min_value=1, max_value=50)  # random vectors per m (slider)
-SHARES = dict(options=[50, 80])  # % of points the noise norm fools (radio)
-POINTS = dict(min_value=10, max_value=10_000)  # held-out points and UAP points (URL only, no widget)
-common.init_state("uv_n", 100, int, **common.CV_N)
-common.init_state("uv_m", 20, int, **common.CV_M)
-common.init_state("uv_samples", 10, int, **SAMPLES)
-common.init_state("uv_share", 50, int, **SHARES)
-common.init_state("uv_scale", "authors", options=common.H_SCALES)
-common.init_state("uv_h", round(h_authors, 4), float, **common.H_INPUT)
-common.init_state("uv_heldout", 1000, int, **POINTS)
-common.init_state("uv_uap", 1000, int, **POINTS)
-scales = {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}", "xi": "match h to ξ (h = ξ)",
-          "custom": "custom h"}  # common.H_SCALES
-scale_text = {"authors": "the authors' default 10·√d/512", "xi": "h = ξ", "custom": "custom"}
-n_heldout = int(st.session_state["uv_heldout"])
-n_uap = int(st.session_state["uv_uap"])
-
+view = UniversalView.read(h_authors)
 c1, c2, c3, c4 = st.columns(4)
-n = c1.slider("n: points used for S_c", **common.CV_N, key="uv_n",
-              help="Training points whose boundary Hessians are averaged to find S_c (and whose normals give S_f). "
-                   "The paper used n = 100. Same setting and disk cache as the Curvature vs m page.")
-m_max = c2.slider("maximum m", **common.CV_M, key="uv_m", help="Dimension of the subspaces; curves go from m = 1 to this.")
-n_samples = c3.slider("random vectors per m", **SAMPLES, key="uv_samples",
-                      help="How many random unit vectors of each subspace are tried at each m: the line is their mean "
-                           "fooling rate, the dashed line the best of them.")
-share_pct = c4.radio("ξ from the noise norm that fools", **SHARES, key="uv_share", horizontal=True,
-                     format_func=lambda s: f"{s} %",
-                     help="ξ = 1/5 of the ℓ2 norm of random noise that changes the label of this share of held-out "
-                          "points (the paper: 'most data points'). It changes a lot between 50 % and 80 %.")
-share = share_pct / 100
+c1.slider(
+    "n: points used for S_c",
+    **CV_N,
+    key="uv_n",
+    help="Training points whose boundary Hessians are averaged to find S_c (and whose normals give S_f). The "
+    "paper used n = 100. The same points and disk cache as the Curvature vs m page.",
+)
+c2.slider("maximum m", **CV_M, key="uv_m", help="Dimension of the subspaces; curves go from m = 1 to this.")
+c3.slider(
+    "random vectors per m",
+    **UV_SAMPLES,
+    key="uv_samples",
+    help="How many random unit vectors of each subspace are tried at each m: the line is their mean fooling "
+    "rate, the dashed line the best of them.",
+)
+c4.radio(
+    "ξ from the noise norm that fools",
+    **UV_SHARES,
+    key="uv_share",
+    horizontal=True,
+    format_func=lambda s: f"{s} %",
+    help="ξ = 1/5 of the ℓ2 norm of random noise that changes the label of this share of held-out points (the "
+    "paper: 'most data points'). It changes a lot between 50 % and 80 %.",
+)
 s1, s2 = st.columns([2, 1])
-scale = s1.radio("curvature scale h of S_c (pixel-space distance)", list(scales), key="uv_scale",
-                 format_func=scales.get,
-                 help="S_c uses finite differences of gradients at scale h. S_c beats S_f as a source of universal "
-                      "perturbations mostly when h is about the perturbation norm ξ (measured on an MNIST LeNet: "
-                      "docs/reproduction-universal.md).")
-custom_h = s2.number_input("h", **common.H_INPUT, key="uv_h", format="%.4f",
-                           disabled=scale != "custom")
-common.share(uv_n=n, uv_m=m_max, uv_samples=n_samples, uv_share=share_pct, uv_scale=scale,
-             uv_h=st.session_state["uv_h"])
+scales = {
+    "authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}",
+    "xi": "match h to ξ (h = ξ)",
+    "custom": "custom h",
+}  # H_SCALES
+s1.radio(
+    "curvature scale h of S_c (pixel-space distance)",
+    list(scales),
+    key="uv_scale",
+    format_func=scales.get,
+    help="S_c uses finite differences of gradients at scale h. S_c beats S_f as a source of universal "
+    "perturbations mostly when h is about the perturbation norm ξ (measured on an MNIST LeNet: "
+    "docs/reproduction-universal.md).",
+)
+s2.number_input("h", **H_INPUT, key="uv_h", format="%.4f", disabled=view.scale != "custom")
+view.share()
+settings = view.settings()
 
-with common.user_errors():
-    with st.spinner("Measuring the random-noise norm…"):
-        noise = common.universal_noise_norm(sel.model_name, dataset, share, 200, 0)
+with _sidebar.user_errors():
+    points = _cached.study_points(sel.dataset_key, settings.points)
+    noise = _cached.noise_norm(clf, points, settings.share)
     if not math.isfinite(noise.quantile):
-        st.warning(f"Random noise fools fewer than {share_pct} % of the held-out points even at ‖noise‖₂ = "
-                   f"{noise.max_norm:.3g} ({noise.infinite_share:.0%} of random rays never change the label), so ξ "
-                   "is undefined here: try the 50 % share.")
+        st.warning(
+            f"Random noise fools fewer than {view.share_pct} % of the held-out points even at ‖noise‖₂ = "
+            f"{noise.max_norm:.3g} ({noise.infinite_share:.0%} of random rays never change the label), so ξ "
+            "is undefined here: try the 50 % share."
+        )
         st.stop()
-    xi = noise.quantile / common.XI_DIVISOR
-    h = {"authors": h_authors, "xi": xi, "custom": float(custom_h)}[scale]
-
-    bar, update = common.progress_bar("Computing S_c, S_f, fooling rates and the UAP")
-    study = common.universal_study(sel.model_name, dataset, int(n), int(m_max), float(h), float(share),
-                                   int(n_samples), n_heldout, n_uap, 0, _progress=update)
-    bar.empty()
+    study = _cached.universal_study(clf, points, settings)
     curve = study.curve
     ms = [int(m) for m in curve.m_values]
-
     cols = st.columns(5)
-    cols[0].metric("ξ (pixel ℓ2)", f"{study.xi:.3g}",
-                   help=f"1/5 of {study.noise_quantile:.3g}, the norm of random noise that fools {share_pct} % of 200 "
-                        f"held-out points (one random ray each, searched up to ‖noise‖₂ = {study.noise_max_norm:.3g}"
-                        + ("" if study.noise_max_norm <= math.sqrt(clf.d) * clf.bounds_range * 1.0001 else
-                           f", {common.NOISE_RANGE_FACTOR:g}× the pixel cube's diameter because within the diameter "
-                           f"fewer than {share_pct} % of the points are fooled") +
-                        f"). Median DeepFool ‖r(x)‖ = {study.theorems[0]['r_median']:.3g}, so ξ = "
-                        f"{study.theorems[0]['xi_in_r']:.2g} ‖r‖.")
-    cols[1].metric("random rays that never fool", f"{study.infinite_share:.0%}",
-                   help=f"Share of random rays x + t·u along which the label never changes (up to ‖t·u‖ = "
-                        f"{study.noise_max_norm:.3g}): a ReLU network is positively homogeneous, so far out the label is "
-                        "that of u. They count as infinite noise norms.")
-    cols[2].metric("UAP algorithm", f"{study.uap_heldout:.0%}",
-                   help=f"Fooling rate on the {study.n_heldout} held-out points of the UAP (CVPR 2017 Alg. 1, ℓ2, ξ, "
-                        f"target 1 − δ = {1 - common.UAP_DELTA:.0%}) computed on {study.n_uap} training points: "
-                        f"{study.uap.n_passes} passes, training fooling rates "
-                        + ", ".join(f"{r:.0%}" for r in study.uap.fooling_rates) + " (best pass kept).")
-    for col, name in zip(cols[3:], ("S_c", "S_f")):
+    widened = study.noise_max_norm > math.sqrt(clf.d) * clf.bounds_range * 1.0001
+    cols[0].metric(
+        "ξ (pixel ℓ2)",
+        f"{study.xi:.3g}",
+        help=f"1/5 of {study.noise_quantile:.3g}, the norm of random noise that fools {view.share_pct} % of "
+        f"{len(points.noise)} held-out points (one random ray each, searched up to ‖noise‖₂ = "
+        f"{study.noise_max_norm:.3g}"
+        + (
+            f", {NOISE_RANGE_FACTOR:g}× the pixel cube's diameter because "
+            f"within the diameter fewer than {view.share_pct} % of the "
+            "points are fooled"
+            if widened
+            else ""
+        )
+        + f"). Median DeepFool ‖r(x)‖ = {study.theorems[0]['r_median']:.3g}, so ξ = "
+        f"{study.theorems[0]['xi_in_r']:.2g} ‖r‖.",
+    )
+    cols[1].metric(
+        "random rays that never fool",
+        f"{study.infinite_share:.0%}",
+        help=f"Share of random rays x + t·u along which the label never changes (up to ‖t·u‖ = "
+        f"{study.noise_max_norm:.3g}): a ReLU network is positively homogeneous, so far out the label is "
+        "that of u. They count as infinite noise norms.",
+    )
+    cols[2].metric(
+        "UAP algorithm",
+        f"{study.uap_heldout:.0%}",
+        help=f"Fooling rate on the {study.n_heldout} held-out points of the UAP (CVPR 2017 Alg. 1, ℓ2, ξ, "
+        f"target 1 − δ = {1 - UAP_DELTA:.0%}) computed on {study.n_uap} training points: "
+        f"{study.uap.n_passes} passes, training fooling rates "
+        + ", ".join(f"{r:.0%}" for r in study.uap.fooling_rates)
+        + " (best pass kept).",
+    )
+    for col, name in zip(cols[3:], ("S_c", "S_f"), strict=True):
         i = int(curve.best[name].argmax())
-        col.metric(f"best {name} vector", f"{float(curve.best[name][i]):.0%}",
-                   help=f"Best single random vector of {name} over all m (at m = {ms[i]}); the best mean over the "
-                        f"{curve.n_samples} vectors is {float(curve.mean[name].max()):.0%}.")
-
+        col.metric(
+            f"best {name} vector",
+            f"{float(curve.best[name][i]):.0%}",
+            help=f"Best single random vector of {name} over all m (at m = {ms[i]}); the best mean over the "
+            f"{curve.n_samples} vectors is {float(curve.mean[name].max()):.0%}.",
+        )
     st.plotly_chart(fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h), width="stretch")
     acc = f" (test accuracy {study.accuracy:.1%})" if study.accuracy is not None else ""
+    scale_text = {"authors": "the authors' default 10·√d/512", "xi": "h = ξ", "custom": "custom"}[view.scale]
     st.caption(
         f"{sel.model_name}{acc}. S_c: top-m eigenvectors of the tangent-projected boundary Hessian averaged over "
         f"n = {study.n_estimate} training points' boundary points z = x + r(x) ({study.n_dropped} dropped: DeepFool did not "
-        f"converge), finite differences at h = {study.h:.3g} ({scale_text[scale]}); S_f: the top-m left "
+        f"converge), finite differences at h = {study.h:.3g} ({scale_text}); S_f: the top-m left "
         f"singular vectors of their normals r(x)/‖r(x)‖; random: a uniformly random subspace. Each point of a curve: "
         f"{curve.n_samples} random vectors uniform on the sphere of radius ξ = {study.xi:.3g} of the first m directions "
         f"(the same random coefficients for the three subspaces), evaluated on {curve.n_points} held-out test points "
@@ -133,25 +151,37 @@ with common.user_errors():
     st.subheader("Perturbed images (Fig. 8)")
     # default: the m ≥ 2 with the highest mean S_c fooling rate (at m = 1 all vectors are ±one direction)
     best_m = max((m for m in ms if m >= 2), key=lambda m: float(curve.mean["S_c"][ms.index(m)]), default=ms[-1])
-    options = [0] + ms
-    common.init_state("uv_gm", 0, int, options=options)
-    gm = st.selectbox("m for the S_c vectors below", options, key="uv_gm",
-                      format_func=lambda v: (f"m = {best_m}: highest mean S_c fooling rate among m ≥ 2" if v == 0
-                                             else f"m = {v}"),
-                      help="The S_c vectors of the gallery, the diversity plot and the theorems are drawn from the "
-                           "first m directions of S_c.")
-    m_shown = best_m if gm == 0 else int(gm)
-    common.share(uv_gm=gm)
-    with st.spinner(f"Sampling 8 vectors of S_c at m = {m_shown}…"):
-        samples = common.universal_samples(sel.model_name, dataset, int(n), int(m_max), float(h), float(share),
-                                           int(n_samples), int(m_shown), n_heldout, n_uap, 0, _study=study)
+    options = [0, *ms]
+    init_state("uv_gm", 0, int, options=options)
+    gm = st.selectbox(
+        "m for the S_c vectors below",
+        options,
+        key="uv_gm",
+        format_func=lambda v: f"m = {best_m}: highest mean S_c fooling rate among m ≥ 2" if v == 0 else f"m = {v}",
+        help="The S_c vectors of the gallery, the diversity plot and the theorems are drawn from the "
+        "first m directions of S_c.",
+    )
+    share(uv_gm=gm)
+    samples = _cached.universal_samples(clf, study, points, settings, m=best_m if gm == 0 else int(gm))
     names = clf.class_names
     rows = []
     for name, g in samples.gallery.items():
-        dom = (f"most frequent new label '{common.class_name(names, g['dominant'])}': {g['dominant_share']:.0%} of the "
-               f"fooled points ({g['dominant_of_all']:.0%} of all)" if g["dominant"] is not None else "fools no point")
-        rows.append({"name": name, "v": g["v"], "images": samples.gallery_images, "labels": samples.gallery_labels,
-                     "new_labels": g["new_labels"], "subtitle": f"{name}: fools {g['rate']:.0%} of held-out points; {dom}"})
+        dom = (
+            f"most frequent new label '{_sidebar.class_name(names, g['dominant'])}': {g['dominant_share']:.0%} of "
+            f"the fooled points ({g['dominant_of_all']:.0%} of all)"
+            if g["dominant"] is not None
+            else "fools no point"
+        )
+        rows.append(
+            {
+                "name": name,
+                "v": g["v"],
+                "images": samples.gallery_images,
+                "labels": samples.gallery_labels,
+                "new_labels": g["new_labels"],
+                "subtitle": f"{name}: fools {g['rate']:.0%} of held-out points; {dom}",
+            }
+        )
     st.plotly_chart(universal_gallery_figure(rows, names), width="stretch")
     st.caption(
         f"Left: the perturbation, shown as 0.5 + v/(2·max|v|) (grey = 0; its ℓ2 norm is ξ = {study.xi:.3g}). Then the "
@@ -167,14 +197,23 @@ with common.user_errors():
     d1, d2 = st.columns([3, 2])
     k = len(samples.curved_rates)
     labels = [f"v{i + 1} ({float(r):.0%})" for i, r in enumerate(samples.curved_rates)]
-    d1.plotly_chart(inner_product_figure(samples.gram, labels=labels,
-                                         title=f"Normalised inner products of {k} random S_c vectors (m = {samples.m})"),
-                    width="stretch")
-    d2.metric("mean |cos| between different S_c vectors", f"{samples.mean_abs_cos:.2f}",
-              help=f"For random unit vectors of an m-dimensional subspace the expected |cos| is ≈ √(2/(π m)) = "
-                   f"{math.sqrt(2 / (math.pi * samples.m)):.2f} at m = {samples.m}.")
-    d2.metric("their fooling rates", f"{float(samples.curved_rates.min()):.0%} – {float(samples.curved_rates.max()):.0%}",
-              help="One-sided fooling rate of each of the vectors on the held-out points.")
+    d1.plotly_chart(
+        inner_product_figure(
+            samples.gram, labels=labels, title=f"Normalised inner products of {k} random S_c vectors (m = {samples.m})"
+        ),
+        width="stretch",
+    )
+    d2.metric(
+        "mean |cos| between different S_c vectors",
+        f"{samples.mean_abs_cos:.2f}",
+        help=f"For random unit vectors of an m-dimensional subspace the expected |cos| is ≈ √(2/(π m)) = "
+        f"{math.sqrt(2 / (math.pi * samples.m)):.2f} at m = {samples.m}.",
+    )
+    d2.metric(
+        "their fooling rates",
+        f"{float(samples.curved_rates.min()):.0%} – {float(samples.curved_rates.max()):.0%}",
+        help="One-sided fooling rate of each of the vectors on the held-out points.",
+    )
     d2.caption(
         "Fig. 9 of the paper: many different universal perturbations come out of one subspace S_c (the paper reports "
         "normalised inner products below 0.1 on CIFAR-10). Vectors that are nearly orthogonal but all fool many "
@@ -190,35 +229,59 @@ with common.user_errors():
     def _fmt(v: float, unit: str = "") -> str:
         return "∞ (not applicable)" if not math.isfinite(v) else f"{v:.3g}{unit}"
 
-    t1.metric(f"Theorem 1 ρ at m = {samples.m}", _fmt(row["rho1_px"]),
-              help=f"= {_fmt(row['rho1'])} ‖r‖ with fit ξ₁ = {row['fit_xi']:.3g} (1 − ξ₁ = smallest ‖P_S r̂(x)‖ over "
-                   "held-out normals, S = first m directions of S_f), δ = "
-                   f"{common.UAP_DELTA:g}.")
-    t2.metric(f"Theorem 2 ρ at m = {samples.m}", _fmt(row["rho2_px"]),
-              help=f"= {_fmt(row['rho2'])} ‖r‖ with κ = {row['kappa']:.3g} (normal curvature {row['kappa_normal']:.3g} "
-                   f"per pixel along S_c's first m directions × median ‖r‖ / 2), δ = {common.UAP_DELTA:g}.")
-    t3.metric("measured: ξ of the S_c vectors", f"{study.xi:.3g}",
-              help=f"= {row['xi_in_r']:.3g} ‖r‖; mean fooling rate of S_c vectors at this m: {row['S_c_mean']:.0%} "
-                   f"(two-sided {float(samples.curved_two_sided.mean()):.0%}); S_f vectors: {row['S_f_mean']:.0%} "
-                   f"(two-sided {float(samples.flat_two_sided.mean()):.0%}).")
-    t4.metric("measured: ‖v‖ of the UAP", f"{float(study.uap.v.norm()):.3g}",
-              help=f"fooling rate {study.uap_heldout:.0%} on held-out points.")
-    table = pd.DataFrame([{
-        "m": r["m"],
-        "ξ₁ (normals' misfit to S_f)": r["fit_xi"],
-        "Thm 1 ρ (‖r‖)": r["rho1"], "Thm 1 ρ (pixels)": r["rho1_px"],
-        "κ normal (1/pixel)": r["kappa_normal"], "κ (Thm 2 units)": r["kappa"],
-        "Thm 2 ρ (‖r‖)": r["rho2"], "Thm 2 ρ (pixels)": r["rho2_px"],
-        "measured ξ (pixels)": r["xi_norm"],
-        "S_c fooling (mean)": r["S_c_mean"], "S_f fooling (mean)": r["S_f_mean"],
-    } for r in study.theorems])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns if c != "m"}
-                 | {c: st.column_config.NumberColumn(format="percent") for c in ("S_c fooling (mean)", "S_f fooling (mean)")})
+    t1.metric(
+        f"Theorem 1 ρ at m = {samples.m}",
+        _fmt(row["rho1_px"]),
+        help=f"= {_fmt(row['rho1'])} ‖r‖ with fit ξ₁ = {row['fit_xi']:.3g} (1 − ξ₁ = smallest ‖P_S r̂(x)‖ over "
+        f"held-out normals, S = first m directions of S_f), δ = {UAP_DELTA:g}.",
+    )
+    t2.metric(
+        f"Theorem 2 ρ at m = {samples.m}",
+        _fmt(row["rho2_px"]),
+        help=f"= {_fmt(row['rho2'])} ‖r‖ with κ = {row['kappa']:.3g} (normal curvature {row['kappa_normal']:.3g} "
+        f"per pixel along S_c's first m directions × median ‖r‖ / 2), δ = {UAP_DELTA:g}.",
+    )
+    t3.metric(
+        "measured: ξ of the S_c vectors",
+        f"{study.xi:.3g}",
+        help=f"= {row['xi_in_r']:.3g} ‖r‖; mean fooling rate of S_c vectors at this m: {row['S_c_mean']:.0%} "
+        f"(two-sided {float(samples.curved_two_sided.mean()):.0%}); S_f vectors: {row['S_f_mean']:.0%} "
+        f"(two-sided {float(samples.flat_two_sided.mean()):.0%}).",
+    )
+    t4.metric(
+        "measured: ‖v‖ of the UAP",
+        f"{float(study.uap.v.norm()):.3g}",
+        help=f"fooling rate {study.uap_heldout:.0%} on held-out points.",
+    )
+    table = pd.DataFrame(
+        [
+            {
+                "m": r["m"],
+                "ξ₁ (normals' misfit to S_f)": r["fit_xi"],
+                "Thm 1 ρ (‖r‖)": r["rho1"],
+                "Thm 1 ρ (pixels)": r["rho1_px"],
+                "κ normal (1/pixel)": r["kappa_normal"],
+                "κ (Thm 2 units)": r["kappa"],
+                "Thm 2 ρ (‖r‖)": r["rho2"],
+                "Thm 2 ρ (pixels)": r["rho2_px"],
+                "measured ξ (pixels)": r["xi_norm"],
+                "S_c fooling (mean)": r["S_c_mean"],
+                "S_f fooling (mean)": r["S_f_mean"],
+            }
+            for r in study.theorems
+        ]
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns if c != "m"}
+        | {c: st.column_config.NumberColumn(format="percent") for c in ("S_c fooling (mean)", "S_f fooling (mean)")},
+    )
     st.caption(
         "Both theorems give a norm ρ, in units of the distance ‖r(x)‖ to the boundary (converted to pixels with the "
         f"median DeepFool ‖r(x)‖ = {row['r_median']:.3g} of the held-out points), that *suffices* for a fooling rate "
-        f"of at least 1 − δ = {1 - common.UAP_DELTA:.0%}; compare them with the norm ξ at which the perturbations above "
+        f"of at least 1 − δ = {1 - UAP_DELTA:.0%}; compare them with the norm ξ at which the perturbations above "
         "were actually found. **Theorem 1** (flat boundaries) is about universal *directions*: if every normal r̂(x) "
         "lies within ξ₁ of an m-dimensional subspace S (here ξ₁ is measured on the held-out normals against the first "
         "m directions of S_f), a random direction of S of norm ρ = √(e·m)/(δ(1 − ξ₁)) changes the label of x + v *or* "

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,8 +109,16 @@ def test_uploaded_model_appears_in_the_picker_and_every_page_runs(page, scripted
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["_user_models"] = {"upload:my_digits-test": {"clf": scripted_digits_model, "dataset": "digits"}}
     at.session_state["model"] = "upload:my_digits-test"
-    for key, value in {"cv_n": 20, "cv_m": 4, "uv_n": 20, "uv_m": 4, "uv_samples": 2, "cmp_n": 20, "cmp_m": 4,
-                       "cmp_res": 64}.items():
+    for key, value in {
+        "cv_n": 20,
+        "cv_m": 4,
+        "uv_n": 20,
+        "uv_m": 4,
+        "uv_samples": 2,
+        "cmp_n": 20,
+        "cmp_m": 4,
+        "cmp_res": 64,
+    }.items():
         at.session_state[key] = value  # small settings: the point is that every page accepts the upload
     at.run()
     if page != "pages/home.py":

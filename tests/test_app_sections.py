@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +44,12 @@ def title_of(at: AppTest) -> str:
 
 @pytest.mark.parametrize(
     "direction, expected",
-    [("random", "random v (seed 3)"), ("sc", "S_c eigenvector 2"), ("sc_mix", "random v in S_c, m = 3 (seed 3)"),
-     ("sf", "S_f vector 2")],
+    [
+        ("random", "random v (seed 3)"),
+        ("sc", "S_c eigenvector 2"),
+        ("sc_mix", "random v in S_c, m = 3 (seed 3)"),
+        ("sf", "S_f vector 2"),
+    ],
 )
 def test_each_direction_draws_a_section_with_its_curvature_in_the_title(direction, expected):
     at = run_sections(dir=direction, vec=2, sub_m=3)

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +109,7 @@ def test_diversity_heat_map_and_theorems_panel(digits_page):
 
 def test_h_matched_to_xi_at_the_80_percent_share_and_gallery_m_from_the_url():
     # on digits-lenet ~1/3 of random rays never change the label within the pixel cube's diameter, so
-    # the 80 % noise norm needs the wider search range (pages.common.universal_noise_norm)
+    # the 80 % noise norm needs the wider search range (geometry.study.noise_norm)
     at = _page(uv_scale="xi", uv_gm=3, uv_share=80)
     _no_exception(at)
     assert at.radio(key="uv_share").value == 80
@@ -137,8 +136,9 @@ def test_uploaded_model_with_uploaded_dataset(tmp_path):
     class Upload(io.BytesIO):  # what st.file_uploader hands over
         name = "my_digits.pt"
 
-    up = load_classifier(Upload(path.read_bytes()), input_shape=(1, 8, 8), class_names=clf.class_names,
-                         name="upload:my_digits-uv")
+    up = load_classifier(
+        Upload(path.read_bytes()), input_shape=(1, 8, 8), class_names=clf.class_names, name="upload:my_digits-uv"
+    )
     data = load_dataset("digits", split="test")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for k, v in SMALL.items():
@@ -152,5 +152,5 @@ def test_uploaded_model_with_uploaded_dataset(tmp_path):
     assert at.selectbox(key="model").value == "upload:my_digits-uv"
     specs = _specs(at)
     assert len(specs) == 3 and "UAP algorithm (CVPR 2017)" in _names(specs[0])
-    # held-out points are disjoint from the estimation points: 400 − 20 estimation points, at most half held out
+    # one split: estimation points from one seeded half, held-out points from the other (200 images ≥ 120)
     assert "evaluated on 120 held-out" in " ".join(c.value for c in at.caption)

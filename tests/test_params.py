@@ -1,7 +1,7 @@
 """Every parameter path clamps or explains (issue 9, part 6).
 
 * App: a link's query value for any widget of any page is validated when it is read
-  (``pages.common.coerce`` through ``param`` / ``init_state``): out-of-range numbers are clamped into
+  (``pages._state.coerce`` through ``param`` / ``init_state``): out-of-range numbers are clamped into
   the widget's bounds, NaN / inf / empty / non-numeric values and unknown options fall back to the
   default. Each page is driven with AppTest with such values for each of its query keys; no run may
   end in an exception and every widget must hold a value within its bounds. The measured faults:
@@ -27,50 +27,80 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
-
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 400  # a first run trains digits-lenet (and digits-nin for Compare) on a busy 2-core machine
-if str(ROOT) not in sys.path:  # the app imports pages.common from the repository root; so do we (stubs)
+if str(ROOT) not in sys.path:  # the app imports pages._state etc. from the repository root; so do we (stubs)
     sys.path.insert(0, str(ROOT))
 
-from pages import common  # noqa: E402
+from pages import _cached, _state  # noqa: E402
 
-HOME, SECTIONS, CURVATURE, UNIVERSAL, COMPARE = (f"pages/{p}.py" for p in
-                                                 ("home", "cross_sections", "curvature", "universal", "compare"))
+HOME, SECTIONS, CURVATURE, UNIVERSAL, COMPARE = (
+    f"pages/{p}.py" for p in ("home", "cross_sections", "curvature", "universal", "compare")
+)
 #: out of range (both sides), negative, NaN, ±inf, huge (1e308, 10**30), empty, non-numeric, off-grid
 BAD = ["-5", "1e9", "nan", "inf", "-inf", "1e308", str(10**30), "", "abc", "2.5"]
 STUB = "stubbed: computation skipped by tests/test_params.py"
 
 CURVATURE_KEYS = {
-    "cv_n": (10, 500), "cv_m": (2, 50), "cv_method": list(common.CURVATURE_METHODS), "cv_scale": ["authors", "xi", "custom"],
-    "cv_h": (1e-3, 100.0), "cv_point": list(common.CURVATURE_POINTS), "cv_heldout": (1, 10_000),
+    "cv_n": (10, 500),
+    "cv_m": (2, 50),
+    "cv_method": list(_state.CURVATURE_METHODS),
+    "cv_scale": ["authors", "xi", "custom"],
+    "cv_h": (1e-3, 100.0),
+    "cv_point": list(_state.CURVATURE_POINTS),
+    "cv_heldout": (1, 10_000),
 }
 #: page → {query key: (min, max) or the list of options} — the bounds of each key's widget
 KEYS = {
     HOME: {"i": (0, 399), "model": None, "dataset": ["digits", "mnist", "cifar10"]},  # model: a zoo name
-    SECTIONS: {"seed": (0, 10_000), "extent": (1.0, 20.0), "res": [64, 128, 256],
-               "dir": ["random", "sc", "sc_mix", "sf"], "vec": (1, 50), "sub_m": (1, 50), **CURVATURE_KEYS},
+    SECTIONS: {
+        "seed": (0, 10_000),
+        "extent": (1.0, 20.0),
+        "res": [64, 128, 256],
+        "dir": ["random", "sc", "sc_mix", "sf"],
+        "vec": (1, 50),
+        "sub_m": (1, 50),
+        **CURVATURE_KEYS,
+    },
     CURVATURE: CURVATURE_KEYS,
-    UNIVERSAL: {"uv_n": (10, 500), "uv_m": (2, 50), "uv_samples": (1, 50), "uv_share": [50, 80],
-                "uv_scale": ["authors", "xi", "custom"], "uv_h": (1e-3, 100.0), "uv_heldout": (10, 10_000),
-                "uv_uap": (10, 10_000)},
-    COMPARE: {"cmp_a": None, "cmp_b": None, "cmp_m": (1, 20), "cmp_n": (20, 500),
-              "cmp_scale": ["authors", "xi", "custom"], "cmp_h": (1e-3, 100.0)},
+    UNIVERSAL: {
+        "uv_n": (10, 500),
+        "uv_m": (2, 50),
+        "uv_samples": (1, 50),
+        "uv_share": [50, 80],
+        "uv_scale": ["authors", "xi", "custom"],
+        "uv_h": (1e-3, 100.0),
+        "uv_heldout": (10, 10_000),
+        "uv_uap": (10, 10_000),
+    },
+    COMPARE: {
+        "cmp_a": None,
+        "cmp_b": None,
+        "cmp_m": (1, 20),
+        "cmp_n": (20, 500),
+        "cmp_scale": ["authors", "xi", "custom"],
+        "cmp_h": (1e-3, 100.0),
+    },
 }
 #: keys whose widgets come after the page's computation (real, small computations)
 LATE = {
     UNIVERSAL: {"uv_gm": [0, 1, 2, 3, 4]},
-    COMPARE: {"cmp_k": (1, 20), "cmp_seed": (0, 10_000), "cmp_res": [64, 128, 256], "cmp_share": [0.5, 0.8, 0.9],
-              "cmp_vectors": (1, 100), "cmp_nets": None},
+    COMPARE: {
+        "cmp_k": (1, 20),
+        "cmp_seed": (0, 10_000),
+        "cmp_res": [64, 128, 256],
+        "cmp_share": [0.5, 0.8, 0.9],
+        "cmp_vectors": (1, 100),
+        "cmp_nets": None,
+    },
 }
 SMALL = {UNIVERSAL: dict(uv_n=20, uv_m=4, uv_samples=2, uv_heldout=120, uv_uap=120), COMPARE: dict(cmp_n=20, cmp_m=4)}
-#: what each page's stub replaces (None: the page is cheap at any valid value); never a memoised
-#: inner call, which a cached result would skip. Compare: the progress bar drawn before its first computation.
-HEAVY = {HOME: None, SECTIONS: None, CURVATURE: "curvature_study", UNIVERSAL: "universal_noise_norm",
-         COMPARE: "progress_bar"}
+#: what each page's stub replaces in pages._cached (None: the page is cheap at any valid value): the page's
+#: first heavy call, made after all the widgets above it are drawn.
+HEAVY = {HOME: None, SECTIONS: None, CURVATURE: "curvature_study", UNIVERSAL: "noise_norm", COMPARE: "compare_study"}
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -126,44 +156,69 @@ def stub_heavy(monkeypatch):
 
     def apply(page: str) -> None:
         if HEAVY[page]:
-            monkeypatch.setattr(common, HEAVY[page], stub)
+            monkeypatch.setattr(_cached, HEAVY[page], stub)
 
     return apply
 
 
 # ------------------------------------------------------------------------------------------- the helper
 @settings(max_examples=200, deadline=None)
-@given(raw=hs.one_of(hs.none(), hs.text(max_size=12), hs.integers(-10**40, 10**40).map(str),
-                     hs.floats(allow_nan=True, allow_infinity=True).map(repr)))
+@given(
+    raw=hs.one_of(
+        hs.none(),
+        hs.text(max_size=12),
+        hs.integers(-(10**40), 10**40).map(str),
+        hs.floats(allow_nan=True, allow_infinity=True).map(repr),
+    )
+)
 def test_coerce_always_gives_a_value_the_widget_accepts(raw):
-    value = common.coerce(raw, 3.0, float, min_value=1.0, max_value=20.0, step=0.5)
+    value = _state.coerce(raw, 3.0, float, min_value=1.0, max_value=20.0, step=0.5)
     assert isinstance(value, float) and 1.0 <= value <= 20.0 and (value * 2).is_integer()
-    value = common.coerce(raw, 100, int, **common.CV_N)
+    value = _state.coerce(raw, 100, int, **_state.CV_N)
     assert type(value) is int and 10 <= value <= 500 and value % 10 == 0
-    assert common.coerce(raw, 256, int, options=[64, 128, 256]) in (64, 128, 256)
-    assert common.coerce(raw, "random", options=["random", "sc"]) in ("random", "sc")
+    assert _state.coerce(raw, 256, int, options=[64, 128, 256]) in (64, 128, 256)
+    assert _state.coerce(raw, "random", options=["random", "sc"]) in ("random", "sc")
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("1e9", 20.0), ("-5", 1.0), ("inf", 3.0), ("-inf", 3.0), ("nan", 3.0), ("", 3.0), ("abc", 3.0),
-    ("1e308", 20.0), (str(10**30), 20.0), ("7.5", 7.5), ("7.7", 7.5), ("4", 4.0), (None, 3.0),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("1e9", 20.0),
+        ("-5", 1.0),
+        ("inf", 3.0),
+        ("-inf", 3.0),
+        ("nan", 3.0),
+        ("", 3.0),
+        ("abc", 3.0),
+        ("1e308", 20.0),
+        (str(10**30), 20.0),
+        ("7.5", 7.5),
+        ("7.7", 7.5),
+        ("4", 4.0),
+        (None, 3.0),
+    ],
+)
 def test_coerce_clamps_numbers_and_falls_back_on_the_rest(raw, expected):
-    assert common.coerce(raw, 3.0, float, min_value=1.0, max_value=20.0, step=0.5) == expected
+    assert _state.coerce(raw, 3.0, float, min_value=1.0, max_value=20.0, step=0.5) == expected
 
 
 def test_coerce_keeps_valid_values():
-    assert common.coerce("130", 100, int, **common.CV_N) == 130
-    assert common.coerce("0.0123", 0.1, float, **common.H_INPUT) == 0.0123
-    assert common.coerce("sc", "random", options=["random", "sc"]) == "sc"
-    assert common.coerce("80", 50, int, options=[50, 80]) == 80
+    assert _state.coerce("130", 100, int, **_state.CV_N) == 130
+    assert _state.coerce("0.0123", 0.1, float, **_state.H_INPUT) == 0.0123
+    assert _state.coerce("sc", "random", options=["random", "sc"]) == "sc"
+    assert _state.coerce("80", 50, int, options=[50, 80]) == 80
 
 
 # ------------------------------------------------------------------------------------------- the pages
-@pytest.mark.parametrize("page, key, raw, expected", [
-    (SECTIONS, "extent", "1e9", 20.0), (SECTIONS, "extent", "-5", 1.0), (SECTIONS, "extent", "inf", 3.0),
-    (CURVATURE, "cv_n", "-5", 10),
-])
+@pytest.mark.parametrize(
+    "page, key, raw, expected",
+    [
+        (SECTIONS, "extent", "1e9", 20.0),
+        (SECTIONS, "extent", "-5", 1.0),
+        (SECTIONS, "extent", "inf", 3.0),
+        (CURVATURE, "cv_n", "-5", 10),
+    ],
+)
 def test_the_measured_faults_now_clamp(page, key, raw, expected):
     """The cases of the issue, with the page's real computation (small settings)."""
     small = {SECTIONS: dict(res=64), CURVATURE: dict(cv_m=3, cv_heldout=20)}[page]
@@ -201,19 +256,22 @@ def test_widgets_after_the_computation_survive_a_bad_value(page, bad):
 
 
 # ------------------------------------------------------------------------------------------- the CLI
-@pytest.mark.parametrize("argv, limit", [
-    (["--resolution", "100000"], "at most 4,096 (grid points per axis), got 100000"),
-    (["--resolution", "1"], "expected an integer ≥ 2"),
-    (["--n-points", str(10**30)], "at most 100,000 (points)"),
-    (["--n-points", "-5"], "expected a positive integer (points), got -5"),
-    (["--m", "1000000"], "at most 1,000 (subspace dimensions)"),
-    (["--sections", "1e9"], "expected an integer, got '1e9'"),
-    (["--sections", "101"], "at most 100 (cross-sections)"),
-    (["--n-directions", "1e308"], "expected an integer, got '1e308'"),
-    (["--n-directions", "5000"], "at most 1,000 (random directions per m)"),
-    (["--n-samples", "5000"], "at most 1,000 (random vectors per m)"),
-    (["--seed", str(10**30)], "at most 9,223,372,036,854,775,806 (a torch generator seed)"),
-])
+@pytest.mark.parametrize(
+    "argv, limit",
+    [
+        (["--resolution", "100000"], "at most 4,096 (grid points per axis), got 100000"),
+        (["--resolution", "1"], "expected an integer ≥ 2"),
+        (["--n-points", str(10**30)], "at most 100,000 (points)"),
+        (["--n-points", "-5"], "expected a positive integer (points), got -5"),
+        (["--m", "1000000"], "at most 1,000 (subspace dimensions)"),
+        (["--sections", "1e9"], "expected an integer, got '1e9'"),
+        (["--sections", "101"], "at most 100 (cross-sections)"),
+        (["--n-directions", "1e308"], "expected an integer, got '1e308'"),
+        (["--n-directions", "5000"], "at most 1,000 (random directions per m)"),
+        (["--n-samples", "5000"], "at most 1,000 (random vectors per m)"),
+        (["--seed", str(10**30)], "at most 9,223,372,036,854,775,806 (a torch generator seed)"),
+    ],
+)
 def test_cli_sizes_are_checked_before_anything_runs(argv, limit, tmp_path, capsys, monkeypatch):
     from geometry import cli
 

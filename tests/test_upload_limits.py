@@ -69,7 +69,7 @@ def _declare_size(raw: bytes, member: str, size: int) -> bytes:
         pos = out.find(sig)
         while pos >= 0:
             (n,) = struct.unpack_from("<H", out, pos + name_len_at)
-            if bytes(out[pos + name_at: pos + name_at + n]) == encoded:
+            if bytes(out[pos + name_at : pos + name_at + n]) == encoded:
                 struct.pack_into("<I", out, pos + size_at, size)
             pos = out.find(sig, pos + 4)
     return bytes(out)
@@ -77,6 +77,7 @@ def _declare_size(raw: bytes, member: str, size: int) -> bytes:
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG whose IHDR declares width × height (8-bit gray) followed by a tiny IDAT and IEND."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -131,6 +132,7 @@ def tmpdir_count(tmp_path, monkeypatch):
 @pytest.fixture
 def no_decoding(monkeypatch):
     """Fail the test if any pixel gets decoded: the refusal must come from headers."""
+
     def boom(*args, **kwargs):
         raise AssertionError("pixels were decoded before the limits were checked")
 
@@ -198,8 +200,14 @@ def test_zip_of_huge_blank_pngs_is_refused_from_headers(tmpdir_count, no_decodin
     blank = _png((6000, 6000), mode="1")  # 36 Mpx, a few KB
     raw = _zip([(f"blank/c{i % 2}/{i}.png", blank) for i in range(120)])
     assert len(raw) < 100_000  # the measured fault: a ~39 KB zip that decodes to ~4 GiB
-    _refused(lambda: load_zip_upload(raw, name=NAME), f"{NAME}:blank/c0/0.png", "6000×6000", "36,000,000",
-             f"{MAX_IMAGE_PIXELS:,}", "MAX_IMAGE_PIXELS")
+    _refused(
+        lambda: load_zip_upload(raw, name=NAME),
+        f"{NAME}:blank/c0/0.png",
+        "6000×6000",
+        "36,000,000",
+        f"{MAX_IMAGE_PIXELS:,}",
+        "MAX_IMAGE_PIXELS",
+    )
     assert tmpdir_count() == 0
 
 
@@ -208,8 +216,14 @@ def test_zip_whose_images_decode_over_the_byte_limit_is_refused(no_decoding):
     assert side * side <= MAX_IMAGE_PIXELS and 70 * side * side * 4 > MAX_DECODED_BYTES
     blank = _png((side, side))
     raw = _zip([(f"c/{i:02d}.png", blank) for i in range(70)])
-    _refused(lambda: load_zip_upload(raw, name=NAME), NAME, "MAX_DECODED_BYTES", f"{MAX_DECODED_BYTES:,}",
-             "of 70 images", "2048×2048")
+    _refused(
+        lambda: load_zip_upload(raw, name=NAME),
+        NAME,
+        "MAX_DECODED_BYTES",
+        f"{MAX_DECODED_BYTES:,}",
+        "of 70 images",
+        "2048×2048",
+    )
 
 
 def test_too_many_images_are_refused(monkeypatch, no_decoding):
@@ -237,20 +251,27 @@ def test_local_imagefolder_checks_the_pixel_limit_too(tmp_path, no_decoding):
 def test_npz_with_a_huge_label_is_refused_before_building_classes():
     raw = _npz(images=np.zeros((1, 2, 2), dtype=np.uint8), labels=np.array([300_000_000]))
     assert len(raw) < 1000  # the measured fault: 654 bytes
-    _refused(lambda: load_npz(_upload(raw, "labels.npz")), "labels.npz", "300,000,000", f"{MAX_CLASSES:,}",
-             "MAX_CLASSES")
-    ok = load_npz(_upload(_npz(images=np.zeros((2, 2, 2), dtype=np.uint8), labels=np.array([0, MAX_CLASSES - 1])), "ok.npz"))
+    _refused(
+        lambda: load_npz(_upload(raw, "labels.npz")), "labels.npz", "300,000,000", f"{MAX_CLASSES:,}", "MAX_CLASSES"
+    )
+    ok = load_npz(
+        _upload(_npz(images=np.zeros((2, 2, 2), dtype=np.uint8), labels=np.array([0, MAX_CLASSES - 1])), "ok.npz")
+    )
     assert ok.num_classes == MAX_CLASSES
 
 
 def test_npz_class_names_over_the_limit_are_refused():
-    raw = _npz(images=np.zeros((1, 2, 2), dtype=np.uint8), labels=np.array([0]),
-               class_names=np.array([str(i) for i in range(MAX_CLASSES + 1)]))
+    raw = _npz(
+        images=np.zeros((1, 2, 2), dtype=np.uint8),
+        labels=np.array([0]),
+        class_names=np.array([str(i) for i in range(MAX_CLASSES + 1)]),
+    )
     _refused(lambda: load_npz(_upload(raw, "names.npz")), "names.npz", f"{MAX_CLASSES + 1:,} names", "MAX_CLASSES")
 
 
 # --------------------------------------------------------------------------- 3. npz declared sizes
-def _npz_with(images_member: bytes, labels=np.array([0])) -> bytes:
+def _npz_with(images_member: bytes, labels=None) -> bytes:
+    labels = np.array([0]) if labels is None else labels
     return _zip([("images.npy", images_member), ("labels.npy", _npy(labels))])
 
 
@@ -262,8 +283,15 @@ def test_npz_header_declaring_93_gib_is_refused_before_np_load(monkeypatch):
         raise AssertionError("np.load ran before the header was checked")
 
     monkeypatch.setattr(np, "load", boom)
-    _refused(lambda: load_npz(_upload(raw, "huge.npz")), "huge.npz", "'images'", "(25000000, 1000)", "93.13 GiB",
-             f"{MAX_DECODED_BYTES:,}", "MAX_DECODED_BYTES")
+    _refused(
+        lambda: load_npz(_upload(raw, "huge.npz")),
+        "huge.npz",
+        "'images'",
+        "(25000000, 1000)",
+        "93.13 GiB",
+        f"{MAX_DECODED_BYTES:,}",
+        "MAX_DECODED_BYTES",
+    )
 
 
 def test_npz_header_declaring_more_data_than_it_holds_is_refused():
@@ -296,8 +324,10 @@ def _bad_zips():
     good = _zip([("a/0.png", png)])
     return {
         "not a zip": (b"this is not a zip file", "could not read"),
-        "entry lies about its size (Bad CRC-32)": (_declare_size(_zip([("a/0.png", png), ("b/0.png", png)]), "b/0.png",
-                                                                  len(png) - 10), "Bad CRC-32"),
+        "entry lies about its size (Bad CRC-32)": (
+            _declare_size(_zip([("a/0.png", png), ("b/0.png", png)]), "b/0.png", len(png) - 10),
+            "Bad CRC-32",
+        ),
         "truncated zip": (good[: len(good) // 2], "could not read"),
         "file and folder of the same name": (_zip([("data", png), ("data/a/0.png", png)]), "uses it as a folder"),
         "folder then file of the same name": (_zip([("a/x.png/0.png", png), ("a/x.png", png)]), "uses it as a folder"),

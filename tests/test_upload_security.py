@@ -22,9 +22,8 @@ import pytest
 import torch
 from torch import nn
 
-from geometry.loading import screen
 from geometry.errors import AtlasError, InvalidInputError, ModelLoadError
-from geometry.loading import load_classifier
+from geometry.loading import load_classifier, screen
 from geometry.loading.sandbox import SandboxLimits
 from geometry.zoo import LeNet
 
@@ -91,7 +90,8 @@ def _bypass_variants(data: bytes) -> dict[str, bytes]:
         "decoy constants.pkl": _append_entries(data, {"constants.pkl": b"decoy"}),
         "second root folder": _append_entries(data, {"zzz/code/__torch__/x.py": b"x = 1\n", "zzz/data.pkl": b""}),
         "duplicate code entry": _append_entries(
-            data, {next(n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.endswith(".py")): b"x = 1\n"}),
+            data, {next(n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.endswith(".py")): b"x = 1\n"}
+        ),
         "zip comment": _with_comment(data, b"made by hand"),
         "fake directory in comment": _with_comment(data, b"PK\x05\x06" + bytes(18)),
         "plain": data,
@@ -169,19 +169,22 @@ def test_the_loaded_graph_is_screened_again_inlined():
     assert screen.screen_torchscript_graph(ok, "lenet") > 20
 
 
-@pytest.mark.parametrize("source, phrase", [
-    ("def forward(self, x):\n    return torch.save(x, 'f')\n", r"uses 'torch\.save'"),
-    ("def forward(self, x):\n    f = getattr(torch, 'save')\n    return f(x)\n", r"uses 'torch' as a value"),
-    ("def forward(self, x):\n    return ops.c10d.broadcast(x)\n", r"calls operator 'ops\.c10d\.broadcast'"),
-    ("def forward(self, x):\n    return ops.aten.from_file('x')\n", r"calls operator 'ops\.aten\.from_file'"),
-    ("def forward(self, x):\n    return torch.classes.my.Thing()\n", r"uses 'torch\.classes\.my\.Thing'"),
-    ("def forward(self, x):\n    print(x)\n    return x\n", r"calls 'print'"),
-    ("def forward(self, x):\n    return fork(self.f, x)\n", r"calls 'fork'"),
-    ("def forward(self, x):\n    return x.save('f')\n", r"calls method 'save'"),
-    ("import os\ndef forward(self, x):\n    return x\n", r"Import statement"),
-    ("def forward(self, x):\n    return getattr(self, 'a' + 'b')(x)\n", r"computed attribute name"),
-    ("def forward(self, x):\n    return math.system(x)\n", r"uses 'math\.system'"),
-])
+@pytest.mark.parametrize(
+    "source, phrase",
+    [
+        ("def forward(self, x):\n    return torch.save(x, 'f')\n", r"uses 'torch\.save'"),
+        ("def forward(self, x):\n    f = getattr(torch, 'save')\n    return f(x)\n", r"uses 'torch' as a value"),
+        ("def forward(self, x):\n    return ops.c10d.broadcast(x)\n", r"calls operator 'ops\.c10d\.broadcast'"),
+        ("def forward(self, x):\n    return ops.aten.from_file('x')\n", r"calls operator 'ops\.aten\.from_file'"),
+        ("def forward(self, x):\n    return torch.classes.my.Thing()\n", r"uses 'torch\.classes\.my\.Thing'"),
+        ("def forward(self, x):\n    print(x)\n    return x\n", r"calls 'print'"),
+        ("def forward(self, x):\n    return fork(self.f, x)\n", r"calls 'fork'"),
+        ("def forward(self, x):\n    return x.save('f')\n", r"calls method 'save'"),
+        ("import os\ndef forward(self, x):\n    return x\n", r"Import statement"),
+        ("def forward(self, x):\n    return getattr(self, 'a' + 'b')(x)\n", r"computed attribute name"),
+        ("def forward(self, x):\n    return math.system(x)\n", r"uses 'math\.system'"),
+    ],
+)
 def test_code_screen_refuses_what_is_not_allowed(source, phrase):
     with pytest.raises(ModelLoadError, match=phrase):
         screen.screen_torchscript_code({"code/__torch__/m.py": source}, "m")
@@ -190,32 +193,48 @@ def test_code_screen_refuses_what_is_not_allowed(source, phrase):
 def test_code_screen_accepts_real_networks():
     import torchvision
 
-    for module in (LeNet((1, 28, 28), 10), torchvision.models.resnet18(num_classes=10),
-                   torchvision.models.mobilenet_v2(num_classes=10)):
+    for module in (
+        LeNet((1, 28, 28), 10),
+        torchvision.models.resnet18(num_classes=10),
+        torchvision.models.mobilenet_v2(num_classes=10),
+    ):
         data = _script_bytes(module)
         entries = screen.screen_torchscript_archive(data, "real")
         assert any(e.startswith("code/") for e in entries)
 
 
-@pytest.mark.parametrize("expr", [
-    "Symbol('s77', positive=True, integer=True)", "s0*s1 + 2", "Ne(s77, 1)", "FloorDiv(s0, 2) - 1",
-    "PowByNatural(s0, 2)", "s0**2", "Max(1, s0)", "Eq(Mod(s0, 4), 0)", "-s3 + 9223372036854775807",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "Symbol('s77', positive=True, integer=True)",
+        "s0*s1 + 2",
+        "Ne(s77, 1)",
+        "FloorDiv(s0, 2) - 1",
+        "PowByNatural(s0, 2)",
+        "s0**2",
+        "Max(1, s0)",
+        "Eq(Mod(s0, 4), 0)",
+        "-s3 + 9223372036854775807",
+    ],
+)
 def test_real_shape_expressions_pass(expr):
     screen.check_shape_expression(expr)
 
 
-@pytest.mark.parametrize("expr, phrase", [
-    ("s0 + 0*10**10**9", r"raises to a power"),
-    ("Pow(10, 10**9)", r"calls Pow with an exponent"),
-    ("s0 + 99999999999999999999999", r"larger than 2\*\*63"),
-    ("__import__('os').system('x')", r"calls .__import__"),
-    ("s0.__class__", r"contains a Attribute"),
-    ("(lambda: 1)()", r"calls 'lambda: 1'"),
-    ("Symbol('s0', evaluate=__import__)", r"passes the keyword 'evaluate'"),
-    ("s0 + " * 600 + "1", r"longer than 2000"),
-    ("Max(" * 45 + "s0" + ")" * 45, r"nests deeper"),
-])
+@pytest.mark.parametrize(
+    "expr, phrase",
+    [
+        ("s0 + 0*10**10**9", r"raises to a power"),
+        ("Pow(10, 10**9)", r"calls Pow with an exponent"),
+        ("s0 + 99999999999999999999999", r"larger than 2\*\*63"),
+        ("__import__('os').system('x')", r"calls .__import__"),
+        ("s0.__class__", r"contains a Attribute"),
+        ("(lambda: 1)()", r"calls 'lambda: 1'"),
+        ("Symbol('s0', evaluate=__import__)", r"passes the keyword 'evaluate'"),
+        ("s0 + " * 600 + "1", r"longer than 2000"),
+        ("Max(" * 45 + "s0" + ")" * 45, r"nests deeper"),
+    ],
+)
 def test_dangerous_shape_expressions_are_refused_without_evaluation(expr, phrase):
     t0 = time.perf_counter()
     with pytest.raises(ModelLoadError, match=phrase):
@@ -275,16 +294,24 @@ def test_child_limits_forbid_file_writes_and_the_environment_is_minimal(tmp_path
     """The child's own limits (as set by the sandbox): any write to a file fails, even one the screen missed."""
     from geometry.loading import sandbox
 
-    code = (f"import sys, os, json; sys.path.insert(0, {str(Path(sandbox.__file__).parents[2])!r}); "
-            "from geometry.loading.sandbox import _apply_limits; "
-            "start = os.listdir('.'); _apply_limits(cpu_seconds=30, memory_bytes=2**30)\n"
-            "fd = os.open('x', os.O_WRONLY | os.O_CREAT)\n"
-            "try:\n    os.write(fd, b'1'); wrote = True\nexcept OSError:\n    wrote = False\n"
-            "print(json.dumps({'start': start, 'wrote': wrote, 'size': os.path.getsize('x')}))")
+    code = (
+        f"import sys, os, json; sys.path.insert(0, {str(Path(sandbox.__file__).parents[2])!r}); "
+        "from geometry.loading.sandbox import _apply_limits; "
+        "start = os.listdir('.'); _apply_limits(cpu_seconds=30, memory_bytes=2**30)\n"
+        "fd = os.open('x', os.O_WRONLY | os.O_CREAT)\n"
+        "try:\n    os.write(fd, b'1'); wrote = True\nexcept OSError:\n    wrote = False\n"
+        "print(json.dumps({'start': start, 'wrote': wrote, 'size': os.path.getsize('x')}))"
+    )
     folder = tmp_path / "child"
     folder.mkdir()
-    out = subprocess.run([sys.executable, "-c", code], cwd=folder, env=sandbox._child_env(str(folder)),
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env=sandbox._child_env(str(folder)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert '"start": []' in out.stdout and '"wrote": false' in out.stdout and '"size": 0' in out.stdout, out
     env = sandbox._child_env("/tmp/x")
     assert "BOUNDARY_ATLAS_DATA" not in env and env["BOUNDARY_ATLAS_CACHE"] == "/tmp/x" and env["HOME"] == "/tmp/x"
@@ -302,8 +329,16 @@ def _onnx_bytes(module: nn.Module, shape, *, opset: int = 17) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (torch.rand(2, *shape),), buf, dynamo=False, opset_version=opset,
-                          input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "batch"}})
+        torch.onnx.export(
+            module.eval(),
+            (torch.rand(2, *shape),),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "batch"}},
+        )
     return buf.getvalue()
 
 
@@ -374,8 +409,24 @@ def test_cli_refuses_the_bypass_archive(tmp_path, capsys):
     path = tmp_path / "model.pt"
     path.write_bytes(_bypass_variants(_script_bytes(_WritesFile(str(marker))))["decoy constants.pkl"])
     for extra in ([], ["--trust-model-code"]):
-        rc = main(["report", "--model", str(path), "--dataset", "digits", "--input-shape", "1", "8", "8",
-                   "--out", str(tmp_path / "report"), "--n-points", "4", *extra])
+        rc = main(
+            [
+                "report",
+                "--model",
+                str(path),
+                "--dataset",
+                "digits",
+                "--input-shape",
+                "1",
+                "8",
+                "8",
+                "--out",
+                str(tmp_path / "report"),
+                "--n-points",
+                "4",
+                *extra,
+            ]
+        )
         assert rc == 2
         err = capsys.readouterr().err
         assert "outside its record folder" in err and "Traceback" not in err
@@ -393,9 +444,18 @@ def test_app_upload_refuses_the_bypass_archive(tmp_path):
 
     data = _bypass_variants(_script_bytes(_WritesFile(str(marker))))["second root folder"]
     with pytest.raises(AtlasError, match="outside its record folder"):
-        _upload.register_upload(model_file=Upload(data), fmt="auto", architecture=_upload.NO_ARCHITECTURE,
-                               data_kind="built-in dataset", builtin="digits", data_file=None, shape_text="1, 8, 8",
-                               mean_text="", std_text="", names_text="")
+        _upload.register_upload(
+            model_file=Upload(data),
+            fmt="auto",
+            architecture=_upload.NO_ARCHITECTURE,
+            data_kind="built-in dataset",
+            builtin="digits",
+            data_file=None,
+            shape_text="1, 8, 8",
+            mean_text="",
+            std_text="",
+            names_text="",
+        )
     assert not marker.exists()
 
 

@@ -1,0 +1,280 @@
+"""Models, datasets and study calls of the app, cached.
+
+* Networks and datasets live in ``st.cache_resource`` (networks frozen, never mutated); a browser
+  session's uploads live in its session state only.
+* :func:`study_points` is the one point split of :mod:`geometry.study` for the sidebar's dataset.
+* The study functions of :mod:`geometry.study` cache their results themselves (in memory and on
+  disk, keyed by the weights' and the points' fingerprints and the settings' key), so the wrappers
+  here only draw a progress bar or a spinner; the few per-view computations the study layer does
+  not cache (a cross-section, the gallery, angles at one m, the fooling matrix) are kept in its
+  in-memory LRU (:func:`geometry.study.cached_result`, ``disk=False``).
+
+A progress bar moved from inside ``st.cache_data`` breaks the next rerun (CacheReplayClosureError):
+none of the study calls below is an ``st.cache_data`` function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+import torch
+
+from geometry import data as data_mod
+from geometry import study, zoo
+from geometry.classifier import Classifier
+from geometry.compare import transfer_sections as _transfer_sections
+from geometry.errors import AtlasError
+from geometry.study import data_fingerprint, network_fingerprint
+
+from ._state import USER_PREFIX
+
+DATASET_LABELS = {"digits": "8×8 digits (embedded)", "mnist": "MNIST 28×28", "cifar10": "CIFAR-10 32×32"}
+
+
+# ------------------------------------------------------------------ datasets and networks
+def user_models() -> dict:
+    """This browser session's uploaded models: key → {"clf", "dataset"} (never shared across sessions)."""
+    return st.session_state.setdefault("_user_models", {})
+
+
+def user_datasets() -> dict:
+    """This browser session's uploaded datasets: key → Dataset."""
+    return st.session_state.setdefault("_user_datasets", {})
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _builtin_dataset(name: str, split: str) -> data_mod.Dataset:
+    return data_mod.load_dataset(name, split=split)
+
+
+def get_dataset(name: str, split: str = "test") -> data_mod.Dataset:
+    """A built-in dataset's split, or this session's uploaded dataset (one split only)."""
+    if name.startswith(USER_PREFIX):
+        return user_datasets()[name]
+    return _builtin_dataset(name, split)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def dataset_problem(name: str) -> str | None:
+    """None if the dataset can be loaded here, else the message saying where we looked."""
+    try:
+        data_mod.load_dataset(name, split="test", limit=4)
+    except AtlasError as exc:
+        return str(exc)
+    return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _cached_model(name: str) -> Classifier:
+    return zoo.load_model(name, train=False)
+
+
+def get_model(name: str) -> Classifier:
+    """A zoo network (trained on first use with a progress bar, then read from the disk cache), or
+    one of this session's uploaded models."""
+    if name.startswith(USER_PREFIX):
+        return user_models()[name]["clf"]
+    if not zoo.is_cached(name):
+        with st.status(
+            f"Training **{name}** — first use only; it is cached on disk afterwards.", expanded=True
+        ) as status:
+            bar = st.progress(0.0, text="starting")
+            zoo.load_model(name, progress=lambda f, msg: bar.progress(min(max(float(f), 0.0), 1.0), text=msg))
+            status.update(label=f"{name} trained and cached.", state="complete", expanded=False)
+    return _cached_model(name)
+
+
+def compatible_models(dataset: str) -> list[str]:
+    """Networks that can be compared on ``dataset``: the zoo's networks of that dataset, then this
+    session's uploads whose input shape equals the dataset's image shape."""
+    names = list(zoo.model_names(dataset)) if not dataset.startswith(USER_PREFIX) else []
+    try:
+        shape = tuple(get_dataset(dataset, "test").input_shape)
+    except Exception:  # an unavailable dataset: the sidebar already says so
+        return names
+    return names + [k for k, u in user_models().items() if tuple(u["clf"].input_shape) == shape and k not in names]
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _split_points(dataset: str, split: study.PointSplit) -> study.StudyPoints:
+    if dataset.startswith(USER_PREFIX):
+        return study.split_points(get_dataset(dataset), None, split)
+    return study.split_points(get_dataset(dataset, "test"), get_dataset(dataset, "train"), split)
+
+
+def study_points(dataset: str, split: study.PointSplit) -> study.StudyPoints:
+    """The study's points on the sidebar's dataset (:func:`geometry.study.split_points`): a built-in
+    dataset's training and test splits, or an uploaded dataset's two seeded halves."""
+    return _split_points(dataset, split)
+
+
+# ------------------------------------------------------------------ progress
+def progress_bar(text: str):
+    """A progress bar and a callback ``(fraction, message)`` that moves it."""
+    bar = st.progress(0.0, text=text)
+
+    def update(fraction: float, message: str) -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{text} — {message}")
+
+    return bar, update
+
+
+def _with_bar(text: str, compute):
+    bar, update = progress_bar(text)
+    result = compute(update)
+    bar.empty()
+    return result
+
+
+def _memo(kind: str, key: dict, compute):
+    """A per-view result in the study layer's in-memory LRU (shared by sessions; read-only)."""
+    return study.cached_result(f"app-{kind}", key, compute, disk=False)
+
+
+# ------------------------------------------------------------------ ξ and h
+def noise_norm(clf: Classifier, points: study.StudyPoints, share: float):
+    """:func:`geometry.study.noise_norm` with a spinner (ξ = its quantile / 5: :func:`geometry.study.xi`)."""
+    with st.spinner("Measuring the random-noise norm…"):
+        return study.noise_norm(clf, points, share)
+
+
+def resolve_h(clf: Classifier, scale: study.HScale, points: study.StudyPoints) -> study.ResolvedH:
+    """:func:`geometry.study.resolve_h` (a spinner when h = ξ needs the random-noise norm)."""
+    if scale.preset != "xi":
+        return study.resolve_h(clf, scale, points)
+    with st.spinner("Measuring the random-noise norm…"):
+        return study.resolve_h(clf, scale, points)
+
+
+# ------------------------------------------------------------------ studies
+def curvature_study(clf: Classifier, points: study.StudyPoints, settings: study.CurvatureSettings):
+    """:func:`geometry.study.curvature_study` with a progress bar."""
+    return _with_bar(
+        "Computing S_c, S_f and curvature versus m",
+        lambda update: study.curvature_study(clf, points, settings, progress=update),
+    )
+
+
+def study_subspaces(clf: Classifier, points: study.StudyPoints, settings: study.CurvatureSettings, *, text: str):
+    """(S_c, S_f) exactly as the Curvature vs m page computes them (:func:`geometry.study.study_subspaces`)."""
+    key = {
+        "network": network_fingerprint(clf),
+        "estimate": points.estimate_key,
+        "noise": points.noise_key,
+        "settings": settings.key(),
+    }
+    return _with_bar(
+        text,
+        lambda update: _memo("subspaces", key, lambda: study.study_subspaces(clf, points, settings, progress=update)),
+    )
+
+
+def section_study(clf: Classifier, x: torch.Tensor, settings: study.SectionSettings, subspace=None):
+    """:func:`geometry.study.section_study` at one datapoint, with a spinner."""
+    key = {
+        "network": network_fingerprint(clf),
+        "x": data_fingerprint(x),
+        "settings": settings.key(),
+        "subspace": None if subspace is None else data_fingerprint(subspace.basis),
+    }
+    with st.spinner("Computing DeepFool, the cross-section and the curvature along v…"):
+        return _memo("section", key, lambda: study.section_study(clf, x, settings, subspace=subspace))
+
+
+def universal_study(clf: Classifier, points: study.StudyPoints, settings: study.UniversalSettings):
+    """:func:`geometry.study.universal_study` with a progress bar."""
+    return _with_bar(
+        "Computing S_c, S_f, fooling rates and the UAP",
+        lambda update: study.universal_study(clf, points, settings, progress=update),
+    )
+
+
+def universal_samples(clf: Classifier, result, points: study.StudyPoints, settings: study.UniversalSettings, *, m: int):
+    """:func:`geometry.study.universal_samples` (8 vectors of S_c at one m) for ``result`` =
+    :func:`universal_study` (clf, points, settings), with a spinner."""
+    key = {
+        "network": network_fingerprint(clf),
+        "heldout": points.heldout_key,
+        "settings": settings.key(),
+        "xi": repr(float(result.xi)),
+        "h": repr(float(result.h)),
+        "m": int(m),
+    }
+    with st.spinner(f"Sampling 8 vectors of S_c at m = {m}…"):
+        return _memo("samples", key, lambda: study.universal_samples(clf, result, points, m=int(m)))
+
+
+def compare_study(
+    clf_a: Classifier, clf_b: Classifier, points: study.StudyPoints, settings: study.CompareSettings, *, text: str
+):
+    """:func:`geometry.study.compare_study` with a progress bar, named after these two networks."""
+    both = _with_bar(text, lambda update: study.compare_study(clf_a, clf_b, points, settings, progress=update))
+    names = (clf_a.name, clf_b.name)  # the study is keyed by weights: the same weights may come under another name
+    return both if tuple(both.names) == names else dataclasses.replace(both, names=names)
+
+
+def compare_angles(comparison, settings: study.CompareSettings, *, m: int) -> dict:
+    """:func:`geometry.study.compare_angles` for the first m directions."""
+    key = {
+        "subspaces": [data_fingerprint(s.basis) for pair in comparison.subspaces.values() for s in pair],
+        "names": list(comparison.names),
+        "settings": settings.key(),
+        "m": int(m),
+    }
+    return _memo("angles", key, lambda: study.compare_angles(comparison, settings, m=int(m)))
+
+
+def transfer_sections(
+    clf_b: Classifier, x: torch.Tensor, direction: torch.Tensor, *, seed: int, resolution: int, h: float
+):
+    """B's normal cross-sections at ``x`` along a direction and a random one (:func:`geometry.compare.transfer_sections`)."""
+    key = {
+        "network": network_fingerprint(clf_b),
+        "x": data_fingerprint(x),
+        "v": data_fingerprint(direction),
+        "seed": int(seed),
+        "resolution": int(resolution),
+        "h": repr(float(h)),
+    }
+    with st.spinner("Cross-sections of network B…"):
+        return _memo(
+            "transfer-sections",
+            key,
+            lambda: _transfer_sections(
+                clf_b, x, direction, random_state=int(seed), resolution=int(resolution), h=float(h)
+            ),
+        )
+
+
+def fooling_matrix(
+    clfs: dict,
+    points: study.StudyPoints,
+    settings: study.CompareSettings,
+    *,
+    h: float,
+    m: int,
+    xi: float,
+    n_vectors: int,
+):
+    """:func:`geometry.study.fooling_matrix` with a progress bar."""
+    key = {
+        "networks": [[name, network_fingerprint(c)] for name, c in clfs.items()],
+        "estimate": points.estimate_key,
+        "heldout": points.heldout_key,
+        "settings": settings.key(),
+        "h": repr(float(h)),
+        "m": int(m),
+        "xi": repr(float(xi)),
+        "n_vectors": int(n_vectors),
+    }
+    return _with_bar(
+        "Fooling-rate matrix",
+        lambda update: _memo(
+            "fooling-matrix",
+            key,
+            lambda: study.fooling_matrix(
+                clfs, points, settings, h=float(h), m=int(m), xi=float(xi), n_vectors=int(n_vectors), progress=update
+            ),
+        ),
+    )

@@ -1,0 +1,69 @@
+"""Widget groups shared by several pages: the curvature settings of "Curvature vs m", also drawn on
+"Cross-sections" with the same keys, so that both pages use one S_c / S_f and one estimator."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from geometry.hessian import default_h
+from geometry.study import CurvatureSettings, ResolvedH, StudyPoints
+
+from . import _cached
+from ._sidebar import Selection
+from ._state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView
+
+
+def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings, StudyPoints, ResolvedH | None]:
+    """Draw n, m, the Hessian estimator, the boundary point and (finite differences) the scale h.
+
+    Returns the view (also written to the URL), its :class:`~geometry.study.CurvatureSettings`,
+    the study's points on the sidebar's dataset and the resolved h (None for the methods without
+    one). For h = ξ the measured ξ is shown beside the choice, or a warning when it is undefined.
+    """
+    h_authors = default_h(sel.clf)
+    view = CurvatureView.read(h_authors)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.slider(
+        "n: points used for S_c",
+        **CV_N,
+        key="cv_n",
+        help="Training points whose boundary Hessians are averaged (paper: training points).",
+    )
+    c2.slider("maximum m", **CV_M, key="cv_m", help="Dimension of the subspaces; curves go from m = 1 to this.")
+    c3.selectbox(
+        "Hessian-vector products",
+        list(CURVATURE_METHODS),
+        key="cv_method",
+        format_func=CURVATURE_METHODS.get,
+        help="A ReLU network's exact Hessian is zero almost everywhere: finite differences of gradients "
+        "at scale h measure the curvature at that scale.",
+    )
+    c4.selectbox("boundary point", list(CURVATURE_POINTS), key="cv_point", format_func=CURVATURE_POINTS.get)
+    settings = view.settings()
+    points = _cached.study_points(sel.dataset_key, settings.points)
+    resolved = None
+    if view.method == "finite_difference":
+        s1, s2 = st.columns([2, 1])
+        scales = {
+            "authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}",
+            "xi": "match h to ξ (1/5 of the random-noise norm fooling 50 %)",
+            "custom": "custom h",
+        }  # H_SCALES
+        s1.radio("scale h (pixel-space distance)", list(scales), key="cv_scale", format_func=scales.get)
+        if view.scale == "custom":
+            s2.number_input("h", **H_INPUT, key="cv_h", format="%.4f")
+        resolved = _cached.resolve_h(sel.clf, settings.scale, points)
+        if view.scale == "xi" and resolved.preset == "xi":
+            noise = resolved.noise
+            s2.metric(
+                "ξ = h",
+                f"{resolved.h:.3g}",
+                help=f"random noise of norm {noise.quantile:.3g} fools 50 % of held-out points; "
+                f"{noise.infinite_share:.0%} of random rays never change the label",
+            )
+        elif view.scale == "xi":
+            st.warning(
+                "Random noise fools fewer than 50 % of points even at the largest norm tried; using the authors' h."
+            )
+    view.share()
+    return view, settings, points, resolved

@@ -1,0 +1,130 @@
+"""The shared sidebar (dataset, network, datapoint), the selection it makes, and error display."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import streamlit as st
+
+from geometry import zoo
+from geometry.classifier import Classifier
+from geometry.data import Dataset
+from geometry.errors import AtlasError
+
+from ._cached import DATASET_LABELS, dataset_problem, get_dataset, get_model, user_datasets, user_models
+from ._state import USER_PREFIX, init_state, share
+
+DEFAULT_MODEL = "digits-lenet"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar selected: a network, its dataset's test split, and one datapoint."""
+
+    model_name: str
+    clf: Classifier
+    dataset: Dataset  # the test split (held-out points)
+    dataset_key: str  # a built-in name or an upload key (``dataset.name`` is e.g. "npz" for uploads)
+    index: int
+
+    @property
+    def x(self):
+        return self.dataset.images[self.index]
+
+    @property
+    def true_label(self) -> int:
+        return int(self.dataset.labels[self.index])
+
+
+def model_label(name: str) -> str:
+    """How a network is named in pickers: zoo names as they are, uploads with the 📤 mark."""
+    return f"📤 {name[len(USER_PREFIX) :]}" if name.startswith(USER_PREFIX) else name
+
+
+def class_name(names, i: int) -> str:
+    """``names[i]``, or the index itself when a label lies outside the model's class names."""
+    i = int(i)
+    return str(names[i]) if 0 <= i < len(names) else f"#{i}"
+
+
+def sidebar() -> dict | None:
+    """Draw the shared sidebar; returns the chosen ``model``, ``dataset`` and ``index`` (plain values),
+    or None (with an error shown) if the dataset is unusable. The model itself is loaded by
+    :func:`selection`, inside the page, so a page paints its text before any training starts."""
+    sb = st.sidebar
+    uploads = user_models()
+    init_state("model", DEFAULT_MODEL, options=[*zoo.ZOO, *uploads])
+    current = (
+        uploads[st.session_state["model"]]["dataset"]
+        if st.session_state["model"] in uploads
+        else zoo.ZOO[st.session_state["model"]].dataset
+    )
+    labels = {**DATASET_LABELS, **{k: f"Your data: {k[len(USER_PREFIX) :]}" for k in user_datasets()}}
+    init_state("dataset", current, options=list(labels))
+    dataset = sb.selectbox(
+        "Dataset",
+        list(labels),
+        key="dataset",
+        format_func=labels.get,
+        help="Where the datapoints come from. digits ships inside scikit-learn; MNIST and "
+        "CIFAR-10 are read from $BOUNDARY_ATLAS_DATA; your uploads appear here too.",
+    )
+    names = zoo.model_names(dataset) + [k for k, u in uploads.items() if u["dataset"] == dataset]
+    if not names:
+        st.warning("No network for this dataset yet: upload one on the Home page (Your model).")
+        return None
+    if st.session_state["model"] not in names:
+        st.session_state["model"] = names[0]
+    model_name = sb.selectbox(
+        "Network",
+        names,
+        key="model",
+        format_func=model_label,
+        help="Zoo networks are trained on first use (seconds for digits, minutes for "
+        "CIFAR-10) and cached on disk. 📤 marks your uploads (this browser session only).",
+    )
+    if not dataset.startswith(USER_PREFIX):
+        problem = dataset_problem(dataset)
+        if problem:
+            st.error(f"The {DATASET_LABELS[dataset]} dataset is not available here.\n\n{problem}")
+            return None
+    ds = get_dataset(dataset, "test")
+    index_bounds = dict(min_value=0, max_value=len(ds) - 1, step=1)
+    init_state("i", 0, int, **index_bounds)
+    index = sb.number_input(
+        f"Datapoint (test image 0–{len(ds) - 1})", **index_bounds, key="i", help="Index into the held-out test split."
+    )
+    if model_name in zoo.ZOO:
+        entry = zoo.ZOO[model_name]
+        sb.caption(f"{entry.architecture} · {entry.description}")
+        share(model=model_name, i=int(index))
+    else:
+        sb.caption("Your uploaded model (this browser session only; views of it are not shareable links).")
+    return {"model": model_name, "dataset": dataset, "index": int(index)}
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Show an :class:`AtlasError` as a message instead of a traceback."""
+    try:
+        yield
+    except AtlasError as exc:
+        st.error(str(exc))
+
+
+def selection() -> Selection | None:
+    """The sidebar's choice with its network loaded (trained first, with a progress bar, if needed)."""
+    chosen = st.session_state.get("_sidebar")
+    if chosen is None:
+        return None
+    with user_errors():
+        clf = get_model(chosen["model"])
+        return Selection(
+            model_name=chosen["model"],
+            clf=clf,
+            dataset=get_dataset(chosen["dataset"], "test"),
+            dataset_key=chosen["dataset"],
+            index=chosen["index"],
+        )
+    return None

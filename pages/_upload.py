@@ -1,0 +1,170 @@
+"""The upload form (Home → Your model): a model file, its data, checked and loaded into this
+browser session only; it then appears in every page's network picker."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from geometry import data as data_mod
+from geometry.errors import AtlasError
+
+from ._cached import DATASET_LABELS, _builtin_dataset, dataset_problem, user_datasets, user_models
+from ._sidebar import user_errors
+from ._state import USER_PREFIX
+
+UPLOAD_LIMIT_MB = 200  # also the server's limit: .streamlit/config.toml server.maxUploadSize
+NO_ARCHITECTURE = "(not needed: TorchScript / export)"
+FORMATS = ["auto", "torchscript", "export", "onnx", "state_dict", "safetensors"]
+MODEL_TYPES = ["pt", "pth", "pt2", "onnx", "safetensors", "ts", "jit", "bin", "ckpt"]
+
+
+def upload_architectures() -> list[str]:
+    from geometry.loading import architecture_names
+
+    return [NO_ARCHITECTURE, *architecture_names()]
+
+
+def _floats(text: str, what: str) -> tuple[float, ...] | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return tuple(float(t) for t in text.replace(";", ",").split(",") if t.strip())
+    except ValueError as exc:
+        raise AtlasError(f"{what} must be comma-separated numbers, got {text!r}") from exc
+
+
+def _unzip_image_folder(data: bytes, name: str = "uploaded zip") -> data_mod.Dataset:
+    """The uploaded zip of class folders as a test-split dataset: :func:`geometry.data.load_zip_upload`
+    (limits checked before decoding; the temporary folder is removed on success and on failure)."""
+    return data_mod.load_zip_upload(data, name=name, split="test")
+
+
+def register_upload(
+    *, model_file, fmt, architecture, data_kind, builtin, data_file, shape_text, mean_text, std_text, names_text
+) -> str:
+    """Load and validate an uploaded model (and data) into this session; returns the model's key.
+
+    The key holds a hash of the file and of every setting, so cached results of two different
+    uploads can never be confused, across sessions too.
+    """
+    from geometry.loading import load_classifier
+
+    if model_file is None:
+        raise AtlasError("choose a model file to upload")
+    h = hashlib.sha256(model_file.getvalue())
+    if data_kind == "built-in dataset":
+        problem = dataset_problem(builtin)
+        if problem:
+            raise AtlasError(f"the {DATASET_LABELS[builtin]} dataset is not available here: {problem}")
+        ds = _builtin_dataset(builtin, "test")
+        dataset_key = builtin
+    else:
+        if data_file is None:
+            raise AtlasError("choose a data file (zip or npz), or use a built-in dataset")
+        raw = data_file.getvalue()
+        ds = (
+            _unzip_image_folder(raw, data_file.name)
+            if data_kind.startswith("zip")
+            else data_mod.load_npz(data_file, split="test")
+        )
+        dataset_key = f"{USER_PREFIX}{data_file.name}-{hashlib.sha256(raw).hexdigest()[:10]}"
+        h.update(dataset_key.encode())
+    shape = _floats(shape_text, "input shape")
+    shape = tuple(int(v) for v in shape) if shape else tuple(ds.input_shape)
+    names = [t.strip() for t in names_text.split(",") if t.strip()] or list(ds.class_names)
+    mean, std = _floats(mean_text, "mean"), _floats(std_text, "std")
+    h.update(repr((fmt, architecture, shape, mean, std, names)).encode())
+    if tuple(shape) != tuple(ds.input_shape):
+        raise AtlasError(f"the model's input shape {shape} differs from the data's image shape {tuple(ds.input_shape)}")
+    stem = model_file.name.rsplit(".", 1)[0]
+    key = f"{USER_PREFIX}{stem}-{h.hexdigest()[:10]}"
+    clf = load_classifier(
+        model_file,
+        format=None if fmt == "auto" else fmt,
+        architecture=None if architecture == NO_ARCHITECTURE else architecture,
+        input_shape=shape,
+        mean=mean,
+        std=std,
+        class_names=names,
+        name=key,
+        max_bytes=UPLOAD_LIMIT_MB * 1024 * 1024,
+    )
+    clf.info.setdefault("dataset", dataset_key)
+    if dataset_key.startswith(USER_PREFIX):
+        user_datasets()[dataset_key] = ds
+    user_models()[key] = {"clf": clf, "dataset": dataset_key}
+    return key
+
+
+def upload_form() -> None:
+    """The "Your model" expander: what is accepted, the safety limits, the form, and the result."""
+    from geometry.loading.sandbox import DEFAULT_LIMITS
+
+    with st.expander(
+        "Upload a model to inspect — it appears in every page's network picker, for this browser session only",
+        expanded=False,
+    ):
+        st.markdown(
+            f"Formats: **TorchScript** (`torch.jit.save`), **torch.export** programs (`.pt2`), **ONNX** (`.onnx`, "
+            f"e.g. from Keras, JAX or TensorFlow; converted with onnx2torch), or a **state_dict** "
+            f"(`.pt`/`.pth`, read with `weights_only=True`, or `.safetensors`) plus its architecture. "
+            f"Files up to **{UPLOAD_LIMIT_MB} MB**. A fully pickled module (`torch.save(model)`) is refused: "
+            "loading it would run code from the file. The model takes pixels in [0, 1] (normalisation below is "
+            "applied before it) and returns logits (N, L)."
+        )
+        st.caption(
+            f"**Safety.** An uploaded model is code. TorchScript and `.pt2` files may call only pure tensor operators "
+            f"(an allow-list: no file, network, random-state or threading operators), checked on the file and again on "
+            f"the loaded graph. It is then loaded and probed first in a separate process limited to "
+            f"**{DEFAULT_LIMITS.describe()}**, with no file writes; only a model that passes is loaded here. "
+            f"Data: at most {data_mod.MAX_IMAGES:,} images of at most {data_mod.MAX_IMAGE_PIXELS:,} pixels, "
+            f"{data_mod.MAX_DECODED_BYTES / 2**30:.0f} GiB decoded, labels below {data_mod.MAX_CLASSES:,}."
+        )
+        with st.form("upload_form"):
+            model_file = st.file_uploader("Model file", type=MODEL_TYPES)
+            c1, c2 = st.columns(2)
+            fmt = c1.selectbox("Format", FORMATS, help="auto: detected from the file's content (and its extension).")
+            arch = c2.selectbox(
+                "Architecture (state_dicts only)",
+                upload_architectures(),
+                help="The network the weights belong to. torchvision models take their num_classes "
+                "from the class names.",
+            )
+            data_kind = st.radio(
+                "Data to analyse",
+                ["built-in dataset", "zip of an image folder", ".npz of images and labels"],
+                horizontal=True,
+            )
+            c3, c4 = st.columns(2)
+            builtin = c3.selectbox("Built-in dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get)
+            data_file = c4.file_uploader(
+                "Your data (zip: <class>/<image> folders; npz: images, labels[, class_names])", type=["zip", "npz"]
+            )
+            c5, c6, c7 = st.columns(3)
+            shape_text = c5.text_input("Input shape C, H, W", "", help="Blank: the data's image shape.")
+            mean_text = c6.text_input("Normalisation mean (per channel)", "", help="e.g. 0.5, 0.5, 0.5 — blank: none")
+            std_text = c7.text_input("Normalisation std (per channel)", "", help="e.g. 0.5, 0.5, 0.5 — blank: none")
+            names_text = st.text_input("Class names (comma-separated)", "", help="Blank: the data's class names.")
+            submitted = st.form_submit_button("Load model")
+        if submitted:
+            with user_errors():
+                with st.spinner("Loading and validating the model…"):
+                    key = register_upload(
+                        model_file=model_file,
+                        fmt=fmt,
+                        architecture=arch,
+                        data_kind=data_kind,
+                        builtin=builtin,
+                        data_file=data_file,
+                        shape_text=shape_text,
+                        mean_text=mean_text,
+                        std_text=std_text,
+                        names_text=names_text,
+                    )
+                st.success(
+                    f"Loaded **{key[len(USER_PREFIX) :]}**. Pick it in the sidebar's *Network* list "
+                    "(📤); every page now accepts it."
+                )
