@@ -32,7 +32,7 @@ Architectures
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -89,7 +89,7 @@ class LeNet(nn.Module):
         pad = 2 if min(h, w) < 16 else 0
         self.conv1 = nn.Conv2d(c, channels[0], 5, padding=pad)
         self.conv2 = nn.Conv2d(channels[0], channels[1], 5, padding=pad)
-        size = lambda s: ((s + 2 * pad - 4) // 2 + 2 * pad - 4) // 2  # noqa: E731
+        size = lambda s: ((s + 2 * pad - 4) // 2 + 2 * pad - 4) // 2
         flat = channels[1] * size(h) * size(w)
         self.fc1 = nn.Linear(flat, hidden[0])
         self.fc2 = nn.Linear(hidden[0], hidden[1])
@@ -138,8 +138,14 @@ class NiN(nn.Module):
         k = 3 if min(h, w) < 16 else 5
 
         def block(i: int, o: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(i, o, k, padding=k // 2), nn.BatchNorm2d(o), _activation(activation),
-                                 nn.Conv2d(o, o, 1), _activation(activation), nn.MaxPool2d(2))
+            return nn.Sequential(
+                nn.Conv2d(i, o, k, padding=k // 2),
+                nn.BatchNorm2d(o),
+                _activation(activation),
+                nn.Conv2d(o, o, 1),
+                _activation(activation),
+                nn.MaxPool2d(2),
+            )
 
         self.block1 = block(c, channels[0])
         self.block2 = block(channels[0], channels[1])
@@ -239,8 +245,9 @@ def architecture_names() -> list[str]:
     return sorted(ARCHITECTURES) + [f"torchvision:{n}" for n in _torchvision_names()]
 
 
-def build_architecture(name: str, *, input_shape: Sequence[int], num_classes: int, random_state: int = 0,
-                       **kwargs) -> nn.Module:
+def build_architecture(
+    name: str, *, input_shape: Sequence[int], num_classes: int, random_state: int = 0, **kwargs
+) -> nn.Module:
     """An untrained network ``name`` for ``input_shape`` (C, H, W) and ``num_classes`` outputs.
 
     Looked up in order: :data:`ARCHITECTURES` (``lenet``, ``lenet-softplus``, ``mlp``, ``nin``,
@@ -265,7 +272,9 @@ def build_architecture(name: str, *, input_shape: Sequence[int], num_classes: in
         the constructor failed for these arguments (message has its first line).
     """
     if not isinstance(name, str) or not name.strip():
-        raise UnknownNameError(f"architecture must be a name such as 'lenet', 'resnet20' or 'torchvision:resnet18', got {name!r}")
+        raise UnknownNameError(
+            f"architecture must be a name such as 'lenet', 'resnet20' or 'torchvision:resnet18', got {name!r}"
+        )
     if isinstance(random_state, bool) or not isinstance(random_state, int):
         raise InvalidInputError(f"random_state (seed of the initial weights) must be an int, got {random_state!r}")
     key = name.strip()

@@ -23,14 +23,27 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator
+from typing import Any
 
 from .errors import AtlasError, InvalidInputError
 
-__all__ = ["cache_dir", "cache_key", "atomic_write", "atomic_write_bytes", "tensors_digest", "save_tensors",
-           "read_tensors", "load_tensors", "discard_damaged", "file_lock", "CorruptFileError",
-           "DamagedCacheError", "DamagedCacheWarning"]
+__all__ = [
+    "cache_dir",
+    "cache_key",
+    "atomic_write",
+    "atomic_write_bytes",
+    "tensors_digest",
+    "save_tensors",
+    "read_tensors",
+    "load_tensors",
+    "discard_damaged",
+    "file_lock",
+    "CorruptFileError",
+    "DamagedCacheError",
+    "DamagedCacheWarning",
+]
 
 
 def cache_dir(sub: str | None = None) -> Path:
@@ -68,7 +81,11 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Atomically write ``data`` to ``path``."""
-    return atomic_write(path, lambda p: p.write_bytes(data))
+
+    def write(p: Path) -> None:
+        p.write_bytes(data)
+
+    return atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------- verified tensor files
@@ -133,7 +150,11 @@ def save_tensors(path: Path, tensors: dict, meta: dict[str, str] | None = None, 
     from safetensors.torch import save_file
 
     meta = dict(meta or {})
-    if SHA_KEY in meta or VERSION_KEY in meta or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+    if (
+        SHA_KEY in meta
+        or VERSION_KEY in meta
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
+    ):
         raise InvalidInputError(f"metadata must map str to str without {SHA_KEY!r} / {VERSION_KEY!r}")
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta[VERSION_KEY] = str(int(version))
@@ -170,7 +191,7 @@ def read_tensors(path: Path, *, version: int, finite: bool | Collection[str] = T
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open is not iterable
     except Exception as exc:  # SafetensorError, OSError, …: whatever it is, the file is unusable
         raise CorruptFileError(f"{path} is truncated or unreadable ({type(exc).__name__}: {exc})") from exc
     if SHA_KEY not in meta or VERSION_KEY not in meta:
@@ -199,13 +220,16 @@ def discard_damaged(path: Path, reason: object = "") -> None:
         path.unlink(missing_ok=True)
     detail = str(reason)
     if detail.startswith(str(path)):  # CorruptFileError messages start with the path
-        detail = detail[len(str(path)):].strip()
+        detail = detail[len(str(path)) :].strip()
     detail = f" ({detail})" if detail else ""
-    warnings.warn(f"removed a damaged cache file {path}{detail}; it will be recomputed", DamagedCacheWarning,
-                  stacklevel=3)
+    warnings.warn(
+        f"removed a damaged cache file {path}{detail}; it will be recomputed", DamagedCacheWarning, stacklevel=3
+    )
 
 
-def load_tensors(path: Path, *, version: int, finite: bool | Collection[str] = True) -> tuple[dict, dict[str, str]] | None:
+def load_tensors(
+    path: Path, *, version: int, finite: bool | Collection[str] = True
+) -> tuple[dict, dict[str, str]] | None:
     """:func:`read_tensors`, but a cache miss instead of an error: None when the file is missing, and
     None after deleting it (:func:`discard_damaged`) when it is damaged. Never returns bad data."""
     try:

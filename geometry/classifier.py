@@ -13,8 +13,8 @@ mean/std as *float* buffers (an integer buffer would silently truncate to 0 on l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -33,6 +33,9 @@ class Normalize(nn.Module):
         std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
         if torch.any(std_t <= 0):
             raise InvalidInputError(f"std must be positive, got {list(map(float, std_t.flatten()))}")
+        # declared here, not in the class body, where TorchScript would read the (string) annotations
+        self.mean: torch.Tensor  # registered buffers (nn.Module.__getattr__ would type them Tensor | Module)
+        self.std: torch.Tensor
         self.register_buffer("mean", mean_t)
         self.register_buffer("std", std_t)
 
@@ -148,14 +151,14 @@ def check_images(x, input_shape: Sequence[int], *, allow_single: bool = False, n
         try:
             x = torch.as_tensor(x)
         except Exception as exc:  # pragma: no cover - exotic inputs
-            raise InvalidInputError(f"{name} must be a tensor of shape (N, {', '.join(map(str, input_shape))}), got {type(x).__name__}") from exc
+            raise InvalidInputError(
+                f"{name} must be a tensor of shape (N, {', '.join(map(str, input_shape))}), got {type(x).__name__}"
+            ) from exc
     shape = tuple(int(s) for s in input_shape)
     if allow_single and tuple(x.shape) == shape:
         x = x.unsqueeze(0)
     if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
-        raise InvalidInputError(
-            f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
-        )
+        raise InvalidInputError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise InvalidInputError(f"{name} must be a floating-point tensor (pixels in [0, 1]), got dtype {x.dtype}")
     if not torch.isfinite(x).all():
@@ -192,16 +195,18 @@ def make_classifier(
         raise InvalidInputError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
     if (mean is None) != (std is None):
         raise InvalidInputError("give both mean and std, or neither")
-    if mean is not None and (len(mean) != shape[0] or len(std) != shape[0]):
+    if mean is not None and std is not None and (len(mean) != shape[0] or len(std) != shape[0]):
         raise InvalidInputError(f"mean and std need one value per channel ({shape[0]}), got {len(mean)} and {len(std)}")
     if not bounds[1] > bounds[0]:
         raise InvalidInputError(f"bounds must be (low, high) with low < high, got {bounds}")
     model.eval()
     model.requires_grad_(False)
-    if mean is not None:
-        network = nn.Sequential(Normalize(mean, std), model)
+    network: nn.Module
+    if mean is not None and std is not None:
+        normalize = Normalize(mean, std)
+        network = nn.Sequential(normalize, model)
         dtype = next((p.dtype for p in model.parameters()), torch.float32)
-        network[0].to(dtype)
+        normalize.to(dtype)
     else:
         network = model
     network.eval()
@@ -209,7 +214,7 @@ def make_classifier(
     return Classifier(
         network=network,
         model=model,
-        input_shape=shape,  # type: ignore[arg-type]
+        input_shape=shape,
         class_names=tuple(str(c) for c in class_names),
         name=name,
         bounds=(float(bounds[0]), float(bounds[1])),

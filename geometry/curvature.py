@@ -28,16 +28,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from ._checks import as_generator
 from .cache import CorruptFileError, read_tensors, save_tensors
 from .classifier import Classifier, check_images
-from ._checks import as_generator
 from .errors import AtlasError, InvalidInputError
 from .hessian import BoundaryOperator, boundary_operator
 
@@ -122,7 +122,7 @@ class Subspace:
     def m(self) -> int:
         return int(self.basis.shape[1])
 
-    def first(self, m: int) -> "Subspace":
+    def first(self, m: int) -> Subspace:
         """The subspace spanned by the first ``m`` columns (diagnostics sliced alike).
 
         Raises
@@ -323,7 +323,9 @@ def _tangent_curvatures(op: BoundaryOperator, normals: torch.Tensor, V: torch.Te
         pn = U.norm(dim=-1).double()  # (kb, c)
         index = torch.arange(psl.start, psl.stop).repeat(kb)
         q = op.quadratic_form(U.reshape(kb * c, d), index, F0=F0).reshape(kb, c).double()
-        Kb = torch.where(pn > 0, q / torch.where(pn > 0, pn, torch.ones_like(pn)) ** 2, torch.full_like(q, float("nan")))
+        Kb = torch.where(
+            pn > 0, q / torch.where(pn > 0, pn, torch.ones_like(pn)) ** 2, torch.full_like(q, float("nan"))
+        )
         K[psl, dsl] = Kb.T.cpu()
         frac[psl, dsl] = (pn / torch.where(vn[dsl] > 0, vn[dsl], torch.ones_like(vn[dsl]))[:, None]).T.cpu()
     return K, frac
@@ -438,9 +440,16 @@ def curved_subspace(
     gen = _generator(random_state)
 
     _call(progress, 0.0, f"DeepFool on {len(xs)} points")
-    df, keep, op, normals, gn, n_dropped = _boundary_points(
-        clf, xs, point=point, candidates=candidates, deepfool_result=deepfool_result,
-        method=method, h=h, beta=beta, chunk_size=chunk_size,
+    _df, _keep, op, normals, gn, n_dropped = _boundary_points(
+        clf,
+        xs,
+        point=point,
+        candidates=candidates,
+        deepfool_result=deepfool_result,
+        method=method,
+        h=h,
+        beta=beta,
+        chunk_size=chunk_size,
     )
     n = op.n
     counter = {"matvec": 0}
@@ -465,7 +474,11 @@ def curved_subspace(
         step = max(1, op.chunk_size // max(1, n))
         for s in range(0, d, step):
             cols.append(apply(eye[s : s + step]).double())
-            _call(progress, 0.05 + 0.85 * min(s + step, d) / d, f"dense average Hessian: {min(s + step, d)} of {d} columns")
+            _call(
+                progress,
+                0.05 + 0.85 * min(s + step, d) / d,
+                f"dense average Hessian: {min(s + step, d)} of {d} columns",
+            )
         A = torch.cat(cols).T  # column k = A e_k
         evals, evecs = torch.linalg.eigh(0.5 * (A + A.T))
         order = torch.argsort(evals, descending=True)[:m]
@@ -494,9 +507,9 @@ def curved_subspace(
                 raise AtlasError(f"eigsh failed ({exc}) after {counter['matvec']} operator applications") from exc
             evals = np.zeros(m)
             evecs = random_subspace_basis(d, m, random_state=gen).numpy()
-        order = np.argsort(evals)[::-1][:m]
-        eigenvalues = torch.from_numpy(np.ascontiguousarray(evals[order]))
-        basis = torch.from_numpy(np.ascontiguousarray(evecs[:, order]))
+        descending = np.argsort(evals)[::-1][:m]
+        eigenvalues = torch.from_numpy(np.ascontiguousarray(evals[descending]))
+        basis = torch.from_numpy(np.ascontiguousarray(evecs[:, descending]))
         q, rr = torch.linalg.qr(basis)  # re-orthonormalise (a non-symmetric operator may drift)
         basis = q * torch.sign(torch.diagonal(rr)).where(torch.diagonal(rr) != 0, torch.ones(1, dtype=q.dtype))
         _call(progress, 0.9, "measuring the asymmetry of the operator")
@@ -624,8 +637,14 @@ def random_subspace(d: int, m: int, *, random_state=0, input_shape: Sequence[int
     basis = random_subspace_basis(d, m, random_state=random_state)
     nan = torch.full((basis.shape[1],), float("nan"), dtype=torch.float64)
     return Subspace(
-        basis=basis, eigenvalues=nan, curvatures=nan.clone(), kappas=nan.clone(), asymmetry=float("nan"),
-        kind="random", solver="qr", input_shape=shape,  # type: ignore[arg-type]
+        basis=basis,
+        eigenvalues=nan,
+        curvatures=nan.clone(),
+        kappas=nan.clone(),
+        asymmetry=float("nan"),
+        kind="random",
+        solver="qr",
+        input_shape=shape,
     )
 
 
@@ -677,8 +696,15 @@ def curvature_along(
     xs = check_images(x, clf.input_shape, allow_single=True, name="x")
     V = _check_directions(clf, directions)
     df, keep, op, normals, gn, _ = _boundary_points(
-        clf, xs, point=point, candidates=candidates, deepfool_result=deepfool_result,
-        method=method, h=h, beta=beta, chunk_size=chunk_size,
+        clf,
+        xs,
+        point=point,
+        candidates=candidates,
+        deepfool_result=deepfool_result,
+        method=method,
+        h=h,
+        beta=beta,
+        chunk_size=chunk_size,
     )
     F0 = op.F()
     K, frac = _tangent_curvatures(op, normals, V, F0)
@@ -692,10 +718,18 @@ def curvature_along(
     Ff[keep] = F0.double().cpu()
     gf[keep] = gn.double().cpu()
     return CurvatureAlong(
-        curvature=Kf, kappa=kf, tangent_fraction=ff, F=Ff, grad_norm=gf,
+        curvature=Kf,
+        kappa=kf,
+        tangent_fraction=ff,
+        F=Ff,
+        grad_norm=gf,
         label=torch.as_tensor(df.label).long().cpu().clone(),
         adv_label=torch.as_tensor(df.adv_label).long().cpu().clone(),
-        converged=keep.clone(), method=op.method, h=op.h, beta=op.beta, point=point,
+        converged=keep.clone(),
+        method=op.method,
+        h=op.h,
+        beta=op.beta,
+        point=point,
         n_hvp=int(keep.sum()) * k,
     )
 
@@ -708,7 +742,9 @@ def _check_directions(clf: Classifier, directions) -> torch.Tensor:
     elif V.dim() >= 2 and tuple(V.shape[1:]) in (shape, (d,)):
         V = V.reshape(len(V), d)
     else:
-        raise InvalidInputError(f"directions must have shape (k, {', '.join(map(str, shape))}) or (k, {d}), got {tuple(V.shape)}")
+        raise InvalidInputError(
+            f"directions must have shape (k, {', '.join(map(str, shape))}) or (k, {d}), got {tuple(V.shape)}"
+        )
     if not V.is_floating_point() or not torch.isfinite(V).all():
         raise InvalidInputError("directions must be finite floating-point vectors")
     if len(V) == 0 or bool((V.norm(dim=1) == 0).any()):
@@ -778,9 +814,16 @@ def average_curvature(
         raise InvalidInputError(f"n_directions must be a positive integer, got {n_directions!r}")
     gen = _generator(random_state)
     _call(progress, 0.0, f"DeepFool on {len(xs)} points")
-    df, keep, op, normals, gn, n_dropped = _boundary_points(
-        clf, xs, point=point, candidates=candidates, deepfool_result=deepfool_result,
-        method=method, h=h, beta=beta, chunk_size=chunk_size,
+    _df, _keep, op, normals, gn, n_dropped = _boundary_points(
+        clf,
+        xs,
+        point=point,
+        candidates=candidates,
+        deepfool_result=deepfool_result,
+        method=method,
+        h=h,
+        beta=beta,
+        chunk_size=chunk_size,
     )
     F0 = op.F()
     gnd = gn.double().cpu()
@@ -820,7 +863,21 @@ def average_curvature(
 
 # ---------------------------------------------------------------------------------------- save / load
 _TENSOR_FIELDS = ("basis", "eigenvalues", "curvatures", "kappas")
-_META_FIELDS = ("asymmetry", "kind", "n", "n_dropped", "n_hvp", "n_matvec", "method", "h", "beta", "point", "tangent", "solver", "input_shape")
+_META_FIELDS = (
+    "asymmetry",
+    "kind",
+    "n",
+    "n_dropped",
+    "n_hvp",
+    "n_matvec",
+    "method",
+    "h",
+    "beta",
+    "point",
+    "tangent",
+    "solver",
+    "input_shape",
+)
 _META_KEY = "boundary_atlas_subspace"
 _FORMAT = 2  # 2: verified files (geometry.cache.save_tensors: SHA-256 + format version)
 
@@ -853,8 +910,9 @@ def load_subspace(path) -> Subspace:
     try:
         tensors, meta_str = read_tensors(path, version=_FORMAT, finite=("basis",))
     except CorruptFileError as exc:
-        raise CorruptFileError(f"{path} is not a Boundary Atlas subspace file "
-                               f"({str(exc).removeprefix(str(path)).strip()})") from exc
+        raise CorruptFileError(
+            f"{path} is not a Boundary Atlas subspace file ({str(exc).removeprefix(str(path)).strip()})"
+        ) from exc
     try:
         meta = json.loads(meta_str[_META_KEY])
         kwargs = {k: tensors[k] for k in _TENSOR_FIELDS}

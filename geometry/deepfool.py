@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .classifier import Classifier, check_images
 from ._checks import check_int, check_norm
+from .classifier import Classifier, check_images
 from .errors import InvalidInputError
 
 __all__ = ["DeepFoolResult", "deepfool", "rho_adv"]
@@ -198,6 +198,7 @@ def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype
                 cls = torch.argsort(logits.detach(), dim=1, descending=True, stable=True)[:, :candidates]
                 label = cls[:, 0].clone()
                 adv_label = label.clone()
+            assert cls is not None  # set at it == 0
             c_act = cls[active]
             w = _candidate_gradients(logits, xa, c_act, state)  # (C−1, m, d)
             n_bwd += c_act.shape[1] - 1
@@ -323,8 +324,17 @@ def deepfool(
     n_fwd = n_bwd = 0
     for s in range(0, x.shape[0], batch_size):
         x0 = x[s : s + batch_size].detach().to(device=dev, dtype=cdtype)
-        out = _deepfool_chunk(clf, x0, p=p, overshoot=overshoot, max_iter=max_iter, candidates=candidates,
-                              clip=clip, wdtype=wdtype, state=state)
+        out = _deepfool_chunk(
+            clf,
+            x0,
+            p=p,
+            overshoot=overshoot,
+            max_iter=max_iter,
+            candidates=candidates,
+            clip=clip,
+            wdtype=wdtype,
+            state=state,
+        )
         parts.append(out[:6])
         n_fwd += out[6]
         n_bwd += out[7]

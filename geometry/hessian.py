@@ -118,7 +118,9 @@ def _as_labels(labels, n: int, num_classes: int, name: str) -> torch.Tensor:
         raise InvalidInputError(f"{name} must be an integer tensor of shape ({n},), got {tuple(t.shape)} {t.dtype}")
     t = t.to(torch.long).cpu()
     if n and (int(t.min()) < 0 or int(t.max()) >= num_classes):
-        raise InvalidInputError(f"{name} must lie in [0, {num_classes}), got values in [{int(t.min())}, {int(t.max())}]")
+        raise InvalidInputError(
+            f"{name} must lie in [0, {num_classes}), got values in [{int(t.min())}, {int(t.max())}]"
+        )
     return t
 
 
@@ -163,7 +165,7 @@ def _unit(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------- smooth twin
-_TWIN_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[float, nn.Module]]" = weakref.WeakKeyDictionary()
+_TWIN_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[float, nn.Module]] = weakref.WeakKeyDictionary()
 
 
 def _swap_relu(module: nn.Module, beta: float) -> int:
@@ -361,7 +363,8 @@ class BoundaryOperator:
             with warnings.catch_warnings():
                 # forward AD loads its decompositions through torch.jit.script once (a FutureWarning)
                 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-                _, hv = torch.func.jvp(torch.func.grad(F_sum), (z,), (u,))
+                # jvp is typed as returning a 2- or 3-tuple (has_aux); without aux it is (out, tangent)
+                hv = torch.func.jvp(torch.func.grad(F_sum), (z,), (u,))[1]
             return hv.detach()
         except (RuntimeError, NotImplementedError):  # no forward-mode rule: reverse-over-reverse
             pass
@@ -414,6 +417,7 @@ class BoundaryOperator:
             z, lab, adv = self._sub(index[sl])
             uc = u[sl]
             if self.method == "finite_difference":
+                assert self.h is not None  # boundary_operator always sets h for finite_difference
                 nrm, unit = _unit(uc)
                 step = (self.h * unit).reshape(z.shape)
                 x = torch.cat([z + step, z - step])
@@ -505,7 +509,10 @@ def boundary_operator(
     """
     z, lab, adv = _check_pair(clf, z, labels, adv_labels)
     method, h, beta = _resolve(clf, method, h, beta)
-    network = smooth_twin(clf.network, beta) if method == "smoothed" else clf.network
+    network = clf.network
+    if method == "smoothed":
+        assert beta is not None  # _resolve always sets beta for "smoothed"
+        network = smooth_twin(clf.network, beta)
     return BoundaryOperator(
         network=network,
         z=z.detach().to(clf.dtype).clone(),

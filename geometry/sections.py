@@ -23,8 +23,8 @@ the dense grid.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -179,8 +179,9 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
 class _Evaluator:
     """Labels of ``x + a e1 + b e2`` for lists of grid indices, in batches of ``batch_size``."""
 
-    def __init__(self, clf: Classifier, x: Tensor, e1: Tensor, e2: Tensor, alpha: Tensor, beta: Tensor,
-                 batch_size: int):
+    def __init__(
+        self, clf: Classifier, x: Tensor, e1: Tensor, e2: Tensor, alpha: Tensor, beta: Tensor, batch_size: int
+    ):
         dev = torch.device("cpu")
         for prm in clf.network.parameters():
             dev = prm.device
@@ -229,6 +230,7 @@ def _adaptive(ev: _Evaluator, B: int, A: int, step: int, dilate_from: int = _DIL
         if lev == 0:
             active = np.ones((len(Pb) - 1, len(Pa) - 1), dtype=bool)
         else:  # children of the flagged cells of the previous level
+            assert prev_b is not None and prev_a is not None and flag is not None
             parent_b = np.clip(np.searchsorted(prev_b, Pb[:-1], side="right") - 1, 0, len(prev_b) - 2)
             parent_a = np.clip(np.searchsorted(prev_a, Pa[:-1], side="right") - 1, 0, len(prev_a) - 2)
             active = flag[np.ix_(parent_b, parent_a)]
@@ -361,8 +363,10 @@ def normal_section(
     if A < 2 or B < 2:
         raise InvalidInputError(f"resolution must be at least 2 points per axis, got ({A}, {B})")
     if A > MAX_RESOLUTION or B > MAX_RESOLUTION:
-        raise InvalidInputError(f"resolution must be at most {MAX_RESOLUTION} points per axis (a grid of "
-                                f"{MAX_RESOLUTION}² labels), got ({A}, {B})")
+        raise InvalidInputError(
+            f"resolution must be at most {MAX_RESOLUTION} points per axis (a grid of "
+            f"{MAX_RESOLUTION}² labels), got ({A}, {B})"
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if coarse is None:

@@ -57,12 +57,16 @@ def _as_basis(A, name: str) -> torch.Tensor:
         try:
             A = torch.as_tensor(A)
         except Exception as exc:
-            raise InvalidInputError(f"{name} must be a (d, p) matrix whose columns span the subspace, got {type(A).__name__}") from exc
+            raise InvalidInputError(
+                f"{name} must be a (d, p) matrix whose columns span the subspace, got {type(A).__name__}"
+            ) from exc
     A = A.detach().to("cpu", torch.float64)
     if A.dim() == 1:
         A = A.unsqueeze(1)
     if A.dim() != 2 or A.shape[0] == 0 or A.shape[1] == 0:
-        raise InvalidInputError(f"{name} must be a non-empty (d, p) matrix (columns span the subspace), got shape {tuple(A.shape)}")
+        raise InvalidInputError(
+            f"{name} must be a non-empty (d, p) matrix (columns span the subspace), got shape {tuple(A.shape)}"
+        )
     if not torch.isfinite(A).all():
         raise InvalidInputError(f"{name} contains NaN or inf entries")
     return A
@@ -72,7 +76,9 @@ def _orthonormalise(A: torch.Tensor, name: str, *, rtol: float = 1e-10) -> torch
     """Orthonormal basis of ``span(A)`` by (reduced) QR; rank-deficient ``A`` is an error."""
     d, p = A.shape
     if p > d:
-        raise InvalidInputError(f"{name} has {p} columns in dimension d = {d}: at most d independent columns are possible")
+        raise InvalidInputError(
+            f"{name} has {p} columns in dimension d = {d}: at most d independent columns are possible"
+        )
     Q, R = torch.linalg.qr(A, mode="reduced")
     diag = torch.diagonal(R).abs()
     scale = torch.linalg.matrix_norm(A, ord=2)
@@ -118,7 +124,9 @@ def principal_angles(A, B) -> torch.Tensor:
     A = _as_basis(A, "A")
     B = _as_basis(B, "B")
     if A.shape[0] != B.shape[0]:
-        raise InvalidInputError(f"A and B must live in the same dimension d, got A {tuple(A.shape)} and B {tuple(B.shape)}")
+        raise InvalidInputError(
+            f"A and B must live in the same dimension d, got A {tuple(A.shape)} and B {tuple(B.shape)}"
+        )
     QA = _orthonormalise(A, "A")
     QB = _orthonormalise(B, "B")
     s = torch.linalg.svdvals(QA.T @ QB)  # descending

@@ -18,7 +18,7 @@ All take ``input_shape`` (C, H, W) and work on flattened pixels; logits have sha
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn

@@ -194,14 +194,18 @@ def projection_residuals(normals, basis) -> torch.Tensor:
     if N.dim() >= 2:
         N = N.reshape(N.shape[0], -1)
     if N.dim() != 2 or N.shape[0] == 0:
-        raise InvalidInputError(f"normals must be a non-empty (n, d) matrix (one normal per row), got shape {tuple(N.shape)}")
+        raise InvalidInputError(
+            f"normals must be a non-empty (n, d) matrix (one normal per row), got shape {tuple(N.shape)}"
+        )
     if hasattr(basis, "basis") and not isinstance(basis, (torch.Tensor, np.ndarray)):
         basis = basis.basis
     B = _matrix(basis, "basis")
     if B.dim() == 1:
         B = B.unsqueeze(1)
     if B.dim() != 2 or B.shape[0] != N.shape[1] or B.shape[1] == 0:
-        raise InvalidInputError(f"basis must have shape ({N.shape[1]}, m) to match normals of dimension d = {N.shape[1]}, got {tuple(B.shape)}")
+        raise InvalidInputError(
+            f"basis must have shape ({N.shape[1]}, m) to match normals of dimension d = {N.shape[1]}, got {tuple(B.shape)}"
+        )
     err = float((B.T @ B - torch.eye(B.shape[1], dtype=torch.float64)).abs().max())
     if err > 1e-5:
         raise InvalidInputError(f"basis must have orthonormal columns (|BᵀB − I| ≤ 1e-5), got max deviation {err:.2e}")
@@ -233,7 +237,7 @@ def normal_fit_xi(normals, basis, *, share: float = 1.0) -> float:
     if not 0.0 < share <= 1.0:
         raise InvalidInputError(f"share must be in (0, 1], got {share!r}")
     res = torch.sort(projection_residuals(normals, basis)).values
-    k = max(int(math.ceil(share * len(res) - 1e-12)), 1)
+    k = max(math.ceil(share * len(res) - 1e-12), 1)
     return float(res[k - 1])
 
 
@@ -298,11 +302,11 @@ def theorem2_kappa(normal_curvature, r_norm):
     float (both scalars) or float64 tensor.
     """
     if isinstance(normal_curvature, torch.Tensor) or isinstance(r_norm, torch.Tensor):
-        k = torch.as_tensor(normal_curvature, dtype=torch.float64)
-        r = torch.as_tensor(r_norm, dtype=torch.float64)
-        if bool((r < 0).any()):
+        k_t = torch.as_tensor(normal_curvature, dtype=torch.float64)
+        r_t = torch.as_tensor(r_norm, dtype=torch.float64)
+        if bool((r_t < 0).any()):
             raise InvalidInputError("r_norm must be ≥ 0 (a distance in pixel units)")
-        return 0.5 * k * r
+        return 0.5 * k_t * r_t
     k = _number("normal_curvature", normal_curvature)
     r = _number("r_norm", r_norm)
     if r < 0:
@@ -348,10 +352,14 @@ def to_pixel_units(rho: float, r_norms, *, statistic: str | float = "median") ->
         elif statistic == "mean":
             s = float(r.mean())
         else:
-            raise InvalidInputError(f"statistic must be 'median', 'max', 'mean' or a quantile in [0, 1], got {statistic!r}")
+            raise InvalidInputError(
+                f"statistic must be 'median', 'max', 'mean' or a quantile in [0, 1], got {statistic!r}"
+            )
     else:
         q = _number("statistic", statistic)
         if not 0.0 <= q <= 1.0:
-            raise InvalidInputError(f"statistic must be 'median', 'max', 'mean' or a quantile in [0, 1], got {statistic!r}")
+            raise InvalidInputError(
+                f"statistic must be 'median', 'max', 'mean' or a quantile in [0, 1], got {statistic!r}"
+            )
         s = float(torch.quantile(r, q))
     return rho * s

@@ -25,15 +25,15 @@ its inputs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .classifier import Classifier, check_images
 from ._checks import as_generator, check_int, check_norm
+from .classifier import Classifier, check_images
 from .errors import InvalidInputError
 
 __all__ = [
@@ -59,8 +59,15 @@ _generator = as_generator
 _check_int = check_int
 
 
-def _check_float(name: str, value, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False) -> float:
+def _check_float(
+    name: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     if isinstance(value, bool):
         raise InvalidInputError(f"{name} must be a number, got {value!r}")
     try:
@@ -70,8 +77,10 @@ def _check_float(name: str, value, *, low: float | None = None, high: float | No
     lo_s = "(" if low_open else "["
     hi_s = ")" if high_open else "]"
     rng = f"{lo_s}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi_s}"
-    if math.isnan(out) or (low is not None and (out < low or (low_open and out == low))) or (
-        high is not None and (out > high or (high_open and out == high))
+    if (
+        math.isnan(out)
+        or (low is not None and (out < low or (low_open and out == low)))
+        or (high is not None and (out > high or (high_open and out == high)))
     ):
         raise InvalidInputError(f"{name} must be in {rng}, got {value!r}")
     if math.isinf(out) and high is None and not high_open:
@@ -93,7 +102,9 @@ def _check_perturbation(v, clf: Classifier, name: str = "v") -> Tensor:
         try:
             v = torch.as_tensor(v)
         except Exception as exc:
-            raise InvalidInputError(f"{name} must be a tensor of shape {tuple(clf.input_shape)} or ({clf.d},), got {type(v).__name__}") from exc
+            raise InvalidInputError(
+                f"{name} must be a tensor of shape {tuple(clf.input_shape)} or ({clf.d},), got {type(v).__name__}"
+            ) from exc
     shape = tuple(clf.input_shape)
     if tuple(v.shape) == (1, *shape) or tuple(v.shape) == (clf.d,):
         v = v.reshape(shape)
@@ -112,12 +123,16 @@ def _check_perturbations(vs, clf: Classifier, name: str = "vs") -> Tensor:
         try:
             vs = torch.as_tensor(vs)
         except Exception as exc:
-            raise InvalidInputError(f"{name} must be a tensor of shape (K, {', '.join(map(str, clf.input_shape))}) or (K, {clf.d}), got {type(vs).__name__}") from exc
+            raise InvalidInputError(
+                f"{name} must be a tensor of shape (K, {', '.join(map(str, clf.input_shape))}) or (K, {clf.d}), got {type(vs).__name__}"
+            ) from exc
     shape = tuple(clf.input_shape)
     if vs.dim() == 2 and vs.shape[1] == clf.d:
         vs = vs.reshape(vs.shape[0], *shape)
     if vs.dim() != 4 or tuple(vs.shape[1:]) != shape:
-        raise InvalidInputError(f"{name} must have shape (K, {', '.join(map(str, shape))}) or (K, {clf.d}), got {tuple(vs.shape)}")
+        raise InvalidInputError(
+            f"{name} must have shape (K, {', '.join(map(str, shape))}) or (K, {clf.d}), got {tuple(vs.shape)}"
+        )
     if not vs.is_floating_point():
         raise InvalidInputError(f"{name} must be a floating-point tensor, got dtype {vs.dtype}")
     if not torch.isfinite(vs).all():
@@ -128,7 +143,9 @@ def _check_perturbations(vs, clf: Classifier, name: str = "vs") -> Tensor:
 def _check_labels(labels, n: int) -> Tensor:
     labels = torch.as_tensor(labels).detach().cpu()
     if labels.shape != (n,) or labels.is_floating_point():
-        raise InvalidInputError(f"labels must be the predicted labels k̂(xs), an integer tensor of shape ({n},), got {tuple(labels.shape)} {labels.dtype}")
+        raise InvalidInputError(
+            f"labels must be the predicted labels k̂(xs), an integer tensor of shape ({n},), got {tuple(labels.shape)} {labels.dtype}"
+        )
     return labels.long()
 
 
@@ -139,7 +156,9 @@ def _basis_matrix(basis, d: int | None = None, name: str = "basis") -> Tensor:
     if isinstance(basis, np.ndarray):
         basis = torch.from_numpy(basis)
     if not isinstance(basis, Tensor):
-        raise InvalidInputError(f"{name} must be a (d, M) tensor with orthonormal columns (or a Subspace), got {type(basis).__name__}")
+        raise InvalidInputError(
+            f"{name} must be a (d, M) tensor with orthonormal columns (or a Subspace), got {type(basis).__name__}"
+        )
     B = basis.detach().to("cpu", torch.float64)
     if B.dim() != 2 or B.shape[1] == 0 or (d is not None and B.shape[0] != d):
         want = f"({d}, M)" if d is not None else "(d, M)"
@@ -186,7 +205,9 @@ def project_lp(v: Tensor, xi: float, norm: float = 2) -> Tensor:
     p = _check_norm(norm)
     xi = _check_float("xi", xi, low=0.0)
     if not isinstance(v, Tensor) or not v.is_floating_point():
-        raise InvalidInputError(f"v must be a floating-point tensor, got {type(v).__name__}{'' if not isinstance(v, Tensor) else ' of dtype ' + str(v.dtype)}")
+        raise InvalidInputError(
+            f"v must be a floating-point tensor, got {type(v).__name__}{'' if not isinstance(v, Tensor) else ' of dtype ' + str(v.dtype)}"
+        )
     if not torch.isfinite(v).all():
         raise InvalidInputError("v contains NaN or inf values")
     v = v.detach()
@@ -223,7 +244,9 @@ def _fooled_mask(clf: Classifier, xs: Tensor, v: Tensor, labels: Tensor, batch_s
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 
-def fooling_rate(clf: Classifier, xs: Tensor, v, *, labels=None, two_sided: bool = False, batch_size: int = 1024) -> float:
+def fooling_rate(
+    clf: Classifier, xs: Tensor, v, *, labels=None, two_sided: bool = False, batch_size: int = 1024
+) -> float:
     """Fraction of ``xs`` whose predicted label ``v`` changes: ``mean[k̂(x + v) ≠ k̂(x)]``.
 
     Parameters
@@ -255,7 +278,9 @@ def fooling_rate(clf: Classifier, xs: Tensor, v, *, labels=None, two_sided: bool
     return float(_fooled_mask(clf, x, v, lab, batch_size, two_sided).double().mean())
 
 
-def fooling_rates(clf: Classifier, xs: Tensor, vs, *, labels=None, two_sided: bool = False, batch_size: int = 1024) -> Tensor:
+def fooling_rates(
+    clf: Classifier, xs: Tensor, vs, *, labels=None, two_sided: bool = False, batch_size: int = 1024
+) -> Tensor:
     """Fooling rates of K perturbations on the same points: ``out[k] = mean_x[k̂(x + vs[k]) ≠ k̂(x)]``.
 
     Parameters
@@ -273,8 +298,9 @@ def fooling_rates(clf: Classifier, xs: Tensor, vs, *, labels=None, two_sided: bo
     lab = clf.predict(x, batch_size=batch_size).cpu() if labels is None else _check_labels(labels, len(x))
     if len(x) == 0:
         return torch.full((len(vs),), float("nan"), dtype=torch.float64)
-    return torch.tensor([float(_fooled_mask(clf, x, v, lab, batch_size, two_sided).double().mean()) for v in vs],
-                        dtype=torch.float64)
+    return torch.tensor(
+        [float(_fooled_mask(clf, x, v, lab, batch_size, two_sided).double().mean()) for v in vs], dtype=torch.float64
+    )
 
 
 # ---------------------------------------------------------------------------------------- UAP
@@ -415,15 +441,26 @@ def universal_perturbation(
     if mode not in ("batched", "sequential"):
         raise InvalidInputError(f"mode must be 'batched' or 'sequential', got {mode!r}")
     gen = _generator(random_state)
-    df_kw = dict(norm=2, overshoot=overshoot, max_iter=max_iter, candidates=candidates)
 
     n = len(x)
     target = 1.0 - delta
     v = torch.zeros(tuple(clf.input_shape), dtype=x.dtype)
     if n == 0:
-        return UniversalResult(v=v, fooling_rates=[], best_pass=0, n_passes=0, converged=False,
-                               stopping_rule="no points given: v = 0", mode=mode, xi=xi, norm=p, delta=delta,
-                               n_deepfool=0, n_accepted=0, fooling_rate=float("nan"))
+        return UniversalResult(
+            v=v,
+            fooling_rates=[],
+            best_pass=0,
+            n_passes=0,
+            converged=False,
+            stopping_rule="no points given: v = 0",
+            mode=mode,
+            xi=xi,
+            norm=p,
+            delta=delta,
+            n_deepfool=0,
+            n_accepted=0,
+            fooling_rate=float("nan"),
+        )
     eval_bs = max(batch_size, 256)
     labels = clf.predict(x, batch_size=eval_bs).cpu()
     rates: list[float] = []
@@ -440,7 +477,15 @@ def universal_perturbation(
             with torch.no_grad():
                 still = clf.predict(xb + v, batch_size=eval_bs).cpu() == labels[idx]
             if bool(still.any()):
-                res = deepfool(clf, xb[still] + v, batch_size=max(chunk, 1), **df_kw)
+                res = deepfool(
+                    clf,
+                    xb[still] + v,
+                    norm=2,
+                    overshoot=overshoot,
+                    max_iter=max_iter,
+                    candidates=candidates,
+                    batch_size=max(chunk, 1),
+                )
                 n_df += int(still.sum())
                 for k in torch.nonzero(res.converged).flatten().tolist():
                     v = project_lp(v + res.r[k].to(v.dtype), xi, p)
@@ -454,16 +499,30 @@ def universal_perturbation(
             best_v, best_rate, best_pass = v.clone(), rate, pas
         _call(progress, pas / max_passes, f"pass {pas}/{max_passes}: fooling rate {rate:.3f}")
         if rate >= target:
-            stop = (f"stopped after pass {pas}: fooling rate {rate:.4f} ≥ 1 − δ = {target:.4f}; "
-                    f"returned the best pass's v (pass {best_pass}, fooling rate {best_rate:.4f})")
+            stop = (
+                f"stopped after pass {pas}: fooling rate {rate:.4f} ≥ 1 − δ = {target:.4f}; "
+                f"returned the best pass's v (pass {best_pass}, fooling rate {best_rate:.4f})"
+            )
             break
     else:
-        stop = (f"stopped at max_passes = {max_passes} without reaching 1 − δ = {target:.4f}; "
-                f"returned the best pass's v (pass {best_pass} of {max_passes}, fooling rate {best_rate:.4f}; "
-                f"the last pass had {rates[-1]:.4f})")
+        stop = (
+            f"stopped at max_passes = {max_passes} without reaching 1 − δ = {target:.4f}; "
+            f"returned the best pass's v (pass {best_pass} of {max_passes}, fooling rate {best_rate:.4f}; "
+            f"the last pass had {rates[-1]:.4f})"
+        )
     return UniversalResult(
-        v=best_v, fooling_rates=rates, best_pass=best_pass, n_passes=len(rates), converged=best_rate >= target,
-        stopping_rule=stop, mode=mode, xi=xi, norm=p, delta=delta, n_deepfool=n_df, n_accepted=n_acc,
+        v=best_v,
+        fooling_rates=rates,
+        best_pass=best_pass,
+        n_passes=len(rates),
+        converged=best_rate >= target,
+        stopping_rule=stop,
+        mode=mode,
+        xi=xi,
+        norm=p,
+        delta=delta,
+        n_deepfool=n_df,
+        n_accepted=n_acc,
         fooling_rate=best_rate,
     )
 
@@ -501,7 +560,7 @@ class NoiseNormResult:
 def _share_quantile(values: Tensor, share: float) -> float:
     """Smallest t with mean(values ≤ t) ≥ share (values may contain +inf)."""
     vals = torch.sort(values.double()).values
-    k = max(int(math.ceil(share * len(vals) - 1e-12)), 1)
+    k = max(math.ceil(share * len(vals) - 1e-12), 1)
     return float(vals[k - 1])
 
 
@@ -611,7 +670,7 @@ def random_noise_norm(
     n_rays = n * k
     lo = torch.zeros(n_rays, dtype=torch.float64)
     hi = torch.full((n_rays,), math.inf, dtype=torch.float64)
-    t = torch.full((n_rays,), max_norm * 2.0 ** -30, dtype=torch.float64)
+    t = torch.full((n_rays,), max_norm * 2.0**-30, dtype=torch.float64)
     open_ = torch.arange(n_rays)
     # exponential bracket search
     while open_.numel():
@@ -625,7 +684,7 @@ def random_noise_norm(
     # bisection on finite brackets
     active = torch.nonzero(torch.isfinite(hi)).flatten()
     while active.numel():
-        floor = max_norm * 2.0 ** -60  # a point on the boundary itself: stop shrinking hi
+        floor = max_norm * 2.0**-60  # a point on the boundary itself: stop shrinking hi
         active = active[((hi[active] - lo[active]) > tol * hi[active]) & (hi[active] > floor)]
         if not active.numel():
             break
@@ -640,8 +699,16 @@ def random_noise_norm(
         norms = 0.5 * (srt[:, (k - 1) // 2] + srt[:, k // 2])
     quant = _share_quantile(norms, share) if n else float("nan")
     inf_share = float((~torch.isfinite(ray)).double().mean()) if n else float("nan")
-    return NoiseNormResult(norms=norms, ray_norms=ray, quantile=quant, share=share, infinite_share=inf_share,
-                           max_norm=max_norm, tol=tol, n_forward=n_fwd)
+    return NoiseNormResult(
+        norms=norms,
+        ray_norms=ray,
+        quantile=quant,
+        share=share,
+        infinite_share=inf_share,
+        max_norm=max_norm,
+        tol=tol,
+        n_forward=n_fwd,
+    )
 
 
 # ---------------------------------------------------------------------------------------- subspace sampling
@@ -650,7 +717,9 @@ def _coefficients(n_samples: int, m: int, gen: torch.Generator) -> Tensor:
     return g / torch.linalg.vector_norm(g, dim=1, keepdim=True)
 
 
-def sample_subspace(basis, m: int, xi: float, *, n_samples: int, random_state=0, shape: Sequence[int] | None = None) -> Tensor:
+def sample_subspace(
+    basis, m: int, xi: float, *, n_samples: int, random_state=0, shape: Sequence[int] | None = None
+) -> Tensor:
     """Random vectors uniform on the sphere of radius ξ in ``span(basis[:, :m])``.
 
     ``v = ξ · B_m g/‖g‖`` with ``g ~ N(0, I_m)``: uniform on the unit sphere of the m-dimensional
@@ -794,7 +863,10 @@ def fooling_rate_vs_m(
             rates[name][i] = fooling_rates(clf, x, vs, labels=labels, batch_size=batch_size)
             done += 1
             _call(progress, done / total, f"{name}: m = {m} ({done}/{total})")
-    std = {k: (r.std(1, unbiased=True) if n_samples > 1 else torch.zeros(len(ms), dtype=torch.float64)) for k, r in rates.items()}
+    std = {
+        k: (r.std(1, unbiased=True) if n_samples > 1 else torch.zeros(len(ms), dtype=torch.float64))
+        for k, r in rates.items()
+    }
     return FoolingCurve(
         m_values=torch.tensor(ms, dtype=torch.long),
         names=tuple(mats),

@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -98,37 +98,142 @@ _CIFAR_LENET = {"channels": (32, 64), "hidden": (256, 128)}
 ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in [
-        ZooEntry("digits-lenet", "digits", "lenet", epochs=40, batch_size=32, target_accuracy=0.95,
-                 description="LeNet on scikit-learn's 8×8 digits (embedded, trains in seconds). The default."),
-        ZooEntry("digits-lenet-softplus", "digits", "lenet-softplus", epochs=40, batch_size=32, target_accuracy=0.95,
-                 description="Smooth twin (softplus) of digits-lenet: exact Hessians."),
-        ZooEntry("digits-mlp", "digits", "mlp", epochs=40, batch_size=32, target_accuracy=0.95,
-                 description="Two-hidden-layer ReLU MLP on 8×8 digits."),
-        ZooEntry("mnist-lenet", "mnist", "lenet", epochs=4, batch_size=64, target_accuracy=0.985,
-                 description="The paper's LeNet on MNIST."),
-        ZooEntry("mnist-lenet-softplus", "mnist", "lenet-softplus", epochs=4, batch_size=64, target_accuracy=0.98,
-                 description="Smooth twin (softplus) of mnist-lenet."),
-        ZooEntry("mnist-mlp", "mnist", "mlp", epochs=4, batch_size=64, target_accuracy=0.97,
-                 description="Two-hidden-layer ReLU MLP on MNIST."),
-        ZooEntry("cifar10-lenet", "cifar10", "lenet", arch_kwargs=_CIFAR_LENET, epochs=10, batch_size=64,
-                 target_accuracy=0.65,
-                 description="The paper's LeNet (widened: 32/64 conv channels) on CIFAR-10."),
-        ZooEntry("digits-lenet-seed1", "digits", "lenet", epochs=40, batch_size=32, seed=1, target_accuracy=0.95,
-                 description="digits-lenet with another seed (initialisation and data order)."),
-        ZooEntry("digits-nin", "digits", "nin", epochs=20, batch_size=32, lr=0.05, target_accuracy=0.95,
-                 description="NiN-style all-convolutional net with BatchNorm on 8×8 digits, trained with lr 0.05."),
-        ZooEntry("mnist-lenet-seed1", "mnist", "lenet", epochs=4, batch_size=64, seed=1, target_accuracy=0.985,
-                 description="mnist-lenet with another seed (initialisation and data order)."),
-        ZooEntry("mnist-nin", "mnist", "nin", epochs=2, batch_size=64, lr=0.05, target_accuracy=0.985,
-                 description="NiN-style all-convolutional net with BatchNorm on MNIST, trained with lr 0.05."),
-        ZooEntry("cifar10-lenet-seed1", "cifar10", "lenet", arch_kwargs=_CIFAR_LENET, epochs=10, batch_size=64,
-                 seed=1, target_accuracy=0.65,
-                 description="cifar10-lenet with another seed (initialisation and data order)."),
-        ZooEntry("cifar10-nin", "cifar10", "nin", epochs=10, batch_size=64, lr=0.05, augment=True, target_accuracy=0.65,
-                 description="NiN-style all-convolutional net with BatchNorm on CIFAR-10, trained with lr 0.05."),
-        ZooEntry("cifar10-lenet-softplus", "cifar10", "lenet-softplus", arch_kwargs=_CIFAR_LENET, epochs=10,
-                 batch_size=64, target_accuracy=0.6,
-                 description="Smooth twin (softplus) of cifar10-lenet."),
+        ZooEntry(
+            "digits-lenet",
+            "digits",
+            "lenet",
+            epochs=40,
+            batch_size=32,
+            target_accuracy=0.95,
+            description="LeNet on scikit-learn's 8×8 digits (embedded, trains in seconds). The default.",
+        ),
+        ZooEntry(
+            "digits-lenet-softplus",
+            "digits",
+            "lenet-softplus",
+            epochs=40,
+            batch_size=32,
+            target_accuracy=0.95,
+            description="Smooth twin (softplus) of digits-lenet: exact Hessians.",
+        ),
+        ZooEntry(
+            "digits-mlp",
+            "digits",
+            "mlp",
+            epochs=40,
+            batch_size=32,
+            target_accuracy=0.95,
+            description="Two-hidden-layer ReLU MLP on 8×8 digits.",
+        ),
+        ZooEntry(
+            "mnist-lenet",
+            "mnist",
+            "lenet",
+            epochs=4,
+            batch_size=64,
+            target_accuracy=0.985,
+            description="The paper's LeNet on MNIST.",
+        ),
+        ZooEntry(
+            "mnist-lenet-softplus",
+            "mnist",
+            "lenet-softplus",
+            epochs=4,
+            batch_size=64,
+            target_accuracy=0.98,
+            description="Smooth twin (softplus) of mnist-lenet.",
+        ),
+        ZooEntry(
+            "mnist-mlp",
+            "mnist",
+            "mlp",
+            epochs=4,
+            batch_size=64,
+            target_accuracy=0.97,
+            description="Two-hidden-layer ReLU MLP on MNIST.",
+        ),
+        ZooEntry(
+            "cifar10-lenet",
+            "cifar10",
+            "lenet",
+            arch_kwargs=_CIFAR_LENET,
+            epochs=10,
+            batch_size=64,
+            target_accuracy=0.65,
+            description="The paper's LeNet (widened: 32/64 conv channels) on CIFAR-10.",
+        ),
+        ZooEntry(
+            "digits-lenet-seed1",
+            "digits",
+            "lenet",
+            epochs=40,
+            batch_size=32,
+            seed=1,
+            target_accuracy=0.95,
+            description="digits-lenet with another seed (initialisation and data order).",
+        ),
+        ZooEntry(
+            "digits-nin",
+            "digits",
+            "nin",
+            epochs=20,
+            batch_size=32,
+            lr=0.05,
+            target_accuracy=0.95,
+            description="NiN-style all-convolutional net with BatchNorm on 8×8 digits, trained with lr 0.05.",
+        ),
+        ZooEntry(
+            "mnist-lenet-seed1",
+            "mnist",
+            "lenet",
+            epochs=4,
+            batch_size=64,
+            seed=1,
+            target_accuracy=0.985,
+            description="mnist-lenet with another seed (initialisation and data order).",
+        ),
+        ZooEntry(
+            "mnist-nin",
+            "mnist",
+            "nin",
+            epochs=2,
+            batch_size=64,
+            lr=0.05,
+            target_accuracy=0.985,
+            description="NiN-style all-convolutional net with BatchNorm on MNIST, trained with lr 0.05.",
+        ),
+        ZooEntry(
+            "cifar10-lenet-seed1",
+            "cifar10",
+            "lenet",
+            arch_kwargs=_CIFAR_LENET,
+            epochs=10,
+            batch_size=64,
+            seed=1,
+            target_accuracy=0.65,
+            description="cifar10-lenet with another seed (initialisation and data order).",
+        ),
+        ZooEntry(
+            "cifar10-nin",
+            "cifar10",
+            "nin",
+            epochs=10,
+            batch_size=64,
+            lr=0.05,
+            augment=True,
+            target_accuracy=0.65,
+            description="NiN-style all-convolutional net with BatchNorm on CIFAR-10, trained with lr 0.05.",
+        ),
+        ZooEntry(
+            "cifar10-lenet-softplus",
+            "cifar10",
+            "lenet-softplus",
+            arch_kwargs=_CIFAR_LENET,
+            epochs=10,
+            batch_size=64,
+            target_accuracy=0.6,
+            description="Smooth twin (softplus) of cifar10-lenet.",
+        ),
     ]
 }
 
@@ -157,7 +262,10 @@ def _read_cached(entry: ZooEntry, path: Path) -> tuple[dict, dict] | None:
     state, meta = got
     try:
         card = json.loads(meta["card"])
-        if not isinstance(card, dict) or not {"input_shape", "class_names", "mean", "std", "test_accuracy"} <= card.keys():
+        if (
+            not isinstance(card, dict)
+            or not {"input_shape", "class_names", "mean", "std", "test_accuracy"} <= card.keys()
+        ):
             raise ValueError("missing fields")
     except (KeyError, TypeError, ValueError) as exc:
         discard_damaged(path, f"bad model card: {type(exc).__name__}: {exc}")
@@ -182,8 +290,8 @@ def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     padded = torch.nn.functional.pad(xb, (4, 4, 4, 4))
     dx = torch.randint(0, 9, (n,), generator=gen)
     dy = torch.randint(0, 9, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w)[None, :])  # (n, w)
+    rows = dy[:, None] + torch.arange(h)[None, :]  # (n, h)
+    cols = dx[:, None] + torch.arange(w)[None, :]  # (n, w)
     idx_n = torch.arange(n)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     flip = torch.rand(n, generator=gen) < 0.5
@@ -221,14 +329,22 @@ def _train(entry, train_images, train_labels, gen, *, num_classes, progress):
     std = tuple(max(float(v), 1e-3) for v in train_images.std(dim=(0, 2, 3)))
     mean_t = torch.tensor(mean).reshape(1, -1, 1, 1)
     std_t = torch.tensor(std).reshape(1, -1, 1, 1)
-    model = build_architecture(entry.architecture, input_shape=train_images.shape[1:], num_classes=num_classes,
-                               random_state=entry.seed, **entry.arch_kwargs)
+    model = build_architecture(
+        entry.architecture,
+        input_shape=train_images.shape[1:],
+        num_classes=num_classes,
+        random_state=entry.seed,
+        **entry.arch_kwargs,
+    )
     opt = torch.optim.SGD(model.parameters(), lr=entry.lr, momentum=entry.momentum, weight_decay=entry.weight_decay)
     n = len(train_images)
     steps_per_epoch = math.ceil(n / entry.batch_size)
     total = entry.epochs * steps_per_epoch
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if entry.lr_schedule == "cosine"
-             else torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        if entry.lr_schedule == "cosine"
+        else torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    )
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     step = 0
@@ -255,7 +371,9 @@ def _train(entry, train_images, train_labels, gen, *, num_classes, progress):
     return model, mean, std
 
 
-def _classifier(entry: ZooEntry, model: nn.Module, *, input_shape, class_names, mean, std, test_accuracy, extra) -> Classifier:
+def _classifier(
+    entry: ZooEntry, model: nn.Module, *, input_shape, class_names, mean, std, test_accuracy, extra
+) -> Classifier:
     n_params = sum(p.numel() for p in model.parameters())
     info = {
         "architecture": entry.architecture,
@@ -266,8 +384,16 @@ def _classifier(entry: ZooEntry, model: nn.Module, *, input_shape, class_names, 
         "target_accuracy": entry.target_accuracy,
         **extra,
     }
-    return make_classifier(model, input_shape=input_shape, class_names=class_names, name=entry.name, mean=mean,
-                           std=std, test_accuracy=test_accuracy, info=info)
+    return make_classifier(
+        model,
+        input_shape=input_shape,
+        class_names=class_names,
+        name=entry.name,
+        mean=mean,
+        std=std,
+        test_accuracy=test_accuracy,
+        info=info,
+    )
 
 
 def load_model(
@@ -315,8 +441,10 @@ def load_model(
         return clf
     if not train:
         if existed:
-            raise DamagedCacheError(f"the cached file of {name} ({path}) was damaged and has been removed; "
-                                    "it will be retrained on next use (load it with train=True)")
+            raise DamagedCacheError(
+                f"the cached file of {name} ({path}) was damaged and has been removed; "
+                "it will be retrained on next use (load it with train=True)"
+            )
         raise FileNotFoundError(f"{name} is not trained yet (expected {path})")
     report = progress or (lambda f, m: None)
     with file_lock(path, on_wait=lambda: report(0.0, f"waiting for another process that is training {name}")):
@@ -332,8 +460,9 @@ def _from_cache(entry: ZooEntry, path: Path, progress: Progress | None) -> Class
     if got is None:
         return None
     state, card = got
-    model = build_architecture(entry.architecture, input_shape=card["input_shape"], num_classes=len(card["class_names"]),
-                               **entry.arch_kwargs)
+    model = build_architecture(
+        entry.architecture, input_shape=card["input_shape"], num_classes=len(card["class_names"]), **entry.arch_kwargs
+    )
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # missing / unexpected keys or wrong shapes
@@ -341,9 +470,16 @@ def _from_cache(entry: ZooEntry, path: Path, progress: Progress | None) -> Class
         return None
     if progress is not None:
         progress(1.0, f"{entry.name} loaded from cache")
-    return _classifier(entry, model, input_shape=card["input_shape"], class_names=card["class_names"],
-                       mean=card["mean"], std=card["std"], test_accuracy=card["test_accuracy"],
-                       extra={"train_seconds": card.get("train_seconds"), "cache_file": str(path)})
+    return _classifier(
+        entry,
+        model,
+        input_shape=card["input_shape"],
+        class_names=card["class_names"],
+        mean=card["mean"],
+        std=card["std"],
+        test_accuracy=card["test_accuracy"],
+        extra={"train_seconds": card.get("train_seconds"), "cache_file": str(path)},
+    )
 
 
 def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> Classifier:
@@ -356,13 +492,24 @@ def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> 
     test_set = load_dataset(entry.dataset, root=root, split="test")
     t0 = time.perf_counter()
     model, mean, std = train_classifier(
-        entry, train_set.images, train_set.labels, num_classes=len(train_set.class_names),
+        entry,
+        train_set.images,
+        train_set.labels,
+        num_classes=len(train_set.class_names),
         progress=lambda f, m: report(0.02 + 0.93 * f, m),
     )
     train_seconds = time.perf_counter() - t0
     report(0.96, f"evaluating {name} on the {entry.dataset} test split")
-    clf = _classifier(entry, model, input_shape=tuple(train_set.images.shape[1:]), class_names=train_set.class_names,
-                      mean=mean, std=std, test_accuracy=None, extra={})
+    clf = _classifier(
+        entry,
+        model,
+        input_shape=tuple(train_set.images.shape[1:]),
+        class_names=train_set.class_names,
+        mean=mean,
+        std=std,
+        test_accuracy=None,
+        extra={},
+    )
     acc = clf.accuracy(test_set.images, test_set.labels)
     card = {
         "name": name,
@@ -378,5 +525,13 @@ def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_tensors(path, state, {"card": json.dumps(card)}, version=_ZOO_FORMAT)
     report(1.0, f"{name} trained: test accuracy {acc:.1%}")
-    return _classifier(entry, model, input_shape=card["input_shape"], class_names=card["class_names"], mean=mean,
-                       std=std, test_accuracy=acc, extra={"train_seconds": train_seconds, "cache_file": str(path)})
+    return _classifier(
+        entry,
+        model,
+        input_shape=card["input_shape"],
+        class_names=card["class_names"],
+        mean=mean,
+        std=std,
+        test_accuracy=acc,
+        extra={"train_seconds": train_seconds, "cache_file": str(path)},
+    )

@@ -20,7 +20,9 @@ def test_normalisation_lives_inside_and_matches_manual():
     model = _tiny()
     clf = make_classifier(model, input_shape=(3, 2, 2), class_names="abc", mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 2.0))
     x = torch.rand(5, 3, 2, 2)
-    manual = model((x - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.25, 2.0]).view(1, 3, 1, 1))
+    manual = model(
+        (x - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.25, 2.0]).view(1, 3, 1, 1)
+    )
     assert torch.allclose(clf(x), manual)
     assert torch.equal(clf.predict(x), manual.argmax(1))
     assert clf.class_names == ("a", "b", "c") and clf.d == 12
@@ -36,7 +38,9 @@ def test_frozen_and_eval():
 
 
 def test_gradients_flow_to_inputs_only():
-    clf = affine_classifier(torch.randn(3, 4, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), input_shape=(1, 2, 2))
+    clf = affine_classifier(
+        torch.randn(3, 4, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), input_shape=(1, 2, 2)
+    )
     x = torch.rand(2, 1, 2, 2, dtype=torch.float64, requires_grad=True)
     clf(x)[:, 0].sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape

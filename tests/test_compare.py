@@ -197,8 +197,9 @@ def test_rows_are_whose_subspace_and_columns_the_network_fooled():
     # span(e1) move nothing along e0, so they never fool P.
     P, Q = affine_two_class(e(0)[:, 0], name="P"), affine_two_class(e(1)[:, 0], name="Q")
     xs = eval_points()
-    tm = transfer_matrix({"P": P, "Q": Q}, {"wide": e(0, 1), "Q only": e(1)}, xs, xi=1.0, m=1, n_samples=30,
-                         random_state=0)
+    tm = transfer_matrix(
+        {"P": P, "Q": Q}, {"wide": e(0, 1), "Q only": e(1)}, xs, xi=1.0, m=1, n_samples=30, random_state=0
+    )
     assert tm.rate("Q only", "P") == 0.0
     assert tm.rate("Q only", "Q") > 0.0 and float(tm.best[1, 1]) == 1.0  # +ξ e1 crosses x_1 = 0.5 for every point
     assert tm.rate("wide", "P") > 0.0  # m = 1: the first direction of "wide" is e0
@@ -314,8 +315,14 @@ def test_compare_page_draws_angles_sections_and_the_fooling_matrix():
     assert len(angle_figs) == 2
     assert {s["layout"]["title"]["text"][:3] for s in angle_figs} == {"S_c", "S_f"}
     assert any("random subspaces" in t.get("name", "") for t in angle_figs[0]["data"])
-    sections = [s for s in specs if s["data"] and s["data"][0]["type"] == "heatmap" and "xaxis" in s["layout"]
-                and "pixel-space" in str(s["layout"]["xaxis"].get("title", ""))]
+    sections = [
+        s
+        for s in specs
+        if s["data"]
+        and s["data"][0]["type"] == "heatmap"
+        and "xaxis" in s["layout"]
+        and "pixel-space" in str(s["layout"]["xaxis"].get("title", ""))
+    ]
     assert len(sections) == 2
     heat = [s for s in specs if "Fooling rate" in s["layout"]["title"]["text"]]
     assert len(heat) == 1
@@ -338,10 +345,12 @@ def test_an_uploaded_copy_of_the_sidebar_network_shares_its_subspaces_exactly(tm
     class Upload(io.BytesIO):
         name = "copy.pt"
 
-    up = load_classifier(Upload(path.read_bytes()), input_shape=(1, 8, 8), class_names=clf.class_names,
-                         name="upload:copy-test")
-    at = _run_compare({"_user_models": {"upload:copy-test": {"clf": up, "dataset": "digits"}},
-                       "cmp_b": "upload:copy-test"})
+    up = load_classifier(
+        Upload(path.read_bytes()), input_shape=(1, 8, 8), class_names=clf.class_names, name="upload:copy-test"
+    )
+    at = _run_compare(
+        {"_user_models": {"upload:copy-test": {"clf": up, "dataset": "digits"}}, "cmp_b": "upload:copy-test"}
+    )
     assert not at.exception, [x.value for x in at.exception]
     assert "📤 copy-test" in at.selectbox(key="cmp_b").options  # shown with the upload mark
     assert at.selectbox(key="cmp_b").value == "upload:copy-test"

@@ -62,7 +62,9 @@ def run_deepfool(clf, xs, overshoot=0.02):
         adv = torch.where(done, pred, adv)
         if done.all():
             break
-        grads = torch.stack([torch.autograd.grad(out[:, k].sum(), x, retain_graph=True)[0] for k in range(out.shape[1])], 1)
+        grads = torch.stack(
+            [torch.autograd.grad(out[:, k].sum(), x, retain_graph=True)[0] for k in range(out.shape[1])], 1
+        )
         idx = torch.arange(len(x0))
         w = grads - grads[idx, label][:, None]
         f = (out - out[idx, label][:, None]).detach()
@@ -86,8 +88,13 @@ def sphere_setup(n=12, R=2.0, seed=0, overshoot=0.0):
     rho = 0.3 * R + 0.5 * R * torch.rand(n, 1, generator=gen, dtype=torch.float64)
     xs = (c + rho * u).reshape(n, *SHAPE)
     r = ((1 + overshoot) * (R - rho) * u).reshape(n, *SHAPE)
-    df = FakeDeepFool(r=r, label=torch.zeros(n, dtype=torch.long), adv_label=torch.ones(n, dtype=torch.long),
-                      converged=torch.ones(n, dtype=torch.bool), overshoot=overshoot)
+    df = FakeDeepFool(
+        r=r,
+        label=torch.zeros(n, dtype=torch.long),
+        adv_label=torch.ones(n, dtype=torch.long),
+        converged=torch.ones(n, dtype=torch.bool),
+        overshoot=overshoot,
+    )
     return clf, xs, df, c
 
 
@@ -129,8 +136,12 @@ def boundary_free_result(clf, xs):
     """A 'DeepFool result' with r = 0 (z = x) and the runner-up class as adv_label."""
     order = clf.logits(xs).argsort(1, descending=True)
     n = len(xs)
-    return FakeDeepFool(r=torch.zeros_like(xs), label=order[:, 0].clone(), adv_label=order[:, 1].clone(),
-                        converged=torch.ones(n, dtype=torch.bool))
+    return FakeDeepFool(
+        r=torch.zeros_like(xs),
+        label=order[:, 0].clone(),
+        adv_label=order[:, 1].clone(),
+        converged=torch.ones(n, dtype=torch.bool),
+    )
 
 
 def dense_average_hessian(clf, z, lab, adv, *, method, tangent=True, h=None):
@@ -143,7 +154,9 @@ def dense_average_hessian(clf, z, lab, adv, *, method, tangent=True, h=None):
         Hi = hvp(clf, zi, lab[i].repeat(D), adv[i].repeat(D), eye, method=method, h=h).hv.T  # column k = H e_k
         if tangent:
             g = torch.autograd.functional.jacobian(
-                lambda x: clf.network(x.reshape(1, *SHAPE))[0, adv[i]] - clf.network(x.reshape(1, *SHAPE))[0, lab[i]],
+                lambda x, i=i: (
+                    clf.network(x.reshape(1, *SHAPE))[0, adv[i]] - clf.network(x.reshape(1, *SHAPE))[0, lab[i]]
+                ),
                 z[i].reshape(-1),
             )
             nvec = g / g.norm()
@@ -160,7 +173,7 @@ def assert_same_subspace(B1, B2, tol=1e-6):
 
 # ------------------------------------------------------------------------------------------ S_c
 def test_curved_subspace_recovers_a_planted_spectrum():
-    clf, A, g, x0, top = planted_quadratic()
+    clf, _A, _g, x0, top = planted_quadratic()
     gen = torch.Generator().manual_seed(1)
     n = 10
     t = 0.2 + torch.rand(n, 1, generator=gen, dtype=torch.float64)
@@ -172,7 +185,9 @@ def test_curved_subspace_recovers_a_planted_spectrum():
     for method in ("finite_difference", "exact"):
         s = curved_subspace(clf, xs, 4, method=method, solver="eigsh", deepfool_result=df, tol=1e-10)
         assert s.kind == "curved" and s.solver == "eigsh" and s.method == method and s.n == n
-        torch.testing.assert_close(s.eigenvalues, torch.tensor([6.0, 4.0, 3.0, 2.0], dtype=torch.float64), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(
+            s.eigenvalues, torch.tensor([6.0, 4.0, 3.0, 2.0], dtype=torch.float64), rtol=1e-6, atol=1e-6
+        )
         assert_same_subspace(s.basis, top)
         # re-evaluated curvatures along the basis vectors: the planted eigenvalues (K), / ‖∇F‖ = 3 (κ)
         torch.testing.assert_close(s.curvatures, s.eigenvalues, rtol=1e-6, atol=1e-6)
@@ -183,7 +198,7 @@ def test_curved_subspace_recovers_a_planted_spectrum():
 
 
 def test_curved_subspace_matches_the_tangent_average_with_tilted_normals():
-    clf, A, g, x0, top = planted_quadratic(seed=3)
+    clf, A, _g, x0, _top = planted_quadratic(seed=3)
     gen = torch.Generator().manual_seed(2)
     n = 8
     w = 0.3 * torch.randn(n, D, generator=gen, dtype=torch.float64)
@@ -250,7 +265,9 @@ def test_non_converged_points_are_dropped_and_progress_is_reported():
     assert all(0.0 <= f <= 1.0 for f in fr) and fr[-1] == 1.0 and fr == sorted(fr)
     assert any("Hessian-vector" in msg for _, msg in calls)
     with pytest.raises(InvalidInputError, match="converged on none"):
-        curved_subspace(clf, xs, 2, deepfool_result=FakeDeepFool(df.r, df.label, df.adv_label, torch.zeros(6, dtype=torch.bool)))
+        curved_subspace(
+            clf, xs, 2, deepfool_result=FakeDeepFool(df.r, df.label, df.adv_label, torch.zeros(6, dtype=torch.bool))
+        )
 
 
 def test_curved_subspace_argument_errors():
@@ -275,13 +292,20 @@ def test_sphere_has_curvature_one_over_R_along_tangent_directions():
     for method in ("finite_difference", "exact"):
         res = curvature_along(clf, xs, V, method=method, deepfool_result=df)
         assert res.curvature.shape == (5, 7) and res.method == method
-        torch.testing.assert_close(res.kappa, torch.full((5, 7), 1 / R, dtype=torch.float64))  # positive: wraps around x
+        torch.testing.assert_close(
+            res.kappa, torch.full((5, 7), 1 / R, dtype=torch.float64)
+        )  # positive: wraps around x
         torch.testing.assert_close(res.curvature, torch.full((5, 7), 2.0, dtype=torch.float64))  # H = 2I
         torch.testing.assert_close(res.grad_norm, torch.full((5,), 2 * R, dtype=torch.float64))
         assert res.F.abs().max() < 1e-12 and bool(res.converged.all())
         assert ((res.tangent_fraction > 0) & (res.tangent_fraction <= 1 + 1e-12)).all()
     # a single image and a single (d,) direction
-    one = curvature_along(clf, xs[0], V[0].reshape(-1), deepfool_result=FakeDeepFool(df.r[:1], df.label[:1], df.adv_label[:1], df.converged[:1]))
+    one = curvature_along(
+        clf,
+        xs[0],
+        V[0].reshape(-1),
+        deepfool_result=FakeDeepFool(df.r[:1], df.label[:1], df.adv_label[:1], df.converged[:1]),
+    )
     assert one.kappa.shape == (1, 1) and one.kappa[0, 0] == pytest.approx(1 / R)
     # point inside (x + 0.8 r): the level set through z is a smaller sphere, κ = 1/‖z − c‖
     ins = curvature_along(clf, xs, V, point="inside", deepfool_result=df)
@@ -368,7 +392,7 @@ def test_average_curvature_on_the_sphere():
 
 
 def test_average_curvature_follows_the_planted_spectrum():
-    clf, A, g, x0, top = planted_quadratic()
+    clf, _A, _g, x0, _top = planted_quadratic()
     gen = torch.Generator().manual_seed(1)
     t = 0.2 + torch.rand(5, 1, generator=gen, dtype=torch.float64)
     e0 = torch.zeros(D, dtype=torch.float64)
@@ -432,7 +456,20 @@ def test_subspace_first_and_save_load_round_trip(tmp_path):
             assert torch.equal(getattr(back, name), getattr(sub, name)) or (
                 torch.isnan(getattr(sub, name)).all() and torch.isnan(getattr(back, name)).all()
             )
-        for name in ("kind", "n", "n_dropped", "n_hvp", "n_matvec", "method", "h", "beta", "point", "tangent", "solver", "input_shape"):
+        for name in (
+            "kind",
+            "n",
+            "n_dropped",
+            "n_hvp",
+            "n_matvec",
+            "method",
+            "h",
+            "beta",
+            "point",
+            "tangent",
+            "solver",
+            "input_shape",
+        ):
             assert getattr(back, name) == getattr(sub, name), name
         assert back.asymmetry == sub.asymmetry or (np.isnan(back.asymmetry) and np.isnan(sub.asymmetry))
     bad = tmp_path / "bad.subspace"

@@ -222,7 +222,7 @@ def test_mnist_damaged_files_are_reported(tmp_path):
     _write_mnist(raw)
     data = gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes())
     (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(data[:-100]))
-    with pytest.raises(InvalidInputError, match="t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(InvalidInputError, match=r"t10k-images-idx3-ubyte.gz"):
         load_dataset("mnist", root=tmp_path, split="test")
     (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x09\x03" + data[4:]))
     with pytest.raises(InvalidInputError, match="not an MNIST idx file"):
@@ -479,8 +479,7 @@ def test_real_mnist_train_split(shared_data):
 def test_real_cifar10_test_split(shared_data):
     ds = load_dataset("cifar10", root=shared_data, split="test")
     _check_pixel_dataset(ds, n=10_000, shape=(3, 32, 32), num_classes=10)
-    assert ds.class_names == ("airplane", "automobile", "bird", "cat", "deer",
-                              "dog", "frog", "horse", "ship", "truck")
+    assert ds.class_names == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     assert ds.labels.bincount(minlength=10).tolist() == [1000] * 10
     assert ds.labels[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]  # the official test order
 

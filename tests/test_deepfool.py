@@ -179,8 +179,9 @@ def test_max_iter_zero():
 def _small_mlp(seed: int):
     with torch.random.fork_rng(devices=[]):  # seeded weights without touching the global RNG
         torch.manual_seed(seed)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(D, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(),
-                            nn.Linear(16, 4)).double()
+        net = nn.Sequential(
+            nn.Flatten(), nn.Linear(D, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 4)
+        ).double()
     return make_classifier(net, input_shape=SHAPE, class_names=list("abcd"))
 
 
@@ -262,8 +263,17 @@ def test_bad_norm(norm):
         deepfool(clf, _points(2), norm=norm)
 
 
-@pytest.mark.parametrize("kwargs", [dict(max_iter=-1), dict(candidates=1), dict(batch_size=0),
-                                    dict(overshoot=-0.1), dict(overshoot=float("nan")), dict(max_iter=2.5)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(max_iter=-1),
+        dict(candidates=1),
+        dict(batch_size=0),
+        dict(overshoot=-0.1),
+        dict(overshoot=float("nan")),
+        dict(max_iter=2.5),
+    ],
+)
 def test_bad_settings(kwargs):
     clf, _, _ = _affine()
     with pytest.raises(InvalidInputError):

@@ -35,13 +35,26 @@ def _init(net: nn.Module, seed: int, scale: float = 0.7) -> nn.Module:
 
 
 def mlp(act: nn.Module, seed: int = 0) -> nn.Module:
-    net = nn.Sequential(nn.Flatten(), nn.Linear(D, 12), act, nn.Linear(12, 10), type(act)() if not isinstance(act, nn.Softplus) else nn.Softplus(beta=act.beta), nn.Linear(10, 3)).double()
+    net = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(D, 12),
+        act,
+        nn.Linear(12, 10),
+        type(act)() if not isinstance(act, nn.Softplus) else nn.Softplus(beta=act.beta),
+        nn.Linear(10, 3),
+    ).double()
     return _init(net, seed)
 
 
 def conv_relu(seed: int = 1) -> nn.Module:
     net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 8), nn.ReLU(inplace=True), nn.Linear(8, 3)
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 8),
+        nn.ReLU(inplace=True),
+        nn.Linear(8, 3),
     ).double()
     return _init(net, seed)
 
@@ -173,7 +186,7 @@ def test_smoothed_hvp_is_the_exact_hvp_of_a_softplus_twin_and_leaves_the_classif
 def test_smoothed_needs_relu_modules():
     clf = sphere_classifier(torch.zeros(D), 1.0, input_shape=SHAPE)
     z = torch.zeros(1, *SHAPE, dtype=torch.float64)
-    with pytest.raises(InvalidInputError, match="no nn.ReLU module"):
+    with pytest.raises(InvalidInputError, match=r"no nn.ReLU module"):
         hvp(clf, z, [0], [1], torch.ones(1, D, dtype=torch.float64), method="smoothed")
 
 
@@ -189,7 +202,9 @@ def test_quadratic_boundary_hvp_and_second_difference_are_exact():
     lab, adv = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
     for method in ("finite_difference", "exact"):
         torch.testing.assert_close(hvp(clf, z, lab, adv, v, method=method, h=0.3).hv, v @ A, rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(second_difference(clf, z, lab, adv, v, h=0.3), ((v @ A) * v).sum(1), rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(
+        second_difference(clf, z, lab, adv, v, h=0.3), ((v @ A) * v).sum(1), rtol=1e-8, atol=1e-8
+    )
     # K directions per point
     vk = torch.randn(4, 5, *SHAPE, generator=gen, dtype=torch.float64)
     out = hvp(clf, z, lab, adv, vk, method="exact")
@@ -232,7 +247,7 @@ def test_no_function_mutates_its_inputs(seed):
     second_difference(clf, z, lab, adv, v)
     op = boundary_operator(clf, z, lab, adv)
     op.quadratic_form(v.reshape(3, D))
-    for t, c in zip((z, lab, adv, v), copies):
+    for t, c in zip((z, lab, adv, v), copies, strict=True):
         assert torch.equal(t, c)
 
 

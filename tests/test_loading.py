@@ -126,8 +126,13 @@ def files(tmp_path_factory, model) -> dict[str, Path]:
 # ------------------------------------------------------------------------------------ round trips
 @pytest.mark.parametrize(
     "kind, fmt",
-    [("script", "torchscript"), ("trace", "torchscript"), ("export", "export"),
-     ("state_dict", "state_dict"), ("safetensors", "safetensors")],
+    [
+        ("script", "torchscript"),
+        ("trace", "torchscript"),
+        ("export", "export"),
+        ("state_dict", "state_dict"),
+        ("safetensors", "safetensors"),
+    ],
 )
 def test_every_format_round_trips_to_identical_logits(files, reference, kind, fmt):
     arch = {"architecture": "lenet"} if fmt in ("state_dict", "safetensors") else {}
@@ -184,8 +189,9 @@ def test_bytes_and_file_like_sources(files, reference):
 
 def test_class_names_bounds_and_info(files):
     names = [f"digit {i}" for i in range(10)]
-    clf = load_classifier(files["state_dict"], architecture="lenet", class_names=names, bounds=(0.0, 255.0),
-                          name="mine", **KW)
+    clf = load_classifier(
+        files["state_dict"], architecture="lenet", class_names=names, bounds=(0.0, 255.0), name="mine", **KW
+    )
     assert clf.class_names == tuple(names) and clf.bounds == (0.0, 255.0) and clf.name == "mine"
     assert len(clf.info["sha256"]) == 64 and clf.info["bytes"] == files["state_dict"].stat().st_size
     assert clf.info["architecture"] == "lenet"
@@ -194,8 +200,14 @@ def test_class_names_bounds_and_info(files):
 def test_data_parallel_prefix_and_checkpoint_wrappers(tmp_path, model, reference):
     x = _probe()
     prefixed = {f"module.{k}": v for k, v in model.state_dict().items()}
-    for i, obj in enumerate([prefixed, {"epoch": 7, "state_dict": prefixed}, {"model_state_dict": model.state_dict()},
-                             {"net": prefixed, "acc": 0.5}]):
+    for i, obj in enumerate(
+        [
+            prefixed,
+            {"epoch": 7, "state_dict": prefixed},
+            {"model_state_dict": model.state_dict()},
+            {"net": prefixed, "acc": 0.5},
+        ]
+    ):
         path = tmp_path / f"ckpt{i}.pt"
         torch.save(obj, path)
         clf = load_classifier(path, architecture="lenet", **KW)
@@ -219,8 +231,12 @@ def test_architecture_kwargs_and_num_classes_read_from_weights(tmp_path):
         wide = LeNet((3, 32, 32), 7, channels=(32, 64), hidden=(256, 128)).eval()
     path = tmp_path / "wide.pt"
     torch.save(wide.state_dict(), path)
-    clf = load_classifier(path, architecture="lenet", architecture_kwargs={"channels": (32, 64), "hidden": (256, 128)},
-                          input_shape=(3, 32, 32))
+    clf = load_classifier(
+        path,
+        architecture="lenet",
+        architecture_kwargs={"channels": (32, 64), "hidden": (256, 128)},
+        input_shape=(3, 32, 32),
+    )
     assert clf.num_classes == 7
     assert "num_classes=7 read from the weights" in clf.info["notes"]
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -250,8 +266,9 @@ def test_scripted_torchvision_blocks_are_not_mistaken_for_foreign_operators():
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = nn.Sequential(Conv2dNormActivation(1, 4, kernel_size=3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                            nn.Linear(4, 10)).eval()
+        net = nn.Sequential(
+            Conv2dNormActivation(1, 4, kernel_size=3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+        ).eval()
     data = _script_bytes(net)
     assert b"torchvision/ops/misc" in data  # class paths `__torch__.torchvision.ops.misc…` in the code
     clf = load_classifier(data, input_shape=SHAPE)
@@ -293,7 +310,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     legacy = tmp_path / "legacy.pth"
     torch.save({"p": Payload()}, legacy, _use_new_zipfile_serialization=False)
     for p in (path, legacy):
-        with pytest.raises(ModelLoadError, match="refusing .*pickled Python object"):
+        with pytest.raises(ModelLoadError, match=r"refusing .*pickled Python object"):
             load_classifier(p, architecture="lenet", **KW)
         with pytest.raises(ModelLoadError):  # whatever format the caller claims
             load_classifier(p, format="torchscript", **KW)
@@ -316,6 +333,7 @@ def test_malicious_exported_programs_are_refused_and_never_run(tmp_path, model):
                 change(program)
                 return json.dumps(program).encode()
             return None if rel == "__extra__" else data
+
         return edit
 
     def first_node(program):
@@ -329,18 +347,33 @@ def test_malicious_exported_programs_are_refused_and_never_run(tmp_path, model):
                     return
 
     crafted = {
-        "sample inputs": lambda rel, data: (_torch_save_bytes((Payload(),)) if rel == "data/sample_inputs/model.pt"
-                                            else None if rel == "__extra__" else data),
+        "sample inputs": lambda rel, data: (
+            _torch_save_bytes((Payload(),))
+            if rel == "data/sample_inputs/model.pt"
+            else None
+            if rel == "__extra__"
+            else data
+        ),
         "target": edit_json(lambda p: first_node(p).update(target="torch.os.system")),
         "image op": edit_json(lambda p: first_node(p).update(target="torch.ops.image.write_file.default")),
         "expression": edit_json(set_expr),
         "aoti": lambda rel, data: {"data/aotinductor/model/model.so": b"\x7fELF"} if rel == "__extra__" else data,
-        "pickled weight": lambda rel, data: (data.replace(b'"use_pickle": false', b'"use_pickle": true', 1)
-                                             if rel == "data/weights/model_weights_config.json"
-                                             else None if rel == "__extra__" else data),
+        "pickled weight": lambda rel, data: (
+            data.replace(b'"use_pickle": false', b'"use_pickle": true', 1)
+            if rel == "data/weights/model_weights_config.json"
+            else None
+            if rel == "__extra__"
+            else data
+        ),
     }
-    names = {"sample inputs": "sample inputs", "target": "'torch.os.system'", "image op": "image.write_file",
-             "expression": "the shape expression", "aoti": "aotinductor", "pickled weight": "stored as a pickle"}
+    names = {
+        "sample inputs": "sample inputs",
+        "target": "'torch.os.system'",
+        "image op": "image.write_file",
+        "expression": "the shape expression",
+        "aoti": "aotinductor",
+        "pickled weight": "stored as a pickle",
+    }
     for what, edit in crafted.items():
         with pytest.raises(ModelLoadError, match="refusing") as info:
             load_classifier(_rewrite_zip(good, edit), **KW)
@@ -361,9 +394,17 @@ def test_torchscript_that_touches_files_is_refused(tmp_path):
         load_classifier(data, input_shape=(1, 2, 2))
     assert not marker.exists()
     # hand-edited code calling torchvision's file operator (the scan runs before anything is compiled)
-    data = _rewrite_zip(_script_bytes(_Flat()), lambda rel, b: None if rel == "__extra__" else (
-        b.replace(b"torch.flatten(x, 1)", b"ops.image.read_file('/etc/passwd')") if rel.endswith(".py") else b))
-    with pytest.raises(ModelLoadError, match="calls operator 'ops.image.read_file'"):
+    data = _rewrite_zip(
+        _script_bytes(_Flat()),
+        lambda rel, b: (
+            None
+            if rel == "__extra__"
+            else (
+                b.replace(b"torch.flatten(x, 1)", b"ops.image.read_file('/etc/passwd')") if rel.endswith(".py") else b
+            )
+        ),
+    )
+    with pytest.raises(ModelLoadError, match=r"calls operator 'ops.image.read_file'"):
         load_classifier(data, input_shape=(1, 2, 2))
 
 
@@ -386,8 +427,12 @@ def test_truncated_file_names_file_and_format(files, tmp_path, kind):
         load_classifier(path, architecture="lenet", **KW)
     msg = str(info.value)
     assert files[kind].name in msg and "truncated or corrupt" in msg
-    assert {"script": "PyTorch zip archive", "export": "torch.export", "state_dict": "PyTorch zip archive",
-            "safetensors": "safetensors"}[kind] in msg
+    assert {
+        "script": "PyTorch zip archive",
+        "export": "torch.export",
+        "state_dict": "PyTorch zip archive",
+        "safetensors": "safetensors",
+    }[kind] in msg
     # with the format given explicitly the message names it too
     fmt = {"script": "torchscript", "export": "export", "state_dict": "state_dict", "safetensors": "safetensors"}[kind]
     with pytest.raises(ModelLoadError, match=r"could not load '.*' as .*truncated or corrupt"):
@@ -406,7 +451,7 @@ def test_truncated_legacy_pickle(tmp_path, model):
 def test_unrecognised_empty_missing_and_oversized_files(tmp_path, files):
     junk = tmp_path / "notes.txt"
     junk.write_text("hello world, not a model")
-    with pytest.raises(ModelLoadError, match="'notes.txt' is not a recognised model file"):
+    with pytest.raises(ModelLoadError, match=r"'notes.txt' is not a recognised model file"):
         load_classifier(junk, **KW)
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
@@ -429,8 +474,9 @@ def test_unrecognised_empty_missing_and_oversized_files(tmp_path, files):
 
 
 def test_zip_that_unpacks_beyond_the_limit(files):
-    bomb = _rewrite_zip(files["script"].read_bytes(),
-                        lambda rel, b: {"extra/padding": b"\0" * 3_000_000} if rel == "__extra__" else b)
+    bomb = _rewrite_zip(
+        files["script"].read_bytes(), lambda rel, b: {"extra/padding": b"\0" * 3_000_000} if rel == "__extra__" else b
+    )
     out = io.BytesIO()  # recompress: the padding deflates to a few kB
     with zipfile.ZipFile(io.BytesIO(bomb)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
@@ -448,7 +494,7 @@ def test_wrong_format_names_the_detected_one(files):
 
 
 def test_state_dict_needs_an_architecture_and_a_fitting_one(files):
-    with pytest.raises(ModelLoadError, match="is a state_dict .*pass architecture="):
+    with pytest.raises(ModelLoadError, match=r"is a state_dict .*pass architecture="):
         load_classifier(files["state_dict"], **KW)
     with pytest.raises(UnknownNameError, match="unknown architecture 'lenet5'"):
         load_classifier(files["state_dict"], architecture="lenet5", **KW)
@@ -458,8 +504,9 @@ def test_state_dict_needs_an_architecture_and_a_fitting_one(files):
     assert "do not fit architecture 'mlp'" in msg and "4 unexpected key(s) (conv1.weight, conv1.bias" in msg
     assert "fc1.weight: file (120, 64) vs model (256, 64)" in msg
     with pytest.raises(ModelLoadError, match=r"10 missing key\(s\) \(conv1.weight, .*10 unexpected key\(s\)"):
-        load_classifier(_torch_save_bytes({f"net.{k}": v for k, v in _lenet().state_dict().items()}),
-                        architecture="lenet", **KW)
+        load_classifier(
+            _torch_save_bytes({f"net.{k}": v for k, v in _lenet().state_dict().items()}), architecture="lenet", **KW
+        )
     with pytest.raises(ModelLoadError) as info:  # same layers, other input size: shapes differ
         load_classifier(files["state_dict"], architecture="lenet", input_shape=(1, 28, 28), num_classes=10)
     msg = str(info.value)
@@ -538,12 +585,16 @@ def test_bad_models_each_get_their_own_message(module, phrase):
 
 
 def test_mismatched_class_names(files):
-    with pytest.raises(ModelLoadError, match=r"returns 10 logits per image but 3 class names were given \('a', 'b', 'c'\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"returns 10 logits per image but 3 class names were given \('a', 'b', 'c'\)"
+    ):
         load_classifier(files["script"], class_names=["a", "b", "c"], **KW)
 
 
 def test_wrong_input_shape(files):
-    with pytest.raises(ModelLoadError, match=r"does not accept a probe batch of shape \(4, 3, 8, 8\) .*Check input_shape"):
+    with pytest.raises(
+        ModelLoadError, match=r"does not accept a probe batch of shape \(4, 3, 8, 8\) .*Check input_shape"
+    ):
         load_classifier(files["script"], input_shape=(3, 8, 8))
     with pytest.raises(InvalidInputError, match=r"input_shape must be \(C, H, W\)"):
         load_classifier(files["script"], input_shape=(8, 8))
@@ -576,15 +627,27 @@ def test_validate_arguments(files):
 
 
 def test_every_error_is_an_atlas_error():
-    assert issubclass(ModelLoadError, AtlasError) and set(FORMATS) == {"torchscript", "export", "onnx", "state_dict", "safetensors"}
+    assert issubclass(ModelLoadError, AtlasError) and set(FORMATS) == {
+        "torchscript",
+        "export",
+        "onnx",
+        "state_dict",
+        "safetensors",
+    }
 
 
 # ------------------------------------------------------------------------------------ real weights
 @pytest.mark.shared_data
 def test_captum_cifar10_lenet_reaches_its_known_accuracy(shared_data):
     path = shared_data / "weights" / "captum_cifar10_lenet" / "cifar_torchvision.pt"
-    clf = load_classifier(path, architecture="lenet", input_shape=(3, 32, 32), mean=(0.5,) * 3, std=(0.5,) * 3,
-                          class_names=CIFAR10_CLASSES)
+    clf = load_classifier(
+        path,
+        architecture="lenet",
+        input_shape=(3, 32, 32),
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        class_names=CIFAR10_CLASSES,
+    )
     assert clf.info["format"] == "state_dict" and clf.info["parameters"] == 62_006
     test = load_dataset("cifar10", root=shared_data, split="test")
     assert len(test) == 10_000
@@ -595,8 +658,14 @@ def test_captum_cifar10_lenet_reaches_its_known_accuracy(shared_data):
 @pytest.mark.shared_data
 def test_pyhessian_resnet20_reaches_its_known_accuracy(shared_data):
     path = shared_data / "weights" / "pyhessian_cifar10_resnet20" / "net.pkl"
-    clf = load_classifier(path, architecture="resnet20", input_shape=(3, 32, 32), mean=(0.4914, 0.4822, 0.4465),
-                          std=(0.2023, 0.1994, 0.2010), class_names=CIFAR10_CLASSES)
+    clf = load_classifier(
+        path,
+        architecture="resnet20",
+        input_shape=(3, 32, 32),
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2023, 0.1994, 0.2010),
+        class_names=CIFAR10_CLASSES,
+    )
     assert "stripped prefix 'module.'" in clf.info["notes"]
     assert clf.info["detected"].startswith("pickle stream")  # legacy non-zip serialization, saved from CUDA
     lossless = load_npz(shared_data / "cifar10" / "test_batch_first846_lossless.npz", split="test")

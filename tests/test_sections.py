@@ -42,7 +42,10 @@ def test_sphere_section_is_a_disk(seed):
     assert isinstance(sec, Section)
     assert sec.labels.shape == (201, 201) and sec.labels.dtype == torch.int64
     assert sec.label == 0 and sec.r_norm == pytest.approx(float(res.norms[0]))
-    centre = ((c.reshape(SHAPE) - x).reshape(-1) @ sec.e1.reshape(-1), (c.reshape(SHAPE) - x).reshape(-1) @ sec.e2.reshape(-1))
+    centre = (
+        (c.reshape(SHAPE) - x).reshape(-1) @ sec.e1.reshape(-1),
+        (c.reshape(SHAPE) - x).reshape(-1) @ sec.e2.reshape(-1),
+    )
     assert float(centre[0]) == pytest.approx(-0.6) and float(centre[1]) == pytest.approx(0.0, abs=1e-12)
 
     aa, bb = torch.meshgrid(sec.alpha, sec.beta, indexing="xy")  # (B, A) like labels
@@ -87,8 +90,9 @@ def test_affine_section_boundary_is_vertical_line(overshoot):
 def _mlp(seed: int, activation=nn.Tanh):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(D, 32), activation(), nn.Linear(32, 32), activation(),
-                            nn.Linear(32, 5)).double()
+        net = nn.Sequential(
+            nn.Flatten(), nn.Linear(D, 32), activation(), nn.Linear(32, 32), activation(), nn.Linear(32, 5)
+        ).double()
     return make_classifier(net, input_shape=SHAPE, class_names=list("abcde"))
 
 
@@ -139,7 +143,7 @@ def test_default_extent_and_inputs_not_mutated():
     v = torch.randn(SHAPE, generator=g, dtype=torch.float64)
     copies = [t.clone() for t in (x, r, v)]
     sec = normal_section(clf, x.unsqueeze(0), r, v, resolution=33)
-    for t, c in zip((x, r, v), copies):
+    for t, c in zip((x, r, v), copies, strict=True):
         assert torch.equal(t, c)
     e = 2.5 * float(r.norm())
     assert sec.extent == pytest.approx((-e, e, -e, e))
@@ -172,7 +176,11 @@ def test_random_direction():
 def _setup():
     clf = _mlp(0)
     g = _gen(9)
-    return clf, torch.randn(SHAPE, generator=g, dtype=torch.float64), torch.randn(SHAPE, generator=g, dtype=torch.float64)
+    return (
+        clf,
+        torch.randn(SHAPE, generator=g, dtype=torch.float64),
+        torch.randn(SHAPE, generator=g, dtype=torch.float64),
+    )
 
 
 def test_zero_r():
@@ -190,9 +198,19 @@ def test_v_parallel_to_r(scale):
         normal_section(clf, x, r, torch.zeros(SHAPE, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("kwargs", [dict(extent=-1.0), dict(extent=(1.0, 0.0, -1.0, 1.0)), dict(extent=(0, 1)),
-                                    dict(extent=float("inf")), dict(resolution=1), dict(resolution=(4,)),
-                                    dict(coarse=0), dict(batch_size=0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(extent=-1.0),
+        dict(extent=(1.0, 0.0, -1.0, 1.0)),
+        dict(extent=(0, 1)),
+        dict(extent=float("inf")),
+        dict(resolution=1),
+        dict(resolution=(4,)),
+        dict(coarse=0),
+        dict(batch_size=0),
+    ],
+)
 def test_bad_settings(kwargs):
     clf, x, r = _setup()
     v = random_direction(SHAPE, random_state=0, dtype=torch.float64)

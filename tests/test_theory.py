@@ -74,22 +74,25 @@ def test_monotone_in_the_right_directions(m, delta):
         assert 1 / math.sqrt(kappa) <= theorem2_norm(m, delta, kappa, exact=True) <= t2
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: theorem1_norm(0, 0.2), "positive integer"),
-    (lambda: theorem1_norm(2.5, 0.2), "positive integer"),
-    (lambda: theorem1_norm(2, 0.0), "delta"),
-    (lambda: theorem1_norm(2, 1.5), "delta"),
-    (lambda: theorem1_norm(2, 0.2, 1.0), "xi"),
-    (lambda: theorem2_norm(2, 0.2, 0.0), "kappa"),
-    (lambda: theorem2_norm(2, 0.2, float("inf")), "kappa"),
-    (lambda: theorem2_norm(2, "a", 0.1), "delta"),
-    (lambda: to_pixel_units(1.0, torch.tensor([])), "at least one"),
-    (lambda: to_pixel_units(1.0, torch.ones(3), statistic="mode"), "statistic"),
-    (lambda: normal_fit_xi(torch.ones(3, 4), torch.eye(4)[:, :2], share=0.0), "share"),
-    (lambda: projection_residuals(torch.ones(3, 4), 2 * torch.eye(4)[:, :2]), "orthonormal"),
-    (lambda: projection_residuals(torch.zeros(3, 4), torch.eye(4)[:, :2]), "non-zero"),
-    (lambda: projection_residuals(torch.ones(3, 5), torch.eye(4)[:, :2]), r"\(5, m\)"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: theorem1_norm(0, 0.2), "positive integer"),
+        (lambda: theorem1_norm(2.5, 0.2), "positive integer"),
+        (lambda: theorem1_norm(2, 0.0), "delta"),
+        (lambda: theorem1_norm(2, 1.5), "delta"),
+        (lambda: theorem1_norm(2, 0.2, 1.0), "xi"),
+        (lambda: theorem2_norm(2, 0.2, 0.0), "kappa"),
+        (lambda: theorem2_norm(2, 0.2, float("inf")), "kappa"),
+        (lambda: theorem2_norm(2, "a", 0.1), "delta"),
+        (lambda: to_pixel_units(1.0, torch.tensor([])), "at least one"),
+        (lambda: to_pixel_units(1.0, torch.ones(3), statistic="mode"), "statistic"),
+        (lambda: normal_fit_xi(torch.ones(3, 4), torch.eye(4)[:, :2], share=0.0), "share"),
+        (lambda: projection_residuals(torch.ones(3, 4), 2 * torch.eye(4)[:, :2]), "orthonormal"),
+        (lambda: projection_residuals(torch.zeros(3, 4), torch.eye(4)[:, :2]), "non-zero"),
+        (lambda: projection_residuals(torch.ones(3, 5), torch.eye(4)[:, :2]), r"\(5, m\)"),
+    ],
+)
 def test_errors(call, match):
     with pytest.raises(InvalidInputError, match=match):
         call()
@@ -118,8 +121,9 @@ def test_to_pixel_units_and_kappa_conversion():
     assert to_pixel_units(2.0, r, statistic=0.0) == 2.0
     # the sphere of radius R seen from distance s: κ_normal = 1/R, Theorem 2's κ = s / (2R)
     assert theorem2_kappa(1 / 50, 1.0) == pytest.approx(0.01)
-    torch.testing.assert_close(theorem2_kappa(torch.tensor([0.5, 1.0]), torch.tensor(2.0)),
-                               torch.tensor([0.5, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        theorem2_kappa(torch.tensor([0.5, 1.0]), torch.tensor(2.0)), torch.tensor([0.5, 1.0], dtype=torch.float64)
+    )
 
 
 # ---------------------------------------------------------------------------------------- Theorem 1 on affine
@@ -137,7 +141,7 @@ def affine_five():
 
 def test_affine_normals_span_L_minus_1_dimensions(affine_five):
     """Remark 1: the normals of an L-class affine classifier are the w_i − w_j, rank L − 1."""
-    clf, xs, df, W = affine_five
+    _clf, _xs, df, W = affine_five
     N = df.r.flatten(1) / df.norms[:, None]
     s = torch.linalg.svdvals(N)
     assert float(s[3]) > 1e-3 * float(s[0])  # 4 = L − 1 significant directions …

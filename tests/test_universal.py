@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -91,7 +92,12 @@ def test_projection_lands_in_ball_is_idempotent_and_nearest(norm):
         if math.isinf(norm):
             w = xi * (2 * torch.rand(20, *v.shape, generator=g, dtype=torch.float64) - 1)
         else:
-            w = w / w.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1) * xi * torch.rand(20, 1, 1, 1, generator=g, dtype=torch.float64)
+            w = (
+                w
+                / w.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
+                * xi
+                * torch.rand(20, 1, 1, 1, generator=g, dtype=torch.float64)
+            )
         d_proj = float((v.double() - pv.double()).norm())
         d_other = (v.double().unsqueeze(0) - w).flatten(1).norm(dim=1)
         assert d_proj <= float(d_other.min()) + 1e-5
@@ -114,12 +120,15 @@ def test_projection_l2_keeps_direction_and_linf_clips():
     assert torch.equal(project_lp(v, 0.0, 2), torch.zeros(2, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("args,match", [
-    ((torch.ones(3), -1.0, 2), "xi"),
-    ((torch.ones(3), 1.0, 1), "norm"),
-    ((torch.ones(3, dtype=torch.long), 1.0, 2), "floating"),
-    ((torch.tensor([float("nan")]), 1.0, 2), "NaN"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ((torch.ones(3), -1.0, 2), "xi"),
+        ((torch.ones(3), 1.0, 1), "norm"),
+        ((torch.ones(3, dtype=torch.long), 1.0, 2), "floating"),
+        ((torch.tensor([float("nan")]), 1.0, 2), "NaN"),
+    ],
+)
 def test_projection_errors(args, match):
     with pytest.raises(InvalidInputError, match=match):
         project_lp(*args)
@@ -145,7 +154,9 @@ def test_fooling_rates_in_unit_interval_and_consistent(three_class):
     assert many.shape == (5,) and many.dtype == torch.float64
     labels = clf.predict(xs)
     for k in range(5):
-        assert float(many[k]) == fooling_rate(clf, xs, vs[k]) == fooling_rate(clf, xs, vs[k].reshape(SHAPE), labels=labels)
+        assert (
+            float(many[k]) == fooling_rate(clf, xs, vs[k]) == fooling_rate(clf, xs, vs[k].reshape(SHAPE), labels=labels)
+        )
     assert torch.equal(xs, x0)
 
 
@@ -153,7 +164,7 @@ def test_fooling_rate_closed_form_on_affine(three_class):
     clf, xs = three_class
     W = clf.network.W_
     v = (1.2 * W[1] / W[1].norm()).reshape(SHAPE)
-    fooled = ((xs.flatten(1) + v.flatten()) @ W[1] - 2.0 > 0)  # f_1 − f_0 > 0 (f_2 stays below for these points)
+    fooled = (xs.flatten(1) + v.flatten()) @ W[1] - 2.0 > 0  # f_1 − f_0 > 0 (f_2 stays below for these points)
     expect = clf.predict(xs + v) != 0
     assert torch.equal(fooled, expect)
     assert fooling_rate(clf, xs, v) == pytest.approx(float(fooled.double().mean()))
@@ -227,19 +238,22 @@ def test_uap_progress_is_monotone_and_ends_at_one(three_class):
     universal_perturbation(clf, xs, xi=2.0, max_passes=3, batch_size=8, progress=lambda f, msg: seen.append((f, msg)))
     fr = [f for f, _ in seen]
     assert fr and all(0.0 <= f <= 1.0 for f in fr)
-    assert all(a <= b + 1e-12 for a, b in zip(fr, fr[1:]))
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(fr))
     assert all(isinstance(m, str) for _, m in seen)
     assert "fooling rate" in seen[-1][1]
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(xi=0.0), "xi"),
-    (dict(xi=1.0, delta=1.0), "delta"),
-    (dict(xi=1.0, mode="parallel"), "mode"),
-    (dict(xi=1.0, max_passes=0), "max_passes"),
-    (dict(xi=1.0, norm=3), "norm"),
-    (dict(xi=1.0, random_state="x"), "random_state"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(xi=0.0), "xi"),
+        (dict(xi=1.0, delta=1.0), "delta"),
+        (dict(xi=1.0, mode="parallel"), "mode"),
+        (dict(xi=1.0, max_passes=0), "max_passes"),
+        (dict(xi=1.0, norm=3), "norm"),
+        (dict(xi=1.0, random_state="x"), "random_state"),
+    ],
+)
 def test_uap_errors(three_class, kw, match):
     clf, xs = three_class
     with pytest.raises(InvalidInputError, match=match):
@@ -316,7 +330,9 @@ def test_sample_subspace_norm_span_and_moments():
     assert float(c[:, 4:].abs().max()) < 1e-12
     # uniform on the sphere of radius ξ in 4 dims: E c = 0, E c cᵀ = ξ²/4 I
     assert float(c[:, :4].mean(0).abs().max()) < 0.15
-    torch.testing.assert_close(c[:, :4].T @ c[:, :4] / 4000, 2.5**2 / 4 * torch.eye(4, dtype=torch.float64), atol=0.12, rtol=0)
+    torch.testing.assert_close(
+        c[:, :4].T @ c[:, :4] / 4000, 2.5**2 / 4 * torch.eye(4, dtype=torch.float64), atol=0.12, rtol=0
+    )
     assert torch.equal(vs, sample_subspace(B, 4, 2.5, n_samples=4000, random_state=0))
     img = sample_subspace(B, 2, 1.0, n_samples=3, random_state=0, shape=(1, 5, 6))
     assert img.shape == (3, 1, 5, 6)
@@ -351,8 +367,16 @@ def test_fooling_rate_vs_m_normal_span_beats_random():
     rand = _orthonormal(d, 4, 2)
     x0 = xs.clone()
     seen = []
-    curve = fooling_rate_vs_m(clf, xs, {"S_f": S_f, "random": rand}, [1, 2, 4], xi=0.6, n_samples=8,
-                              random_state=0, progress=lambda f, m: seen.append(f))
+    curve = fooling_rate_vs_m(
+        clf,
+        xs,
+        {"S_f": S_f, "random": rand},
+        [1, 2, 4],
+        xi=0.6,
+        n_samples=8,
+        random_state=0,
+        progress=lambda f, m: seen.append(f),
+    )
     assert torch.equal(xs, x0)
     assert isinstance(curve, FoolingCurve) and curve.names == ("S_f", "random")
     assert curve.m_values.tolist() == [1, 2, 4] and curve.n_points == 80 and curve.xi == 0.6

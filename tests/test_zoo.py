@@ -4,6 +4,7 @@ exactly, and bad names give clear errors."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -48,7 +49,7 @@ def test_training_is_seeded_and_leaves_global_rng_alone():
     m1, mean1, _ = zoo.train_classifier(entry, ds.images, ds.labels, num_classes=10)
     assert torch.equal(state, torch.random.get_rng_state())
     m2, mean2, _ = zoo.train_classifier(entry, ds.images, ds.labels, num_classes=10)
-    for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
+    for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert mean1 == mean2
 
@@ -58,7 +59,7 @@ def test_progress_callback_reports_monotone_fractions():
     ds = load_dataset("digits", split="train", limit=200)
     seen = []
     zoo.train_classifier(entry, ds.images, ds.labels, num_classes=10, progress=lambda f, m: seen.append(f))
-    assert seen and all(0 <= a <= b <= 1 for a, b in zip(seen, seen[1:]))
+    assert seen and all(0 <= a <= b <= 1 for a, b in itertools.pairwise(seen))
 
 
 def test_not_trained_without_train_flag(tmp_path, monkeypatch):

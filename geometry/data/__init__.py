@@ -92,8 +92,11 @@ __all__ = [
 
 
 def _forwarded(name: str) -> property:
-    return property(lambda self: getattr(limits, name), lambda self, value: setattr(limits, name, value),
-                    doc=f"{name} of :mod:`geometry.data.limits`, read and set there")
+    return property(
+        lambda self: getattr(limits, name),
+        lambda self, value: setattr(limits, name, value),
+        doc=f"{name} of :mod:`geometry.data.limits`, read and set there",
+    )
 
 
 class _Package(types.ModuleType):

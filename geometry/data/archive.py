@@ -12,16 +12,24 @@ import shutil
 import struct
 import zipfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 from ..errors import InvalidInputError
 from . import limits
 from .common import _first_line, _gib, _is_image_name
 
 _ZIP_READ_ERRORS = (
-    zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error, struct.error, ValueError,
-    RuntimeError, NotImplementedError,  # RuntimeError: encrypted entry; NotImplementedError: unknown compression
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    zlib.error,
+    struct.error,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,  # RuntimeError: encrypted entry; NotImplementedError: unknown compression
 )
 
 
@@ -35,9 +43,9 @@ def _zip_declared_entries(fh: BinaryIO) -> int | None:
     pos = tail.rfind(b"PK\x05\x06")
     if pos < 0 or pos + 22 > len(tail):
         return None
-    (count,) = struct.unpack("<H", tail[pos + 10: pos + 12])
-    if count == 0xFFFF and pos >= 20 and tail[pos - 20: pos - 16] == b"PK\x06\x07":
-        (offset,) = struct.unpack("<Q", tail[pos - 12: pos - 4])
+    (count,) = struct.unpack("<H", tail[pos + 10 : pos + 12])
+    if count == 0xFFFF and pos >= 20 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
+        (offset,) = struct.unpack("<Q", tail[pos - 12 : pos - 4])
         fh.seek(offset)
         record = fh.read(40)
         if len(record) == 40 and record[:4] == b"PK\x06\x06":
@@ -109,8 +117,9 @@ def _zip_plan(zf: zipfile.ZipFile, what: str) -> list[tuple[zipfile.ZipInfo, tup
     return plan
 
 
-def _extract_zip(zf: zipfile.ZipFile, plan: Sequence[tuple[zipfile.ZipInfo, tuple[str, ...], bool]], base: Path,
-                 what: str) -> None:
+def _extract_zip(
+    zf: zipfile.ZipFile, plan: Sequence[tuple[zipfile.ZipInfo, tuple[str, ...], bool]], base: Path, what: str
+) -> None:
     """Write the planned entries below ``base``: images streamed (CRC-checked, at most their declared
     size), other files as empty placeholders (only their names matter to the folder layout)."""
     for info, parts, image in plan:

@@ -14,8 +14,8 @@ import csv
 import io
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -42,7 +42,16 @@ __all__ = ["CIFAR10_CLASSES"]
 
 #: CIFAR-10 class names in the official label order (0 … 9); also alphabetical.
 CIFAR10_CLASSES: tuple[str, ...] = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 
 _CIFAR_BATCH_FILES = ("batches.meta", "test_batch", *(f"data_batch_{i}" for i in range(1, 6)))
@@ -123,8 +132,13 @@ def _cifar_from_jpeg_export(folder: Path, split: str, limit: int | None) -> Data
         order = _official_order(csv_path, keys)
         if order is None:
             return _Collection(keys, labels, open_bytes, describe, "sorted by class then file name")
-        return _Collection([keys[i] for i in order], [labels[i] for i in order], open_bytes, describe,
-                           f"official order from {csv_path.name}")
+        return _Collection(
+            [keys[i] for i in order],
+            [labels[i] for i in order],
+            open_bytes,
+            describe,
+            f"official order from {csv_path.name}",
+        )
 
     if split_dir.is_dir():
         src = split_dir
@@ -151,14 +165,21 @@ def _cifar_from_jpeg_export(folder: Path, split: str, limit: int | None) -> Data
             classes = sorted({k.split("/")[1] for k in members})
             index = {c: i for i, c in enumerate(classes)}
             entries = [(k, index[k.split("/")[1]]) for k in sorted(members, key=lambda k: tuple(k.split("/")))]
-            return finish(classes, entries, split_zip, lambda k: io.BytesIO(zf.read(members[k])),
-                          lambda k: f"{split_zip}:{members[k]}")
+            return finish(
+                classes,
+                entries,
+                split_zip,
+                lambda k: io.BytesIO(zf.read(members[k])),
+                lambda k: f"{split_zip}:{members[k]}",
+            )
     else:
         return None
     images, labels, note = _decode_cached("cifar10-jpeg", split, fingerprint, prepare, force_rgb=True, limit=limit)
     if images.shape[1:] != (32, 32, 3):
         raise InvalidInputError(f"CIFAR-10 images in {src} must be 32×32 RGB, got {images.shape[2]}×{images.shape[1]}")
-    return _images_dataset(images, labels, CIFAR10_CLASSES, "cifar10", split, f"CIFAR-10 JPEG export (lossy) {src}, {note}")
+    return _images_dataset(
+        images, labels, CIFAR10_CLASSES, "cifar10", split, f"CIFAR-10 JPEG export (lossy) {src}, {note}"
+    )
 
 
 def _load_cifar10(root: str | os.PathLike | None, split: str, limit: int | None) -> Dataset:
@@ -200,7 +221,11 @@ def _load_cifar10(root: str | os.PathLike | None, split: str, limit: int | None)
         "(image-folder export); root may also be that cifar10/ folder itself",
     ]
     if dest is None:
-        how.append("or leave root unset on a machine with internet access: torchvision then downloads CIFAR-10 (≈ 170 MB) into the cache")
+        how.append(
+            "or leave root unset on a machine with internet access: torchvision then downloads CIFAR-10 (≈ 170 MB) into the cache"
+        )
     else:
-        how.append(f"or run once on a machine with internet access: torchvision downloads CIFAR-10 (≈ 170 MB) into {dest}")
+        how.append(
+            f"or run once on a machine with internet access: torchvision downloads CIFAR-10 (≈ 170 MB) into {dest}"
+        )
     raise _not_found(f"CIFAR-10 ({split} split)", looked, how, problems)

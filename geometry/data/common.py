@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,17 @@ DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "imagefolder")
 SPLITS: tuple[str, ...] = ("train", "test")
 #: File name endings read as images by the image-folder readers (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".tif",
+    ".tiff",
+    ".webp",
 )
 
 _CACHE_FORMAT = 2  # bump when the decoded-cache content changes (2: verified safetensors files)
@@ -176,7 +187,9 @@ def _check_limit(limit: Any) -> int | None:
     return value
 
 
-def _not_found(what: str, looked: Sequence[str], how: Sequence[str], problems: Sequence[str] = ()) -> DatasetNotFoundError:
+def _not_found(
+    what: str, looked: Sequence[str], how: Sequence[str], problems: Sequence[str] = ()
+) -> DatasetNotFoundError:
     lines = [f"{what} not found. Looked in:"]
     lines += [f"  - {x}" for x in looked] or ["  - (nowhere: no data root given)"]
     if problems:
@@ -317,12 +330,12 @@ def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, str] | None:
 
 def _save_cached(path: Path, images: np.ndarray, labels: np.ndarray, note: str) -> None:
     """Write the decoded dataset to ``path`` (suffix ``.safetensors``) with a SHA-256; see :func:`_load_cached`."""
-    tensors = {"images": torch.from_numpy(np.ascontiguousarray(images)),
-               "labels": torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))}
-    try:
+    tensors = {
+        "images": torch.from_numpy(np.ascontiguousarray(images)),
+        "labels": torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)),
+    }
+    with contextlib.suppress(OSError):  # an unwritable cache only costs time
         save_tensors(Path(path).with_suffix(".safetensors"), tensors, {"note": str(note)}, version=_CACHE_FORMAT)
-    except OSError:
-        pass  # an unwritable cache only costs time
 
 
 def _decode_cached(
@@ -360,7 +373,9 @@ def _decode_cached(
     return images, labels, col.note
 
 
-def _images_dataset(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], name: str, split: str, source: str) -> Dataset:
+def _images_dataset(
+    images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], name: str, split: str, source: str
+) -> Dataset:
     return Dataset(
         images=_uint8_to_float(images, channels_last=True),
         labels=_labels_tensor(labels),

@@ -26,7 +26,7 @@ def _load_digits(split: str, limit: int | None) -> Dataset:
     labels = np.asarray(bunch.target, dtype=np.int64)
     n = images.shape[0]
     perm = np.random.default_rng(_DIGITS_SEED).permutation(n)
-    idx = perm[: n - _DIGITS_N_TEST] if split == "train" else perm[n - _DIGITS_N_TEST:]
+    idx = perm[: n - _DIGITS_N_TEST] if split == "train" else perm[n - _DIGITS_N_TEST :]
     if limit is not None:
         idx = idx[:limit]
     x = torch.from_numpy((images[idx] / 16.0).astype(np.float32)).unsqueeze(1)

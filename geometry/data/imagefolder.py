@@ -12,8 +12,9 @@ import contextlib
 import io
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +22,9 @@ from ..errors import AtlasError, InvalidInputError
 from . import common, limits
 from .archive import _extract_zip, _open_zip, _zip_plan
 from .common import (
+    _GRAY_MODES,
     IMAGE_EXTENSIONS,
     SPLITS,
-    _GRAY_MODES,
     Dataset,
     _check_split,
     _Collection,
@@ -91,24 +92,36 @@ def _check_image_budget(
 def _load_imagefolder(root: str | os.PathLike | None, split: str, limit: int | None) -> Dataset:
     layout = "root/<class>/*.png (or root/train/<class>/…, root/test/<class>/…), one sub-folder per class"
     if root is None or not str(root).strip():
-        raise _not_found(
-            "imagefolder dataset", [], [f"pass root=<folder> laid out as {layout}"]
-        )
+        raise _not_found("imagefolder dataset", [], [f"pass root=<folder> laid out as {layout}"])
     base = Path(root).expanduser()
     if not base.is_dir():
-        raise _not_found(f"imagefolder dataset ({split} split)", [str(base)], [f"pass root=<an existing folder> laid out as {layout}"])
+        raise _not_found(
+            f"imagefolder dataset ({split} split)",
+            [str(base)],
+            [f"pass root=<an existing folder> laid out as {layout}"],
+        )
     folder, classes, entries = _imagefolder_listing(base, split)
     keys = [k for k, _ in entries]
     labels = [lab for _, lab in entries]
     note = "sorted by class then file name"
 
     def prepare(stack: contextlib.ExitStack) -> _Collection:
-        _check_image_budget(keys if limit is None else keys[:limit], lambda k: folder / k, lambda k: str(folder / k),
-                            force_rgb=False, what=f"image folder {folder}")
+        _check_image_budget(
+            keys if limit is None else keys[:limit],
+            lambda k: folder / k,
+            lambda k: str(folder / k),
+            force_rgb=False,
+            what=f"image folder {folder}",
+        )
         return _Collection(keys, labels, lambda k: folder / k, lambda k: str(folder / k), note)
 
     images, labels_arr, _ = _decode_cached(
-        "imagefolder", split, _listing_fingerprint(folder, keys), prepare, force_rgb=False, limit=limit,
+        "imagefolder",
+        split,
+        _listing_fingerprint(folder, keys),
+        prepare,
+        force_rgb=False,
+        limit=limit,
     )
     mode = "grayscale" if images.ndim == 3 else "RGB"
     return _images_dataset(images, labels_arr, classes, "imagefolder", split, f"image folder {folder} ({mode}, {note})")
@@ -125,8 +138,10 @@ def _imagefolder_listing(base: Path, split: str) -> tuple[Path, list[str], list[
             raise _not_found(
                 f"imagefolder {split} split",
                 [str(folder)],
-                [f"{base} has split folder(s) {', '.join(present)}/ but no {split}/: add {split}/<class>/… "
-                 f"or load split={present[0]!r}"],
+                [
+                    f"{base} has split folder(s) {', '.join(present)}/ but no {split}/: add {split}/<class>/… "
+                    f"or load split={present[0]!r}"
+                ],
             )
         folder = base
     classes, entries = _list_class_folders(folder)
@@ -154,8 +169,9 @@ def _read_extracted(base: Path, split: str, what: str) -> Dataset:
     _check_image_budget(keys, lambda k: folder / k, lambda k: str(folder / k), force_rgb=False, what=what)
     images = common._decode_images(keys, lambda k: folder / k, lambda k: str(folder / k), force_rgb=False)
     mode = "grayscale" if images.ndim == 3 else "RGB"
-    return _images_dataset(images, labels, classes, "imagefolder", split,
-                           f"zip upload {what} ({mode}, sorted by class then file name)")
+    return _images_dataset(
+        images, labels, classes, "imagefolder", split, f"zip upload {what} ({mode}, sorted by class then file name)"
+    )
 
 
 def load_zip_upload(data: bytes, *, name: str = "uploaded zip", split: str = "test") -> Dataset:

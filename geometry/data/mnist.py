@@ -7,11 +7,13 @@ machine with internet access and no local copy, torchvision downloads them into 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,7 @@ _MNIST_FILES = {
 }
 
 
-def _read_exact(f: BinaryIO, n: int, path: Path) -> bytearray:
+def _read_exact(f: io.BufferedIOBase, n: int, path: Path) -> bytearray:
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
@@ -125,7 +127,9 @@ def _load_mnist(root: str | os.PathLike | None, split: str, limit: int | None) -
         "(torchvision's layout; .gz or uncompressed; a read-only folder is fine)",
     ]
     if dest is None:
-        how.append("or leave root unset on a machine with internet access: torchvision then downloads MNIST (≈ 11 MB) into the cache")
+        how.append(
+            "or leave root unset on a machine with internet access: torchvision then downloads MNIST (≈ 11 MB) into the cache"
+        )
     else:
         how.append(f"or run once on a machine with internet access: torchvision downloads MNIST (≈ 11 MB) into {dest}")
     raise _not_found(f"MNIST ({split} split; looked for {stems})", looked, how, problems)

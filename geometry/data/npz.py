@@ -55,9 +55,11 @@ def _check_npz_headers(fh: BinaryIO, source: str) -> None:
                     elif version == (2, 0):
                         shape, _, dtype = fmt.read_array_header_2_0(f)
                     else:
-                        raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported (use 1.0 / 2.0)")
+                        raise ValueError(
+                            f".npy format version {version[0]}.{version[1]} is not supported (use 1.0 / 2.0)"
+                        )
                     header = f.tell()
-            except _ZIP_READ_ERRORS + (SyntaxError,) as e:
+            except (*_ZIP_READ_ERRORS, SyntaxError) as e:
                 raise InvalidInputError(f"could not read array {key!r} of {source}: {_first_line(e)}") from e
             shape = tuple(int(s) for s in shape)
             declared = f"array {key!r} of {source} declares shape {shape} dtype {dtype}"
@@ -131,7 +133,9 @@ def load_npz(path: str | os.PathLike | BinaryIO, *, split: str = "train", limit:
     if isinstance(path, (str, os.PathLike)):
         p = Path(path).expanduser()
         if not p.is_file():
-            raise _not_found(f"npz file {p}", [str(p)], ["pass the path of an existing .npz with arrays images and labels"])
+            raise _not_found(
+                f"npz file {p}", [str(p)], ["pass the path of an existing .npz with arrays images and labels"]
+            )
         where: Any = p
         source = str(p)
     else:
@@ -167,7 +171,9 @@ def load_npz(path: str | os.PathLike | BinaryIO, *, split: str = "train", limit:
     except InvalidInputError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise InvalidInputError(f"could not read {source} as .npz (no pickled objects allowed): {_first_line(e)}") from e
+        raise InvalidInputError(
+            f"could not read {source} as .npz (no pickled objects allowed): {_first_line(e)}"
+        ) from e
     if images.ndim == 3:
         images = images[:, None]
     elif images.ndim == 4 and images.shape[-1] in (1, 3):

@@ -77,15 +77,16 @@ import hashlib
 import io
 import os
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Sequence
+from typing import Any, BinaryIO
 
 import torch
 
 from ..architectures import ARCHITECTURES, CifarResNet, architecture_names, build_architecture
 from ..classifier import Classifier, make_classifier
 from ..errors import InvalidInputError, ModelLoadError, UnknownNameError
-from .detect import DEFAULT_MAX_BYTES, FORMATS, _corrupt, _detect, _FORMAT_LABEL, _mib, _read_source, detect_format
+from .detect import _FORMAT_LABEL, DEFAULT_MAX_BYTES, FORMATS, _corrupt, _detect, _mib, _read_source, detect_format
 from .export import _load_export
 from .onnx import ONNX_DOMAINS, _load_onnx
 from .sandbox import DEFAULT_LIMITS, SandboxLimits, run_isolated
@@ -208,27 +209,36 @@ def load_classifier(
     """
     shape = check_input_shape(input_shape)
     if format is not None and format not in FORMATS:
-        raise UnknownNameError(f"unknown model format {format!r}; choose one of {', '.join(FORMATS)} (or None to detect)")
+        raise UnknownNameError(
+            f"unknown model format {format!r}; choose one of {', '.join(FORMATS)} (or None to detect)"
+        )
     if class_names is not None:
         class_names = tuple(str(c) for c in class_names)
         if not class_names:
             raise InvalidInputError("class_names must not be empty (or None for '0' … 'L-1')")
     data, display, file_name = _read_source(source, max_bytes)
-    options = dict(format=format, architecture=architecture, num_classes=num_classes, input_shape=list(shape),
-                   mean=None if mean is None else [float(v) for v in mean],
-                   std=None if std is None else [float(v) for v in std],
-                   bounds=[float(b) for b in bounds], class_names=None if class_names is None else list(class_names),
-                   name=name, max_bytes=max_bytes, architecture_kwargs=_jsonable(architecture_kwargs))
+    options = dict(
+        format=format,
+        architecture=architecture,
+        num_classes=num_classes,
+        input_shape=list(shape),
+        mean=None if mean is None else [float(v) for v in mean],
+        std=None if std is None else [float(v) for v in std],
+        bounds=[float(b) for b in bounds],
+        class_names=None if class_names is None else list(class_names),
+        name=name,
+        max_bytes=max_bytes,
+        architecture_kwargs=_jsonable(architecture_kwargs),
+    )
     if not isolate:
-        clf = _load_bytes(data, display, file_name, validate=True, **options)  # type: ignore[arg-type]
+        clf = _load_bytes(data, display, file_name, validate=True, **options)
         clf.info["isolation"] = "trusted (isolate=False: loaded and probed in this process)"
         return clf
     lim = limits or DEFAULT_LIMITS
     if not isinstance(lim, SandboxLimits):
         raise InvalidInputError(f"limits must be a SandboxLimits, got {type(lim).__name__}")
     report = run_isolated(data, {**options, "display": display, "file_name": file_name}, limits=lim, display=display)
-    clf = _load_bytes(data, display, file_name, validate=False, probe_classes=int(report["num_classes"]),
-                      **options)  # type: ignore[arg-type]
+    clf = _load_bytes(data, display, file_name, validate=False, probe_classes=int(report["num_classes"]), **options)
     clf.info["isolation"] = {"limits": lim.describe(), "child_seconds": round(float(report["wall_seconds"]), 2)}
     return clf
 
@@ -270,12 +280,30 @@ def _jsonable(obj: Any) -> Any:
         return [_jsonable(v) for v in obj]
     if isinstance(obj, (bool, int, float, str)):
         return obj
-    raise InvalidInputError(f"architecture_kwargs must hold numbers, strings, lists and dicts, got {type(obj).__name__}")
+    raise InvalidInputError(
+        f"architecture_kwargs must hold numbers, strings, lists and dicts, got {type(obj).__name__}"
+    )
 
 
-def _load_bytes(data: bytes, display: str, file_name: str, *, format, architecture, num_classes, input_shape, mean,
-                std, bounds, class_names, name, max_bytes, architecture_kwargs, validate: bool,
-                probe_classes: int | None = None) -> Classifier:
+def _load_bytes(
+    data: bytes,
+    display: str,
+    file_name: str,
+    *,
+    format,
+    architecture,
+    num_classes,
+    input_shape,
+    mean,
+    std,
+    bounds,
+    class_names,
+    name,
+    max_bytes,
+    architecture_kwargs,
+    validate: bool,
+    probe_classes: int | None = None,
+) -> Classifier:
     """The body of :func:`load_classifier` once the file is in memory (also run by the sandbox child)."""
     shape = check_input_shape(input_shape)
     class_names = None if class_names is None else tuple(class_names)
@@ -290,8 +318,13 @@ def _load_bytes(data: bytes, display: str, file_name: str, *, format, architectu
     fmt = format or detected[0]  # type: ignore[index]
     how = "given as format=" + repr(format) if format else detected[1]  # type: ignore[index]
     notes: list[str] = []
-    info: dict[str, Any] = {"format": fmt, "detected": how, "file": display, "bytes": len(data),
-                            "sha256": hashlib.sha256(data).hexdigest()}
+    info: dict[str, Any] = {
+        "format": fmt,
+        "detected": how,
+        "file": display,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
 
     if data[:4] == b"PK\x03\x04":  # a zip archive may declare entries far larger than the file
         try:
@@ -310,20 +343,39 @@ def _load_bytes(data: bytes, display: str, file_name: str, *, format, architectu
         except ModelLoadError as exc:
             if detected is None or detected[0] == fmt:
                 raise
-            raise ModelLoadError(f"{exc}; its content looks like {_FORMAT_LABEL[detected[0]]} ({detected[1]}): "
-                                 f"try format={detected[0]!r}") from exc
+            raise ModelLoadError(
+                f"{exc}; its content looks like {_FORMAT_LABEL[detected[0]]} ({detected[1]}): "
+                f"try format={detected[0]!r}"
+            ) from exc
         if architecture is not None:
             notes.append(f"architecture={architecture!r} ignored: the file holds its own")
     else:
-        model, notes = _load_weights(data, display, detected, fmt, info, architecture=architecture,
-                                     num_classes=num_classes, class_names=class_names, shape=shape,
-                                     architecture_kwargs=architecture_kwargs)
+        model, notes = _load_weights(
+            data,
+            display,
+            detected,
+            fmt,
+            info,
+            architecture=architecture,
+            num_classes=num_classes,
+            class_names=class_names,
+            shape=shape,
+            architecture_kwargs=architecture_kwargs,
+        )
 
     info["parameters"] = int(sum(p.numel() for p in model.parameters()))
     info["notes"] = notes
     clf_name = name or (Path(file_name).stem if file_name else "uploaded-model")
-    clf = make_classifier(model, input_shape=shape, class_names=class_names or (), name=clf_name,
-                          mean=mean, std=std, bounds=tuple(bounds), info=info)  # type: ignore[arg-type]
+    clf = make_classifier(
+        model,
+        input_shape=shape,
+        class_names=class_names or (),
+        name=clf_name,
+        mean=mean,
+        std=std,
+        bounds=tuple(bounds),
+        info=info,
+    )
     if class_names is None:
         if probe_classes is not None:
             L_out = probe_classes

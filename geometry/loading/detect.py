@@ -52,7 +52,7 @@ def _read_source(source, max_bytes: int) -> tuple[bytes, str, str]:
     """(content, display name, file name for the extension) of a path / bytes / binary file object."""
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
         raise InvalidInputError(f"max_bytes must be a positive integer, got {max_bytes!r}")
-    over = lambda n, what: ModelLoadError(  # noqa: E731
+    over = lambda n, what: ModelLoadError(
         f"{what} is {_mib(n)}, over the limit of {_mib(max_bytes)} (max_bytes); "
         "pass a larger max_bytes if you trust the file"
     )
@@ -111,7 +111,7 @@ def _is_onnx(data: bytes) -> bool:
         import onnx
 
         model = onnx.load_model_from_string(data)
-    except Exception:  # noqa: BLE001 - not ONNX
+    except Exception:
         return False
     return model.HasField("graph") and len(model.graph.node) > 0
 
@@ -162,8 +162,10 @@ def _detect(data: bytes, file_name: str, name: str) -> tuple[str, str]:
         ".pt2": "a torch.export .pt2 is a zip archive (it starts with PK)",
         ".safetensors": "a .safetensors file starts with an 8-byte header length and a JSON header",
         ".onnx": "an .onnx file is an ONNX ModelProto (protobuf, first byte 0x08)",
-    }.get(ext, f"a {ext} file from torch.save is a zip archive or a pickle stream" if ext in _TORCH_SAVE_EXTENSIONS
-          else "")
+    }.get(
+        ext,
+        f"a {ext} file from torch.save is a zip archive or a pickle stream" if ext in _TORCH_SAVE_EXTENSIONS else "",
+    )
     raise ModelLoadError(
         f"{name!r} is not a recognised model file: its content is none of the formats the atlas reads (first "
         f"bytes {data[:8]!r}{'; ' + expected if expected else ''}). Expected TorchScript or a torch.save state_dict "

@@ -38,13 +38,18 @@ def _load_export(data: bytes, name: str, detected, info: dict) -> nn.Module:
     except Exception as exc:
         raise _corrupt(name, "export", exc, detected) from exc
     try:
-        devices = {t.device.type for t in list(program.state_dict.values()) + list(program.constants.values())
-                   if isinstance(t, torch.Tensor)}
+        devices = {
+            t.device.type
+            for t in list(program.state_dict.values()) + list(program.constants.values())
+            if isinstance(t, torch.Tensor)
+        }
         if devices - {"cpu"}:
             from torch.export.passes import move_to_device_pass
 
             program = move_to_device_pass(program, "cpu")
         module = program.module(check_guards=False)
     except Exception as exc:
-        raise ModelLoadError(f"could not turn the exported program {name!r} into a module on the CPU: {_first_line(exc)}") from exc
+        raise ModelLoadError(
+            f"could not turn the exported program {name!r} into a module on the CPU: {_first_line(exc)}"
+        ) from exc
     return _fixed_mode(module)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 from torch import nn
 
@@ -53,8 +53,10 @@ def _load_onnx(data: bytes, name: str, detected, info: dict) -> nn.Module:
     if not model.HasField("graph") or not model.graph.node:
         raise ModelLoadError(f"{name!r} is not an ONNX model with a graph (it parsed as an empty ModelProto)")
     if model.functions:
-        raise ModelLoadError(f"refusing {name!r}: it defines model-local ONNX functions "
-                             f"({', '.join(f.name for f in model.functions)[:200]}); export without them")
+        raise ModelLoadError(
+            f"refusing {name!r}: it defines model-local ONNX functions "
+            f"({', '.join(f.name for f in model.functions)[:200]}); export without them"
+        )
     op_types: set[str] = set()
     for g in _onnx_graphs(model.graph):
         for t in list(g.initializer) + [a.t for n in g.node for a in n.attribute if a.HasField("t")]:
@@ -65,8 +67,10 @@ def _load_onnx(data: bytes, name: str, detected, info: dict) -> nn.Module:
                 )
         for node in g.node:
             if node.domain not in ONNX_DOMAINS:
-                raise ModelLoadError(f"refusing {name!r}: it uses operator {node.op_type!r} of the custom domain "
-                                     f"{node.domain!r}; only the standard ONNX operator set is accepted")
+                raise ModelLoadError(
+                    f"refusing {name!r}: it uses operator {node.op_type!r} of the custom domain "
+                    f"{node.domain!r}; only the standard ONNX operator set is accepted"
+                )
             op_types.add(node.op_type)
     try:
         with warnings.catch_warnings():

@@ -59,8 +59,10 @@ class SandboxLimits:
 
     def describe(self) -> str:
         """One line for the upload panel: "45 s wall clock, 30 s CPU, 3.0 GiB memory"."""
-        return (f"{self.wall_seconds:g} s wall clock, {self.cpu_seconds:g} s CPU, "
-                f"{self.memory_bytes / 2**30:.1f} GiB memory")
+        return (
+            f"{self.wall_seconds:g} s wall clock, {self.cpu_seconds:g} s CPU, "
+            f"{self.memory_bytes / 2**30:.1f} GiB memory"
+        )
 
 
 DEFAULT_LIMITS = SandboxLimits()
@@ -68,13 +70,22 @@ DEFAULT_LIMITS = SandboxLimits()
 
 def _child_env(folder: str) -> dict[str, str]:
     keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "SYSTEMROOT") if k in os.environ}
-    return {**keep, "HOME": folder, "TMPDIR": folder, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "BOUNDARY_ATLAS_CACHE": folder,
-            "CUDA_VISIBLE_DEVICES": ""}
+    return {
+        **keep,
+        "HOME": folder,
+        "TMPDIR": folder,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "BOUNDARY_ATLAS_CACHE": folder,
+        "CUDA_VISIBLE_DEVICES": "",
+    }
 
 
-def run_isolated(data: bytes, kwargs: dict[str, Any], *, limits: SandboxLimits = DEFAULT_LIMITS,
-                 display: str = "uploaded model") -> dict[str, Any]:
+def run_isolated(
+    data: bytes, kwargs: dict[str, Any], *, limits: SandboxLimits = DEFAULT_LIMITS, display: str = "uploaded model"
+) -> dict[str, Any]:
     """Load and validate a model file in a resource-limited child; return what it reported.
 
     Parameters
@@ -98,14 +109,21 @@ def run_isolated(data: bytes, kwargs: dict[str, Any], *, limits: SandboxLimits =
         the child refused the model (its message), ran past a limit (which one), or died.
     """
     package_root = str(Path(__file__).resolve().parents[2])  # the folder holding geometry/
-    code = (f"import sys; sys.path.insert(0, {package_root!r}); "
-            "from geometry.loading.sandbox import _child_main; _child_main()")
+    code = (
+        f"import sys; sys.path.insert(0, {package_root!r}); "
+        "from geometry.loading.sandbox import _child_main; _child_main()"
+    )
     header = json.dumps({"kwargs": kwargs, "limits": dataclasses.asdict(limits)}).encode() + b"\n"
     with tempfile.TemporaryDirectory(prefix="atlas-sandbox-") as folder:
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-s", "-c", code], cwd=folder, env=_child_env(folder), stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            [sys.executable, "-s", "-c", code],
+            cwd=folder,
+            env=_child_env(folder),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         try:
             out, err = proc.communicate(header + data, timeout=limits.wall_seconds)
@@ -125,7 +143,7 @@ def run_isolated(data: bytes, kwargs: dict[str, Any], *, limits: SandboxLimits =
     for line in out.decode("utf-8", "replace").splitlines():
         if line.startswith(_MARK):
             try:
-                report = json.loads(line[len(_MARK):])
+                report = json.loads(line[len(_MARK) :])
             except ValueError:
                 report = None
     if report is not None and report.get("ok"):
@@ -207,21 +225,35 @@ def _child_main() -> None:  # pragma: no cover - runs in the child (covered by t
 
     display = kwargs.pop("display", "uploaded model")
     file_name = kwargs.pop("file_name", "")
-    memory_message = (f"refusing {display!r}: loading it and running the validation probe needed more than "
-                      f"{lim['memory_bytes'] / 2**30:.1f} GiB of memory (the limit of an upload)")
+    memory_message = (
+        f"refusing {display!r}: loading it and running the validation probe needed more than "
+        f"{lim['memory_bytes'] / 2**30:.1f} GiB of memory (the limit of an upload)"
+    )
     try:
         t0 = time.perf_counter()
         clf = _load_bytes(data, display, file_name, validate=True, **kwargs)
-        emit({"ok": True, "num_classes": len(clf.class_names), "parameters": clf.info.get("parameters"),
-              "graph_nodes": clf.info.get("graph_nodes", 0), "probe_seconds": time.perf_counter() - t0})
+        emit(
+            {
+                "ok": True,
+                "num_classes": len(clf.class_names),
+                "parameters": clf.info.get("parameters"),
+                "graph_nodes": clf.info.get("graph_nodes", 0),
+                "probe_seconds": time.perf_counter() - t0,
+            }
+        )
     except AtlasError as exc:
         emit({"ok": False, "error": memory_message if "can't allocate memory" in str(exc) else str(exc)})
     except MemoryError:
         emit({"ok": False, "error": memory_message})
-    except BaseException as exc:  # noqa: BLE001 - the child reports every failure as a verdict
+    except BaseException as exc:
         text = str(exc).strip().splitlines()
         if "can't allocate memory" in str(exc) or "std::bad_alloc" in str(exc):
             emit({"ok": False, "error": memory_message})
         else:
-            emit({"ok": False, "error": f"refusing {display!r}: the loader failed "
-                                        f"({type(exc).__name__}: {text[0][:300] if text else ''})"})
+            emit(
+                {
+                    "ok": False,
+                    "error": f"refusing {display!r}: the loader failed "
+                    f"({type(exc).__name__}: {text[0][:300] if text else ''})",
+                }
+            )

@@ -61,7 +61,8 @@ import json
 import re
 import struct
 import zipfile
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import ModelLoadError
 
@@ -92,66 +93,143 @@ def _ops(ns: str, names: str, *, inplace: bool = False) -> set[str]:
 #: Every operator an uploaded model may call, as ``namespace::name`` (overloads included).
 ALLOWED_OPERATORS: frozenset[str] = frozenset(
     # layers
-    _ops("aten", "conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d _convolution "
-                 "convolution linear addmm mm bmm matmul baddbmm addbmm einsum t")
+    _ops(
+        "aten",
+        "conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d _convolution "
+        "convolution linear addmm mm bmm matmul baddbmm addbmm einsum t",
+    )
     # normalisation (inference forms)
-    | _ops("aten", "batch_norm _native_batch_norm_legit_no_training native_batch_norm layer_norm "
-                   "native_layer_norm group_norm native_group_norm instance_norm local_response_norm")
+    | _ops(
+        "aten",
+        "batch_norm _native_batch_norm_legit_no_training native_batch_norm layer_norm "
+        "native_layer_norm group_norm native_group_norm instance_norm local_response_norm",
+    )
     # activations (with in-place variants)
-    | _ops("aten", "relu relu6 leaky_relu elu selu celu gelu silu mish softplus softsign sigmoid tanh "
-                   "hardtanh hardsigmoid hardswish hardshrink softshrink tanhshrink threshold logsigmoid "
-                   "clamp clamp_min clamp_max clip", inplace=True)
+    | _ops(
+        "aten",
+        "relu relu6 leaky_relu elu selu celu gelu silu mish softplus softsign sigmoid tanh "
+        "hardtanh hardsigmoid hardswish hardshrink softshrink tanhshrink threshold logsigmoid "
+        "clamp clamp_min clamp_max clip",
+        inplace=True,
+    )
     | _ops("aten", "prelu _prelu_kernel glu softmax log_softmax _softmax _log_softmax")
     # pooling and resampling
-    | _ops("aten", "max_pool1d max_pool2d max_pool3d max_pool2d_with_indices avg_pool1d avg_pool2d "
-                   "avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d "
-                   "_adaptive_avg_pool2d adaptive_max_pool1d adaptive_max_pool2d upsample_nearest2d "
-                   "upsample_bilinear2d __interpolate pixel_shuffle pixel_unshuffle channel_shuffle")
+    | _ops(
+        "aten",
+        "max_pool1d max_pool2d max_pool3d max_pool2d_with_indices avg_pool1d avg_pool2d "
+        "avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d "
+        "_adaptive_avg_pool2d adaptive_max_pool1d adaptive_max_pool2d upsample_nearest2d "
+        "upsample_bilinear2d __interpolate pixel_shuffle pixel_unshuffle channel_shuffle",
+    )
     # element-wise arithmetic and functions (with in-place variants)
-    | _ops("aten", "add sub rsub mul div true_divide floor_divide remainder fmod pow neg abs exp exp2 log "
-                   "log2 log10 log1p expm1 sqrt rsqrt reciprocal sin cos tan asin acos atan atan2 sinh cosh "
-                   "erf erfc sign floor ceil round trunc frac square minimum maximum fmin fmax lerp "
-                   "addcmul addcdiv masked_fill copy fill zero", inplace=True)
+    | _ops(
+        "aten",
+        "add sub rsub mul div true_divide floor_divide remainder fmod pow neg abs exp exp2 log "
+        "log2 log10 log1p expm1 sqrt rsqrt reciprocal sin cos tan asin acos atan atan2 sinh cosh "
+        "erf erfc sign floor ceil round trunc frac square minimum maximum fmin fmax lerp "
+        "addcmul addcdiv masked_fill copy fill zero",
+        inplace=True,
+    )
     | _ops("aten", "where isnan isinf isfinite nan_to_num")
     # comparisons and logic (tensors and scalars)
-    | _ops("aten", "eq ne lt le gt ge logical_and logical_or logical_not logical_xor bitwise_and "
-                   "bitwise_or bitwise_not bitwise_xor __and__ __or__ __xor__ __not__ __is__ __isnot__ "
-                   "__contains__ __getitem__ __range_length __derive_index")
+    | _ops(
+        "aten",
+        "eq ne lt le gt ge logical_and logical_or logical_not logical_xor bitwise_and "
+        "bitwise_or bitwise_not bitwise_xor __and__ __or__ __xor__ __not__ __is__ __isnot__ "
+        "__contains__ __getitem__ __range_length __derive_index",
+    )
     # reductions
-    | _ops("aten", "sum mean max min amax amin argmax argmin prod std var norm linalg_vector_norm "
-                   "frobenius_norm logsumexp all any cumsum topk sort")
+    | _ops(
+        "aten",
+        "sum mean max min amax amin argmax argmin prod std var norm linalg_vector_norm "
+        "frobenius_norm logsumexp all any cumsum topk sort",
+    )
     # shapes, views, copies and constructors of plain tensors
-    | _ops("aten", "view reshape flatten unflatten squeeze unsqueeze permute transpose contiguous expand "
-                   "expand_as repeat tile cat concat concatenate stack hstack vstack split split_with_sizes "
-                   "chunk unbind narrow slice select index_select gather index size sym_size sym_numel "
-                   "sym_stride dim numel view_as reshape_as flip roll pad constant_pad_nd reflection_pad1d "
-                   "reflection_pad2d replication_pad1d replication_pad2d _unsafe_view alias clone detach to "
-                   "type_as zeros ones full empty zeros_like ones_like full_like empty_like arange new_zeros "
-                   "new_ones new_full new_empty scalar_tensor tensor lift_fresh_copy _to_copy")
+    | _ops(
+        "aten",
+        "view reshape flatten unflatten squeeze unsqueeze permute transpose contiguous expand "
+        "expand_as repeat tile cat concat concatenate stack hstack vstack split split_with_sizes "
+        "chunk unbind narrow slice select index_select gather index size sym_size sym_numel "
+        "sym_stride dim numel view_as reshape_as flip roll pad constant_pad_nd reflection_pad1d "
+        "reflection_pad2d replication_pad1d replication_pad2d _unsafe_view alias clone detach to "
+        "type_as zeros ones full empty zeros_like ones_like full_like empty_like arange new_zeros "
+        "new_ones new_full new_empty scalar_tensor tensor lift_fresh_copy _to_copy",
+    )
     # dropout (identity in eval mode; the validation probe refuses a non-deterministic model)
     | _ops("aten", "dropout feature_dropout alpha_dropout feature_alpha_dropout bernoulli", inplace=True)
     # TorchScript's scalar / list / string plumbing
-    | _ops("aten", "Int Float Bool ScalarImplicit IntImplicit FloatImplicit len append list format warn "
-                   "floordiv str _set_item _assert is_floating_point")
-    | _ops("prim", "NumToTensor RaiseException Uninitialized unchecked_cast unchecked_unwrap_optional device "
-                   "dtype requires_grad is_cuda layout shape min max abs TupleIndex TupleUnpack")
+    | _ops(
+        "aten",
+        "Int Float Bool ScalarImplicit IntImplicit FloatImplicit len append list format warn "
+        "floordiv str _set_item _assert is_floating_point",
+    )
+    | _ops(
+        "prim",
+        "NumToTensor RaiseException Uninitialized unchecked_cast unchecked_unwrap_optional device "
+        "dtype requires_grad is_cuda layout shape min max abs TupleIndex TupleUnpack",
+    )
 )
 
 #: Graph node kinds that are not operators but TorchScript structure (constants, attributes,
 #: containers, control flow).
 ALLOWED_GRAPH_NODES: frozenset[str] = frozenset(
-    _ops("prim", "Constant GetAttr If Loop ListConstruct ListUnpack TupleConstruct TupleUnpack DictConstruct "
-                 "ListIndex TupleIndex Return")
+    _ops(
+        "prim",
+        "Constant GetAttr If Loop ListConstruct ListUnpack TupleConstruct TupleUnpack DictConstruct "
+        "ListIndex TupleIndex Return",
+    )
 )
 
 #: Names a TorchScript program may call bare (its builtins; ``print``, ``fork``, ``wait`` are absent).
 ALLOWED_BUILTINS: frozenset[str] = frozenset(
-    "annotate unchecked_cast uninitialized isinstance getattr hasattr int float bool str len range min max abs "
-    "round divmod list tuple enumerate zip all any sum".split()
+    [
+        "annotate",
+        "unchecked_cast",
+        "uninitialized",
+        "isinstance",
+        "getattr",
+        "hasattr",
+        "int",
+        "float",
+        "bool",
+        "str",
+        "len",
+        "range",
+        "min",
+        "max",
+        "abs",
+        "round",
+        "divmod",
+        "list",
+        "tuple",
+        "enumerate",
+        "zip",
+        "all",
+        "any",
+        "sum",
+    ]
 )
 
 #: ``math.<name>`` functions TorchScript maps onto aten scalar operators.
-_MATH_NAMES = frozenset("sqrt floor ceil log exp pow fabs isnan isinf isfinite pi inf e nan trunc".split())
+_MATH_NAMES = frozenset(
+    [
+        "sqrt",
+        "floor",
+        "ceil",
+        "log",
+        "exp",
+        "pow",
+        "fabs",
+        "isnan",
+        "isinf",
+        "isfinite",
+        "pi",
+        "inf",
+        "e",
+        "nan",
+        "trunc",
+    ]
+)
 
 #: Entries of a TorchScript archive, relative to its record folder (``torch.jit.save``'s layout).
 TORCHSCRIPT_ENTRIES = re.compile(
@@ -201,11 +279,16 @@ def archive_entries(data: bytes, name: str, *, pattern: re.Pattern, kind: str) -
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
-        raise ModelLoadError(f"could not load {name!r}: its zip directory cannot be read, so the file is truncated "
-                             f"or corrupt ({type(exc).__name__}: {exc})") from exc
+        raise ModelLoadError(
+            f"could not load {name!r}: its zip directory cannot be read, so the file is truncated "
+            f"or corrupt ({type(exc).__name__}: {exc})"
+        ) from exc
     if zf.comment:
-        raise _refuse(name, f"the {kind} archive carries a zip comment ({len(zf.comment)} bytes); PyTorch never "
-                            "writes one, and it can hide a second directory")
+        raise _refuse(
+            name,
+            f"the {kind} archive carries a zip comment ({len(zf.comment)} bytes); PyTorch never "
+            "writes one, and it can hide a second directory",
+        )
     if not infos:
         raise _refuse(name, f"the {kind} archive is empty")
     if min(i.header_offset for i in infos) != 0:
@@ -213,8 +296,11 @@ def archive_entries(data: bytes, name: str, *, pattern: re.Pattern, kind: str) -
     names = [i.filename for i in infos]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise _refuse(name, f"the {kind} archive holds entry {dup[0]!r} more than once (the loader and the screen "
-                            "could read different copies)")
+        raise _refuse(
+            name,
+            f"the {kind} archive holds entry {dup[0]!r} more than once (the loader and the screen "
+            "could read different copies)",
+        )
     root = names[0].split("/", 1)[0] if "/" in names[0] else ""
     if not root:
         raise _refuse(name, f"the {kind} archive's first entry {names[0]!r} is not inside a record folder")
@@ -222,24 +308,32 @@ def archive_entries(data: bytes, name: str, *, pattern: re.Pattern, kind: str) -
     for info in infos:
         n = info.filename
         if not n.startswith(root + "/"):
-            raise _refuse(name, f"the {kind} archive holds {n!r} outside its record folder {root + '/'!r}; only "
-                                "one record folder is allowed")
-        rel = n[len(root) + 1:]
+            raise _refuse(
+                name,
+                f"the {kind} archive holds {n!r} outside its record folder {root + '/'!r}; only "
+                "one record folder is allowed",
+            )
+        rel = n[len(root) + 1 :]
         if info.is_dir() or not pattern.fullmatch(rel) or ".." in rel.split("/"):
-            raise _refuse(name, f"the {kind} archive holds {n!r}, which is not an entry a plain {kind} save "
-                                "writes (pickled objects, AOTInductor libraries, mobile bytecode and other "
-                                "payloads are not accepted)")
+            raise _refuse(
+                name,
+                f"the {kind} archive holds {n!r}, which is not an entry a plain {kind} save "
+                "writes (pickled objects, AOTInductor libraries, mobile bytecode and other "
+                "payloads are not accepted)",
+            )
         try:
             entries[rel] = zf.read(info)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, struct.error) as exc:
-            raise ModelLoadError(f"could not load {name!r}: entry {n!r} is damaged ({type(exc).__name__}: {exc}); "
-                                 "the file is truncated or corrupt") from exc
+            raise ModelLoadError(
+                f"could not load {name!r}: entry {n!r} is damaged ({type(exc).__name__}: {exc}); "
+                "the file is truncated or corrupt"
+            ) from exc
     try:
         import torch
 
         reader = torch._C.PyTorchFileReader(io.BytesIO(data))
         records = set(reader.get_all_records())
-    except Exception as exc:  # noqa: BLE001 - PyTorch's reader raises RuntimeError with C++ text
+    except Exception as exc:
         raise _refuse(name, f"PyTorch's archive reader refuses it ({str(exc).splitlines()[0][:200]})") from exc
     if records != set(entries):
         diff = sorted(records ^ set(entries))[:3]
@@ -266,8 +360,21 @@ def _chain(node: ast.AST) -> list[str] | None:
     return None
 
 
-_FORBIDDEN_NODES = (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Lambda, ast.With, ast.AsyncWith,
-                    ast.AsyncFunctionDef, ast.Await, ast.Yield, ast.YieldFrom, ast.Try, ast.Delete)
+_FORBIDDEN_NODES = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.Global,
+    ast.Nonlocal,
+    ast.Lambda,
+    ast.With,
+    ast.AsyncWith,
+    ast.AsyncFunctionDef,
+    ast.Await,
+    ast.Yield,
+    ast.YieldFrom,
+    ast.Try,
+    ast.Delete,
+)
 
 
 def screen_torchscript_code(sources: dict[str, str], name: str) -> None:
@@ -292,10 +399,21 @@ def screen_torchscript_code(sources: dict[str, str], name: str) -> None:
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             raise _refuse(name, f"its TorchScript code {fname} does not parse ({type(exc).__name__})") from exc
     defined = {n.name for t in trees.values() for n in ast.walk(t) if isinstance(n, ast.FunctionDef)}
-    assigned = {tgt.id for t in trees.values() for n in ast.walk(t) if isinstance(n, (ast.Assign, ast.AnnAssign))
-                for tgt in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(tgt, ast.Name)}
-    assigned |= {a.arg for t in trees.values() for n in ast.walk(t) if isinstance(n, ast.FunctionDef)
-                 for a in n.args.args + n.args.kwonlyargs}
+    assigned = {
+        tgt.id
+        for t in trees.values()
+        for n in ast.walk(t)
+        if isinstance(n, (ast.Assign, ast.AnnAssign))
+        for tgt in (n.targets if isinstance(n, ast.Assign) else [n.target])
+        if isinstance(tgt, ast.Name)
+    }
+    assigned |= {
+        a.arg
+        for t in trees.values()
+        for n in ast.walk(t)
+        if isinstance(n, ast.FunctionDef)
+        for a in n.args.args + n.args.kwonlyargs
+    }
     known = _known_operators()
     for fname, tree in trees.items():
         parents: dict[ast.AST, ast.AST] = {}
@@ -303,10 +421,13 @@ def screen_torchscript_code(sources: dict[str, str], name: str) -> None:
             for child in ast.iter_child_nodes(node):
                 parents[child] = node
 
-        def refuse(node: ast.AST, what: str) -> ModelLoadError:
-            return _refuse(name, f"its TorchScript code ({fname}, line {getattr(node, 'lineno', '?')}) {what}; an "
-                                 "uploaded model may call only the pure tensor operators listed in "
-                                 "geometry/loading/screen.py")
+        def refuse(node: ast.AST, what: str, fname: str = fname) -> ModelLoadError:
+            return _refuse(
+                name,
+                f"its TorchScript code ({fname}, line {getattr(node, 'lineno', '?')}) {what}; an "
+                "uploaded model may call only the pure tensor operators listed in "
+                "geometry/loading/screen.py",
+            )
 
         for node in ast.walk(tree):
             if isinstance(node, _FORBIDDEN_NODES):
@@ -323,16 +444,16 @@ def screen_torchscript_code(sources: dict[str, str], name: str) -> None:
                 elif chain and chain[0] == "ops":
                     if len(chain) != 3 or f"{chain[1]}::{chain[2]}" not in ALLOWED_OPERATORS:
                         raise refuse(node, f"calls operator {'.'.join(chain)!r}")
-                elif chain and chain[0] == "math":
-                    if len(chain) != 2 or chain[1] not in _MATH_NAMES:
-                        raise refuse(node, f"uses {'.'.join(chain)!r}")
+                elif chain and chain[0] == "math" and (len(chain) != 2 or chain[1] not in _MATH_NAMES):
+                    raise refuse(node, f"uses {'.'.join(chain)!r}")
             if isinstance(node, ast.Call):
                 func = node.func
                 if isinstance(func, ast.Name):
                     if func.id not in ALLOWED_BUILTINS and func.id not in assigned:
                         raise refuse(node, f"calls {func.id!r}, which is not an allowed TorchScript builtin")
                     if func.id in ("getattr", "hasattr") and not (
-                        len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+                        len(node.args) >= 2
+                        and isinstance(node.args[1], ast.Constant)
                         and isinstance(node.args[1].value, str)
                     ):
                         raise refuse(node, f"calls {func.id} with a computed attribute name")
@@ -346,8 +467,11 @@ def screen_torchscript_code(sources: dict[str, str], name: str) -> None:
                         continue
                     if method in defined and op not in known and f"prim::{method}" not in known:
                         continue  # a method of the archive's own classes
-                    raise refuse(node, f"calls method {method!r}, which is neither an allowed operator nor a method "
-                                       "the archive defines")
+                    raise refuse(
+                        node,
+                        f"calls method {method!r}, which is neither an allowed operator nor a method "
+                        "the archive defines",
+                    )
 
 
 def screen_torchscript_archive(data: bytes, name: str) -> dict[str, bytes]:
@@ -396,39 +520,119 @@ def screen_torchscript_graph(script_module: Any, name: str) -> int:
     """
     try:
         graph = script_module.inlined_graph
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _refuse(name, f"its forward graph cannot be inlined ({type(exc).__name__})") from exc
     count = 0
     for node in _graph_kinds(graph):
         kind = node.kind()
         count += 1
         if kind not in ALLOWED_OPERATORS and kind not in ALLOWED_GRAPH_NODES:
-            raise _refuse(name, f"its forward graph calls {kind!r}, which is not an operator an uploaded model may "
-                                "use (pure tensor maths only; see geometry/loading/screen.py)")
+            raise _refuse(
+                name,
+                f"its forward graph calls {kind!r}, which is not an operator an uploaded model may "
+                "use (pure tensor maths only; see geometry/loading/screen.py)",
+            )
     return count
 
 
 # ------------------------------------------------------------------------------ torch.export
 _PT2_HIGHER_ORDER = {"cond", "while_loop", "map_impl", "scan", "wrap_with_set_grad_enabled", "wrap_with_autocast"}
 _PT2_OPERATOR_FUNCS = {
-    "getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos", "abs", "trunc",
-    "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor", "not_", "invert", "lshift", "rshift",
+    "getitem",
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "neg",
+    "pos",
+    "abs",
+    "trunc",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and_",
+    "or_",
+    "xor",
+    "not_",
+    "invert",
+    "lshift",
+    "rshift",
 }
 _SYMBOL_NAME = re.compile(r"[a-z]+\d+")
 #: Functions a shape expression may call (sympy and torch.utils._sympy.functions).
-_EXPR_FUNCTIONS = frozenset({
-    "Symbol", "Integer", "Float", "Rational", "Add", "Mul", "Pow", "Max", "Min", "Abs", "Mod",
-    "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "And", "Or", "Not", "floor", "ceiling", "sqrt",
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt",
-    "CeilDiv", "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
-    "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal",
-    "ToFloat", "Identity",
-})
+_EXPR_FUNCTIONS = frozenset(
+    {
+        "Symbol",
+        "Integer",
+        "Float",
+        "Rational",
+        "Add",
+        "Mul",
+        "Pow",
+        "Max",
+        "Min",
+        "Abs",
+        "Mod",
+        "Eq",
+        "Ne",
+        "Lt",
+        "Le",
+        "Gt",
+        "Ge",
+        "And",
+        "Or",
+        "Not",
+        "floor",
+        "ceiling",
+        "sqrt",
+        "FloorDiv",
+        "ModularIndexing",
+        "Where",
+        "PythonMod",
+        "CleanDiv",
+        "CeilToInt",
+        "FloorToInt",
+        "CeilDiv",
+        "LShift",
+        "RShift",
+        "PowByNatural",
+        "FloatPow",
+        "FloatTrueDiv",
+        "IntTrueDiv",
+        "IsNonOverlappingAndDenseIndicator",
+        "TruncToFloat",
+        "TruncToInt",
+        "RoundToInt",
+        "RoundDecimal",
+        "ToFloat",
+        "Identity",
+    }
+)
 _EXPR_CONSTANTS = frozenset({"oo", "zoo", "nan", "true", "false", "True", "False"})
-_EXPR_ASSUMPTIONS = frozenset({
-    "integer", "positive", "nonnegative", "negative", "nonpositive", "real", "finite", "nonzero",
-    "zero", "even", "odd", "rational", "extended_real", "commutative",
-})
+_EXPR_ASSUMPTIONS = frozenset(
+    {
+        "integer",
+        "positive",
+        "nonnegative",
+        "negative",
+        "nonpositive",
+        "real",
+        "finite",
+        "nonzero",
+        "zero",
+        "even",
+        "odd",
+        "rational",
+        "extended_real",
+        "commutative",
+    }
+)
 _POWER_FUNCTIONS = frozenset({"Pow", "PowByNatural", "FloatPow", "LShift", "RShift"})
 #: Limits of a shape expression: characters, nesting depth, literal size, exponent size.
 MAX_EXPR_CHARS, MAX_EXPR_DEPTH, MAX_LITERAL, MAX_EXPONENT = 2000, 40, 2**63, 64
@@ -467,8 +671,12 @@ def check_shape_expression(expr: str, *, name: str = "model") -> None:
     def small_exponent(node: ast.AST) -> bool:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             node = node.operand
-        return (isinstance(node, ast.Constant) and type(node.value) in (int, float)
-                and abs(node.value) <= MAX_EXPONENT)
+        return (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float))
+            and type(node.value) in (int, float)
+            and abs(node.value) <= MAX_EXPONENT
+        )
 
     def walk(node: ast.AST, depth: int) -> None:
         if depth > MAX_EXPR_DEPTH:
@@ -491,8 +699,21 @@ def check_shape_expression(expr: str, *, name: str = "model") -> None:
                 return None
             raise refuse(f"uses the name {node.id!r}")
         if isinstance(node, ast.BinOp):
-            if not isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
-                                        ast.BitAnd, ast.BitOr, ast.BitXor)):
+            if not isinstance(
+                node.op,
+                (
+                    ast.Add,
+                    ast.Sub,
+                    ast.Mult,
+                    ast.Div,
+                    ast.FloorDiv,
+                    ast.Mod,
+                    ast.Pow,
+                    ast.BitAnd,
+                    ast.BitOr,
+                    ast.BitXor,
+                ),
+            ):
                 raise refuse(f"uses the operator {type(node.op).__name__}")
             if isinstance(node.op, ast.Pow) and not small_exponent(node.right):
                 raise refuse(f"raises to a power that is not a literal of magnitude ≤ {MAX_EXPONENT}")
@@ -508,18 +729,20 @@ def check_shape_expression(expr: str, *, name: str = "model") -> None:
                 walk(c, depth + 1)
             return None
         if isinstance(node, ast.BoolOp):
-            for v in node.values:
-                walk(v, depth + 1)
+            for operand in node.values:
+                walk(operand, depth + 1)
             return None
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in _EXPR_FUNCTIONS:
                 raise refuse(f"calls {ast.unparse(node.func)[:40]!r}")
             if node.func.id in _POWER_FUNCTIONS and (len(node.args) != 2 or not small_exponent(node.args[1])):
-                raise refuse(f"calls {node.func.id} with an exponent that is not a literal of magnitude ≤ "
-                             f"{MAX_EXPONENT}")
+                raise refuse(
+                    f"calls {node.func.id} with an exponent that is not a literal of magnitude ≤ {MAX_EXPONENT}"
+                )
             for kw in node.keywords:
-                if kw.arg not in _EXPR_ASSUMPTIONS or not (isinstance(kw.value, ast.Constant)
-                                                           and isinstance(kw.value.value, bool)):
+                if kw.arg not in _EXPR_ASSUMPTIONS or not (
+                    isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool)
+                ):
                     raise refuse(f"passes the keyword {kw.arg!r}")
             for a in node.args:
                 walk(a, depth + 1)
@@ -537,8 +760,11 @@ def _check_target(target: str, name: str) -> None:
             return
         if f"{ns}::{op}" in ALLOWED_OPERATORS:
             return
-        raise _refuse(name, f"the exported graph calls operator {target!r}, which is not an operator an uploaded "
-                            "model may use (pure tensor maths only; see geometry/loading/screen.py)")
+        raise _refuse(
+            name,
+            f"the exported graph calls operator {target!r}, which is not an operator an uploaded "
+            "model may use (pure tensor maths only; see geometry/loading/screen.py)",
+        )
     m = re.fullmatch(r"_operator\.(\w+)", target)
     if m and m.group(1) in _PT2_OPERATOR_FUNCS:
         return
@@ -573,7 +799,7 @@ def _check_payload_config(raw: bytes, prefix: str, what: str, name: str) -> None
     try:
         config = json.loads(raw)["config"]
         items = list(config.items())
-    except Exception as exc:  # noqa: BLE001 - any malformed JSON
+    except Exception as exc:
         raise _refuse(name, f"its {what} configuration is not valid JSON") from exc
     for fqn, meta in items:
         if not isinstance(meta, dict):
@@ -609,12 +835,15 @@ def screen_export_archive(data: bytes, name: str) -> None:
     if "data/sample_inputs/model.pt" in entries:
         try:
             torch.load(io.BytesIO(entries["data/sample_inputs/model.pt"]), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise _refuse(name, "its sample inputs are not a plain tensor pickle, and torch.export.load would retry "
-                                "them with weights_only=False") from exc
+        except Exception as exc:
+            raise _refuse(
+                name,
+                "its sample inputs are not a plain tensor pickle, and torch.export.load would retry "
+                "them with weights_only=False",
+            ) from exc
     try:
         program = json.loads(entries["models/model.json"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _refuse(name, "models/model.json is not valid JSON") from exc
     _walk_program(program, name)
     constraints = program.get("range_constraints") if isinstance(program, dict) else None

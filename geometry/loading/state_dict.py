@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import pickle
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,8 +55,10 @@ def _load_safetensors(data: bytes, name: str, detected) -> dict:
 
 
 def _is_tensor_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     )
 
 
@@ -88,7 +91,7 @@ def _extract_state_dict(obj: Any, name: str) -> tuple[dict[str, torch.Tensor], l
         changed = False
         for prefix in _STRIPPED_PREFIXES:
             if sd and all(k.startswith(prefix) for k in sd):
-                sd = {k[len(prefix):]: v for k, v in sd.items()}
+                sd = {k[len(prefix) :]: v for k, v in sd.items()}
                 notes.append(f"stripped prefix {prefix!r}")
                 changed = True
     return sd, notes
@@ -113,23 +116,30 @@ def _infer_num_classes(architecture: str, input_shape, sd: Mapping[str, torch.Te
     return None
 
 
-def _fit_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], *, name: str, architecture: str,
-                    input_shape, num_classes: int) -> None:
+def _fit_state_dict(
+    model: nn.Module, sd: Mapping[str, torch.Tensor], *, name: str, architecture: str, input_shape, num_classes: int
+) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
-    mismatched = [(k, tuple(sd[k].shape), tuple(expected[k].shape)) for k in expected
-                  if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
+    mismatched = [
+        (k, tuple(sd[k].shape), tuple(expected[k].shape))
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)
+    ]
     if missing or unexpected or mismatched:
         parts = []
-        show = lambda xs: ", ".join(xs[:5]) + (", …" if len(xs) > 5 else "")  # noqa: E731
+        show = lambda xs: ", ".join(xs[:5]) + (", …" if len(xs) > 5 else "")
         if missing:
             parts.append(f"{len(missing)} missing key(s) ({show(missing)})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected key(s) ({show(unexpected)})")
         if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatch(es) (" + show(
-                [f"{k}: file {a} vs model {b}" for k, a, b in mismatched]) + ")")
+            parts.append(
+                f"{len(mismatched)} shape mismatch(es) ("
+                + show([f"{k}: file {a} vs model {b}" for k, a, b in mismatched])
+                + ")"
+            )
         raise ModelLoadError(
             f"the weights in {name!r} do not fit architecture {architecture!r} built for input_shape "
             f"{tuple(input_shape)} and {num_classes} classes: {'; '.join(parts)}. Check architecture, "
@@ -138,12 +148,24 @@ def _fit_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], *, name: s
     try:
         model.load_state_dict(sd, strict=True)
     except Exception as exc:
-        raise ModelLoadError(f"could not load the weights of {name!r} into {architecture!r}: {_first_line(exc)}") from exc
+        raise ModelLoadError(
+            f"could not load the weights of {name!r} into {architecture!r}: {_first_line(exc)}"
+        ) from exc
 
 
-def _load_weights(data: bytes, display: str, detected: tuple[str, str] | None, fmt: str, info: dict, *,
-                  architecture: str | None, num_classes: int | None, class_names: tuple[str, ...] | None,
-                  shape: tuple[int, int, int], architecture_kwargs) -> tuple[nn.Module, list[str]]:
+def _load_weights(
+    data: bytes,
+    display: str,
+    detected: tuple[str, str] | None,
+    fmt: str,
+    info: dict,
+    *,
+    architecture: str | None,
+    num_classes: int | None,
+    class_names: tuple[str, ...] | None,
+    shape: tuple[int, int, int],
+    architecture_kwargs,
+) -> tuple[nn.Module, list[str]]:
     """A ``state_dict`` / ``safetensors`` file: read the tensors, build ``architecture``, fill it strictly.
 
     Returns the module and the notes (wrapper unwrapped, prefixes stripped, L read from the weights);

@@ -29,8 +29,10 @@ def _run(clf: Classifier, x: torch.Tensor, *, what: str) -> torch.Tensor:
     except Exception as exc:
         hint = ""
         if clf.info.get("format") == "export":
-            hint = (" An exported program must accept any batch size: export with "
-                    "dynamic_shapes=({0: torch.export.Dim('batch')},).")
+            hint = (
+                " An exported program must accept any batch size: export with "
+                "dynamic_shapes=({0: torch.export.Dim('batch')},)."
+            )
         raise ModelLoadError(
             f"model {clf.name!r} does not accept {what} of shape {tuple(x.shape)} (input_shape "
             f"{tuple(clf.input_shape)} = (C, H, W), pixels in bounds {tuple(clf.bounds)}): {_first_line(exc)}. "
@@ -95,7 +97,7 @@ def validate_classifier(clf: Classifier, *, n_probe: int = 4, random_state=0) ->
     x = (low + (high - low) * torch.rand((n_probe, *clf.input_shape), generator=gen)).to(clf.dtype)
     out = _probe_outputs(clf, x)
     L = out.shape[1]
-    if L != len(clf.class_names):
+    if len(clf.class_names) != L:
         shown = ", ".join(repr(c) for c in clf.class_names[:5]) + (", …" if len(clf.class_names) > 5 else "")
         raise ModelLoadError(
             f"model {clf.name!r} returns {L} logits per image but {len(clf.class_names)} class names were given "
