@@ -79,6 +79,15 @@ class DeepFoolResult:
     n_backward : int
         Backward passes run, counted per candidate gradient: a batched vector-Jacobian product of
         the ``candidates − 1`` logit differences counts ``candidates − 1``.
+    iterates : (T + 1, N, C, H, W) or None
+        With ``return_iterates=True``: the points ``x_0 = x, x_1, …, x_T`` at which DeepFool
+        linearised the classifier (``x_i = x + (1 + overshoot) · r_tot`` after step i; a sample that
+        stopped repeats its last point). ``T = max(n_iter)``.
+    steps : (T, N, C, H, W) or None
+        With ``return_iterates=True``: the step ``r_i`` taken from ``x_i`` (zero once a sample stopped).
+        The linearised boundary of step i is the hyperplane through ``x_i + r_i`` orthogonal to ``r_i``.
+    subspace_dim : int or None
+        ``m`` when DeepFool was constrained to a subspace S (``subspace=``), else None.
     """
 
     r: Tensor
@@ -92,6 +101,9 @@ class DeepFoolResult:
     overshoot: float
     n_forward: int
     n_backward: int
+    iterates: Tensor | None = None
+    steps: Tensor | None = None
+    subspace_dim: int | None = None
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -149,8 +161,12 @@ def _candidate_gradients(logits: Tensor, xa: Tensor, cls: Tensor, state: dict) -
 
 
 # ---------------------------------------------------------------------------- the algorithm
-def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype, state):
-    """DeepFool on one chunk ``x0`` (n, C, H, W) already on the network's device."""
+def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype, state, basis=None):
+    """DeepFool on one chunk ``x0`` (n, C, H, W) already on the network's device.
+
+    ``basis`` (d, m), orthonormal columns: every gradient ``w_k`` is replaced by ``P_S w_k``.
+    With ``state["record"]``, the evaluation points and steps go to ``state["path"]`` / ``state["steps"]``.
+    """
     net = clf.network
     n = x0.shape[0]
     dev = x0.device
@@ -165,6 +181,8 @@ def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype
     active = torch.arange(n, device=dev)
     cls = None
     n_fwd = n_bwd = 0
+    record = bool(state.get("record"))
+    path, steps = [xe.clone()], []
 
     if max_iter == 0:
         with torch.no_grad():
@@ -205,6 +223,8 @@ def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype
         f = logits.detach().gather(1, c_act)
         f_prime = (f[:, 1:] - f[:, :1]).T  # (C−1, m)
         w = w.detach()
+        if basis is not None:  # subspace-constrained DeepFool: w_k ← P_S w_k (NIPS 2016)
+            w = (w @ basis) @ basis.T
         if p == 2.0:
             wn = torch.linalg.vector_norm(w, ord=2, dim=2)  # ‖w_k‖₂
         else:
@@ -229,6 +249,10 @@ def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype
             )
         step = step.reshape(-1, *x0.shape[1:]).to(x0.dtype)
         r_tot[active] += step
+        if record:
+            full = torch.zeros_like(x0)
+            full[active] = step
+            steps.append(full)
         n_iter[active] += 1
         r_new = (1.0 + overshoot) * r_tot[active]
         x_new = x0[active] + r_new
@@ -237,7 +261,38 @@ def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype
             r_new = x_new - x0[active]
         r_cur[active] = r_new
         xe[active] = x_new
+        if record:
+            path.append(xe.clone())
+    if record:
+        state["path"].append(path)
+        state["steps"].append(steps)
     return r_cur, xe, label, adv_label, n_iter, converged, n_fwd, n_bwd
+
+
+def _subspace_basis(subspace, d: int, p: float) -> Tensor | None:
+    """A (d, m) float64 matrix with orthonormal columns from a tensor / array / Subspace, or None."""
+    if subspace is None:
+        return None
+    if p != 2.0:
+        raise InvalidInputError("subspace-constrained DeepFool is defined for norm=2 only (the step must stay in S)")
+    B = getattr(subspace, "basis", subspace)
+    try:
+        B = torch.as_tensor(B).detach().to("cpu", torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise InvalidInputError(
+            f"subspace must be a (d, m) basis with orthonormal columns or a Subspace, got {type(subspace).__name__}"
+        ) from None
+    if B.dim() != 2 or B.shape[0] != d or B.shape[1] < 1:
+        raise InvalidInputError(f"subspace must be a (d, m) basis with d = {d} and m ≥ 1, got shape {tuple(B.shape)}")
+    if not torch.isfinite(B).all():
+        raise InvalidInputError("subspace contains NaN or inf entries")
+    err = float((B.T @ B - torch.eye(B.shape[1], dtype=torch.float64)).abs().max())
+    if err > 1e-5:
+        raise InvalidInputError(
+            f"subspace must have orthonormal columns (|BᵀB − I| ≤ 1e-5), got max deviation {err:.2e}; "
+            "orthonormalise it first (e.g. torch.linalg.qr)"
+        )
+    return B
 
 
 def deepfool(
@@ -250,6 +305,8 @@ def deepfool(
     candidates: int = 10,
     batch_size: int = 256,
     clip: bool = False,
+    subspace=None,
+    return_iterates: bool = False,
 ) -> DeepFoolResult:
     """Minimal perturbations ``r(x)`` of a batch by DeepFool (ℓ2 or ℓ∞), batched.
 
@@ -277,6 +334,14 @@ def deepfool(
         ``x + r`` may leave ``clf.bounds`` and ``r(x)`` is the boundary normal. True: after every
         step, ``x + (1 + overshoot) r_tot`` is clamped to ``clf.bounds`` (an image-valid
         adversarial example; ``r = x_adv − x`` is then no longer a pure normal).
+    subspace : (d, m) tensor with orthonormal columns, or a Subspace (``.basis``), optional
+        Subspace-constrained DeepFool ``r_S(x) = argmin_{r ∈ S} ‖r‖ s.t. k̂(x + r) ≠ k̂(x)``: every
+        gradient ``w_k`` is replaced by its projection ``P_S w_k = B Bᵀ w_k``, so every step lies in
+        S (Fawzi, Moosavi-Dezfooli, Frossard, NIPS 2016; DESIGN §9). ℓ2 only. For an affine
+        classifier ``‖r_S‖ = ‖r‖ · ‖w‖ / ‖P_S w‖``.
+    return_iterates : bool
+        Also return the points ``x_0 … x_T`` where DeepFool linearised the classifier and its steps
+        (``iterates``, ``steps``; memory ``(T + 1) · N · d`` values).
 
     Returns
     -------
@@ -286,13 +351,15 @@ def deepfool(
         n_iter : (N,) int64, converged : (N,) bool — label changed within max_iter
         norms : (N,) — ‖r‖_p in pixel units
         norm, overshoot, n_forward, n_backward — settings and diagnostics
+        iterates, steps — with ``return_iterates=True``; subspace_dim — m with ``subspace=``
 
     Raises
     ------
     InvalidInputError
         ``xs`` of the wrong shape / dtype or with NaN / inf; ``norm`` not 2 or inf; negative or
         non-finite ``overshoot``; ``max_iter < 0``, ``candidates < 2``, ``batch_size < 1``; fewer
-        than 2 classes; the network returns NaN / inf logits or gradients.
+        than 2 classes; the network returns NaN / inf logits or gradients; ``subspace`` not a
+        (d, m) orthonormal basis, or given with ``norm=inf``.
 
     References
     ----------
@@ -318,7 +385,9 @@ def deepfool(
     wdtype = clf.dtype
     cdtype = torch.promote_types(in_dtype, wdtype)
     dev = _network_device(clf)
-    state: dict = {}
+    B = _subspace_basis(subspace, clf.d, p)
+    basis = None if B is None else B.to(device=dev, dtype=wdtype)
+    state: dict = {"record": bool(return_iterates), "path": [], "steps": []}
 
     parts = []
     n_fwd = n_bwd = 0
@@ -334,6 +403,7 @@ def deepfool(
             clip=clip,
             wdtype=wdtype,
             state=state,
+            basis=basis,
         )
         parts.append(out[:6])
         n_fwd += out[6]
@@ -352,6 +422,9 @@ def deepfool(
         x_adv = x.detach().cpu() + r
     flat = r.flatten(1)
     norms = torch.linalg.vector_norm(flat, ord=p, dim=1) if flat.shape[0] else torch.zeros(0, dtype=in_dtype)
+    iterates = steps = None
+    if return_iterates:
+        iterates, steps = _stack_paths(state["path"], state["steps"], x.shape, in_dtype)
     return DeepFoolResult(
         r=r,
         x_adv=x_adv,
@@ -364,7 +437,24 @@ def deepfool(
         overshoot=overshoot,
         n_forward=n_fwd,
         n_backward=n_bwd,
+        iterates=iterates,
+        steps=steps,
+        subspace_dim=None if B is None else int(B.shape[1]),
     )
+
+
+def _stack_paths(paths: list, steps: list, shape, dtype) -> tuple[Tensor, Tensor]:
+    """Pad every chunk's path to the longest (repeat the last point, zero steps) and join along N."""
+    T = max((len(s) for s in steps), default=0)
+    if not paths:
+        return torch.zeros((1, *shape), dtype=dtype), torch.zeros((0, *shape), dtype=dtype)
+    pts, sts = [], []
+    for path, st in zip(paths, steps, strict=True):
+        path = path + [path[-1]] * (T + 1 - len(path))
+        st = st + [torch.zeros_like(path[0])] * (T - len(st))
+        pts.append(torch.stack(path))
+        sts.append(torch.stack(st) if st else torch.zeros((0, *path[0].shape), dtype=path[0].dtype))
+    return torch.cat(pts, 1).detach().cpu().to(dtype), torch.cat(sts, 1).detach().cpu().to(dtype)
 
 
 def rho_adv(result: DeepFoolResult, xs: Tensor, *, only_converged: bool = True) -> float:

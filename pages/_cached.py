@@ -170,16 +170,21 @@ def study_subspaces(clf: Classifier, points: study.StudyPoints, settings: study.
     )
 
 
-def section_study(clf: Classifier, x: torch.Tensor, settings: study.SectionSettings, subspace=None):
-    """:func:`geometry.study.section_study` at one datapoint, with a spinner."""
+def section_study(clf: Classifier, x: torch.Tensor, settings: study.SectionSettings, subspace=None, perturbation=None):
+    """:func:`geometry.study.section_study` at one datapoint, with a spinner (``perturbation``: the UAP)."""
     key = {
         "network": network_fingerprint(clf),
         "x": data_fingerprint(x),
         "settings": settings.key(),
         "subspace": None if subspace is None else data_fingerprint(subspace.basis),
+        "perturbation": None if perturbation is None else data_fingerprint(perturbation),
     }
     with st.spinner("Computing DeepFool, the cross-section and the curvature along v…"):
-        return _memo("section", key, lambda: study.section_study(clf, x, settings, subspace=subspace))
+        return _memo(
+            "section",
+            key,
+            lambda: study.section_study(clf, x, settings, subspace=subspace, perturbation=perturbation),
+        )
 
 
 def universal_study(clf: Classifier, points: study.StudyPoints, settings: study.UniversalSettings):

@@ -42,6 +42,7 @@ DIRECTIONS = {
     "sc": "S_c eigenvector i (curved subspace)",
     "sc_mix": "random v in the first m directions of S_c (seeded)",
     "sf": "S_f vector i (flat subspace: normals)",
+    "uap": "the universal perturbation (UAP of the Universal perturbations page)",
 }
 #: Universal: random vectors per m (slider), % of points the noise norm fools (radio), held-out / UAP points (URL).
 UV_SAMPLES = dict(min_value=1, max_value=50)
@@ -201,7 +202,8 @@ class CurvatureView:
             m=init_state("cv_m", 20, int, **CV_M),
             method=init_state("cv_method", "finite_difference", options=list(CURVATURE_METHODS)),
             point=init_state("cv_point", "boundary", options=list(CURVATURE_POINTS)),
-            scale=init_state("cv_scale", "authors", options=H_SCALES),
+            # h = ξ by default: on digits-lenet only there is S_c more curved than random (docs/reproduction.md)
+            scale=init_state("cv_scale", "xi", options=H_SCALES),
             h=init_state("cv_h", round(h_default, 4), float, **H_INPUT),
             heldout=init_state("cv_heldout", 50, int, **CV_HELDOUT),
         )
@@ -276,6 +278,7 @@ class CrossSectionView:
             "sc": f"S_c eigenvector {self.vec}",
             "sc_mix": f"random v in S_c, m = {self.sub_m} (seed {self.seed})",
             "sf": f"S_f vector {self.vec}",
+            "uap": "the universal perturbation v",
         }[self.direction]
 
 

@@ -8,14 +8,26 @@ import math
 
 import streamlit as st
 
+from geometry.hessian import default_h
 from geometry.plotting import perturbation_display, section_figure, to_display_image
-from pages import _cached, _sidebar
+from geometry.plotting_sections_grid import section_grid_figure
+from geometry.study.fig5 import universal_sections
+from pages import _cached, _sidebar, _state
 from pages._controls import curvature_controls
 from pages._state import CURVATURE_METHODS, DIRECTIONS, EXTENT, RESOLUTION, SEED, CrossSectionView
 
 
 def _fmt(value: float, spec: str = "+.3g") -> str:
     return format(value, spec) if math.isfinite(value) else "n/a"
+
+
+FIG5_POINTS = 5  # datapoints of the Fig. 5 grid
+
+
+@st.cache_resource(max_entries=8, show_spinner="Cutting sections along the universal perturbation …")
+def _fig5_grid(_clf, _xs, _v, *, key: str, method: str, h):
+    """:func:`geometry.study.fig5.universal_sections`, cached per (network, points, UAP settings, estimator)."""
+    return universal_sections(_clf, _xs, _v, method=method, h=h, resolution=64)
 
 
 st.title("Normal cross-sections")
@@ -69,7 +81,7 @@ with _sidebar.user_errors():
         "Random direction seed",
         **SEED,
         key="seed",
-        disabled=view.direction in ("sc", "sf"),
+        disabled=view.direction in ("sc", "sf", "uap"),
         help="Random directions are drawn with this seed (uniform on the sphere of R^d, or of the first m "
         "directions of S_c).",
     )
@@ -87,8 +99,12 @@ with _sidebar.user_errors():
     )
     view.share()
 
-    subspace = None
-    if view.direction != "random":  # S_c / S_f exactly as Curvature vs m computes them (one disk-cache entry)
+    subspace = perturbation = None
+    if view.direction == "uap":  # the Universal page's UAP (its settings, its disk cache)
+        uv_settings = _state.UniversalView.read(default_h(sel.clf)).settings()
+        uv_points = _cached.study_points(sel.dataset_key, uv_settings.points)
+        perturbation = _cached.universal_study(sel.clf, uv_points, uv_settings).uap.v
+    elif view.direction != "random":  # S_c / S_f exactly as Curvature vs m computes them (one disk-cache entry)
         S_c, S_f = _cached.study_subspaces(
             sel.clf,
             points,
@@ -97,7 +113,7 @@ with _sidebar.user_errors():
         )
         subspace = S_f if view.direction == "sf" else S_c
     h = resolved.h if resolved is not None else None
-    result = _cached.section_study(sel.clf, sel.x, view.settings(cv_settings, h), subspace)
+    result = _cached.section_study(sel.clf, sel.x, view.settings(cv_settings, h), subspace, perturbation)
     df, sec, along = result.deepfool, result.section, result.along
     nan = float("nan")
     kappa = float(along.kappa[0, 0]) if along is not None else nan
@@ -176,4 +192,40 @@ with _sidebar.user_errors():
             "‖r(x)‖₂ / ‖x‖₂",
             f"{float(df.norms[0]) / float(sel.x.norm()):.4f}",
             help="Relative size of the minimal perturbation (DeepFool, CVPR 2016, Table 1's ρ_adv for one point).",
+        )
+
+    # ------------------------------------------------------------ Fig. 5: sections along one universal perturbation
+    st.subheader("Along one universal perturbation (paper Fig. 5)")
+    st.caption(
+        "Top row: normal sections of several held-out points along the *same* vector v — the UAP of the Universal "
+        "perturbations page (CVPR 2017 Alg. 1 at its ξ and settings); bottom row: each point along its own random "
+        "direction of the same norm. Each title gives the curvature κ along v at z = x + r(x) and whether x + v "
+        "changes the label. Whether the universal row bends more than the random one depends on the network and on "
+        "h (on digits-lenet the curvature along S_c exceeds random directions' at h = ξ, see docs/reproduction.md)."
+    )
+    fig5_on = st.toggle(
+        "Show the Fig. 5 grid (computes the Universal page's UAP once; cached on disk)",
+        value=_state.param("fig5", "off", options=["off", "on"]) == "on",
+        key="fig5_toggle",
+    )
+    _state.share(fig5="on" if fig5_on else "off")
+    if fig5_on:
+        uv_settings = _state.UniversalView.read(default_h(sel.clf)).settings()
+        uv_points = _cached.study_points(sel.dataset_key, uv_settings.points)
+        uv_study = _cached.universal_study(sel.clf, uv_points, uv_settings)
+        grid = _fig5_grid(
+            sel.clf,
+            uv_points.heldout[:FIG5_POINTS],
+            uv_study.uap.v,
+            key=f"{sel.model_name}|{uv_points.heldout_key}|{uv_settings.key()}|{cv_settings.method}|{h}",
+            method=cv_settings.method,
+            h=h,
+        )
+        st.plotly_chart(section_grid_figure(grid, names), width="stretch")
+        st.caption(
+            f"‖v‖₂ = {grid.v_norm:.3g} (UAP fooling rate on held-out points {uv_study.uap_heldout:.0%}); "
+            f"fooled in the top row: {int(grid.universal.fooled.sum())}/{FIG5_POINTS}, bottom row: "
+            f"{int(grid.random.fooled.sum())}/{FIG5_POINTS}; mean κ along v "
+            f"{float(grid.universal.kappa.nanmean()):+.3g} (universal) vs {float(grid.random.kappa.nanmean()):+.3g} "
+            "(random), 1/pixel distance."
         )

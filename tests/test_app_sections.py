@@ -66,7 +66,7 @@ def test_each_direction_draws_a_section_with_its_curvature_in_the_title(directio
     # the view is a shareable link, with the settings that define the subspace
     assert query(at, "dir") == direction and query(at, "cv_n") == "10" and query(at, "cv_m") == "3"
     captions = " ".join(c.value for c in at.caption)
-    assert "finite differences, h = 0.156" in captions  # authors' h for 8×8 digits
+    assert "finite differences, h = 1.05 (h = ξ)" in captions  # default h = ξ (1/5 of the 50 % noise norm), digits
     if direction != "random":
         kind = "flat" if direction == "sf" else "curved"
         assert f"Subspace: {kind}, m = 3, from n = " in captions

@@ -23,8 +23,8 @@ from .settings import BOUNDARY_POINTS, CURVATURE_METHODS, _int, _Settings
 __all__ = ["SECTION_DIRECTIONS", "SectionSettings", "SectionStudy", "section_study"]
 
 #: Kinds of second direction v: random on the sphere, eigenvector i of S_c, a random vector of the
-#: first m directions of S_c, vector i of S_f.
-SECTION_DIRECTIONS = ("random", "sc", "sc_mix", "sf")
+#: first m directions of S_c, vector i of S_f, a given universal perturbation (paper Fig. 5).
+SECTION_DIRECTIONS = ("random", "sc", "sc_mix", "sf", "uap")
 
 
 @dataclass(frozen=True)
@@ -85,19 +85,32 @@ class SectionStudy:
 
 
 def section_study(
-    clf: Classifier, x: torch.Tensor, settings: SectionSettings, *, subspace: Subspace | None = None
+    clf: Classifier,
+    x: torch.Tensor,
+    settings: SectionSettings,
+    *,
+    subspace: Subspace | None = None,
+    perturbation: torch.Tensor | None = None,
 ) -> SectionStudy:
     """DeepFool at ``x`` (C, H, W), the direction v of ``settings``, the normal section along
     (r(x), v) over ±extent_factor·‖r(x)‖₂ and the curvature along v (ICLR 2018 §4, Fig. 5).
 
+    ``perturbation`` (C, H, W): the universal perturbation v of ``direction="uap"`` (e.g. the UAP of
+    :func:`geometry.study.universal_study`).
+
     Raises
     ------
     InvalidInputError
-        a subspace direction without ``subspace``, or a vector index beyond its dimension.
+        a subspace direction without ``subspace``, ``"uap"`` without ``perturbation``, or a vector
+        index beyond the subspace's dimension.
     """
     df = deepfool(clf, x.unsqueeze(0))
     if settings.direction == "random":
         v = random_direction(x.shape, random_state=settings.seed)
+    elif settings.direction == "uap":
+        if perturbation is None:
+            raise InvalidInputError("direction 'uap' needs the universal perturbation v")
+        v = torch.as_tensor(perturbation).detach().reshape(x.shape)
     else:
         if subspace is None:
             raise InvalidInputError(f"direction {settings.direction!r} needs the subspace (S_c or S_f)")

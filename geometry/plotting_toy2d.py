@@ -1,0 +1,180 @@
+"""Plotly figures of the 2-D geometry lab (DESIGN §9): decision regions, DeepFool's iterates with
+their linearised boundaries, the normal r(x), the osculating circle, and universal vectors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .plotting import CLASS_COLORS, boundary_segments
+
+__all__ = ["lab_figure", "universal_figure"]
+
+_PALE = ["#C9D8EA", "#FCD9B6"]  # light class colours for the regions
+_FOOLED = "#D62728"
+
+
+def _regions(fig: go.Figure, regions) -> None:
+    lab = np.asarray(regions.label).astype(int)
+    fig.add_trace(
+        go.Heatmap(
+            x=regions.x1,
+            y=regions.x2,
+            z=lab,
+            zmin=-0.5,
+            zmax=1.5,
+            colorscale=[[0, _PALE[0]], [0.5, _PALE[0]], [0.5, _PALE[1]], [1, _PALE[1]]],
+            showscale=False,
+            hoverinfo="skip",
+        )
+    )
+    bx, by = boundary_segments(regions.x1, regions.x2, lab)
+    if bx:
+        fig.add_trace(
+            go.Scattergl(x=bx, y=by, mode="lines", line=dict(color="black", width=2), name="decision boundary")
+        )
+
+
+def _points(fig: go.Figure, x: np.ndarray, predicted: np.ndarray, *, fooled: np.ndarray | None = None) -> None:
+    for c in (0, 1):
+        sel = predicted == c
+        fig.add_trace(
+            go.Scattergl(
+                x=x[sel, 0],
+                y=x[sel, 1],
+                mode="markers",
+                marker=dict(color=CLASS_COLORS[c], size=6, line=dict(color="white", width=0.5)),
+                name=f"points classified {c}",
+            )
+        )
+    if fooled is not None and fooled.any():
+        fig.add_trace(
+            go.Scattergl(
+                x=x[fooled, 0],
+                y=x[fooled, 1],
+                mode="markers",
+                marker=dict(color="rgba(0,0,0,0)", size=12, line=dict(color=_FOOLED, width=2)),
+                name="fooled by v",
+            )
+        )
+
+
+def _layout(fig: go.Figure, regions, title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=10, r=10, t=50, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.04, x=0),
+        xaxis=dict(range=[regions.x1[0], regions.x1[-1]], showgrid=False, zeroline=False, constrain="domain"),
+        yaxis=dict(
+            range=[regions.x2[0], regions.x2[-1]], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain"
+        ),
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+def lab_figure(study, *, height: int = 620) -> go.Figure:
+    """The lab's main picture.
+
+    Parameters
+    ----------
+    study : :class:`geometry.study.toy2d.LabStudy`
+
+    Returns
+    -------
+    go.Figure — regions (pale class colours) and boundary (black), the data (class colours), the
+    chosen x, DeepFool's iterates x₀ → x₁ → … (dashed, numbered) with each step's linearised
+    boundary (grey lines), the normal r(x) (arrow) and the osculating circle at z = x + r(x).
+    """
+    fig = go.Figure()
+    reg = study.regions
+    _regions(fig, reg)
+    _points(fig, study.data.x.numpy(), study.predicted)
+    span = float(max(reg.x1[-1] - reg.x1[0], reg.x2[-1] - reg.x2[0]))
+    # linearised boundaries: through x_i + r_i, orthogonal to r_i
+    lx: list = []
+    ly: list = []
+    for p, s in zip(study.iterates[:-1], study.steps, strict=True):
+        n = float(np.linalg.norm(s))
+        if n == 0:
+            continue
+        foot, t = p + s, np.array([-s[1], s[0]]) / n
+        a, b = foot - span * t, foot + span * t
+        lx += [a[0], b[0], None]
+        ly += [a[1], b[1], None]
+    if lx:
+        fig.add_trace(
+            go.Scatter(
+                x=lx,
+                y=ly,
+                mode="lines",
+                line=dict(color="#666", width=1, dash="dot"),
+                name="linearised boundary (each step)",
+            )
+        )
+    it = study.iterates
+    fig.add_trace(
+        go.Scatter(
+            x=it[:, 0],
+            y=it[:, 1],
+            mode="lines+markers+text",
+            line=dict(color="#111", width=2, dash="dash"),
+            marker=dict(size=8, color="#111"),
+            text=[f"x{i}" for i in range(len(it))],
+            textposition="top left",
+            name="DeepFool iterates x₀ → x₁ → …",
+        )
+    )
+    x, r = study.x, study.r
+    fig.add_annotation(
+        x=x[0] + r[0], y=x[1] + r[1], ax=x[0], ay=x[1], xref="x", yref="y", axref="x", ayref="y",
+        showarrow=True, arrowhead=3, arrowwidth=3, arrowcolor="#2CA02C",
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=[x[0]],
+            y=[x[1]],
+            mode="markers",
+            marker=dict(size=14, color="#2CA02C", symbol="star", line=dict(color="black", width=1)),
+            name=f"x, ‖r(x)‖ = {study.distance:.3f} (green arrow: r(x))",
+        )
+    )
+    osc = study.osculating
+    if osc is not None and math.isfinite(osc.radius) and osc.radius < 20 * span:
+        t = np.linspace(0, 2 * math.pi, 200)
+        fig.add_trace(
+            go.Scatter(
+                x=osc.center[0] + osc.radius * np.cos(t),
+                y=osc.center[1] + osc.radius * np.sin(t),
+                mode="lines",
+                line=dict(color="#9467BD", width=2),
+                name=f"osculating circle at z, κ = {osc.kappa:+.3g}",
+            )
+        )
+    k = len(study.steps)
+    title = f"{study.clf.name}: decision regions, DeepFool from x ({k} step{'' if k == 1 else 's'})"
+    return _layout(fig, reg, title, height)
+
+
+def universal_figure(study, panel, *, title: str, regions=None, predicted=None, height: int = 480) -> go.Figure:
+    """One universal vector v on a 2-D model: regions, the data, the points v fools (red rings) and v
+    drawn from the data's centroid (arrow); the title carries the fooling rate.
+
+    ``regions`` / ``predicted`` default to ``study``'s (pass another model's to draw a side panel).
+    """
+    fig = go.Figure()
+    reg = regions if regions is not None else study.regions
+    pred = predicted if predicted is not None else study.predicted
+    _regions(fig, reg)
+    x = study.data.x.numpy()
+    _points(fig, x, pred, fooled=panel.fooled)
+    c = x.mean(0)
+    v = panel.v
+    fig.add_annotation(
+        x=c[0] + v[0], y=c[1] + v[1], ax=c[0], ay=c[1], xref="x", yref="y", axref="x", ayref="y",
+        showarrow=True, arrowhead=3, arrowwidth=3, arrowcolor=_FOOLED,
+    )  # fmt: skip
+    return _layout(fig, reg, f"{title} — fooling rate {panel.fooling_rate:.0%}, ‖v‖ = {np.linalg.norm(v):.2f}", height)

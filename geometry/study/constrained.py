@@ -1,0 +1,104 @@
+"""Subspace-constrained DeepFool against m: ``‖r_S(x)‖ / ‖r(x)‖`` for random m-dimensional S, with
+the flat-boundary law ``√(d/m)`` (Fawzi, Moosavi-Dezfooli, Frossard, "Robustness of classifiers: from
+adversarial to random noise", NIPS 2016, Theorem 2; the talk's "space of adversarial perturbations").
+
+For an affine classifier ``‖r_S‖ = ‖r‖ · ‖w‖ / ‖P_S w‖`` and, for a uniformly random S,
+``‖P_S w‖² ≈ (m/d) ‖w‖²`` — so the ratio ≈ √(d/m); a deep network follows the same law where its
+boundary is locally flat (DESIGN §9).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..classifier import Classifier, check_images
+from ..curvature import random_subspace_basis
+from ..deepfool import deepfool
+from ..errors import InvalidInputError
+
+__all__ = ["ConstrainedRatio", "constrained_ratio"]
+
+
+@dataclass(frozen=True)
+class ConstrainedRatio:
+    """``‖r_S‖/‖r‖`` against the dimension m of a random subspace S.
+
+    Attributes
+    ----------
+    ms : (K,) int64 — subspace dimensions
+    ratio : (K, n_subspaces, N) float64 — per subspace draw and point (NaN where either DeepFool
+        run did not converge)
+    mean, std : (K,) float64 — over all converged (draw, point) pairs
+    theory : (K,) float64 — ``√(d/m)``
+    d : int
+    converged_share : (K,) float64 — share of (draw, point) pairs where the constrained DeepFool converged
+    """
+
+    ms: torch.Tensor
+    ratio: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    theory: torch.Tensor
+    d: int
+    converged_share: torch.Tensor
+
+
+def constrained_ratio(
+    clf: Classifier,
+    xs: torch.Tensor,
+    ms,
+    *,
+    n_subspaces: int = 3,
+    max_iter: int = 100,
+    random_state: int = 0,
+) -> ConstrainedRatio:
+    """``‖r_S(x)‖ / ‖r(x)‖`` for ``n_subspaces`` uniformly random m-dimensional S per m.
+
+    Parameters
+    ----------
+    clf : Classifier
+    xs : (N, C, H, W) — points (pixel space); not modified
+    ms : sequence of int in [1, d]
+    n_subspaces : int ≥ 1 — random subspaces drawn per m (seeded from ``random_state``)
+    max_iter : int — DeepFool steps (a small S needs more)
+
+    Raises
+    ------
+    InvalidInputError — m outside [1, d], empty ``ms``, n_subspaces < 1.
+
+    References: NIPS 2016 Theorem 2; DESIGN §9.
+    """
+    x = check_images(xs, clf.input_shape, name="xs")
+    d = clf.d
+    m_list = [int(m) for m in ms]
+    if not m_list or any(m < 1 or m > d for m in m_list):
+        raise InvalidInputError(f"ms must be a non-empty list of dimensions in [1, {d}], got {list(ms)}")
+    if int(n_subspaces) < 1:
+        raise InvalidInputError(f"n_subspaces must be ≥ 1, got {n_subspaces}")
+    full = deepfool(clf, x, max_iter=max_iter)
+    base = full.norms.double()
+    ratio = torch.full((len(m_list), int(n_subspaces), len(x)), float("nan"), dtype=torch.float64)
+    conv = torch.zeros(len(m_list), int(n_subspaces), len(x), dtype=torch.bool)
+    for i, m in enumerate(m_list):
+        for j in range(int(n_subspaces)):
+            B = random_subspace_basis(d, m, random_state=int(random_state) + 1000 * i + j)
+            df = deepfool(clf, x, subspace=B, max_iter=max_iter)
+            ok = df.converged & full.converged
+            ratio[i, j, ok] = df.norms.double()[ok] / base[ok]
+            conv[i, j] = df.converged
+    flat = ratio.flatten(1)
+    mean = torch.nanmean(flat, dim=1)
+    std = torch.tensor([float(row[~row.isnan()].std()) if int((~row.isnan()).sum()) > 1 else math.nan for row in flat])
+    theory = torch.tensor([math.sqrt(d / m) for m in m_list], dtype=torch.float64)
+    return ConstrainedRatio(
+        ms=torch.tensor(m_list),
+        ratio=ratio,
+        mean=mean,
+        std=std,
+        theory=theory,
+        d=d,
+        converged_share=conv.flatten(1).double().mean(1),
+    )

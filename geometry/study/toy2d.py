@@ -1,0 +1,227 @@
+"""The 2-D geometry lab (DESIGN §9): one point's DeepFool iterates, normal and osculating circle on
+a toy model in the plane, and universal vectors — the flat model's S_f against the curved model's S_c.
+
+Used by the "Geometry in 2-D" page. Every quantity comes from the atlas's own functions
+(:mod:`geometry.toy2d` supplies data, models, the region grid and the osculating circle).
+
+References: ICLR 2018 Fig. 3 (flat / curved boundary, universal direction / vector), CVPR 2016
+Algorithm 2 (DeepFool's iterates), the talk's "flat model" / "curved model" slides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..classifier import Classifier
+from ..curvature import curved_subspace, flat_subspace
+from ..deepfool import deepfool
+from ..errors import AtlasError, InvalidInputError
+from ..toy2d import (
+    SMOOTH_MODELS,
+    TOY_DATASETS,
+    TOY_MODELS,
+    DecisionRegions,
+    Osculating,
+    ToyData,
+    as_points,
+    decision_regions,
+    fooled_mask,
+    osculating_circle,
+    path_of,
+    toy_classifier,
+    toy_data,
+)
+from .settings import _int, _Settings
+
+__all__ = ["LabSettings", "LabStudy", "UniversalPanel", "lab_study", "toy_model", "universal_panel"]
+
+
+@dataclass(frozen=True)
+class LabSettings(_Settings):
+    """What defines a view of the 2-D lab.
+
+    Attributes
+    ----------
+    dataset : key of :data:`geometry.toy2d.TOY_DATASETS`
+    model : key of :data:`geometry.toy2d.TOY_MODELS`
+    n_points : int in [20, 1000]; noise : float in [0, 0.5]; seed : int ≥ 0 — the data
+    point : int ≥ 0 — index of the point x whose DeepFool path and osculating circle are shown
+    h : float > 0 — finite-difference curvature scale for the ReLU MLP (data units)
+    resolution : int — grid of the decision regions
+    """
+
+    dataset: str = "moons"
+    model: str = "mlp-tanh"
+    n_points: int = 200
+    noise: float = 0.1
+    seed: int = 0
+    point: int = 0
+    h: float = 0.1
+    resolution: int = 150
+
+    def __post_init__(self) -> None:
+        if self.dataset not in TOY_DATASETS:
+            raise InvalidInputError(f"dataset must be one of {', '.join(TOY_DATASETS)}, got {self.dataset!r}")
+        if self.model not in TOY_MODELS:
+            raise InvalidInputError(f"model must be one of {', '.join(TOY_MODELS)}, got {self.model!r}")
+        _int("n_points", self.n_points, 20, 1000)
+        _int("seed", self.seed, 0, 2**31 - 1)
+        _int("point", self.point, 0, self.n_points - 1)
+        _int("resolution", self.resolution, 16, 400)
+        if not 0.0 <= float(self.noise) <= 0.5:
+            raise InvalidInputError(f"noise must be in [0, 0.5], got {self.noise}")
+        if not float(self.h) > 0:
+            raise InvalidInputError(f"h must be > 0, got {self.h}")
+
+
+@dataclass(frozen=True)
+class LabStudy:
+    """One view of the lab.
+
+    Attributes
+    ----------
+    settings : LabSettings
+    data : ToyData
+    clf : Classifier — the trained (or analytic) model
+    regions : DecisionRegions
+    predicted : (N,) int64 — ``k̂`` of every data point
+    x : (2,) — the chosen point
+    iterates : (T+1, 2) — DeepFool's points x_0 … x_T (overshoot 0.02)
+    steps : (T, 2) — its steps r_1 … r_T; step i's linearised boundary is the line through
+        ``iterates[i] + steps[i]`` orthogonal to ``steps[i]``
+    r : (2,) — r(x); distance : float — ‖r(x)‖₂
+    converged : bool
+    osculating : Osculating or None — None when the curvature could not be measured (message in ``note``)
+    note : str
+    accuracy : float or None — training accuracy of a trained model
+    """
+
+    settings: LabSettings
+    data: ToyData
+    clf: Classifier
+    regions: DecisionRegions
+    predicted: np.ndarray
+    x: np.ndarray
+    iterates: np.ndarray
+    steps: np.ndarray
+    r: np.ndarray
+    distance: float
+    converged: bool
+    osculating: Osculating | None
+    note: str
+    accuracy: float | None
+
+
+def _lab_box(data: ToyData, margin: float = 0.5) -> tuple[float, float, float, float]:
+    lo, hi = data.x.min(0).values, data.x.max(0).values
+    return float(lo[0]) - margin, float(hi[0]) + margin, float(lo[1]) - margin, float(hi[1]) + margin
+
+
+def _curvature_kwargs(model: str, h: float) -> dict:
+    return {"method": "exact"} if model in SMOOTH_MODELS else {"method": "finite_difference", "h": float(h)}
+
+
+def lab_study(settings: LabSettings, *, clf: Classifier | None = None) -> LabStudy:
+    """Data, model, regions, DeepFool's iterates and the osculating circle for one lab view.
+
+    ``clf`` may be passed to reuse a model already trained for the same data and model settings.
+
+    Raises
+    ------
+    InvalidInputError — settings out of range.
+    """
+    s = settings
+    data = toy_data(s.dataset, n_points=s.n_points, noise=s.noise, random_state=s.seed)
+    clf = clf if clf is not None else toy_classifier(s.model, data, random_state=s.seed)
+    regions = decision_regions(clf, _lab_box(data), resolution=s.resolution)
+    xs = as_points(data.x)
+    predicted = clf.predict(xs).cpu().numpy()
+    x = xs[s.point : s.point + 1]
+    df = deepfool(clf, x, return_iterates=True, max_iter=50)
+    pts, st = path_of(df)
+    osc, note = None, ""
+    if bool(df.converged[0]):
+        try:
+            osc = osculating_circle(clf, x, **_curvature_kwargs(s.model, s.h))
+        except AtlasError as e:
+            note = str(e)
+    else:
+        note = "DeepFool did not reach the boundary from this point within 50 steps."
+    return LabStudy(
+        settings=s,
+        data=data,
+        clf=clf,
+        regions=regions,
+        predicted=predicted,
+        x=x.reshape(2).numpy(),
+        iterates=pts,
+        steps=st,
+        r=df.r.reshape(2).double().numpy(),
+        distance=float(df.norms[0]),
+        converged=bool(df.converged[0]),
+        osculating=osc,
+        note=note,
+        accuracy=clf.test_accuracy,
+    )
+
+
+@dataclass(frozen=True)
+class UniversalPanel:
+    """One universal vector ``v`` on a 2-D model and the points it fools.
+
+    Attributes
+    ----------
+    v : (2,) — the perturbation (data units)
+    fooled : (N,) bool — ``k̂(x + v) ≠ k̂(x)``
+    fooling_rate : float — mean of ``fooled`` (CVPR 2017 §2)
+    kind : {"custom", "S_f", "S_c"} — where v came from
+    """
+
+    v: np.ndarray
+    fooled: np.ndarray
+    fooling_rate: float
+    kind: str
+
+
+def universal_panel(
+    clf: Classifier, data: ToyData, *, kind: str, xi: float, v=None, model: str = "mlp-tanh", h: float = 0.1
+) -> UniversalPanel:
+    """A vector of norm ``xi`` along ``kind`` — "S_f" (top flat direction: the normals' shared
+    direction, ICLR 2018 Theorem 1), "S_c" (top curved direction, Theorem 2) — or the given ``v``
+    ("custom"), and the points it fools. Of ±u the sign that fools more points is taken.
+
+    Raises
+    ------
+    InvalidInputError — unknown kind, xi ≤ 0, v missing for "custom".
+    """
+    if kind not in ("custom", "S_f", "S_c"):
+        raise InvalidInputError(f"kind must be 'custom', 'S_f' or 'S_c', got {kind!r}")
+    xs = as_points(data.x)
+    if kind == "custom":
+        if v is None:
+            raise InvalidInputError("kind='custom' needs v")
+        vv = np.asarray(v, dtype=np.float64).reshape(2)
+        mask = fooled_mask(clf, xs, vv)
+        return UniversalPanel(v=vv, fooled=mask, fooling_rate=float(mask.mean()), kind=kind)
+    if not float(xi) > 0:
+        raise InvalidInputError(f"xi must be > 0, got {xi}")
+    if kind == "S_f":
+        u = flat_subspace(clf, xs, 1).basis[:, 0]
+    else:
+        u = curved_subspace(clf, xs, 1, **_curvature_kwargs(model, h)).basis[:, 0]
+    best: UniversalPanel | None = None
+    for sign in (1.0, -1.0):
+        vv = (sign * float(xi) * u).numpy()
+        mask = fooled_mask(clf, xs, vv)
+        if best is None or mask.mean() > best.fooling_rate:
+            best = UniversalPanel(v=vv, fooled=mask, fooling_rate=float(mask.mean()), kind=kind)
+    assert best is not None
+    return best
+
+
+def toy_model(settings: LabSettings, model: str | None = None) -> tuple[ToyData, Classifier]:
+    """The data and a model (``settings.model`` or ``model``) of a lab view, for the side-by-side panels."""
+    data = toy_data(settings.dataset, n_points=settings.n_points, noise=settings.noise, random_state=settings.seed)
+    return data, toy_classifier(model or settings.model, data, random_state=settings.seed)
