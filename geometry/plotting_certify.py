@@ -1,0 +1,212 @@
+"""Figures of the "Certified vs empirical" page (issue 12): certified radius ε_cert(x) beside ‖r(x)‖."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .plotting import section_figure
+
+__all__ = [
+    "accuracy_vs_eps_figure",
+    "certified_scatter_figure",
+    "certified_section_figure",
+    "layer_norms_figure",
+    "radius_ratio_figure",
+]
+
+_SOUND = "#2a9d8f"
+_ESTIMATE = "#e9c46a"
+_ATTACK = "#e76f51"
+_VIOLATION = "#d62828"
+
+
+def certified_scatter_figure(study, *, height: int = 460) -> go.Figure:
+    """ε_cert(x) (sound, and with the power-iteration L) against ‖r(x)‖₂, with the diagonal.
+
+    Every sound point must lie below the diagonal; points above it (violations) are drawn in red.
+    """
+    cert, check = study.certificate, study.check
+    ok = check.success
+    r = study.distance[ok]
+    idx = np.flatnonzero(ok)
+    fig = go.Figure()
+    top = float(max(r.max() if len(r) else 1.0, cert.radius[ok].max() if ok.any() else 0.0)) * 1.05
+    fig.add_trace(
+        go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(color="#555", dash="dash"), name="ε_cert = ‖r‖")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=r,
+            y=cert.radius_estimate[ok],
+            mode="markers",
+            marker=dict(color=_ESTIMATE, size=5, symbol="x"),
+            name="with power-iteration L (not sound)",
+            customdata=idx,
+            hovertemplate="point %{customdata}<br>‖r‖ = %{x:.4f}<br>ε (estimate) = %{y:.4f}<extra></extra>",
+        )
+    )
+    bad = np.zeros(len(cert), dtype=bool)
+    bad[check.violations] = True
+    for mask, name, color in (
+        (~bad & ok, "ε_cert (sound bound)", _SOUND),
+        (bad, "violation: ε_cert > ‖r‖", _VIOLATION),
+    ):
+        if mask.any():
+            fig.add_trace(
+                go.Scatter(
+                    x=study.distance[mask],
+                    y=cert.radius[mask],
+                    mode="markers",
+                    marker=dict(color=color, size=7 if color == _VIOLATION else 6),
+                    name=name,
+                    customdata=np.flatnonzero(mask),
+                    hovertemplate="point %{customdata}<br>‖r‖ = %{x:.4f}<br>ε_cert = %{y:.4f}<extra></extra>",
+                )
+            )
+    positive = np.concatenate([r[r > 0], cert.radius[ok][cert.radius[ok] > 0]])
+    if len(positive):  # log-log: the gap is a ratio, and radii span decades
+        low = float(positive.min()) / 1.5
+        fig.data[0].update(x=[low, top], y=[low, top])
+        fig.update_xaxes(type="log")
+        fig.update_yaxes(type="log")
+    fig.update_layout(
+        height=height,
+        xaxis_title="‖r(x)‖₂: smallest successful attack (pixel units)",
+        yaxis_title="certified radius ε_cert(x)",
+        legend=dict(orientation="h", y=1.12),
+        margin=dict(t=40),
+    )
+    return fig
+
+
+def radius_ratio_figure(study, *, height: int = 360) -> go.Figure:
+    """Histogram of the gap ‖r(x)‖ / ε_cert(x) (≥ 1 for a sound certificate), log-scaled."""
+    ratio = study.check.ratio[np.isfinite(study.check.ratio)]
+    fig = go.Figure()
+    if len(ratio):
+        fig.add_trace(go.Histogram(x=np.log10(ratio), nbinsx=40, marker_color=_SOUND, name="log₁₀ ratio"))
+        fig.add_vline(x=0.0, line=dict(color=_VIOLATION, dash="dash"), annotation_text="ratio 1")
+        fig.add_vline(
+            x=float(np.log10(np.median(ratio))),
+            line=dict(color="#333"),
+            annotation_text=f"median {np.median(ratio):.3g}×",
+        )
+    fig.update_layout(
+        height=height,
+        xaxis_title="log₁₀ (‖r(x)‖ / ε_cert(x))",
+        yaxis_title="points",
+        showlegend=False,
+        margin=dict(t=30),
+    )
+    return fig
+
+
+def accuracy_vs_eps_figure(study, *, height: int = 400) -> go.Figure:
+    """Certified accuracy and accuracy under the attacks against ε (ℓ2, pixel units), one chart."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=study.eps,
+            y=study.attack_accuracy,
+            mode="lines",
+            line=dict(color=_ATTACK, width=3),
+            name="accuracy under attack (‖r‖ > ε): upper bound",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=study.eps,
+            y=study.certified_accuracy,
+            mode="lines",
+            line=dict(color=_SOUND, width=3),
+            name="certified accuracy (ε_cert ≥ ε): lower bound",
+            fill="tonexty",
+            fillcolor="rgba(150,150,150,0.15)",
+        )
+    )
+    fig.update_layout(
+        height=height,
+        xaxis_title="ε (ℓ2, pixel units)",
+        yaxis_title="accuracy",
+        yaxis_range=[0, 1.02],
+        legend=dict(orientation="h", y=1.15),
+        margin=dict(t=40),
+    )
+    return fig
+
+
+def layer_norms_figure(bound, *, height: int = 360) -> go.Figure:
+    """Per-layer Lipschitz constants: the sound upper bound and the power-iteration estimate, log scale."""
+    names = [lb.name if lb.name == lb.kind else f"{lb.name} ({lb.kind})" for lb in bound.layers]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=[lb.upper for lb in bound.layers],
+            marker_color=_SOUND,
+            name="sound upper bound",
+            customdata=[lb.method for lb in bound.layers],
+            hovertemplate="%{x}<br>%{y:.4g}<br>%{customdata}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(x=names, y=[lb.estimate for lb in bound.layers], marker_color=_ESTIMATE, name="power iteration")
+    )
+    fig.add_hline(y=1.0, line=dict(color="#555", dash="dot"))
+    fig.update_layout(
+        height=height,
+        barmode="group",
+        yaxis_type="log",
+        yaxis_title="layer Lipschitz constant",
+        legend=dict(orientation="h", y=1.15),
+        margin=dict(t=40),
+    )
+    return fig
+
+
+def _circle(radius: float, n: int = 181) -> tuple[np.ndarray, np.ndarray]:
+    t = np.linspace(0, 2 * np.pi, n)
+    return radius * np.cos(t), radius * np.sin(t)
+
+
+def certified_section_figure(cs, class_names: Sequence[str], *, height: int = 520) -> go.Figure:
+    """The normal cross-section with the certified disk (radius ε_cert) around x and ‖r(x)‖ marked."""
+    fig = section_figure(cs.section, class_names, direction_label="random v", height=height)
+    cx, cy = _circle(cs.radius)
+    fig.add_trace(
+        go.Scatter(
+            x=cx,
+            y=cy,
+            mode="lines",
+            fill="toself",
+            fillcolor="rgba(255,255,255,0.35)",
+            line=dict(color="white", width=3),
+            name=f"certified disk ε_cert = {cs.radius:.3g}",
+        )
+    )
+    ex, ey = _circle(cs.radius_estimate)
+    fig.add_trace(
+        go.Scatter(
+            x=ex,
+            y=ey,
+            mode="lines",
+            line=dict(color="white", width=1, dash="dot"),
+            name=f"with power-iteration L: {cs.radius_estimate:.3g}",
+        )
+    )
+    if np.isfinite(cs.r_norm):
+        rx, ry = _circle(cs.r_norm)
+        fig.add_trace(
+            go.Scatter(
+                x=rx,
+                y=ry,
+                mode="lines",
+                line=dict(color="black", width=1, dash="dash"),
+                name=f"‖r(x)‖ = {cs.r_norm:.3g} (DeepFool)",
+            )
+        )
+    fig.update_layout(legend=dict(orientation="h", y=-0.15), showlegend=True)
+    return fig

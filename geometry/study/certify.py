@@ -1,0 +1,217 @@
+"""Certified versus empirical radii (issue 12, DESIGN §8): ε_cert(x) ≤ distance ≤ ‖r(x)‖.
+
+The Lipschitz-margin certificate (Tsuzuku et al., NeurIPS 2018) is a *lower* bound on the distance
+to the decision boundary, the smallest successful attack (box-constrained DeepFool and foolbox's
+FMN, :func:`geometry.attacks.boundary_distance`) an *upper* bound. One study computes both on the
+first test points, the certified accuracy and the attack robustness versus ε, and checks the
+inequality at every point; :func:`certified_section` draws both radii on one point's normal
+cross-section. Used by the "Certified vs empirical" page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..attacks import boundary_distance
+from ..certify import Certificate, SanityCheck, certified_accuracy, certify, check_certificates
+from ..classifier import Classifier
+from ..deepfool import deepfool
+from ..errors import InvalidInputError
+from ..lipschitz import LipschitzBound, lipschitz_bound
+from ..sections import MAX_RESOLUTION, Section, normal_section, random_direction
+from .cache import cached_result
+from .points import data_fingerprint, network_fingerprint
+from .settings import _int, _Settings
+
+__all__ = [
+    "CertifySettings",
+    "CertifyStudy",
+    "CertifiedSection",
+    "certify_study",
+    "certified_section",
+    "lipschitz_study",
+]
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class CertifySettings(_Settings):
+    """What defines the certified-versus-empirical comparison.
+
+    Attributes
+    ----------
+    n_points : int ≥ 1 — the first test points used
+    n_eps : int ≥ 2 — radii of the accuracy curves, from 0 to the largest attack distance
+    attacks : tuple of str — :func:`geometry.attacks.boundary_distance` attacks for ‖r(x)‖
+    fmn_max_stepsize : float or None — FMN's initial step (pixel units); None: 0.1 for inputs of
+        fewer than 256 entries (8×8 digits, distances ≈ 0.5), else foolbox's 1.0
+    n_power : int ≥ 1 — power iterations per layer for the (unsound) estimate of L
+    seed : int ≥ 0 — power iteration start vectors
+    """
+
+    n_points: int = 200
+    n_eps: int = 41
+    attacks: tuple = ("deepfool_box", "fmn")
+    fmn_max_stepsize: float | None = None
+    n_power: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _int("n_points", self.n_points, 1, 100_000)
+        _int("n_eps", self.n_eps, 2, 10_000)
+        _int("n_power", self.n_power, 1, 100_000)
+        _int("seed", self.seed, 0, 2**63 - 1)
+        if not self.attacks:
+            raise InvalidInputError("attacks must name at least one attack")
+        if self.fmn_max_stepsize is not None and not (0 < float(self.fmn_max_stepsize) < math.inf):
+            raise InvalidInputError(f"fmn_max_stepsize must be a finite number > 0, got {self.fmn_max_stepsize!r}")
+
+
+@dataclass(frozen=True)
+class CertifyStudy:
+    """Certified and empirical radii of the same points.
+
+    Attributes
+    ----------
+    certificate : Certificate — ε_cert(x) (sound; plain, pairwise) and the power-iteration radius
+    check : SanityCheck — ε_cert(x) ≤ ‖r(x)‖₂ at every point where an attack succeeded, violations listed
+    distance : (N,) float64 — ‖r(x)‖₂ of the smallest successful attack (inf where none succeeded)
+    winner : tuple of N str — which attack found it
+    labels : (N,) int64 — true labels
+    eps : (E,) float64 — radii of the curves (pixel units, ℓ2)
+    certified_accuracy : (E,) — mean[k̂ = y ∧ ε_cert ≥ ε]
+    attack_accuracy : (E,) — mean[k̂ = y ∧ ‖r‖ > ε] (robust accuracy against these attacks: an upper
+        bound of the true robust accuracy)
+    """
+
+    certificate: Certificate
+    check: SanityCheck
+    distance: np.ndarray
+    winner: tuple
+    labels: np.ndarray
+    eps: np.ndarray
+    certified_accuracy: np.ndarray
+    attack_accuracy: np.ndarray
+
+
+def lipschitz_study(clf: Classifier, *, n_power: int = 50, seed: int = 0) -> LipschitzBound:
+    """:func:`geometry.lipschitz.lipschitz_bound`, cached in memory and on disk (weights' fingerprint)."""
+    key = {"network": network_fingerprint(clf), "n_power": int(n_power), "seed": int(seed), "version": 1}
+    return cached_result("lipschitz", key, lambda: lipschitz_bound(clf, n_power=n_power, random_state=seed))
+
+
+def _fmn_step(clf: Classifier, settings: CertifySettings) -> float:
+    if settings.fmn_max_stepsize is not None:
+        return float(settings.fmn_max_stepsize)
+    return 0.1 if clf.d < 256 else 1.0
+
+
+def certify_study(
+    clf: Classifier, xs: torch.Tensor, labels, settings: CertifySettings, *, progress: Progress | None = None
+) -> CertifyStudy:
+    """ε_cert(x) and ‖r(x)‖ on the first ``settings.n_points`` of ``xs``, the curves and the check.
+
+    Parameters
+    ----------
+    clf : Classifier
+    xs : (N, C, H, W) test images (pixel space); labels : (N,) their true labels
+    settings : CertifySettings
+    progress : ``progress(fraction, message)``
+
+    Returns
+    -------
+    CertifyStudy — cached in memory and on disk under (network fingerprint, points, settings).
+
+    Raises
+    ------
+    UnsupportedLayerError
+        the network has a layer that cannot be bounded (the message names it).
+
+    References: Tsuzuku et al., NeurIPS 2018, Prop. 1, §4.1; DESIGN §7 (pitfall 2), §8.
+    """
+    report = progress or (lambda f, msg: None)
+    n = min(settings.n_points, len(xs))
+    x = xs[:n]
+    y = np.asarray(labels)[:n].astype(np.int64)
+    key = {"network": network_fingerprint(clf), "points": data_fingerprint(x), "settings": settings.key(), "version": 2}
+
+    def compute() -> CertifyStudy:
+        report(0.05, "bounding the Lipschitz constant layer by layer")
+        bound = lipschitz_study(clf, n_power=settings.n_power, seed=settings.seed)
+        cert = certify(clf, x, bound=bound)
+        report(0.3, f"attacking {n} points ({', '.join(settings.attacks)})")
+        bd = boundary_distance(clf, x, attacks=settings.attacks, fmn_max_stepsize=_fmn_step(clf, settings))
+        distance = bd.distance.numpy().astype(np.float64)
+        ok = np.isfinite(distance)
+        check = check_certificates(cert, distance, ok, attack=" / ".join(settings.attacks))
+        finite = distance[ok]
+        top = float(np.quantile(finite, 0.98)) if len(finite) else 1.0
+        eps = np.linspace(0.0, max(top, float(cert.radius.max()), 1e-6), settings.n_eps)
+        correct = cert.label == y
+        attack_acc = np.array([float(np.mean(correct & (distance > e))) for e in eps])
+        report(1.0, "done")
+        return CertifyStudy(
+            certificate=cert,
+            check=check,
+            distance=distance,
+            winner=tuple(bd.winner),
+            labels=y,
+            eps=eps,
+            certified_accuracy=certified_accuracy(cert, y, eps),
+            attack_accuracy=attack_acc,
+        )
+
+    return cached_result("certify", key, compute)
+
+
+@dataclass(frozen=True)
+class CertifiedSection:
+    """One point's normal cross-section with both radii.
+
+    Attributes
+    ----------
+    section : Section — regions on the plane (r(x), v), r from DeepFool, v random
+    radius : float — the sound certified radius ε_cert(x) (the certified disk)
+    radius_estimate : float — with the power-iteration L (not sound)
+    r_norm : float — DeepFool's ‖r(x)‖₂ along the plane's first axis (inf if it failed)
+    """
+
+    section: Section
+    radius: float
+    radius_estimate: float
+    r_norm: float
+
+
+def certified_section(
+    clf: Classifier, x: torch.Tensor, *, n_power: int = 50, seed: int = 0, resolution: int = 96
+) -> CertifiedSection:
+    """The normal cross-section of ``x`` (C, H, W) along (r(x), random v) over ±1.5·‖r(x)‖, with ε_cert(x).
+
+    The certified disk of radius ε_cert(x) lies inside the region of k̂(x) in *every* plane through x.
+    """
+    if not 2 <= resolution <= MAX_RESOLUTION:
+        raise InvalidInputError(f"resolution must be in [2, {MAX_RESOLUTION}], got {resolution}")
+    bound = lipschitz_study(clf, n_power=n_power, seed=seed)
+    cert = certify(clf, x.unsqueeze(0), bound=bound)
+    key = {"network": network_fingerprint(clf), "x": data_fingerprint(x.unsqueeze(0)), "seed": seed, "res": resolution}
+
+    def compute() -> CertifiedSection:
+        df = deepfool(clf, x.unsqueeze(0))
+        r = df.r[0]
+        v = random_direction(x.shape, random_state=seed).to(x.dtype)
+        extent = 1.5 * max(float(r.norm()), float(cert.radius[0]), 1e-3)
+        sec = normal_section(clf, x, r, v, extent=extent, resolution=resolution)
+        return CertifiedSection(
+            section=sec,
+            radius=float(cert.radius[0]),
+            radius_estimate=float(cert.radius_estimate[0]),
+            r_norm=float(df.norms[0]) if bool(df.converged[0]) else math.inf,
+        )
+
+    return cached_result("certified-section", key, compute, disk=False)

@@ -1,0 +1,29 @@
+"""The "Certified vs empirical" page runs on digits-lenet, draws its charts and reports the ε_cert ≤ ‖r‖ check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+PAGE = "pages/certify.py"
+TIMEOUT = 400  # first run trains digits-lenet on a busy 2-core machine
+
+
+def test_certify_page_runs_on_digits_lenet():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["cert_n"] = "40"
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any("ε_cert(x) ≤ ‖r(x)‖ holds at all" in s.value for s in at.success)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 5
+    names = {t.get("name") for c in charts for t in c["data"]}
+    assert "ε_cert = ‖r‖" in names and "certified accuracy (ε_cert ≥ ε): lower bound" in names
+    assert any(str(n).startswith("certified disk") for n in names)
