@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _sidebar, _state
+from pages import _sidebar, _state, _tour
 
-st.set_page_config(page_title="Boundary Atlas", page_icon=":material/map:", layout="wide")
+st.set_page_config(
+    page_title="Boundary Atlas",
+    page_icon=":material/map:",
+    layout="wide",
+    initial_sidebar_state="collapsed" if _tour.presenting() else "auto",  # ?present=1: the lecture layout
+)
 
 # URL paths must differ from the page files' stems: Streamlit's legacy auto-discovery of pages/
 # would otherwise serve e.g. /curvature straight from pages/curvature.py, bypassing this router.
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/geometry_2d.py", title="Geometry in 2-D", icon=":material/scatter_plot:", url_path="geometry-2d"),
     st.Page(
         "pages/cross_sections.py", title="Cross-sections", icon=":material/content_cut:", url_path="cross-sections"
     ),
@@ -29,10 +35,18 @@ PAGES = [
     st.Page(
         "pages/compare.py", title="Compare networks", icon=":material/compare_arrows:", url_path="compare-networks"
     ),
+    st.Page("pages/robust.py", title="Robust training", icon=":material/shield:", url_path="robust-training"),
+    st.Page(
+        "pages/certify.py",
+        title="Certified vs empirical",
+        icon=":material/verified:",
+        url_path="certified-vs-empirical",
+    ),
 ]
 
 nav = st.navigation(PAGES)
 st.sidebar.title("Boundary Atlas")
 st.session_state["_sidebar"] = _sidebar.sidebar()
 _state.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
+_tour.banner()  # ?tour=<step>: the guided tour's caption and its previous / next links
 nav.run()

@@ -31,6 +31,7 @@ because two modules define one (:func:`geometry.curvature.random_subspace` retur
 from __future__ import annotations
 
 from .architectures import ARCHITECTURES, architecture_names, build_architecture
+from .attacks import BoundaryDistance, PGDResult, RobustAccuracy, boundary_distance, pgd, robust_accuracy
 from .classifier import Classifier, make_classifier
 from .compare import (
     NetworkComparison,
@@ -68,6 +69,7 @@ from .hessian import (
     smooth_twin,
 )
 from .loading import FORMATS, detect_format, load_classifier, validate_classifier
+from .profile import CurvatureProfile, curvature_profile, finite_difference_curvature, loss_along
 from .sections import Section, normal_section, random_direction
 from .subspaces import RandomBaseline, principal_angles, random_baseline
 from .theory import normal_fit_xi, theorem1_norm, theorem2_kappa, theorem2_norm
@@ -114,6 +116,17 @@ __all__ = [
     "DeepFoolResult",
     "deepfool",
     "rho_adv",
+    # robustness (issue 11)
+    "PGDResult",
+    "RobustAccuracy",
+    "BoundaryDistance",
+    "pgd",
+    "robust_accuracy",
+    "boundary_distance",
+    "CurvatureProfile",
+    "curvature_profile",
+    "finite_difference_curvature",
+    "loss_along",
     "BoundaryGradient",
     "HVPResult",
     "boundary_function",

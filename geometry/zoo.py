@@ -31,15 +31,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import lmt as _lmt  # noqa: F401  (registers the "lmt" regime of issue 12 in TRAINING_REGIMES)
+
 # ARCHITECTURES, LeNet, MLP, NiN and build_architecture are re-exported: they lived here before geometry.architectures.
 from .architectures import ARCHITECTURES, MLP, LeNet, NiN, build_architecture
 from .cache import DamagedCacheError, cache_dir, cache_key, discard_damaged, file_lock, load_tensors, save_tensors
 from .classifier import Classifier, make_classifier
 from .errors import UnknownNameError
+from .regimes import RegimeContext, check_regime
 
 __all__ = [
     "ARCHITECTURES",
     "ZOO",
+    "REGIME_FAMILIES",
     "ZooEntry",
     "LeNet",
     "MLP",
@@ -74,6 +78,13 @@ class ZooEntry:
     seed: int = 0
     target_accuracy: float = 0.0
     description: str = ""
+    # training regime (geometry.regimes.TRAINING_REGIMES) and its parameters; fine-tuning from another
+    # entry's weights; "sgd" or "adam" (lr, weight_decay); robustness evaluation for the card (ℓ∞ ε).
+    regime: str = "standard"
+    regime_params: dict = field(default_factory=dict)
+    init_from: str | None = None
+    optimizer: str = "sgd"
+    eval_eps: float | None = None
 
     def recipe(self) -> dict:
         """Everything that defines the trained weights (hashed into the cache key)."""
@@ -90,6 +101,10 @@ class ZooEntry:
             "lr_schedule": self.lr_schedule,
             "augment": self.augment,
             "seed": self.seed,
+            # only when not the defaults, so that the standard entries keep their cache keys
+            **({"regime": self.regime, "regime_params": self.regime_params} if self.regime != "standard" else {}),
+            **({"init_from": ZOO[self.init_from].recipe()} if self.init_from else {}),
+            **({"optimizer": self.optimizer} if self.optimizer != "sgd" else {}),
         }
 
 
@@ -234,7 +249,124 @@ ZOO: dict[str, ZooEntry] = {
             target_accuracy=0.6,
             description="Smooth twin (softplus) of cifar10-lenet.",
         ),
+        # ---- robust training regimes (issue 11, DESIGN §7); the standard member is digits-lenet / mnist-lenet
+        ZooEntry(
+            "digits-lenet-pgd",
+            "digits",
+            "lenet",
+            epochs=30,
+            batch_size=32,
+            regime="pgd-at",
+            regime_params={"eps": 0.1, "steps": 5},
+            target_accuracy=0.85,
+            description="digits-lenet adversarially trained (Madry PGD-AT, ℓ∞ ε = 0.1, 5 steps).",
+        ),
+        ZooEntry(
+            "digits-lenet-fgsm",
+            "digits",
+            "lenet",
+            epochs=30,
+            batch_size=32,
+            regime="fgsm-at",
+            regime_params={"eps": 0.1},
+            target_accuracy=0.85,
+            description="digits-lenet with fast adversarial training (FGSM, random start, step 1.25ε, ε = 0.1).",
+        ),
+        ZooEntry(
+            "digits-lenet-cure",
+            "digits",
+            "lenet",
+            epochs=10,
+            batch_size=32,
+            lr=1e-3,
+            weight_decay=0.0,
+            optimizer="adam",
+            init_from="digits-lenet",
+            regime="cure",
+            regime_params={"lambda_": 4.0, "h": 0.5, "h_start": 0.1},
+            eval_eps=0.1,
+            target_accuracy=0.85,
+            description="digits-lenet fine-tuned with CURE (λ = 4, h from 0.1 to 0.5, Adam 1e-3, 10 epochs).",
+        ),
+        ZooEntry(
+            "mnist-lenet-pgd",
+            "mnist",
+            "lenet",
+            epochs=6,
+            batch_size=64,
+            regime="pgd-at",
+            regime_params={"eps": 0.3, "steps": 10, "step_size": 0.075, "eps_ramp_epochs": 3},
+            target_accuracy=0.95,
+            description="mnist-lenet adversarially trained (Madry PGD-AT, ℓ∞ ε = 0.3 reached after a 3-epoch "
+            "warm-up, 10 steps of 0.075·ε/0.3, 6 epochs).",
+        ),
+        ZooEntry(
+            "mnist-lenet-fgsm",
+            "mnist",
+            "lenet",
+            epochs=4,
+            batch_size=64,
+            regime="fgsm-at",
+            regime_params={"eps": 0.3},
+            target_accuracy=0.95,
+            description="mnist-lenet with fast adversarial training (FGSM, random start, step 1.25ε, ε = 0.3).",
+        ),
+        ZooEntry(
+            "mnist-lenet-cure",
+            "mnist",
+            "lenet",
+            epochs=2,
+            batch_size=64,
+            lr=1e-4,
+            weight_decay=0.0,
+            optimizer="adam",
+            init_from="mnist-lenet",
+            regime="cure",
+            regime_params={"lambda_": 4.0, "h": 1.5, "h_start": 0.1},
+            eval_eps=0.3,
+            target_accuracy=0.95,
+            description="mnist-lenet fine-tuned with CURE (λ = 4, h from 0.1 to 1.5, Adam 1e-4, as the paper's code).",
+        ),
+        # ---- Lipschitz-margin training (issue 12, DESIGN §8; geometry.lmt): c = target ℓ2 margin in pixels
+        ZooEntry(
+            "digits-lenet-lmt",
+            "digits",
+            "lenet",
+            epochs=40,
+            batch_size=32,
+            regime="lmt",
+            regime_params={"c": 0.03},
+            target_accuracy=0.95,
+            description="digits-lenet with Lipschitz-margin training (LMT, c = 0.03; c ≥ 0.05 collapses to one class).",
+        ),
+        ZooEntry(
+            "mnist-lenet-lmt",
+            "mnist",
+            "lenet",
+            epochs=4,
+            batch_size=64,
+            regime="lmt",
+            regime_params={"c": 0.1},
+            target_accuracy=0.95,
+            description="mnist-lenet with Lipschitz-margin training (LMT, c = 0.1).",
+        ),
     ]
+}
+
+#: The robust-training families: architecture name → regime → zoo entry (issue 11).
+REGIME_FAMILIES: dict[str, dict[str, str]] = {
+    "digits-lenet": {
+        "standard": "digits-lenet",
+        "pgd-at": "digits-lenet-pgd",
+        "fgsm-at": "digits-lenet-fgsm",
+        "cure": "digits-lenet-cure",
+    },
+    "mnist-lenet": {
+        "standard": "mnist-lenet",
+        "pgd-at": "mnist-lenet-pgd",
+        "fgsm-at": "mnist-lenet-fgsm",
+        "cure": "mnist-lenet-cure",
+    },
 }
 
 
@@ -336,7 +468,19 @@ def _train(entry, train_images, train_labels, gen, *, num_classes, progress):
         random_state=entry.seed,
         **entry.arch_kwargs,
     )
-    opt = torch.optim.SGD(model.parameters(), lr=entry.lr, momentum=entry.momentum, weight_decay=entry.weight_decay)
+    if entry.init_from:  # fine-tuning (CURE): start from the other entry's trained weights
+        model.load_state_dict(load_model(entry.init_from, progress=None).model.state_dict())
+        for p in model.parameters():
+            p.requires_grad_(True)
+    if entry.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=entry.lr, weight_decay=entry.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=entry.lr, momentum=entry.momentum, weight_decay=entry.weight_decay)
+    regime_step = check_regime(entry.regime, entry.regime_params)
+
+    def network(x: torch.Tensor) -> torch.Tensor:  # pixels → logits, the regimes' view
+        return model((x - mean_t) / std_t)
+
     n = len(train_images)
     steps_per_epoch = math.ceil(n / entry.batch_size)
     total = entry.epochs * steps_per_epoch
@@ -345,7 +489,6 @@ def _train(entry, train_images, train_labels, gen, *, num_classes, progress):
         if entry.lr_schedule == "cosine"
         else torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     )
-    loss_fn = nn.CrossEntropyLoss()
     model.train()
     step = 0
     report_every = max(1, total // 200)
@@ -357,8 +500,8 @@ def _train(entry, train_images, train_labels, gen, *, num_classes, progress):
             xb = train_images[idx]
             if entry.augment:
                 xb = _augment(xb, gen)
-            xb = (xb - mean_t) / std_t
-            loss = loss_fn(model(xb), train_labels[idx])
+            ctx = RegimeContext(network, model, (0.0, 1.0), entry.regime_params, epoch, entry.epochs, gen)
+            loss = regime_step(ctx, xb, train_labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -478,8 +621,62 @@ def _from_cache(entry: ZooEntry, path: Path, progress: Progress | None) -> Class
         mean=card["mean"],
         std=card["std"],
         test_accuracy=card["test_accuracy"],
-        extra={"train_seconds": card.get("train_seconds"), "cache_file": str(path)},
+        extra={
+            "train_seconds": card.get("train_seconds"),
+            "cache_file": str(path),
+            "robustness": card.get("robustness"),
+        },
     )
+
+
+_EVAL_EPS = {"digits": 0.1, "mnist": 0.3, "cifar10": 8 / 255}  # ℓ∞ radii of the robustness card
+_EVAL_POINTS = 200
+
+
+def _wants_robustness(entry: ZooEntry) -> bool:
+    return entry.regime != "standard" or entry.eval_eps is not None
+
+
+def _robustness_card(entry: ZooEntry, clf: Classifier, test_set, report: Progress) -> dict:
+    """Clean / PGD accuracy at the entry's ε and DeepFool ρ_adv on the first test points (issue 11).
+
+    PGD: ℓ∞, 20 steps, step 2.5ε/20, one random start; ρ_adv: ℓ2 DeepFool (unconstrained, as in the
+    DeepFool paper's Table 1) over the converged points. The total training cost includes the
+    fine-tuned-from entry's.
+    """
+    from .attacks import pgd
+    from .deepfool import deepfool, rho_adv
+
+    eps = (
+        entry.eval_eps
+        if entry.eval_eps is not None
+        else float(entry.regime_params.get("eps", _EVAL_EPS.get(entry.dataset, 0.1)))
+    )
+    x, y = test_set.images[:_EVAL_POINTS], test_set.labels[:_EVAL_POINTS]
+    report(0.97, f"robustness of {entry.name}: PGD at ε = {eps:g} on {len(x)} test points")
+    threads_before = torch.get_num_threads()
+    if clf.d < 256:  # as in training: tiny inputs run several times faster on one thread
+        torch.set_num_threads(1)
+    try:
+        adv = pgd(clf, x, y, eps=eps, steps=20, random_state=entry.seed)
+        report(0.98, f"robustness of {entry.name}: DeepFool ρ_adv")
+        df = deepfool(clf, x)
+    finally:
+        torch.set_num_threads(threads_before)
+    base = 0.0
+    if entry.init_from:
+        base = float(load_model(entry.init_from).info.get("train_seconds") or 0.0)
+    return {
+        "eps": eps,
+        "norm": "inf",
+        "points": len(x),
+        "clean_accuracy": clf.accuracy(x, y),
+        "pgd_accuracy": float((~adv.success).float().mean()),
+        "pgd_steps": 20,
+        "rho_adv": rho_adv(df, x),
+        "deepfool_converged": float(df.converged.float().mean()),
+        "base_train_seconds": base,
+    }
 
 
 def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> Classifier:
@@ -511,6 +708,11 @@ def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> 
         extra={},
     )
     acc = clf.accuracy(test_set.images, test_set.labels)
+    robustness = _robustness_card(entry, clf, test_set, report) if _wants_robustness(entry) else {}
+    if entry.regime == "lmt":  # issue 12: certified accuracy at a few ℓ2 radii
+        from .certify import certified_card
+
+        robustness["certified"] = certified_card(clf, test_set.images[:_EVAL_POINTS], test_set.labels[:_EVAL_POINTS])
     card = {
         "name": name,
         "input_shape": list(train_set.images.shape[1:]),
@@ -521,6 +723,7 @@ def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> 
         "train_seconds": train_seconds,
         "train_source": train_set.source,
         "recipe": entry.recipe(),
+        **({"robustness": robustness} if robustness else {}),
     }
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_tensors(path, state, {"card": json.dumps(card)}, version=_ZOO_FORMAT)
@@ -533,5 +736,5 @@ def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> 
         mean=mean,
         std=std,
         test_accuracy=acc,
-        extra={"train_seconds": train_seconds, "cache_file": str(path)},
+        extra={"train_seconds": train_seconds, "cache_file": str(path), "robustness": robustness or None},
     )

@@ -16,16 +16,32 @@ Fig. 7b–9 universal      :class:`UniversalSettings`  :func:`universal_study`, 
 Fig. 10, 13 compare      :class:`CompareSettings`    :func:`compare_study`, :func:`compare_angles`,
                                                      :func:`fooling_matrix`
 Fig. 5 cross-section     :class:`SectionSettings`    :func:`section_study`
+certified vs empirical   :class:`CertifySettings`    :func:`certify_study`, :func:`certified_section`
+CURE Fig. 1–2 robust     :class:`RobustSettings`     :func:`robust_study`, :func:`point_study`
+2-D lab (DESIGN §9)      :class:`LabSettings`        :func:`lab_study`, :func:`universal_panel`
+Fig. 5 universal grid    —                           :func:`universal_sections`
+NIPS'16 r_S vs m         —                           :func:`constrained_ratio`
 =======================  ==========================  =============================================
 
 A new figure adds one settings class, one study function, one figure builder and a thin page.
 """
 
 from .cache import cached_result, cached_subspace, clear_memory, decode_result, encode_result
+from .certify import (
+    CertifiedSection,
+    CertifySettings,
+    CertifyStudy,
+    certified_section,
+    certify_study,
+    lipschitz_study,
+)
 from .compare import compare_angles, compare_study, fooling_matrix
+from .constrained import ConstrainedRatio, constrained_ratio
 from .curvature import CurvatureStudy, curvature_study, study_subspaces
+from .fig5 import UniversalSections, universal_sections
 from .noise import ResolvedH, noise_norm, resolve_h, xi
 from .points import StudyPoints, choose_points, data_fingerprint, network_fingerprint, split_points
+from .robust import RobustSettings, RobustStudy, point_study, robust_study
 from .sections import SECTION_DIRECTIONS, SectionSettings, SectionStudy, section_study
 from .settings import (
     BOUNDARY_POINTS,
@@ -43,6 +59,7 @@ from .settings import (
     UniversalSettings,
     m_grid,
 )
+from .toy2d import LabSettings, LabStudy, UniversalPanel, lab_study, universal_panel
 from .universal import (
     UniversalSamples,
     UniversalStudy,
@@ -99,4 +116,23 @@ __all__ = [
     "SectionSettings",
     "SectionStudy",
     "section_study",
+    "RobustSettings",
+    "RobustStudy",
+    "robust_study",
+    "point_study",
+    "CertifySettings",
+    "CertifyStudy",
+    "CertifiedSection",
+    "certify_study",
+    "certified_section",
+    "lipschitz_study",
+    "LabSettings",
+    "LabStudy",
+    "UniversalPanel",
+    "lab_study",
+    "universal_panel",
+    "UniversalSections",
+    "universal_sections",
+    "ConstrainedRatio",
+    "constrained_ratio",
 ]
