@@ -12,6 +12,7 @@ from geometry.hessian import default_h
 from geometry.plotting import perturbation_display, section_figure, to_display_image
 from geometry.plotting_sections_grid import section_grid_figure
 from geometry.study.fig5 import universal_sections
+from geometry.study.provenance import RX_PROVENANCE, box_excess, left_box
 from pages import _cached, _sidebar, _state
 from pages._controls import curvature_controls
 from pages._state import CURVATURE_METHODS, DIRECTIONS, EXTENT, RESOLUTION, SEED, CrossSectionView
@@ -188,6 +189,17 @@ with _sidebar.user_errors():
             st.warning(
                 "DeepFool did not change the label within its iteration limit: r(x) is not a boundary normal here."
             )
+        elif bool(left_box(sel.clf, sel.x, df.r[0])[0]):
+            lo, hi = sel.clf.bounds
+            excess = float(box_excess(sel.clf, sel.x, df.r[0])[0])
+            st.warning(
+                f"x + r(x) leaves the pixel box [{lo:g}, {hi:g}] (‖z − clip(z)‖₂ = {excess:.3g}, "
+                f"{excess / float(df.norms[0]):.0%} of ‖r(x)‖): z and its curvature lie outside the data domain. "
+                "Box-constrained distances: Robust training page."
+            )
+        else:
+            st.caption(f"x + r(x) lies inside the pixel box [{sel.clf.bounds[0]:g}, {sel.clf.bounds[1]:g}].")
+        st.caption(RX_PROVENANCE + ".")
         st.metric(
             "‖r(x)‖₂ / ‖x‖₂",
             f"{float(df.norms[0]) / float(sel.x.norm()):.4f}",

@@ -8,6 +8,7 @@ import streamlit as st
 from geometry.plotting import curvature_vs_m_figure, ritz_figure
 from geometry.plotting_constrained import constrained_ratio_figure
 from geometry.study.constrained import constrained_ratio
+from geometry.study.provenance import box_share_text, estimation_box_share
 from pages import _cached, _sidebar, _state
 from pages._controls import curvature_controls
 from pages._state import CURVATURE_METHODS
@@ -64,6 +65,8 @@ with _sidebar.user_errors():
         + f"; {study.curved.n_hvp:,} Hessian-vector products for S_c "
         f"({study.curved.solver})."
     )
+    box = estimation_box_share(sel.clf, points)
+    (st.warning if box.n_outside else st.caption)(box_share_text(box))
     st.plotly_chart(ritz_figure(study.curved), width="stretch")
 
     # ------------------------------------------------------------ subspace-constrained DeepFool (NIPS 2016)

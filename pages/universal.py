@@ -12,6 +12,7 @@ import streamlit as st
 from geometry.hessian import default_h
 from geometry.plotting import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
 from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
+from geometry.study.provenance import box_share_text, estimation_box_share
 from pages import _cached, _sidebar
 from pages._state import CV_M, CV_N, H_INPUT, UV_SAMPLES, UV_SHARES, UniversalView, init_state, share
 
@@ -152,6 +153,8 @@ with _sidebar.user_errors():
         f"{study.uap_in_curved[-1]:.0%} in S_c (m = {ms[-1]}) against {study.uap_in_random[-1]:.0%} in the random "
         f"subspace (‖P v‖/‖v‖). Computed in {study.seconds:.0f} s."
     )
+    box = estimation_box_share(clf, points)
+    (st.warning if box.n_outside else st.caption)(box_share_text(box))
 
     # ------------------------------------------------------------------ gallery (Fig. 8)
     st.subheader("Perturbed images (Fig. 8)")

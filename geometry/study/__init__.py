@@ -41,6 +41,7 @@ from .curvature import CurvatureStudy, curvature_study, study_subspaces
 from .fig5 import UniversalSections, universal_sections
 from .noise import ResolvedH, noise_norm, resolve_h, xi
 from .points import StudyPoints, choose_points, data_fingerprint, network_fingerprint, split_points
+from .provenance import RX_PROVENANCE, BoxShare, box_excess, box_share_text, estimation_box_share, left_box
 from .robust import RobustSettings, RobustStudy, point_study, robust_study
 from .sections import SECTION_DIRECTIONS, SectionSettings, SectionStudy, section_study
 from .settings import (
@@ -89,6 +90,12 @@ __all__ = [
     "split_points",
     "choose_points",
     "network_fingerprint",
+    "RX_PROVENANCE",
+    "BoxShare",
+    "box_excess",
+    "box_share_text",
+    "estimation_box_share",
+    "left_box",
     "data_fingerprint",
     "cached_subspace",
     "cached_result",
