@@ -31,7 +31,12 @@ x + g(x), cat               L_x + L_g, √(ΣL²)
 flatten, view, dropout …    1
 ==========================  ======================================================================
 
-Layers it cannot bound raise :class:`UnsupportedLayerError` naming them.
+Uploaded programs are walked through their graphs: a ``torch.export`` program (an fx graph of ATen
+operators) and a TorchScript module (frozen, converted to the same ATen nodes by
+:mod:`geometry.lipschitz_torchscript`) are inlined into the trace and bounded operator by operator
+with the rules above (``aten.conv2d`` / ``convolution``, ``linear``, ``batch_norm``, pooling,
+activations, ``add``, ``cat``, views …). Layers or operators it cannot bound raise
+:class:`UnsupportedLayerError` naming them.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from .classifier import Classifier, Normalize
 from .errors import AtlasError
+from .lipschitz_torchscript import script_to_fx
 
 __all__ = [
     "DENSE_LIMIT",
@@ -340,20 +346,74 @@ def _adaptive_avg_constant(out_size, shape: tuple) -> tuple[float, str]:
     return math.sqrt(cover_h * cover_w / area), "exact (bins tile)" if exact else "Cauchy–Schwarz over the bins"
 
 
+def _is_exported(m: nn.Module) -> bool:
+    """An fx GraphModule of ATen operators (``torch.export``'s ``ExportedProgram.module()``)."""
+    return isinstance(m, fx.GraphModule) and any(
+        isinstance(n.target, torch._ops.OpOverload) for n in m.graph.nodes if n.op == "call_function"
+    )
+
+
+def _is_graph_leaf(m: nn.Module) -> bool:
+    """A module whose graph is inlined into the traced one: an exported program or a TorchScript module."""
+    return _is_exported(m) or isinstance(m, torch.jit.ScriptModule)
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, Normalize) or super().is_leaf_module(m, qualname)
+        return isinstance(m, Normalize) or _is_graph_leaf(m) or super().is_leaf_module(m, qualname)
+
+
+def _inline_exported(gm: fx.GraphModule) -> fx.GraphModule:
+    """Replace every call of an exported (ATen) GraphModule by the nodes of its graph.
+
+    Its ``get_attr`` / ``call_module`` targets get the module's qualified name as prefix, its single
+    placeholder becomes the call's argument and its (one-element) output the call's value.
+    """
+    modules = dict(gm.named_modules())
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in gm.graph.nodes:
+        inner = modules.get(str(node.target)) if node.op == "call_module" else None
+        if inner is None or not _is_graph_leaf(inner):
+            env[node] = graph.node_copy(node, lambda a: env[a])
+            continue
+        if isinstance(inner, torch.jit.ScriptModule):  # its frozen graph, as ATen operators
+            inner = script_to_fx(inner, UnsupportedLayerError)
+            gm.set_submodule(str(node.target), inner)  # gm's own module tree: the user's network is untouched
+        prefix = f"{node.target}."
+        placeholders = [n for n in inner.graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != 1 or len(node.args) != 1 or node.kwargs:
+            raise UnsupportedLayerError(
+                f"the exported program at {str(node.target)!r} takes {len(placeholders)} inputs: only "
+                "programs of one image tensor are bounded"
+            )
+        inner_env: dict[fx.Node, fx.Node] = {placeholders[0]: env[node.args[0]]}
+        for n in inner.graph.nodes:
+            if n.op == "placeholder" or (n.op == "call_module" and not n.users):
+                continue  # the input, or a guard on its shape (``_guards_fn``): no effect on the logits
+            if n.op == "output":
+                result = n.args[0]
+                if isinstance(result, (tuple, list)):
+                    if len(result) != 1:
+                        raise UnsupportedLayerError(
+                            f"the exported program at {str(node.target)!r} returns {len(result)} outputs: "
+                            "only a single logits tensor is bounded"
+                        )
+                    result = result[0]
+                env[node] = inner_env[result]
+                continue
+            copied = graph.node_copy(n, inner_env.__getitem__)
+            if n.op in ("get_attr", "call_module"):
+                copied.target = prefix + str(n.target)
+            inner_env[n] = copied
+    return fx.GraphModule(gm, graph)
 
 
 def _trace(network: nn.Module, input_shape: tuple, dtype) -> fx.GraphModule:
-    if any(isinstance(m, torch.jit.ScriptModule) for m in network.modules()):
-        raise UnsupportedLayerError(
-            "this network is a TorchScript module: its graph cannot be traced layer by layer, so no "
-            "Lipschitz bound can be given (upload a state_dict with its architecture, an exported .pt2 "
-            "or an ONNX model instead)"
-        )
     try:
         gm = fx.GraphModule(network, _Tracer().trace(network))
+        if any(_is_graph_leaf(m) for m in gm.modules()):
+            gm = _inline_exported(gm)
         ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=dtype))
     except UnsupportedLayerError:
         raise
@@ -381,6 +441,198 @@ def _constant(gm: fx.GraphModule, arg) -> torch.Tensor | None:
     return None
 
 
+# ---------------------------------------------------------------------------- ATen graphs (.pt2)
+_ATEN_SHAPE = {
+    "view",
+    "reshape",
+    "_unsafe_view",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "clone",
+    "contiguous",
+    "alias",
+    "detach",
+    "permute",
+    "transpose",
+    "t",
+    "_to_copy",
+    "to",
+    "lift_fresh_copy",
+    "slice",
+    "select",
+}  # isometries or restrictions: constant ≤ 1
+_ATEN_ACT = {
+    "relu": 1.0,
+    "relu_": 1.0,
+    "tanh": 1.0,
+    "hardtanh": 1.0,
+    "hardtanh_": 1.0,
+    "relu6": 1.0,
+    "softplus": 1.0,
+    "softsign": 1.0,
+    "sigmoid": 0.25,
+    "gelu": 1.1289,
+    "silu": 1.0999,
+    "silu_": 1.0999,
+    "mish": 1.0891,
+    "hardswish": 1.5,
+    "hardswish_": 1.5,
+}
+_ATEN_BN = {"batch_norm", "_native_batch_norm_legit_no_training"}
+_ATEN_CONV = {"conv2d", "convolution"}
+
+
+def _aten_args(node: fx.Node) -> dict:
+    """The node's arguments by their schema names, defaults filled in."""
+    schema = node.target._schema  # type: ignore[union-attr]
+    out = {}
+    for i, a in enumerate(schema.arguments):
+        if i < len(node.args):
+            out[a.name] = node.args[i]
+        elif a.name in node.kwargs:
+            out[a.name] = node.kwargs[a.name]
+        else:
+            out[a.name] = a.default_value if a.has_default_value() else None
+    return out
+
+
+def _aten_weight(gm: fx.GraphModule, node: fx.Node, arg, what: str) -> torch.Tensor:
+    value = _constant(gm, arg) if isinstance(arg, fx.Node) else None
+    if value is None:
+        raise UnsupportedLayerError(
+            f"cannot bound the operator {node.target} (graph node {node.name!r}): its {what} is not a "
+            "parameter or buffer of the program"
+        )
+    return value
+
+
+def _layer_name(arg, node: fx.Node) -> str:
+    """``conv1`` for a weight read from ``conv1.weight``; the node's name otherwise."""
+    if isinstance(arg, fx.Node) and arg.op == "get_attr":
+        return str(arg.target).rsplit(".", 1)[0]
+    return node.name
+
+
+def _aten_bound(gm: fx.GraphModule, node: fx.Node, of: Callable, scaled: Callable, *, n_power: int, random_state: int):
+    """Bound of one ATen operator node: (bound, weight of a linear layer or None).
+
+    The same rules as for modules (table of the module docstring), read from the operator's schema.
+    """
+    op = node.target.overloadpacket.__name__  # type: ignore[union-attr]
+    d = _aten_args(node)
+    first = node.args[0]
+    src, shape = of(first), _shape(first)
+    where = f"{node.target} (graph node {node.name!r})"
+    if op in _ATEN_SHAPE:
+        return src, None
+    if op == "dropout":
+        if d.get("train"):
+            raise UnsupportedLayerError(f"cannot bound {where}: dropout in training mode")
+        return src, None
+    if op in _ATEN_ACT or op in ("leaky_relu", "leaky_relu_", "elu", "elu_"):
+        if op.startswith("leaky_relu"):
+            c = max(1.0, abs(float(d["negative_slope"])))
+        elif op.startswith("elu"):
+            c = abs(float(d["scale"])) * max(1.0, abs(float(d["alpha"]) * float(d["input_scale"])))
+        else:
+            c = _ATEN_ACT[op]
+        return scaled(src, c, c, node.name, op, shape, "sup |σ'|", c != 1.0), None
+    if op in _ATEN_CONV or op == "linear":
+        if of(d["weight"]) is not None:
+            raise UnsupportedLayerError(f"cannot bound {where}: its weight depends on the input")
+        w = _aten_weight(gm, node, d["weight"], "weight")
+        if op == "linear":
+            m: nn.Module = nn.Linear(w.shape[1], w.shape[0], bias=False, dtype=torch.float64)
+        else:
+            if op == "convolution" and d["transposed"]:
+                raise UnsupportedLayerError(f"cannot bound {where}: transposed convolution")
+            if w.dim() != 4:
+                raise UnsupportedLayerError(f"cannot bound {where}: only 2-D convolutions are bounded")
+            groups = int(d["groups"])
+            padding = d["padding"] if isinstance(d["padding"], str) else _pair(d["padding"])
+            m = nn.Conv2d(
+                w.shape[1] * groups,
+                w.shape[0],
+                (int(w.shape[-2]), int(w.shape[-1])),
+                stride=_pair(d["stride"]),
+                padding=padding,
+                dilation=_pair(d["dilation"]),
+                groups=groups,
+                bias=False,
+                dtype=torch.float64,
+            )
+        with torch.no_grad():
+            m.get_parameter("weight").copy_(w)
+        up, est, method = operator_norm_bounds(m, shape, n_power=n_power, random_state=random_state)
+        kind = "Linear" if op == "linear" else "Conv2d"
+        return scaled(src, up, est, _layer_name(d["weight"], node), kind, shape, method), (
+            w if op == "linear" else None
+        )
+    if op in _ATEN_BN:
+        if op == "batch_norm" and d["training"]:
+            raise UnsupportedLayerError(f"cannot bound {where}: batch statistics (training mode)")
+        running_var = _aten_weight(gm, node, d["running_var"], "running variance")
+        scale = 1.0 / torch.sqrt(running_var + float(d["eps"]))
+        if d["weight"] is not None:
+            scale = scale * _aten_weight(gm, node, d["weight"], "weight")
+        c = float(scale.abs().max())
+        name = _layer_name(d["running_var"], node)
+        return scaled(src, c, c, name, "BatchNorm", shape, "exact: max |γ|/√(var+eps)"), None
+    if op in ("max_pool2d", "max_pool2d_with_indices"):
+        if _pair(d["dilation"]) != (1, 1):
+            raise UnsupportedLayerError(f"cannot bound {where}: dilated max pooling")
+        c = _max_pool_constant(d["kernel_size"], d["stride"] or None)
+        return scaled(src, c, c, node.name, "max_pool2d", shape, "√(windows per input)", c != 1.0), None
+    if op == "avg_pool2d":
+        pool = nn.AvgPool2d(
+            _pair(d["kernel_size"]),
+            _pair(d["stride"]) if d["stride"] else None,
+            _pair(d["padding"]),
+            bool(d["ceil_mode"]),
+            bool(d["count_include_pad"]),
+            d["divisor_override"],
+        )
+        try:
+            c, method = _avg_pool_constant(pool)
+        except UnsupportedLayerError as exc:
+            raise UnsupportedLayerError(f"cannot bound {where}: {exc}") from exc
+        return scaled(src, c, c, node.name, "avg_pool2d", shape, method), None
+    if op in ("adaptive_avg_pool2d", "_adaptive_avg_pool2d"):
+        c, method = _adaptive_avg_constant(d["output_size"], shape)
+        return scaled(src, c, c, node.name, "adaptive_avg_pool2d", shape, method), None
+    if op == "mean":
+        n_in, n_out = math.prod(shape), math.prod(_shape(node))
+        c = math.sqrt(n_out / n_in) if n_in else 1.0
+        return scaled(src, c, c, node.name, "mean", shape, "exact: 1/√(entries averaged)"), None
+    if op in ("add", "add_", "sub", "sub_"):
+        alpha = abs(float(d.get("alpha", 1) or 1))
+        terms = [b for b in (of(first), of(node.args[1]) if len(node.args) > 1 else None) if b is not None]
+        if of(first) is not None and len(terms) == 2:
+            terms[1] = (terms[1][0] * alpha, terms[1][1] * alpha)
+        elif of(first) is None and terms:
+            terms = [(terms[0][0] * alpha, terms[0][1] * alpha)]
+        return ((sum(t[0] for t in terms), sum(t[1] for t in terms)) if terms else None), None
+    if op == "neg":
+        return src, None
+    if op in ("mul", "mul_", "div", "div_"):
+        a, b = node.args[0], node.args[1]
+        if of(a) is not None and of(b) is not None:
+            raise UnsupportedLayerError(f"cannot bound {where}: the product of two input-dependent tensors")
+        var, const = (a, b) if of(a) is not None else (b, a)
+        value = _constant(gm, const)
+        if value is None or (op.startswith("div") and var is not a):
+            raise UnsupportedLayerError(f"cannot bound {where}: the other operand is not a constant")
+        c = float((1.0 / value if op.startswith("div") else value).abs().max())
+        return scaled(of(var), c, c, node.name, "scaling", _shape(var), "exact: max |constant|", c != 1.0), None
+    if op == "cat":
+        terms = [b for b in (of(a) for a in first or ()) if b is not None]  # type: ignore[union-attr]
+        if not terms:
+            return None, None
+        return (math.sqrt(sum(t[0] ** 2 for t in terms)), math.sqrt(sum(t[1] ** 2 for t in terms))), None
+    raise UnsupportedLayerError(f"cannot bound the operator {where}: no Lipschitz rule for it")
+
+
 def lipschitz_bound(clf: Classifier, *, n_power: int = 50, random_state: int = 0) -> LipschitzBound:
     """An upper bound of the ℓ2 Lipschitz constant of ``clf``'s pixels → logits map.
 
@@ -399,16 +651,19 @@ def lipschitz_bound(clf: Classifier, *, n_power: int = 50, random_state: int = 0
     ------
     UnsupportedLayerError
         a layer or graph operation it cannot bound (the message names it), or a network it cannot
-        trace (TorchScript, data-dependent control flow).
+        trace (data-dependent control flow; a TorchScript node without a rule).
 
     References: Tsuzuku et al., NeurIPS 2018, §4; Delattre et al., ICML 2023; DESIGN §8.
     """
-    gm = _trace(clf.network, tuple(clf.input_shape), clf.dtype)
+    bare = _is_graph_leaf(clf.network)  # a program / script without normalisation: traced as Sequential(it)
+    gm = _trace(nn.Sequential(clf.network) if bare else clf.network, tuple(clf.input_shape), clf.dtype)
     modules = dict(gm.named_modules())
     wrapped = isinstance(clf.network, nn.Sequential) and len(clf.network) == 2 and isinstance(clf.network[0], Normalize)
 
     def display(qualname: str) -> str:
         """The name inside the user's model (``Sequential(Normalize, model)`` is the classifier's wrapper)."""
+        if bare and qualname.startswith("0."):
+            return qualname[2:]
         if wrapped and qualname == "0":
             return "normalisation"
         return qualname[2:] if wrapped and qualname.startswith("1.") else qualname
@@ -446,7 +701,15 @@ def lipschitz_bound(clf: Classifier, *, n_power: int = 50, random_state: int = 0
             output_value = of(first)
             output_node = first
             continue
+        if not node.users or not any(of(a) is not None for a in node.all_input_nodes):
+            bounds[node] = None  # dead code, or a value that does not depend on the input
+            continue
         src = of(first)
+        if node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
+            bounds[node], weight = _aten_bound(gm, node, of, scaled, n_power=n_power, random_state=random_state)
+            if weight is not None:
+                last_linear[node] = (of(first), weight)
+            continue
         if node.op == "call_module":
             m = modules[node.target]
             shape = _shape(first)

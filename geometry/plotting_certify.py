@@ -105,7 +105,10 @@ def radius_ratio_figure(study, *, height: int = 360) -> go.Figure:
 
 
 def accuracy_vs_eps_figure(study, *, height: int = 400) -> go.Figure:
-    """Certified accuracy and accuracy under the attacks against ε (ℓ2, pixel units), one chart."""
+    """Certified accuracy and accuracy under the attacks against ε (ℓ2, pixel units), one chart.
+
+    ``study``: a CertifyStudy, or an AttackStudy (no certified curve: the network could not be bounded).
+    """
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -116,17 +119,18 @@ def accuracy_vs_eps_figure(study, *, height: int = 400) -> go.Figure:
             name="accuracy under attack (‖r‖ > ε): upper bound",
         )
     )
-    fig.add_trace(
-        go.Scatter(
-            x=study.eps,
-            y=study.certified_accuracy,
-            mode="lines",
-            line=dict(color=_SOUND, width=3),
-            name="certified accuracy (ε_cert ≥ ε): lower bound",
-            fill="tonexty",
-            fillcolor="rgba(150,150,150,0.15)",
+    if getattr(study, "certified_accuracy", None) is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=study.eps,
+                y=study.certified_accuracy,
+                mode="lines",
+                line=dict(color=_SOUND, width=3),
+                name="certified accuracy (ε_cert ≥ ε): lower bound",
+                fill="tonexty",
+                fillcolor="rgba(150,150,150,0.15)",
+            )
         )
-    )
     fig.update_layout(
         height=height,
         xaxis_title="ε (ℓ2, pixel units)",

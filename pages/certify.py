@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from geometry.lipschitz import UnsupportedLayerError
 from geometry.plotting_certify import (
     accuracy_vs_eps_figure,
     certified_scatter_figure,
@@ -13,7 +14,7 @@ from geometry.plotting_certify import (
     layer_norms_figure,
     radius_ratio_figure,
 )
-from geometry.study.certify import CertifySettings, certified_section, certify_study
+from geometry.study.certify import CertifySettings, attack_study, certified_section, certify_study, lipschitz_study
 from pages import _cached, _sidebar
 from pages._state import init_state
 
@@ -35,6 +36,23 @@ with _sidebar.user_errors():
         "Test points", 20, 1000, step=20, key="cert_n", help="The first test points; both radii for each of them."
     )
     settings = CertifySettings(n_points=int(n_points))
+    try:
+        lipschitz_study(sel.clf, n_power=settings.n_power, seed=settings.seed)
+    except UnsupportedLayerError as exc:
+        st.error(f"**No certificate for this network:** {exc}")
+        bar, update = _cached.progress_bar("Attacking")
+        attacks = attack_study(sel.clf, sel.dataset.images, sel.dataset.labels.numpy(), settings, progress=update)
+        bar.empty()
+        finite = attacks.distance[np.isfinite(attacks.distance)]
+        st.metric("median ‖r(x)‖", f"{np.median(finite):.3g}" if len(finite) else "—")
+        st.subheader("Accuracy under attack against ε")
+        st.plotly_chart(accuracy_vs_eps_figure(attacks), width="stretch")
+        st.caption(
+            f"{len(attacks.distance)} test points. ‖r(x)‖: the smallest successful of {', '.join(settings.attacks)} — "
+            "an upper bound on the distance to the boundary; without a Lipschitz bound there is no lower bound to "
+            "put beside it."
+        )
+        st.stop()
     bar, update = _cached.progress_bar("Certifying and attacking")
     study = certify_study(sel.clf, sel.dataset.images, sel.dataset.labels.numpy(), settings, progress=update)
     bar.empty()

@@ -171,10 +171,21 @@ def test_certificates_never_exceed_the_smallest_attack_on_digits_lenet(digits_le
     assert acc[0] >= acc[1] >= acc[2]
 
 
-def test_torchscript_is_refused_with_a_message():
+def test_torchscript_is_bounded_through_its_graph_and_unknown_nodes_are_named():
     from geometry.loading.torchscript import _TorchScriptModel  # how an uploaded TorchScript file is wrapped
 
-    script = torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)).eval()
+    script = torch.jit.script(model).eval()
     clf = make_classifier(_TorchScriptModel(script), input_shape=(1, 2, 2), class_names=["a", "b"])
-    with pytest.raises(UnsupportedLayerError, match="TorchScript"):
-        lipschitz_bound(clf)
+    ref = make_classifier(model, input_shape=(1, 2, 2), class_names=["a", "b"])
+    assert lipschitz_bound(clf).upper == pytest.approx(lipschitz_bound(ref).upper, rel=1e-12)
+
+    class Exp(nn.Module):
+        def forward(self, x):
+            return torch.exp(x).flatten(1)[:, :2]
+
+    exp = make_classifier(
+        _TorchScriptModel(torch.jit.script(Exp()).eval()), input_shape=(1, 2, 2), class_names=["a", "b"]
+    )
+    with pytest.raises(UnsupportedLayerError, match=r"aten\.exp"):
+        lipschitz_bound(exp)

@@ -10,12 +10,14 @@ cross-section. Used by the "Certified vs empirical" page.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import fx
 
 from ..attacks import boundary_distance
 from ..certify import Certificate, SanityCheck, certified_accuracy, certify, check_certificates
@@ -29,12 +31,15 @@ from .points import data_fingerprint, network_fingerprint
 from .settings import _int, _Settings
 
 __all__ = [
+    "AttackStudy",
     "CertifySettings",
     "CertifyStudy",
     "CertifiedSection",
+    "attack_study",
     "certify_study",
     "certified_section",
     "lipschitz_study",
+    "structure_fingerprint",
 ]
 
 Progress = Callable[[float, str], None]
@@ -100,9 +105,31 @@ class CertifyStudy:
     attack_accuracy: np.ndarray
 
 
+def structure_fingerprint(clf: Classifier) -> str:
+    """SHA-256 (16 hex digits) of the network's structure: every module's class, its ``extra_repr`` and,
+    for fx / TorchScript modules, their code.
+
+    The weights' fingerprint alone does not define the graph a bound was computed on: a TorchScript
+    upload of the zoo's weights cannot be bounded, and the same weights under another forward have
+    another Lipschitz constant — a cached bound must never be reused across them.
+    """
+    h = hashlib.sha256()
+    for name, m in clf.network.named_modules():
+        code = getattr(m, "code", "") if isinstance(m, (fx.GraphModule, torch.jit.ScriptModule)) else ""
+        h.update(f"{name}|{type(m).__module__}.{type(m).__qualname__}|{m.extra_repr()}|{code}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def lipschitz_study(clf: Classifier, *, n_power: int = 50, seed: int = 0) -> LipschitzBound:
-    """:func:`geometry.lipschitz.lipschitz_bound`, cached in memory and on disk (weights' fingerprint)."""
-    key = {"network": network_fingerprint(clf), "n_power": int(n_power), "seed": int(seed), "version": 1}
+    """:func:`geometry.lipschitz.lipschitz_bound`, cached in memory and on disk (weights' and structure's
+    fingerprints)."""
+    key = {
+        "network": network_fingerprint(clf),
+        "structure": structure_fingerprint(clf),
+        "n_power": int(n_power),
+        "seed": int(seed),
+        "version": 2,
+    }
     return cached_result("lipschitz", key, lambda: lipschitz_bound(clf, n_power=n_power, random_state=seed))
 
 
@@ -139,7 +166,13 @@ def certify_study(
     n = min(settings.n_points, len(xs))
     x = xs[:n]
     y = np.asarray(labels)[:n].astype(np.int64)
-    key = {"network": network_fingerprint(clf), "points": data_fingerprint(x), "settings": settings.key(), "version": 2}
+    key = {
+        "network": network_fingerprint(clf),
+        "structure": structure_fingerprint(clf),
+        "points": data_fingerprint(x),
+        "settings": settings.key(),
+        "version": 3,
+    }
 
     def compute() -> CertifyStudy:
         report(0.05, "bounding the Lipschitz constant layer by layer")
@@ -171,6 +204,61 @@ def certify_study(
 
 
 @dataclass(frozen=True)
+class AttackStudy:
+    """The empirical side alone, for a network whose Lipschitz constant cannot be bounded.
+
+    Attributes
+    ----------
+    distance : (N,) float64 — ‖r(x)‖₂ of the smallest successful attack (inf where none succeeded)
+    winner : tuple of N str — which attack found it
+    labels : (N,) int64 — true labels
+    eps : (E,) float64 — radii of the curve (pixel units, ℓ2)
+    attack_accuracy : (E,) — mean[k̂ = y ∧ ‖r‖ > ε] (an upper bound of the true robust accuracy)
+    """
+
+    distance: np.ndarray
+    winner: tuple
+    labels: np.ndarray
+    eps: np.ndarray
+    attack_accuracy: np.ndarray
+
+
+def attack_study(
+    clf: Classifier, xs: torch.Tensor, labels, settings: CertifySettings, *, progress: Progress | None = None
+) -> AttackStudy:
+    """‖r(x)‖ on the first ``settings.n_points`` of ``xs`` and the accuracy under attack against ε.
+
+    The half of :func:`certify_study` that needs no Lipschitz bound (networks with a layer that cannot
+    be bounded, e.g. TorchScript uploads); cached under (network fingerprint, points, settings).
+    """
+    report = progress or (lambda f, msg: None)
+    n = min(settings.n_points, len(xs))
+    x = xs[:n]
+    y = np.asarray(labels)[:n].astype(np.int64)
+    key = {"network": network_fingerprint(clf), "points": data_fingerprint(x), "settings": settings.key(), "version": 1}
+
+    def compute() -> AttackStudy:
+        report(0.1, f"attacking {n} points ({', '.join(settings.attacks)})")
+        bd = boundary_distance(clf, x, attacks=settings.attacks, fmn_max_stepsize=_fmn_step(clf, settings))
+        distance = bd.distance.numpy().astype(np.float64)
+        finite = distance[np.isfinite(distance)]
+        top = float(np.quantile(finite, 0.98)) if len(finite) else 1.0
+        eps = np.linspace(0.0, max(top, 1e-6), settings.n_eps)
+        with torch.no_grad():
+            correct = clf.predict(x).numpy() == y
+        report(1.0, "done")
+        return AttackStudy(
+            distance=distance,
+            winner=tuple(bd.winner),
+            labels=y,
+            eps=eps,
+            attack_accuracy=np.array([float(np.mean(correct & (distance > e))) for e in eps]),
+        )
+
+    return cached_result("attack-distances", key, compute)
+
+
+@dataclass(frozen=True)
 class CertifiedSection:
     """One point's normal cross-section with both radii.
 
@@ -199,7 +287,13 @@ def certified_section(
         raise InvalidInputError(f"resolution must be in [2, {MAX_RESOLUTION}], got {resolution}")
     bound = lipschitz_study(clf, n_power=n_power, seed=seed)
     cert = certify(clf, x.unsqueeze(0), bound=bound)
-    key = {"network": network_fingerprint(clf), "x": data_fingerprint(x.unsqueeze(0)), "seed": seed, "res": resolution}
+    key = {
+        "network": network_fingerprint(clf),
+        "structure": structure_fingerprint(clf),
+        "x": data_fingerprint(x.unsqueeze(0)),
+        "seed": seed,
+        "res": resolution,
+    }
 
     def compute() -> CertifiedSection:
         df = deepfool(clf, x.unsqueeze(0))
