@@ -80,6 +80,24 @@ TOUR: tuple[TourStep, ...] = (
         "Theorem 2: where the boundary curves along a subspace, random vectors of that subspace fool many points at "
         "once. Compare S_c, the normals' subspace S_f, random directions and the UAP algorithm at the same norm ξ.",
     ),
+    TourStep(
+        "Robustness and curvature, and vice versa",
+        "pages/robust.py",
+        "robust-training",
+        {"rob_nets": "digits-lenet,digits-lenet-pgd,digits-lenet-cure", "rob_n": 30},
+        "Adversarial training (PGD-AT) and curvature regularisation (CURE) change the geometry the previous steps "
+        "measured: the loss bends less at the attack's scale h and the network keeps more accuracy under attack. The "
+        "exact input Hessian barely separates the regimes; the curvature at scale h does.",
+    ),
+    TourStep(
+        "Certified versus empirical",
+        "pages/certify.py",
+        "certified-vs-empirical",
+        {"model": "digits-lenet-lmt", "cert_n": 100},
+        "An attack's ‖r(x)‖ bounds the distance to the boundary from above; a Lipschitz-margin certificate bounds it "
+        "from below, and the truth lies between the two. Lipschitz-margin training (LMT) pulls the two together: this "
+        "network certifies most test points at a radius where the standard one certifies few.",
+    ),
 )
 
 
