@@ -15,8 +15,6 @@ none of the study calls below is an ``st.cache_data`` function.
 
 from __future__ import annotations
 
-import dataclasses
-
 import streamlit as st
 import torch
 
@@ -213,10 +211,8 @@ def universal_samples(clf: Classifier, result, points: study.StudyPoints, settin
 def compare_study(
     clf_a: Classifier, clf_b: Classifier, points: study.StudyPoints, settings: study.CompareSettings, *, text: str
 ):
-    """:func:`geometry.study.compare_study` with a progress bar, named after these two networks."""
-    both = _with_bar(text, lambda update: study.compare_study(clf_a, clf_b, points, settings, progress=update))
-    names = (clf_a.name, clf_b.name)  # the study is keyed by weights: the same weights may come under another name
-    return both if tuple(both.names) == names else dataclasses.replace(both, names=names)
+    """:func:`geometry.study.compare_study` with a progress bar (it names the result after these two networks)."""
+    return _with_bar(text, lambda update: study.compare_study(clf_a, clf_b, points, settings, progress=update))
 
 
 def compare_angles(comparison, settings: study.CompareSettings, *, m: int) -> dict:

@@ -185,26 +185,25 @@ with _sidebar.user_errors():
         st.image(
             to_display_image(df.x_adv[0], size=128), caption=f"x + r(x) — predicted {_sidebar.class_name(names, j)}"
         )
-        if not bool(df.converged[0]):
-            st.warning(
-                "DeepFool did not change the label within its iteration limit: r(x) is not a boundary normal here."
-            )
-        elif bool(left_box(sel.clf, sel.x, df.r[0])[0]):
-            lo, hi = sel.clf.bounds
-            excess = float(box_excess(sel.clf, sel.x, df.r[0])[0])
-            st.warning(
-                f"x + r(x) leaves the pixel box [{lo:g}, {hi:g}] (‖z − clip(z)‖₂ = {excess:.3g}, "
-                f"{excess / float(df.norms[0]):.0%} of ‖r(x)‖): z and its curvature lie outside the data domain. "
-                "Box-constrained distances: Robust training page."
-            )
-        else:
-            st.caption(f"x + r(x) lies inside the pixel box [{sel.clf.bounds[0]:g}, {sel.clf.bounds[1]:g}].")
-        st.caption(RX_PROVENANCE + ".")
         st.metric(
             "‖r(x)‖₂ / ‖x‖₂",
             f"{float(df.norms[0]) / float(sel.x.norm()):.4f}",
             help="Relative size of the minimal perturbation (DeepFool, CVPR 2016, Table 1's ρ_adv for one point).",
         )
+    # r(x)'s provenance and the pixel box, at full width (the image column is narrow)
+    if not bool(df.converged[0]):
+        st.warning("DeepFool did not change the label within its iteration limit: r(x) is not a boundary normal here.")
+    elif bool(left_box(sel.clf, sel.x, df.r[0])[0]):
+        lo, hi = sel.clf.bounds
+        excess = float(box_excess(sel.clf, sel.x, df.r[0])[0])
+        st.warning(
+            f"x + r(x) leaves the pixel box [{lo:g}, {hi:g}] (‖z − clip(z)‖₂ = {excess:.3g}, "
+            f"{excess / float(df.norms[0]):.0%} of ‖r(x)‖): z and its curvature lie outside the data domain. "
+            "Box-constrained distances: Robust training page."
+        )
+    else:
+        st.caption(f"x + r(x) lies inside the pixel box [{sel.clf.bounds[0]:g}, {sel.clf.bounds[1]:g}].")
+    st.caption(RX_PROVENANCE + ".")
 
     # ------------------------------------------------------------ Fig. 5: sections along one universal perturbation
     st.subheader("Along one universal perturbation (paper Fig. 5)")

@@ -37,7 +37,7 @@ from .certify import (
 )
 from .compare import compare_angles, compare_study, fooling_matrix
 from .constrained import ConstrainedRatio, constrained_ratio
-from .curvature import CurvatureStudy, curvature_study, study_subspaces
+from .curvature import CurvatureStudy, curvature_study, estimation_deepfool, study_subspaces
 from .fig5 import UniversalSections, universal_sections
 from .noise import ResolvedH, noise_norm, resolve_h, xi
 from .points import StudyPoints, choose_points, data_fingerprint, network_fingerprint, split_points
@@ -109,6 +109,7 @@ __all__ = [
     "CurvatureStudy",
     "curvature_study",
     "study_subspaces",
+    "estimation_deepfool",
     "UniversalStudy",
     "universal_study",
     "fooling_curve",

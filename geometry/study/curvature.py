@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..classifier import Classifier
 from ..curvature import Subspace, average_curvature, random_subspace
-from ..deepfool import deepfool
+from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
 from ..hessian import default_beta
 from .cache import cached_result, cached_subspace
@@ -20,7 +20,7 @@ from .noise import resolve_h
 from .points import StudyPoints, network_fingerprint
 from .settings import CurvatureSettings, m_grid
 
-__all__ = ["CurvatureStudy", "curvature_study", "study_subspaces"]
+__all__ = ["CurvatureStudy", "curvature_study", "study_subspaces", "estimation_deepfool"]
 
 Progress = Callable[[float, str], None]
 
@@ -72,6 +72,18 @@ def _scale(clf: Classifier, settings: CurvatureSettings, points: StudyPoints):
     return None, None, "exact Hessian"
 
 
+def estimation_deepfool(clf: Classifier, points: StudyPoints) -> DeepFoolResult:
+    """DeepFool (CVPR 2016 Alg. 2, default settings) on ``points.estimate``: the boundary points
+    z = x + r(x) that S_c and S_f are estimated from (ICLR 2018 §5).
+
+    Computed once per (network fingerprint, estimation points) and kept in memory, so the curvature
+    study, the universal study and the pixel-box share of :mod:`geometry.study.provenance` share one
+    DeepFool run. Treat the result as read-only.
+    """
+    key = {"network": network_fingerprint(clf), "estimate": points.estimate_key}
+    return cached_result("deepfool-estimate", key, lambda: deepfool(clf, points.estimate), disk=False)
+
+
 def study_subspaces(
     clf: Classifier,
     points: StudyPoints,
@@ -86,7 +98,7 @@ def study_subspaces(
     """
     _check_points(points, settings.points)
     h, beta, _ = _scale(clf, settings, points)
-    df = deepfool_result if deepfool_result is not None else deepfool(clf, points.estimate)
+    df = deepfool_result if deepfool_result is not None else estimation_deepfool(clf, points)
     S_c = cached_subspace(
         "curved",
         clf,
@@ -154,7 +166,7 @@ def curvature_study(
     def compute() -> CurvatureStudy:
         seed = settings.points.seed
         report(0.0, f"DeepFool on the {len(points.estimate)} estimation points")
-        df_est = deepfool(clf, points.estimate)
+        df_est = estimation_deepfool(clf, points)
         S_c, S_f = study_subspaces(
             clf, points, settings, deepfool_result=df_est, progress=lambda f, msg: report(0.02 + 0.6 * f, f"S_c: {msg}")
         )

@@ -18,9 +18,9 @@ import torch
 from torch import Tensor
 
 from ..classifier import Classifier, check_images
-from ..deepfool import deepfool
 from ..errors import InvalidInputError
 from .cache import cached_result
+from .curvature import estimation_deepfool
 from .points import StudyPoints, network_fingerprint
 
 RX_PROVENANCE = "r(x): unconstrained DeepFool (CVPR 2016 Alg. 2)"
@@ -113,9 +113,9 @@ class BoxShare:
 def estimation_box_share(clf: Classifier, points: StudyPoints) -> BoxShare:
     """Share of S_c's boundary points z = x + r(x) (the estimation points') outside the pixel box.
 
-    The same DeepFool call (default overshoot and iterations) as :func:`curvature_study` and
-    :func:`universal_study` use for S_c (ICLR 2018 §5), so the count is that of the points S_c is
-    estimated from.
+    The same DeepFool run as :func:`curvature_study` and :func:`universal_study` use for S_c
+    (:func:`~geometry.study.curvature.estimation_deepfool`, ICLR 2018 §5), so the count is that of
+    the points S_c is estimated from.
 
     Parameters
     ----------
@@ -129,7 +129,7 @@ def estimation_box_share(clf: Classifier, points: StudyPoints) -> BoxShare:
     key = {"network": network_fingerprint(clf), "estimate": points.estimate_key}
 
     def compute() -> BoxShare:
-        df = deepfool(clf, points.estimate)
+        df = estimation_deepfool(clf, points)
         conv = df.converged.cpu()
         out = left_box(clf, points.estimate, df.r) & conv
         n_conv = int(conv.sum())

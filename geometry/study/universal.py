@@ -29,12 +29,12 @@ from ..universal import (
     sample_subspace,
     universal_perturbation,
 )
-from .cache import cached_result, cached_subspace
-from .curvature import _check_points
+from .cache import cached_result
+from .curvature import _check_points, estimation_deepfool, study_subspaces
 from .noise import noise_norm, resolve_h
 from .noise import xi as xi_of
 from .points import StudyPoints, data_fingerprint, network_fingerprint
-from .settings import UniversalSettings, m_grid
+from .settings import CurvatureSettings, HScale, UniversalSettings, m_grid
 
 __all__ = [
     "UniversalStudy",
@@ -233,28 +233,15 @@ def universal_study(
         xi = xi_of(noise)
         est, held = points.estimate, points.heldout
         report(0.0, f"DeepFool on the {len(est)} estimation points")
-        df_est = deepfool(clf, est)
-        curved = cached_subspace(
-            "curved",
+        df_est = estimation_deepfool(clf, points)
+        # S_c at this study's h (finite differences, z = x + r(x), tangent-projected) and S_f: the curvature
+        # study's own subspaces and disk-cache entries
+        curved, flat = study_subspaces(
             clf,
-            est,
-            settings.m_max,
-            data_key=points.estimate_key,
-            method="finite_difference",
-            h=float(h),
-            point="boundary",
-            tangent=True,
-            random_state=seed,
+            points,
+            CurvatureSettings(points=settings.points, m_max=settings.m_max, scale=HScale("custom", float(h))),
             deepfool_result=df_est,
             progress=lambda f, msg: report(0.03 + 0.5 * f, f"S_c: {msg}"),
-        )
-        flat = cached_subspace(
-            "flat",
-            clf,
-            est,
-            min(settings.m_max, int(df_est.converged.sum())),
-            data_key=points.estimate_key,
-            deepfool_result=df_est,
         )
         rand = random_subspace(clf.d, settings.m_max, random_state=seed, input_shape=clf.input_shape)
         ms = [m for m in m_grid(settings.m_max) if m <= flat.m]
