@@ -13,6 +13,8 @@ mean/std as *float* buffers (an integer buffer would silently truncate to 0 on l
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +43,10 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+#: network → {device: the Classifier moved there}, for :meth:`Classifier.to` (lives as long as the network)
+_MOVED: weakref.WeakKeyDictionary[nn.Module, dict[torch.device, Classifier]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +109,49 @@ class Classifier:
     def bounds_range(self) -> float:
         return float(self.bounds[1] - self.bounds[0])
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the network's parameters (of its first floating buffer without
+        parameters; the CPU for a network without tensors): every computation runs there."""
+        for p in self.network.parameters():
+            return p.device
+        for b in self.network.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    def to(self, device: str | torch.device | None = "auto") -> Classifier:
+        """This classifier on ``device`` (a setting of :func:`geometry.device.resolve_device`).
+
+        Returns ``self`` when the network already lives there; otherwise a new ``Classifier``
+        whose ``network`` (and ``model``, the same module inside it) is a moved *copy*: the
+        original keeps its device, so a classifier shared by several callers is never moved
+        under them. The copy is made once per (network, device) and reused. Everything else (name, class names, bounds, mean/std, accuracy, info) is kept,
+        and so is the study fingerprint (it hashes values, not places).
+
+        Raises
+        ------
+        geometry.device.DeviceError
+            an unknown device, or one this machine does not have (e.g. ``"cuda"`` without a GPU).
+        """
+        import copy
+
+        from .device import resolve_device
+
+        dev = resolve_device(device)
+        if self.device == dev:
+            return self
+        moved = _MOVED.get(self.network, {}).get(dev)
+        if moved is not None:  # one copy per (network, device): repeated moves (app reruns) are free
+            return moved
+        memo: dict = {}
+        network = copy.deepcopy(self.network, memo)
+        model = copy.deepcopy(self.model, memo)  # the same module as inside network (shared memo)
+        network.to(dev)
+        model.to(dev)
+        moved = dataclasses.replace(self, network=network, model=model, info=dict(self.info))
+        _MOVED.setdefault(self.network, {})[dev] = moved
+        return moved
+
     # ------------------------------------------------------------------ evaluation
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, L)`` of a batch ``x`` of shape ``(N, C, H, W)`` (or one image ``(C, H, W)``,
@@ -114,21 +163,26 @@ class Classifier:
             wrong shape, or a non-finite input.
         """
         x = check_images(x, self.input_shape, allow_single=True)
-        return self.network(x.to(self.dtype))
+        return self.network(x.to(device=self.device, dtype=self.dtype))
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """Predicted labels ``k_hat(x)``, shape (N,) int64, evaluated in batches without gradients."""
+        """Predicted labels ``k_hat(x)``, shape (N,) int64 on the device of ``x``, evaluated in
+        batches without gradients on the classifier's device."""
         x = check_images(x, self.input_shape, allow_single=True)
-        out = [self.network(x[i : i + batch_size].to(self.dtype)).argmax(1) for i in range(0, len(x), batch_size)]
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+        dev, dt = self.device, self.dtype
+        out = [
+            self.network(x[i : i + batch_size].to(device=dev, dtype=dt)).argmax(1) for i in range(0, len(x), batch_size)
+        ]
+        return torch.cat(out).to(x.device) if out else torch.zeros(0, dtype=torch.long, device=x.device)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """Logits ``(N, L)`` without gradients, in batches."""
+        """Logits ``(N, L)`` without gradients, in batches, on the device of ``x``."""
         x = check_images(x, self.input_shape, allow_single=True)
-        out = [self.network(x[i : i + batch_size].to(self.dtype)) for i in range(0, len(x), batch_size)]
-        return torch.cat(out) if out else torch.zeros(0, self.num_classes)
+        dev, dt = self.device, self.dtype
+        out = [self.network(x[i : i + batch_size].to(device=dev, dtype=dt)) for i in range(0, len(x), batch_size)]
+        return torch.cat(out).to(x.device) if out else torch.zeros(0, self.num_classes, dtype=dt, device=x.device)
 
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1024) -> float:

@@ -294,41 +294,43 @@ def _project(U: torch.Tensor, N: torch.Tensor) -> torch.Tensor:
 def _average_operator(op: BoundaryOperator, normals: torch.Tensor, V: torch.Tensor, *, tangent: bool) -> torch.Tensor:
     """Rows ``A v`` for the rows v of V (k, d) with ``A = (1/n) Σ_i P_i H_i P_i`` (or ``H_i``)."""
     n, d = normals.shape
-    V = V.to(device=normals.device, dtype=op.dtype)
-    out = torch.zeros(len(V), d, dtype=op.dtype)
+    dev = normals.device
+    V = V.to(device=dev, dtype=op.dtype)
+    out = torch.zeros(len(V), d, dtype=op.dtype, device=dev)  # accumulated on the device: O(k·d)
     for dsl, psl in _blocks(n, len(V), op.chunk_size):
         Nc = normals[psl]
         kb, c = dsl.stop - dsl.start, psl.stop - psl.start
         U = V[dsl][:, None, :].expand(kb, c, d)
         if tangent:
             U = _project(U, Nc)
-        index = torch.arange(psl.start, psl.stop).repeat(kb)
+        index = torch.arange(psl.start, psl.stop, device=dev).repeat(kb)
         HU = op.hvp(U.reshape(kb * c, d), index).reshape(kb, c, d)
         if tangent:
             HU = _project(HU, Nc)
-        out[dsl] += HU.sum(1).cpu()
-    return out / n
+        out[dsl] += HU.sum(1)
+    return (out / n).cpu()  # one host copy per application (eigsh's matvec needs NumPy)
 
 
 def _tangent_curvatures(op: BoundaryOperator, normals: torch.Tensor, V: torch.Tensor, F0: torch.Tensor):
     """K[i, k] = q_i(P_i v_k)/‖P_i v_k‖² and ‖P_i v_k‖/‖v_k‖ for shared directions V (k, d)."""
     n, d = normals.shape
-    V = V.to(device=normals.device, dtype=op.dtype)
-    K = torch.full((n, len(V)), float("nan"), dtype=torch.float64)
-    frac = torch.zeros(n, len(V), dtype=torch.float64)
+    dev = normals.device
+    V = V.to(device=dev, dtype=op.dtype)
+    K = torch.full((n, len(V)), float("nan"), dtype=torch.float64, device=dev)
+    frac = torch.zeros(n, len(V), dtype=torch.float64, device=dev)
     vn = V.norm(dim=1).double()
     for dsl, psl in _blocks(n, len(V), op.chunk_size):
         kb, c = dsl.stop - dsl.start, psl.stop - psl.start
         U = _project(V[dsl][:, None, :].expand(kb, c, d), normals[psl])  # (kb, c, d)
         pn = U.norm(dim=-1).double()  # (kb, c)
-        index = torch.arange(psl.start, psl.stop).repeat(kb)
+        index = torch.arange(psl.start, psl.stop, device=dev).repeat(kb)
         q = op.quadratic_form(U.reshape(kb * c, d), index, F0=F0).reshape(kb, c).double()
         Kb = torch.where(
             pn > 0, q / torch.where(pn > 0, pn, torch.ones_like(pn)) ** 2, torch.full_like(q, float("nan"))
         )
-        K[psl, dsl] = Kb.T.cpu()
-        frac[psl, dsl] = (pn / torch.where(vn[dsl] > 0, vn[dsl], torch.ones_like(vn[dsl]))[:, None]).T.cpu()
-    return K, frac
+        K[psl, dsl] = Kb.T
+        frac[psl, dsl] = (pn / torch.where(vn[dsl] > 0, vn[dsl], torch.ones_like(vn[dsl]))[:, None]).T
+    return K.cpu(), frac.cpu()
 
 
 def _asymmetry(apply: Callable[[torch.Tensor], torch.Tensor], d: int, n_pairs: int, gen: torch.Generator) -> float:
@@ -462,6 +464,8 @@ def curved_subspace(
         return out
 
     def matvec(v: np.ndarray) -> np.ndarray:
+        # ARPACK's Lanczos iteration lives in NumPy on the host: the one host round trip per
+        # application (d numbers each way); everything inside apply() stays on the device.
         v_t = torch.from_numpy(np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)))
         out = apply(v_t[None])[0].double().numpy()
         frac = 0.05 + 0.84 * min(1.0, counter["matvec"] / estimate)

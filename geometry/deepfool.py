@@ -117,11 +117,7 @@ _check_int = check_int
 
 
 def _network_device(clf: Classifier) -> torch.device:
-    for p in clf.network.parameters():
-        return p.device
-    for b in clf.network.buffers():
-        return b.device
-    return torch.device("cpu")
+    return clf.device
 
 
 def _check_logits(logits: Tensor, where: str) -> None:

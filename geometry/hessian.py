@@ -240,7 +240,8 @@ def boundary_function(clf: Classifier, x: torch.Tensor, labels, adv_labels) -> t
 
     Returns
     -------
-    (N,) tensor in ``clf.dtype`` — logit units; < 0 on ``x``'s side, ≈ 0 on the boundary.
+    (N,) tensor in ``clf.dtype``, on the device of ``x`` — logit units; < 0 on ``x``'s side, ≈ 0
+    on the boundary. Computed on the classifier's device.
 
     Raises
     ------
@@ -250,7 +251,8 @@ def boundary_function(clf: Classifier, x: torch.Tensor, labels, adv_labels) -> t
     Source: ICLR 2018 §4 (``F = f_j − f_k̂``), DESIGN §4 "Boundary function".
     """
     x, lab, adv = _check_pair(clf, x, labels, adv_labels, name="x")
-    return _F_of(clf.network, x.to(clf.dtype), lab.to(x.device), adv.to(x.device))
+    dev = clf.device
+    return _F_of(clf.network, x.to(device=dev, dtype=clf.dtype), lab.to(dev), adv.to(dev)).to(x.device)
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,9 @@ def boundary_gradient(clf: Classifier, x: torch.Tensor, labels, adv_labels) -> B
     Parameters and errors as :func:`boundary_function`. ``x`` is not modified.
     """
     x, lab, adv = _check_pair(clf, x, labels, adv_labels, name="x")
-    F, g = _grad_F(clf.network, x.to(clf.dtype), lab.to(x.device), adv.to(x.device))
+    dev = clf.device
+    F, g = _grad_F(clf.network, x.to(device=dev, dtype=clf.dtype), lab.to(dev), adv.to(dev))
+    F, g = F.to(x.device), g.to(x.device)  # results where the caller's points were
     nrm, unit = _unit(g.flatten(1))
     return BoundaryGradient(F=F, grad=g, grad_norm=nrm, normal=unit.reshape(g.shape))
 
@@ -291,11 +295,14 @@ class BoundaryOperator:
     paired with a point by ``index`` (P,) (default: row ``i`` ↔ point ``i``). Work is chunked in
     ``chunk_size`` rows to bound memory (O(chunk_size · d) plus the network's activations).
 
+    Device: ``z``, the labels and every result live on the network's device (the classifier's);
+    directions and indices given elsewhere are moved there once per call, never per chunk.
+
     Attributes
     ----------
     network : nn.Module — the network differentiated (``clf.network`` or its smooth twin)
-    z : (N, C, H, W) — the points, in the network's dtype
-    labels, adv_labels : (N,) int64
+    z : (N, C, H, W) — the points, in the network's dtype and on its device
+    labels, adv_labels : (N,) int64, on the network's device
     method : {"finite_difference", "exact", "smoothed"}
     h : float or None — finite-difference scale (pixel units), ``None`` unless finite_difference
     beta : float or None — softplus sharpness of the twin, ``None`` unless smoothed
@@ -338,8 +345,8 @@ class BoundaryOperator:
         if index is None:
             if len(u) != self.n:
                 raise InvalidInputError(f"without index, directions need one row per point ({self.n}), got {len(u)}")
-            index = torch.arange(self.n)
-        index = torch.as_tensor(index, dtype=torch.long).cpu()
+            index = torch.arange(self.n, device=self.z.device)
+        index = torch.as_tensor(index, dtype=torch.long).to(self.z.device)
         if index.shape != (len(u),):
             raise InvalidInputError(f"index must have shape ({len(u)},), got {tuple(index.shape)}")
         return u.to(device=self.z.device, dtype=self.dtype), index
@@ -350,8 +357,7 @@ class BoundaryOperator:
             yield slice(s, min(P, s + step))
 
     def _sub(self, idx: torch.Tensor):
-        idx = idx.to(self.z.device)
-        return self.z[idx], self.labels.to(self.z.device)[idx], self.adv_labels.to(self.z.device)[idx]
+        return self.z[idx], self.labels[idx], self.adv_labels[idx]  # idx, labels: on z's device
 
     def _exact_chunk(self, z, lab, adv, u):
         net = self.network
@@ -385,25 +391,27 @@ class BoundaryOperator:
         with torch.no_grad():
             if u is None:
                 out = []
+                every = torch.arange(self.n, device=self.z.device)
                 for sl in self._chunks(self.n):
-                    z, lab, adv = self._sub(torch.arange(self.n)[sl])
+                    z, lab, adv = self._sub(every[sl])
                     out.append(_F_of(self.network, z, lab, adv))
-                return torch.cat(out) if out else torch.zeros(0, dtype=self.dtype)
+                return torch.cat(out) if out else torch.zeros(0, dtype=self.dtype, device=self.z.device)
             u, index = self._prep(u, index)
             out = []
             for sl in self._chunks(len(u)):
                 z, lab, adv = self._sub(index[sl])
                 x = z + step * u[sl].reshape(z.shape)
                 out.append(_F_of(self.network, x, lab, adv))
-            return torch.cat(out) if out else torch.zeros(0, dtype=self.dtype)
+            return torch.cat(out) if out else torch.zeros(0, dtype=self.dtype, device=self.z.device)
 
     def gradient(self) -> torch.Tensor:
         """``∇F(z_i)`` of every point, flattened (N, d)."""
         out = []
+        every = torch.arange(self.n, device=self.z.device)
         for sl in self._chunks(self.n):
-            z, lab, adv = self._sub(torch.arange(self.n)[sl])
+            z, lab, adv = self._sub(every[sl])
             out.append(_grad_F(self.network, z, lab, adv)[1].flatten(1))
-        return torch.cat(out) if out else torch.zeros(0, self.d, dtype=self.dtype)
+        return torch.cat(out) if out else torch.zeros(0, self.d, dtype=self.dtype, device=self.z.device)
 
     def hvp(self, u: torch.Tensor, index=None) -> torch.Tensor:
         """``H_{z_index} u`` per row, (P, d) in the operator's dtype.
@@ -427,7 +435,7 @@ class BoundaryOperator:
                 out.append((g[:k] - g[k:]) / (2.0 * self.h) * nrm[:, None])
             else:
                 out.append(self._exact_chunk(z, lab, adv, uc.reshape(z.shape)).flatten(1))
-        return torch.cat(out) if out else torch.zeros(0, self.d, dtype=self.dtype)
+        return torch.cat(out) if out else torch.zeros(0, self.d, dtype=self.dtype, device=self.z.device)
 
     def second_difference(self, u: torch.Tensor, index=None, *, F0: torch.Tensor | None = None) -> torch.Tensor:
         """``(F(z + h û) − 2F(z) + F(z − h û)) / h² · ‖u‖²`` per row (P,): ``uᵀHu`` at scale ``h``.
@@ -442,16 +450,16 @@ class BoundaryOperator:
         u, index = self._prep(u, index)
         nrm, unit = _unit(u)
         out = []
-        F0_all = self.F() if F0 is None else torch.as_tensor(F0)
+        F0_all = self.F() if F0 is None else torch.as_tensor(F0).to(self.z.device)
         with torch.no_grad():
             for sl in self._chunks(len(u)):
                 z, lab, adv = self._sub(index[sl])
                 step = (self.h * unit[sl]).reshape(z.shape)
                 Fs = _F_of(self.network, torch.cat([z + step, z - step]), torch.cat([lab, lab]), torch.cat([adv, adv]))
                 k = len(z)
-                F0 = F0_all.to(z.device)[index[sl].to(z.device)]
+                F0 = F0_all[index[sl]]
                 out.append((Fs[:k] - 2.0 * F0 + Fs[k:]) / self.h**2 * nrm[sl] ** 2)
-        return torch.cat(out) if out else torch.zeros(0, dtype=self.dtype)
+        return torch.cat(out) if out else torch.zeros(0, dtype=self.dtype, device=self.z.device)
 
     def quadratic_form(self, u: torch.Tensor, index=None, *, F0: torch.Tensor | None = None) -> torch.Tensor:
         """``uᵀ H u`` per row (P,): the second difference of ``F`` for finite_difference (``F0`` as in
@@ -510,14 +518,15 @@ def boundary_operator(
     z, lab, adv = _check_pair(clf, z, labels, adv_labels)
     method, h, beta = _resolve(clf, method, h, beta)
     network = clf.network
+    dev = clf.device  # the API boundary: points and labels move to the network's device once
     if method == "smoothed":
         assert beta is not None  # _resolve always sets beta for "smoothed"
         network = smooth_twin(clf.network, beta)
     return BoundaryOperator(
         network=network,
-        z=z.detach().to(clf.dtype).clone(),
-        labels=lab,
-        adv_labels=adv,
+        z=z.detach().to(device=dev, dtype=clf.dtype).clone(),
+        labels=lab.to(dev),
+        adv_labels=adv.to(dev),
         method=method,
         h=h,
         beta=beta,
@@ -611,7 +620,7 @@ def hvp(
     """
     op = boundary_operator(clf, z, labels, adv_labels, method=method, h=h, beta=beta, chunk_size=chunk_size)
     u, index, vshape, _ = _directions(clf, v, op.n)
-    hv = op.hvp(u, index)
+    hv = op.hvp(u, index).to(torch.as_tensor(v).device)
     return HVPResult(hv=hv.reshape(vshape), method=op.method, h=op.h, beta=op.beta, n_hvp=len(u))
 
 
@@ -633,4 +642,4 @@ def second_difference(
     """
     op = boundary_operator(clf, z, labels, adv_labels, method="finite_difference", h=h, chunk_size=chunk_size)
     u, index, _, lead = _directions(clf, v, op.n)
-    return op.second_difference(u, index).reshape(lead)
+    return op.second_difference(u, index).reshape(lead).to(torch.as_tensor(v).device)

@@ -654,7 +654,13 @@ def lipschitz_bound(clf: Classifier, *, n_power: int = 50, random_state: int = 0
         trace (data-dependent control flow; a TorchScript node without a rule).
 
     References: Tsuzuku et al., NeurIPS 2018, §4; Delattre et al., ICML 2023; DESIGN §8.
+
+    Notes
+    -----
+    The bound is computed on the host in float64 from the weights: a classifier on a GPU is copied
+    to the CPU once per call (:meth:`~geometry.classifier.Classifier.to`), the original stays put.
     """
+    clf = clf.to("cpu")
     bare = _is_graph_leaf(clf.network)  # a program / script without normalisation: traced as Sequential(it)
     gm = _trace(nn.Sequential(clf.network) if bare else clf.network, tuple(clf.input_shape), clf.dtype)
     modules = dict(gm.named_modules())

@@ -97,9 +97,11 @@ def hessian_top_eigenvalues(
     counter = [0]
 
     def matvec(v: np.ndarray) -> np.ndarray:
+        # ARPACK works in NumPy on the host: one round trip of d numbers per product, the HVP itself
+        # runs on x's device
         counter[0] += 1
-        vt = torch.as_tensor(np.asarray(v).reshape(x.shape), dtype=x.dtype)
-        return _hvp_batched(loss, x, vt).reshape(-1).double().numpy()
+        vt = torch.as_tensor(np.asarray(v).reshape(x.shape), dtype=x.dtype, device=x.device)
+        return _hvp_batched(loss, x, vt).reshape(-1).double().cpu().numpy()
 
     if d < 2:
         raise InvalidInputError(f"the Lanczos profile needs inputs of at least 2 values, got d = {d}")
@@ -115,9 +117,9 @@ def _hutchinson(loss: PointLoss, xs: Tensor, samples: int, gen: torch.Generator)
     """Hutchinson's ``tr H ≈ mean_j v_jᵀ H v_j`` (Rademacher v_j), all points and vectors in one batch."""
     n = xs.shape[0]
     rep = xs.repeat_interleave(samples, dim=0)
-    v = (torch.randint(0, 2, rep.shape, generator=gen) * 2 - 1).to(rep.dtype)
+    v = (torch.randint(0, 2, rep.shape, generator=gen) * 2 - 1).to(rep)  # drawn on the host: same on every device
     hv = _hvp_batched(loss, rep, v)
-    return (hv * v).flatten(1).sum(1).reshape(n, samples).double().mean(1)
+    return (hv * v).flatten(1).sum(1).reshape(n, samples).double().mean(1).cpu()
 
 
 def _ce_loss(clf: Classifier, labels: Tensor) -> PointLoss:
@@ -129,11 +131,11 @@ def _ce_loss(clf: Classifier, labels: Tensor) -> PointLoss:
 
 def _labels(clf: Classifier, x: Tensor, labels) -> Tensor:
     if labels is None:
-        return clf.predict(x)
+        return clf.predict(x)  # on x's device
     y = torch.as_tensor(labels).long().reshape(-1)
     if y.shape[0] != x.shape[0]:
         raise InvalidInputError(f"labels must hold one label per image ({x.shape[0]}), got {y.shape[0]}")
-    return y
+    return y.to(x.device)
 
 
 def finite_difference_curvature(clf: Classifier, xs: Tensor, labels=None, *, h: float) -> Tensor:
@@ -141,12 +143,12 @@ def finite_difference_curvature(clf: Classifier, xs: Tensor, labels=None, *, h: 
 
     ``labels`` default to ``k_hat(x)``. References: CURE, CVPR 2019, Eq. (5)–(6).
     """
-    x = check_images(xs, clf.input_shape, allow_single=True, name="xs").detach()
+    x = check_images(xs, clf.input_shape, allow_single=True, name="xs").detach().to(clf.device)
     y = _labels(clf, x, labels)
     penalty, _ = cure_penalty(
         lambda t: F.cross_entropy(clf.network(t.to(clf.dtype)), y, reduction="none"), x.to(clf.dtype), h=float(h)
     )
-    return penalty.detach().double().sqrt() / float(h)
+    return (penalty.detach().double().sqrt() / float(h)).cpu()
 
 
 def curvature_profile(
@@ -192,7 +194,7 @@ def curvature_profile(
     trace_samples = check_int("trace_samples", trace_samples, 1)
     if not (isinstance(h, (int, float)) and math.isfinite(h) and h > 0):
         raise InvalidInputError(f"h must be a finite number > 0, got {h!r}")
-    x = check_images(xs, clf.input_shape, allow_single=True, name="xs").detach().to(clf.dtype)
+    x = check_images(xs, clf.input_shape, allow_single=True, name="xs").detach().to(clf.device, clf.dtype)
     y = _labels(clf, x, labels)
     n = x.shape[0]
     k = min(k, max(x[0].numel() - 1, 1))
@@ -231,13 +233,14 @@ def loss_along(clf: Classifier, x: Tensor, label: int, directions: Tensor, ts: T
     ``directions`` (D, C, H, W) are normalised here; points are *not* clipped to the box, as in
     CURE Fig. 1 (the loss along the normal and along a random direction through the same x).
     """
-    x = check_images(x, clf.input_shape, allow_single=True, name="x")[:1].detach()
-    u = torch.as_tensor(directions, dtype=x.dtype)
+    x = check_images(x, clf.input_shape, allow_single=True, name="x")[:1].detach().to(clf.device)
+    u = torch.as_tensor(directions, dtype=x.dtype).to(x.device)
     u = u / torch.linalg.vector_norm(u.flatten(1), dim=1).clamp_min(1e-12).view(-1, *([1] * (u.dim() - 1)))
-    t = torch.as_tensor(ts, dtype=x.dtype)
+    t = torch.as_tensor(ts, dtype=x.dtype).to(x.device)
     pts = x + t.view(1, -1, *([1] * (u.dim() - 1))) * u[:, None]  # (D, T, C, H, W)
     flat = pts.reshape(-1, *x.shape[1:])
     with torch.no_grad():
         logits = clf.network(flat.to(clf.dtype))
-        lv = F.cross_entropy(logits, torch.full((flat.shape[0],), int(label), dtype=torch.long), reduction="none")
-    return lv.double().reshape(u.shape[0], t.shape[0])
+        target = torch.full((flat.shape[0],), int(label), dtype=torch.long, device=logits.device)
+        lv = F.cross_entropy(logits, target, reduction="none")
+    return lv.double().reshape(u.shape[0], t.shape[0]).cpu()

@@ -182,10 +182,7 @@ class _Evaluator:
     def __init__(
         self, clf: Classifier, x: Tensor, e1: Tensor, e2: Tensor, alpha: Tensor, beta: Tensor, batch_size: int
     ):
-        dev = torch.device("cpu")
-        for prm in clf.network.parameters():
-            dev = prm.device
-            break
+        dev = clf.device
         wd = clf.dtype
         self.net = clf.network
         self.x = x.reshape(-1).to(dev, wd)
@@ -199,8 +196,10 @@ class _Evaluator:
     @torch.no_grad()
     def __call__(self, ib: np.ndarray, ia: np.ndarray) -> np.ndarray:
         out = np.empty(len(ib), dtype=np.int64)
-        ib_t = torch.from_numpy(ib)
-        ia_t = torch.from_numpy(ia)
+        # the quadtree lives in NumPy: the indices go to the device once per call, the labels come
+        # back once per batch (B·A int64 for the dense grid, far fewer for the adaptive one)
+        ib_t = torch.from_numpy(ib).to(self.x.device)
+        ia_t = torch.from_numpy(ia).to(self.x.device)
         for s in range(0, len(ib), self.batch_size):
             coef = torch.stack([self.alpha[ia_t[s : s + self.batch_size]], self.beta[ib_t[s : s + self.batch_size]]], 1)
             pts = torch.addmm(self.x.unsqueeze(0), coef, self.E).reshape(-1, *self.shape)
