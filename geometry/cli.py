@@ -7,6 +7,9 @@ Sub-commands
     cache file.
 ``boundary-atlas models``
     List the zoo's networks and whether they are trained yet.
+``boundary-atlas study curvature|deepfool --zoo NAME --out DIR [...]``
+    One heavy study, its points sharded over the processes of ``torchrun --nproc_per_node K -m
+    geometry.cli study …`` (one process without torchrun); resumable. See :mod:`geometry.cli_study`.
 ``boundary-atlas report (--zoo NAME | --model PATH) --dataset NAME --out DIR [...]``
     Measure a network's decision boundary and write a self-contained report folder:
 
@@ -27,7 +30,8 @@ Sub-commands
     ``fooling_rate_vs_m.csv`` fooling rate of random vectors of norm ξ in the first m directions
     ``fooling_rate_vs_m.html``  of S_c, S_f, a random subspace (ICLR 2018 Fig. 7b)
     ``report.json``           settings, timings, file list
-    ``index.html``            links to everything with a short summary
+    ``index.html``            one page to read: the summary, every figure inline beside its
+                              numbers with a one-line reading, links to every file
     ``plotly.min.js``         the Plotly library, written once and shared by every HTML file
     ========================  ==================================================================
 
@@ -269,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Run 'boundary-atlas COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {ver}")
+    parser.add_argument(
+        "--device",
+        metavar="DEVICE",
+        default="auto",
+        help="where the geometry runs: auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto); "
+        "goes before the command, e.g. 'boundary-atlas --device cpu report …'",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -442,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="DIR", required=True, help="output folder (created; files are overwritten)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_report)
+
+    from .cli_study import add_study_command  # `study`: sharded under torchrun (issue 15)
+
+    add_study_command(sub)
     return parser
 
 
@@ -595,7 +610,7 @@ def run_report(args, parser, bar: ProgressBar) -> str:
     from .deepfool import deepfool, rho_adv
     from .errors import AtlasError, DatasetNotFoundError, InvalidInputError
     from .plotting import curvature_vs_m_figure, fooling_rate_vs_m_figure, norm_histogram_figure, section_figure
-    from .report import fmt, pct, write_csv, write_html, write_index, write_json
+    from .report import ReportPanel, fmt, pct, write_csv, write_html, write_index, write_json
     from .sections import normal_section, random_direction
     from .subspaces import principal_angles
 
@@ -615,6 +630,8 @@ def run_report(args, parser, bar: ProgressBar) -> str:
     # ------------------------------------------------------------------ model + data
     t = time.perf_counter()
     clf, dataset_name, source, eval_set = _load_classifier(args, parser, bar)
+    clf = clf.to(getattr(args, "device", "auto"))  # the global --device option
+    source["device"] = str(clf.device)
     t = tick("load model", t)
     bar.update(0.08, "loading the dataset")
     if eval_set is None:
@@ -709,16 +726,29 @@ def run_report(args, parser, bar: ProgressBar) -> str:
             for i in range(n)
         ],
     )
-    write_html(
-        norm_histogram_figure(
-            norms,
-            conv,
-            title=f"DeepFool ‖r(x)‖₂ of {clf.name} on {int(conv.sum())} "
-            f"{eval_set.name} {eval_set.split} points (ρ_adv = {fmt(rho, '.3f')})",
-        ),
-        out / "deepfool_norms.html",
+    fig = norm_histogram_figure(
+        norms,
+        conv,
+        title=f"DeepFool ‖r(x)‖₂ of {clf.name} on {int(conv.sum())} "
+        f"{eval_set.name} {eval_set.split} points (ρ_adv = {fmt(rho, '.3f')})",
     )
+    write_html(fig, out / "deepfool_norms.html")
     files += ["deepfool.json", "deepfool.csv", "deepfool_norms.html"]
+    panels = [  # index.html: every figure inline beside its numbers
+        ReportPanel(
+            "Distance to the decision boundary (DeepFool)",
+            fig,
+            f"Each point's smallest perturbation ‖r(x)‖₂ that changes the label: the median point is "
+            f"{fmt(df_stats['median_norm'], '.3g')} away (ρ_adv = {fmt(rho, '.3f')} of ‖x‖).",
+            (
+                ("ρ_adv", fmt(rho, ".4f")),
+                ("median ‖r‖₂", fmt(df_stats["median_norm"])),
+                ("mean ‖r‖₂", fmt(df_stats["mean_norm"])),
+                ("converged", f"{pct(df_stats['converged_share'])} of {n}"),
+            ),
+            ("deepfool_norms.html", "deepfool.csv", "deepfool.json"),
+        )
+    ]
     t = tick("deepfool", t)
 
     # ------------------------------------------------------------------ cross-sections
@@ -763,6 +793,27 @@ def run_report(args, parser, bar: ProgressBar) -> str:
         )
         write_html(fig, out / name)
         files.append(name)
+        if s < 6:  # more sections stay one link each
+            panels.append(
+                ReportPanel(
+                    f"Cross-section {s + 1}: point #{int(eval_idx[i])}, {clf.class_names[lab]} → "
+                    f"{clf.class_names[adv]}",
+                    fig,
+                    "The plane through x spanned by r(x) and a random v: x at the origin, the nearest boundary "
+                    "point at (‖r‖, 0); "
+                    + (
+                        f"κ = {fmt(kappa, '.3g')} along v ({'the other class wraps around x' if kappa > 0 else 'the boundary bends away from x'})."
+                        if kappa is not None and math.isfinite(kappa)
+                        else "curvature along v not evaluated."
+                    ),
+                    (
+                        ("‖r(x)‖₂", fmt(sec.r_norm)),
+                        ("κ along v (1/pixel)", fmt(kappa)),
+                        ("cos(v, r)", fmt(sec.cos_v_r, ".3f")),
+                    ),
+                    (name, "sections.json"),
+                )
+            )
         section_rows.append(
             {
                 "file": name,
@@ -888,6 +939,21 @@ def run_report(args, parser, bar: ProgressBar) -> str:
     fig.update_layout(title=f"Curvature versus m: {clf.name}, {c0.n} held-out points ({S_c.method}{h_text})")
     write_html(fig, out / "curvature_vs_m.html")
     files += ["subspaces.json", "curvature_vs_m.csv", "curvature_vs_m.html"]
+    panels.append(
+        ReportPanel(
+            "Curvature versus m (ICLR 2018 Fig. 7a)",
+            fig,
+            f"Mean curvature K_S of held-out points along random directions of the first m directions of each "
+            f"subspace: at m = {m_values[0]}, S_c {fmt(float(curves['S_c'].mean[0]), '+.3g')} against random "
+            f"{fmt(float(curves['random'].mean[0]), '+.3g')} (positive: the other class wraps around x).",
+            tuple(
+                (f"{nm}, m = {mm}", f"{fmt(float(c.mean[a]), '+.3g')} ± {fmt(float(c.std[a]), '.2g')}")
+                for nm, c in curves.items()
+                for a, mm in ((0, m_values[0]), (len(m_values) - 1, m_values[-1]))
+            ),
+            ("curvature_vs_m.html", "curvature_vs_m.csv", "subspaces.json"),
+        )
+    )
     t = tick("write subspaces", t)
 
     # ------------------------------------------------------------------ fooling rate versus m (Fig. 7b)
@@ -958,6 +1024,24 @@ def run_report(args, parser, bar: ProgressBar) -> str:
         )
         write_html(fig, out / "fooling_rate_vs_m.html")
         files += ["fooling_rate_vs_m.csv", "fooling_rate_vs_m.html"]
+        last_m = len(fool.m_values) - 1
+        panels.append(
+            ReportPanel(
+                "Fooling rate versus m (ICLR 2018 Fig. 7b)",
+                fig,
+                f"Share of points whose label a random vector of norm ξ = {fmt(xi, '.3g')} in the first m directions "
+                f"changes: at m = {int(fool.m_values[last_m])}, S_c {pct(float(fool.mean['S_c'][last_m]))} against "
+                f"random {pct(float(fool.mean['random'][last_m]))}.",
+                (
+                    ("ξ", fmt(xi, ".3g")),
+                    *(
+                        (f"{nm}, m = {int(fool.m_values[last_m])}", pct(float(fool.mean[nm][last_m])))
+                        for nm in fool.names
+                    ),
+                ),
+                ("fooling_rate_vs_m.html", "fooling_rate_vs_m.csv", "fooling_rate_vs_m.json"),
+            )
+        )
     else:
         reason = (
             f"the random-noise norm that fools {100 * noise.share:g} % of the points is infinite: "
@@ -1042,7 +1126,7 @@ def run_report(args, parser, bar: ProgressBar) -> str:
     else:
         facts.append(("fooling rate versus m", "skipped (random-noise norm infinite)"))
     facts.append(("time", f"{timings['total']:.1f} s"))
-    write_index(out, clf.name, facts, files, notes)
+    write_index(out, clf.name, facts, files, notes, panels)
     bar.update(1.0, "done")
 
     width = max(len(k) for k, _ in facts)
@@ -1066,6 +1150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
     try:
+        from .device import resolve_device
+
+        resolve_device(args.device)  # an unknown or absent device fails before any work
         return int(args.func(args, parser) or 0)
     except AtlasError as exc:
         print(f"error: {_error_message(exc)}", file=sys.stderr)
