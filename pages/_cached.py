@@ -25,6 +25,7 @@ from geometry.compare import transfer_sections as _transfer_sections
 from geometry.errors import AtlasError
 from geometry.study import data_fingerprint, network_fingerprint
 
+from . import _jobs
 from ._state import USER_PREFIX
 
 DATASET_LABELS = {"digits": "8×8 digits (embedded)", "mnist": "MNIST 28×28", "cifar10": "CIFAR-10 32×32"}
@@ -73,13 +74,8 @@ def get_model(name: str) -> Classifier:
     one of this session's uploaded models."""
     if name.startswith(USER_PREFIX):
         return user_models()[name]["clf"]
-    if not zoo.is_cached(name):
-        with st.status(
-            f"Training **{name}** — first use only; it is cached on disk afterwards.", expanded=True
-        ) as status:
-            bar = st.progress(0.0, text="starting")
-            zoo.load_model(name, progress=lambda f, msg: bar.progress(min(max(float(f), 0.0), 1.0), text=msg))
-            status.update(label=f"{name} trained and cached.", state="complete", expanded=False)
+    # a background job (pages/_jobs.py): leaving the page never restarts it, "Prepare networks" shares it
+    _jobs.ensure_trained(name, f"Training {name} — first use only; it is cached on disk afterwards")
     return _cached_model(name)
 
 
@@ -148,9 +144,13 @@ def resolve_h(clf: Classifier, scale: study.HScale, points: study.StudyPoints) -
 # ------------------------------------------------------------------ studies
 def curvature_study(clf: Classifier, points: study.StudyPoints, settings: study.CurvatureSettings):
     """:func:`geometry.study.curvature_study` with a progress bar."""
-    return _with_bar(
+    return _jobs.result_of(  # a background job: reopening the page finds it (pages/_jobs.py)
+        _jobs.study_key("curvature", clf, points, settings),
         "Computing S_c, S_f and curvature versus m",
-        lambda update: study.curvature_study(clf, points, settings, progress=update),
+        study.curvature_study,
+        clf,
+        points,
+        settings,
     )
 
 
@@ -162,9 +162,12 @@ def study_subspaces(clf: Classifier, points: study.StudyPoints, settings: study.
         "noise": points.noise_key,
         "settings": settings.key(),
     }
-    return _with_bar(
+    return _jobs.result_of(  # a background job: reopening the page finds it (pages/_jobs.py)
+        _jobs.study_key("subspaces", clf, points, settings),
         text,
-        lambda update: _memo("subspaces", key, lambda: study.study_subspaces(clf, points, settings, progress=update)),
+        lambda progress: _memo(
+            "subspaces", key, lambda: study.study_subspaces(clf, points, settings, progress=progress)
+        ),
     )
 
 
@@ -187,9 +190,13 @@ def section_study(clf: Classifier, x: torch.Tensor, settings: study.SectionSetti
 
 def universal_study(clf: Classifier, points: study.StudyPoints, settings: study.UniversalSettings):
     """:func:`geometry.study.universal_study` with a progress bar."""
-    return _with_bar(
+    return _jobs.result_of(  # a background job: reopening the page finds it (pages/_jobs.py)
+        _jobs.study_key("universal", clf, points, settings),
         "Computing S_c, S_f, fooling rates and the UAP",
-        lambda update: study.universal_study(clf, points, settings, progress=update),
+        study.universal_study,
+        clf,
+        points,
+        settings,
     )
 
 
@@ -212,7 +219,17 @@ def compare_study(
     clf_a: Classifier, clf_b: Classifier, points: study.StudyPoints, settings: study.CompareSettings, *, text: str
 ):
     """:func:`geometry.study.compare_study` with a progress bar (it names the result after these two networks)."""
-    return _with_bar(text, lambda update: study.compare_study(clf_a, clf_b, points, settings, progress=update))
+    return _jobs.result_of(  # a background job: reopening the page finds it (pages/_jobs.py)
+        _jobs.study_key(
+            "compare", clf_a, points, settings, b=network_fingerprint(clf_b), names=[clf_a.name, clf_b.name]
+        ),
+        text,
+        study.compare_study,
+        clf_a,
+        clf_b,
+        points,
+        settings,
+    )
 
 
 def compare_angles(comparison, settings: study.CompareSettings, *, m: int) -> dict:

@@ -302,8 +302,10 @@ class UniversalView:
             n=init_state("uv_n", 100, int, **CV_N),
             m=init_state("uv_m", 20, int, **CV_M),
             samples=init_state("uv_samples", 10, int, **UV_SAMPLES),
-            share_pct=init_state("uv_share", 50, int, **UV_SHARES),
-            scale=init_state("uv_scale", "authors", options=H_SCALES),
+            # 80 % share and h = ξ by default: where S_c's random vectors out-fool S_f's on the MNIST LeNet (the
+            # default network once trained; 83.7 % vs 69.6 %, docs/reproduction-universal.md, issue 13)
+            share_pct=init_state("uv_share", 80, int, **UV_SHARES),
+            scale=init_state("uv_scale", "xi", options=H_SCALES),
             h=init_state("uv_h", round(h_default, 4), float, **H_INPUT),
             heldout=init_state("uv_heldout", 1000, int, **UV_POINTS),
             uap=init_state("uv_uap", 1000, int, **UV_POINTS),

@@ -1,0 +1,415 @@
+"""Background jobs in the app: a page's long computation, shown while it runs, found again when the page
+is reopened; the sidebar's and Home's view of background work; the first-start MNIST training.
+
+The work itself runs in :mod:`geometry.jobs` (one registry per server process, shared by every
+session and rerun). A page calls :func:`result_of` (through ``pages/_cached.py``): the job for the
+given key is submitted — or found, if it is queued or running — and the script polls it, moving a
+progress bar with the job's message, elapsed time and ETA, until it is done. Leaving the page stops
+only the polling, never the job; opening the page again polls the same job. Results go to the disk
+cache through the study layer and the zoo, so a new process finds them.
+
+Issue 13, item 4: on first start, if MNIST is on this machine and ``mnist-lenet`` is not
+trained yet, it is trained in the background; ``digits-lenet`` stays the default until it is ready,
+then ``mnist-lenet`` is the default for new sessions (``$ATLAS_BACKGROUND_TRAINING=0`` turns this off).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import streamlit as st
+
+from geometry import jobs, zoo
+from geometry.cache import cache_dir, cache_key
+from geometry.data import load_dataset, shared_data_root
+from geometry.errors import AtlasError
+from geometry.study import network_fingerprint
+
+#: The network that shows the paper's effect (docs/teaching.md) and the embedded one used until it is ready.
+PREFERRED_MODEL = "mnist-lenet"
+FALLBACK_MODEL = "digits-lenet"
+#: A job that finishes within this many seconds (a cache hit) shows no progress bar at all.
+QUICK_SECONDS = 0.3
+#: How often a waiting page / the background panels refresh (seconds).
+POLL_SECONDS = 0.5
+PANEL_SECONDS = 2.0
+#: How long a page's script waits for its job before it stops and polls with a fragment instead
+#: (None: until done — the page then continues with the result in the same run).
+WAIT_SECONDS: float | None = None
+#: Rough training times on a busy 2-core CPU (s), shown before a job's own progress gives an ETA;
+#: measured here: digits networks 1.5–16 s, mnist-lenet 180–500 s (cards' train_seconds).
+EXPECTED_TRAIN_SECONDS = {"digits": 15.0, "mnist": 300.0, "cifar10": 1200.0}
+#: Rough durations of the Curvature vs m study at its default settings (s); measured here: digits-lenet 0.5 s
+#: (12.8 s under load ≈ 10), mnist-lenet ≈ 45 s under load; CIFAR-10 not measured.
+EXPECTED_CURVATURE_SECONDS = {"digits": 15.0, "mnist": 60.0}
+
+
+class JobFailedError(AtlasError):
+    """A page's background job failed; the message is the job's error."""
+
+
+# ------------------------------------------------------------------ formatting
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    s = max(float(seconds), 0.0)
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.0f} min" if s >= 120 else f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{s / 3600:.1f} h"
+
+
+def status_line(job: jobs.Job) -> str:
+    """One line: state, elapsed time, ETA (and the jobs ahead of a queued one)."""
+    s = job.status()
+    if s.state == "queued":
+        ahead = jobs.registry().ahead(job)
+        wait = jobs.registry().eta_until_done(job)
+        head = f"waiting for {len(ahead)} job{'s' if len(ahead) != 1 else ''} ahead" if ahead else "starting"
+        return f"{head} · done in ≈ {_duration(wait)}" if wait is not None else head
+    if s.state == "running":
+        eta = "" if s.eta is None else f" · about {_duration(s.eta)} left"
+        return f"running for {_duration(s.elapsed)}{eta}"
+    if s.state == "done":
+        return f"done in {_duration(s.elapsed)}"
+    return f"{s.state}: {s.error}"
+
+
+def _bar_text(title: str, job: jobs.Job) -> str:
+    s = job.status()
+    msg = s.message if s.state == "running" else ""
+    return f"{title} — {msg + ' · ' if msg else ''}{status_line(job)}"
+
+
+# ------------------------------------------------------------------ a page's job
+def study_key(kind: str, clf, points, settings, **extra: Any) -> str:
+    """The job key of a study: its kind, the network's fingerprint, the points' and the settings' keys."""
+    parts = {
+        "points": [points.estimate_key, points.heldout_key, points.noise_key, getattr(points, "uap_key", None)],
+        "settings": settings.key(),
+        **extra,
+    }
+    return f"{kind}:{network_fingerprint(clf)}:{cache_key(parts)}"
+
+
+def result_of(key: str, title: str, fn, *args: Any, **kwargs: Any) -> Any:
+    """The result of ``fn(*args, progress=…, **kwargs)`` run as the background job ``key``.
+
+    Submits the job to the page lane (or finds the queued / running / finished one under ``key``),
+    draws its progress bar (message, elapsed time, ETA) while it runs and returns its result. If the
+    script is left (another page, another widget) the job keeps running; the next call finds it.
+
+    Raises
+    ------
+    JobFailedError
+        the job failed with an :class:`AtlasError` (its message) or was cancelled; the next call retries.
+        Any other exception of the work (a bug) is raised again here, as if computed in the page.
+    """
+    job = jobs.registry().submit(key, fn, *args, label=title, lane="page", front=True, **kwargs)
+    if not job.wait(QUICK_SECONDS) and not _wait_in_script(job, title, WAIT_SECONDS):
+        _poll_fragment(key, title)  # still running after WAIT_SECONDS: poll without holding the script
+        st.stop()
+    return _result(job)
+
+
+def _result(job: jobs.Job) -> Any:
+    if job.state == "done":
+        return job.result
+    exc = job.exception
+    if exc is not None and not isinstance(exc, AtlasError):
+        raise exc  # a bug, not a user error: raised as if computed here (as before jobs), never hidden
+    raise JobFailedError(job.error or f"{job.label}: {job.state}")
+
+
+def _wait_in_script(job: jobs.Job, title: str, limit: float | None) -> bool:
+    """Poll ``job`` with a progress bar until done (True) or ``limit`` seconds (False)."""
+    bar = st.progress(job.status().fraction, text=_bar_text(title, job))
+    cancel = st.empty()
+    if cancel.button(
+        "Cancel",
+        key=f"_job_cancel_{job.key}",
+        help="Stop this computation. Otherwise it goes on in the background when you leave the page, and the "
+        "page shows it again when you come back.",
+    ):
+        jobs.registry().cancel(job.key)
+        bar.empty()
+        cancel.info("Cancelled. It starts again at the next change on this page.")
+        st.stop()
+    start = time.monotonic()
+    while not job.wait(POLL_SECONDS):
+        bar.progress(job.status().fraction, text=_bar_text(title, job))  # also where a rerun interrupts
+        if limit is not None and time.monotonic() - start >= limit:
+            return False
+    bar.empty()
+    cancel.empty()
+    return True
+
+
+@st.fragment(run_every=POLL_SECONDS * 2)
+def _poll_fragment(key: str, title: str) -> None:
+    job = jobs.registry().get(key)
+    if job is None or job.finished:
+        st.rerun()  # the whole page again: it now finds the result
+        return
+    st.progress(job.status().fraction, text=_bar_text(title, job))
+    st.caption(f"This runs in the background ({job.id}): you can leave the page and come back.")
+
+
+def ensure_trained(name: str, title: str) -> None:
+    """Train the zoo network ``name`` as a background job (key ``train:<name>``) unless it is cached,
+    showing its progress; a job started by "Prepare networks" or the first start is found, not repeated."""
+    if zoo.is_cached(name):
+        return
+    jobs.registry().forget(f"train:{name}")  # a finished job whose file is gone (deleted, damaged) runs again
+    result_of(f"train:{name}", title, _train, name, expected_seconds=_expected(name))
+
+
+def _train(name: str, *, progress) -> str:
+    zoo.load_model(name, progress=progress)
+    return name
+
+
+def _expected(name: str) -> float | None:
+    return EXPECTED_TRAIN_SECONDS.get(zoo.ZOO[name].dataset) if name in zoo.ZOO else None
+
+
+# ------------------------------------------------------------------ first start (issue 13, item 4)
+_DEFAULT: jobs.PreferredDefault | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def mnist_available() -> bool:
+    """True if MNIST is on this machine: ``$BOUNDARY_ATLAS_DATA`` / ``../shared/data`` or the download cache.
+
+    Nothing is downloaded for the first-start training (README: nothing is downloaded at run time); a
+    user who picks MNIST in the sidebar gets torchvision's download as before, and the next start trains.
+    """
+    for root in (shared_data_root(), cache_dir("datasets")):
+        if root is None:
+            continue
+        try:
+            load_dataset("mnist", root=root, split="test", limit=4)
+            return True
+        except (AtlasError, OSError):
+            continue
+    return False
+
+
+def first_start() -> jobs.PreferredDefault:
+    """Once per server process: start training ``mnist-lenet`` in the background if it is not trained
+    and MNIST is available (unless ``$ATLAS_BACKGROUND_TRAINING=0``). Returns the default's holder."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            enabled = jobs.background_training_allowed()
+            cached = enabled and zoo.is_cached(PREFERRED_MODEL)
+            job = jobs.start_background_training(
+                jobs.registry(),
+                PREFERRED_MODEL,
+                lambda progress: _train(PREFERRED_MODEL, progress=progress),
+                cached=lambda: cached,
+                data_available=mnist_available,
+                expected_seconds=_expected(PREFERRED_MODEL),
+            )
+            ready = cached and mnist_available()
+            _DEFAULT = jobs.PreferredDefault(PREFERRED_MODEL, FALLBACK_MODEL, ready=ready, job=job, enabled=enabled)
+        return _DEFAULT
+
+
+def default_model() -> str:
+    """The default network of a new session: ``mnist-lenet`` once trained here, else ``digits-lenet``."""
+    return first_start().current()
+
+
+# ------------------------------------------------------------------ background work: sidebar and Home
+def _active_background() -> list[jobs.Job]:
+    return [j for j in jobs.registry().jobs() if j.lane == "background" and not j.finished]
+
+
+def sidebar_status() -> None:
+    """In the sidebar, while background jobs run: each one's progress (refreshed every few seconds)."""
+    default = first_start()
+    if not _active_background() and not (default.job is not None and default.job.state == "failed"):
+        return
+    with st.sidebar:
+        _sidebar_panel()
+
+
+@st.fragment(run_every=PANEL_SECONDS)
+def _sidebar_panel() -> None:
+    default = first_start()
+    active = _active_background()
+    for job in active[:3]:
+        s = job.status()
+        st.progress(s.fraction, text=f"Background: {s.label} — {status_line(job)}")
+    if len(active) > 3:
+        st.caption(f"… and {len(active) - 3} more (Home → Prepare networks)")
+    job = default.job
+    if job is not None and job in active:
+        st.caption(
+            f"{PREFERRED_MODEL} becomes the default network for new sessions when ready; "
+            f"{FALLBACK_MODEL} is used until then (the effect shows on MNIST: docs/teaching.md)."
+        )
+    elif job is not None and job.state == "failed":
+        st.caption(
+            f"Training {PREFERRED_MODEL} in the background failed: {job.error}. The default stays {FALLBACK_MODEL}."
+        )
+    elif job is not None and job.state == "done":
+        st.caption(f"{PREFERRED_MODEL} is trained: the default network of new sessions.")
+
+
+def _default_curvature_settings():
+    """The Curvature vs m page's settings with every control at its default (pages/_state.CurvatureView)."""
+    from geometry.study import CurvatureSettings, HScale, PointSplit
+
+    return CurvatureSettings(
+        points=PointSplit(100, 50, 0, 0),
+        m_max=20,
+        method="finite_difference",
+        scale=HScale("xi"),
+        point="boundary",
+        n_directions=10,
+    )
+
+
+def _prepare_curvature(name: str, *, progress) -> str:
+    """Queue the Curvature vs m study of ``name`` at the page's default settings in the background lane,
+    under the same key the page uses (so the page finds it); returns that key."""
+    from geometry import study
+
+    progress(0.0, f"loading {name} and its points")
+    clf = zoo.load_model(name)  # trained by the job queued before this one (or waits for it: file lock)
+    settings = _default_curvature_settings()
+    dataset = zoo.ZOO[name].dataset
+    points = study.split_points(
+        load_dataset(dataset, split="test"), load_dataset(dataset, split="train"), settings.points
+    )
+    key = study_key("curvature", clf, points, settings)
+    jobs.registry().submit(
+        key,
+        study.curvature_study,
+        clf,
+        points,
+        settings,
+        label=f"S_c, S_f and curvature vs m of {name}",
+        lane="background",
+        expected_seconds=EXPECTED_CURVATURE_SECONDS.get(dataset),
+    )
+    return key
+
+
+def prepare_networks_panel() -> None:
+    """Home: choose zoo networks (and the S_c / curvature study at default settings) to prepare in the
+    background — e.g. before a lecture — and follow their progress."""
+    with st.expander("Prepare networks in the background (e.g. before a lecture)", expanded=bool(_active_background())):
+        st.caption(
+            "Training and S_c run in the background of this server: leave this page, keep working, or close the "
+            "tab; the results are cached on disk for every later session. Jobs run one at a time."
+        )
+        trained = _trained_names()
+        names = list(zoo.ZOO)
+        chosen = st.multiselect(
+            "Networks",
+            names,
+            default=[],
+            key="prep_nets",
+            format_func=lambda n: f"{n} (trained)" if n in trained else f"{n} (≈ {_duration(_expected(n))})",
+            help="Zoo networks not yet trained are trained with their recipe (the time is a rough estimate on a "
+            "busy 2-core CPU); trained ones are only loaded.",
+        )
+        with_curvature = st.checkbox(
+            "also compute S_c, S_f and curvature vs m at the default settings",
+            value=False,
+            key="prep_curvature",
+            help="The Curvature vs m page's default view (n = 100, m ≤ 20, h = ξ): the page then opens at once. "
+            "Cross-sections and Universal perturbations reuse the same S_c from the disk cache.",
+        )
+        if st.button("Prepare in the background", disabled=not chosen, key="prep_go"):
+            for name in chosen:
+                registry = jobs.registry()
+                if name not in trained:
+                    registry.submit(
+                        f"train:{name}",
+                        _train,
+                        name,
+                        label=f"training {name}",
+                        lane="background",
+                        expected_seconds=_expected(name),
+                    )
+                if with_curvature:
+                    registry.forget(f"prepare-curvature:{name}")  # its study job is keyed by the study itself
+                    registry.submit(
+                        f"prepare-curvature:{name}",
+                        _prepare_curvature,
+                        name,
+                        label=f"queue S_c / curvature of {name}",
+                        lane="background",
+                        expected_seconds=2.0,
+                    )
+            st.rerun()  # the sidebar (drawn before this button) shows the new background work at once
+        _jobs_table()
+
+
+@st.fragment(run_every=PANEL_SECONDS)
+def _jobs_table() -> None:
+    registry = jobs.registry()
+    listed = [j for j in registry.jobs() if j.lane == "background" or not j.finished]
+    # in the order they run: running, then queued (by place in the queue), then finished (newest first)
+    listed.sort(key=lambda j: (j.finished, j.state != "running", len(registry.ahead(j)) if j.state == "queued" else 0))
+    if not listed:
+        st.caption("No background work yet.")
+        return
+    for job in listed[:12]:
+        s = job.status()
+        c1, c2 = st.columns([3, 1])
+        c1.progress(s.fraction, text=f"{s.label} — {status_line(job)}")
+        if s.active and c2.button("Cancel", key=f"cancel-{job.id}"):
+            jobs.registry().cancel(job.key)
+            st.rerun(scope="fragment")
+
+
+def _trained_names() -> set[str]:
+    """Zoo networks trained here (each verified once per process; a trained network stays trained)."""
+    known = st.session_state.setdefault("_prep_trained", set())
+    for name in zoo.ZOO:
+        if name not in known and zoo.is_cached(name):
+            known.add(name)
+    return known
+
+
+def _switch_to_preferred() -> None:
+    """Button callback (runs before the script, so the sidebar's widgets may still be set)."""
+    st.session_state["dataset"] = zoo.ZOO[PREFERRED_MODEL].dataset
+    st.session_state["model"] = PREFERRED_MODEL
+
+
+def first_start_notice() -> None:
+    """Home: while the first-start training of ``mnist-lenet`` runs (or failed), say so."""
+    default = first_start()
+    job = default.job
+    if job is None:
+        return
+    if job.state == "done":
+        if st.session_state.get("model") == FALLBACK_MODEL and zoo.is_cached(PREFERRED_MODEL):
+            st.success(
+                f"**{PREFERRED_MODEL} is trained** (in the background, {_duration(job.elapsed())}): new sessions start "
+                "on it, where the paper's effect shows. This session keeps the network it has.",
+                icon=":material/check_circle:",
+            )
+            st.button(f"Switch this session to {PREFERRED_MODEL}", on_click=_switch_to_preferred, key="_switch_default")
+        return
+    if job.state == "failed":
+        st.warning(
+            f"Training {PREFERRED_MODEL} in the background failed: {job.error} The default stays {FALLBACK_MODEL}."
+        )
+        return
+    st.info(
+        f"**{PREFERRED_MODEL} is being trained in the background** (first start of this server; progress in the "
+        f"sidebar). On the 8×8 digits network ({FALLBACK_MODEL}, the default until then) random S_c vectors do not "
+        "fool more than S_f vectors at any h we tried; on the MNIST LeNet they do at h ≈ ξ (docs/teaching.md). New "
+        "sessions start on the MNIST network once it is ready; pick it in the sidebar then to switch this one.",
+        icon=":material/hourglass_top:",
+    )

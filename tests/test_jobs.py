@@ -1,0 +1,302 @@
+"""Background jobs (geometry/jobs.py, pages/_jobs.py; issue 14 item 2 and 5, issue 13 item 4).
+
+Properties: one key runs once however often it is submitted; a page reopened mid-job finds the
+same job (AppTest, a slow fake study held by an Event); failures come back as messages; progress
+never goes backwards and the ETA of linear progress is the true remaining time; the first-start
+training starts only when allowed, needed and possible, and the default network follows it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from geometry import jobs
+from geometry.errors import InvalidInputError
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+WAIT = 10.0  # generous: a busy 2-core machine
+
+
+class Gate:
+    """A fake piece of work: counts its calls, reports progress, blocks until released."""
+
+    def __init__(self, result="ok"):
+        self.calls = 0
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.result = result
+        self.args: list = []
+
+    def __call__(self, *args, progress, **kwargs):
+        self.calls += 1
+        self.args.append((args, kwargs))
+        progress(0.25, "a quarter")
+        self.started.set()
+        assert self.release.wait(WAIT)
+        progress(0.75, "three quarters")
+        return self.result
+
+
+def test_submitting_a_key_twice_runs_the_work_once():
+    reg = jobs.JobRegistry()
+    gate = Gate()
+    a = reg.submit("k", gate, 1, label="slow")
+    assert gate.started.wait(WAIT)
+    b = reg.submit("k", gate, 1)
+    assert a is b and a.state == "running"
+    gate.release.set()
+    assert a.wait(WAIT) and a.state == "done" and a.result == "ok"
+    c = reg.submit("k", gate, 1)  # a kept finished job is returned, not rerun
+    assert c is a
+    assert gate.calls == 1
+    assert gate.args == [((1,), {})]
+
+
+def test_queued_jobs_run_one_at_a_time_in_order_and_a_page_promotes_a_background_job():
+    reg = jobs.JobRegistry()
+    first, second, third = Gate(), Gate(), Gate()
+    j1 = reg.submit("one", first, lane="background")
+    assert first.started.wait(WAIT)
+    j2 = reg.submit("two", second, lane="background")
+    j3 = reg.submit("three", third, lane="background")
+    assert (j2.state, j3.state) == ("queued", "queued")
+    assert reg.ahead(j3) == [j1, j2]
+    # a page asks for "three": it moves to the page lane and runs while "one" still blocks the background lane
+    assert reg.submit("three", third, lane="page") is j3
+    assert third.started.wait(WAIT) and j3.lane == "page"
+    assert j2.state == "queued"
+    # the page lane has two workers: a second page job runs at once, a third waits
+    fourth, fifth = Gate(), Gate()
+    reg.submit("four", fourth, lane="page")
+    assert fourth.started.wait(WAIT)
+    j5 = reg.submit("five", fifth, lane="page")
+    assert j5.state == "queued" and reg.ahead(j5) == [j3, reg.get("four")]
+    for g in (first, second, third, fourth, fifth):
+        g.release.set()
+    assert reg.wait_idle(WAIT)
+    assert [j.state for j in (j1, j2, j3, j5)] == ["done"] * 4
+    assert (first.calls, second.calls, third.calls, fourth.calls, fifth.calls) == (1, 1, 1, 1, 1)
+
+
+def test_a_failure_gives_its_message_and_the_next_submission_retries():
+    reg = jobs.JobRegistry()
+    calls = []
+
+    def bad(*, progress):
+        calls.append(1)
+        raise InvalidInputError("m must be at most d = 64, got 100")
+
+    job = reg.submit("bad", bad)
+    assert job.wait(WAIT) and job.state == "failed"
+    assert job.error == "m must be at most d = 64, got 100"  # the AtlasError's text, no traceback
+    with pytest.raises(InvalidInputError, match="failed"):
+        _ = job.result
+
+    def bug(*, progress):
+        raise ZeroDivisionError("division by zero")
+
+    buggy = reg.submit("bug", bug)
+    assert buggy.wait(WAIT) and buggy.error == "ZeroDivisionError: division by zero"
+    assert isinstance(buggy.exception, ZeroDivisionError) and isinstance(job.exception, InvalidInputError)
+    again = reg.submit("bad", bad)
+    assert again is not job and again.wait(WAIT) and len(calls) == 2
+
+
+def test_cancel_a_queued_and_a_running_job():
+    reg = jobs.JobRegistry()
+    gate = Gate()
+    running = reg.submit("run", gate, lane="background")
+    assert gate.started.wait(WAIT)
+    queued = reg.submit("wait", Gate(), lane="background")
+    assert reg.cancel("wait") and queued.state == "cancelled"
+    assert reg.cancel("run")
+    gate.release.set()  # its next progress report stops it
+    assert running.wait(WAIT) and running.state == "cancelled"
+    assert not reg.cancel("run")
+
+
+def test_progress_never_goes_back_and_the_eta_of_linear_progress_is_the_time_left():
+    now = [0.0]
+    reg = jobs.JobRegistry(clock=lambda: now[0])
+    seen: list[jobs.JobStatus] = []
+    holder: dict = {}
+
+    def work(*, progress):
+        for k in range(1, 10):
+            now[0] += 1.0
+            progress(k / 10, f"step {k}")
+            seen.append(holder["job"].status())
+        now[0] += 1.0
+        progress(0.3, "a sub-step restarts at 0.3")  # reported backwards: the bar stays
+        seen.append(holder["job"].status())
+        return 42
+
+    gate = Gate()
+    reg.submit("blocker", gate, lane="background")  # keeps the lane busy while we read the queued job's estimate
+    assert gate.started.wait(WAIT)
+    job = reg.submit("linear", work, lane="background", expected_seconds=10.0)
+    holder["job"] = job
+    assert job.status().elapsed is None and job.eta() == 10.0  # queued: the expected duration
+    gate.release.set()
+    assert job.wait(WAIT) and job.result == 42
+    fractions = [s.fraction for s in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(0.9)
+    elapsed = [s.elapsed for s in seen]
+    assert elapsed == sorted(elapsed)
+    etas = [s.eta for s in seen[:9]]
+    # f = k/10 after k seconds: the ETA elapsed·(1 − f)/f is exactly the 10 − k seconds left
+    assert etas == pytest.approx([10.0 - k for k in range(1, 10)])
+    assert job.eta() == 0.0 and job.status().fraction == 1.0
+
+
+def test_first_start_training_is_gated_and_the_default_follows_it():
+    reg = jobs.JobRegistry()
+    trainer = Gate()
+
+    def start(environ, cached=False, data=True):
+        return jobs.start_background_training(
+            reg, "mnist-lenet", trainer, cached=lambda: cached, data_available=lambda: data, environ=environ
+        )
+
+    assert start({"ATLAS_BACKGROUND_TRAINING": "0"}) is None
+    assert start({"ATLAS_BACKGROUND_TRAINING": "off"}) is None
+    assert start({}, cached=True) is None
+    assert start({}, data=False) is None
+    assert trainer.calls == 0 and reg.jobs() == []
+    job = start({})
+    assert job is not None and job.key == "train:mnist-lenet" and job.lane == "background"
+    assert start({"ATLAS_BACKGROUND_TRAINING": "1"}) is job  # a second start finds it
+    default = jobs.PreferredDefault("mnist-lenet", "digits-lenet", ready=False, job=job)
+    assert trainer.started.wait(WAIT)
+    assert default.current() == "digits-lenet"  # still training
+    trainer.release.set()
+    assert job.wait(WAIT)
+    assert default.current() == "mnist-lenet" and trainer.calls == 1
+    # switched off: the fallback stays the default even when the network is ready
+    assert jobs.PreferredDefault("mnist-lenet", "digits-lenet", ready=True, job=job, enabled=False).current() == (
+        "digits-lenet"
+    )
+    assert jobs.PreferredDefault("mnist-lenet", "digits-lenet", ready=True, job=None).current() == "mnist-lenet"
+    assert jobs.background_training_allowed({}) and not jobs.background_training_allowed(
+        {"ATLAS_BACKGROUND_TRAINING": "no"}
+    )
+
+
+def test_a_page_reopened_mid_job_finds_its_job_and_never_restarts_it(monkeypatch, digits_lenet):
+    """The Curvature vs m page's study runs as a job; a new session opening the page meanwhile shows the
+    same job's progress; "Prepare networks" (S_c at default settings) finds the same job too."""
+    from streamlit.testing.v1 import AppTest
+
+    from geometry import study
+    from pages import _jobs
+
+    gate = Gate()
+    monkeypatch.setattr(study, "curvature_study", gate)  # pages/_cached.py looks it up at call time
+    monkeypatch.setattr(_jobs, "WAIT_SECONDS", 0.2)  # the page stops polling in-script after 0.2 s
+
+    def open_page() -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        at.switch_page("pages/curvature.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    try:
+        first = open_page()
+        assert gate.started.wait(WAIT)
+        (job,) = [j for j in jobs.registry().jobs() if j.key.startswith("curvature:") and not j.finished]
+        assert any("Computing S_c, S_f and curvature" in p.proto.text for p in first.get("progress"))
+        second = open_page()
+        assert [j for j in jobs.registry().jobs() if j.key == job.key] == [job]
+        assert any(job.id in c.value for c in second.caption)  # the same job's progress, by id
+        # Home → Prepare networks → S_c at default settings: the same key, so the same job
+        key = _jobs._prepare_curvature("digits-lenet", progress=lambda f, msg: None)
+        assert key == job.key
+        assert gate.calls == 1
+        ((args, _),) = gate.args
+        assert args[2].key() == _jobs._default_curvature_settings().key()
+        # the page's Cancel button stops the job at its next progress report
+        second.button(key=f"_job_cancel_{job.key}").click().run()
+        assert any("Cancelled" in i.value for i in second.info)
+    finally:
+        gate.release.set()
+        for j in jobs.registry().jobs():  # never leave a fake result under a real study's key
+            if j.key.startswith("curvature:") and j.wait(WAIT):
+                jobs.registry().forget(j.key)
+    assert job.state == "cancelled" and gate.calls == 1
+
+
+def test_home_prepares_networks_in_the_background(digits_lenet):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    from geometry import zoo
+
+    (select,) = [m for m in at.multiselect if m.key == "prep_nets"]
+    assert "digits-lenet (trained)" in select.options
+    untrained = [
+        n for n in ("digits-mlp", "digits-nin", "digits-lenet-seed1") if f"{n} (trained)" not in select.options
+    ]
+    if not untrained:
+        pytest.skip("every small digits network is already trained in this test session")
+    name = untrained[0]
+    assert not zoo.is_cached(name)
+    select.set_value([name]).run()  # the button is enabled once a network is chosen
+    at.button(key="prep_go").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    job = jobs.registry().get(f"train:{name}")
+    assert job is not None and job.lane == "background"
+    assert job.wait(120) and job.state == "done", job.error
+    assert zoo.is_cached(name)
+
+
+def test_a_failed_page_job_shows_its_message_not_a_traceback(monkeypatch, digits_lenet):
+    from streamlit.testing.v1 import AppTest
+
+    from geometry import study
+
+    def failing(*args, progress, **kwargs):
+        progress(0.5, "half way")
+        raise InvalidInputError("the fake study refuses these settings")
+
+    monkeypatch.setattr(study, "curvature_study", failing)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/curvature.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("the fake study refuses these settings" in e.value for e in at.error)
+    for j in jobs.registry().jobs():
+        if j.key.startswith("curvature:"):
+            jobs.registry().forget(j.key)
+
+
+def test_home_offers_the_trained_default_to_a_session_still_on_digits(monkeypatch, digits_lenet):
+    """After the first-start training: Home tells a session on digits-lenet and offers the switch."""
+    from streamlit.testing.v1 import AppTest
+
+    from geometry import zoo
+    from pages import _jobs
+
+    reg = jobs.JobRegistry()
+    done = reg.submit("train:mnist-lenet", lambda *, progress: "mnist-lenet", lane="background")
+    assert done.wait(WAIT)
+    # enabled=False keeps digits-lenet the default of this new session (no MNIST network in the test cache)
+    fake = jobs.PreferredDefault("mnist-lenet", "digits-lenet", ready=False, job=done, enabled=False)
+    monkeypatch.setattr(_jobs, "_DEFAULT", fake)
+    real = zoo.is_cached
+    monkeypatch.setattr(zoo, "is_cached", lambda name: name == "mnist-lenet" or real(name))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="model").value == "digits-lenet"
+    assert any("mnist-lenet is trained" in s.value for s in at.success)
+    assert at.button(key="_switch_default").label == "Switch this session to mnist-lenet"
