@@ -13,10 +13,21 @@ import html
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plain", "write_json", "write_csv", "write_html", "write_index", "fmt", "pct", "FILE_DESCRIPTIONS"]
+__all__ = [
+    "plain",
+    "write_json",
+    "write_csv",
+    "write_html",
+    "write_index",
+    "fmt",
+    "pct",
+    "FILE_DESCRIPTIONS",
+    "ReportPanel",
+]
 
 
 def plain(obj: Any) -> Any:
@@ -89,8 +100,56 @@ FILE_DESCRIPTIONS = {
 }
 
 
-def write_index(out: Path, name: str, facts, files, notes) -> None:
-    """``index.html``: the summary facts, the notes and a described link to every file."""
+@dataclass(frozen=True)
+class ReportPanel:
+    """One figure of ``index.html``, drawn inline beside its numbers.
+
+    Attributes
+    ----------
+    title : str
+        The panel's heading.
+    figure : plotly.graph_objects.Figure
+        Drawn inline (the page loads ``plotly.min.js`` once).
+    reading : str
+        One line: how to read the figure, with its main number.
+    numbers : sequence of (str, str)
+        The figure's numbers, shown as a small table beside it.
+    files : sequence of str
+        The files behind the panel (the figure alone, its CSV / JSON), linked under it.
+    """
+
+    title: str
+    figure: object
+    reading: str = ""
+    numbers: tuple = ()
+    files: tuple = field(default_factory=tuple)
+
+
+def _panel_html(p: ReportPanel, height: int = 460) -> str:
+    import plotly.graph_objects as go
+
+    esc = html.escape
+    # the numbers come first in the page (shown on the right: CSS order), so that the figure's inline script
+    # sizes it to its column, not to the whole row
+    fig = go.Figure(p.figure)  # a copy: the figure's own file keeps its size
+    h = int(fig.layout.height or height)
+    fig.update_layout(width=None, height=None, autosize=True)  # as wide as its column, as tall as the box
+    div = fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True})
+    div = f'<div class="plot" style="height:{h}px">{div}</div>'
+    nums = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in p.numbers)
+    links = " · ".join(f'<a href="{esc(f)}">{esc(f)}</a>' for f in p.files)
+    return f"""<section class="panel"><h2>{esc(p.title)}</h2>
+<p class="reading">{esc(p.reading)}</p>
+<div class="row"><div class="nums">{f"<table>{nums}</table>" if nums else ""}{f'<p class="files">{links}</p>' if links else ""}</div>
+<div class="fig">{div}</div></div>
+</section>"""
+
+
+def write_index(out: Path, name: str, facts, files, notes, panels: Sequence[ReportPanel] = ()) -> None:
+    """``index.html``: one page to read — the summary facts, the notes, every figure in ``panels``
+    inline beside its numbers with a one-line reading, and a described link to every file.
+
+    The inline figures use the ``plotly.min.js`` written next to the page (offline)."""
     esc = html.escape
     rows = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
     items = []
@@ -102,18 +161,23 @@ def write_index(out: Path, name: str, facts, files, notes) -> None:
         )
         items.append(f'<li><a href="{esc(f)}">{esc(f)}</a> — {esc(desc)}</li>')
     note_html = "".join(f"<li>{esc(m)}</li>" for m in notes)
+    panel_html = "\n".join(_panel_html(p) for p in panels)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Boundary Atlas report: {esc(name)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}}
+{'<script src="plotly.min.js"></script>' if panels else ""}
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse}}th,td{{text-align:left;padding:.3em .8em;border-bottom:1px solid #ddd;vertical-align:top}}
-th{{white-space:nowrap}}</style></head>
+th{{white-space:nowrap}}.panel{{margin-top:2.5em}}.reading{{margin:.2em 0 .8em;color:#333}}
+.row{{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}}.fig{{flex:3 1 560px;min-width:0}}
+.nums{{flex:1 1 260px;font-size:.92em;order:2}}.nums th{{white-space:normal}}.files{{color:#555}}</style></head>
 <body><h1>Boundary Atlas report: {esc(name)}</h1>
 <table>{rows}</table>
 <p>Distances are ℓ2 norms in pixel space (inputs in [0, 1]). Curvatures: positive means the other class wraps
-around x. Figures are interactive Plotly HTML files sharing <code>plotly.min.js</code> in this folder; they open
-offline as long as the folder is kept together.</p>
+around x. The figures below are interactive (zoom, hover); each is also a file of its own, linked beside it,
+sharing <code>plotly.min.js</code> in this folder: they open offline as long as the folder is kept together.</p>
 {f"<h2>Notes</h2><ul>{note_html}</ul>" if notes else ""}
-<h2>Files</h2><ul>
+{panel_html}
+<h2>All files</h2><ul>
 {chr(10).join(items)}
 </ul>
 <p>References: Moosavi-Dezfooli et al., DeepFool (CVPR 2016); Universal adversarial perturbations (CVPR 2017);

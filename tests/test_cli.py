@@ -150,6 +150,10 @@ def _check_report(d: Path, n: int = 20) -> dict:
     for name in files:
         if name != "index.html":
             assert f'href="{name}"' in index, name
+    # one page to read: every figure inline (one panel each, one shared plotly.min.js) beside its numbers
+    figures = [f for f in files if f.endswith(".html") and f != "index.html"]
+    assert index.count('class="panel"') == index.count("Plotly.newPlot") == len(figures)
+    assert index.count('src="plotly.min.js"') == 1 and index.count('class="reading"') == len(figures)
     assert js["report.json"]["timings_s"]["total"] > 0
     return js
 

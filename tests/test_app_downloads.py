@@ -1,0 +1,116 @@
+"""Every page but Home offers its downloads (issue 14 items 3 and 5), through AppTest.
+
+AppTest runs without Streamlit's media server, so a deferred ``download_button`` (its file is made
+only when pressed) carries no data there. Each page therefore also leaves the builders it gave the
+buttons in ``st.session_state["_downloads"][page]`` — the figure builders, the data builder and the
+page's real study results — and the tests call those: the data zip parses (CSV header = the table's
+columns, ``.npz`` / ``.safetensors`` keys and shapes equal the study result's tensors, README names
+every key), every figure becomes HTML, and zoo pages show the ``boundary-atlas report`` command of
+their settings. Settings are small (query parameters / session state, as in the pages' own tests)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load as load_safetensors
+from streamlit.testing.v1 import AppTest
+
+from geometry import downloads
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 400  # first use trains digits networks on a busy 2-core machine
+
+
+def _get(obj, path: str):
+    """``results["a"].b["c"][0]`` for the key ``a.b.c.0``."""
+    for part in path.split("."):
+        if isinstance(obj, dict):
+            obj = obj[part]
+        elif isinstance(obj, (list, tuple)):
+            obj = obj[int(part)]
+        else:
+            obj = getattr(obj, part)
+    return obj
+
+
+# page → (URL / session settings, tensors that must be in the data with the result's shape: key → path in results)
+PAGES = {
+    "curvature": (
+        {"cv_n": 20, "cv_m": 4, "cv_heldout": 10},
+        ["study.curved.basis", "study.flat.basis", "study.curves.S_c.per_point"],
+    ),
+    "cross_sections": (
+        {"res": 64, "seed": 3, "cv_n": 10, "cv_m": 3},
+        ["section.deepfool.r", "section.section.labels", "section.v"],
+    ),
+    "universal": (
+        {"uv_n": 20, "uv_m": 4, "uv_samples": 2, "uv_heldout": 120, "uv_uap": 120},
+        ["study.uap.v", "study.curved.basis", "study.flat.basis", "samples.gram"],
+    ),
+    "compare": (
+        {"cmp_n": 20, "cmp_m": 3, "cmp_res": 64, "cmp_vectors": 3},
+        ["comparison.subspaces.curved.0.basis", "fooling_matrix.rates"],
+    ),
+    "certify": ({"cert_n": 40}, ["certify.distance", "certify.certified_accuracy"]),
+    "robust": (
+        {"rob_nets": "digits-lenet,digits-nin", "rob_n": 20},
+        ["networks.digits-lenet.distance", "networks.digits-nin.profile.spectral_norm"],
+    ),
+    "geometry_2d": ({"g2_n": 40}, ["lab.r", "lab.iterates"]),
+}
+
+
+@pytest.fixture(scope="module", params=list(PAGES))
+def page(request):
+    name = request.param
+    settings, _ = PAGES[name]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in settings.items():
+        at.query_params[k] = str(v)
+    at.run()
+    at.switch_page(f"pages/{name}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return name, at
+
+
+def test_the_page_offers_figures_numbers_and_data(page):
+    name, at = page
+    assert "Downloads" in [e.label for e in at.expander]
+    offered = at.session_state["_downloads"][name]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("HTML") == labels.count("PNG") == labels.count("SVG") == len(offered["figures"]) >= 1
+    assert {"Numbers (JSON)", "Table (CSV)", "Data (zip)"} <= set(labels)
+    for build in offered["figures"].values():
+        assert "Plotly.newPlot" in downloads.figure_html(build()).decode("utf-8")
+    # the report's command line for a zoo network (the 2-D lab's toy networks have none)
+    code = " ".join(c.value for c in at.code)
+    assert ("boundary-atlas report --zoo digits-lenet --dataset digits" in code) == (name != "geometry_2d")
+
+
+def test_each_download_parses(page):
+    name, at = page
+    offered = at.session_state["_downloads"][name]
+    bundle = offered["data"]()
+    z = zipfile.ZipFile(io.BytesIO(downloads.bundle_zip(bundle)))
+    npz = np.load(io.BytesIO(z.read("tensors.npz")))
+    st = load_safetensors(z.read("tensors.safetensors"))
+    assert set(npz.files) == set(st)
+    for key in PAGES[name][1]:
+        value = np.asarray(_get(offered["results"], key), dtype=float)
+        assert npz[key].shape == value.shape, key
+        np.testing.assert_allclose(npz[key].astype(float), value, equal_nan=True, err_msg=key)
+        assert st[key].shape == value.shape
+    readme = z.read("README.txt").decode("utf-8")
+    assert all(k in readme for k in npz.files)
+    assert bundle.tables, "no CSV table"
+    for table in bundle.tables:
+        rows = list(csv.reader(io.StringIO(z.read(f"tables/{downloads._safe_name(table.name)}.csv").decode())))
+        assert tuple(rows[0]) == table.columns and len(rows) == len(table.rows) + 1
+    assert b'"provenance"' in downloads.numbers_json(bundle)
