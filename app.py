@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _sidebar, _state, _tour
+from pages import _jobs, _sidebar, _state, _timing, _tour
 
 st.set_page_config(
     page_title="Boundary Atlas",
@@ -45,8 +45,10 @@ PAGES = [
 ]
 
 nav = st.navigation(PAGES)
-st.sidebar.title("Boundary Atlas")
-st.session_state["_sidebar"] = _sidebar.sidebar()
-_state.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
-_tour.banner()  # ?tour=<step>: the guided tour's caption and its previous / next links
-nav.run()
+with _timing.run_timer("script", nav.url_path):  # ATLAS_TIMING set: log the run's duration (benchmarks/interaction.py)
+    st.sidebar.title("Boundary Atlas")
+    st.session_state["_sidebar"] = _sidebar.sidebar()
+    _jobs.sidebar_status()  # background work (first-start MNIST training, Prepare networks) with progress
+    _state.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
+    _tour.banner()  # ?tour=<step>: the guided tour's caption and its previous / next links
+    nav.run()

@@ -41,8 +41,10 @@ __all__ = ["cached_subspace", "cached_result", "clear_memory", "encode_result", 
 Progress = Callable[[float, str], None]
 #: Version of the on-disk study-result format (part of every file).
 RESULT_FORMAT = 1
-#: Results kept in memory (least recently used dropped first).
-MEMORY_ENTRIES = 32
+#: Results kept in memory (least recently used dropped first). Shared by every page and session: one page's
+#: view (e.g. Robust training: a point study per network and seed) needs several, and at 32 the pages evicted
+#: each other's views, so going back to a seed already seen recomputed it (issue 14, benchmarks/interaction.py).
+MEMORY_ENTRIES = 128
 
 _MEMORY: OrderedDict[str, Any] = OrderedDict()
 _LOCK = threading.Lock()

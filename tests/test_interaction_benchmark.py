@@ -1,0 +1,137 @@
+"""The interaction benchmark (benchmarks/interaction.py) stays in sync with the app, and the curvature
+page's fragment still redraws its chart (issue 14 item 1).
+
+No timing is asserted here: latency goals live in the benchmark (DESIGN: speed goals go to benchmarks/).
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import re
+import sys
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import interaction  # noqa: E402  (benchmarks/interaction.py)
+
+APP = ROOT / "app.py"
+KEY = re.compile(r"""key\s*=\s*["']([A-Za-z0-9_]+)["']""")
+
+
+def app_pages() -> dict[str, str]:
+    """url path → page file of every ``st.Page`` in app.py's PAGES (the default page's path is "")."""
+    pages = {}
+    for node in ast.walk(ast.parse(APP.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "Page":
+            file = node.args[0].value
+            kw = {k.arg: k.value for k in node.keywords}
+            default = isinstance(kw.get("default"), ast.Constant) and kw["default"].value is True
+            path = kw["url_path"].value if "url_path" in kw else Path(file).stem
+            pages["" if default else path] = file
+    return pages
+
+
+def widget_keys(page_file: str) -> set[str]:
+    """The literal widget keys of a page, of the helper modules it imports from pages/, and of the
+    shared sidebar (drawn by app.py on every page)."""
+    source = (ROOT / page_file).read_text()
+    helpers = set(re.findall(r"from pages\.(_\w+) import", source))
+    for line in re.findall(r"from pages import ([\w, ]+)", source):
+        helpers |= {name.strip() for name in line.split(",")}
+    helpers.add("_sidebar")
+    texts = [source] + [
+        (ROOT / "pages" / f"{h}.py").read_text() for h in helpers if (ROOT / "pages" / f"{h}.py").exists()
+    ]
+    return {k for text in texts for k in KEY.findall(text)}
+
+
+def test_every_page_of_the_app_has_an_entry_in_the_benchmark():
+    pages = app_pages()
+    assert "" in pages and "cross-sections" in pages  # the parser found the router's pages
+    assert set(interaction.PAGES) == set(pages)
+
+
+def test_every_driven_widget_key_exists_on_its_page():
+    pages = app_pages()
+    for path, items in interaction.PAGES.items():
+        keys = widget_keys(pages[path])
+        for it in items:
+            assert it.key in keys, f"{path or 'home'}: the benchmark drives key {it.key!r}, which the page lacks"
+            assert it.kind in ("number", "slider", "select", "radio", "toggle"), it
+            assert len(it.values) == 2
+
+
+def test_the_sync_check_would_catch_a_renamed_key():
+    keys = widget_keys(app_pages()["cross-sections"])
+    assert "seed" in keys and "i" in keys  # the sidebar's datapoint counts on every page
+    assert "no_such_widget" not in keys
+
+
+def test_the_markdown_table_reports_the_budget():
+    rows = [
+        {"page": "p", "interaction": "fast", "key": "k", "repaint": [0.1, 0.2, 0.2], "run": [0.1], "script": [0.05],
+         "failed": 0},
+        {"page": "p", "interaction": "slow", "key": "k", "repaint": [0.5, 0.6, 2.0], "run": [], "script": [],
+         "failed": 1},
+    ]  # fmt: skip
+    table = interaction.markdown(rows)
+    lines = table.splitlines()
+    assert "| p | fast |" in lines[2] and lines[2].endswith("| met |")
+    assert "| p | slow |" in lines[3] and "missed (1 failed)" in lines[3]
+    assert "**all**" in lines[4] and lines[4].endswith("| missed |")
+
+
+def _curve_y(at: AppTest) -> list:
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return charts[0]["data"][0]["y"]
+
+
+def test_the_curvature_fragment_toggle_still_redraws_the_chart():
+    """K_S → κ inside the fragment: the first chart's curves change (κ = K_S/‖∇F(z)‖) and back."""
+    at = AppTest.from_file(str(APP), default_timeout=240)
+    for k, v in {"model": "digits-lenet", "cv_n": 10, "cv_m": 3, "cv_heldout": 5, "cv_scale": "authors"}.items():
+        at.query_params[k] = str(v)
+    at.run()
+    at.switch_page("pages/curvature.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    before = _curve_y(at)
+    at.toggle(key="cv_norm").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    after = _curve_y(at)
+    assert after != before
+    at.toggle(key="cv_norm").set_value(False).run()
+    assert _curve_y(at) == before
+
+
+def _cell_colour(heat, z: float) -> str:
+    """The colour of a heat-map cell of value ``z`` on the trace's piecewise-constant colour scale."""
+    t = (z - heat.zmin) / (heat.zmax - heat.zmin)
+    return next(c for (a, c), (b, _) in itertools.pairwise(heat.colorscale) if a <= t <= b)
+
+
+def test_the_section_figure_labels_and_colours_every_cell_by_its_class():
+    """The look-up-table colouring and the integer hover labels (issue 14) say what the grid says."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from geometry.plotting import CLASS_COLORS, section_figure
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice([1, 4, 7], size=(9, 11))
+    sec = SimpleNamespace(alpha=np.linspace(-1, 1, 11), beta=np.linspace(-1, 1, 9), labels=labels, label=4, r_norm=0.5)
+    for names, expected in ((tuple(str(i) for i in range(10)), labels), (tuple("abcdefghij"), None)):
+        heat = section_figure(sec, names).data[0]
+        hover = np.asarray(heat.customdata)
+        want = np.asarray(names)[labels] if expected is None else expected
+        assert hover.shape == labels.shape and (hover.astype(str) == want.astype(str)).all()
+        z = np.asarray(heat.z)
+        for (i, j), c in np.ndenumerate(labels):
+            assert _cell_colour(heat, float(z[i, j])) == CLASS_COLORS[c % len(CLASS_COLORS)]
