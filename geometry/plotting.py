@@ -14,6 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from .plotting_layout import legible
+
 __all__ = [
     "CLASS_COLORS",
     "SUBSPACE_COLORS",
@@ -31,18 +33,20 @@ __all__ = [
     "perturbation_display",
 ]
 
-# Ten well-separated colours (Plotly's "Safe"/D3 mix); more classes cycle.
+# Paul Tol's "muted" qualitative scheme (9 colours + pale grey, https://personal.sron.nl/~pault/):
+# distinguishable with normal vision and under simulated protan-, deutan- and tritanopia
+# (tests/test_palette.py measures the CIELAB distances); more than 10 classes cycle.
 CLASS_COLORS = [
-    "#4C78A8",
-    "#F58518",
-    "#54A24B",
-    "#E45756",
-    "#72B7B2",
-    "#EECA3B",
-    "#B279A2",
-    "#FF9DA6",
-    "#9D755D",
-    "#BAB0AC",
+    "#CC6677",  # rose
+    "#332288",  # indigo
+    "#DDCC77",  # sand
+    "#117733",  # green
+    "#88CCEE",  # cyan
+    "#882255",  # wine
+    "#44AA99",  # teal
+    "#999933",  # olive
+    "#AA4499",  # purple
+    "#DDDDDD",  # pale grey
 ]
 
 
@@ -101,9 +105,10 @@ def section_figure(
     """
     alpha, beta, labels = _np(section.alpha), _np(section.beta), _np(section.labels).astype(int)
     present = sorted(set(np.unique(labels).tolist()))
-    # map labels to 0..P-1 for a discrete colour scale
-    index = {c: i for i, c in enumerate(present)}
-    z = np.vectorize(index.get)(labels) if len(present) > 1 else np.zeros_like(labels)
+    # map labels to 0..P-1 for a discrete colour scale (a look-up table: no Python call per cell)
+    lut = np.zeros(max(present) + 1, dtype=np.uint8)
+    lut[present] = np.arange(len(present))
+    z = lut[labels]
     P = max(len(present), 1)
     colorscale = []
     for i, c in enumerate(present):
@@ -117,7 +122,9 @@ def section_figure(
     names = np.asarray(
         [str(class_names[c]) if c < len(class_names) else str(c) for c in range(max(present) + 1)], dtype=object
     )
-    hover = names[labels]
+    # hover text per cell: where every class present is named by its index (digits, MNIST) the integer labels
+    # say the same as the names and serialise ~50× faster than a grid of strings (issue 14: latency)
+    hover = labels.astype(np.uint16) if all(names[c] == str(c) for c in present) else names[labels]
     fig = go.Figure()
     fig.add_trace(
         go.Heatmap(
@@ -135,7 +142,7 @@ def section_figure(
     bx, by = boundary_segments(alpha, beta, labels)
     if bx:
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(  # SVG, not WebGL: one path draws in a third of the time of a WebGL context (issue 14)
                 x=bx,
                 y=by,
                 mode="lines",
@@ -146,14 +153,13 @@ def section_figure(
         )
     k = int(section.label)
     kname = class_names[k] if k < len(class_names) else str(k)
+    # x and z: white-filled, black-outlined markers and boxed labels, legible on every class colour
     fig.add_trace(
         go.Scatter(
             x=[0.0],
             y=[0.0],
-            mode="markers+text",
-            text=["x"],
-            textposition="top left",
-            marker=dict(symbol="circle", size=11, color="white", line=dict(color="black", width=2)),
+            mode="markers",
+            marker=dict(symbol="circle", size=15, color="white", line=dict(color="black", width=2.5)),
             name=f"x (class {kname})",
             hovertemplate=f"x: the datapoint, class {kname}<extra></extra>",
         )
@@ -163,14 +169,18 @@ def section_figure(
         go.Scatter(
             x=[rn],
             y=[0.0],
-            mode="markers+text",
-            text=["z = x + r(x)"],
-            textposition="top right",
-            marker=dict(symbol="x", size=12, color="black"),
+            mode="markers",
+            marker=dict(symbol="x", size=16, color="white", line=dict(color="black", width=2)),
             name="z = x + r(x)",
             hovertemplate=f"z = x + r(x): ‖r(x)‖₂ = {rn:.4f}<extra></extra>",
         )
     )
+    for px, text, shift in ((0.0, "x", -12), (rn, "z = x + r(x)", 12)):
+        fig.add_annotation(
+            x=px, y=0.0, text=text, showarrow=False, xanchor="right" if shift < 0 else "left", yanchor="bottom",
+            xshift=shift, yshift=8, font=dict(size=14, color="black"), bgcolor="rgba(255,255,255,0.85)",
+            bordercolor="black", borderwidth=1, borderpad=2,
+        )  # fmt: skip
     # legend entries for classes present
     for c in present:
         fig.add_trace(
@@ -191,13 +201,13 @@ def section_figure(
         height=height,
         margin=dict(l=60, r=20, t=60, b=130),
         xaxis=dict(
-            title="α: distance along r(x)/‖r(x)‖ (pixel-space ℓ2)",
+            title="α: along r(x)/‖r(x)‖ (pixel ℓ2 distance)",
             range=[alpha[0], alpha[-1]],
             constrain="domain",
             zeroline=False,
         ),
         yaxis=dict(
-            title=f"β: distance along {direction_label} ⊥ r(x) (pixel-space ℓ2)",
+            title=f"β: along {direction_label} ⊥ r(x) (pixel ℓ2 distance)",
             range=[beta[0], beta[-1]],
             scaleanchor="x",
             scaleratio=1,
@@ -207,7 +217,7 @@ def section_figure(
         legend=dict(orientation="h", yanchor="top", y=-0.16, x=0),
         plot_bgcolor="white",
     )
-    return fig
+    return legible(fig)
 
 
 def to_display_image(x, *, size: int = 112) -> np.ndarray:
@@ -307,7 +317,7 @@ def curvature_vs_m_figure(curves: dict, *, normalised: bool = False, height: int
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
-    return fig
+    return legible(fig)
 
 
 def ritz_figure(subspace, *, height: int = 380) -> go.Figure:
@@ -351,7 +361,7 @@ def ritz_figure(subspace, *, height: int = 380) -> go.Figure:
         margin=dict(l=60, r=20, t=60, b=60),
         plot_bgcolor="white",
     )
-    return fig
+    return legible(fig)
 
 
 # ----------------------------------------------------------------------------- comparing networks (Fig. 10, C.2)
@@ -432,7 +442,7 @@ def principal_angles_figure(
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
-    return fig
+    return legible(fig)
 
 
 def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | None = None) -> go.Figure:
@@ -491,7 +501,7 @@ def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | No
         margin=dict(l=60, r=20, t=60, b=60),
         plot_bgcolor="white",
     )
-    return fig
+    return legible(fig)
 
 
 # ----------------------------------------------------------------------------- universal perturbations (Fig. 7b, 8, 9)
@@ -595,7 +605,7 @@ def fooling_rate_vs_m_figure(
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
-    return fig
+    return legible(fig)
 
 
 def _png_source(img: np.ndarray) -> str:
@@ -704,7 +714,7 @@ def universal_gallery_figure(
         plot_bgcolor="white",
         showlegend=False,
     )
-    return fig
+    return legible(fig)
 
 
 def _class(class_names: Sequence[str], i: int) -> str:
@@ -762,7 +772,7 @@ def inner_product_figure(
         margin=dict(l=60, r=20, t=60, b=40),
         plot_bgcolor="white",
     )
-    return fig
+    return legible(fig)
 
 
 # ------------------------------------------------------------------ DeepFool norms (command-line report)
@@ -817,4 +827,4 @@ def norm_histogram_figure(
         plot_bgcolor="white",
         showlegend=False,
     )
-    return fig
+    return legible(fig)

@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .plotting import section_figure
+from .plotting_layout import legible
 
 __all__ = [
     "accuracy_vs_eps_figure",
@@ -79,7 +80,7 @@ def certified_scatter_figure(study, *, height: int = 460) -> go.Figure:
         legend=dict(orientation="h", y=1.12),
         margin=dict(t=40),
     )
-    return fig
+    return legible(fig)
 
 
 def radius_ratio_figure(study, *, height: int = 360) -> go.Figure:
@@ -101,7 +102,7 @@ def radius_ratio_figure(study, *, height: int = 360) -> go.Figure:
         showlegend=False,
         margin=dict(t=30),
     )
-    return fig
+    return legible(fig)
 
 
 def accuracy_vs_eps_figure(study, *, height: int = 400) -> go.Figure:
@@ -139,7 +140,7 @@ def accuracy_vs_eps_figure(study, *, height: int = 400) -> go.Figure:
         legend=dict(orientation="h", y=1.15),
         margin=dict(t=40),
     )
-    return fig
+    return legible(fig)
 
 
 def layer_norms_figure(bound, *, height: int = 360) -> go.Figure:
@@ -168,7 +169,7 @@ def layer_norms_figure(bound, *, height: int = 360) -> go.Figure:
         legend=dict(orientation="h", y=1.15),
         margin=dict(t=40),
     )
-    return fig
+    return legible(fig)
 
 
 def _circle(radius: float, n: int = 181) -> tuple[np.ndarray, np.ndarray]:
@@ -213,4 +214,4 @@ def certified_section_figure(cs, class_names: Sequence[str], *, height: int = 52
             )
         )
     fig.update_layout(legend=dict(orientation="h", y=-0.15), showlegend=True)
-    return fig
+    return legible(fig)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from .plotting_layout import legible
+
 __all__ = ["constrained_ratio_figure"]
 
 
@@ -46,4 +48,4 @@ def constrained_ratio_figure(result, *, height: int = 420) -> go.Figure:
         margin=dict(l=10, r=10, t=50, b=10),
         legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
     )
-    return fig
+    return legible(fig)

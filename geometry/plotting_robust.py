@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .plotting import CLASS_COLORS, _np
+from .plotting_layout import legible
 
 __all__ = ["curvature_profile_figure", "loss_along_figure", "finite_difference_figure", "robust_accuracy_figure"]
 
@@ -66,7 +67,7 @@ def curvature_profile_figure(studies: Mapping[str, Any], *, height: int = 420) -
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
         legend={"orientation": "h", "y": -0.2},
     )
-    return fig
+    return legible(fig)
 
 
 def finite_difference_figure(studies: Mapping[str, Any], *, height: int = 420) -> go.Figure:
@@ -85,7 +86,7 @@ def finite_difference_figure(studies: Mapping[str, Any], *, height: int = 420) -
         showlegend=False,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
     )
-    return fig
+    return legible(fig)
 
 
 def loss_along_figure(points: Mapping[str, Any], *, height: int = 420) -> go.Figure:
@@ -119,7 +120,7 @@ def loss_along_figure(points: Mapping[str, Any], *, height: int = 420) -> go.Fig
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
         legend={"orientation": "h", "y": -0.25},
     )
-    return fig
+    return legible(fig)
 
 
 def robust_accuracy_figure(studies: Mapping[str, Any], *, height: int = 380) -> go.Figure:
@@ -148,4 +149,4 @@ def robust_accuracy_figure(studies: Mapping[str, Any], *, height: int = 380) -> 
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
         legend={"orientation": "h", "y": -0.25},
     )
-    return fig
+    return legible(fig)

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .plotting import CLASS_COLORS, boundary_segments
+from .plotting_layout import legible
 
 __all__ = ["section_grid_figure"]
 
@@ -76,4 +77,4 @@ def section_grid_figure(result, class_names: Sequence[str], *, height: int = 470
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_annotations(font_size=11)
     fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    return legible(fig)

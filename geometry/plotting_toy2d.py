@@ -9,11 +9,12 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .plotting import CLASS_COLORS, boundary_segments
+from .plotting_layout import legible
 
 __all__ = ["lab_figure", "universal_figure"]
 
-_PALE = ["#C9D8EA", "#FCD9B6"]  # light class colours for the regions
-_FOOLED = "#D62728"
+_PALE = ["#F0D1D6", "#C2BDDB"]  # CLASS_COLORS[0], [1] mixed with 70 % white: the regions
+_FOOLED = "#000000"  # rings of the points v fools, and v itself: black reads on every region colour
 
 
 def _regions(fig: go.Figure, regions) -> None:
@@ -61,22 +62,44 @@ def _points(fig: go.Figure, x: np.ndarray, predicted: np.ndarray, *, fooled: np.
         )
 
 
+def _click_targets(fig: go.Figure, regions, n: int = 61) -> None:
+    """An invisible n × n grid of points over the plane: Plotly reports clicks only on points (not on
+    a heat map), so this trace turns a click anywhere into a selected point with its (x1, x2)."""
+    g1 = np.linspace(regions.x1[0], regions.x1[-1], n)
+    g2 = np.linspace(regions.x2[0], regions.x2[-1], n)
+    a, b = np.meshgrid(g1, g2)
+    fig.add_trace(
+        go.Scattergl(
+            x=a.ravel(),
+            y=b.ravel(),
+            mode="markers",
+            marker=dict(size=6, color="rgba(0,0,0,0)"),
+            name="click target",
+            showlegend=False,
+            hovertemplate="click here: (%{x:.2f}, %{y:.2f})<extra></extra>",
+        )
+    )
+    for trace in fig.data:  # a click selects a point: keep the other points at full opacity
+        if trace.type in ("scatter", "scattergl"):
+            trace.unselected = dict(marker=dict(opacity=1))
+
+
 def _layout(fig: go.Figure, regions, title: str, height: int) -> go.Figure:
     fig.update_layout(
         title=title,
         height=height,
         margin=dict(l=10, r=10, t=50, b=10),
-        legend=dict(orientation="h", yanchor="top", y=-0.04, x=0),
+        legend=dict(orientation="h", yanchor="top", y=-0.1, x=0),  # below the tick labels
         xaxis=dict(range=[regions.x1[0], regions.x1[-1]], showgrid=False, zeroline=False, constrain="domain"),
         yaxis=dict(
             range=[regions.x2[0], regions.x2[-1]], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain"
         ),
         plot_bgcolor="white",
     )
-    return fig
+    return legible(fig)
 
 
-def lab_figure(study, *, height: int = 620) -> go.Figure:
+def lab_figure(study, *, height: int = 620, clickable: bool = False) -> go.Figure:
     """The lab's main picture.
 
     Parameters
@@ -88,6 +111,8 @@ def lab_figure(study, *, height: int = 620) -> go.Figure:
     go.Figure — regions (pale class colours) and boundary (black), the data (class colours), the
     chosen x, DeepFool's iterates x₀ → x₁ → … (dashed, numbered) with each step's linearised
     boundary (grey lines), the normal r(x) (arrow) and the osculating circle at z = x + r(x).
+    ``clickable`` adds an invisible grid of points so that a click anywhere is reported (Streamlit's
+    ``on_select``) with its coordinates.
     """
     fig = go.Figure()
     reg = study.regions
@@ -154,16 +179,21 @@ def lab_figure(study, *, height: int = 620) -> go.Figure:
                 name=f"osculating circle at z, κ = {osc.kappa:+.3g}",
             )
         )
+    if clickable:
+        _click_targets(fig, reg)
     k = len(study.steps)
     title = f"{study.clf.name}: decision regions, DeepFool from x ({k} step{'' if k == 1 else 's'})"
     return _layout(fig, reg, title, height)
 
 
-def universal_figure(study, panel, *, title: str, regions=None, predicted=None, height: int = 480) -> go.Figure:
+def universal_figure(
+    study, panel, *, title: str, regions=None, predicted=None, height: int = 480, clickable: bool = False
+) -> go.Figure:
     """One universal vector v on a 2-D model: regions, the data, the points v fools (red rings) and v
     drawn from the data's centroid (arrow); the title carries the fooling rate.
 
-    ``regions`` / ``predicted`` default to ``study``'s (pass another model's to draw a side panel).
+    ``regions`` / ``predicted`` default to ``study``'s (pass another model's to draw a side panel);
+    ``clickable`` as in :func:`lab_figure`.
     """
     fig = go.Figure()
     reg = regions if regions is not None else study.regions
@@ -177,4 +207,6 @@ def universal_figure(study, panel, *, title: str, regions=None, predicted=None, 
         x=c[0] + v[0], y=c[1] + v[1], ax=c[0], ay=c[1], xref="x", yref="y", axref="x", ayref="y",
         showarrow=True, arrowhead=3, arrowwidth=3, arrowcolor=_FOOLED,
     )  # fmt: skip
+    if clickable:
+        _click_targets(fig, reg)
     return _layout(fig, reg, f"{title} — fooling rate {panel.fooling_rate:.0%}, ‖v‖ = {np.linalg.norm(v):.2f}", height)

@@ -45,6 +45,8 @@ __all__ = [
     "osculating_circle",
     "fooled_mask",
     "direction_vector",
+    "vector_from_click",
+    "nearest_point",
     "path_of",
 ]
 
@@ -331,6 +333,60 @@ def direction_vector(angle_deg: float, norm: float) -> np.ndarray:
     """``v = norm · (cos θ, sin θ)`` for an angle in degrees (the page's direction control)."""
     t = math.radians(float(angle_deg))
     return float(norm) * np.array([math.cos(t), math.sin(t)])
+
+
+def vector_from_click(
+    click: tuple[float, float],
+    origin: np.ndarray | tuple[float, float],
+    *,
+    norm_range: tuple[float, float],
+    norm_step: float,
+    angle_step: float = 1.0,
+) -> tuple[float, float]:
+    """The direction control's (angle, norm) for a vector v drawn from ``origin`` to a clicked point.
+
+    ``v = click − origin``; its angle (degrees in (−180, 180], rounded to ``angle_step``) and its
+    norm (rounded to ``norm_step`` and clipped to ``norm_range``, the slider's bounds) are what the
+    page's angle and ‖v‖ sliders take; :func:`direction_vector` turns them back into v.
+
+    Parameters
+    ----------
+    click : (x1, x2) of the click, data units.
+    origin : (2,) where v is drawn from (the 2-D lab draws it from the data's centroid).
+    norm_range : (low, high), the norm slider's bounds, data units.
+    norm_step, angle_step : the sliders' steps (data units, degrees).
+
+    Returns
+    -------
+    (angle_deg, norm) : floats.
+
+    Raises
+    ------
+    InvalidInputError
+        If the click is not finite, or lies on ``origin`` (a zero vector has no direction).
+    """
+    c = np.asarray(click, dtype=float).reshape(-1)
+    o = np.asarray(origin, dtype=float).reshape(-1)
+    if c.shape != (2,) or o.shape != (2,) or not (np.isfinite(c).all() and np.isfinite(o).all()):
+        raise InvalidInputError(f"a click is a finite point of the plane, got {click!r} (origin {origin!r})")
+    v = c - o
+    length = float(np.hypot(v[0], v[1]))
+    if length == 0.0:
+        raise InvalidInputError("the click is on v's starting point: a zero vector has no direction")
+    angle = round(math.degrees(math.atan2(v[1], v[0])) / angle_step) * angle_step
+    angle = 180.0 if angle <= -180.0 else float(angle)
+    lo, hi = norm_range
+    norm = float(min(max(round(length / norm_step) * norm_step, lo), hi))
+    return angle, round(norm, 10)
+
+
+def nearest_point(click: tuple[float, float], points: np.ndarray) -> int:
+    """Index of the point of ``points`` (N, 2) nearest (ℓ2) to a clicked position ``click`` (2,)."""
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    if len(pts) == 0:
+        raise InvalidInputError("no points to pick from")
+    c = np.asarray(click, dtype=float).reshape(2)
+    return int(np.argmin(((pts - c) ** 2).sum(axis=1)))
 
 
 def path_of(df: DeepFoolResult, i: int = 0) -> tuple[np.ndarray, np.ndarray]:

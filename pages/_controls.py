@@ -12,6 +12,32 @@ from . import _cached
 from ._sidebar import Selection
 from ._state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView
 
+#: The same setting gets the same label, wording and widget on every page (issue 14 item 4).
+H_SCALE_LABEL = "curvature scale h (pixel-space ℓ2)"
+XI_SHARE_LABEL = "ξ = 1/5 of the noise norm that fools"
+XI_SHARE_HELP = (
+    "ξ, the norm of the universal vectors, is 1/5 of the ℓ2 norm of random noise that changes the label of this "
+    "share of held-out points (the paper: 'most data points'). It changes a lot between 50 % and 80 %."
+)
+
+
+def h_scale_labels(h_authors: float, xi_text: str) -> dict[str, str]:
+    """The options of the h-scale radio (keys: ``H_SCALES``); ``xi_text`` says what "xi" means on the page."""
+    return {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}", "xi": xi_text, "custom": "custom h"}
+
+
+def xi_share_radio(container, key: str, options, *, fractions: bool = False, help: str = "") -> None:
+    """The ξ-share control: a horizontal radio of shares shown as "50 %" (``options`` in percent, or
+    fractions when ``fractions``)."""
+    container.radio(
+        XI_SHARE_LABEL,
+        options,
+        key=key,
+        horizontal=True,
+        format_func=(lambda s: f"{round(100 * s)} %") if fractions else (lambda s: f"{s} %"),
+        help=XI_SHARE_HELP + (" " + help if help else ""),
+    )
+
 
 def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings, StudyPoints, ResolvedH | None]:
     """Draw n, m, the Hessian estimator, the boundary point and (finite differences) the scale h.
@@ -44,12 +70,8 @@ def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings
     resolved = None
     if view.method == "finite_difference":
         s1, s2 = st.columns([2, 1])
-        scales = {
-            "authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}",
-            "xi": "match h to ξ (1/5 of the random-noise norm fooling 50 %)",
-            "custom": "custom h",
-        }  # H_SCALES
-        s1.radio("scale h (pixel-space distance)", list(scales), key="cv_scale", format_func=scales.get)
+        scales = h_scale_labels(h_authors, "h = ξ (1/5 of the random-noise norm fooling 50 %)")
+        s1.radio(H_SCALE_LABEL, list(scales), key="cv_scale", format_func=scales.get)
         if view.scale == "custom":
             s2.number_input("h", **H_INPUT, key="cv_h", format="%.4f")
         resolved = _cached.resolve_h(sel.clf, settings.scale, points)

@@ -10,12 +10,15 @@ import streamlit as st
 from geometry import zoo
 from geometry.classifier import Classifier
 from geometry.data import Dataset
+from geometry.device import available_devices
 from geometry.errors import AtlasError
 
 from ._cached import DATASET_LABELS, dataset_problem, get_dataset, get_model, user_datasets, user_models
+from ._jobs import default_model
 from ._state import USER_PREFIX, init_state, share
 
 DEFAULT_MODEL = "digits-lenet"
+UPLOAD_PICKED = "_upload_picked"  # session key: the upload to select on the next run (pages/_upload.py)
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,9 @@ class Selection:
 
 
 def model_label(name: str) -> str:
-    """How a network is named in pickers: zoo names as they are, uploads with the 📤 mark."""
-    return f"📤 {name[len(USER_PREFIX) :]}" if name.startswith(USER_PREFIX) else name
+    """How a network is named in pickers: zoo names as they are, uploads marked "(upload)" (text, not an
+    emoji: headless browsers without an emoji font draw those as empty boxes)."""
+    return f"{name[len(USER_PREFIX) :]} (upload)" if name.startswith(USER_PREFIX) else name
 
 
 def class_name(names, i: int) -> str:
@@ -54,7 +58,11 @@ def sidebar() -> dict | None:
     :func:`selection`, inside the page, so a page paints its text before any training starts."""
     sb = st.sidebar
     uploads = user_models()
-    init_state("model", DEFAULT_MODEL, options=[*zoo.ZOO, *uploads])
+    picked = st.session_state.pop(UPLOAD_PICKED, None)  # set by the upload form just before its st.rerun()
+    if picked in uploads:  # select the new upload before the pickers are drawn (it is in their options)
+        st.session_state["model"], st.session_state["dataset"] = picked, uploads[picked]["dataset"]
+    # digits-lenet, or mnist-lenet once trained here (issue 13: where the effect shows; pages/_jobs.py)
+    init_state("model", default_model(), options=[*zoo.ZOO, *uploads])
     current = (
         uploads[st.session_state["model"]]["dataset"]
         if st.session_state["model"] in uploads
@@ -82,8 +90,9 @@ def sidebar() -> dict | None:
         key="model",
         format_func=model_label,
         help="Zoo networks are trained on first use (seconds for digits, minutes for "
-        "CIFAR-10) and cached on disk. 📤 marks your uploads (this browser session only).",
+        'CIFAR-10) and cached on disk. "(upload)" marks your uploads (this browser session only).',
     )
+    device = _device_select(sb)
     if not dataset.startswith(USER_PREFIX):
         problem = dataset_problem(dataset)
         if problem:
@@ -101,7 +110,23 @@ def sidebar() -> dict | None:
         share(model=model_name, i=int(index))
     else:
         sb.caption("Your uploaded model (this browser session only; views of it are not shareable links).")
-    return {"model": model_name, "dataset": dataset, "index": int(index)}
+    return {"model": model_name, "dataset": dataset, "index": int(index), "device": device}
+
+
+def _device_select(sb) -> str:
+    """The device select (issue 15): the devices PyTorch sees here, CUDA first when present; a
+    disabled one-option select on a machine without a GPU."""
+    devices = available_devices()
+    options = [*devices[1:], devices[0]]  # cuda:0 … first (= "auto"), then cpu
+    init_state("device", options[0], options=options)
+    return sb.selectbox(
+        "Device",
+        options,
+        key="device",
+        disabled=len(options) == 1,
+        help="Where the geometry is computed. Results and their caches are the same on every device."
+        + ("" if len(options) > 1 else " PyTorch sees no GPU on this machine, so the CPU is the only choice."),
+    )
 
 
 @contextlib.contextmanager
@@ -119,7 +144,7 @@ def selection() -> Selection | None:
     if chosen is None:
         return None
     with user_errors():
-        clf = get_model(chosen["model"])
+        clf = get_model(chosen["model"]).to(chosen.get("device", "auto"))
         return Selection(
             model_name=chosen["model"],
             clf=clf,

@@ -11,12 +11,13 @@ from geometry import data as data_mod
 from geometry.errors import AtlasError
 
 from ._cached import DATASET_LABELS, _builtin_dataset, dataset_problem, user_datasets, user_models
-from ._sidebar import user_errors
+from ._sidebar import UPLOAD_PICKED, user_errors
 from ._state import USER_PREFIX
 
 UPLOAD_LIMIT_MB = 200  # also the server's limit: .streamlit/config.toml server.maxUploadSize
 NO_ARCHITECTURE = "(not needed: TorchScript / export)"
 FORMATS = ["auto", "torchscript", "export", "onnx", "state_dict", "safetensors"]
+_LOADED = "_upload_loaded"  # session key: the upload whose success message the next run shows
 MODEL_TYPES = ["pt", "pth", "pt2", "onnx", "safetensors", "ts", "jit", "bin", "ckpt"]
 
 
@@ -164,7 +165,12 @@ def upload_form() -> None:
                         std_text=std_text,
                         names_text=names_text,
                     )
-                st.success(
-                    f"Loaded **{key[len(USER_PREFIX) :]}**. Pick it in the sidebar's *Network* list "
-                    "(📤); every page now accepts it."
-                )
+                # Rerun at once: the sidebar (drawn before this page) then lists and selects the upload.
+                st.session_state[UPLOAD_PICKED] = st.session_state[_LOADED] = key
+                st.rerun()
+        loaded = st.session_state.pop(_LOADED, None)
+        if loaded is not None:
+            st.success(
+                f"Loaded **{loaded[len(USER_PREFIX) :]}** and selected it in the sidebar's *Network* list "
+                '(marked "(upload)"); every page now accepts it.'
+            )

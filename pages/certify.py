@@ -14,8 +14,9 @@ from geometry.plotting_certify import (
     layer_norms_figure,
     radius_ratio_figure,
 )
+from geometry.plotting_layout import narrow
 from geometry.study.certify import CertifySettings, attack_study, certified_section, certify_study, lipschitz_study
-from pages import _cached, _sidebar
+from pages import _cached, _downloads, _layout, _sidebar
 from pages._state import init_state
 
 st.title("Certified vs empirical")
@@ -70,7 +71,7 @@ with _sidebar.user_errors():
             f"({len(cert) - check.n_checked} where none did)."
         )
     finite = check.ratio[np.isfinite(check.ratio)]
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = _layout.metric_columns(4)
     c1.metric("L (sound upper bound)", f"{bound.upper:.4g}", help=bound.method)
     c2.metric("L (power iteration)", f"{bound.estimate:.4g}", help="A lower estimate: not a certificate.")
     c3.metric("median ‖r‖ / ε_cert", f"{np.median(finite):.3g}×" if len(finite) else "—")
@@ -83,17 +84,17 @@ with _sidebar.user_errors():
     left, right = st.columns(2)
     with left:
         st.subheader("Certified radius against attack distance")
-        st.plotly_chart(certified_scatter_figure(study), width="stretch")
+        st.plotly_chart(narrow(certified_scatter_figure(study)), width="stretch")
     with right:
         st.subheader("Accuracy against ε")
-        st.plotly_chart(accuracy_vs_eps_figure(study), width="stretch")
+        st.plotly_chart(narrow(accuracy_vs_eps_figure(study)), width="stretch")
     left, right = st.columns(2)
     with left:
         st.subheader("The gap ‖r(x)‖ / ε_cert(x)")
-        st.plotly_chart(radius_ratio_figure(study), width="stretch")
+        st.plotly_chart(narrow(radius_ratio_figure(study)), width="stretch")
     with right:
         st.subheader("Per-layer Lipschitz constants")
-        st.plotly_chart(layer_norms_figure(bound), width="stretch")
+        st.plotly_chart(narrow(layer_norms_figure(bound)), width="stretch")
     wins = {w: study.winner.count(w) for w in sorted(set(study.winner)) if w}
     pair = (
         f" The pairwise refinement (last layer's rows) raises the median radius {np.median(cert.radius_pair / np.maximum(cert.radius_plain, 1e-300)):.2f}×."
@@ -112,4 +113,18 @@ with _sidebar.user_errors():
     st.caption(
         f"Plane through x spanned by DeepFool's r(x) and a random direction. The white disk (ε_cert = {cs.radius:.4g}) "
         f"lies inside x's region in every plane through x; DeepFool's ‖r(x)‖ = {cs.r_norm:.4g} (dashed)."
+    )
+    _downloads.offer(
+        "certify",
+        sel,
+        {"certify": study, "section": cs},
+        {
+            "Certified vs attack radius": lambda: certified_scatter_figure(study),
+            "Accuracy vs ε": lambda: accuracy_vs_eps_figure(study),
+            "Radius ratio": lambda: radius_ratio_figure(study),
+            "Per-layer Lipschitz": lambda: layer_norms_figure(bound),
+            "Certified section": lambda: certified_section_figure(cs, sel.clf.class_names),
+        },
+        settings,
+        title="Certified vs empirical",
     )

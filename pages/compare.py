@@ -10,10 +10,18 @@ import streamlit as st
 from geometry.compare import RANDOM_ROW
 from geometry.hessian import default_h
 from geometry.plotting import principal_angles_figure, section_figure, transfer_matrix_figure
+from geometry.plotting_layout import narrow
 from geometry.study import xi as xi_of
-from pages import _cached, _sidebar
+from pages import _cached, _downloads, _sidebar
 from pages import _state as state
+from pages._controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
 from pages._sidebar import model_label
+
+
+def narrow_section(*args, **kwargs):
+    """A cross-section for one of two columns (titles and legend wrapped for ~200 px)."""
+    return narrow(section_figure(*args, **kwargs))
+
 
 st.title("Compare networks")
 st.caption(
@@ -70,15 +78,11 @@ with _sidebar.user_errors():  # zoo networks are trained here on first use (prog
     h_authors = default_h(clf_a)
     settings = view.settings()
     points = _cached.study_points(sel.dataset_key, settings.points)
-    scales = {
-        "authors": f"authors' default h = 10·√d/512 = {h_authors:.4g}",
-        "xi": "h = ξ/2, ξ = 1/5 of the random-noise norm fooling 50 % of A's points",
-        "custom": "custom h",
-    }
+    scales = h_scale_labels(h_authors, "h = ξ/2, ξ = 1/5 of the random-noise norm fooling 50 % of A's points")
     with st.expander("Estimator settings (scale h)", expanded=view.scale != "authors"):
         e1, e2, e3 = st.columns([2, 1, 2])
         e1.radio(
-            "finite-difference scale h (pixel-space ℓ2)",
+            H_SCALE_LABEL,
             list(scales),
             key="cmp_scale",
             format_func=scales.get,
@@ -113,7 +117,7 @@ with _sidebar.user_errors():  # zoo networks are trained here on first use (prog
     left, right = st.columns(2)
     for col, kind in ((left, "curved"), (right, "flat")):
         cmp_ = result[kind]
-        col.plotly_chart(principal_angles_figure(cmp_, height=420), width="stretch")
+        col.plotly_chart(narrow(principal_angles_figure(cmp_, height=420)), width="stretch")
         col.metric(
             f"{'S_c' if kind == 'curved' else 'S_f'}: largest cosine",
             f"{float(cmp_.cosines[0]):.3f}",
@@ -155,7 +159,7 @@ with _sidebar.user_errors():  # zoo networks are trained here on first use (prog
 
     left, right = st.columns(2)
     left.plotly_chart(
-        section_figure(
+        narrow_section(
             ts.subspace_section,
             clf_b.class_names,
             direction_label=f"S_c(A) direction {k}",
@@ -164,7 +168,7 @@ with _sidebar.user_errors():  # zoo networks are trained here on first use (prog
         width="stretch",
     )
     right.plotly_chart(
-        section_figure(
+        narrow_section(
             ts.random_section,
             clf_b.class_names,
             direction_label=f"random v (seed {view.seed})",
@@ -196,9 +200,7 @@ with _sidebar.user_errors():  # zoo networks are trained here on first use (prog
         format_func=model_label,
         help="Networks of the zoo are trained on first use; each adds a row and a column.",
     )
-    f2.select_slider(
-        "ξ = 1/5 of the random-noise norm fooling this share of points (A)", **state.CMP_SHARES, key="cmp_share"
-    )
+    xi_share_radio(f2, "cmp_share", state.CMP_SHARES["options"], fractions=True, help="Measured on network A.")
     f3.slider("random vectors per row", **state.CMP_VECTORS, key="cmp_vectors")
     share_, n_vectors = view.noise_share, view.vectors
     clfs = {view.a: clf_a, view.b: clf_b, **{nm: _cached.get_model(nm) for nm in view.nets}}  # trained on first use
@@ -218,4 +220,23 @@ with _sidebar.user_errors():  # zoo networks are trained here on first use (prog
         f"label). On {b_label}: vectors from A's S_c fool {tm.rate(view.a, view.b):.0%}, from its own S_c "
         f"{tm.rate(view.b, view.b):.0%}, random vectors {tm.rate(RANDOM_ROW, view.b):.0%}. m = {m} directions, "
         f"{n_vectors} vectors per row, {tm.n_points} held-out test points; fooling = the network's own prediction changes."
+    )
+    _downloads.offer(
+        "compare",
+        sel,
+        {"comparison": both, "angles": result, "transfer_sections": ts, "fooling_matrix": tm},
+        {
+            "Principal angles, S_c": lambda: principal_angles_figure(result["curved"], height=420),
+            "Principal angles, S_f": lambda: principal_angles_figure(result["flat"], height=420),
+            "B along S_c(A)": lambda: section_figure(
+                ts.subspace_section, clf_b.class_names, direction_label=f"S_c(A) direction {k}"
+            ),
+            "B along a random v": lambda: section_figure(
+                ts.random_section, clf_b.class_names, direction_label=f"random v (seed {view.seed})"
+            ),
+            "Fooling-rate matrix": lambda: transfer_matrix_figure(tm),
+        },
+        settings,
+        title="Compare networks",
+        h=h,
     )

@@ -13,7 +13,7 @@ from geometry.plotting import perturbation_display, section_figure, to_display_i
 from geometry.plotting_sections_grid import section_grid_figure
 from geometry.study.fig5 import universal_sections
 from geometry.study.provenance import RX_PROVENANCE, box_excess, left_box
-from pages import _cached, _sidebar, _state
+from pages import _cached, _downloads, _layout, _sidebar, _state
 from pages._controls import curvature_controls
 from pages._state import CURVATURE_METHODS, DIRECTIONS, EXTENT, RESOLUTION, SEED, CrossSectionView
 
@@ -134,26 +134,31 @@ with _sidebar.user_errors():
         fig = section_figure(
             sec, names, direction_label=label, curvature=kappa, title=f"Normal cross-section along (r(x), {label})<br>"
         )  # κ goes on a second line
-        # room for the two-line title, and the class legend below the α-axis title instead of over it
-        fig.update_layout(margin=dict(t=80, b=130), legend=dict(yanchor="top", y=-0.17))
+        # the class legend below the α-axis title instead of over it (the title's room: plotting_layout.legible)
+        fig.update_layout(margin=dict(b=130), legend=dict(yanchor="top", y=-0.17))
         st.plotly_chart(fig, width="stretch")
-        m1, m2, m3 = st.columns(3)
-        m1.metric(
-            "κ along v (1/pixel distance)",
-            _fmt(kappa),
-            help="Normal curvature of the boundary at z along the tangent part Pv of v: "
-            "(Pv)ᵀH(Pv) / (‖Pv‖² ‖∇F(z)‖). Positive: the other class wraps around x.",
-        )
-        m2.metric(
-            "paper's K(v) (logit / pixel²)",
-            _fmt(K),
-            help="(Pv)ᵀH(Pv)/‖Pv‖², the quantity averaged in the paper's K_S (Fig. 7a): κ without the ‖∇F(z)‖ "
-            f"factor (‖∇F(z)‖ = {_fmt(grad_norm, '.3g')}).",
-        )
-        m3.metric(
-            "tangent share ‖Pv‖/‖v‖",
-            _fmt(tangent, ".3f"),
-            help="How much of v lies in the tangent space of the boundary at z (the rest is along the normal).",
+        _layout.metric_row(
+            [
+                (
+                    "κ along v",
+                    _fmt(kappa),
+                    "Normal curvature of the boundary at z along the tangent part Pv of v, in 1/pixel distance: "
+                    "(Pv)ᵀH(Pv) / (‖Pv‖² ‖∇F(z)‖). Positive: the other class wraps around x. κ is a geometric "
+                    "curvature (1/radius); the paper's K is the same quotient without the ‖∇F(z)‖ factor.",
+                ),
+                (
+                    "paper's K(v)",
+                    _fmt(K),
+                    "(Pv)ᵀH(Pv)/‖Pv‖², in logit / pixel²: the quantity averaged in the paper's K_S (Fig. 7a), i.e. "
+                    f"κ without the ‖∇F(z)‖ factor (‖∇F(z)‖ = {_fmt(grad_norm, '.3g')}).",
+                ),
+                (
+                    "tangent share",
+                    _fmt(tangent, ".3f"),
+                    "‖Pv‖/‖v‖: how much of v lies in the tangent space of the boundary at z (the rest is along "
+                    "the normal); 1 = v is fully tangent.",
+                ),
+            ]
         )
         extra = ""
         if subspace is not None:
@@ -240,3 +245,21 @@ with _sidebar.user_errors():
             f"{float(grid.universal.kappa.nanmean()):+.3g} (universal) vs {float(grid.random.kappa.nanmean()):+.3g} "
             "(random), 1/pixel distance."
         )
+    section_fig = fig
+    _downloads.offer(
+        "cross_sections",
+        sel,
+        {
+            "section": result,
+            **({"subspace": subspace} if subspace is not None else {}),
+            **({"universal_perturbation": perturbation} if perturbation is not None else {}),
+            **({"fig5": grid} if fig5_on else {}),
+        },
+        {
+            "Cross-section": lambda: section_fig,
+            **({"Fig. 5 grid": lambda: section_grid_figure(grid, names)} if fig5_on else {}),
+        },
+        cv_settings,
+        title="Cross-sections",
+        h=h,
+    )

@@ -9,7 +9,7 @@ from geometry.plotting import curvature_vs_m_figure, ritz_figure
 from geometry.plotting_constrained import constrained_ratio_figure
 from geometry.study.constrained import constrained_ratio
 from geometry.study.provenance import box_share_text, estimation_box_share
-from pages import _cached, _sidebar, _state
+from pages import _cached, _downloads, _layout, _sidebar, _state, _timing
 from pages._controls import curvature_controls
 from pages._state import CURVATURE_METHODS
 
@@ -22,6 +22,18 @@ def _constrained(_clf, _xs, *, key: str):
     d = _clf.d
     ms = sorted({min(2**k, d) for k in range(d.bit_length())} | {d})
     return constrained_ratio(_clf, _xs, ms, n_subspaces=CONSTRAINED_SUBSPACES, max_iter=200)
+
+
+@st.fragment
+@_timing.timed("curvature-vs-m chart")
+def _curves_chart(curves) -> None:
+    """The curves of Fig. 7a with their K_S / κ toggle: a fragment, so the toggle redraws only this chart."""
+    normalised = st.toggle(
+        "Show the normal curvature κ = K_S/‖∇F(z)‖ (1/pixel distance) instead of the paper's K_S",
+        value=False,
+        key="cv_norm",
+    )
+    st.plotly_chart(curvature_vs_m_figure(curves, normalised=normalised), width="stretch")
 
 
 st.title("Curvature vs m")
@@ -45,12 +57,9 @@ if sel is None:
 with _sidebar.user_errors():
     _, settings, points, _ = curvature_controls(sel)
     study = _cached.curvature_study(sel.clf, points, settings)
-    normalised = st.toggle(
-        "Show the normal curvature κ = K_S/‖∇F(z)‖ (1/pixel distance) instead of the paper's K_S", value=False
-    )
-    st.plotly_chart(curvature_vs_m_figure(study.curves, normalised=normalised), width="stretch")
+    _curves_chart(study.curves)  # a fragment: the κ / K_S toggle reruns only the chart (issue 14)
     c = study.curves
-    for col, name in zip(st.columns(3), ("S_c", "S_f", "random"), strict=True):
+    for col, name in zip(_layout.metric_columns(3), ("S_c", "S_f", "random"), strict=True):
         col.metric(
             f"{name}: K_S at m = 1",
             f"{float(c[name].mean[0]):+.3g}",
@@ -68,6 +77,19 @@ with _sidebar.user_errors():
     box = estimation_box_share(sel.clf, points)
     (st.warning if box.n_outside else st.caption)(box_share_text(box))
     st.plotly_chart(ritz_figure(study.curved), width="stretch")
+    with st.expander("Advanced: how to read this chart (Ritz values, operator asymmetry, K vs κ)"):
+        st.markdown(
+            "- **Ritz values** (grey): the eigenvalues the solver (scipy `eigsh`) reports for the averaged tangent "
+            "Hessian; **re-evaluated curvature** (red): the mean K along each returned direction, measured again "
+            "on the n boundary points. Where the two disagree, the direction is less curved than the solver claims.\n"
+            "- **Operator asymmetry**: finite differences of gradients give a Hessian estimate that is not exactly "
+            "symmetric; the number in the title, Σ|uᵀAv − vᵀAu| / Σ(|uᵀAv| + |vᵀAu|) over probe vectors, is 0 for a "
+            "symmetric operator; at a large finite-difference scale h it is not small, since a difference of gradients "
+            "at scale h is neither linear nor symmetric in the direction — read the red bars then.\n"
+            "- **K vs κ**: K(v) = (Pv)ᵀH(Pv)/‖Pv‖² is the paper's quantity (logit / pixel², Fig. 7a); the normal "
+            "curvature κ = K / ‖∇F(z)‖ is a geometric curvature (1 / pixel distance, 1/radius of the osculating "
+            "circle) that can be compared across networks whose logits have different scales."
+        )
 
     # ------------------------------------------------------------ subspace-constrained DeepFool (NIPS 2016)
     st.subheader("The space of adversarial perturbations: DeepFool restricted to a subspace")
@@ -90,3 +112,20 @@ with _sidebar.user_errors():
             f"{min(CONSTRAINED_POINTS, len(points.heldout))} held-out points × {CONSTRAINED_SUBSPACES} random subspaces "
             f"per m; the constrained DeepFool converged for {float(ratio.converged_share.min()):.0%} or more of them."
         )
+    _downloads.offer(
+        "curvature",
+        sel,
+        {"study": study, **({"constrained": ratio} if constrained_on else {})},
+        {
+            # the toggle lives in a fragment: read its value when the button is pressed
+            "Curvature vs m": lambda: curvature_vs_m_figure(
+                study.curves, normalised=bool(st.session_state.get("cv_norm"))
+            ),
+            "Ritz values": lambda: ritz_figure(study.curved),
+            **({"‖r_S‖/‖r‖ vs m": lambda: constrained_ratio_figure(ratio)} if constrained_on else {}),
+        },
+        settings,
+        title="Curvature vs m",
+        h=study.h,
+        main_table="study.curves",
+    )

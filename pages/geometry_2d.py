@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from geometry.errors import AtlasError
 from geometry.plotting_toy2d import lab_figure, universal_figure
 from geometry.study.toy2d import LabSettings, lab_study, toy_model, universal_panel
-from geometry.toy2d import TOY_DATASETS, TOY_MODELS, direction_vector
-from pages import _tour
+from geometry.toy2d import TOY_DATASETS, TOY_MODELS, direction_vector, nearest_point, vector_from_click
+from pages import _downloads, _layout, _tour
 from pages._sidebar import user_errors
 from pages._state import init_state, share
 
@@ -17,8 +18,8 @@ from pages._state import init_state, share
 G2_N = dict(min_value=40, max_value=600, step=20)
 G2_NOISE = dict(min_value=0.0, max_value=0.5, step=0.01)
 G2_SEED = dict(min_value=0, max_value=1000, step=1)
-G2_ANGLE = dict(min_value=-180, max_value=180, step=5)
-G2_XI = dict(min_value=0.05, max_value=2.0, step=0.05)
+G2_ANGLE = dict(min_value=-180, max_value=180, step=1)
+G2_XI = dict(min_value=0.05, max_value=2.0, step=0.01)
 G2_KINDS = {"S_f": "S_f (flat: the normals' shared direction)", "S_c": "S_c (curved subspace)", "custom": "my own v"}
 FLAT, CURVED = "linear", "mlp-tanh"
 
@@ -32,7 +33,7 @@ st.caption(
 )
 
 
-with st.expander("Guided tour: six views for a 10-minute lecture", expanded=False):
+with st.expander(f"Guided tour: {len(_tour.TOUR)} views for a 10-minute lecture", expanded=False):
     st.markdown(_tour.tour_links())
 
 
@@ -53,6 +54,40 @@ def _panel(dataset: str, model: str, n: int, noise: float, seed: int, kind: str,
     lab = _lab(dataset, model, n, noise, seed, 0)
     v = direction_vector(angle, xi) if kind == "custom" else None
     return universal_panel(lab.clf, lab.data, kind=kind, xi=xi, v=v, model=model)
+
+
+def _clicked(chart_key: str) -> tuple[float, float] | None:
+    """(x1, x2) of the point just clicked on a chart drawn with ``on_select`` (None: a deselection)."""
+    points = st.session_state[chart_key]["selection"]["points"]
+    if not points:
+        return None
+    return float(points[0]["x"]), float(points[0]["y"])
+
+
+def _data_points():
+    ss = st.session_state
+    return _lab(ss.g2_data, ss.g2_model, int(ss.g2_n), float(ss.g2_noise), int(ss.g2_seed), 0).data.x.numpy()
+
+
+def _click_sets_point() -> None:
+    """on_select of the lab figure: the clicked data point (the nearest one) becomes x."""
+    click = _clicked("g2_click_pt")
+    if click is not None:
+        st.session_state.g2_pt = nearest_point(click, _data_points())
+
+
+def _click_sets_v() -> None:
+    """on_select of the universal figure: v = click − the data's centroid (where v is drawn from)."""
+    click = _clicked("g2_click_v")
+    if click is None:
+        return
+    try:
+        angle, norm = vector_from_click(
+            click, _data_points().mean(0), norm_range=(G2_XI["min_value"], G2_XI["max_value"]), norm_step=G2_XI["step"]
+        )
+    except AtlasError:
+        return  # a click exactly on the centroid: no direction, keep v
+    st.session_state.g2_dir, st.session_state.g2_ang, st.session_state.g2_xi = "custom", int(angle), norm
 
 
 data_key = init_state("g2_data", "circles", options=list(TOY_DATASETS))
@@ -91,26 +126,38 @@ with user_errors():
     )
     point = int(st.session_state.g2_pt)
     lab = _lab(data_key, model_key, n, noise, seed, point)
-    left, right = st.columns([3, 1])
-    left.plotly_chart(lab_figure(lab), width="stretch")
-    right.metric("‖r(x)‖ (distance to the boundary)", f"{lab.distance:.3f}" if lab.converged else "—")
+    left = st.container()  # the chart at full width, its numbers in one wrapping row below (legible at 800 px)
+    left.plotly_chart(
+        lab_figure(lab, clickable=True),
+        width="stretch",
+        key="g2_click_pt",
+        on_select=_click_sets_point,
+        selection_mode="points",
+    )
+    left.caption("Click a point of the plot to make it x (the nearest data point is taken).")
+    (right,) = _layout.metric_columns(1)
+    right.metric(
+        "‖r(x)‖", f"{lab.distance:.3f}" if lab.converged else "—", help="DeepFool's distance from x to the boundary."
+    )
     right.metric("DeepFool steps", f"{len(lab.steps)}")
     if lab.osculating is not None:
         osc = lab.osculating
         right.metric(
-            "curvature κ at z = x + r(x)",
+            "κ at z = x + r(x)",
             f"{osc.kappa:+.3f}",
             help="Normal curvature of the boundary along its tangent (1/distance); positive: the other class wraps "
             f"around x. Method: {osc.method}" + (f", h = {osc.h:g}" if osc.h else ""),
         )
         right.metric(
-            "radius of the osculating circle", "∞ (straight)" if osc.radius == float("inf") else f"{osc.radius:.3f}"
+            "radius 1/|κ|",
+            "∞ (straight)" if osc.radius == float("inf") else f"{osc.radius:.3f}",
+            help="Radius of the osculating circle (purple): the circle that best fits the boundary at z.",
         )
     if lab.accuracy is not None:
         right.metric("training accuracy", f"{lab.accuracy:.0%}")
     if lab.note:
-        right.info(lab.note)
-    right.caption(
+        st.info(lab.note)
+    st.caption(
         "Dotted grey lines: the linearised boundary of each DeepFool step (the line the step jumps to). On a flat "
         "boundary one step lands on it; where it curves toward x, the linearised step overshoots; where it curves "
         "away, the iterates creep up on it."
@@ -118,9 +165,12 @@ with user_errors():
 
     st.subheader("Universal vectors")
     st.caption(
-        "One vector v added to every point: the red rings are the points whose label it changes. Choose its direction "
-        "from the model's flat subspace S_f (the top singular vector of the normals r(x)/‖r(x)‖), its curved subspace "
-        "S_c (the most positively curved direction of the average boundary Hessian), or set your own."
+        "One vector v added to every point: the black rings are the points whose label it changes. Choose its "
+        "direction from the model's flat subspace S_f (the top singular vector of the normals r(x)/‖r(x)‖), its curved "
+        "subspace S_c (the most positively curved direction of the average boundary Hessian), or set your own: with "
+        "the angle and ‖v‖ sliders, or by clicking in the plot below — v then runs from the data's centroid to the "
+        "click. (Dragging the arrow itself is not possible: Streamlit's Plotly charts report clicks and selections, "
+        "not drags, without a custom component.)"
     )
     init_state("g2_dir", "S_f", options=list(G2_KINDS))
     init_state("g2_xi", 0.3, float, **G2_XI)
@@ -131,7 +181,13 @@ with user_errors():
     u3.slider("angle of my own v (degrees)", **G2_ANGLE, key="g2_ang", disabled=st.session_state.g2_dir != "custom")
     kind, xi, angle = st.session_state.g2_dir, float(st.session_state.g2_xi), int(st.session_state.g2_ang)
     panel = _panel(data_key, model_key, n, noise, seed, kind, xi, angle)
-    st.plotly_chart(universal_figure(lab, panel, title=f"v along {kind}"), width="stretch")
+    st.plotly_chart(
+        universal_figure(lab, panel, title=f"v along {kind}", clickable=True),
+        width="stretch",
+        key="g2_click_v",
+        on_select=_click_sets_v,
+        selection_mode="points",
+    )
 
     st.subheader("Flat model vs curved model (the talk)")
     st.caption(
@@ -149,6 +205,18 @@ with user_errors():
             universal_figure(other, p, title=f"{TOY_MODELS[mkey].split(' (')[0]}, v along {skind}", height=440),
             width="stretch",
         )
+    _downloads.offer(
+        "geometry_2d",
+        None,
+        {"lab": lab, "universal_vector": panel},
+        {
+            "2-D lab": lambda: lab_figure(lab),
+            "Universal vector": lambda: universal_figure(lab, panel, title=f"v along {kind}"),
+        },
+        lab.settings,
+        title="2-D lab",
+        report=False,
+    )
 
 share(
     g2_data=data_key,

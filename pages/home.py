@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from geometry.device import device_label
 from geometry.plotting import to_display_image
-from pages import _cached, _sidebar, _upload
+from pages import _cached, _jobs, _layout, _sidebar, _upload
 
 st.title("Boundary Atlas")
 st.markdown(
@@ -15,13 +16,16 @@ st.markdown(
     "perturbations possible (Moosavi-Dezfooli et al., ICLR 2018)."
 )
 
+_jobs.first_start_notice()  # issue 13: mnist-lenet trained in the background on first start
+_jobs.prepare_networks_panel()  # issue 14: train / compute a chosen set in the background
+
 sel = _sidebar.selection()
 if sel is None:
     st.stop()
 
 clf = sel.clf
 st.subheader(f"Model card — {sel.model_name}")
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = _layout.metric_columns(4)
 c1.metric(
     "Test accuracy",
     "—" if clf.test_accuracy is None else f"{clf.test_accuracy:.1%}",
@@ -37,6 +41,7 @@ st.markdown(
     f"- **Dataset:** {_cached.DATASET_LABELS.get(clf.info.get('dataset', ''), clf.info.get('dataset', ''))}; "
     f"normalisation inside the model: mean {tuple(round(v, 3) for v in clf.mean or ())}, "
     f"std {tuple(round(v, 3) for v in clf.std or ())}\n"
+    f"- **Device:** {device_label(clf.device)} (choose it in the sidebar)\n"
     + (
         f"- **Training:** SGD, momentum {recipe.get('momentum')}, lr {recipe.get('lr')} ({recipe.get('lr_schedule')}), "
         f"weight decay {recipe.get('weight_decay')}, {recipe.get('epochs')} epochs, batch {recipe.get('batch_size')}, "
@@ -56,7 +61,7 @@ cols = st.columns(n_show // 2)
 for j in range(len(xs)):
     true = int(sel.dataset.labels[start + j])
     p = int(pred[j])
-    ok = "✅" if p == true else "❌"
+    ok = "" if p == true else "— WRONG"  # text: emoji render as boxes without an emoji font
     cols[j % len(cols)].image(
         to_display_image(xs[j], size=96),
         caption=f"#{start + j} · true {_sidebar.class_name(sel.dataset.class_names, true)} · pred {_sidebar.class_name(clf.class_names, p)} {ok}",

@@ -10,6 +10,7 @@ import streamlit as st
 
 from geometry import zoo
 from geometry.plotting import section_figure
+from geometry.plotting_layout import narrow
 from geometry.plotting_robust import (
     curvature_profile_figure,
     finite_difference_figure,
@@ -18,7 +19,7 @@ from geometry.plotting_robust import (
 )
 from geometry.study import choose_points
 from geometry.study.robust import DEFAULT_EPS, RobustSettings, point_distance, point_study, robust_study
-from pages import _cached, _sidebar
+from pages import _cached, _downloads, _sidebar
 from pages import _state as state
 from pages._sidebar import model_label
 
@@ -179,8 +180,8 @@ with _sidebar.user_errors():
     # ------------------------------------------------------------------ profiles
     st.subheader("Curvature profiles (CURE Fig. 2)")
     p1, p2 = st.columns(2)
-    p1.plotly_chart(curvature_profile_figure(studies), width="stretch")
-    p2.plotly_chart(finite_difference_figure(studies), width="stretch")
+    p1.plotly_chart(narrow(curvature_profile_figure(studies)), width="stretch")
+    p2.plotly_chart(narrow(finite_difference_figure(studies)), width="stretch")
     st.caption(
         f"Left: eigenvalues of the exact input Hessian ∇²ₓℓ at each point (top {settings.k} by magnitude; mean over "
         "points, band 25–75 %). For ReLU networks it is Jᵀ(diag p − ppᵀ)J almost everywhere and vanishes where the "
@@ -236,3 +237,17 @@ with _sidebar.user_errors():
     l1.page_link("pages/cross_sections.py", label="Cross-sections", icon=":material/content_cut:")
     l2.page_link("pages/curvature.py", label="Curvature vs m", icon=":material/show_chart:")
     l3.page_link("pages/universal.py", label="Universal perturbations", icon=":material/public:")
+    _downloads.offer(
+        "robust",
+        sel,
+        {"summary": rows, "networks": studies, "at_datapoint": pts},
+        {
+            "Accuracy vs ε": lambda: robust_accuracy_figure(studies),
+            "Hessian eigenvalues": lambda: curvature_profile_figure(studies),
+            "Curvature at h": lambda: finite_difference_figure(studies),
+            "Loss along the normal": lambda: loss_along_figure(pts),
+        },
+        settings,
+        title="Robust training",
+        main_table="summary",
+    )

@@ -13,7 +13,8 @@ from geometry.hessian import default_h
 from geometry.plotting import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
 from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
 from geometry.study.provenance import box_share_text, estimation_box_share
-from pages import _cached, _sidebar
+from pages import _cached, _downloads, _layout, _sidebar
+from pages._controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
 from pages._state import CV_M, CV_N, H_INPUT, UV_SAMPLES, UV_SHARES, UniversalView, init_state, share
 
 st.title("Universal perturbations")
@@ -29,7 +30,8 @@ st.caption(
 st.info(
     "Where the effect shows depends on the network and the scale h: on the 8×8 digits networks no h we tried makes "
     "S_c's random vectors fool more than S_f's (digits-lenet at m = 1: 12 % vs 40 % at the 50 % share, 76 % vs 79 % "
-    "at 80 % with h = ξ); on an MNIST LeNet they do at h ≈ ξ (84 % vs 70 %, docs/reproduction-universal.md).",
+    "at 80 % with h = ξ); on an MNIST LeNet they do at the 80 % share and h ≈ ξ (84 % vs 70 %, docs/reproduction-universal.md) — "
+    "the page's defaults; at the authors' h they do not (68 % vs 70 %).",
     icon=":material/tune:",
 )
 
@@ -56,23 +58,11 @@ c3.slider(
     help="How many random unit vectors of each subspace are tried at each m: the line is their mean fooling "
     "rate, the dashed line the best of them.",
 )
-c4.radio(
-    "ξ from the noise norm that fools",
-    **UV_SHARES,
-    key="uv_share",
-    horizontal=True,
-    format_func=lambda s: f"{s} %",
-    help="ξ = 1/5 of the ℓ2 norm of random noise that changes the label of this share of held-out points (the "
-    "paper: 'most data points'). It changes a lot between 50 % and 80 %.",
-)
+xi_share_radio(c4, "uv_share", UV_SHARES["options"])
 s1, s2 = st.columns([2, 1])
-scales = {
-    "authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}",
-    "xi": "match h to ξ (h = ξ)",
-    "custom": "custom h",
-}  # H_SCALES
+scales = h_scale_labels(h_authors, "h = ξ (the norm of the universal vectors)")
 s1.radio(
-    "curvature scale h of S_c (pixel-space distance)",
+    H_SCALE_LABEL,
     list(scales),
     key="uv_scale",
     format_func=scales.get,
@@ -97,7 +87,7 @@ with _sidebar.user_errors():
     study = _cached.universal_study(clf, points, settings)
     curve = study.curve
     ms = [int(m) for m in curve.m_values]
-    cols = st.columns(5)
+    cols = _layout.metric_columns(5)  # one wrapping row: no value cut at 800 px
     widened = study.noise_max_norm > math.sqrt(clf.d) * clf.bounds_range * 1.0001
     cols[0].metric(
         "ξ (pixel ℓ2)",
@@ -233,7 +223,7 @@ with _sidebar.user_errors():
     # ------------------------------------------------------------------ theorems
     st.subheader("Theorems 1 and 2 on measured quantities")
     row = next(r for r in study.theorems if r["m"] == samples.m)
-    t1, t2, t3, t4 = st.columns(4)
+    t1, t2, t3, t4 = _layout.metric_columns(4)
 
     def _fmt(v: float, unit: str = "") -> str:
         return "∞ (not applicable)" if not math.isfinite(v) else f"{v:.3g}{unit}"
@@ -301,4 +291,18 @@ with _sidebar.user_errors():
         "(not a lower bound, and measured at scale h, not at ρ), converted to the theorem's units (κ = κ_normal·‖r‖/2); "
         "∞ when it is not positive. κ > 1 is outside the proof's range. Formulas reconstructed from the paper's "
         "garbled text and checked against its proofs: see geometry/theory.py."
+    )
+    _downloads.offer(
+        "universal",
+        sel,
+        {"study": study, "samples": samples},
+        {
+            "Fooling rate vs m": lambda: fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h),
+            "Perturbed images": lambda: universal_gallery_figure(rows, names),
+            "Inner products": lambda: inner_product_figure(samples.gram, labels=labels),
+        },
+        settings,
+        title="Universal perturbations",
+        h=study.h,
+        main_table="study.curve",
     )

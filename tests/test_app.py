@@ -51,7 +51,7 @@ def test_cross_section_page_draws_regions_and_marks_x_and_z():
     names = [t.get("name", "") for t in specs[0]["data"]]
     assert any(n.startswith("x (class") for n in names) and "z = x + r(x)" in names
     assert specs[0]["data"][0]["type"] == "heatmap"
-    assert "pixel-space" in specs[0]["layout"]["xaxis"]["title"]["text"]
+    assert "pixel ℓ2" in specs[0]["layout"]["xaxis"]["title"]["text"]
     # the view is a shareable link
     assert at.query_params["seed"] == ["3"] or at.query_params["seed"] == "3"
 
@@ -125,7 +125,7 @@ def test_uploaded_model_appears_in_the_picker_and_every_page_runs(page, scripted
         at.switch_page(page)
         at.run()
     assert_no_exception(at)
-    assert "📤 my_digits-test" in at.selectbox(key="model").options  # shown with the upload mark
+    assert "my_digits-test (upload)" in at.selectbox(key="model").options  # shown with the upload mark
     assert at.selectbox(key="model").value == "upload:my_digits-test"
 
 

@@ -75,7 +75,11 @@ def test_curvature_page_shows_subspace_constrained_deepfool():
     at.run()
     assert_no_exception(at)
     spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
-    assert spec["layout"]["title"]["text"].startswith("DeepFool restricted to a random m-dimensional subspace")
+    assert (
+        spec["layout"]["title"]["text"]
+        .replace("<br>", " ")
+        .startswith("DeepFool restricted to a random m-dimensional subspace")
+    )
     assert [t["name"] for t in spec["data"]][1].startswith("√(d/m), d = 64")
 
 
@@ -125,4 +129,4 @@ def test_cross_section_along_the_uap():
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert "the universal perturbation v" in spec["layout"]["title"]["text"]
+    assert "the universal perturbation v" in spec["layout"]["title"]["text"].replace("<br>", " ")

@@ -39,7 +39,7 @@ def query(at: AppTest, key: str) -> str:
 def title_of(at: AppTest) -> str:
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(specs) == 1
-    return specs[0]["layout"]["title"]["text"]
+    return specs[0]["layout"]["title"]["text"].replace("<br>", " ")  # titles wrap at narrow widths
 
 
 @pytest.mark.parametrize(

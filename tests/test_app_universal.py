@@ -79,7 +79,9 @@ def test_fooling_rate_chart_has_three_subspaces_mean_and_best_and_the_uap_line(d
     labels = [m.label for m in at.metric]
     assert "ξ (pixel ℓ2)" in labels and "UAP algorithm" in labels and "random rays that never fool" in labels
     # the view is a shareable link
-    assert at.query_params["uv_n"] in ("20", ["20"]) and at.query_params["uv_share"] in ("50", ["50"])
+    assert at.query_params["uv_n"] in ("20", ["20"]) and at.query_params["uv_share"] in ("80", ["80"])
+    # the defaults are where the effect shows on the MNIST LeNet (issue 13): the 80 % share and h = ξ
+    assert at.radio(key="uv_share").value == 80 and at.radio(key="uv_scale").value == "xi"
 
 
 def test_gallery_shows_the_perturbation_and_eight_images_for_the_uap_and_an_s_c_vector(digits_page):
@@ -116,7 +118,7 @@ def test_h_matched_to_xi_at_the_80_percent_share_and_gallery_m_from_the_url():
     assert at.selectbox(key="uv_gm").value == 3
     fig = _specs(at)[0]
     xi = float(next(m.value for m in at.metric if m.label == "ξ (pixel ℓ2)"))
-    assert f"h = {xi:.3g}" in fig["layout"]["title"]["text"]
+    assert f"h = {xi:.3g}" in fig["layout"]["title"]["text"].replace("<br>", " ")
     assert any(n.startswith("S_c vector (m = 3)") for n in _names(_specs(at)[1]))
 
 

@@ -112,3 +112,46 @@ def test_cross_section_page_draws_its_chart(app_url, tmp_path):
             page.screenshot(path=str(tmp_path / "cross_sections.png"))
         finally:
             ctx.close()
+
+
+#: shown on the page (not inside a closed expander)
+_SHOWN = "el => !el.closest('details:not([open])') && el.getBoundingClientRect().height > 0"
+#: Streamlit cuts a metric's text with a CSS ellipsis: the element (or a child) is narrower than its text
+_TRUNCATED_METRICS = f"""() => [...document.querySelectorAll(
+        '[data-testid="stMetricValue"], [data-testid="stMetricLabel"]')].filter({_SHOWN}).flatMap(el =>
+    [el, ...el.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1).map(e => ({{
+        kind: el.dataset.testid, text: el.innerText, scroll: e.scrollWidth, client: e.clientWidth}})))"""
+
+
+def test_cross_section_metrics_are_not_truncated_at_800px(app_url, tmp_path):
+    """Issue 14: at 800 px (sidebar open) no metric value or label on Cross-sections ends in "…"."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 800, "height": 2000},
+        )
+        try:
+            page = ctx.new_page()
+            page.goto(f"{app_url}/cross-sections?res=64", timeout=60_000)
+            page.get_by_text("Normal cross-sections").first.wait_for(timeout=120_000)
+            page.wait_for_function(
+                """() => document.querySelectorAll('[data-testid="stMetricValue"]').length >= 4
+                         && !document.querySelector('[data-testid="stStatusWidget"]')""",
+                timeout=240_000,
+            )
+            page.wait_for_timeout(500)  # the last layout pass after the script finished
+            values = page.evaluate(
+                f"""() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+                         .filter({_SHOWN}).map(e => e.innerText)"""
+            )
+            assert len(values) >= 4 and all(v.strip() for v in values)
+            cut = page.evaluate(_TRUNCATED_METRICS)
+            page.screenshot(path=str(tmp_path / "cross_sections_800.png"))
+            assert not cut, cut
+        finally:
+            ctx.close()

@@ -69,9 +69,9 @@ def test_robust_page_runs_on_the_digits_regimes(regimes):
     assert not at.exception, [e.value for e in at.exception]
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(specs) == 4 + 2  # accuracy vs ε, profile, finite-difference box, loss along, two sections
-    assert "Robust accuracy" in specs[0]["layout"]["title"]["text"]
+    assert "Robust accuracy" in specs[0]["layout"]["title"]["text"].replace("<br>", " ")
     assert specs[1]["layout"]["yaxis"]["type"] == "log"
-    assert "h = 0.5" in specs[2]["layout"]["title"]["text"]  # the scale is on the chart
+    assert "h = 0.5" in specs[2]["layout"]["title"]["text"].replace("<br>", " ")  # the scale is on the chart
     df = at.dataframe[0].value
     assert list(df["network"]) == ["digits-lenet", "digits-lenet-pgd"]
     pgd_col = next(c for c in df.columns if c.startswith("PGD accuracy"))

@@ -1,0 +1,106 @@
+"""Legibility of every figure at narrow widths (issue 14 item 4): Plotly never wraps a title, so a
+long chart title is cut at the right edge of an 800-px window, and a long vertical axis title runs
+into the chart title above it. :func:`legible` wraps them at word boundaries and makes room."""
+
+from __future__ import annotations
+
+import re
+
+import plotly.graph_objects as go
+
+__all__ = ["legible", "narrow", "wrap_text"]
+
+_TAG = re.compile(r"(<[^>]*>)")
+TITLE_CHARS = 42  # a 15-px title line of this many characters fits a chart ~330 px wide (800-px window)
+AXIS_CHARS = 44  # axis titles: fit a ~330-px plot height (y) or a half-width chart at 800 px (x)
+LINE_PX = 21  # height of one title line at 15 px
+AXIS_LINE_PX = 18  # height of one axis-title line at Plotly's default 14 px
+
+
+def wrap_text(text: str, width: int) -> str:
+    """Insert ``<br>`` at spaces so that no line of ``text`` shows more than ``width`` characters.
+
+    HTML tags (``<b>``, ``<sup>``, ``<span style='…'>``) count as zero characters and are never
+    split; existing ``<br>`` breaks are kept. A single word longer than ``width`` stays whole.
+    """
+    out: list[str] = []
+    for line in re.split(r"<br\s*/?>", text):
+        # spaces inside a tag (<span style='…'>) are not break points: hide them while splitting
+        words = _TAG.sub(lambda m: m.group(0).replace(" ", "\x00"), line).split(" ")
+        lines: list[list[str]] = [[]]
+        visible = 0
+        for word in words:
+            n = len(_TAG.sub("", word))
+            if lines[-1] and visible + 1 + n > width:
+                lines.append([])
+                visible = 0
+            visible += n + (1 if len(lines[-1]) else 0)
+            lines[-1].append(word)
+        out.append("<br>".join(" ".join(ws) for ws in lines).replace("\x00", " "))
+    return "<br>".join(out)
+
+
+def _lines(text: str) -> int:
+    return len(re.split(r"<br\s*/?>", text))
+
+
+def legible(fig: go.Figure, *, title_chars: int = TITLE_CHARS, axis_chars: int = AXIS_CHARS) -> go.Figure:
+    """Wrap ``fig``'s title and axis titles and reserve room for them (in place; returns ``fig``).
+
+    The title sits just above the plot area in a top margin of its line count; axis titles
+    are wrapped and the axes' ``automargin`` lets Plotly push the plot area away from them, so no
+    title overlaps another at 800 px or 1280 px.
+    """
+    title = fig.layout.title.text
+    if title:
+        wrapped = wrap_text(title, title_chars)
+        n = _lines(wrapped)
+        top = fig.layout.margin.t if fig.layout.margin.t is not None else 60
+        fig.update_layout(
+            # from the top of the figure down: Streamlit's Plotly places the first line of a multi-line
+            # title about one line above a "top" anchor, hence the padding of one line
+            title=dict(text=wrapped, yref="container", y=1, yanchor="top", pad=dict(t=LINE_PX + 4)),
+            margin=dict(t=max(top, 30 + LINE_PX * n)),
+        )
+    extra_x_lines = 0
+    for axes, width in ((fig.select_xaxes(), axis_chars), (fig.select_yaxes(), axis_chars)):
+        for axis in axes:
+            if axis.title.text:
+                axis.title.text = wrap_text(axis.title.text, width)
+                axis.automargin = True
+                if axis.plotly_name.startswith("xaxis"):
+                    extra_x_lines = max(extra_x_lines, _lines(axis.title.text) - 1)
+    _lower_legend(fig, extra_x_lines)
+    return fig
+
+
+def _lower_legend(fig: go.Figure, extra_lines: int) -> None:
+    """Move a horizontal legend placed below the plot (``y < 0``, paper units) down by the lines a
+    wrapped x-axis title gained, and grow the bottom margin by as much: ``automargin`` makes room for
+    the axis title but not for a legend positioned in paper units, which would cover its second line."""
+    legend = fig.layout.legend
+    if extra_lines <= 0 or legend.orientation != "h" or legend.y is None or legend.y >= 0:
+        return
+    height = fig.layout.height or 450
+    margin = fig.layout.margin
+    top = margin.t if margin.t is not None else 80
+    bottom = margin.b if margin.b is not None else 80
+    plot_px = max(height - top - bottom, 100)
+    shift_px = AXIS_LINE_PX * extra_lines
+    fig.update_layout(legend=dict(y=legend.y - shift_px / plot_px), margin=dict(b=bottom + shift_px))
+
+
+NARROW_TITLE_CHARS = 26  # a half-width chart at 800 px is ~200 px wide
+NARROW_AXIS_CHARS = 30
+NARROW_LEGEND_CHARS = 26
+
+
+def narrow(fig: go.Figure) -> go.Figure:
+    """:func:`legible` for a chart drawn in one of two columns: titles and axis titles wrapped for a
+    ~200-px chart (800-px window), and legend entries wrapped too, since Plotly cuts a single legend
+    entry wider than the chart (in place; returns ``fig``). Full-width charts keep :func:`legible`."""
+    for trace in fig.data:
+        name = getattr(trace, "name", None)
+        if name and getattr(trace, "showlegend", None) is not False:
+            trace.name = wrap_text(name, NARROW_LEGEND_CHARS)
+    return legible(fig, title_chars=NARROW_TITLE_CHARS, axis_chars=NARROW_AXIS_CHARS)

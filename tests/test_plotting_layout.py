@@ -1,0 +1,88 @@
+"""Titles that fit at 800 px (geometry.plotting_layout): wrapping keeps the text, never splits a word
+or an HTML tag, respects the width, and the figure makes room for every line."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from geometry.plotting_layout import LINE_PX, legible, wrap_text
+
+_TAG = re.compile(r"<[^>]*>")
+WORDS = ["κ", "curvature", "S_c", "‖r(x)‖₂", "pixel-space", "<b>bold</b>", "<span style='color:#C0392B'>3 → 5</span>"]
+
+
+def _random_text(rng: np.random.Generator, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+@pytest.mark.parametrize("width", [12, 30, 42])
+def test_wrap_keeps_the_text_and_respects_the_width(width):
+    rng = np.random.default_rng(width)
+    for _ in range(40):
+        text = _random_text(rng, int(rng.integers(1, 25)))
+        wrapped = wrap_text(text, width)
+        assert wrapped.replace("<br>", " ") == text  # only spaces became line breaks
+        for line in wrapped.split("<br>"):
+            visible = _TAG.sub("", line)
+            assert len(visible) <= width or " " not in visible  # longer only as one unbreakable word
+        # every tag of the original survives whole, in order
+        assert _TAG.findall(wrapped.replace("<br>", "")) == _TAG.findall(text)
+
+
+def test_existing_breaks_are_kept():
+    assert wrap_text("first line<br>second", 40) == "first line<br>second"
+    assert wrap_text("aaa bbb<br>ccc ddd", 3) == "aaa<br>bbb<br>ccc<br>ddd"
+
+
+def test_legible_reserves_a_line_of_margin_per_title_line():
+    title = "Average curvature of held-out boundary points versus m — finite differences at h = 5.11"
+    fig = legible(go.Figure(layout=dict(title=title, yaxis=dict(title="average curvature " * 5))))
+    lines = fig.layout.title.text.count("<br>") + 1
+    assert lines >= 2
+    assert fig.layout.margin.t >= LINE_PX * lines
+    assert fig.layout.yaxis.automargin is True
+    assert "<br>" in fig.layout.yaxis.title.text
+
+
+def test_a_legend_below_the_plot_moves_down_by_the_lines_the_x_title_gained():
+    """A horizontal legend in paper units below the plot would cover a wrapped x-axis title's second line:
+    legible() lowers it by one axis-title line per extra line (in paper units of the plot height) and grows
+    the bottom margin by the same pixels; a title that does not wrap leaves the legend where it was."""
+    from geometry.plotting_layout import AXIS_LINE_PX
+
+    def fig(xtitle: str) -> go.Figure:
+        f = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
+        f.update_layout(
+            height=500, margin=dict(t=60, b=100), legend=dict(orientation="h", y=-0.2), xaxis=dict(title=xtitle)
+        )
+        return legible(f, axis_chars=20)
+
+    short = fig("short title")
+    assert short.layout.legend.y == pytest.approx(-0.2) and short.layout.margin.b == 100
+    long = fig("a much longer x axis title that wraps twice")  # 3 lines at 20 characters
+    lines = long.layout.xaxis.title.text.count("<br>") + 1
+    assert lines == 3
+    plot_px = 500 - long.layout.margin.t - 100
+    assert long.layout.legend.y == pytest.approx(-0.2 - AXIS_LINE_PX * (lines - 1) / plot_px)
+    assert long.layout.margin.b == 100 + AXIS_LINE_PX * (lines - 1)
+
+
+def test_narrow_wraps_legend_entries_and_titles_for_half_width_charts():
+    """A legend entry wider than a half-width chart is cut by Plotly: narrow() wraps every shown entry (and the
+    title) at its narrower width and keeps the text; a trace hidden from the legend keeps its name."""
+    from geometry.plotting_layout import NARROW_LEGEND_CHARS, NARROW_TITLE_CHARS, narrow
+
+    long = "two random 10- and 10-dim subspaces: mean ± std"
+    f = go.Figure([go.Scatter(name=long), go.Scatter(name=long, showlegend=False)])
+    f.update_layout(title=dict(text="S_c(digits-lenet) vs S_c(digits-nin): cosines of the principal angles"))
+    narrow(f)
+    shown, hidden = f.data
+    assert shown.name.replace("<br>", " ") == long and "<br>" in shown.name
+    assert max(len(line) for line in shown.name.split("<br>")) <= NARROW_LEGEND_CHARS
+    assert hidden.name == long
+    title_lines = f.layout.title.text.split("<br>")
+    assert len(title_lines) > 1 and max(len(line) for line in title_lines) <= NARROW_TITLE_CHARS
