@@ -182,7 +182,9 @@ def _free_port() -> int:
 
 def start_server(port: int, timing_log: Path, app: Path = ROOT / "app.py") -> subprocess.Popen:
     """``streamlit run app.py`` on ``port`` with ``ATLAS_TIMING=timing_log``; returns once it listens."""
+    # no first-start mnist-lenet training behind the measurement (pages/_jobs.py): it would load the cores
     env = dict(os.environ, ATLAS_TIMING=str(timing_log))
+    env.setdefault("ATLAS_BACKGROUND_TRAINING", "0")
     args = ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(app), *args, "--browser.gatherUsageStats", "false"],
