@@ -15,6 +15,7 @@ TITLE_CHARS = 42  # a 15-px title line of this many characters fits a chart ~330
 AXIS_CHARS = 44  # axis titles: fit a ~330-px plot height (y) or a half-width chart at 800 px (x)
 LINE_PX = 21  # height of one title line at 15 px
 AXIS_LINE_PX = 18  # height of one axis-title line at Plotly's default 14 px
+LEGEND_LINE_PX = 22  # one line of a legend entry (12-px text, symbol and spacing)
 
 
 def wrap_text(text: str, width: int) -> str:
@@ -91,7 +92,7 @@ def _lower_legend(fig: go.Figure, extra_lines: int) -> None:
 
 
 NARROW_TITLE_CHARS = 26  # a half-width chart at 800 px is ~200 px wide
-NARROW_AXIS_CHARS = 30
+NARROW_AXIS_CHARS = 24
 NARROW_LEGEND_CHARS = 26
 
 
@@ -99,8 +100,27 @@ def narrow(fig: go.Figure) -> go.Figure:
     """:func:`legible` for a chart drawn in one of two columns: titles and axis titles wrapped for a
     ~200-px chart (800-px window), and legend entries wrapped too, since Plotly cuts a single legend
     entry wider than the chart (in place; returns ``fig``). Full-width charts keep :func:`legible`."""
+    legend_lines = entries = 0
     for trace in fig.data:
         name = getattr(trace, "name", None)
-        if name and getattr(trace, "showlegend", None) is not False:
+        if name and getattr(trace, "showlegend", None) is not False and trace.type not in ("heatmap", "image"):
             trace.name = wrap_text(name, NARROW_LEGEND_CHARS)
-    return legible(fig, title_chars=NARROW_TITLE_CHARS, axis_chars=NARROW_AXIS_CHARS)
+            legend_lines += _lines(trace.name)
+            entries += 1
+    fig = legible(fig, title_chars=NARROW_TITLE_CHARS, axis_chars=NARROW_AXIS_CHARS)
+    legend = fig.layout.legend
+    if legend_lines and legend.orientation == "h" and legend.y is not None and legend.y < 0:
+        # at ~200 px every entry takes its own row(s): a legend placed in paper units below the plot runs into
+        # the x-axis title. Anchor it to the figure's bottom edge instead and make the bottom margin (and the
+        # figure, so the plot keeps its size) tall enough for tick labels, the axis title and every legend row.
+        x_lines = max((_lines(a.title.text) for a in fig.select_xaxes() if a.title.text), default=0)
+        legend_px = LEGEND_LINE_PX * legend_lines + 8 * entries + 10
+        bottom = 40 + AXIS_LINE_PX * x_lines + legend_px
+        old_bottom = fig.layout.margin.b if fig.layout.margin.b is not None else 80
+        grow = max(bottom - old_bottom, 0)
+        fig.update_layout(
+            legend=dict(yref="container", y=0, yanchor="bottom"),
+            margin=dict(b=old_bottom + grow),
+            height=(fig.layout.height or 450) + grow,
+        )
+    return fig

@@ -86,3 +86,18 @@ def test_narrow_wraps_legend_entries_and_titles_for_half_width_charts():
     assert hidden.name == long
     title_lines = f.layout.title.text.split("<br>")
     assert len(title_lines) > 1 and max(len(line) for line in title_lines) <= NARROW_TITLE_CHARS
+
+
+def test_narrow_anchors_a_legend_below_the_plot_to_the_bottom_edge_and_keeps_the_plot_size():
+    """At half width each legend entry takes its own row: narrow() anchors the legend to the figure's bottom edge
+    and grows the bottom margin and the height by the same pixels, so the plot area keeps its height and the
+    legend rows fit below the tick labels and the x-axis title."""
+    from geometry.plotting_layout import AXIS_LINE_PX, narrow
+
+    f = go.Figure([go.Scatter(name=f"entry {i}") for i in range(5)])
+    f.update_layout(height=420, margin=dict(t=60, b=60), legend=dict(orientation="h", y=-0.3), xaxis_title="index i")
+    narrow(f)
+    lg, m = f.layout.legend, f.layout.margin
+    assert lg.yref == "container" and lg.y == 0 and lg.yanchor == "bottom"
+    assert m.b >= 40 + AXIS_LINE_PX + 5 * 18
+    assert f.layout.height - m.t - m.b == 420 - 60 - 60  # the plot area keeps its height
