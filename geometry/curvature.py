@@ -352,6 +352,97 @@ def _call(progress: ProgressFn | None, fraction: float, message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- S_c
+
+
+def _top_eigenpairs(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    counter: dict,
+    *,
+    d: int,
+    m: int,
+    n: int,
+    use_dense: bool,
+    dense_step: int,
+    gen: torch.Generator,
+    tol: float,
+    maxiter: int | None,
+    ncv: int | None,
+    n_asymmetry_pairs: int,
+    estimate: int,
+    progress: Callable[[float, str], None],
+) -> tuple[torch.Tensor, torch.Tensor, float, str]:
+    """The top-``m`` eigenpairs of the average boundary operator ``V ↦ apply(V)`` (rows of V are
+    directions, shape (k, d) → (k, d)), shared by :func:`curved_subspace` and the sharded S_c of
+    :mod:`geometry.distributed` (which passes an all-reduced ``apply``).
+
+    ``use_dense``: build the d × d matrix column by column (``dense_step`` columns per application) and
+    take ``eigh`` of its symmetric part; else Lanczos (scipy ``eigsh``, ``which="LA"``, start vector from
+    ``gen``) on a LinearOperator. ARPACK lives in NumPy on the host: one host round trip per application
+    (d numbers each way); everything inside ``apply`` stays on the classifier's device. ``counter["matvec"]``
+    is read for progress and messages (``apply`` increments it).
+
+    Returns (eigenvalues (m,) float64 descending, basis (d, m) float64 orthonormal, relative asymmetry of
+    the operator, "dense" | "eigsh"). Raises AtlasError when eigsh converges to fewer than m eigenpairs or
+    fails on an operator that is not identically zero (a vanishing operator gets a random orthonormal basis).
+    """
+
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        v_t = torch.from_numpy(np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)))
+        out = apply(v_t[None])[0].double().cpu().numpy()
+        progress(
+            0.05 + 0.84 * min(1.0, counter["matvec"] / estimate),
+            f"Hessian-vector products: {counter['matvec']} × {n} points",
+        )
+        return out
+
+    if use_dense:
+        cols = []
+        eye = torch.eye(d, dtype=torch.float64)
+        step = dense_step
+        for s in range(0, d, step):
+            cols.append(apply(eye[s : s + step]).double())
+            progress(0.05 + 0.85 * min(s + step, d) / d, f"dense average Hessian: {min(s + step, d)} of {d} columns")
+        A = torch.cat(cols).T  # column k = A e_k
+        evals, evecs = torch.linalg.eigh(0.5 * (A + A.T))
+        order = torch.argsort(evals, descending=True)[:m]
+        eigenvalues, basis = evals[order], evecs[:, order]
+        asym = _asymmetry(lambda W: W @ A.T, d, n_asymmetry_pairs, gen)
+        used = "dense"
+    else:
+        v0 = torch.randn(d, generator=gen, dtype=torch.float64).numpy()
+        lin = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
+        try:
+            evals, evecs = eigsh(lin, k=m, which="LA", v0=v0, tol=tol, maxiter=maxiter, ncv=ncv)
+        except ArpackNoConvergence as exc:
+            if exc.eigenvalues is not None and len(exc.eigenvalues) >= m:
+                evals, evecs = exc.eigenvalues, exc.eigenvectors
+            else:
+                got = 0 if exc.eigenvalues is None else len(exc.eigenvalues)
+                raise AtlasError(
+                    f"eigsh converged to {got} of the m={m} requested eigenpairs after {counter['matvec']} "
+                    f"operator applications; try a larger tol (now {tol}), a smaller m, or a larger ncv"
+                ) from exc
+        except ArpackError as exc:
+            # Lanczos breaks down at once on a vanishing operator (e.g. the exact Hessian of a
+            # piecewise-linear network): all eigenvalues are 0 and any orthonormal basis will do.
+            probe = apply(torch.randn(2, d, generator=gen, dtype=torch.float64))
+            if not bool((probe == 0).all()):
+                raise AtlasError(f"eigsh failed ({exc}) after {counter['matvec']} operator applications") from exc
+            evals = np.zeros(m)
+            evecs = random_subspace_basis(d, m, random_state=gen).numpy()
+        descending = np.argsort(evals)[::-1][:m]
+        eigenvalues = torch.from_numpy(np.ascontiguousarray(evals[descending]))
+        basis = torch.from_numpy(np.ascontiguousarray(evecs[:, descending]))
+        q, rr = torch.linalg.qr(basis)  # re-orthonormalise (a non-symmetric operator may drift)
+        basis = q * torch.sign(torch.diagonal(rr)).where(torch.diagonal(rr) != 0, torch.ones(1, dtype=q.dtype))
+        progress(0.9, "measuring the asymmetry of the operator")
+        asym = _asymmetry(apply, d, n_asymmetry_pairs, gen)
+        used = "eigsh"
+    return eigenvalues, basis, float(asym), used
+
+
 def curved_subspace(
     clf: Classifier,
     xs: torch.Tensor,
@@ -431,7 +522,6 @@ def curved_subspace(
 
     Source: ICLR 2018 §5 (S_c = span of the first m eigenvectors of the average Hessian), Fig. 7a.
     """
-    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
     xs = check_images(xs, clf.input_shape, name="xs")
     d = clf.d
@@ -463,62 +553,22 @@ def curved_subspace(
         counter["matvec"] += len(V)
         return out
 
-    def matvec(v: np.ndarray) -> np.ndarray:
-        # ARPACK's Lanczos iteration lives in NumPy on the host: the one host round trip per
-        # application (d numbers each way); everything inside apply() stays on the device.
-        v_t = torch.from_numpy(np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)))
-        out = apply(v_t[None])[0].double().numpy()
-        frac = 0.05 + 0.84 * min(1.0, counter["matvec"] / estimate)
-        _call(progress, frac, f"Hessian-vector products: {counter['matvec']} × {n} points")
-        return out
-
-    if use_dense:
-        cols = []
-        eye = torch.eye(d, dtype=torch.float64)
-        step = max(1, op.chunk_size // max(1, n))
-        for s in range(0, d, step):
-            cols.append(apply(eye[s : s + step]).double())
-            _call(
-                progress,
-                0.05 + 0.85 * min(s + step, d) / d,
-                f"dense average Hessian: {min(s + step, d)} of {d} columns",
-            )
-        A = torch.cat(cols).T  # column k = A e_k
-        evals, evecs = torch.linalg.eigh(0.5 * (A + A.T))
-        order = torch.argsort(evals, descending=True)[:m]
-        eigenvalues, basis = evals[order], evecs[:, order]
-        asym = _asymmetry(lambda W: W @ A.T, d, n_asymmetry_pairs, gen)
-        used = "dense"
-    else:
-        v0 = torch.randn(d, generator=gen, dtype=torch.float64).numpy()
-        lin = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
-        try:
-            evals, evecs = eigsh(lin, k=m, which="LA", v0=v0, tol=tol, maxiter=maxiter, ncv=ncv)
-        except ArpackNoConvergence as exc:
-            if exc.eigenvalues is not None and len(exc.eigenvalues) >= m:
-                evals, evecs = exc.eigenvalues, exc.eigenvectors
-            else:
-                got = 0 if exc.eigenvalues is None else len(exc.eigenvalues)
-                raise AtlasError(
-                    f"eigsh converged to {got} of the m={m} requested eigenpairs after {counter['matvec']} "
-                    f"operator applications; try a larger tol (now {tol}), a smaller m, or a larger ncv"
-                ) from exc
-        except ArpackError as exc:
-            # Lanczos breaks down at once on a vanishing operator (e.g. the exact Hessian of a
-            # piecewise-linear network): all eigenvalues are 0 and any orthonormal basis will do.
-            probe = apply(torch.randn(2, d, generator=gen, dtype=torch.float64))
-            if not bool((probe == 0).all()):
-                raise AtlasError(f"eigsh failed ({exc}) after {counter['matvec']} operator applications") from exc
-            evals = np.zeros(m)
-            evecs = random_subspace_basis(d, m, random_state=gen).numpy()
-        descending = np.argsort(evals)[::-1][:m]
-        eigenvalues = torch.from_numpy(np.ascontiguousarray(evals[descending]))
-        basis = torch.from_numpy(np.ascontiguousarray(evecs[:, descending]))
-        q, rr = torch.linalg.qr(basis)  # re-orthonormalise (a non-symmetric operator may drift)
-        basis = q * torch.sign(torch.diagonal(rr)).where(torch.diagonal(rr) != 0, torch.ones(1, dtype=q.dtype))
-        _call(progress, 0.9, "measuring the asymmetry of the operator")
-        asym = _asymmetry(apply, d, n_asymmetry_pairs, gen)
-        used = "eigsh"
+    eigenvalues, basis, asym, used = _top_eigenpairs(
+        apply,
+        counter,
+        d=d,
+        m=m,
+        n=n,
+        use_dense=use_dense,
+        dense_step=max(1, op.chunk_size // max(1, n)),
+        gen=gen,
+        tol=tol,
+        maxiter=maxiter,
+        ncv=ncv,
+        n_asymmetry_pairs=n_asymmetry_pairs,
+        estimate=estimate,
+        progress=lambda frac, msg: _call(progress, frac, msg),
+    )
     n_matvec = counter["matvec"]
     basis = _fix_signs(basis.double())
 

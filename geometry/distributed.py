@@ -62,9 +62,9 @@ from .curvature import (
     _check_m,
     _fix_signs,
     _tangent_curvatures,
+    _top_eigenpairs,
     average_curvature,
     load_subspace,
-    random_subspace_basis,
     save_subspace,
 )
 from .deepfool import DeepFoolResult, deepfool
@@ -670,7 +670,6 @@ def sharded_curved_subspace(
 
     Source: ICLR 2018 §5 (S_c); issue 15 (sharded studies).
     """
-    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
     ctx = _ctx(ctx)
     xs = check_images(xs, clf.input_shape, name="xs")
@@ -720,59 +719,22 @@ def sharded_curved_subspace(
         counter["matvec"] += len(V)
         return A.apply(V)
 
-    def matvec(v: np.ndarray) -> np.ndarray:
-        v_t = torch.from_numpy(np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)))
-        out = apply(v_t[None])[0].numpy()
-        report(
-            0.05 + 0.84 * min(1.0, counter["matvec"] / estimate),
-            f"Hessian-vector products: {counter['matvec']} × {n} points",
-        )
-        return out
-
-    from .curvature import _asymmetry
-
-    if use_dense:
-        cols = []
-        eye = torch.eye(d, dtype=torch.float64)
-        chunk = A.op.chunk_size if A.op is not None else _default_chunk(clf, chunk_size)
-        step = max(1, chunk // max(1, n))
-        for s in range(0, d, step):
-            cols.append(apply(eye[s : s + step]))
-            report(0.05 + 0.85 * min(s + step, d) / d, f"dense average Hessian: {min(s + step, d)} of {d} columns")
-        Amat = torch.cat(cols).T
-        evals, evecs = torch.linalg.eigh(0.5 * (Amat + Amat.T))
-        order = torch.argsort(evals, descending=True)[:m]
-        eigenvalues, basis = evals[order], evecs[:, order]
-        asym = _asymmetry(lambda W: W @ Amat.T, d, n_asymmetry_pairs, gen)
-        used = "dense"
-    else:
-        v0 = torch.randn(d, generator=gen, dtype=torch.float64).numpy()
-        lin = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
-        try:
-            ev, evecs_np = eigsh(lin, k=m, which="LA", v0=v0, tol=tol, maxiter=maxiter, ncv=ncv)
-        except ArpackNoConvergence as exc:
-            if exc.eigenvalues is not None and len(exc.eigenvalues) >= m:
-                ev, evecs_np = exc.eigenvalues, exc.eigenvectors
-            else:
-                got = 0 if exc.eigenvalues is None else len(exc.eigenvalues)
-                raise AtlasError(
-                    f"eigsh converged to {got} of the m={m} requested eigenpairs after {counter['matvec']} "
-                    f"operator applications; try a larger tol (now {tol}), a smaller m, or a larger ncv"
-                ) from exc
-        except ArpackError as exc:
-            probe = apply(torch.randn(2, d, generator=gen, dtype=torch.float64))
-            if not bool((probe == 0).all()):
-                raise AtlasError(f"eigsh failed ({exc}) after {counter['matvec']} operator applications") from exc
-            ev = np.zeros(m)
-            evecs_np = random_subspace_basis(d, m, random_state=gen).numpy()
-        descending = np.argsort(ev)[::-1][:m]
-        eigenvalues = torch.from_numpy(np.ascontiguousarray(ev[descending]))
-        basis = torch.from_numpy(np.ascontiguousarray(evecs_np[:, descending]))
-        q, rr = torch.linalg.qr(basis)
-        basis = q * torch.sign(torch.diagonal(rr)).where(torch.diagonal(rr) != 0, torch.ones(1, dtype=q.dtype))
-        report(0.9, "measuring the asymmetry of the operator")
-        asym = _asymmetry(apply, d, n_asymmetry_pairs, gen)
-        used = "eigsh"
+    eigenvalues, basis, asym, used = _top_eigenpairs(
+        apply,
+        counter,
+        d=d,
+        m=m,
+        n=n,
+        use_dense=use_dense,
+        dense_step=max(1, (A.op.chunk_size if A.op is not None else _default_chunk(clf, chunk_size)) // max(1, n)),
+        gen=gen,
+        tol=tol,
+        maxiter=maxiter,
+        ncv=ncv,
+        n_asymmetry_pairs=n_asymmetry_pairs,
+        estimate=estimate,
+        progress=report,
+    )
     n_matvec = counter["matvec"]
     basis = _fix_signs(basis.double())
     # the ranks ran the same solver on the same reduced products; rank 0's basis is the result
