@@ -595,9 +595,7 @@ def fooling_rate_vs_m_figure(
             font=dict(size=15),
         ),
         xaxis=dict(title="subspace dimension m", type="log" if m.max() > 30 else "linear"),
-        yaxis=dict(
-            title=f"fooling rate (% of {int(curve.n_points)} held-out points whose label changes)", range=[0, 102]
-        ),
+        yaxis=dict(title=f"fooling rate (% of {int(curve.n_points)} held-out points)", range=[0, 102]),
         height=height,
         legend=dict(orientation="h", y=-0.22, x=0),
         margin=dict(l=60, r=20, t=60, b=60),
