@@ -195,7 +195,7 @@ def section_figure(
     if title is None:
         title = f"Normal cross-section along (r(x), {direction_label})"
     if curvature is not None and np.isfinite(curvature):
-        title += f" — curvature κ = {curvature:+.3g} per pixel-distance unit"
+        title += f" — curvature κ = {curvature:+.3g} (1/pixel)"
     fig.update_layout(
         title=dict(text=title, x=0.0, font=dict(size=15)),
         height=height,

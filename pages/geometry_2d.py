@@ -90,6 +90,84 @@ def _click_sets_v() -> None:
     st.session_state.g2_dir, st.session_state.g2_ang, st.session_state.g2_xi = "custom", int(angle), norm
 
 
+@st.fragment
+def _universal_section(data_key: str, model_key: str, n: int, noise: float, seed: int, point: int) -> None:
+    """The universal-vector controls and their three figures, as a fragment (issue 14: latency): a change
+    of v's direction, ‖v‖ or angle, or a click on the figure, reruns only this function — the lab figure
+    above is neither rebuilt nor re-sent. The shareable URL is updated from here too."""
+    lab = _lab(data_key, model_key, n, noise, seed, point)
+    with user_errors():
+        st.subheader("Universal vectors")
+        st.caption(
+            "One vector v added to every point: the black rings are the points whose label it changes. Choose its "
+            "direction from the model's flat subspace S_f (the top singular vector of the normals r(x)/‖r(x)‖), its curved "
+            "subspace S_c (the most positively curved direction of the average boundary Hessian), or set your own: with "
+            "the angle and ‖v‖ sliders, or by clicking in the plot below — v then runs from the data's centroid to the "
+            "click. (Dragging the arrow itself is not possible: Streamlit's Plotly charts report clicks and selections, "
+            "not drags, without a custom component.)"
+        )
+        init_state("g2_dir", "S_f", options=list(G2_KINDS))
+        init_state("g2_xi", 0.3, float, **G2_XI)
+        init_state("g2_ang", 0, int, **G2_ANGLE)
+        u1, u2, u3 = st.columns(3)
+        u1.radio("direction of v", list(G2_KINDS), format_func=G2_KINDS.get, key="g2_dir")
+        u2.slider("‖v‖ = ξ (data units)", **G2_XI, key="g2_xi")
+        u3.slider("angle of my own v (degrees)", **G2_ANGLE, key="g2_ang", disabled=st.session_state.g2_dir != "custom")
+        kind, xi, angle = st.session_state.g2_dir, float(st.session_state.g2_xi), int(st.session_state.g2_ang)
+        panel = _panel(data_key, model_key, n, noise, seed, kind, xi, angle)
+        st.plotly_chart(
+            universal_figure(lab, panel, title=f"v along {kind}", clickable=True),
+            width="stretch",
+            key="g2_click_v",
+            on_select=_click_sets_v,
+            selection_mode="points",
+        )
+
+        st.subheader("Flat model vs curved model (the talk)")
+        st.caption(
+            f"The same data and the same ‖v‖ = {xi:g}: the linear model's universal *direction* S_f against a curved "
+            "model's (smooth tanh MLP) most curved direction S_c. On a flat boundary only the points within ξ of the line, "
+            "on the side v points away from, can be fooled; on a boundary that bends around the data a short vector fools "
+            "points all along the curve where it bends toward them. Which one wins depends on the data and on ξ: try "
+            "circles (curved around the inner class) against XOR blobs."
+        )
+        f1, f2 = st.columns(2)
+        for col, mkey, skind in ((f1, FLAT, "S_f"), (f2, CURVED, "S_c")):
+            other = _lab(data_key, mkey, n, noise, seed, 0)
+            p = _panel(data_key, mkey, n, noise, seed, skind, xi, 0)
+            col.plotly_chart(
+                universal_figure(other, p, title=f"{TOY_MODELS[mkey].split(' (')[0]}, v along {skind}", height=440),
+                width="stretch",
+            )
+        _downloads.offer(
+            "geometry_2d",
+            None,
+            {"lab": lab, "universal_vector": panel},
+            {
+                "2-D lab": lambda: lab_figure(lab),
+                "Universal vector": lambda: universal_figure(lab, panel, title=f"v along {kind}"),
+            },
+            lab.settings,
+            title="2-D lab",
+            report=False,
+        )
+    _share_view(data_key, model_key, n, noise, seed)
+
+
+def _share_view(data_key: str, model_key: str, n: int, noise: float, seed: int) -> None:
+    share(
+        g2_data=data_key,
+        g2_model=model_key,
+        g2_n=n,
+        g2_noise=noise,
+        g2_seed=seed,
+        g2_pt=st.session_state.get("g2_pt", 1),
+        g2_dir=st.session_state.get("g2_dir", "S_f"),
+        g2_xi=st.session_state.get("g2_xi", 0.3),
+        g2_ang=st.session_state.get("g2_ang", 0),
+    )
+
+
 data_key = init_state("g2_data", "circles", options=list(TOY_DATASETS))
 model_key = init_state("g2_model", "mlp-tanh", options=list(TOY_MODELS))
 init_state("g2_n", 200, int, **G2_N)
@@ -163,69 +241,6 @@ with user_errors():
         "away, the iterates creep up on it."
     )
 
-    st.subheader("Universal vectors")
-    st.caption(
-        "One vector v added to every point: the black rings are the points whose label it changes. Choose its "
-        "direction from the model's flat subspace S_f (the top singular vector of the normals r(x)/‖r(x)‖), its curved "
-        "subspace S_c (the most positively curved direction of the average boundary Hessian), or set your own: with "
-        "the angle and ‖v‖ sliders, or by clicking in the plot below — v then runs from the data's centroid to the "
-        "click. (Dragging the arrow itself is not possible: Streamlit's Plotly charts report clicks and selections, "
-        "not drags, without a custom component.)"
-    )
-    init_state("g2_dir", "S_f", options=list(G2_KINDS))
-    init_state("g2_xi", 0.3, float, **G2_XI)
-    init_state("g2_ang", 0, int, **G2_ANGLE)
-    u1, u2, u3 = st.columns(3)
-    u1.radio("direction of v", list(G2_KINDS), format_func=G2_KINDS.get, key="g2_dir")
-    u2.slider("‖v‖ = ξ (data units)", **G2_XI, key="g2_xi")
-    u3.slider("angle of my own v (degrees)", **G2_ANGLE, key="g2_ang", disabled=st.session_state.g2_dir != "custom")
-    kind, xi, angle = st.session_state.g2_dir, float(st.session_state.g2_xi), int(st.session_state.g2_ang)
-    panel = _panel(data_key, model_key, n, noise, seed, kind, xi, angle)
-    st.plotly_chart(
-        universal_figure(lab, panel, title=f"v along {kind}", clickable=True),
-        width="stretch",
-        key="g2_click_v",
-        on_select=_click_sets_v,
-        selection_mode="points",
-    )
+    _universal_section(data_key, model_key, n, noise, seed, point)
 
-    st.subheader("Flat model vs curved model (the talk)")
-    st.caption(
-        f"The same data and the same ‖v‖ = {xi:g}: the linear model's universal *direction* S_f against a curved "
-        "model's (smooth tanh MLP) most curved direction S_c. On a flat boundary only the points within ξ of the line, "
-        "on the side v points away from, can be fooled; on a boundary that bends around the data a short vector fools "
-        "points all along the curve where it bends toward them. Which one wins depends on the data and on ξ: try "
-        "circles (curved around the inner class) against XOR blobs."
-    )
-    f1, f2 = st.columns(2)
-    for col, mkey, skind in ((f1, FLAT, "S_f"), (f2, CURVED, "S_c")):
-        other = _lab(data_key, mkey, n, noise, seed, 0)
-        p = _panel(data_key, mkey, n, noise, seed, skind, xi, 0)
-        col.plotly_chart(
-            universal_figure(other, p, title=f"{TOY_MODELS[mkey].split(' (')[0]}, v along {skind}", height=440),
-            width="stretch",
-        )
-    _downloads.offer(
-        "geometry_2d",
-        None,
-        {"lab": lab, "universal_vector": panel},
-        {
-            "2-D lab": lambda: lab_figure(lab),
-            "Universal vector": lambda: universal_figure(lab, panel, title=f"v along {kind}"),
-        },
-        lab.settings,
-        title="2-D lab",
-        report=False,
-    )
-
-share(
-    g2_data=data_key,
-    g2_model=model_key,
-    g2_n=n,
-    g2_noise=noise,
-    g2_seed=seed,
-    g2_pt=st.session_state.get("g2_pt", 1),
-    g2_dir=st.session_state.get("g2_dir", "S_f"),
-    g2_xi=st.session_state.get("g2_xi", 0.3),
-    g2_ang=st.session_state.get("g2_ang", 0),
-)
+_share_view(data_key, model_key, n, noise, seed)
