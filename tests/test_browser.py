@@ -139,8 +139,10 @@ def test_cross_section_metrics_are_not_truncated_at_800px(app_url, tmp_path):
             page = ctx.new_page()
             page.goto(f"{app_url}/cross-sections?res=64", timeout=60_000)
             page.get_by_text("Normal cross-sections").first.wait_for(timeout=120_000)
+            # four metrics *shown* (not merely in the DOM: a first run after the server start can leave stale
+            # or not-yet-laid-out elements) and the script finished
             page.wait_for_function(
-                """() => document.querySelectorAll('[data-testid="stMetricValue"]').length >= 4
+                f"""() => [...document.querySelectorAll('[data-testid="stMetricValue"]')].filter({_SHOWN}).length >= 4
                          && !document.querySelector('[data-testid="stStatusWidget"]')""",
                 timeout=240_000,
             )
