@@ -233,15 +233,20 @@ def project_lp(v: Tensor, xi: float, norm: float = 2) -> Tensor:
 # ---------------------------------------------------------------------------------------- fooling rates
 @torch.no_grad()
 def _fooled_mask(clf: Classifier, xs: Tensor, v: Tensor, labels: Tensor, batch_size: int, two_sided: bool) -> Tensor:
+    """(N,) bool on the CPU: ``k̂(x + v) ≠ labels`` (or ``k̂(x − v)`` too). Points, v and labels move to the
+    classifier's device once (a no-op when the caller already put them there); the batches stay there and
+    the mask comes back to the host once (issue 15: no per-batch host copies)."""
+    device = clf.device
+    xs, v, labels = xs.to(device), v.to(device), labels.to(device)
     out = []
     for s in range(0, len(xs), batch_size):
         xb = xs[s : s + batch_size]
         lb = labels[s : s + batch_size]
-        f = clf.predict(xb + v, batch_size=batch_size).cpu() != lb
+        f = clf.predict(xb + v, batch_size=batch_size) != lb
         if two_sided:
-            f |= clf.predict(xb - v, batch_size=batch_size).cpu() != lb
+            f |= clf.predict(xb - v, batch_size=batch_size) != lb
         out.append(f)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+    return torch.cat(out).cpu() if out else torch.zeros(0, dtype=torch.bool)
 
 
 def fooling_rate(
@@ -298,6 +303,8 @@ def fooling_rates(
     lab = clf.predict(x, batch_size=batch_size).cpu() if labels is None else _check_labels(labels, len(x))
     if len(x) == 0:
         return torch.full((len(vs),), float("nan"), dtype=torch.float64)
+    # the points and their labels go to the classifier's device once for all K vectors
+    x, lab = x.to(clf.device), lab.to(clf.device)
     return torch.tensor(
         [float(_fooled_mask(clf, x, v, lab, batch_size, two_sided).double().mean()) for v in vs], dtype=torch.float64
     )
@@ -657,15 +664,21 @@ def random_noise_norm(
     U = u.reshape(n * k, clf.d)
     lab = labels[pt]
 
+    # points, ray directions and labels live on the classifier's device; the bracketing / bisection state
+    # (t, lo, hi: one float per ray) stays on the host and each call of changed() returns one mask
+    device = clf.device
+    x_dev, U_dev, lab_dev, pt_dev = x.to(device), U.to(device), lab.to(device), pt.to(device)
+
     def changed(rows: Tensor, t: Tensor) -> Tensor:
         nonlocal n_fwd
         out = []
+        rows_dev, t_dev = rows.to(device), t.to(device)
         for s in range(0, len(rows), batch_size):
-            r = rows[s : s + batch_size]
-            pert = (t[s : s + batch_size, None] * U[r]).to(x.dtype).reshape(len(r), *clf.input_shape)
-            out.append(clf.predict(x[pt[r]] + pert, batch_size=batch_size).cpu() != lab[r])
+            r = rows_dev[s : s + batch_size]
+            pert = (t_dev[s : s + batch_size, None] * U_dev[r]).to(x.dtype).reshape(len(r), *clf.input_shape)
+            out.append(clf.predict(x_dev[pt_dev[r]] + pert, batch_size=batch_size) != lab_dev[r])
             n_fwd += 1
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+        return torch.cat(out).cpu() if out else torch.zeros(0, dtype=torch.bool)
 
     n_rays = n * k
     lo = torch.zeros(n_rays, dtype=torch.float64)
@@ -852,6 +865,7 @@ def fooling_rate_vs_m(
     batch_size = _check_int("batch_size", batch_size, 1)
     gen = _generator(random_state)
     labels = clf.predict(x, batch_size=batch_size).cpu()
+    x = x.to(clf.device)  # once: every fooling_rates call below then finds the points on the device
 
     rates = {name: torch.zeros(len(ms), n_samples, dtype=torch.float64) for name in mats}
     total = len(ms) * len(mats)
