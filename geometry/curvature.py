@@ -892,10 +892,39 @@ def average_curvature(
         per_point.append(ks)
         kappa_pp.append(ks / gnd)
         _call(progress, (i + 1) / len(ms), f"m = {mm}: {int(n_directions)} directions × {op.n} points")
-    P = torch.stack(per_point)
-    KP = torch.stack(kappa_pp)
+    return _curve_from_per_point(
+        torch.stack(per_point),
+        torch.stack(kappa_pp),
+        ms,
+        n_dropped=n_dropped,
+        n_directions=int(n_directions),
+        kind=subspace.kind,
+        method=op.method,
+        h=op.h,
+        beta=op.beta,
+        point=point,
+    )
+
+
+def _curve_from_per_point(
+    P: torch.Tensor,
+    KP: torch.Tensor,
+    ms: Sequence[int],
+    *,
+    n_dropped: int,
+    n_directions: int,
+    kind: str,
+    method: str,
+    h: float | None,
+    beta: float | None,
+    point: str,
+) -> CurvatureCurve:
+    """The :class:`CurvatureCurve` of per-point curvatures ``P`` (K_S) and ``KP`` (κ), both (len(ms), n): means,
+    population std and the share of positive points over the n points (also used by the sharded curve of
+    :mod:`geometry.distributed`, which gathers P and KP from the ranks)."""
+    n = P.shape[1]
     return CurvatureCurve(
-        m_values=torch.tensor(ms, dtype=torch.long),
+        m_values=torch.tensor(list(ms), dtype=torch.long),
         mean=P.mean(1),
         std=P.std(1, correction=0),
         per_point=P,
@@ -903,14 +932,14 @@ def average_curvature(
         kappa_mean=KP.mean(1),
         kappa_std=KP.std(1, correction=0),
         kappa_per_point=KP,
-        n=op.n,
+        n=n,
         n_dropped=n_dropped,
-        n_directions=int(n_directions),
-        n_hvp=len(ms) * int(n_directions) * op.n,
-        kind=subspace.kind,
-        method=op.method,
-        h=op.h,
-        beta=op.beta,
+        n_directions=n_directions,
+        n_hvp=len(ms) * n_directions * n,
+        kind=kind,
+        method=method,
+        h=h,
+        beta=beta,
         point=point,
     )
 

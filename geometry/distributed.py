@@ -60,6 +60,7 @@ from .curvature import (
     _average_operator,
     _boundary_points,
     _check_m,
+    _curve_from_per_point,
     _fix_signs,
     _tangent_curvatures,
     _top_eigenpairs,
@@ -879,19 +880,12 @@ def sharded_average_curvature(
     n = P.shape[1]
     if n == 0:
         raise InvalidInputError(f"DeepFool converged on none of the {len(xs)} points: no boundary point to work with")
-    return CurvatureCurve(
-        m_values=torch.tensor(ms, dtype=torch.long),
-        mean=P.mean(1),
-        std=P.std(1, correction=0),
-        per_point=P,
-        share_positive=(P > 0).double().mean(1),
-        kappa_mean=KP.mean(1),
-        kappa_std=KP.std(1, correction=0),
-        kappa_per_point=KP,
-        n=n,
+    return _curve_from_per_point(
+        P,
+        KP,
+        ms,
         n_dropped=len(xs) - n,
         n_directions=int(n_directions),
-        n_hvp=len(ms) * int(n_directions) * n,
         kind=subspace.kind,
         method=method_r,
         h=h_r,
@@ -1007,9 +1001,8 @@ def sharded_curvature_study(
     InvalidInputError
         points chosen for another split; as the single-process study.
     """
-    from .curvature import flat_subspace, random_subspace
-    from .study.curvature import CurvatureStudy, _check_points, _scale
-    from .study.settings import m_grid
+    from .curvature import flat_subspace
+    from .study.curvature import _check_points, _scale, assemble_curvature_study
 
     ctx = _ctx(ctx)
     _check_points(points, settings.points)
@@ -1024,33 +1017,26 @@ def sharded_curvature_study(
         progress=lambda f, msg: report(0.02 + 0.6 * f, f"S_c: {msg}"),
     )  # fmt: skip
     S_f = flat_subspace(clf, points.estimate, min(settings.m_max, int(df_est.converged.sum())), deepfool_result=df_est)
-    S_r = random_subspace(clf.d, settings.m_max, random_state=seed, input_shape=clf.input_shape)
-    ms = m_grid(settings.m_max)
     report(0.62, f"DeepFool on the {len(points.heldout)} held-out points")
     df_held = sharded_deepfool(clf, points.heldout, ctx, cache=cache)
-    curves = {}
-    for i, (name, s) in enumerate((("S_c", S_c), ("S_f", S_f), ("random", S_r))):
-        report(0.64 + 0.36 * i / 3, f"K_S on {name}")
-        curves[name] = sharded_average_curvature(
-            clf, points.heldout, s, [m for m in ms if m <= s.basis.shape[1]], ctx,
-            n_directions=settings.n_directions, method=settings.method, h=h, beta=beta, random_state=seed,
-            point=settings.point, deepfool_result=df_held, cache=cache,
+
+    def heldout_curve(s, ms_s, on_progress):
+        return sharded_average_curvature(
+            clf, points.heldout, s, ms_s, ctx, n_directions=settings.n_directions, method=settings.method, h=h,
+            beta=beta, random_state=seed, point=settings.point, deepfool_result=df_held, cache=cache,
         )  # fmt: skip
-    report(1.0, "done")
-    return CurvatureStudy(
-        curved=S_c,
-        flat=S_f,
-        random=S_r,
-        curves=curves,
-        m_values=ms,
-        method=settings.method,
+
+    return assemble_curvature_study(
+        clf,
+        points,
+        settings,
         h=h,
         beta=beta,
-        point=settings.point,
-        n_estimate=len(points.estimate),
-        n_heldout=len(points.heldout),
         h_text=h_text,
-        source=points.source,
+        curved=S_c,
+        flat=S_f,
+        heldout_curve=heldout_curve,
+        report=report,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..classifier import Classifier
-from ..curvature import Subspace, average_curvature, random_subspace
+from ..curvature import CurvatureCurve, Subspace, average_curvature, random_subspace
 from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
 from ..hessian import default_beta
@@ -170,17 +170,10 @@ def curvature_study(
         S_c, S_f = study_subspaces(
             clf, points, settings, deepfool_result=df_est, progress=lambda f, msg: report(0.02 + 0.6 * f, f"S_c: {msg}")
         )
-        S_r = random_subspace(clf.d, settings.m_max, random_state=seed, input_shape=clf.input_shape)
-        ms = m_grid(settings.m_max)
         df_held = deepfool(clf, points.heldout)
-        curves = {}
-        for i, (name, s) in enumerate((("S_c", S_c), ("S_f", S_f), ("random", S_r))):
-            ms_s = [m for m in ms if m <= s.basis.shape[1]]
 
-            def on_progress(f: float, msg: str, i: int = i, name: str = name) -> None:
-                report(0.62 + 0.38 * (i + f) / 3, f"K_S on {name}: {msg}")
-
-            curves[name] = average_curvature(
+        def heldout_curve(s: Subspace, ms_s: list[int], on_progress: Callable[[float, str], None]):
+            return average_curvature(
                 clf,
                 points.heldout,
                 s,
@@ -194,21 +187,56 @@ def curvature_study(
                 deepfool_result=df_held,
                 progress=on_progress,
             )
-        report(1.0, "done")
-        return CurvatureStudy(
-            curved=S_c,
-            flat=S_f,
-            random=S_r,
-            curves=curves,
-            m_values=ms,
-            method=settings.method,
-            h=h,
-            beta=beta,
-            point=settings.point,
-            n_estimate=len(points.estimate),
-            n_heldout=len(points.heldout),
-            h_text=h_text,
-            source=points.source,
-        )
+
+        return assemble_curvature_study(
+            clf, points, settings, h=h, beta=beta, h_text=h_text, curved=S_c, flat=S_f, heldout_curve=heldout_curve,
+            report=report,
+        )  # fmt: skip
 
     return cached_result("curvature", key, compute)
+
+
+def assemble_curvature_study(
+    clf: Classifier,
+    points: StudyPoints,
+    settings: CurvatureSettings,
+    *,
+    h: float | None,
+    beta: float | None,
+    h_text: str,
+    curved: Subspace,
+    flat: Subspace,
+    heldout_curve: Callable[[Subspace, list[int], Callable[[float, str], None]], CurvatureCurve],
+    report: Callable[[float, str], None],
+) -> CurvatureStudy:
+    """The Fig. 7a protocol once S_c and S_f are estimated: the random subspace of dimension ``m_max``
+    (seeded by the points' seed), the m grid (:func:`~geometry.study.settings.m_grid`), and K_S versus m
+    of each subspace on the held-out points by ``heldout_curve(subspace, m_values, progress)`` — the
+    single-process :func:`~geometry.curvature.average_curvature` here, its sharded twin in
+    :func:`geometry.distributed.sharded_curvature_study`, so both runs follow one protocol.
+    """
+    S_r = random_subspace(clf.d, settings.m_max, random_state=settings.points.seed, input_shape=clf.input_shape)
+    ms = m_grid(settings.m_max)
+    curves = {}
+    for i, (name, s) in enumerate((("S_c", curved), ("S_f", flat), ("random", S_r))):
+
+        def on_progress(f: float, msg: str, i: int = i, name: str = name) -> None:
+            report(0.62 + 0.38 * (i + f) / 3, f"K_S on {name}: {msg}")
+
+        curves[name] = heldout_curve(s, [m for m in ms if m <= s.basis.shape[1]], on_progress)
+    report(1.0, "done")
+    return CurvatureStudy(
+        curved=curved,
+        flat=flat,
+        random=S_r,
+        curves=curves,
+        m_values=ms,
+        method=settings.method,
+        h=h,
+        beta=beta,
+        point=settings.point,
+        n_estimate=len(points.estimate),
+        n_heldout=len(points.heldout),
+        h_text=h_text,
+        source=points.source,
+    )
