@@ -3,6 +3,7 @@ running `streamlit run app.py` and sees the chart drawn (DESIGN §6)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -85,7 +86,9 @@ def app_url():
     log.close()
 
 
-def test_cross_section_page_draws_its_chart(app_url, tmp_path):
+@contextlib.contextmanager
+def _cross_sections_page(app_url: str, tmp_path: Path, width: int):
+    """Debian chromium at ``width`` px on the Cross-sections page (64² sections), once its title is there."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -94,24 +97,29 @@ def test_cross_section_page_draws_its_chart(app_url, tmp_path):
             executable_path=CHROMIUM,
             headless=True,
             args=FLAGS,
-            viewport={"width": 1280, "height": 2000},
+            viewport={"width": width, "height": 2000},
         )
         try:
             page = ctx.new_page()
             page.goto(f"{app_url}/cross-sections?res=64", timeout=60_000)
             page.get_by_text("Normal cross-sections").first.wait_for(timeout=120_000)
-            page.wait_for_function(
-                """() => { const gd = document.querySelector('.js-plotly-plot');
-                           return gd && gd._fullLayout && gd.querySelector('.main-svg')
-                                  && gd.data && gd.data.length >= 3; }""",
-                timeout=240_000,
-            )
-            traces = page.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => t.name || t.type)")
-            assert "z = x + r(x)" in traces
-            assert not page.get_by_text("Traceback").count()
-            page.screenshot(path=str(tmp_path / "cross_sections.png"))
+            yield page
         finally:
             ctx.close()
+
+
+def test_cross_section_page_draws_its_chart(app_url, tmp_path):
+    with _cross_sections_page(app_url, tmp_path, 1280) as page:
+        page.wait_for_function(
+            """() => { const gd = document.querySelector('.js-plotly-plot');
+                       return gd && gd._fullLayout && gd.querySelector('.main-svg')
+                              && gd.data && gd.data.length >= 3; }""",
+            timeout=240_000,
+        )
+        traces = page.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => t.name || t.type)")
+        assert "z = x + r(x)" in traces
+        assert not page.get_by_text("Traceback").count()
+        page.screenshot(path=str(tmp_path / "cross_sections.png"))
 
 
 #: shown on the page (not inside a closed expander)
@@ -125,35 +133,20 @@ _TRUNCATED_METRICS = f"""() => [...document.querySelectorAll(
 
 def test_cross_section_metrics_are_not_truncated_at_800px(app_url, tmp_path):
     """Issue 14: at 800 px (sidebar open) no metric value or label on Cross-sections ends in "…"."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 800, "height": 2000},
+    with _cross_sections_page(app_url, tmp_path, 800) as page:
+        # four metrics *shown* (not merely in the DOM: a first run after the server start can leave stale
+        # or not-yet-laid-out elements) and the script finished
+        page.wait_for_function(
+            f"""() => [...document.querySelectorAll('[data-testid="stMetricValue"]')].filter({_SHOWN}).length >= 4
+                     && !document.querySelector('[data-testid="stStatusWidget"]')""",
+            timeout=240_000,
         )
-        try:
-            page = ctx.new_page()
-            page.goto(f"{app_url}/cross-sections?res=64", timeout=60_000)
-            page.get_by_text("Normal cross-sections").first.wait_for(timeout=120_000)
-            # four metrics *shown* (not merely in the DOM: a first run after the server start can leave stale
-            # or not-yet-laid-out elements) and the script finished
-            page.wait_for_function(
-                f"""() => [...document.querySelectorAll('[data-testid="stMetricValue"]')].filter({_SHOWN}).length >= 4
-                         && !document.querySelector('[data-testid="stStatusWidget"]')""",
-                timeout=240_000,
-            )
-            page.wait_for_timeout(500)  # the last layout pass after the script finished
-            values = page.evaluate(
-                f"""() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
-                         .filter({_SHOWN}).map(e => e.innerText)"""
-            )
-            assert len(values) >= 4 and all(v.strip() for v in values)
-            cut = page.evaluate(_TRUNCATED_METRICS)
-            page.screenshot(path=str(tmp_path / "cross_sections_800.png"))
-            assert not cut, cut
-        finally:
-            ctx.close()
+        page.wait_for_timeout(500)  # the last layout pass after the script finished
+        values = page.evaluate(
+            f"""() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+                     .filter({_SHOWN}).map(e => e.innerText)"""
+        )
+        assert len(values) >= 4 and all(v.strip() for v in values)
+        cut = page.evaluate(_TRUNCATED_METRICS)
+        page.screenshot(path=str(tmp_path / "cross_sections_800.png"))
+        assert not cut, cut
