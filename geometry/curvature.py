@@ -355,8 +355,7 @@ def _call(progress: ProgressFn | None, fraction: float, message: str) -> None:
 
 
 def _top_eigenpairs(
-    apply: Callable[[torch.Tensor], torch.Tensor],
-    counter: dict,
+    operator: Callable[[torch.Tensor], torch.Tensor],
     *,
     d: int,
     m: int,
@@ -368,9 +367,8 @@ def _top_eigenpairs(
     maxiter: int | None,
     ncv: int | None,
     n_asymmetry_pairs: int,
-    estimate: int,
     progress: Callable[[float, str], None],
-) -> tuple[torch.Tensor, torch.Tensor, float, str]:
+) -> tuple[torch.Tensor, torch.Tensor, float, str, int]:
     """The top-``m`` eigenpairs of the average boundary operator ``V ↦ apply(V)`` (rows of V are
     directions, shape (k, d) → (k, d)), shared by :func:`curved_subspace` and the sharded S_c of
     :mod:`geometry.distributed` (which passes an all-reduced ``apply``).
@@ -378,15 +376,23 @@ def _top_eigenpairs(
     ``use_dense``: build the d × d matrix column by column (``dense_step`` columns per application) and
     take ``eigh`` of its symmetric part; else Lanczos (scipy ``eigsh``, ``which="LA"``, start vector from
     ``gen``) on a LinearOperator. ARPACK lives in NumPy on the host: one host round trip per application
-    (d numbers each way); everything inside ``apply`` stays on the classifier's device. ``counter["matvec"]``
-    is read for progress and messages (``apply`` increments it).
+    (d numbers each way); everything inside ``operator`` stays on the classifier's device. Applications are
+    counted here (one per direction) for the progress, the messages and the result.
 
     Returns (eigenvalues (m,) float64 descending, basis (d, m) float64 orthonormal, relative asymmetry of
-    the operator, "dense" | "eigsh"). Raises AtlasError when eigsh converges to fewer than m eigenpairs or
+    the operator, "dense" | "eigsh", number of operator applications). Raises AtlasError when eigsh converges to fewer than m eigenpairs or
     fails on an operator that is not identically zero (a vanishing operator gets a random orthonormal basis).
     """
 
     from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
+
+    counter = {"matvec": 0}
+    ncv_eff = ncv if ncv is not None else min(d, max(2 * m + 1, 20))
+    estimate = d if use_dense else ncv_eff + 4 * max(1, ncv_eff - m)  # applications, for the progress fraction
+
+    def apply(V: torch.Tensor) -> torch.Tensor:
+        counter["matvec"] += len(V)
+        return operator(V)
 
     def matvec(v: np.ndarray) -> np.ndarray:
         v_t = torch.from_numpy(np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)))
@@ -440,7 +446,7 @@ def _top_eigenpairs(
         progress(0.9, "measuring the asymmetry of the operator")
         asym = _asymmetry(apply, d, n_asymmetry_pairs, gen)
         used = "eigsh"
-    return eigenvalues, basis, float(asym), used
+    return eigenvalues, basis, float(asym), used, counter["matvec"]
 
 
 def curved_subspace(
@@ -544,18 +550,8 @@ def curved_subspace(
         chunk_size=chunk_size,
     )
     n = op.n
-    counter = {"matvec": 0}
-    ncv_eff = ncv if ncv is not None else min(d, max(2 * m + 1, 20))
-    estimate = d if use_dense else ncv_eff + 4 * max(1, ncv_eff - m)
-
-    def apply(V: torch.Tensor) -> torch.Tensor:
-        out = _average_operator(op, normals, V, tangent=tangent)
-        counter["matvec"] += len(V)
-        return out
-
-    eigenvalues, basis, asym, used = _top_eigenpairs(
-        apply,
-        counter,
+    eigenvalues, basis, asym, used, n_matvec = _top_eigenpairs(
+        lambda V: _average_operator(op, normals, V, tangent=tangent),
         d=d,
         m=m,
         n=n,
@@ -566,10 +562,8 @@ def curved_subspace(
         maxiter=maxiter,
         ncv=ncv,
         n_asymmetry_pairs=n_asymmetry_pairs,
-        estimate=estimate,
         progress=lambda frac, msg: _call(progress, frac, msg),
     )
-    n_matvec = counter["matvec"]
     basis = _fix_signs(basis.double())
 
     _call(progress, 0.95, f"re-evaluating the curvature along {m} directions")

@@ -712,17 +712,8 @@ def sharded_curved_subspace(
         chunk_size=chunk_size, tangent=tangent,
     )  # fmt: skip
     n = A.n
-    counter = {"matvec": 0}
-    ncv_eff = ncv if ncv is not None else min(d, max(2 * m + 1, 20))
-    estimate = d if use_dense else ncv_eff + 4 * max(1, ncv_eff - m)
-
-    def apply(V: torch.Tensor) -> torch.Tensor:
-        counter["matvec"] += len(V)
-        return A.apply(V)
-
-    eigenvalues, basis, asym, used = _top_eigenpairs(
-        apply,
-        counter,
+    eigenvalues, basis, asym, used, n_matvec = _top_eigenpairs(
+        A.apply,
         d=d,
         m=m,
         n=n,
@@ -733,10 +724,8 @@ def sharded_curved_subspace(
         maxiter=maxiter,
         ncv=ncv,
         n_asymmetry_pairs=n_asymmetry_pairs,
-        estimate=estimate,
         progress=report,
     )
-    n_matvec = counter["matvec"]
     basis = _fix_signs(basis.double())
     # the ranks ran the same solver on the same reduced products; rank 0's basis is the result
     basis, eigenvalues = ctx.broadcast((basis, eigenvalues.double()))
