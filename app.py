@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _jobs, _sidebar, _state, _timing, _tour
+from pages.ui import jobs as _jobs
+from pages.ui import sidebar as _sidebar
+from pages.ui import state as _state
+from pages.ui import timing as _timing
+from pages.ui import tour as _tour
 
 st.set_page_config(
     page_title="Boundary Atlas",

@@ -3,9 +3,9 @@
 S_c of ``digits-lenet`` (ICLR 2018 §5: top-m eigenvectors of the average tangent boundary Hessian
 of n points, here by Lanczos, ``solver="eigsh"``, m = 10) with its points split over K processes
 launched by ``torchrun --nproc_per_node K`` (gloo on CPU): DeepFool on the n points
-(:func:`geometry.distributed.sharded_deepfool`), then the Lanczos iteration whose every operator
+(:func:`geometry.runtime.distributed.sharded_deepfool`), then the Lanczos iteration whose every operator
 application is an all-reduced sum of per-rank Hessian-vector products
-(:func:`geometry.distributed.sharded_curved_subspace`). Reported per K: wall time of each step
+(:func:`geometry.runtime.distributed.sharded_curved_subspace`). Reported per K: wall time of each step
 (rank 0, after a barrier, without process start-up and model loading), the speed-up over one
 process with the same threads per process, the *CPU speed-up* (CPU seconds of one process over the
 largest CPU seconds of one rank: the speed-up with a free core per process, robust to other load),
@@ -52,7 +52,7 @@ def worker(args) -> None:
         torch.set_num_threads(args.threads)
     from geometry import zoo
     from geometry.data import load_dataset
-    from geometry.distributed import init_distributed, sharded_curved_subspace, sharded_deepfool, shutdown
+    from geometry.runtime.distributed import init_distributed, sharded_curved_subspace, sharded_deepfool, shutdown
     from geometry.study.points import choose_points
 
     ctx = init_distributed()

@@ -8,7 +8,7 @@ values. The first change to each value is a warm-up (it may compute and cache); 
 Three times per interaction:
 
 * **script** — the server's run time of what the interaction re-executed: the sum of the durations
-  logged by ``app.py`` (full script runs) and by timed fragments (:mod:`pages._timing`) that started
+  logged by ``app.py`` (full script runs) and by timed fragments (:mod:`pages.ui.timing`) that started
   after the click. Only available when this script starts the server (it sets ``ATLAS_TIMING``) or
   ``--timing-log`` names the file of a server started with ``ATLAS_TIMING=<file>``.
 * **run** — the same rerun as the browser sees it: from the app's ``data-test-script-state``
@@ -182,7 +182,7 @@ def _free_port() -> int:
 
 def start_server(port: int, timing_log: Path, app: Path = ROOT / "app.py") -> subprocess.Popen:
     """``streamlit run app.py`` on ``port`` with ``ATLAS_TIMING=timing_log``; returns once it listens."""
-    # no first-start mnist-lenet training behind the measurement (pages/_jobs.py): it would load the cores
+    # no first-start mnist-lenet training behind the measurement (pages/ui/jobs.py): it would load the cores
     env = dict(os.environ, ATLAS_TIMING=str(timing_log))
     env.setdefault("ATLAS_BACKGROUND_TRAINING", "0")
     args = ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1"]

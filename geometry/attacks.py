@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._checks import as_generator, check_int, check_norm
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
+from .validation import as_generator, check_int, check_norm
 
 __all__ = [
     "PGDResult",

@@ -28,17 +28,18 @@ All results hold CPU float64 tensors; no function modifies its inputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import as_generator
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
+from .progress import ProgressFn
 from .subspaces import RandomBaseline, principal_angles, random_baseline
+from .validation import as_generator
 
 __all__ = [
     "SubspaceComparison",
@@ -52,7 +53,6 @@ __all__ = [
     "RANDOM_ROW",
 ]
 
-ProgressFn = Callable[[float, str], None]
 
 #: Name of the baseline row of :func:`transfer_matrix` (isotropic random vectors).
 RANDOM_ROW = "random vector"

@@ -35,11 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import as_generator
 from .cache import CorruptFileError, read_tensors, save_tensors
 from .classifier import Classifier, check_images
 from .errors import AtlasError, InvalidInputError
 from .hessian import BoundaryOperator, boundary_operator
+from .progress import ProgressFn
+from .validation import as_generator
 
 __all__ = [
     "Subspace",
@@ -55,7 +56,6 @@ __all__ = [
     "load_subspace",
 ]
 
-ProgressFn = Callable[[float, str], None]
 
 #: Authors' code: the "inside" point is x + 0.8·r(x) (ICLR 2018 code release).
 INSIDE_FRACTION = 0.8
@@ -371,7 +371,7 @@ def _top_eigenpairs(
 ) -> tuple[torch.Tensor, torch.Tensor, float, str, int]:
     """The top-``m`` eigenpairs of the average boundary operator ``V ↦ apply(V)`` (rows of V are
     directions, shape (k, d) → (k, d)), shared by :func:`curved_subspace` and the sharded S_c of
-    :mod:`geometry.distributed` (which passes an all-reduced ``apply``).
+    :mod:`geometry.runtime.distributed` (which passes an all-reduced ``apply``).
 
     ``use_dense``: build the d × d matrix column by column (``dense_step`` columns per application) and
     take ``eigh`` of its symmetric part; else Lanczos (scipy ``eigsh``, ``which="LA"``, start vector from
@@ -915,7 +915,7 @@ def _curve_from_per_point(
 ) -> CurvatureCurve:
     """The :class:`CurvatureCurve` of per-point curvatures ``P`` (K_S) and ``KP`` (κ), both (len(ms), n): means,
     population std and the share of positive points over the n points (also used by the sharded curve of
-    :mod:`geometry.distributed`, which gathers P and KP from the ranks)."""
+    :mod:`geometry.runtime.distributed`, which gathers P and KP from the ranks)."""
     n = P.shape[1]
     return CurvatureCurve(
         m_values=torch.tensor(list(ms), dtype=torch.long),

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_norm
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
+from .validation import check_int, check_norm
 
 __all__ = ["DeepFoolResult", "deepfool", "rho_adv"]
 

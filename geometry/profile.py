@@ -28,10 +28,10 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor
 from torch.nn import functional as F
 
-from ._checks import as_generator, check_int
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
 from .regimes import cure_penalty
+from .validation import as_generator, check_int
 
 __all__ = [
     "CurvatureProfile",

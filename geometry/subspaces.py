@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import as_generator
 from .errors import InvalidInputError
+from .validation import as_generator
 
 __all__ = ["principal_angles", "random_subspace", "random_baseline", "RandomBaseline"]
 

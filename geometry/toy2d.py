@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_int
 from .classifier import Classifier, make_classifier
 from .curvature import curvature_along
 from .deepfool import DeepFoolResult, deepfool
 from .errors import InvalidInputError
 from .hessian import boundary_gradient
 from .testing import affine_classifier, sphere_classifier
+from .validation import check_int
 
 __all__ = [
     "TOY_DATASETS",

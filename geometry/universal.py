@@ -25,16 +25,17 @@ its inputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import as_generator, check_int, check_norm
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
+from .progress import ProgressFn
+from .validation import as_generator, check_int, check_norm
 
 __all__ = [
     "project_lp",
@@ -48,8 +49,6 @@ __all__ = [
     "FoolingCurve",
     "fooling_rate_vs_m",
 ]
-
-ProgressFn = Callable[[float, str], None]
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from .architectures import ARCHITECTURES, MLP, LeNet, NiN, build_architecture
 from .cache import DamagedCacheError, cache_dir, cache_key, discard_damaged, file_lock, load_tensors, save_tensors
 from .classifier import Classifier, make_classifier
 from .errors import UnknownNameError
+from .progress import ProgressFn
 from .regimes import RegimeContext, check_regime
 
 __all__ = [
@@ -55,7 +55,6 @@ __all__ = [
     "train_classifier",
 ]
 
-Progress = Callable[[float, str], None]
 _ZOO_FORMAT = 2  # 2: verified cache files (SHA-256 + format version); older files are simply a miss
 
 
@@ -437,7 +436,7 @@ def train_classifier(
     train_labels: torch.Tensor,
     *,
     num_classes: int,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
     """Train ``entry``'s architecture on pixel-space images; returns (model, mean, std).
 
@@ -543,7 +542,7 @@ def load_model(
     name: str,
     *,
     root: str | Path | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     train: bool = True,
 ) -> Classifier:
     """The zoo network ``name`` as a frozen :class:`Classifier`, trained on first use.
@@ -597,7 +596,7 @@ def load_model(
         return _train_and_cache(entry, path, root=root, report=report)
 
 
-def _from_cache(entry: ZooEntry, path: Path, progress: Progress | None) -> Classifier | None:
+def _from_cache(entry: ZooEntry, path: Path, progress: ProgressFn | None) -> Classifier | None:
     """The cached network as a Classifier, or None (missing, or damaged and deleted)."""
     got = _read_cached(entry, path)
     if got is None:
@@ -637,7 +636,7 @@ def _wants_robustness(entry: ZooEntry) -> bool:
     return entry.regime != "standard" or entry.eval_eps is not None
 
 
-def _robustness_card(entry: ZooEntry, clf: Classifier, test_set, report: Progress) -> dict:
+def _robustness_card(entry: ZooEntry, clf: Classifier, test_set, report: ProgressFn) -> dict:
     """Clean / PGD accuracy at the entry's ε and DeepFool ρ_adv on the first test points (issue 11).
 
     PGD: ℓ∞, 20 steps, step 2.5ε/20, one random start; ρ_adv: ℓ2 DeepFool (unconstrained, as in the
@@ -679,7 +678,7 @@ def _robustness_card(entry: ZooEntry, clf: Classifier, test_set, report: Progres
     }
 
 
-def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: Progress) -> Classifier:
+def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: ProgressFn) -> Classifier:
     """Train ``entry``, measure its test accuracy, write the verified cache file at ``path``."""
     from .data import load_dataset
 

@@ -7,17 +7,20 @@ import numpy as np
 import streamlit as st
 
 from geometry.lipschitz import UnsupportedLayerError
-from geometry.plotting_certify import (
+from geometry.plotting.certify import (
     accuracy_vs_eps_figure,
     certified_scatter_figure,
     certified_section_figure,
     layer_norms_figure,
     radius_ratio_figure,
 )
-from geometry.plotting_layout import narrow
+from geometry.plotting.layout import narrow
 from geometry.study.certify import CertifySettings, attack_study, certified_section, certify_study, lipschitz_study
-from pages import _cached, _downloads, _layout, _sidebar
-from pages._state import init_state
+from pages.ui import cached as _cached
+from pages.ui import downloads as _downloads
+from pages.ui import layout as _layout
+from pages.ui import sidebar as _sidebar
+from pages.ui.state import init_state
 
 st.title("Certified vs empirical")
 st.caption(

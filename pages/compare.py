@@ -9,13 +9,15 @@ import streamlit as st
 
 from geometry.compare import RANDOM_ROW
 from geometry.hessian import default_h
-from geometry.plotting import principal_angles_figure, section_figure, transfer_matrix_figure
-from geometry.plotting_layout import narrow
+from geometry.plotting.figures import principal_angles_figure, section_figure, transfer_matrix_figure
+from geometry.plotting.layout import narrow
 from geometry.study import xi as xi_of
-from pages import _cached, _downloads, _sidebar
-from pages import _state as state
-from pages._controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
-from pages._sidebar import model_label
+from pages.ui import cached as _cached
+from pages.ui import downloads as _downloads
+from pages.ui import sidebar as _sidebar
+from pages.ui import state
+from pages.ui.controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
+from pages.ui.sidebar import model_label
 
 
 def narrow_section(*args, **kwargs):

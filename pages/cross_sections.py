@@ -9,13 +9,17 @@ import math
 import streamlit as st
 
 from geometry.hessian import default_h
-from geometry.plotting import perturbation_display, section_figure, to_display_image
-from geometry.plotting_sections_grid import section_grid_figure
+from geometry.plotting.figures import perturbation_display, section_figure, to_display_image
+from geometry.plotting.sections_grid import section_grid_figure
 from geometry.study.fig5 import universal_sections
 from geometry.study.provenance import RX_PROVENANCE, box_excess, left_box
-from pages import _cached, _downloads, _layout, _sidebar, _state
-from pages._controls import curvature_controls
-from pages._state import CURVATURE_METHODS, DIRECTIONS, EXTENT, RESOLUTION, SEED, CrossSectionView
+from pages.ui import cached as _cached
+from pages.ui import downloads as _downloads
+from pages.ui import layout as _layout
+from pages.ui import sidebar as _sidebar
+from pages.ui import state as _state
+from pages.ui.controls import curvature_controls
+from pages.ui.state import CURVATURE_METHODS, DIRECTIONS, EXTENT, RESOLUTION, SEED, CrossSectionView
 
 
 def _fmt(value: float, spec: str = "+.3g") -> str:

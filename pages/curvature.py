@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from geometry.plotting import curvature_vs_m_figure, ritz_figure
-from geometry.plotting_constrained import constrained_ratio_figure
+from geometry.plotting.constrained import constrained_ratio_figure
+from geometry.plotting.figures import curvature_vs_m_figure, ritz_figure
 from geometry.study.constrained import constrained_ratio
 from geometry.study.provenance import box_share_text, estimation_box_share
-from pages import _cached, _downloads, _layout, _sidebar, _state, _timing
-from pages._controls import curvature_controls
-from pages._state import CURVATURE_METHODS
+from pages.ui import cached as _cached
+from pages.ui import downloads as _downloads
+from pages.ui import layout as _layout
+from pages.ui import sidebar as _sidebar
+from pages.ui import state as _state
+from pages.ui import timing as _timing
+from pages.ui.controls import curvature_controls
+from pages.ui.state import CURVATURE_METHODS
 
 CONSTRAINED_POINTS, CONSTRAINED_SUBSPACES = 50, 3  # the constrained-DeepFool section's sample
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.errors import AtlasError
-from geometry.plotting_toy2d import lab_figure, universal_figure
+from geometry.plotting.toy2d import lab_figure, universal_figure
 from geometry.study.toy2d import LabSettings, lab_study, toy_model, universal_panel
 from geometry.toy2d import TOY_DATASETS, TOY_MODELS, direction_vector, nearest_point, vector_from_click
-from pages import _downloads, _layout, _tour
-from pages._sidebar import user_errors
-from pages._state import init_state, share
+from pages.ui import downloads as _downloads
+from pages.ui import layout as _layout
+from pages.ui import tour as _tour
+from pages.ui.sidebar import user_errors
+from pages.ui.state import init_state, share
 
 #: widget bounds (each defined once: drawn with them, URL values clamped into them)
 G2_N = dict(min_value=40, max_value=600, step=20)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.device import device_label
-from geometry.plotting import to_display_image
-from pages import _cached, _jobs, _layout, _sidebar, _upload
+from geometry.plotting.figures import to_display_image
+from pages.ui import cached as _cached
+from pages.ui import jobs as _jobs
+from pages.ui import layout as _layout
+from pages.ui import sidebar as _sidebar
+from pages.ui import upload as _upload
 
 st.title("Boundary Atlas")
 st.markdown(

@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from geometry import zoo
-from geometry.plotting import section_figure
-from geometry.plotting_layout import narrow
-from geometry.plotting_robust import (
+from geometry.plotting.figures import section_figure
+from geometry.plotting.layout import narrow
+from geometry.plotting.robust import (
     curvature_profile_figure,
     finite_difference_figure,
     loss_along_figure,
@@ -19,9 +19,11 @@ from geometry.plotting_robust import (
 )
 from geometry.study import choose_points
 from geometry.study.robust import DEFAULT_EPS, RobustSettings, point_distance, point_study, robust_study
-from pages import _cached, _downloads, _sidebar
-from pages import _state as state
-from pages._sidebar import model_label
+from pages.ui import cached as _cached
+from pages.ui import downloads as _downloads
+from pages.ui import sidebar as _sidebar
+from pages.ui import state
+from pages.ui.sidebar import model_label
 
 N_POINTS = dict(min_value=10, max_value=300, step=10)
 EPS_INPUT = dict(min_value=0.001, max_value=1.0)

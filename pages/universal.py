@@ -10,12 +10,15 @@ import pandas as pd
 import streamlit as st
 
 from geometry.hessian import default_h
-from geometry.plotting import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
+from geometry.plotting.figures import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
 from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
 from geometry.study.provenance import box_share_text, estimation_box_share
-from pages import _cached, _downloads, _layout, _sidebar
-from pages._controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
-from pages._state import CV_M, CV_N, H_INPUT, UV_SAMPLES, UV_SHARES, UniversalView, init_state, share
+from pages.ui import cached as _cached
+from pages.ui import downloads as _downloads
+from pages.ui import layout as _layout
+from pages.ui import sidebar as _sidebar
+from pages.ui.controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
+from pages.ui.state import CV_M, CV_N, H_INPUT, UV_SAMPLES, UV_SHARES, UniversalView, init_state, share
 
 st.title("Universal perturbations")
 st.caption(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-# No first-start background training of mnist-lenet in tests (pages/_jobs.py, issue 13): the app keeps
+# No first-start background training of mnist-lenet in tests (pages/ui/jobs.py, issue 13): the app keeps
 # digits-lenet as its default and never starts a minutes-long job behind a test's back.
 os.environ.setdefault("ATLAS_BACKGROUND_TRAINING", "0")
 

@@ -20,7 +20,7 @@ import pytest
 from safetensors.numpy import load as load_safetensors
 from streamlit.testing.v1 import AppTest
 
-from geometry import downloads
+from geometry.output import downloads
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

@@ -31,7 +31,7 @@ def torchscript_lenet() -> bytes:
 #: sidebar after a click can only be observed with the two drawn in one script.
 SCRIPT = """
 import streamlit as st
-from pages import _sidebar, _upload
+from pages.ui import sidebar as _sidebar, upload as _upload
 st.session_state["_sidebar"] = _sidebar.sidebar()
 _upload.upload_form()
 """

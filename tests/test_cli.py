@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from geometry import cli
-from geometry.cli import ProgressBar
+from geometry.cli import commands as cli
+from geometry.cli.commands import ProgressBar
 from geometry.study import m_grid
 
 # TorchScript is written on purpose (users still upload it); torch ≥ 2.10 calls it deprecated

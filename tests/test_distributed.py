@@ -21,7 +21,9 @@ import torch.multiprocessing as mp
 from geometry.curvature import average_curvature, curved_subspace, random_subspace_basis
 from geometry.data import load_dataset
 from geometry.deepfool import deepfool
-from geometry.distributed import (
+from geometry.errors import InvalidInputError
+from geometry.hessian import hvp
+from geometry.runtime.distributed import (
     ShardContext,
     cached_shard,
     env_world,
@@ -32,8 +34,6 @@ from geometry.distributed import (
     sharded_deepfool,
     shutdown,
 )
-from geometry.errors import InvalidInputError
-from geometry.hessian import hvp
 from geometry.universal import fooling_rate_vs_m
 
 N_POINTS = 23  # odd: the two shards differ in size (12 + 11)
@@ -77,7 +77,7 @@ def _join(rank: int, world: int, port: int) -> ShardContext:
 # ---------------------------------------------------------------------------------------- workers
 def _equality_worker(rank: int, world: int, port: int, out: str) -> None:
     from geometry import zoo
-    from geometry.distributed import (
+    from geometry.runtime.distributed import (
         average_boundary_hvp,
         sharded_average_curvature,
         sharded_curved_subspace,
@@ -121,7 +121,7 @@ def _equality_worker(rank: int, world: int, port: int, out: str) -> None:
 def _resume_worker(rank: int, world: int, port: int, out: str, crash: bool) -> None:
     """Sharded DeepFool with a counter of DeepFool runs per rank; with ``crash``, rank 1 dies
     (os._exit, as if killed) once rank 0's shard is on disk, before the gather."""
-    import geometry.distributed as gd
+    import geometry.runtime.distributed as gd
     from geometry import zoo
     from geometry.cache import cache_dir
 
@@ -179,14 +179,14 @@ def test_single_process_without_torchrun(monkeypatch):
     assert ctx.all_reduce_sum(t) is t and ctx.all_gather(7) == [7] and ctx.broadcast("x") == "x"
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "2")
-    from geometry.distributed import DistributedError
+    from geometry.runtime.distributed import DistributedError
 
     with pytest.raises(DistributedError):
         env_world()
 
 
 def test_one_rank_is_bitwise_the_single_process_study(digits_lenet):
-    from geometry.distributed import sharded_average_curvature, sharded_curved_subspace
+    from geometry.runtime.distributed import sharded_average_curvature, sharded_curved_subspace
 
     xs = _points()
     df = deepfool(digits_lenet, xs)

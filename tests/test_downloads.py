@@ -1,4 +1,4 @@
-"""Take-away files (issue 14 item 3, :mod:`geometry.downloads`): a figure's HTML holds its data and
+"""Take-away files (issue 14 item 3, :mod:`geometry.output.downloads`): a figure's HTML holds its data and
 opens offline; PNG / SVG come from kaleido when a browser is there (skipped otherwise) and a missing
 exporter is one clear error; a study result's tensors, tables and numbers round-trip through
 ``.npz``, ``.safetensors``, CSV and JSON with a README naming every key; the report's arguments
@@ -20,7 +20,8 @@ import pytest
 import torch
 from safetensors.numpy import load as load_safetensors
 
-from geometry import cli, downloads
+from geometry.cli import commands as cli
+from geometry.output import downloads
 from geometry.study import SectionSettings, section_study
 from geometry.testing import sphere_classifier
 

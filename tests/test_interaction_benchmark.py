@@ -41,12 +41,12 @@ def widget_keys(page_file: str) -> set[str]:
     """The literal widget keys of a page, of the helper modules it imports from pages/, and of the
     shared sidebar (drawn by app.py on every page)."""
     source = (ROOT / page_file).read_text()
-    helpers = set(re.findall(r"from pages\.(_\w+) import", source))
-    for line in re.findall(r"from pages import ([\w, ]+)", source):
-        helpers |= {name.strip() for name in line.split(",")}
-    helpers.add("_sidebar")
+    helpers = set(re.findall(r"from pages\.ui\.(\w+) import", source))
+    for line in re.findall(r"from pages\.ui import ([\w, ]+)", source):
+        helpers |= {name.strip().split(" as ")[0].strip() for name in line.split(",")}
+    helpers.add("sidebar")
     texts = [source] + [
-        (ROOT / "pages" / f"{h}.py").read_text() for h in helpers if (ROOT / "pages" / f"{h}.py").exists()
+        (ROOT / "pages" / "ui" / f"{h}.py").read_text() for h in helpers if (ROOT / "pages" / "ui" / f"{h}.py").exists()
     ]
     return {k for text in texts for k in KEY.findall(text)}
 
@@ -122,7 +122,7 @@ def test_the_section_figure_labels_and_colours_every_cell_by_its_class():
 
     import numpy as np
 
-    from geometry.plotting import CLASS_COLORS, section_figure
+    from geometry.plotting.figures import CLASS_COLORS, section_figure
 
     rng = np.random.default_rng(0)
     labels = rng.choice([1, 4, 7], size=(9, 11))

@@ -1,4 +1,4 @@
-"""Background jobs (geometry/jobs.py, pages/_jobs.py; issue 14 item 2 and 5, issue 13 item 4).
+"""Background jobs (geometry/jobs.py, pages/ui/jobs.py; issue 14 item 2 and 5, issue 13 item 4).
 
 Properties: one key runs once however often it is submitted; a page reopened mid-job finds the
 same job (AppTest, a slow fake study held by an Event); failures come back as messages; progress
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from geometry import jobs
 from geometry.errors import InvalidInputError
+from geometry.runtime import jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -192,10 +192,10 @@ def test_a_page_reopened_mid_job_finds_its_job_and_never_restarts_it(monkeypatch
     from streamlit.testing.v1 import AppTest
 
     from geometry import study
-    from pages import _jobs
+    from pages.ui import jobs as _jobs
 
     gate = Gate()
-    monkeypatch.setattr(study, "curvature_study", gate)  # pages/_cached.py looks it up at call time
+    monkeypatch.setattr(study, "curvature_study", gate)  # pages/ui/cached.py looks it up at call time
     monkeypatch.setattr(_jobs, "WAIT_SECONDS", 0.2)  # the page stops polling in-script after 0.2 s
 
     def open_page() -> AppTest:
@@ -284,7 +284,7 @@ def test_home_offers_the_trained_default_to_a_session_still_on_digits(monkeypatc
     from streamlit.testing.v1 import AppTest
 
     from geometry import zoo
-    from pages import _jobs
+    from pages.ui import jobs as _jobs
 
     reg = jobs.JobRegistry()
     done = reg.submit("train:mnist-lenet", lambda *, progress: "mnist-lenet", lane="background")

@@ -1,7 +1,7 @@
 """Every parameter path clamps or explains (issue 9, part 6).
 
 * App: a link's query value for any widget of any page is validated when it is read
-  (``pages._state.coerce`` through ``param`` / ``init_state``): out-of-range numbers are clamped into
+  (``pages.ui.state.coerce`` through ``param`` / ``init_state``): out-of-range numbers are clamped into
   the widget's bounds, NaN / inf / empty / non-numeric values and unknown options fall back to the
   default. Each page is driven with AppTest with such values for each of its query keys; no run may
   end in an exception and every widget must hold a value within its bounds. The measured faults:
@@ -32,10 +32,11 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 400  # a first run trains digits-lenet (and digits-nin for Compare) on a busy 2-core machine
-if str(ROOT) not in sys.path:  # the app imports pages._state etc. from the repository root; so do we (stubs)
+if str(ROOT) not in sys.path:  # the app imports pages.ui.state etc. from the repository root; so do we (stubs)
     sys.path.insert(0, str(ROOT))
 
-from pages import _cached, _state  # noqa: E402
+from pages.ui import cached as _cached  # noqa: E402
+from pages.ui import state as _state  # noqa: E402
 
 HOME, SECTIONS, CURVATURE, UNIVERSAL, COMPARE = (
     f"pages/{p}.py" for p in ("home", "cross_sections", "curvature", "universal", "compare")
@@ -98,7 +99,7 @@ LATE = {
     },
 }
 SMALL = {UNIVERSAL: dict(uv_n=20, uv_m=4, uv_samples=2, uv_heldout=120, uv_uap=120), COMPARE: dict(cmp_n=20, cmp_m=4)}
-#: what each page's stub replaces in pages._cached (None: the page is cheap at any valid value): the page's
+#: what each page's stub replaces in pages.ui.cached (None: the page is cheap at any valid value): the page's
 #: first heavy call, made after all the widgets above it are drawn.
 HEAVY = {HOME: None, SECTIONS: None, CURVATURE: "curvature_study", UNIVERSAL: "noise_norm", COMPARE: "compare_study"}
 
@@ -273,7 +274,7 @@ def test_widgets_after_the_computation_survive_a_bad_value(page, bad):
     ],
 )
 def test_cli_sizes_are_checked_before_anything_runs(argv, limit, tmp_path, capsys, monkeypatch):
-    from geometry import cli
+    from geometry.cli import commands as cli
 
     def started(*args, **kwargs):
         raise AssertionError("the report started before its arguments were checked")
@@ -291,7 +292,8 @@ def test_cli_sizes_are_checked_before_anything_runs(argv, limit, tmp_path, capsy
 
 
 def test_cli_limits_agree_with_the_backend():
-    from geometry import cli, sections
+    from geometry import sections
+    from geometry.cli import commands as cli
 
     assert cli.MAX_RESOLUTION == sections.MAX_RESOLUTION
 

@@ -1,4 +1,4 @@
-"""Titles that fit at 800 px (geometry.plotting_layout): wrapping keeps the text, never splits a word
+"""Titles that fit at 800 px (geometry.plotting.layout): wrapping keeps the text, never splits a word
 or an HTML tag, respects the width, and the figure makes room for every line."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from geometry.plotting_layout import LINE_PX, legible, wrap_text
+from geometry.plotting.layout import LINE_PX, legible, wrap_text
 
 _TAG = re.compile(r"<[^>]*>")
 WORDS = ["κ", "curvature", "S_c", "‖r(x)‖₂", "pixel-space", "<b>bold</b>", "<span style='color:#C0392B'>3 → 5</span>"]
@@ -52,7 +52,7 @@ def test_a_legend_below_the_plot_moves_down_by_the_lines_the_x_title_gained():
     """A horizontal legend in paper units below the plot would cover a wrapped x-axis title's second line:
     legible() lowers it by one axis-title line per extra line (in paper units of the plot height) and grows
     the bottom margin by the same pixels; a title that does not wrap leaves the legend where it was."""
-    from geometry.plotting_layout import AXIS_LINE_PX
+    from geometry.plotting.layout import AXIS_LINE_PX
 
     def fig(xtitle: str) -> go.Figure:
         f = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
@@ -74,7 +74,7 @@ def test_a_legend_below_the_plot_moves_down_by_the_lines_the_x_title_gained():
 def test_narrow_wraps_legend_entries_and_titles_for_half_width_charts():
     """A legend entry wider than a half-width chart is cut by Plotly: narrow() wraps every shown entry (and the
     title) at its narrower width and keeps the text; a trace hidden from the legend keeps its name."""
-    from geometry.plotting_layout import NARROW_LEGEND_CHARS, NARROW_TITLE_CHARS, narrow
+    from geometry.plotting.layout import NARROW_LEGEND_CHARS, NARROW_TITLE_CHARS, narrow
 
     long = "two random 10- and 10-dim subspaces: mean ± std"
     f = go.Figure([go.Scatter(name=long), go.Scatter(name=long, showlegend=False)])
@@ -92,7 +92,7 @@ def test_narrow_anchors_a_legend_below_the_plot_to_the_bottom_edge_and_keeps_the
     """At half width each legend entry takes its own row: narrow() anchors the legend to the figure's bottom edge
     and grows the bottom margin and the height by the same pixels, so the plot area keeps its height and the
     legend rows fit below the tick labels and the x-axis title."""
-    from geometry.plotting_layout import AXIS_LINE_PX, narrow
+    from geometry.plotting.layout import AXIS_LINE_PX, narrow
 
     f = go.Figure([go.Scatter(name=f"entry {i}") for i in range(5)])
     f.update_layout(height=420, margin=dict(t=60, b=60), legend=dict(orientation="h", y=-0.3), xaxis_title="index i")

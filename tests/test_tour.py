@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlparse
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages._tour import TOUR, tour_links
+from pages.ui.tour import TOUR, tour_links
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

@@ -184,7 +184,7 @@ def test_failed_zip_upload_leaves_no_temp_folder(tmpdir_count, fault):
 
 
 def test_app_unzip_helper_is_the_data_function_and_leaves_no_temp_folder(tmpdir_count):
-    from pages import _upload
+    from pages.ui import upload as _upload
 
     raw, _ = _small_class_zip()
     ds = _upload._unzip_image_folder(raw, NAME)

@@ -435,7 +435,7 @@ def test_cli_refuses_the_bypass_archive(tmp_path, capsys):
 
 def test_app_upload_refuses_the_bypass_archive(tmp_path):
     pytest.importorskip("streamlit")
-    from pages import _upload
+    from pages.ui import upload as _upload
 
     marker = tmp_path / "pwned"
 

@@ -34,11 +34,11 @@ from ..classifier import Classifier
 from ..curvature import Subspace, curved_subspace, flat_subspace, load_subspace, save_subspace
 from ..errors import InvalidInputError
 from ..hessian import default_beta, default_h
+from ..progress import ProgressFn
 from .points import network_fingerprint
 
 __all__ = ["cached_subspace", "cached_result", "clear_memory", "encode_result", "decode_result", "RESULT_FORMAT"]
 
-Progress = Callable[[float, str], None]
 #: Version of the on-disk study-result format (part of every file).
 RESULT_FORMAT = 1
 #: Results kept in memory (least recently used dropped first). Shared by every page and session: one page's
@@ -71,7 +71,7 @@ def cached_subspace(
     point: str = "boundary",
     tangent: bool = True,
     random_state: int = 0,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     deepfool_result=None,
 ) -> Subspace:
     """S_c (``kind="curved"``) or S_f (``kind="flat"``) of ``clf`` on ``xs``, read from or written to disk.

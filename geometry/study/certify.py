@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from ..classifier import Classifier
 from ..deepfool import deepfool
 from ..errors import InvalidInputError
 from ..lipschitz import LipschitzBound, lipschitz_bound
+from ..progress import ProgressFn
 from ..sections import MAX_RESOLUTION, Section, normal_section, random_direction
 from .cache import cached_result
 from .points import data_fingerprint, network_fingerprint
@@ -41,8 +41,6 @@ __all__ = [
     "lipschitz_study",
     "structure_fingerprint",
 ]
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,7 @@ def _fmn_step(clf: Classifier, settings: CertifySettings) -> float:
 
 
 def certify_study(
-    clf: Classifier, xs: torch.Tensor, labels, settings: CertifySettings, *, progress: Progress | None = None
+    clf: Classifier, xs: torch.Tensor, labels, settings: CertifySettings, *, progress: ProgressFn | None = None
 ) -> CertifyStudy:
     """ε_cert(x) and ‖r(x)‖ on the first ``settings.n_points`` of ``xs``, the curves and the check.
 
@@ -224,7 +222,7 @@ class AttackStudy:
 
 
 def attack_study(
-    clf: Classifier, xs: torch.Tensor, labels, settings: CertifySettings, *, progress: Progress | None = None
+    clf: Classifier, xs: torch.Tensor, labels, settings: CertifySettings, *, progress: ProgressFn | None = None
 ) -> AttackStudy:
     """‖r(x)‖ on the first ``settings.n_points`` of ``xs`` and the accuracy under attack against ε.
 

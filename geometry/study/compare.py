@@ -9,11 +9,12 @@ every network. Used by the "Compare networks" page and ``docs/scripts/``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..classifier import Classifier
 from ..compare import NetworkComparison, TransferMatrix, compare_bases, compare_subspaces, transfer_matrix
 from ..errors import InvalidInputError
+from ..progress import ProgressFn
 from .cache import cached_result, cached_subspace
 from .curvature import _check_points
 from .noise import resolve_h
@@ -22,8 +23,6 @@ from .settings import CompareSettings
 
 __all__ = ["compare_study", "compare_angles", "fooling_matrix"]
 
-Progress = Callable[[float, str], None]
-
 
 def compare_study(
     clf_a: Classifier,
@@ -31,7 +30,7 @@ def compare_study(
     points: StudyPoints,
     settings: CompareSettings,
     *,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> NetworkComparison:
     """S_c and S_f (``m_estimated`` directions) of two networks on ``points.estimate``, at the h of
     ``settings.scale`` resolved on network A (:func:`geometry.compare.compare_subspaces`).
@@ -106,7 +105,7 @@ def fooling_matrix(
     m: int,
     xi: float,
     n_vectors: int,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> TransferMatrix:
     """Random vectors of norm ξ from the first m directions of each network's S_c (estimated on
     ``points.estimate`` at ``h``), applied to every network on ``points.heldout`` (Appendix C.2).

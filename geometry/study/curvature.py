@@ -15,14 +15,13 @@ from ..curvature import CurvatureCurve, Subspace, average_curvature, random_subs
 from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
 from ..hessian import default_beta
+from ..progress import ProgressFn
 from .cache import cached_result, cached_subspace
 from .noise import resolve_h
 from .points import StudyPoints, network_fingerprint
 from .settings import CurvatureSettings, m_grid
 
 __all__ = ["CurvatureStudy", "curvature_study", "study_subspaces", "estimation_deepfool"]
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def study_subspaces(
     points: StudyPoints,
     settings: CurvatureSettings,
     *,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     deepfool_result=None,
 ) -> tuple[Subspace, Subspace]:
     """(S_c, S_f) exactly as :func:`curvature_study` computes them (same points, same disk-cache entries).
@@ -126,7 +125,7 @@ def study_subspaces(
 
 
 def curvature_study(
-    clf: Classifier, points: StudyPoints, settings: CurvatureSettings, *, progress: Progress | None = None
+    clf: Classifier, points: StudyPoints, settings: CurvatureSettings, *, progress: ProgressFn | None = None
 ) -> CurvatureStudy:
     """S_c, S_f and a random subspace of dimension ``m_max``, and K_S versus m on held-out points.
 
@@ -213,7 +212,7 @@ def assemble_curvature_study(
     (seeded by the points' seed), the m grid (:func:`~geometry.study.settings.m_grid`), and K_S versus m
     of each subspace on the held-out points by ``heldout_curve(subspace, m_values, progress)`` — the
     single-process :func:`~geometry.curvature.average_curvature` here, its sharded twin in
-    :func:`geometry.distributed.sharded_curvature_study`, so both runs follow one protocol.
+    :func:`geometry.runtime.distributed.sharded_curvature_study`, so both runs follow one protocol.
     """
     S_r = random_subspace(clf.d, settings.m_max, random_state=settings.points.seed, input_shape=clf.input_shape)
     ms = m_grid(settings.m_max)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +23,7 @@ from ..classifier import Classifier
 from ..deepfool import deepfool, rho_adv
 from ..errors import InvalidInputError
 from ..profile import CurvatureProfile, curvature_profile, loss_along
+from ..progress import ProgressFn
 from ..sections import Section, normal_section, random_direction
 from .cache import cached_result
 from .points import data_fingerprint, network_fingerprint
@@ -39,7 +39,6 @@ __all__ = [
     "DEFAULT_EPS",
 ]
 
-Progress = Callable[[float, str], None]
 #: ℓ∞ radius of the PGD accuracy by input size (d): digits 0.1, MNIST 0.3, CIFAR-10 8/255.
 DEFAULT_EPS = {64: 0.1, 784: 0.3, 3072: 8 / 255}
 
@@ -150,7 +149,7 @@ def robust_study(
     labels: torch.Tensor,
     settings: RobustSettings,
     *,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> RobustStudy:
     """Clean / PGD accuracy, ρ_adv, boundary distance and curvature profile of ``clf`` on ``xs``.
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +19,7 @@ from ..classifier import Classifier
 from ..curvature import Subspace, random_subspace
 from ..deepfool import deepfool
 from ..errors import AtlasError
+from ..progress import ProgressFn
 from ..universal import (
     FoolingCurve,
     UniversalResult,
@@ -45,8 +45,6 @@ __all__ = [
     "universal_samples",
     "pushed_into",
 ]
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -151,7 +149,7 @@ def fooling_curve(
     xi: float,
     n_samples: int,
     seed: int,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> FoolingCurve:
     """Fooling rate versus m of random vectors of norm ξ from each subspace, on the held-out points
     (:func:`geometry.universal.fooling_rate_vs_m`, Fig. 7b), cached under (network, points, subspaces, ξ)."""
@@ -182,7 +180,7 @@ def fooling_curve(
 
 
 def universal_study(
-    clf: Classifier, points: StudyPoints, settings: UniversalSettings, *, progress: Progress | None = None
+    clf: Classifier, points: StudyPoints, settings: UniversalSettings, *, progress: ProgressFn | None = None
 ) -> UniversalStudy:
     """Fig. 7b for one network: random vectors of norm ξ from S_c, S_f and a random subspace against
     the UAP algorithm, plus the theorems' inputs (ICLR 2018 §5, Fig. 7b; CVPR 2017 Alg. 1).

@@ -51,10 +51,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import as_generator
-from .cache import cache_dir, cache_key, load_tensors, save_tensors
-from .classifier import Classifier, check_images
-from .curvature import (
+from ..cache import cache_dir, cache_key, load_tensors, save_tensors
+from ..classifier import Classifier, check_images
+from ..curvature import (
     CurvatureCurve,
     Subspace,
     _average_operator,
@@ -68,9 +67,11 @@ from .curvature import (
     load_subspace,
     save_subspace,
 )
-from .deepfool import DeepFoolResult, deepfool
-from .errors import AtlasError, InvalidInputError
-from .hessian import BoundaryOperator
+from ..deepfool import DeepFoolResult, deepfool
+from ..errors import AtlasError, InvalidInputError
+from ..hessian import BoundaryOperator
+from ..progress import ProgressFn
+from ..validation import as_generator
 
 __all__ = [
     "DistributedError",
@@ -90,10 +91,9 @@ __all__ = [
     "principal_cosines",
 ]
 
-LOG = logging.getLogger("geometry.distributed")
+LOG = logging.getLogger("geometry.runtime.distributed")
 #: Version of the shard files (part of every file; another version is a cache miss).
 SHARD_FORMAT = 1
-ProgressFn = Callable[[float, str], None]
 
 
 class DistributedError(AtlasError):
@@ -145,7 +145,7 @@ class ShardContext:
         without a process group
     owns_group : bool — :func:`init_distributed` created the group (so :func:`shutdown` destroys it)
     log : callable(str) or None — where "shard i/K: cached" and similar lines go (default: the
-        ``geometry.distributed`` logger)
+        ``geometry.runtime.distributed`` logger)
     """
 
     rank: int = 0
@@ -374,7 +374,7 @@ def cached_shard(
 
 
 def _fingerprints(clf: Classifier, xs: torch.Tensor) -> dict:
-    from .study.points import data_fingerprint, network_fingerprint
+    from ..study.points import data_fingerprint, network_fingerprint
 
     return {"network": network_fingerprint(clf), "data": data_fingerprint(xs)}
 
@@ -473,7 +473,7 @@ class _ShardedOperator:
     """This rank's boundary points and the all-reduced average ``A v = (1/n) Σ_i P_i H_i P_i v``."""
 
     def __init__(self, clf, xs, df, ctx, *, point, candidates, method, h, beta, chunk_size, tangent):
-        from .hessian import _resolve
+        from ..hessian import _resolve
 
         self.ctx, self.tangent, self.d = ctx, bool(tangent), clf.d
         if len(df.label) != len(xs):
@@ -760,13 +760,13 @@ def sharded_curved_subspace(
 
 
 def _default_chunk(clf: Classifier, chunk_size: int | None) -> int:
-    from .hessian import default_chunk_size
+    from ..hessian import default_chunk_size
 
     return default_chunk_size(clf.d) if chunk_size is None else max(1, int(chunk_size))
 
 
 def _digest(t: torch.Tensor) -> str:
-    from .study.points import data_fingerprint
+    from ..study.points import data_fingerprint
 
     return data_fingerprint(t.detach().cpu().contiguous())
 
@@ -821,7 +821,7 @@ def sharded_average_curvature(
 
     Source: ICLR 2018 §5, Fig. 7(a); issue 15.
     """
-    from .hessian import _resolve
+    from ..hessian import _resolve
 
     ctx = _ctx(ctx)
     xs = check_images(xs, clf.input_shape, name="xs")
@@ -919,7 +919,7 @@ def sharded_fooling_rate_vs_m(
 
     Source: ICLR 2018 §5, Fig. 7b; issue 15.
     """
-    from .universal import FoolingCurve, fooling_rate_vs_m
+    from ..universal import FoolingCurve, fooling_rate_vs_m
 
     ctx = _ctx(ctx)
     xs = check_images(xs, clf.input_shape, name="xs")
@@ -990,8 +990,8 @@ def sharded_curvature_study(
     InvalidInputError
         points chosen for another split; as the single-process study.
     """
-    from .curvature import flat_subspace
-    from .study.curvature import _check_points, _scale, assemble_curvature_study
+    from ..curvature import flat_subspace
+    from ..study.curvature import _check_points, _scale, assemble_curvature_study
 
     ctx = _ctx(ctx)
     _check_points(points, settings.points)

@@ -10,9 +10,9 @@ import streamlit as st
 from geometry import data as data_mod
 from geometry.errors import AtlasError
 
-from ._cached import DATASET_LABELS, _builtin_dataset, dataset_problem, user_datasets, user_models
-from ._sidebar import UPLOAD_PICKED, user_errors
-from ._state import USER_PREFIX
+from .cached import DATASET_LABELS, _builtin_dataset, dataset_problem, user_datasets, user_models
+from .sidebar import UPLOAD_PICKED, user_errors
+from .state import USER_PREFIX
 
 UPLOAD_LIMIT_MB = 200  # also the server's limit: .streamlit/config.toml server.maxUploadSize
 NO_ARCHITECTURE = "(not needed: TorchScript / export)"

@@ -38,7 +38,7 @@ STUDIES = ("curvature", "deepfool")
 
 def add_study_command(sub) -> None:
     """Add the ``study`` sub-command to the sub-parsers ``sub`` of ``boundary-atlas``."""
-    from .cli import MAX_DRAWS, MAX_M, MAX_POINTS, SEED_RANGE, _int_in, _positive_float
+    from .commands import MAX_DRAWS, MAX_M, MAX_POINTS, SEED_RANGE, _int_in, _positive_float
 
     p = sub.add_parser(
         "study",
@@ -101,8 +101,8 @@ def add_study_command(sub) -> None:
 
 
 def _cmd_study(args, parser) -> int:
-    from .cli import ProgressBar
-    from .distributed import init_distributed, shutdown
+    from ..runtime.distributed import init_distributed, shutdown
+    from .commands import ProgressBar
 
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     ctx = init_distributed(log=log)
@@ -121,12 +121,12 @@ def run_study(args, ctx, bar) -> str:
     """Run ``study KIND`` for this rank (``ctx``); rank 0 writes the files. Returns the summary."""
     import torch
 
-    from . import study
-    from .data import load_dataset
-    from .distributed import principal_cosines, sharded_curvature_study, sharded_deepfool
-    from .errors import DatasetNotFoundError, InvalidInputError, UnknownNameError
-    from .report import write_csv, write_json
-    from .zoo import ZOO, load_model, model_names
+    from .. import study
+    from ..data import load_dataset
+    from ..errors import DatasetNotFoundError, InvalidInputError, UnknownNameError
+    from ..output.report import write_csv, write_json
+    from ..runtime.distributed import principal_cosines, sharded_curvature_study, sharded_deepfool
+    from ..zoo import ZOO, load_model, model_names
 
     t0 = time.perf_counter()
     out = Path(args.out).expanduser()
@@ -169,7 +169,7 @@ def run_study(args, ctx, bar) -> str:
         bar.update(0.05, f"DeepFool on {len(xs)} points over {ctx.world_size} process(es)")
         df = sharded_deepfool(clf, xs, ctx, cache=resume)
         if ctx.is_leader:
-            from .deepfool import rho_adv
+            from ..deepfool import rho_adv
 
             out.mkdir(parents=True, exist_ok=True)
             conv, norms = df.converged.bool(), df.norms.double()
@@ -213,7 +213,7 @@ def run_study(args, ctx, bar) -> str:
             clf, points, settings, ctx, progress=bar.stage(0.05, 1.0, "curvature"), cache=resume
         )
         if ctx.is_leader:
-            from .curvature import save_subspace
+            from ..curvature import save_subspace
 
             out.mkdir(parents=True, exist_ok=True)
             S_c, S_f = res.curved, res.flat

@@ -22,7 +22,7 @@ Threads and PyTorch: jobs run in plain threads of the server process and share P
 thread pool with the pages (``torch.set_num_threads`` is process-wide and is left as it is; the
 zoo's trainer sets one thread for tiny inputs itself). At most three jobs run at once.
 
-This module imports no Streamlit: the app's display lives in ``pages/_jobs.py``.
+This module imports no Streamlit: the app's display lives in ``pages/ui/jobs.py``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import AtlasError, InvalidInputError
+from ..errors import AtlasError, InvalidInputError
 
 __all__ = [
     "BACKGROUND_ENV",
@@ -52,7 +52,6 @@ __all__ = [
     "start_background_training",
 ]
 
-Progress = Callable[[float, str], None]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 #: Lanes in order of priority, with their number of worker threads.
 LANES = {"page": 2, "background": 1}

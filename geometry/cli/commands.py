@@ -9,7 +9,7 @@ Sub-commands
     List the zoo's networks and whether they are trained yet.
 ``boundary-atlas study curvature|deepfool --zoo NAME --out DIR [...]``
     One heavy study, its points sharded over the processes of ``torchrun --nproc_per_node K -m
-    geometry.cli study …`` (one process without torchrun); resumable. See :mod:`geometry.cli_study`.
+    geometry.cli study …`` (one process without torchrun); resumable. See :mod:`geometry.cli.study`.
 ``boundary-atlas report (--zoo NAME | --model PATH) --dataset NAME --out DIR [...]``
     Measure a network's decision boundary and write a self-contained report folder:
 
@@ -47,7 +47,7 @@ of ``--split`` (default the test split: held-out points); S_c and S_f are estima
 the dataset has no train split, the one split is halved by ``--seed``: estimation points from one
 half, evaluated points from the other). ξ = 1/5 of the random-noise norm measured on the first 200
 evaluated points. Every random choice derives from ``--seed``. This module only parses arguments
-and writes; :mod:`geometry.report` writes the files.
+and writes; :mod:`geometry.output.report` writes the files.
 
 Errors: every :class:`~geometry.errors.AtlasError` (unknown name, missing dataset, bad model
 file, …) and every file-system error is reported as one line ``error: …`` on stderr with exit
@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_report)
 
-    from .cli_study import add_study_command  # `study`: sharded under torchrun (issue 15)
+    from .study import add_study_command  # `study`: sharded under torchrun (issue 15)
 
     add_study_command(sub)
     return parser
@@ -462,10 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------------------- train / models
 def _cmd_train(args, parser) -> int:
-    from .zoo import ZOO, is_cached, load_model, model_names
+    from ..zoo import ZOO, is_cached, load_model, model_names
 
     if args.name not in ZOO:
-        from .errors import UnknownNameError
+        from ..errors import UnknownNameError
 
         raise UnknownNameError(f"unknown zoo network {args.name!r}; choose one of {', '.join(model_names())}")
     cached = is_cached(args.name)
@@ -479,7 +479,7 @@ def _cmd_train(args, parser) -> int:
     entry = ZOO[args.name]
     how = "loaded from cache" if cached else f"trained in {seconds:.1f} s"
     print(f"{args.name}: {how}")
-    from .report import pct
+    from ..output.report import pct
 
     print(f"test accuracy: {pct(clf.test_accuracy)} ({entry.dataset} test split)")
     print(f"cache file: {clf.info.get('cache_file', 'n/a')}")
@@ -487,7 +487,7 @@ def _cmd_train(args, parser) -> int:
 
 
 def _cmd_models(args, parser) -> int:
-    from .zoo import ZOO, is_cached
+    from ..zoo import ZOO, is_cached
 
     width = max(len(n) for n in ZOO)
     for name, e in ZOO.items():
@@ -516,16 +516,16 @@ def _slice_deepfool(df, idx):
 
 def _load_classifier(args, parser, bar):
     """(clf, dataset name, model-card facts) for --zoo or --model."""
-    from .data import load_dataset
-    from .errors import InvalidInputError
-    from .zoo import ZOO, load_model, model_names
+    from ..data import load_dataset
+    from ..errors import InvalidInputError
+    from ..zoo import ZOO, load_model, model_names
 
     if args.zoo is not None:
         for opt in ("format", "architecture", "input_shape", "mean", "std", "class_names"):
             if getattr(args, opt) is not None:
                 parser.error(f"--{opt.replace('_', '-')} applies to --model only (a zoo network knows its own)")
         if args.zoo not in ZOO:
-            from .errors import UnknownNameError
+            from ..errors import UnknownNameError
 
             raise UnknownNameError(f"unknown zoo network {args.zoo!r}; choose one of {', '.join(model_names())}")
         dataset = args.dataset or ZOO[args.zoo].dataset
@@ -554,7 +554,7 @@ def _load_classifier(args, parser, bar):
         raise InvalidInputError(
             f"--input-shape {shape} does not match the {eval_set.name} images {tuple(eval_set.images.shape[1:])}"
         )
-    from .loading import load_classifier
+    from ..loading import load_classifier
 
     bar.update(0.02, f"loading {Path(args.model).name}")
     clf = load_classifier(
@@ -593,7 +593,7 @@ def _cmd_report(args, parser) -> int:
 
 def run_report(args, parser, bar: ProgressBar) -> str:
     """Compute everything of ``boundary-atlas report`` through :mod:`geometry.study` and write the
-    files through :mod:`geometry.report`; returns the stdout summary.
+    files through :mod:`geometry.output.report`; returns the stdout summary.
 
     The protocol is the dashboard's: :func:`geometry.study.split_points` with
     ``PointSplit(n_estimate=n_points, n_heldout=n_points, seed=seed)`` (S_c / S_f from the training
@@ -604,15 +604,20 @@ def run_report(args, parser, bar: ProgressBar) -> str:
     """
     import torch
 
-    from . import study
-    from .curvature import curvature_along
-    from .data import load_dataset
-    from .deepfool import deepfool, rho_adv
-    from .errors import AtlasError, DatasetNotFoundError, InvalidInputError
-    from .plotting import curvature_vs_m_figure, fooling_rate_vs_m_figure, norm_histogram_figure, section_figure
-    from .report import ReportPanel, fmt, pct, write_csv, write_html, write_index, write_json
-    from .sections import normal_section, random_direction
-    from .subspaces import principal_angles
+    from .. import study
+    from ..curvature import curvature_along
+    from ..data import load_dataset
+    from ..deepfool import deepfool, rho_adv
+    from ..errors import AtlasError, DatasetNotFoundError, InvalidInputError
+    from ..output.report import ReportPanel, fmt, pct, write_csv, write_html, write_index, write_json
+    from ..plotting.figures import (
+        curvature_vs_m_figure,
+        fooling_rate_vs_m_figure,
+        norm_histogram_figure,
+        section_figure,
+    )
+    from ..sections import normal_section, random_direction
+    from ..subspaces import principal_angles
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -1145,12 +1150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     :class:`~geometry.errors.AtlasError` / file-system error, printed as one line ``error: …`` on
     stderr without a traceback; 130 when interrupted.
     """
-    from .errors import AtlasError
+    from ..errors import AtlasError
 
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
     try:
-        from .device import resolve_device
+        from ..device import resolve_device
 
         resolve_device(args.device)  # an unknown or absent device fails before any work
         return int(args.func(args, parser) or 0)

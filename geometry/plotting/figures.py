@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from .plotting_layout import legible
+from .layout import legible
 
 __all__ = [
     "CLASS_COLORS",
@@ -462,7 +462,7 @@ def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | No
     mean = _np(matrix.mean).astype(float)
     std = _np(matrix.std).astype(float)
     best = _np(matrix.best).astype(float)
-    from .compare import RANDOM_ROW
+    from ..compare import RANDOM_ROW
 
     rows = [r if r == RANDOM_ROW else f"S_c({r})" for r in matrix.rows]
     cols = [str(c) for c in matrix.columns]

@@ -10,8 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .plotting import CLASS_COLORS, boundary_segments
-from .plotting_layout import legible
+from .figures import CLASS_COLORS, boundary_segments
+from .layout import legible
 
 __all__ = ["section_grid_figure"]
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from .plotting import CLASS_COLORS, boundary_segments
-from .plotting_layout import legible
+from .figures import CLASS_COLORS, boundary_segments
+from .layout import legible
 
 __all__ = ["lab_figure", "universal_figure"]
 

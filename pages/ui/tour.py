@@ -84,7 +84,7 @@ TOUR: tuple[TourStep, ...] = (
         "Robustness and curvature, and vice versa",
         "pages/robust.py",
         "robust-training",
-        # pinned to digits: with mnist-lenet the default (pages/_jobs.py) MNIST's PGD / CURE nets train for minutes
+        # pinned to digits: with mnist-lenet the default (pages/ui/jobs.py) MNIST's PGD / CURE nets train for minutes
         {"model": "digits-lenet", "rob_nets": "digits-lenet,digits-lenet-pgd,digits-lenet-cure", "rob_n": 30},
         "Adversarial training (PGD-AT) and curvature regularisation (CURE) change the geometry the previous steps "
         "measured: the loss bends less at the attack's scale h and the network keeps more accuracy under attack. The "

@@ -13,12 +13,12 @@ from geometry.data import Dataset
 from geometry.device import available_devices
 from geometry.errors import AtlasError
 
-from ._cached import DATASET_LABELS, dataset_problem, get_dataset, get_model, user_datasets, user_models
-from ._jobs import default_model
-from ._state import USER_PREFIX, init_state, share
+from .cached import DATASET_LABELS, dataset_problem, get_dataset, get_model, user_datasets, user_models
+from .jobs import default_model
+from .state import USER_PREFIX, init_state, share
 
 DEFAULT_MODEL = "digits-lenet"
-UPLOAD_PICKED = "_upload_picked"  # session key: the upload to select on the next run (pages/_upload.py)
+UPLOAD_PICKED = "_upload_picked"  # session key: the upload to select on the next run (pages/ui/upload.py)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def sidebar() -> dict | None:
     picked = st.session_state.pop(UPLOAD_PICKED, None)  # set by the upload form just before its st.rerun()
     if picked in uploads:  # select the new upload before the pickers are drawn (it is in their options)
         st.session_state["model"], st.session_state["dataset"] = picked, uploads[picked]["dataset"]
-    # digits-lenet, or mnist-lenet once trained here (issue 13: where the effect shows; pages/_jobs.py)
+    # digits-lenet, or mnist-lenet once trained here (issue 13: where the effect shows; pages/ui/jobs.py)
     init_state("model", default_model(), options=[*zoo.ZOO, *uploads])
     current = (
         uploads[st.session_state["model"]]["dataset"]

@@ -5,7 +5,7 @@ One call per page, near its end::
 
     _downloads.offer("curvature", sel, {"study": study}, {"curvature_vs_m": lambda: fig(...)}, settings)
 
-Nothing is built on a rerun: every file is made by :mod:`geometry.downloads` only when its button is
+Nothing is built on a rerun: every file is made by :mod:`geometry.output.downloads` only when its button is
 pressed (Streamlit's deferred ``download_button(data=callable)``), from the page's cached study
 results and the same figure builders the page draws with. The report runs the command line's own
 code after "Prepare report" and is kept for the session, keyed by its command line.
@@ -18,17 +18,17 @@ from collections.abc import Callable, Mapping
 
 import streamlit as st
 
-from geometry import downloads
 from geometry.errors import AtlasError
+from geometry.output import downloads
 from geometry.study import network_fingerprint
 
-from ._state import USER_PREFIX
+from .state import USER_PREFIX
 
 _REPORT_KEY = "_dl_report"  # session: (command line, zip bytes) of the last report prepared
 
 
 def bundle_for(title: str, sel, results: Mapping, settings=None, **provenance) -> downloads.DataBundle:
-    """:func:`geometry.downloads.result_bundle` of ``results`` with the page's provenance: the network's
+    """:func:`geometry.output.downloads.result_bundle` of ``results`` with the page's provenance: the network's
     name and fingerprint, the dataset, the datapoint and the settings key."""
     prov = {
         "page": title,
@@ -88,7 +88,7 @@ def offer(
     ----------
     page : str
         Short name used in file names and widget keys (e.g. ``"curvature"``).
-    sel : pages._sidebar.Selection or None
+    sel : pages.ui.sidebar.Selection or None
         The sidebar's network, dataset and datapoint (provenance; the report's network).
     results : mapping name → study result
         The page's (cached) study results: their tensors, tables and numbers are the data files.

@@ -1,8 +1,8 @@
 """Background jobs in the app: a page's long computation, shown while it runs, found again when the page
 is reopened; the sidebar's and Home's view of background work; the first-start MNIST training.
 
-The work itself runs in :mod:`geometry.jobs` (one registry per server process, shared by every
-session and rerun). A page calls :func:`result_of` (through ``pages/_cached.py``): the job for the
+The work itself runs in :mod:`geometry.runtime.jobs` (one registry per server process, shared by every
+session and rerun). A page calls :func:`result_of` (through ``pages/ui/cached.py``): the job for the
 given key is submitted — or found, if it is queued or running — and the script polls it, moving a
 progress bar with the job's message, elapsed time and ETA, until it is done. Leaving the page stops
 only the polling, never the job; opening the page again polls the same job. Results go to the disk
@@ -21,10 +21,11 @@ from typing import Any
 
 import streamlit as st
 
-from geometry import jobs, zoo
+from geometry import zoo
 from geometry.cache import cache_dir, cache_key
 from geometry.data import load_dataset, shared_data_root
 from geometry.errors import AtlasError
+from geometry.runtime import jobs
 from geometry.study import network_fingerprint
 
 #: The network that shows the paper's effect (docs/teaching.md) and the embedded one used until it is ready.

@@ -8,9 +8,9 @@ import streamlit as st
 from geometry.hessian import default_h
 from geometry.study import CurvatureSettings, ResolvedH, StudyPoints
 
-from . import _cached
-from ._sidebar import Selection
-from ._state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView
+from . import cached as _cached
+from .sidebar import Selection
+from .state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView
 
 #: The same setting gets the same label, wording and widget on every page (issue 14 item 4).
 H_SCALE_LABEL = "curvature scale h (pixel-space ℓ2)"

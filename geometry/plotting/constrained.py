@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .plotting_layout import legible
+from .layout import legible
 
 __all__ = ["constrained_ratio_figure"]
 

@@ -2,7 +2,7 @@
 (``.npz`` and ``.safetensors`` with a README) and the command line's report, as bytes.
 
 Issue 14 item 3 (DESIGN §2, the study layer). Nothing here needs Streamlit: the app's "Downloads"
-expander (``pages/_downloads.py``) only calls these functions, lazily, when a button is pressed.
+expander (``pages/ui/downloads.py``) only calls these functions, lazily, when a button is pressed.
 
 * :func:`figure_html` — a Plotly figure as one self-contained HTML file (Plotly.js inlined: opens
   offline, nothing fetched).
@@ -16,7 +16,7 @@ expander (``pages/_downloads.py``) only calls these functions, lazily, when a bu
   meaning and unit come from the owning class's numpydoc ``Attributes`` section.
 * :func:`bundle_zip` — the bundle as a zip with ``README.txt`` (keys, shapes, units, provenance).
 * :func:`report_argv`, :func:`report_command`, :func:`report_zip` — ``boundary-atlas report`` for the
-  app's settings, computed by the same code as the command line (:func:`geometry.cli.run_report`).
+  app's settings, computed by the same code as the command line (:func:`geometry.cli.commands.run_report`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AtlasError, InvalidInputError
+from ..errors import AtlasError, InvalidInputError
 
 __all__ = [
     "ExportUnavailableError",
@@ -353,7 +353,7 @@ def _skip(value) -> bool:
         import torch
     except Exception:  # pragma: no cover
         return callable(value)
-    from .classifier import Classifier
+    from ..classifier import Classifier
 
     return isinstance(value, (torch.nn.Module, Classifier)) or (callable(value) and not dataclasses.is_dataclass(value))
 
@@ -515,13 +515,13 @@ def report_command(argv: Sequence[str]) -> str:
 
 
 def report_zip(argv: Sequence[str], *, progress: Callable[[float, str], None] | None = None) -> bytes:
-    """Run ``boundary-atlas report`` (:func:`geometry.cli.run_report`, the command line's own code) in a
+    """Run ``boundary-atlas report`` (:func:`geometry.cli.commands.run_report`, the command line's own code) in a
     temporary folder and return the folder as a zip (``report/index.html`` and its files).
 
     ``--out`` in ``argv`` is replaced by the temporary folder. ``progress(fraction, message)`` is
     called as the report computes. Raises the report's :class:`~geometry.errors.AtlasError`.
     """
-    from . import cli
+    from ..cli import commands as cli
 
     args_list = list(argv)
     if "--out" in args_list:

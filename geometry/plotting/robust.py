@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from .plotting import CLASS_COLORS, _np
-from .plotting_layout import legible
+from .figures import CLASS_COLORS, _np
+from .layout import legible
 
 __all__ = ["curvature_profile_figure", "loss_along_figure", "finite_difference_figure", "robust_accuracy_figure"]
 

@@ -25,8 +25,8 @@ from geometry.compare import transfer_sections as _transfer_sections
 from geometry.errors import AtlasError
 from geometry.study import data_fingerprint, network_fingerprint
 
-from . import _jobs
-from ._state import USER_PREFIX
+from . import jobs as _jobs
+from .state import USER_PREFIX
 
 DATASET_LABELS = {"digits": "8×8 digits (embedded)", "mnist": "MNIST 28×28", "cifar10": "CIFAR-10 32×32"}
 
@@ -74,7 +74,7 @@ def get_model(name: str) -> Classifier:
     one of this session's uploaded models."""
     if name.startswith(USER_PREFIX):
         return user_models()[name]["clf"]
-    # a background job (pages/_jobs.py): leaving the page never restarts it, "Prepare networks" shares it
+    # a background job (pages/ui/jobs.py): leaving the page never restarts it, "Prepare networks" shares it
     _jobs.ensure_trained(name, f"Training {name} — first use only; it is cached on disk afterwards")
     return _cached_model(name)
 
@@ -144,7 +144,7 @@ def resolve_h(clf: Classifier, scale: study.HScale, points: study.StudyPoints) -
 # ------------------------------------------------------------------ studies
 def curvature_study(clf: Classifier, points: study.StudyPoints, settings: study.CurvatureSettings):
     """:func:`geometry.study.curvature_study` with a progress bar."""
-    return _jobs.result_of(  # a background job: reopening the page finds it (pages/_jobs.py)
+    return _jobs.result_of(  # a background job: reopening the page finds it (pages/ui/jobs.py)
         _jobs.study_key("curvature", clf, points, settings),
         "Computing S_c, S_f and curvature versus m",
         study.curvature_study,
@@ -162,7 +162,7 @@ def study_subspaces(clf: Classifier, points: study.StudyPoints, settings: study.
         "noise": points.noise_key,
         "settings": settings.key(),
     }
-    return _jobs.result_of(  # a background job: reopening the page finds it (pages/_jobs.py)
+    return _jobs.result_of(  # a background job: reopening the page finds it (pages/ui/jobs.py)
         _jobs.study_key("subspaces", clf, points, settings),
         text,
         lambda progress: _memo(
@@ -190,7 +190,7 @@ def section_study(clf: Classifier, x: torch.Tensor, settings: study.SectionSetti
 
 def universal_study(clf: Classifier, points: study.StudyPoints, settings: study.UniversalSettings):
     """:func:`geometry.study.universal_study` with a progress bar."""
-    return _jobs.result_of(  # a background job: reopening the page finds it (pages/_jobs.py)
+    return _jobs.result_of(  # a background job: reopening the page finds it (pages/ui/jobs.py)
         _jobs.study_key("universal", clf, points, settings),
         "Computing S_c, S_f, fooling rates and the UAP",
         study.universal_study,
@@ -219,7 +219,7 @@ def compare_study(
     clf_a: Classifier, clf_b: Classifier, points: study.StudyPoints, settings: study.CompareSettings, *, text: str
 ):
     """:func:`geometry.study.compare_study` with a progress bar (it names the result after these two networks)."""
-    return _jobs.result_of(  # a background job: reopening the page finds it (pages/_jobs.py)
+    return _jobs.result_of(  # a background job: reopening the page finds it (pages/ui/jobs.py)
         _jobs.study_key(
             "compare", clf_a, points, settings, b=network_fingerprint(clf_b), names=[clf_a.name, clf_b.name]
         ),

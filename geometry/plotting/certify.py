@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .plotting import section_figure
-from .plotting_layout import legible
+from .figures import section_figure
+from .layout import legible
 
 __all__ = [
     "accuracy_vs_eps_figure",
