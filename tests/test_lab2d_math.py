@@ -253,3 +253,43 @@ def test_model_spec_refuses_what_it_cannot_run():
     )
     with pytest.raises(InvalidInputError, match="d = 3"):
         model_spec(big)
+
+
+def test_vector_from_drag_matches_vector_from_click():
+    """Dragging v's tip gives the angle / ‖v‖ controls' values that a click gives on the server."""
+    from geometry.toy2d import vector_from_click
+
+    rng = np.random.default_rng(0)
+    cases = [
+        ([0.5, 0.5], [0.0, 0.0]),
+        ([-1.0, 1e-9], [0.0, 0.0]),
+        ([-1.0, -1e-12], [0.0, 0.0]),
+        ([3.0, 4.0], [1.0, 1.0]),
+    ]
+    cases += [(list(rng.normal(size=2)), list(rng.normal(size=2))) for _ in range(200)]
+    code = (
+        "const M = require(process.argv[1]); const q = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "process.stdout.write(JSON.stringify(q.map(([t, o]) => M.vectorFromDrag(t, o, 0.05, 2.0, 0.01, 1.0))));"
+    )
+    proc = subprocess.run(
+        [NODE, "-e", code, str(MATH_JS)],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    for (tip, origin), js in zip(cases, got, strict=True):
+        angle, norm = vector_from_click(tuple(tip), np.array(origin), norm_range=(0.05, 2.0), norm_step=0.01)
+        assert js[0] == angle
+        assert js[1] == pytest.approx(norm, abs=1e-12)
+    same = subprocess.run(
+        [NODE, "-e", code, str(MATH_JS)],
+        input=json.dumps([[[1, 1], [1, 1]]]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert json.loads(same.stdout) == [None]  # no direction: the server raises, the browser keeps v
