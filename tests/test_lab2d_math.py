@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -40,28 +41,45 @@ ROOT = Path(__file__).resolve().parent.parent
 MATH_JS = ROOT / "pages" / "ui" / "lab2d" / "lab2d_math.js"
 NODE = shutil.which("node") or "/usr/bin/node"
 
-# One node process per model answers every query of the test (each query names a function).
-RUNNER = r"""
-const M = require(process.argv[1]);
-let buf = "";
-process.stdin.on("data", (c) => (buf += c));
-process.stdin.on("end", () => {
-  const q = JSON.parse(buf);
+# The queries of one model, answered by the component's maths (the same function body under node
+# and in chromium). JSON has no NaN / Infinity: they travel as strings.
+QUERIES = r"""
+function answer(M, q) {
+  const plain = (o) => JSON.parse(JSON.stringify(o, (k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v)));
   const out = {};
-  const reg = M.regions(q.model, q.box, q.resolution);
-  out.regions = { x1: reg.x1, x2: reg.x2, label: Array.from(reg.label) };
-  out.deepfool = q.xs.map((x) => M.deepfool(q.model, x, { overshoot: 0.02, maxIter: 50 }));
-  out.osculating = q.xs.map((x) => {
-    const o = M.osculating(q.model, x, q.curvature);
-    // JSON has no NaN / Infinity: send them as strings
-    return JSON.parse(JSON.stringify(o, (k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v)));
-  });
-  out.fooled = q.vs.map((v) => M.fooled(q.model, q.points, v));
-  out.signed = q.signed.map((s) => M.signedVector(q.model, q.points, s.u, s.xi));
-  out.direction = q.angles.map((a) => M.directionVector(a[0], a[1]));
-  process.stdout.write(JSON.stringify(out));
-});
+  if (q.model) {
+    const reg = M.regions(q.model, q.box, q.resolution);
+    out.regions = { x1: reg.x1, x2: reg.x2, label: Array.from(reg.label) };
+    out.deepfool = q.xs.map((x) => M.deepfool(q.model, x, { overshoot: 0.02, maxIter: 50 }));
+    out.osculating = q.xs.map((x) => plain(M.osculating(q.model, x, q.curvature)));
+    out.fooled = q.vs.map((v) => M.fooled(q.model, q.points, v));
+    out.signed = q.signed.map((s) => M.signedVector(q.model, q.points, s.u, s.xi));
+    out.direction = q.angles.map((a) => M.directionVector(a[0], a[1]));
+  }
+  out.drags = (q.drags || []).map(([t, o]) => M.vectorFromDrag(t, o, 0.05, 2.0, 0.01, 1.0));
+  return out;
+}
 """
+NODE_MAIN = (
+    QUERIES
+    + r"""
+const q = JSON.parse(require("fs").readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(answer(require(process.argv[1]), q)));
+"""
+)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _engine() -> str | None:
+    """node where installed, else chromium (CI installs it for the browser tests), else None."""
+    if Path(NODE).exists():
+        return "node"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return None
+    return "chromium" if Path(CHROMIUM).exists() else None
+
 
 MODELS = list(TOY_MODELS)
 DATASET = {"linear": "moons", "mlp-relu": "moons", "mlp-tanh": "circles", "affine": "xor", "sphere": "circles"}
@@ -69,7 +87,10 @@ XS_EXTRA = [[0.0, 0.0], [0.31, -0.27], [1.7, 0.9], [-0.8, 0.45]]
 VS = [[0.3, 0.0], [-0.25, 0.4], [0.0, -1.1], [1e-3, 1e-3]]
 RESOLUTION = 61
 
-pytestmark = pytest.mark.skipif(not Path(NODE).exists(), reason="node is not installed")
+ENGINE = _engine()
+if ENGINE is None and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    raise RuntimeError("neither node nor chromium + playwright: the 2-D lab's JavaScript cannot be checked")
+pytestmark = pytest.mark.skipif(ENGINE is None, reason="neither node nor chromium + playwright is installed")
 
 
 def _num(v) -> float:
@@ -77,16 +98,28 @@ def _num(v) -> float:
 
 
 def _run(query: dict) -> dict:
-    proc = subprocess.run(
-        [NODE, "-e", RUNNER, str(MATH_JS)],
-        input=json.dumps(query),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    """The component's maths on ``query``: under node, or in a blank chromium page."""
+    if ENGINE == "node":
+        proc = subprocess.run(
+            [NODE, "-e", NODE_MAIN, str(MATH_JS)],
+            input=json.dumps(query),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.add_script_tag(content=MATH_JS.read_text(encoding="utf-8"))
+            return page.evaluate(f"(q) => {{ {QUERIES}; return answer(globalThis.Lab2dMath, q); }}", query)
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -267,29 +300,11 @@ def test_vector_from_drag_matches_vector_from_click():
         ([3.0, 4.0], [1.0, 1.0]),
     ]
     cases += [(list(rng.normal(size=2)), list(rng.normal(size=2))) for _ in range(200)]
-    code = (
-        "const M = require(process.argv[1]); const q = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
-        "process.stdout.write(JSON.stringify(q.map(([t, o]) => M.vectorFromDrag(t, o, 0.05, 2.0, 0.01, 1.0))));"
-    )
-    proc = subprocess.run(
-        [NODE, "-e", code, str(MATH_JS)],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    got = json.loads(proc.stdout)
+    got = _run({"drags": cases})["drags"]
     for (tip, origin), js in zip(cases, got, strict=True):
         angle, norm = vector_from_click(tuple(tip), np.array(origin), norm_range=(0.05, 2.0), norm_step=0.01)
         assert js[0] == angle
         assert js[1] == pytest.approx(norm, abs=1e-12)
-    same = subprocess.run(
-        [NODE, "-e", code, str(MATH_JS)],
-        input=json.dumps([[[1, 1], [1, 1]]]),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert json.loads(same.stdout) == [None]  # no direction: the server raises, the browser keeps v
+    assert _run({"drags": [[[1, 1], [1, 1]]]})["drags"] == [
+        None
+    ]  # no direction: the server raises, the browser keeps v
