@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
-from .validation import as_generator, check_int, check_norm
+from .validation import as_generator, check_float, check_int, check_labels, check_norm
 
 __all__ = [
     "PGDResult",
@@ -159,23 +159,8 @@ class PGDResult:
         return int(self.success.shape[0])
 
 
-def _check_eps(eps) -> float:
-    try:
-        e = float(eps)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"eps must be a number ≥ 0, got {eps!r}") from None
-    if not math.isfinite(e) or e < 0:
-        raise InvalidInputError(f"eps must be a finite number ≥ 0, got {eps!r}")
-    return e
-
-
-def _check_labels(labels, n: int) -> Tensor:
-    y = torch.as_tensor(labels)
-    if y.dim() == 0:
-        y = y.reshape(1)
-    if y.shape != (n,) or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise InvalidInputError(f"labels must be {n} integers (one per image), got shape {tuple(y.shape)} {y.dtype}")
-    return y.long()
+def _check_eps(eps: object, name: str = "eps") -> float:
+    return check_float(name, eps, low=0.0)
 
 
 def pgd(
@@ -230,8 +215,8 @@ def pgd(
     restarts = check_int("restarts", restarts, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     x = check_images(xs, clf.input_shape, allow_single=True, name="xs").detach()
-    y = _check_labels(labels, x.shape[0])
-    alpha = 2.5 * eps / max(steps, 1) if step_size is None else _check_eps(step_size)
+    y = check_labels(labels, x.shape[0])
+    alpha = 2.5 * eps / max(steps, 1) if step_size is None else _check_eps(step_size, "step_size")
     gen = as_generator(random_state)
     dev = next((t.device for t in clf.network.parameters()), torch.device("cpu"))
     wdtype = clf.dtype
@@ -321,7 +306,7 @@ def robust_accuracy(
     if not eps_values:
         raise InvalidInputError("eps_list must hold at least one radius")
     x = check_images(xs, clf.input_shape, allow_single=True, name="xs")
-    y = _check_labels(labels, x.shape[0])
+    y = check_labels(labels, x.shape[0])
     gen = as_generator(random_state)
     clean = clf.predict(x) == y
     acc = []

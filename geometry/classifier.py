@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import InvalidInputError
+from .validation import check_images
 
 __all__ = ["Classifier", "Normalize", "make_classifier", "check_images"]
 
@@ -189,36 +190,6 @@ class Classifier:
         """Fraction of ``x`` whose prediction equals ``labels``, in [0, 1]."""
         pred = self.predict(x, batch_size=batch_size)
         return float((pred == torch.as_tensor(labels).to(pred.device)).float().mean()) if len(pred) else float("nan")
-
-
-def check_images(x, input_shape: Sequence[int], *, allow_single: bool = False, name: str = "x") -> torch.Tensor:
-    """Validate a batch of images: a tensor of shape ``(N, *input_shape)``, finite values.
-
-    Returns ``x`` as a tensor (a batch of one if ``allow_single`` and ``x`` has shape ``input_shape``).
-
-    Raises
-    ------
-    InvalidInputError
-        not a tensor / array, wrong shape, or NaN / inf entries.
-    """
-    if not isinstance(x, torch.Tensor):
-        try:
-            x = torch.as_tensor(x)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise InvalidInputError(
-                f"{name} must be a tensor of shape (N, {', '.join(map(str, input_shape))}), got {type(x).__name__}"
-            ) from exc
-    shape = tuple(int(s) for s in input_shape)
-    if allow_single and tuple(x.shape) == shape:
-        x = x.unsqueeze(0)
-    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
-        raise InvalidInputError(f"{name} must have shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise InvalidInputError(f"{name} must be a floating-point tensor (pixels in [0, 1]), got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
-        raise InvalidInputError(f"{name} contains NaN or inf values ({bad} of {len(x)} images)")
-    return x
 
 
 def make_classifier(

@@ -34,14 +34,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
-from .validation import check_int, check_norm
+from .validation import BasisLike, Norm, check_basis, check_int, check_norm
 
 __all__ = ["DeepFoolResult", "deepfool", "rho_adv"]
 
@@ -110,12 +112,6 @@ class DeepFoolResult:
 
 
 # ---------------------------------------------------------------------------- validation
-_check_norm = check_norm
-
-
-_check_int = check_int
-
-
 def _network_device(clf: Classifier) -> torch.device:
     return clf.device
 
@@ -157,7 +153,19 @@ def _candidate_gradients(logits: Tensor, xa: Tensor, cls: Tensor, state: dict) -
 
 
 # ---------------------------------------------------------------------------- the algorithm
-def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype, state, basis=None):
+def _deepfool_chunk(
+    clf: Classifier,
+    x0: Tensor,
+    *,
+    p: float,
+    overshoot: float,
+    max_iter: int,
+    candidates: int,
+    clip: bool,
+    wdtype: torch.dtype,
+    state: dict[str, Any],
+    basis: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int, int]:
     """DeepFool on one chunk ``x0`` (n, C, H, W) already on the network's device.
 
     ``basis`` (d, m), orthonormal columns: every gradient ``w_k`` is replaced by ``P_S w_k``.
@@ -265,43 +273,26 @@ def _deepfool_chunk(clf, x0, *, p, overshoot, max_iter, candidates, clip, wdtype
     return r_cur, xe, label, adv_label, n_iter, converged, n_fwd, n_bwd
 
 
-def _subspace_basis(subspace, d: int, p: float) -> Tensor | None:
+def _subspace_basis(subspace: BasisLike | None, d: int, p: float) -> Tensor | None:
     """A (d, m) float64 matrix with orthonormal columns from a tensor / array / Subspace, or None."""
     if subspace is None:
         return None
     if p != 2.0:
         raise InvalidInputError("subspace-constrained DeepFool is defined for norm=2 only (the step must stay in S)")
-    B = getattr(subspace, "basis", subspace)
-    try:
-        B = torch.as_tensor(B).detach().to("cpu", torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise InvalidInputError(
-            f"subspace must be a (d, m) basis with orthonormal columns or a Subspace, got {type(subspace).__name__}"
-        ) from None
-    if B.dim() != 2 or B.shape[0] != d or B.shape[1] < 1:
-        raise InvalidInputError(f"subspace must be a (d, m) basis with d = {d} and m ≥ 1, got shape {tuple(B.shape)}")
-    if not torch.isfinite(B).all():
-        raise InvalidInputError("subspace contains NaN or inf entries")
-    err = float((B.T @ B - torch.eye(B.shape[1], dtype=torch.float64)).abs().max())
-    if err > 1e-5:
-        raise InvalidInputError(
-            f"subspace must have orthonormal columns (|BᵀB − I| ≤ 1e-5), got max deviation {err:.2e}; "
-            "orthonormalise it first (e.g. torch.linalg.qr)"
-        )
-    return B
+    return check_basis(subspace, name="subspace", d=d)
 
 
 def deepfool(
     clf: Classifier,
     xs: Tensor,
     *,
-    norm: float = 2,
+    norm: Norm = 2,
     overshoot: float = 0.02,
     max_iter: int = 50,
     candidates: int = 10,
     batch_size: int = 256,
     clip: bool = False,
-    subspace=None,
+    subspace: BasisLike | None = None,
     return_iterates: bool = False,
 ) -> DeepFoolResult:
     """Minimal perturbations ``r(x)`` of a batch by DeepFool (ℓ2 or ℓ∞), batched.
@@ -363,16 +354,16 @@ def deepfool(
     networks", CVPR 2016, Algorithm 2 and §3.3 (general ℓp); the batched candidate restriction
     follows foolbox's ``DeepFoolAttack``.
     """
-    p = _check_norm(norm)
+    p = check_norm(norm)
     try:
         overshoot = float(overshoot)
     except (TypeError, ValueError):
         raise InvalidInputError(f"overshoot must be a number ≥ 0, got {overshoot!r}") from None
     if not math.isfinite(overshoot) or overshoot < 0:
         raise InvalidInputError(f"overshoot must be a finite number ≥ 0, got {overshoot!r}")
-    max_iter = _check_int("max_iter", max_iter, 0)
-    candidates = _check_int("candidates", candidates, 2)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    max_iter = check_int("max_iter", max_iter, 0)
+    candidates = check_int("candidates", candidates, 2)
+    batch_size = check_int("batch_size", batch_size, 1)
     if clf.num_classes < 2:
         raise InvalidInputError(f"DeepFool needs at least 2 classes, the classifier has {clf.num_classes}")
     candidates = min(candidates, clf.num_classes)
@@ -405,7 +396,7 @@ def deepfool(
         n_fwd += out[6]
         n_bwd += out[7]
 
-    def cat(i, dtype=None):
+    def cat(i: int, dtype: torch.dtype | None = None) -> Tensor:
         if not parts:
             shape = (0, *clf.input_shape) if i < 2 else (0,)
             return torch.zeros(shape, dtype=dtype or (in_dtype if i < 2 else torch.long))
@@ -439,7 +430,9 @@ def deepfool(
     )
 
 
-def _stack_paths(paths: list, steps: list, shape, dtype) -> tuple[Tensor, Tensor]:
+def _stack_paths(
+    paths: list[list[Tensor]], steps: list[list[Tensor]], shape: Sequence[int], dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
     """Pad every chunk's path to the longest (repeat the last point, zero steps) and join along N."""
     T = max((len(s) for s in steps), default=0)
     if not paths:

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
+from .validation import RandomState, as_generator, check_int
 
 __all__ = ["Section", "random_direction", "normal_section", "MAX_RESOLUTION"]
 
@@ -100,28 +101,9 @@ class Section:
 
 
 # ---------------------------------------------------------------------------- directions
-def _generator(random_state) -> torch.Generator:
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    g = torch.Generator()
-    if random_state is None:
-        g.seed()
-        return g
-    if isinstance(random_state, bool):
-        raise InvalidInputError(f"random_state must be an int, a torch.Generator or None, got {random_state!r}")
-    try:
-        seed = int(random_state)
-        if seed != random_state:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"random_state must be an int, a torch.Generator or None, got {type(random_state).__name__}"
-        ) from None
-    g.manual_seed(seed)
-    return g
-
-
-def random_direction(shape, *, random_state=None, dtype: torch.dtype = torch.float32) -> Tensor:
+def random_direction(
+    shape: int | Sequence[int], *, random_state: RandomState | None = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """A random unit vector, uniform on the sphere of ``R^d`` (a normalised Gaussian).
 
     Parameters
@@ -142,7 +124,7 @@ def random_direction(shape, *, random_state=None, dtype: torch.dtype = torch.flo
     shape = (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
     if not shape or min(shape) <= 0:
         raise InvalidInputError(f"shape must have positive sizes, got {shape}")
-    g = _generator(random_state)
+    g = as_generator(random_state, allow_none=True)
     v = torch.randn(shape, generator=g, dtype=torch.float64)
     return (v / torch.linalg.vector_norm(v)).to(dtype)
 
@@ -267,7 +249,7 @@ def _adaptive(ev: _Evaluator, B: int, A: int, step: int, dilate_from: int = _DIL
 
 
 # ---------------------------------------------------------------------------- the section
-def _single(t, shape, name) -> Tensor:
+def _single(t: Tensor, shape: Sequence[int], name: str) -> Tensor:
     t = check_images(t, shape, allow_single=True, name=name)
     if t.shape[0] != 1:
         raise InvalidInputError(f"{name} must be one image of shape {tuple(shape)}, got a batch of {t.shape[0]}")
@@ -366,14 +348,8 @@ def normal_section(
             f"resolution must be at most {MAX_RESOLUTION} points per axis (a grid of "
             f"{MAX_RESOLUTION}² labels), got ({A}, {B})"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if coarse is None:
-        step = max(2, min(16, min(A, B) // 8))
-    elif isinstance(coarse, bool) or not isinstance(coarse, (int, np.integer)) or coarse < 1:
-        raise InvalidInputError(f"coarse must be a positive integer (grid steps), got {coarse!r}")
-    else:
-        step = int(coarse)
+    batch_size = check_int("batch_size", batch_size, 1)
+    step = max(2, min(16, min(A, B) // 8)) if coarse is None else check_int("coarse (grid steps)", coarse, 1)
 
     if extent is None:
         ext = 2.5 * r_norm

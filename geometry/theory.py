@@ -66,11 +66,15 @@ garbled "'2⅛≡KT + κ-1/2" and "CKTmT2 + √κ-2C2m-1 +4κ-1"). ``exact=True`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Literal, TypeAlias
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .errors import InvalidInputError
+from .validation import BasisLike, check_basis, check_float, check_int
 
 __all__ = [
     "theorem1_norm",
@@ -82,34 +86,27 @@ __all__ = [
     "to_pixel_units",
 ]
 
+#: A summary statistic of the DeepFool norms (:func:`to_pixel_units`); a float q is the q-quantile.
+Statistic: TypeAlias = Literal["median", "max", "mean"]
+
 
 # ---------------------------------------------------------------------------------------- checks
-def _number(name: str, value) -> float:
-    if isinstance(value, bool):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(out):
-        raise InvalidInputError(f"{name} must be a number, got NaN")
-    return out
+def _number(name: str, value: object) -> float:
+    return check_float(name, value, finite=False)
 
 
-def _delta(delta) -> float:
+def _delta(delta: object) -> float:
     d = _number("delta", delta)
     if not 0.0 < d <= 1.0:
         raise InvalidInputError(f"delta must be in (0, 1] (the allowed fraction of unfooled points), got {delta!r}")
     return d
 
 
-def _m(m) -> int:
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or int(m) < 1:
-        raise InvalidInputError(f"m (subspace dimension) must be a positive integer, got {m!r}")
-    return int(m)
+def _m(m: object) -> int:
+    return check_int("m (subspace dimension)", m, 1)
 
 
-def _matrix(a, name: str) -> torch.Tensor:
+def _matrix(a: object, name: str) -> torch.Tensor:
     if isinstance(a, np.ndarray):
         a = torch.from_numpy(a)
     if not isinstance(a, torch.Tensor):
@@ -174,7 +171,7 @@ def theorem1_norm(m: int, delta: float, xi: float = 0.0, *, exact: bool = False)
     return math.sqrt(m / beta1) / (1.0 - xi)
 
 
-def projection_residuals(normals, basis) -> torch.Tensor:
+def projection_residuals(normals: Tensor | np.ndarray, basis: BasisLike) -> torch.Tensor:
     """Per point, ``1 − ‖P_S r̂_i‖₂``: how far each unit normal is from the subspace S.
 
     Parameters
@@ -206,9 +203,7 @@ def projection_residuals(normals, basis) -> torch.Tensor:
         raise InvalidInputError(
             f"basis must have shape ({N.shape[1]}, m) to match normals of dimension d = {N.shape[1]}, got {tuple(B.shape)}"
         )
-    err = float((B.T @ B - torch.eye(B.shape[1], dtype=torch.float64)).abs().max())
-    if err > 1e-5:
-        raise InvalidInputError(f"basis must have orthonormal columns (|BᵀB − I| ≤ 1e-5), got max deviation {err:.2e}")
+    B = check_basis(B, name="basis", d=N.shape[1])
     lengths = torch.linalg.vector_norm(N, dim=1)
     if bool((lengths == 0).any()):
         raise InvalidInputError(f"normals must be non-zero; {int((lengths == 0).sum())} of {len(N)} rows are zero")
@@ -217,7 +212,7 @@ def projection_residuals(normals, basis) -> torch.Tensor:
     return 1.0 - proj
 
 
-def normal_fit_xi(normals, basis, *, share: float = 1.0) -> float:
+def normal_fit_xi(normals: Tensor | np.ndarray, basis: BasisLike, *, share: float = 1.0) -> float:
     """The smallest ξ such that ``‖P_S r̂(x)‖ ≥ 1 − ξ`` for a fraction ``share`` of the points.
 
     Theorem 1 asks for "almost all" points: ``share = 1`` (the default) is the maximum of
@@ -282,7 +277,7 @@ def theorem2_norm(m: int, delta: float, kappa: float, *, exact: bool = False) ->
     return a + 1.0 / math.sqrt(kappa)
 
 
-def theorem2_kappa(normal_curvature, r_norm):
+def theorem2_kappa(normal_curvature: float | Tensor, r_norm: float | Tensor) -> float | Tensor:
     """Convert a geometric normal curvature (1/pixel) into Theorem 2's κ (units where ‖r‖ = 1).
 
     ``κ = κ_normal · ‖r(x)‖ / 2``: rescaling the picture by 1/‖r‖ multiplies curvatures by ‖r‖, and
@@ -315,7 +310,9 @@ def theorem2_kappa(normal_curvature, r_norm):
 
 
 # ---------------------------------------------------------------------------------------- units
-def to_pixel_units(rho: float, r_norms, *, statistic: str | float = "median") -> float:
+def to_pixel_units(
+    rho: float, r_norms: Tensor | np.ndarray | Sequence[float], *, statistic: Statistic | float = "median"
+) -> float:
     """A theorem's ρ (units of ‖r(x)‖) in pixel units: ``ρ · stat(‖r(x_i)‖)``.
 
     Parameters

@@ -32,10 +32,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .classifier import Classifier, check_images
+from .classifier import Classifier
 from .errors import InvalidInputError
 from .progress import ProgressFn
-from .validation import as_generator, check_int, check_norm
+from .validation import (
+    UAP_MODES,
+    BasisLike,
+    Norm,
+    RandomState,
+    UAPMode,
+    as_generator,
+    check_basis,
+    check_choice,
+    check_float,
+    check_image,
+    check_images,
+    check_int,
+    check_labels,
+    check_norm,
+)
 
 __all__ = [
     "project_lp",
@@ -52,129 +67,18 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------- helpers
-_generator = as_generator
-
-
-_check_int = check_int
-
-
-def _check_float(
-    name: str,
-    value,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    if isinstance(value, bool):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
-    lo_s = "(" if low_open else "["
-    hi_s = ")" if high_open else "]"
-    rng = f"{lo_s}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi_s}"
-    if (
-        math.isnan(out)
-        or (low is not None and (out < low or (low_open and out == low)))
-        or (high is not None and (out > high or (high_open and out == high)))
-    ):
-        raise InvalidInputError(f"{name} must be in {rng}, got {value!r}")
-    if math.isinf(out) and high is None and not high_open:
-        raise InvalidInputError(f"{name} must be finite, got {value!r}")
-    return out
-
-
-_check_norm = check_norm
-
-
 def _call(progress: ProgressFn | None, fraction: float, message: str) -> None:
     if progress is not None:
         progress(float(min(max(fraction, 0.0), 1.0)), message)
 
 
-def _check_perturbation(v, clf: Classifier, name: str = "v") -> Tensor:
-    """One perturbation as a (C, H, W) tensor (accepts (C, H, W), (1, C, H, W) or (d,))."""
-    if not isinstance(v, Tensor):
-        try:
-            v = torch.as_tensor(v)
-        except Exception as exc:
-            raise InvalidInputError(
-                f"{name} must be a tensor of shape {tuple(clf.input_shape)} or ({clf.d},), got {type(v).__name__}"
-            ) from exc
-    shape = tuple(clf.input_shape)
-    if tuple(v.shape) == (1, *shape) or tuple(v.shape) == (clf.d,):
-        v = v.reshape(shape)
-    if tuple(v.shape) != shape:
-        raise InvalidInputError(f"{name} must have shape {shape} or ({clf.d},), got {tuple(v.shape)}")
-    if not v.is_floating_point():
-        raise InvalidInputError(f"{name} must be a floating-point tensor, got dtype {v.dtype}")
-    if not torch.isfinite(v).all():
-        raise InvalidInputError(f"{name} contains NaN or inf values")
-    return v.detach()
-
-
-def _check_perturbations(vs, clf: Classifier, name: str = "vs") -> Tensor:
+def _check_perturbations(vs: object, clf: Classifier, name: str = "vs") -> Tensor:
     """K perturbations as a (K, C, H, W) tensor (accepts (K, C, H, W) or (K, d))."""
-    if not isinstance(vs, Tensor):
-        try:
-            vs = torch.as_tensor(vs)
-        except Exception as exc:
-            raise InvalidInputError(
-                f"{name} must be a tensor of shape (K, {', '.join(map(str, clf.input_shape))}) or (K, {clf.d}), got {type(vs).__name__}"
-            ) from exc
-    shape = tuple(clf.input_shape)
-    if vs.dim() == 2 and vs.shape[1] == clf.d:
-        vs = vs.reshape(vs.shape[0], *shape)
-    if vs.dim() != 4 or tuple(vs.shape[1:]) != shape:
-        raise InvalidInputError(
-            f"{name} must have shape (K, {', '.join(map(str, shape))}) or (K, {clf.d}), got {tuple(vs.shape)}"
-        )
-    if not vs.is_floating_point():
-        raise InvalidInputError(f"{name} must be a floating-point tensor, got dtype {vs.dtype}")
-    if not torch.isfinite(vs).all():
-        raise InvalidInputError(f"{name} contains NaN or inf values")
-    return vs.detach()
-
-
-def _check_labels(labels, n: int) -> Tensor:
-    labels = torch.as_tensor(labels).detach().cpu()
-    if labels.shape != (n,) or labels.is_floating_point():
-        raise InvalidInputError(
-            f"labels must be the predicted labels k̂(xs), an integer tensor of shape ({n},), got {tuple(labels.shape)} {labels.dtype}"
-        )
-    return labels.long()
-
-
-def _basis_matrix(basis, d: int | None = None, name: str = "basis") -> Tensor:
-    """A (d, M) float64 matrix with orthonormal columns (a Subspace-like object's ``.basis`` too)."""
-    if hasattr(basis, "basis") and not isinstance(basis, (Tensor, np.ndarray)):
-        basis = basis.basis
-    if isinstance(basis, np.ndarray):
-        basis = torch.from_numpy(basis)
-    if not isinstance(basis, Tensor):
-        raise InvalidInputError(
-            f"{name} must be a (d, M) tensor with orthonormal columns (or a Subspace), got {type(basis).__name__}"
-        )
-    B = basis.detach().to("cpu", torch.float64)
-    if B.dim() != 2 or B.shape[1] == 0 or (d is not None and B.shape[0] != d):
-        want = f"({d}, M)" if d is not None else "(d, M)"
-        raise InvalidInputError(f"{name} must have shape {want} with M ≥ 1, got {tuple(B.shape)}")
-    if not torch.isfinite(B).all():
-        raise InvalidInputError(f"{name} contains NaN or inf entries")
-    gram_err = float((B.T @ B - torch.eye(B.shape[1], dtype=torch.float64)).abs().max())
-    if gram_err > 1e-5:
-        raise InvalidInputError(
-            f"{name} must have orthonormal columns (|BᵀB − I| ≤ 1e-5), got max deviation {gram_err:.2e}; "
-            "orthonormalise it first (e.g. torch.linalg.qr)"
-        )
-    return B
+    return check_images(vs, clf.input_shape, allow_flat=True, name=name).detach()
 
 
 # ---------------------------------------------------------------------------------------- projection
-def project_lp(v: Tensor, xi: float, norm: float = 2) -> Tensor:
+def project_lp(v: Tensor, xi: float, norm: Norm = 2) -> Tensor:
     """Euclidean projection of ``v`` onto the ℓp ball of radius ``xi`` (``Proj_{p,ξ}`` of Alg. 1).
 
     ℓ2: ``v`` unchanged if ``‖v‖₂ ≤ ξ``, else ``v · ξ/‖v‖₂`` (the nearest point of the ball).
@@ -201,8 +105,8 @@ def project_lp(v: Tensor, xi: float, norm: float = 2) -> Tensor:
 
     References: CVPR 2017 Alg. 1 and its reference code (``proj_lp``).
     """
-    p = _check_norm(norm)
-    xi = _check_float("xi", xi, low=0.0)
+    p = check_norm(norm)
+    xi = check_float("xi", xi, low=0.0)
     if not isinstance(v, Tensor) or not v.is_floating_point():
         raise InvalidInputError(
             f"v must be a floating-point tensor, got {type(v).__name__}{'' if not isinstance(v, Tensor) else ' of dtype ' + str(v.dtype)}"
@@ -249,7 +153,13 @@ def _fooled_mask(clf: Classifier, xs: Tensor, v: Tensor, labels: Tensor, batch_s
 
 
 def fooling_rate(
-    clf: Classifier, xs: Tensor, v, *, labels=None, two_sided: bool = False, batch_size: int = 1024
+    clf: Classifier,
+    xs: Tensor,
+    v: Tensor | np.ndarray,
+    *,
+    labels: Tensor | np.ndarray | None = None,
+    two_sided: bool = False,
+    batch_size: int = 1024,
 ) -> float:
     """Fraction of ``xs`` whose predicted label ``v`` changes: ``mean[k̂(x + v) ≠ k̂(x)]``.
 
@@ -274,16 +184,22 @@ def fooling_rate(
     References: CVPR 2017 §2 ("fooling rate"); ICLR 2018 §2 and Eq. (2).
     """
     x = check_images(xs, clf.input_shape, name="xs").detach()
-    v = _check_perturbation(v, clf).to(x.dtype)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    lab = clf.predict(x, batch_size=batch_size).cpu() if labels is None else _check_labels(labels, len(x))
+    v = check_image(v, clf.input_shape, name="v").to(x.dtype)
+    batch_size = check_int("batch_size", batch_size, 1)
+    lab = clf.predict(x, batch_size=batch_size).cpu() if labels is None else check_labels(labels, len(x))
     if len(x) == 0:
         return float("nan")
     return float(_fooled_mask(clf, x, v, lab, batch_size, two_sided).double().mean())
 
 
 def fooling_rates(
-    clf: Classifier, xs: Tensor, vs, *, labels=None, two_sided: bool = False, batch_size: int = 1024
+    clf: Classifier,
+    xs: Tensor,
+    vs: Tensor | np.ndarray,
+    *,
+    labels: Tensor | np.ndarray | None = None,
+    two_sided: bool = False,
+    batch_size: int = 1024,
 ) -> Tensor:
     """Fooling rates of K perturbations on the same points: ``out[k] = mean_x[k̂(x + vs[k]) ≠ k̂(x)]``.
 
@@ -298,8 +214,8 @@ def fooling_rates(
     """
     x = check_images(xs, clf.input_shape, name="xs").detach()
     vs = _check_perturbations(vs, clf).to(x.dtype)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    lab = clf.predict(x, batch_size=batch_size).cpu() if labels is None else _check_labels(labels, len(x))
+    batch_size = check_int("batch_size", batch_size, 1)
+    lab = clf.predict(x, batch_size=batch_size).cpu() if labels is None else check_labels(labels, len(x))
     if len(x) == 0:
         return torch.full((len(vs),), float("nan"), dtype=torch.float64)
     # the points and their labels go to the classifier's device once for all K vectors
@@ -337,7 +253,7 @@ class UniversalResult:
     n_passes: int
     converged: bool
     stopping_rule: str
-    mode: str
+    mode: UAPMode
     xi: float
     norm: float
     delta: float
@@ -351,15 +267,15 @@ def universal_perturbation(
     xs: Tensor,
     *,
     xi: float,
-    norm: float = 2,
+    norm: Norm = 2,
     delta: float = 0.2,
     max_passes: int = 10,
     overshoot: float = 0.02,
     max_iter: int = 50,
     candidates: int = 10,
     batch_size: int = 64,
-    mode: str = "batched",
-    random_state=0,
+    mode: UAPMode = "batched",
+    random_state: RandomState = 0,
     progress: ProgressFn | None = None,
 ) -> UniversalResult:
     """Universal adversarial perturbation (CVPR 2017, Algorithm 1), sequential or mini-batched.
@@ -437,16 +353,15 @@ def universal_perturbation(
     from .deepfool import deepfool  # lazy: keeps this module importable on its own
 
     x = check_images(xs, clf.input_shape, name="xs").detach()
-    p = _check_norm(norm)
-    xi = _check_float("xi", xi, low=0.0, low_open=True)
+    p = check_norm(norm)
+    xi = check_float("xi", xi, low=0.0, low_open=True)
     if math.isinf(xi):
         raise InvalidInputError(f"xi must be finite, got {xi!r}")
-    delta = _check_float("delta", delta, low=0.0, high=1.0, high_open=True)
-    max_passes = _check_int("max_passes", max_passes, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if mode not in ("batched", "sequential"):
-        raise InvalidInputError(f"mode must be 'batched' or 'sequential', got {mode!r}")
-    gen = _generator(random_state)
+    delta = check_float("delta", delta, low=0.0, high=1.0, high_open=True)
+    max_passes = check_int("max_passes", max_passes, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    mode = check_choice("mode", mode, UAP_MODES)
+    gen = as_generator(random_state)
 
     n = len(x)
     target = 1.0 - delta
@@ -579,8 +494,8 @@ def random_noise_norm(
     max_norm: float | None = None,
     tol: float = 1e-3,
     batch_size: int = 1024,
-    random_state=0,
-    directions=None,
+    random_state: RandomState = 0,
+    directions: Tensor | np.ndarray | None = None,
 ) -> NoiseNormResult:
     """Norm of random noise needed to change the label, per point, and its ``share``-quantile.
 
@@ -626,16 +541,16 @@ def random_noise_norm(
     classifiers: from adversarial to random noise", NIPS 2016 (random noise scales as √d).
     """
     x = check_images(xs, clf.input_shape, name="xs").detach()
-    share = _check_float("share", share, low=0.0, high=1.0, low_open=True)
-    n_directions = _check_int("n_directions", n_directions, 1)
+    share = check_float("share", share, low=0.0, high=1.0, low_open=True)
+    n_directions = check_int("n_directions", n_directions, 1)
     if max_norm is None:
         max_norm = math.sqrt(clf.d) * clf.bounds_range
-    max_norm = _check_float("max_norm", max_norm, low=0.0, low_open=True)
+    max_norm = check_float("max_norm", max_norm, low=0.0, low_open=True)
     if math.isinf(max_norm):
         raise InvalidInputError(f"max_norm must be finite, got {max_norm!r}")
-    tol = _check_float("tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    gen = _generator(random_state)
+    tol = check_float("tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
+    batch_size = check_int("batch_size", batch_size, 1)
+    gen = as_generator(random_state)
 
     n = len(x)
     if directions is None:
@@ -730,7 +645,13 @@ def _coefficients(n_samples: int, m: int, gen: torch.Generator) -> Tensor:
 
 
 def sample_subspace(
-    basis, m: int, xi: float, *, n_samples: int, random_state=0, shape: Sequence[int] | None = None
+    basis: BasisLike,
+    m: int,
+    xi: float,
+    *,
+    n_samples: int,
+    random_state: RandomState = 0,
+    shape: Sequence[int] | None = None,
 ) -> Tensor:
     """Random vectors uniform on the sphere of radius ξ in ``span(basis[:, :m])``.
 
@@ -756,16 +677,16 @@ def sample_subspace(
     ------
     InvalidInputError — non-orthonormal basis, m out of range, ξ < 0, shape mismatch.
     """
-    B = _basis_matrix(basis)
+    B = check_basis(basis)
     d, M = B.shape
-    m = _check_int("m", m, 1)
+    m = check_int("m", m, 1)
     if m > M:
         raise InvalidInputError(f"m must be at most the number of basis columns ({M}), got {m}")
-    xi = _check_float("xi", xi, low=0.0)
+    xi = check_float("xi", xi, low=0.0)
     if math.isinf(xi):
         raise InvalidInputError(f"xi must be finite, got {xi!r}")
-    n_samples = _check_int("n_samples", n_samples, 1)
-    vs = xi * _coefficients(n_samples, m, _generator(random_state)) @ B[:, :m].T
+    n_samples = check_int("n_samples", n_samples, 1)
+    vs = xi * _coefficients(n_samples, m, as_generator(random_state)) @ B[:, :m].T
     if shape is not None:
         shp = tuple(int(s) for s in shape)
         if math.prod(shp) != d:
@@ -807,12 +728,12 @@ class FoolingCurve:
 def fooling_rate_vs_m(
     clf: Classifier,
     xs: Tensor,
-    bases: Mapping[str, object],
+    bases: Mapping[str, BasisLike],
     m_values: Sequence[int],
     *,
     xi: float,
     n_samples: int = 10,
-    random_state=0,
+    random_state: RandomState = 0,
     batch_size: int = 1024,
     progress: ProgressFn | None = None,
 ) -> FoolingCurve:
@@ -849,9 +770,9 @@ def fooling_rate_vs_m(
     x = check_images(xs, clf.input_shape, name="xs").detach()
     if not isinstance(bases, Mapping) or not bases:
         raise InvalidInputError(f"bases must be a non-empty mapping name → (d, M) basis, got {type(bases).__name__}")
-    mats = {str(k): _basis_matrix(b, clf.d, name=f"bases[{k!r}]") for k, b in bases.items()}
+    mats = {str(k): check_basis(b, d=clf.d, name=f"bases[{k!r}]") for k, b in bases.items()}
     try:
-        ms = [_check_int("m", m, 1) for m in m_values]
+        ms = [check_int("m", m, 1) for m in m_values]
     except TypeError:
         raise InvalidInputError(f"m_values must be a sequence of positive integers, got {m_values!r}") from None
     if not ms:
@@ -859,10 +780,10 @@ def fooling_rate_vs_m(
     max_m = min(B.shape[1] for B in mats.values())
     if max(ms) > max_m:
         raise InvalidInputError(f"every m must be at most the smallest basis size ({max_m}), got m = {max(ms)}")
-    xi = _check_float("xi", xi, low=0.0)
-    n_samples = _check_int("n_samples", n_samples, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    gen = _generator(random_state)
+    xi = check_float("xi", xi, low=0.0)
+    n_samples = check_int("n_samples", n_samples, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    gen = as_generator(random_state)
     labels = clf.predict(x, batch_size=batch_size).cpu()
     x = x.to(clf.device)  # once: every fooling_rates call below then finds the points on the device
 
