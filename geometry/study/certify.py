@@ -26,9 +26,10 @@ from ..errors import InvalidInputError
 from ..lipschitz import LipschitzBound, lipschitz_bound
 from ..progress import ProgressFn
 from ..sections import MAX_RESOLUTION, Section, normal_section, random_direction
+from ..validation import check_int
 from .cache import cached_result
 from .points import data_fingerprint, network_fingerprint
-from .settings import _int, _Settings
+from .settings import _Settings
 
 __all__ = [
     "AttackStudy",
@@ -66,10 +67,10 @@ class CertifySettings(_Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _int("n_points", self.n_points, 1, 100_000)
-        _int("n_eps", self.n_eps, 2, 10_000)
-        _int("n_power", self.n_power, 1, 100_000)
-        _int("seed", self.seed, 0, 2**63 - 1)
+        check_int("n_points", self.n_points, 1, 100_000, plain=True)
+        check_int("n_eps", self.n_eps, 2, 10_000, plain=True)
+        check_int("n_power", self.n_power, 1, 100_000, plain=True)
+        check_int("seed", self.seed, 0, 2**63 - 1, plain=True)
         if not self.attacks:
             raise InvalidInputError("attacks must name at least one attack")
         if self.fmn_max_stepsize is not None and not (0 < float(self.fmn_max_stepsize) < math.inf):

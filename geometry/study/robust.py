@@ -25,9 +25,10 @@ from ..errors import InvalidInputError
 from ..profile import CurvatureProfile, curvature_profile, loss_along
 from ..progress import ProgressFn
 from ..sections import Section, normal_section, random_direction
+from ..validation import check_int
 from .cache import cached_result
 from .points import data_fingerprint, network_fingerprint
-from .settings import _int, _Settings
+from .settings import _Settings
 
 __all__ = [
     "RobustSettings",
@@ -73,12 +74,12 @@ class RobustSettings(_Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _int("n_points", self.n_points, 1)
-        _int("pgd_steps", self.pgd_steps, 1)
-        _int("restarts", self.restarts, 1)
-        _int("k", self.k, 1)
-        _int("fmn_steps", self.fmn_steps, 1)
-        _int("seed", self.seed, 0, 2**63 - 1)
+        check_int("n_points", self.n_points, 1, plain=True)
+        check_int("pgd_steps", self.pgd_steps, 1, plain=True)
+        check_int("restarts", self.restarts, 1, plain=True)
+        check_int("k", self.k, 1, plain=True)
+        check_int("fmn_steps", self.fmn_steps, 1, plain=True)
+        check_int("seed", self.seed, 0, 2**63 - 1, plain=True)
         for name in ("eps", "h", "fmn_max_stepsize"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, TypeAlias, get_args
 
 import torch
 
@@ -18,13 +19,15 @@ from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
 from ..sections import MAX_RESOLUTION, Section, normal_section, random_direction
 from ..universal import sample_subspace
-from .settings import BOUNDARY_POINTS, CURVATURE_METHODS, _int, _Settings
+from ..validation import BOUNDARY_POINTS, CURVATURE_METHODS, BoundaryPoint, CurvatureMethod, check_choice, check_int
+from .settings import _Settings
 
 __all__ = ["SECTION_DIRECTIONS", "SectionSettings", "SectionStudy", "section_study"]
 
 #: Kinds of second direction v: random on the sphere, eigenvector i of S_c, a random vector of the
 #: first m directions of S_c, vector i of S_f, a given universal perturbation (paper Fig. 5).
-SECTION_DIRECTIONS = ("random", "sc", "sc_mix", "sf", "uap")
+SectionDirection: TypeAlias = Literal["random", "sc", "sc_mix", "sf", "uap"]
+SECTION_DIRECTIONS: tuple[SectionDirection, ...] = get_args(SectionDirection)
 
 
 @dataclass(frozen=True)
@@ -42,27 +45,26 @@ class SectionSettings(_Settings):
     method, h, point : the curvature estimator along v (as the subspace's)
     """
 
-    direction: str = "random"
+    direction: SectionDirection = "random"
     vec: int = 1
     sub_m: int = 1
     seed: int = 0
     extent_factor: float = 3.0
     resolution: int = 128
-    method: str = "finite_difference"
+    method: CurvatureMethod = "finite_difference"
     h: float | None = None
-    point: str = "boundary"
+    point: BoundaryPoint = "boundary"
 
     def __post_init__(self) -> None:
-        if self.direction not in SECTION_DIRECTIONS:
-            raise InvalidInputError(f"direction must be one of {', '.join(SECTION_DIRECTIONS)}, got {self.direction!r}")
-        _int("vec", self.vec, 1)
-        _int("sub_m", self.sub_m, 1)
-        _int("seed", self.seed, 0, 2**63 - 1)
-        _int("resolution", self.resolution, 2, MAX_RESOLUTION)
+        check_choice("direction", self.direction, SECTION_DIRECTIONS)
+        check_int("vec", self.vec, 1, plain=True)
+        check_int("sub_m", self.sub_m, 1, plain=True)
+        check_int("seed", self.seed, 0, 2**63 - 1, plain=True)
+        check_int("resolution", self.resolution, 2, MAX_RESOLUTION, plain=True)
         if not (math.isfinite(float(self.extent_factor)) and float(self.extent_factor) > 0):
             raise InvalidInputError(f"extent_factor must be a positive number, got {self.extent_factor!r}")
-        if self.method not in CURVATURE_METHODS or self.point not in BOUNDARY_POINTS:
-            raise InvalidInputError(f"unknown curvature method {self.method!r} or boundary point {self.point!r}")
+        check_choice("method", self.method, CURVATURE_METHODS)
+        check_choice("point", self.point, BOUNDARY_POINTS)
 
 
 @dataclass(frozen=True)

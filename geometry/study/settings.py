@@ -28,6 +28,16 @@ from typing import Any
 
 from ..cache import cache_key
 from ..errors import InvalidInputError
+from ..validation import (
+    BOUNDARY_POINTS,
+    CURVATURE_METHODS,
+    H_PRESETS,
+    BoundaryPoint,
+    CurvatureMethod,
+    HPreset,
+    check_int,
+    check_share,
+)
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -57,12 +67,6 @@ NOISE_POINTS = 200
 #: If noise within the pixel cube's diameter fools fewer than ``share`` of the points, the noise search
 #: goes on up to this multiple of the diameter (perturbations are not clipped in this geometric setting).
 NOISE_RANGE_FACTOR = 10.0
-#: How h is chosen.
-H_PRESETS = ("authors", "xi", "custom")
-#: Hessian-vector product estimators (:mod:`geometry.hessian`).
-CURVATURE_METHODS = ("finite_difference", "smoothed", "exact")
-#: Where the boundary Hessian is taken: z = x + r(x), or x + 0.8·r(x) as in the authors' code.
-BOUNDARY_POINTS = ("boundary", "inside")
 #: Points of a curve's m grid (at most; all m up to this many).
 M_GRID_POINTS = 12
 
@@ -118,15 +122,11 @@ class _Settings:
 
 
 def _int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        raise InvalidInputError(
-            f"{name} must be an integer in [{low}, {high if high is not None else '∞'}), got {value!r}"
-        )
+    check_int(name, value, low, high, plain=True)  # settings hold plain JSON values: Python ints only
 
 
 def _share(name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < float(value) <= 1.0:
-        raise InvalidInputError(f"{name} must be a share in (0, 1], got {value!r}")
+    check_share(name, value)
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class HScale(_Settings):
         0.5: the comparison page, where two networks share S_c at h ≈ ξ/2)
     """
 
-    preset: str = "authors"
+    preset: HPreset = "authors"
     value: float | None = None
     noise_share: float = 0.5
     xi_factor: float = 1.0
@@ -206,10 +206,10 @@ class CurvatureSettings(_Settings):
 
     points: PointSplit = field(default_factory=PointSplit)
     m_max: int = 20
-    method: str = "finite_difference"
+    method: CurvatureMethod = "finite_difference"
     scale: HScale = field(default_factory=HScale)
     beta: float | None = None
-    point: str = "boundary"
+    point: BoundaryPoint = "boundary"
     tangent: bool = True
     n_directions: int = 10
 

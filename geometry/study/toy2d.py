@@ -33,7 +33,8 @@ from ..toy2d import (
     toy_classifier,
     toy_data,
 )
-from .settings import _int, _Settings
+from ..validation import check_int
+from .settings import _Settings
 
 __all__ = ["LabSettings", "LabStudy", "UniversalPanel", "lab_study", "toy_model", "universal_panel"]
 
@@ -66,10 +67,10 @@ class LabSettings(_Settings):
             raise InvalidInputError(f"dataset must be one of {', '.join(TOY_DATASETS)}, got {self.dataset!r}")
         if self.model not in TOY_MODELS:
             raise InvalidInputError(f"model must be one of {', '.join(TOY_MODELS)}, got {self.model!r}")
-        _int("n_points", self.n_points, 20, 1000)
-        _int("seed", self.seed, 0, 2**31 - 1)
-        _int("point", self.point, 0, self.n_points - 1)
-        _int("resolution", self.resolution, 16, 400)
+        check_int("n_points", self.n_points, 20, 1000, plain=True)
+        check_int("seed", self.seed, 0, 2**31 - 1, plain=True)
+        check_int("point", self.point, 0, self.n_points - 1, plain=True)
+        check_int("resolution", self.resolution, 16, 400, plain=True)
         if not 0.0 <= float(self.noise) <= 0.5:
             raise InvalidInputError(f"noise must be in [0, 0.5], got {self.noise}")
         if not float(self.h) > 0:
