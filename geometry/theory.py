@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, overload
 
 import numpy as np
 import torch
@@ -277,6 +277,12 @@ def theorem2_norm(m: int, delta: float, kappa: float, *, exact: bool = False) ->
     return a + 1.0 / math.sqrt(kappa)
 
 
+@overload
+def theorem2_kappa(normal_curvature: float, r_norm: float) -> float: ...
+@overload
+def theorem2_kappa(normal_curvature: Tensor, r_norm: float | Tensor) -> Tensor: ...
+@overload
+def theorem2_kappa(normal_curvature: float | Tensor, r_norm: Tensor) -> Tensor: ...
 def theorem2_kappa(normal_curvature: float | Tensor, r_norm: float | Tensor) -> float | Tensor:
     """Convert a geometric normal curvature (1/pixel) into Theorem 2's κ (units where ‖r‖ = 1).
 
