@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,14 +77,14 @@ class LeNet(nn.Module):
 
     def __init__(
         self,
-        input_shape=(1, 28, 28),
+        input_shape: Sequence[int] = (1, 28, 28),
         num_classes: int = 10,
         *,
-        channels=(6, 16),
-        hidden=(120, 84),
+        channels: Sequence[int] = (6, 16),
+        hidden: Sequence[int] = (120, 84),
         activation: str = "relu",
         pool: str = "max",
-    ):
+    ) -> None:
         super().__init__()
         c, h, w = input_shape
         pad = 2 if min(h, w) < 16 else 0
@@ -109,7 +110,14 @@ class LeNet(nn.Module):
 class MLP(nn.Module):
     """Flatten → fc → act → fc → act → fc. Input (N, C, H, W) → logits (N, L)."""
 
-    def __init__(self, input_shape=(1, 28, 28), num_classes: int = 10, *, hidden=(256, 128), activation: str = "relu"):
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (1, 28, 28),
+        num_classes: int = 10,
+        *,
+        hidden: Sequence[int] = (256, 128),
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         d = math.prod(input_shape)
         self.fc1 = nn.Linear(d, hidden[0])
@@ -132,7 +140,14 @@ class NiN(nn.Module):
     channels : (c1, c2) widths of the two mlpconv blocks
     """
 
-    def __init__(self, input_shape=(1, 28, 28), num_classes: int = 10, *, channels=(32, 64), activation: str = "relu"):
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (1, 28, 28),
+        num_classes: int = 10,
+        *,
+        channels: Sequence[int] = (32, 64),
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         c, h, w = input_shape
         k = 3 if min(h, w) < 16 else 5
@@ -191,7 +206,9 @@ class CifarResNet(nn.Module):
     Shapes: input (N, C, H, W) normalised pixels → logits (N, L).
     """
 
-    def __init__(self, input_shape=(3, 32, 32), num_classes: int = 10, *, depth: int = 20, width: int = 16):
+    def __init__(
+        self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10, *, depth: int = 20, width: int = 16
+    ) -> None:
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:
             raise InvalidInputError(f"CIFAR ResNet depth must be 6n+2 (8, 14, 20, 32, …), got {depth}")
@@ -246,7 +263,7 @@ def architecture_names() -> list[str]:
 
 
 def build_architecture(
-    name: str, *, input_shape: Sequence[int], num_classes: int, random_state: int = 0, **kwargs
+    name: str, *, input_shape: Sequence[int], num_classes: int, random_state: int = 0, **kwargs: Any
 ) -> nn.Module:
     """An untrained network ``name`` for ``input_shape`` (C, H, W) and ``num_classes`` outputs.
 

@@ -13,10 +13,12 @@ that inequality for every point and lists each violation (a violation proves the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
@@ -140,7 +142,7 @@ def certify(
     )
 
 
-def certified_accuracy(cert: Certificate, labels, eps) -> np.ndarray:
+def certified_accuracy(cert: Certificate, labels: ArrayLike, eps: float | ArrayLike) -> np.ndarray:
     """Fraction of points classified correctly *and* certified at each ε: ``mean[k̂ = y ∧ ε_cert ≥ ε]``.
 
     Parameters
@@ -161,7 +163,9 @@ def certified_accuracy(cert: Certificate, labels, eps) -> np.ndarray:
     return np.array([float(np.mean(ok & (cert.radius >= e))) for e in eps])
 
 
-def check_certificates(cert: Certificate, r_norm, success, *, attack: str = "DeepFool") -> SanityCheck:
+def check_certificates(
+    cert: Certificate, r_norm: ArrayLike, success: ArrayLike, *, attack: str = "DeepFool"
+) -> SanityCheck:
     """ε_cert(x) ≤ ‖r(x)‖₂ at every point where the attack changed the label; violations listed.
 
     Parameters
@@ -190,7 +194,7 @@ def check_certificates(cert: Certificate, r_norm, success, *, attack: str = "Dee
 CARD_EPS = (0.01, 0.03, 0.05, 0.1)
 
 
-def certified_card(clf: Classifier, xs: torch.Tensor, labels, *, eps=None) -> dict:
+def certified_card(clf: Classifier, xs: torch.Tensor, labels: ArrayLike, *, eps: Sequence[float] | None = None) -> dict:
     """Certified accuracy at a few ℓ2 radii (sound bound), for a zoo model card.
 
     Radii default to :data:`CARD_EPS` scaled by √(d / 64) (so the same numbers on 8×8 digits and

@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -67,6 +68,9 @@ __all__ = [
 ]
 
 DENSE_LIMIT = 2048  # largest operator input size (entries) for which the dense Gram operator AᵀA is formed
+#: (upper bound, power-iteration estimate) of the Lipschitz constant of the network up to a graph node;
+#: None where the node does not depend on the input.
+_Bounds: TypeAlias = tuple[float, float] | None
 _EPS64 = float(np.finfo(np.float64).eps)
 
 
@@ -257,7 +261,7 @@ def operator_norm_bounds(
             raise UnsupportedLayerError(f"a Conv2d with padding_mode={module.padding_mode!r} (only zeros is bounded)")
         W = module.weight.detach().to(torch.float64)
 
-        def op(x):
+        def op(x: torch.Tensor) -> torch.Tensor:
             return F.conv2d(x, W, None, module.stride, module.padding, module.dilation, module.groups)
 
         est = _power_iteration(op, input_shape, n_iter=n_power, generator=gen)
@@ -306,11 +310,11 @@ def _activation_constant(m: nn.Module) -> float | None:
     return None
 
 
-def _pair(v) -> tuple[int, int]:
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _max_pool_constant(kernel, stride) -> float:
+def _max_pool_constant(kernel: int | Sequence[int], stride: int | Sequence[int] | None) -> float:
     """√(max number of windows that share one input): |max_W x − max_W x'| ≤ max_W |x − x'|."""
     (kh, kw), (sh, sw) = _pair(kernel), _pair(stride if stride is not None else kernel)
     return math.sqrt(math.ceil(kh / sh) * math.ceil(kw / sw))
@@ -333,7 +337,7 @@ def _adaptive_bins(n: int, out: int) -> list[tuple[int, int]]:
     return [(math.floor(i * n / out), math.ceil((i + 1) * n / out)) for i in range(out)]
 
 
-def _adaptive_avg_constant(out_size, shape: tuple) -> tuple[float, str]:
+def _adaptive_avg_constant(out_size: Any, shape: tuple) -> tuple[float, str]:
     H, W = shape[-2], shape[-1]
     oh, ow = _pair(out_size) if out_size is not None else (H, W)
     oh = H if oh is None else oh
@@ -409,7 +413,7 @@ def _inline_exported(gm: fx.GraphModule) -> fx.GraphModule:
     return fx.GraphModule(gm, graph)
 
 
-def _trace(network: nn.Module, input_shape: tuple, dtype) -> fx.GraphModule:
+def _trace(network: nn.Module, input_shape: tuple, dtype: torch.dtype) -> fx.GraphModule:
     try:
         gm = fx.GraphModule(network, _Tracer().trace(network))
         if any(_is_graph_leaf(m) for m in gm.modules()):
@@ -424,12 +428,12 @@ def _trace(network: nn.Module, input_shape: tuple, dtype) -> fx.GraphModule:
     return gm
 
 
-def _shape(node) -> tuple:
+def _shape(node: Any) -> tuple:
     meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
     return tuple(meta.shape[1:]) if meta is not None and hasattr(meta, "shape") else ()
 
 
-def _constant(gm: fx.GraphModule, arg) -> torch.Tensor | None:
+def _constant(gm: fx.GraphModule, arg: Any) -> torch.Tensor | None:
     """The value of a graph constant (a number or a buffer / parameter), or None."""
     if isinstance(arg, (int, float)):
         return torch.tensor(float(arg), dtype=torch.float64)
@@ -497,7 +501,7 @@ def _aten_args(node: fx.Node) -> dict:
     return out
 
 
-def _aten_weight(gm: fx.GraphModule, node: fx.Node, arg, what: str) -> torch.Tensor:
+def _aten_weight(gm: fx.GraphModule, node: fx.Node, arg: Any, what: str) -> torch.Tensor:
     value = _constant(gm, arg) if isinstance(arg, fx.Node) else None
     if value is None:
         raise UnsupportedLayerError(
@@ -507,14 +511,16 @@ def _aten_weight(gm: fx.GraphModule, node: fx.Node, arg, what: str) -> torch.Ten
     return value
 
 
-def _layer_name(arg, node: fx.Node) -> str:
+def _layer_name(arg: Any, node: fx.Node) -> str:
     """``conv1`` for a weight read from ``conv1.weight``; the node's name otherwise."""
     if isinstance(arg, fx.Node) and arg.op == "get_attr":
         return str(arg.target).rsplit(".", 1)[0]
     return node.name
 
 
-def _aten_bound(gm: fx.GraphModule, node: fx.Node, of: Callable, scaled: Callable, *, n_power: int, random_state: int):
+def _aten_bound(
+    gm: fx.GraphModule, node: fx.Node, of: Callable, scaled: Callable, *, n_power: int, random_state: int
+) -> tuple[_Bounds, torch.Tensor | None]:
     """Bound of one ATen operator node: (bound, weight of a linear layer or None).
 
     The same rules as for modules (table of the module docstring), read from the operator's schema.
@@ -679,10 +685,19 @@ def lipschitz_bound(clf: Classifier, *, n_power: int = 50, random_state: int = 0
     last_linear: dict[fx.Node, tuple] = {}  # node → (body bounds, weight) for Linear outputs
     output_value = None
 
-    def of(arg):
+    def of(arg: Any) -> _Bounds:
         return bounds.get(arg) if isinstance(arg, fx.Node) else None
 
-    def scaled(src, up, est, name, kind, shape, method, record=True):
+    def scaled(
+        src: _Bounds,
+        up: float,
+        est: float,
+        name: object,
+        kind: str,
+        shape: tuple,
+        method: str,
+        record: bool = True,
+    ) -> _Bounds:
         if src is None:
             return None
         if record:
@@ -828,7 +843,7 @@ def lipschitz_bound(clf: Classifier, *, n_power: int = 50, random_state: int = 0
     body = None
     node = output_node
 
-    def reshapes(n) -> bool:  # a pure reshape / identity: the logits are still the Linear layer's output
+    def reshapes(n: Any) -> bool:  # a pure reshape / identity: the logits are still the Linear layer's output
         if not isinstance(n, fx.Node) or not n.args:
             return False
         if n.op == "call_module":

@@ -28,7 +28,7 @@ def _set_buffer(root: nn.Module, path: str, value: torch.Tensor) -> None:
     module.register_buffer(leaf, value.detach().clone())
 
 
-def _overload(node: torch._C.Node):
+def _overload(node: torch._C.Node) -> torch._ops.OpOverload:
     """The ATen overload a TorchScript node calls, from its schema (``aten::add.Tensor(...)``)."""
     schema = node.schema()
     name = schema.split("(", 1)[0].split("::", 1)[1] if "::" in schema else node.kind()[6:]

@@ -66,7 +66,7 @@ def lmt_state(model: nn.Module, input_shape: Sequence[int], std: Sequence[float]
             raise InvalidInputError(f"LMT training needs non-overlapping max pooling; {name!r} overlaps")
     hooks = []
 
-    def record(m, inputs, _):
+    def record(m: nn.Module, inputs: tuple[torch.Tensor, ...], _: object) -> None:
         if m in seen:
             raise InvalidInputError(
                 f"LMT training needs each Linear / Conv2d layer used once; {type(m).__name__} is reused"

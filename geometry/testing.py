@@ -89,7 +89,7 @@ def sphere_classifier(
         raise ValueError(f"center must have {d} entries, got {c.numel()}")
     r2 = torch.tensor(float(radius) ** 2, dtype=torch.float64)
 
-    def fn(x, c_, r2_):
+    def fn(x: torch.Tensor, c_: torch.Tensor, r2_: torch.Tensor) -> torch.Tensor:
         f1 = ((x - c_) ** 2).sum(1) - r2_
         return torch.stack([torch.zeros_like(f1), f1], dim=1)
 
@@ -118,7 +118,7 @@ def quadratic_classifier(
     if A.shape != (d, d) or g.numel() != d or x0.numel() != d:
         raise ValueError(f"A must be ({d}, {d}), g and x0 must have {d} entries")
 
-    def fn(x, A_, g_, x0_):
+    def fn(x: torch.Tensor, A_: torch.Tensor, g_: torch.Tensor, x0_: torch.Tensor) -> torch.Tensor:
         y = x - x0_
         F = y @ g_ + 0.5 * ((y @ A_) * y).sum(1)
         return torch.stack([torch.zeros_like(F), F], dim=1)

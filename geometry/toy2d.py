@@ -17,6 +17,7 @@ the talk's "flat model" / "curved model" slides.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from .deepfool import DeepFoolResult, deepfool
 from .errors import InvalidInputError
 from .hessian import boundary_gradient
 from .testing import affine_classifier, sphere_classifier
-from .validation import check_int
+from .validation import CurvatureMethod, check_int
 
 __all__ = [
     "TOY_DATASETS",
@@ -283,7 +284,12 @@ class Osculating:
 
 
 def osculating_circle(
-    clf: Classifier, x: torch.Tensor, *, method: str = "exact", h: float | None = None, deepfool_result=None
+    clf: Classifier,
+    x: torch.Tensor,
+    *,
+    method: CurvatureMethod = "exact",
+    h: float | None = None,
+    deepfool_result: DeepFoolResult | None = None,
 ) -> Osculating:
     """Osculating circle of the decision boundary at DeepFool's boundary point of one 2-D point.
 
@@ -317,7 +323,7 @@ def osculating_circle(
     return Osculating(z=zz, normal=nn_, kappa=kappa, center=center, radius=radius, method=ca.method, h=ca.h)
 
 
-def fooled_mask(clf: Classifier, x: torch.Tensor, v) -> np.ndarray:
+def fooled_mask(clf: Classifier, x: torch.Tensor, v: torch.Tensor | np.ndarray | Sequence[float]) -> np.ndarray:
     """Which points a perturbation fools: ``k̂(x + v) ≠ k̂(x)`` per point, shape (N,) bool.
 
     The mean of this mask is :func:`geometry.universal.fooling_rate` (CVPR 2017 §2).

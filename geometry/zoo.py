@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -39,6 +42,9 @@ from .classifier import Classifier, make_classifier
 from .errors import UnknownNameError
 from .progress import ProgressFn
 from .regimes import RegimeContext, check_regime
+
+if TYPE_CHECKING:  # data/ is imported lazily (training only)
+    from .data import Dataset
 
 __all__ = [
     "ARCHITECTURES",
@@ -455,7 +461,15 @@ def train_classifier(
         torch.set_num_threads(threads_before)
 
 
-def _train(entry, train_images, train_labels, gen, *, num_classes, progress):
+def _train(
+    entry: ZooEntry,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    gen: torch.Generator,
+    *,
+    num_classes: int,
+    progress: ProgressFn | None,
+) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
     mean = tuple(float(v) for v in train_images.mean(dim=(0, 2, 3)))
     std = tuple(max(float(v), 1e-3) for v in train_images.std(dim=(0, 2, 3)))
     mean_t = torch.tensor(mean).reshape(1, -1, 1, 1)
@@ -514,7 +528,15 @@ def _train(entry, train_images, train_labels, gen, *, num_classes, progress):
 
 
 def _classifier(
-    entry: ZooEntry, model: nn.Module, *, input_shape, class_names, mean, std, test_accuracy, extra
+    entry: ZooEntry,
+    model: nn.Module,
+    *,
+    input_shape: Sequence[int],
+    class_names: Sequence[str],
+    mean: Sequence[float],
+    std: Sequence[float],
+    test_accuracy: float | None,
+    extra: dict[str, Any],
 ) -> Classifier:
     n_params = sum(p.numel() for p in model.parameters())
     info = {
@@ -636,7 +658,7 @@ def _wants_robustness(entry: ZooEntry) -> bool:
     return entry.regime != "standard" or entry.eval_eps is not None
 
 
-def _robustness_card(entry: ZooEntry, clf: Classifier, test_set, report: ProgressFn) -> dict:
+def _robustness_card(entry: ZooEntry, clf: Classifier, test_set: Dataset, report: ProgressFn) -> dict:
     """Clean / PGD accuracy at the entry's ε and DeepFool ρ_adv on the first test points (issue 11).
 
     PGD: ℓ∞, 20 steps, step 2.5ε/20, one random start; ρ_adv: ℓ2 DeepFool (unconstrained, as in the
@@ -678,7 +700,7 @@ def _robustness_card(entry: ZooEntry, clf: Classifier, test_set, report: Progres
     }
 
 
-def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: ProgressFn) -> Classifier:
+def _train_and_cache(entry: ZooEntry, path: Path, *, root: str | os.PathLike | None, report: ProgressFn) -> Classifier:
     """Train ``entry``, measure its test accuracy, write the verified cache file at ``path``."""
     from .data import load_dataset
 
@@ -712,7 +734,7 @@ def _train_and_cache(entry: ZooEntry, path: Path, *, root, report: ProgressFn) -
         from .certify import certified_card
 
         robustness["certified"] = certified_card(clf, test_set.images[:_EVAL_POINTS], test_set.labels[:_EVAL_POINTS])
-    card = {
+    card: dict[str, Any] = {
         "name": name,
         "input_shape": list(train_set.images.shape[1:]),
         "class_names": list(train_set.class_names),

@@ -14,8 +14,9 @@ import csv
 import io
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +122,13 @@ def _cifar_from_jpeg_export(folder: Path, split: str, limit: int | None) -> Data
     csv_path = folder / f"{split}_labels.csv"
     csv_fingerprint = _stat_fingerprint(csv_path) if csv_path.is_file() else None
 
-    def finish(classes: Sequence[str], entries: list[tuple[str, int]], src: Path, open_bytes, describe) -> _Collection:
+    def finish(
+        classes: Sequence[str],
+        entries: list[tuple[str, int]],
+        src: Path,
+        open_bytes: Callable[[str], Any],
+        describe: Callable[[str], str],
+    ) -> _Collection:
         if tuple(classes) != CIFAR10_CLASSES:
             raise InvalidInputError(
                 f"{src} does not hold the 10 CIFAR-10 classes {', '.join(CIFAR10_CLASSES)}; its classes are "

@@ -79,7 +79,7 @@ import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import torch
 
@@ -290,17 +290,17 @@ def _load_bytes(
     display: str,
     file_name: str,
     *,
-    format,
-    architecture,
-    num_classes,
-    input_shape,
-    mean,
-    std,
-    bounds,
-    class_names,
-    name,
-    max_bytes,
-    architecture_kwargs,
+    format: str | None,
+    architecture: str | None,
+    num_classes: int | None,
+    input_shape: Sequence[int],
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    bounds: Sequence[float],
+    class_names: Sequence[str] | None,
+    name: str | None,
+    max_bytes: int,
+    architecture_kwargs: Mapping[str, Any] | None,
     validate: bool,
     probe_classes: int | None = None,
 ) -> Classifier:
@@ -373,7 +373,7 @@ def _load_bytes(
         name=clf_name,
         mean=mean,
         std=std,
-        bounds=tuple(bounds),
+        bounds=cast("tuple[float, float]", tuple(bounds)),  # checked by load_classifier: two floats
         info=info,
     )
     if class_names is None:

@@ -23,9 +23,11 @@ import io
 import os
 import zipfile
 from pathlib import Path
+from typing import BinaryIO, TypeAlias
 
-from ..errors import InvalidInputError, ModelLoadError
+from ..errors import ModelLoadError
 from ..errors import first_line as _first_line
+from ..validation import check_int
 
 __all__ = ["FORMATS", "DEFAULT_MAX_BYTES", "detect_format"]
 
@@ -33,6 +35,8 @@ __all__ = ["FORMATS", "DEFAULT_MAX_BYTES", "detect_format"]
 FORMATS: tuple[str, ...] = ("torchscript", "export", "onnx", "state_dict", "safetensors")
 #: Default size limit of a model file, in bytes (512 MiB).
 DEFAULT_MAX_BYTES: int = 512 * 2**20
+#: What a model file can be given as: a path, its bytes, or a binary file object (an upload).
+Source: TypeAlias = str | os.PathLike | bytes | BinaryIO
 
 _FORMAT_LABEL = {
     "torchscript": "TorchScript (torch.jit.load)",
@@ -48,10 +52,9 @@ def _mib(n: int) -> str:
     return f"{n:,} bytes" + (f" ({n / 2**20:.1f} MiB)" if n >= 2**20 else "")
 
 
-def _read_source(source, max_bytes: int) -> tuple[bytes, str, str]:
+def _read_source(source: Source, max_bytes: int) -> tuple[bytes, str, str]:
     """(content, display name, file name for the extension) of a path / bytes / binary file object."""
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
-        raise InvalidInputError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    max_bytes = check_int("max_bytes", max_bytes, 1)
     over = lambda n, what: ModelLoadError(
         f"{what} is {_mib(n)}, over the limit of {_mib(max_bytes)} (max_bytes); "
         "pass a larger max_bytes if you trust the file"
@@ -174,7 +177,7 @@ def _detect(data: bytes, file_name: str, name: str) -> tuple[str, str]:
     )
 
 
-def detect_format(source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+def detect_format(source: Source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The format :func:`load_classifier` would use for ``source`` (one of :data:`FORMATS`).
 
     Reads the content (see :mod:`geometry.loading.detect` for the rules). Raises

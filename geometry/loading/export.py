@@ -22,7 +22,7 @@ def _fixed_mode(module: nn.Module) -> nn.Module:
     exported in training mode (non-deterministic dropout, batch statistics).
     """
 
-    def _fixed(self, mode: bool = True):
+    def _fixed(self: nn.Module, mode: bool = True) -> nn.Module:
         return self
 
     module.train = types.MethodType(_fixed, module)  # type: ignore[method-assign]
@@ -30,7 +30,7 @@ def _fixed_mode(module: nn.Module) -> nn.Module:
     return module
 
 
-def _load_export(data: bytes, name: str, detected, info: dict) -> nn.Module:
+def _load_export(data: bytes, name: str, detected: tuple[str, str] | None, info: dict) -> nn.Module:
     """Screen the ``.pt2`` (:func:`geometry.loading.screen.screen_export_archive`), then load it on the CPU."""
     screen_export_archive(data, name)
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable
+from typing import Any
 
 from torch import nn
 
@@ -19,7 +20,7 @@ __all__ = ["ONNX_DOMAINS"]
 ONNX_DOMAINS = ("", "ai.onnx")
 
 
-def _onnx_graphs(graph) -> Iterable:
+def _onnx_graphs(graph: Any) -> Iterable:
     """The graph and every subgraph (If / Loop / Scan bodies) inside it."""
     import onnx
 
@@ -33,7 +34,7 @@ def _onnx_graphs(graph) -> Iterable:
                     yield from _onnx_graphs(g)
 
 
-def _load_onnx(data: bytes, name: str, detected, info: dict) -> nn.Module:
+def _load_onnx(data: bytes, name: str, detected: tuple[str, str] | None, info: dict) -> nn.Module:
     """Parse an ONNX model (protobuf only: no code) and convert it with onnx2torch.
 
     Refused before conversion: tensors stored as external data (they name files to read),

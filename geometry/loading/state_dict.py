@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -15,6 +15,7 @@ from torch import nn
 from ..architectures import ARCHITECTURES, build_architecture
 from ..errors import InvalidInputError, ModelLoadError, UnknownNameError
 from ..errors import first_line as _first_line
+from ..validation import check_int
 from .detect import _corrupt
 
 _STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "net", "model")
@@ -27,7 +28,7 @@ _EXPORT_HINT = (
 )
 
 
-def _load_pickled_state(data: bytes, name: str, detected) -> Any:
+def _load_pickled_state(data: bytes, name: str, detected: tuple[str, str] | None) -> Any:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -45,7 +46,7 @@ def _load_pickled_state(data: bytes, name: str, detected) -> Any:
         raise _corrupt(name, "state_dict", exc, detected) from exc
 
 
-def _load_safetensors(data: bytes, name: str, detected) -> dict:
+def _load_safetensors(data: bytes, name: str, detected: tuple[str, str] | None) -> dict:
     try:
         from safetensors.torch import load as load_safetensors
 
@@ -97,7 +98,9 @@ def _extract_state_dict(obj: Any, name: str) -> tuple[dict[str, torch.Tensor], l
     return sd, notes
 
 
-def _infer_num_classes(architecture: str, input_shape, sd: Mapping[str, torch.Tensor], kwargs: dict) -> int | None:
+def _infer_num_classes(
+    architecture: str, input_shape: Sequence[int], sd: Mapping[str, torch.Tensor], kwargs: dict
+) -> int | None:
     """Read L from the weights: build the architecture on the meta device with a sentinel L and
     find the tensor whose dimension equals it."""
     sentinel = 7919
@@ -117,7 +120,13 @@ def _infer_num_classes(architecture: str, input_shape, sd: Mapping[str, torch.Te
 
 
 def _fit_state_dict(
-    model: nn.Module, sd: Mapping[str, torch.Tensor], *, name: str, architecture: str, input_shape, num_classes: int
+    model: nn.Module,
+    sd: Mapping[str, torch.Tensor],
+    *,
+    name: str,
+    architecture: str,
+    input_shape: Sequence[int],
+    num_classes: int,
 ) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
@@ -164,7 +173,7 @@ def _load_weights(
     num_classes: int | None,
     class_names: tuple[str, ...] | None,
     shape: tuple[int, int, int],
-    architecture_kwargs,
+    architecture_kwargs: Mapping[str, Any] | None,
 ) -> tuple[nn.Module, list[str]]:
     """A ``state_dict`` / ``safetensors`` file: read the tensors, build ``architecture``, fill it strictly.
 
@@ -194,8 +203,7 @@ def _load_weights(
                 "pass num_classes or class_names"
             )
         notes.append(f"num_classes={L} read from the weights")
-    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
-        raise InvalidInputError(f"num_classes must be a positive integer, got {L!r}")
+    L = check_int("num_classes", L, 1)
     model = build_architecture(architecture, input_shape=shape, num_classes=L, **kwargs)
     _fit_state_dict(model, sd, name=display, architecture=architecture, input_shape=shape, num_classes=L)
     info["architecture"] = architecture

@@ -24,7 +24,7 @@ class _TorchScriptModel(nn.Module):
         return self.script(x)
 
 
-def _load_torchscript(data: bytes, name: str, detected, info: dict) -> nn.Module:
+def _load_torchscript(data: bytes, name: str, detected: tuple[str, str] | None, info: dict) -> nn.Module:
     """Screen the archive and its code (:mod:`geometry.loading.screen`), load it, screen the inlined graph."""
     screen_torchscript_archive(data, name)
     try:

@@ -6,20 +6,11 @@ from __future__ import annotations
 import torch
 
 from ..classifier import Classifier
-from ..errors import InvalidInputError, ModelLoadError
+from ..errors import ModelLoadError
 from ..errors import first_line as _first_line
+from ..validation import RandomState, as_generator, check_int
 
 __all__ = ["validate_classifier"]
-
-
-def _generator(random_state) -> torch.Generator:
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    if random_state is None:
-        random_state = 0
-    if isinstance(random_state, bool) or not isinstance(random_state, int):
-        raise InvalidInputError(f"random_state must be an int or a torch.Generator, got {type(random_state).__name__}")
-    return torch.Generator().manual_seed(int(random_state))
 
 
 def _run(clf: Classifier, x: torch.Tensor, *, what: str) -> torch.Tensor:
@@ -59,7 +50,7 @@ def _probe_outputs(clf: Classifier, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def validate_classifier(clf: Classifier, *, n_probe: int = 4, random_state=0) -> None:
+def validate_classifier(clf: Classifier, *, n_probe: int = 4, random_state: RandomState | None = 0) -> None:
     """Check that ``clf`` behaves like a classifier the atlas can measure; raise otherwise.
 
     A probe batch ``x`` of shape ``(n_probe, *clf.input_shape)``, pixels uniform in
@@ -90,9 +81,8 @@ def validate_classifier(clf: Classifier, *, n_probe: int = 4, random_state=0) ->
     InvalidInputError
         ``n_probe`` < 2 or a bad ``random_state``.
     """
-    if isinstance(n_probe, bool) or not isinstance(n_probe, int) or n_probe < 2:
-        raise InvalidInputError(f"n_probe must be an integer ≥ 2, got {n_probe!r}")
-    gen = _generator(random_state)
+    n_probe = check_int("n_probe", n_probe, 2)
+    gen = as_generator(0 if random_state is None else random_state)
     low, high = clf.bounds
     x = (low + (high - low) * torch.rand((n_probe, *clf.input_shape), generator=gen)).to(clf.dtype)
     out = _probe_outputs(clf, x)

@@ -139,7 +139,12 @@ def _fmn_step(clf: Classifier, settings: CertifySettings) -> float:
 
 
 def certify_study(
-    clf: Classifier, xs: torch.Tensor, labels, settings: CertifySettings, *, progress: ProgressFn | None = None
+    clf: Classifier,
+    xs: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    settings: CertifySettings,
+    *,
+    progress: ProgressFn | None = None,
 ) -> CertifyStudy:
     """ε_cert(x) and ‖r(x)‖ on the first ``settings.n_points`` of ``xs``, the curves and the check.
 
@@ -223,7 +228,12 @@ class AttackStudy:
 
 
 def attack_study(
-    clf: Classifier, xs: torch.Tensor, labels, settings: CertifySettings, *, progress: ProgressFn | None = None
+    clf: Classifier,
+    xs: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    settings: CertifySettings,
+    *,
+    progress: ProgressFn | None = None,
 ) -> AttackStudy:
     """‖r(x)‖ on the first ``settings.n_points`` of ``xs`` and the accuracy under attack against ε.
 

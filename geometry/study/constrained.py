@@ -10,6 +10,7 @@ boundary is locally flat (DESIGN §9).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -49,7 +50,7 @@ class ConstrainedRatio:
 def constrained_ratio(
     clf: Classifier,
     xs: torch.Tensor,
-    ms,
+    ms: Sequence[int],
     *,
     n_subspaces: int = 3,
     max_iter: int = 100,

@@ -14,9 +14,10 @@ import torch
 
 from ..classifier import Classifier, check_images
 from ..curvature import curvature_along
-from ..deepfool import deepfool
+from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
 from ..sections import Section, normal_section, random_direction
+from ..validation import CurvatureMethod
 
 __all__ = ["SectionRow", "UniversalSections", "universal_sections"]
 
@@ -48,7 +49,16 @@ class UniversalSections:
     v_norm: float
 
 
-def _row(clf: Classifier, xs: torch.Tensor, V: torch.Tensor, *, extent_factor, resolution, method, h) -> SectionRow:
+def _row(
+    clf: Classifier,
+    xs: torch.Tensor,
+    V: torch.Tensor,
+    *,
+    extent_factor: float,
+    resolution: int,
+    method: CurvatureMethod,
+    h: float | None,
+) -> SectionRow:
     df = deepfool(clf, xs)
     secs: list[Section] = []
     kappa = torch.full((len(xs),), float("nan"), dtype=torch.float64)
@@ -57,17 +67,26 @@ def _row(clf: Classifier, xs: torch.Tensor, V: torch.Tensor, *, extent_factor, r
         ext = extent_factor * max(float(r.norm()), 1e-12)
         secs.append(normal_section(clf, xs[i], r, V[i], extent=ext, resolution=resolution))
         if bool(df.converged[i]):
-            sub = replace(df, **_select(df, i))
+            sub = _select(df, i)
             ca = curvature_along(clf, xs[i], V[i], method=method, h=h, deepfool_result=sub)
             kappa[i] = float(ca.kappa[0, 0])
     fooled = clf.predict(xs + V.to(xs.dtype)).cpu() != df.label
     return SectionRow(sections=secs, kappa=kappa, fooled=fooled, directions=V)
 
 
-def _select(df, i: int) -> dict:
+def _select(df: DeepFoolResult, i: int) -> DeepFoolResult:
     """The per-sample fields of a DeepFoolResult restricted to sample i (batch of one)."""
-    keys = ("r", "x_adv", "label", "adv_label", "n_iter", "converged", "norms")
-    return {k: getattr(df, k)[i : i + 1] for k in keys}
+    j = slice(i, i + 1)
+    return replace(
+        df,
+        r=df.r[j],
+        x_adv=df.x_adv[j],
+        label=df.label[j],
+        adv_label=df.adv_label[j],
+        n_iter=df.n_iter[j],
+        converged=df.converged[j],
+        norms=df.norms[j],
+    )
 
 
 def universal_sections(
@@ -77,7 +96,7 @@ def universal_sections(
     *,
     extent_factor: float = 3.0,
     resolution: int = 64,
-    method: str = "finite_difference",
+    method: CurvatureMethod = "finite_difference",
     h: float | None = None,
     random_state: int = 0,
 ) -> UniversalSections:
@@ -106,10 +125,14 @@ def universal_sections(
     norm = float(vv.norm())
     if not norm > 0:
         raise InvalidInputError("the universal perturbation v is zero: no direction to cut along")
-    kw = dict(extent_factor=float(extent_factor), resolution=int(resolution), method=method, h=h)
     U = vv.unsqueeze(0).expand(len(x), *clf.input_shape).clone()
     R = torch.stack(
         [random_direction(clf.input_shape, random_state=int(random_state) + i, dtype=x.dtype) for i in range(len(x))]
     )
     R = R / R.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1) * norm
-    return UniversalSections(universal=_row(clf, x, U, **kw), random=_row(clf, x, R, **kw), v_norm=norm)
+    ef, res = float(extent_factor), int(resolution)
+    return UniversalSections(
+        universal=_row(clf, x, U, extent_factor=ef, resolution=res, method=method, h=h),
+        random=_row(clf, x, R, extent_factor=ef, resolution=res, method=method, h=h),
+        v_norm=norm,
+    )

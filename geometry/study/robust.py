@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -122,7 +123,7 @@ class RobustStudy:
 
 
 @contextlib.contextmanager
-def _threads_for(clf: Classifier):
+def _threads_for(clf: Classifier) -> Iterator[None]:
     """One intra-op thread for tiny inputs (d < 256, 8×8 digits), as the zoo trains them: per-sample
     Lanczos HVPs and attack steps are too small to amortise thread synchronisation, and on a busy 2-core
     machine two threads were measured 5–15× slower (curvature profile of 50 points: 50 s vs 3 s)."""

@@ -10,6 +10,7 @@ Algorithm 2 (DeepFool's iterates), the talk's "flat model" / "curved model" slid
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,7 +188,14 @@ class UniversalPanel:
 
 
 def universal_panel(
-    clf: Classifier, data: ToyData, *, kind: str, xi: float, v=None, model: str = "mlp-tanh", h: float = 0.1
+    clf: Classifier,
+    data: ToyData,
+    *,
+    kind: str,
+    xi: float,
+    v: np.ndarray | Sequence[float] | None = None,
+    model: str = "mlp-tanh",
+    h: float = 0.1,
 ) -> UniversalPanel:
     """A vector of norm ``xi`` along ``kind`` — "S_f" (top flat direction: the normals' shared
     direction, ICLR 2018 Theorem 1), "S_c" (top curved direction, Theorem 2) — or the given ``v``

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -82,7 +84,7 @@ class UniversalStudy:
     uap_heldout: float
     uap_in_curved: list
     uap_in_random: list
-    r_norms: object
+    r_norms: torch.Tensor
     theorems: list
     n_estimate: int
     n_dropped: int
@@ -94,7 +96,15 @@ class UniversalStudy:
     source: str = ""
 
 
-def theorem_rows(curve, curved, flat, normals, r_norms, xi: float, delta: float) -> list:
+def theorem_rows(
+    curve: FoolingCurve,
+    curved: Subspace,
+    flat: Subspace,
+    normals: torch.Tensor,
+    r_norms: torch.Tensor,
+    xi: float,
+    delta: float,
+) -> list[dict[str, float]]:
     """Theorem 1 / 2 norms from measured quantities, one row per m of the curve (plain floats).
 
     ``normals`` (N, d) DeepFool perturbations and ``r_norms`` (N,) their ‖r‖₂ on held-out points;
@@ -143,9 +153,9 @@ def theorem_rows(curve, curved, flat, normals, r_norms, xi: float, delta: float)
 def fooling_curve(
     clf: Classifier,
     points: StudyPoints,
-    subspaces: dict,
+    subspaces: dict[str, Subspace],
     *,
-    m_values,
+    m_values: Sequence[int],
     xi: float,
     n_samples: int,
     seed: int,
@@ -325,21 +335,21 @@ class UniversalSamples:
     """
 
     m: int
-    curved: object
-    flat: object
-    curved_rates: object
-    flat_rates: object
-    curved_two_sided: object
-    flat_two_sided: object
-    gram: object
+    curved: torch.Tensor
+    flat: torch.Tensor
+    curved_rates: torch.Tensor
+    flat_rates: torch.Tensor
+    curved_two_sided: torch.Tensor
+    flat_two_sided: torch.Tensor
+    gram: torch.Tensor
     mean_abs_cos: float
     best: int
-    gallery_images: object
-    gallery_labels: object
-    gallery: dict
+    gallery_images: torch.Tensor
+    gallery_labels: torch.Tensor
+    gallery: dict[str, dict[str, Any]]
 
 
-def pushed_into(clf, held, labels, v) -> dict:
+def pushed_into(clf: Classifier, held: torch.Tensor, labels: torch.Tensor, v: torch.Tensor) -> dict[str, Any]:
     """Where a perturbation sends the held-out points: new labels, the dominant new label among the
     fooled points and its share. ``v`` (C, H, W); ``labels`` (N,) k̂ of ``held``."""
     new = clf.predict(held + v.to(held.dtype)).cpu()
