@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import section_figure
-from .layout import legible
+from .figures import section_traces
+from .layout import finished
+from .theme import ATTACK, CERTIFIED, ESTIMATE, GREY, VIOLATION
+
+if TYPE_CHECKING:
+    from ..lipschitz import LipschitzBound
+    from ..study.certify import AttackStudy, CertifiedSection, CertifyStudy
 
 __all__ = [
     "accuracy_vs_eps_figure",
@@ -18,13 +24,9 @@ __all__ = [
     "radius_ratio_figure",
 ]
 
-_SOUND = "#2a9d8f"
-_ESTIMATE = "#e9c46a"
-_ATTACK = "#e76f51"
-_VIOLATION = "#d62828"
 
-
-def certified_scatter_figure(study, *, height: int = 460) -> go.Figure:
+@finished
+def certified_scatter_figure(study: CertifyStudy, *, height: int = 460) -> go.Figure:
     """ε_cert(x) (sound, and with the power-iteration L) against ‖r(x)‖₂, with the diagonal.
 
     Every sound point must lie below the diagonal; points above it (violations) are drawn in red.
@@ -36,14 +38,21 @@ def certified_scatter_figure(study, *, height: int = 460) -> go.Figure:
     fig = go.Figure()
     top = float(max(r.max() if len(r) else 1.0, cert.radius[ok].max() if ok.any() else 0.0)) * 1.05
     fig.add_trace(
-        go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(color="#555", dash="dash"), name="ε_cert = ‖r‖")
+        go.Scatter(
+            x=[0, top],
+            y=[0, top],
+            mode="lines",
+            line=dict(color=GREY, dash="dash"),
+            name="ε_cert = ‖r‖",
+            hoverinfo="skip",
+        )
     )
     fig.add_trace(
         go.Scatter(
             x=r,
             y=cert.radius_estimate[ok],
             mode="markers",
-            marker=dict(color=_ESTIMATE, size=5, symbol="x"),
+            marker=dict(color=ESTIMATE, size=5, symbol="x"),
             name="with power-iteration L (not sound)",
             customdata=idx,
             hovertemplate="point %{customdata}<br>‖r‖ = %{x:.4f}<br>ε (estimate) = %{y:.4f}<extra></extra>",
@@ -52,8 +61,8 @@ def certified_scatter_figure(study, *, height: int = 460) -> go.Figure:
     bad = np.zeros(len(cert), dtype=bool)
     bad[check.violations] = True
     for mask, name, color in (
-        (~bad & ok, "ε_cert (sound bound)", _SOUND),
-        (bad, "violation: ε_cert > ‖r‖", _VIOLATION),
+        (~bad & ok, "ε_cert (sound bound)", CERTIFIED),
+        (bad, "violation: ε_cert > ‖r‖", VIOLATION),
     ):
         if mask.any():
             fig.add_trace(
@@ -61,7 +70,7 @@ def certified_scatter_figure(study, *, height: int = 460) -> go.Figure:
                     x=study.distance[mask],
                     y=cert.radius[mask],
                     mode="markers",
-                    marker=dict(color=color, size=7 if color == _VIOLATION else 6),
+                    marker=dict(color=color, size=7 if color == VIOLATION else 6),
                     name=name,
                     customdata=np.flatnonzero(mask),
                     hovertemplate="point %{customdata}<br>‖r‖ = %{x:.4f}<br>ε_cert = %{y:.4f}<extra></extra>",
@@ -80,16 +89,25 @@ def certified_scatter_figure(study, *, height: int = 460) -> go.Figure:
         legend=dict(orientation="h", y=1.12),
         margin=dict(t=40),
     )
-    return legible(fig)
+    return fig
 
 
-def radius_ratio_figure(study, *, height: int = 360) -> go.Figure:
+@finished
+def radius_ratio_figure(study: CertifyStudy, *, height: int = 360) -> go.Figure:
     """Histogram of the gap ‖r(x)‖ / ε_cert(x) (≥ 1 for a sound certificate), log-scaled."""
     ratio = study.check.ratio[np.isfinite(study.check.ratio)]
     fig = go.Figure()
     if len(ratio):
-        fig.add_trace(go.Histogram(x=np.log10(ratio), nbinsx=40, marker_color=_SOUND, name="log₁₀ ratio"))
-        fig.add_vline(x=0.0, line=dict(color=_VIOLATION, dash="dash"), annotation_text="ratio 1")
+        fig.add_trace(
+            go.Histogram(
+                x=np.log10(ratio),
+                nbinsx=40,
+                marker_color=CERTIFIED,
+                name="log₁₀ ratio",
+                hovertemplate="log₁₀ ratio in %{x}<br>%{y} points<extra></extra>",
+            )
+        )
+        fig.add_vline(x=0.0, line=dict(color=VIOLATION, dash="dash"), annotation_text="ratio 1")
         fig.add_vline(
             x=float(np.log10(np.median(ratio))),
             line=dict(color="#333"),
@@ -102,10 +120,11 @@ def radius_ratio_figure(study, *, height: int = 360) -> go.Figure:
         showlegend=False,
         margin=dict(t=30),
     )
-    return legible(fig)
+    return fig
 
 
-def accuracy_vs_eps_figure(study, *, height: int = 400) -> go.Figure:
+@finished
+def accuracy_vs_eps_figure(study: CertifyStudy | AttackStudy, *, height: int = 400) -> go.Figure:
     """Certified accuracy and accuracy under the attacks against ε (ℓ2, pixel units), one chart.
 
     ``study``: a CertifyStudy, or an AttackStudy (no certified curve: the network could not be bounded).
@@ -116,18 +135,21 @@ def accuracy_vs_eps_figure(study, *, height: int = 400) -> go.Figure:
             x=study.eps,
             y=study.attack_accuracy,
             mode="lines",
-            line=dict(color=_ATTACK, width=3),
+            line=dict(color=ATTACK, width=3),
             name="accuracy under attack (‖r‖ > ε): upper bound",
+            hovertemplate="ε = %{x:.3g}<br>accuracy under attack %{y:.1%}<extra></extra>",
         )
     )
-    if getattr(study, "certified_accuracy", None) is not None:
+    certified = getattr(study, "certified_accuracy", None)
+    if certified is not None:
         fig.add_trace(
             go.Scatter(
                 x=study.eps,
-                y=study.certified_accuracy,
+                y=certified,
                 mode="lines",
-                line=dict(color=_SOUND, width=3),
+                line=dict(color=CERTIFIED, width=3),
                 name="certified accuracy (ε_cert ≥ ε): lower bound",
+                hovertemplate="ε = %{x:.3g}<br>certified accuracy %{y:.1%}<extra></extra>",
                 fill="tonexty",
                 fillcolor="rgba(150,150,150,0.15)",
             )
@@ -140,10 +162,11 @@ def accuracy_vs_eps_figure(study, *, height: int = 400) -> go.Figure:
         legend=dict(orientation="h", y=1.15),
         margin=dict(t=40),
     )
-    return legible(fig)
+    return fig
 
 
-def layer_norms_figure(bound, *, height: int = 360) -> go.Figure:
+@finished
+def layer_norms_figure(bound: LipschitzBound, *, height: int = 360) -> go.Figure:
     """Per-layer Lipschitz constants: the sound upper bound and the power-iteration estimate, log scale."""
     names = [lb.name if lb.name == lb.kind else f"{lb.name} ({lb.kind})" for lb in bound.layers]
     fig = go.Figure()
@@ -151,16 +174,22 @@ def layer_norms_figure(bound, *, height: int = 360) -> go.Figure:
         go.Bar(
             x=names,
             y=[lb.upper for lb in bound.layers],
-            marker_color=_SOUND,
+            marker_color=CERTIFIED,
             name="sound upper bound",
             customdata=[lb.method for lb in bound.layers],
             hovertemplate="%{x}<br>%{y:.4g}<br>%{customdata}<extra></extra>",
         )
     )
     fig.add_trace(
-        go.Bar(x=names, y=[lb.estimate for lb in bound.layers], marker_color=_ESTIMATE, name="power iteration")
+        go.Bar(
+            x=names,
+            y=[lb.estimate for lb in bound.layers],
+            marker_color=ESTIMATE,
+            name="power iteration",
+            hovertemplate="%{x}<br>power iteration %{y:.4g}<extra></extra>",
+        )
     )
-    fig.add_hline(y=1.0, line=dict(color="#555", dash="dot"))
+    fig.add_hline(y=1.0, line=dict(color=GREY, dash="dot"))
     fig.update_layout(
         height=height,
         barmode="group",
@@ -169,7 +198,7 @@ def layer_norms_figure(bound, *, height: int = 360) -> go.Figure:
         legend=dict(orientation="h", y=1.15),
         margin=dict(t=40),
     )
-    return legible(fig)
+    return fig
 
 
 def _circle(radius: float, n: int = 181) -> tuple[np.ndarray, np.ndarray]:
@@ -177,9 +206,10 @@ def _circle(radius: float, n: int = 181) -> tuple[np.ndarray, np.ndarray]:
     return radius * np.cos(t), radius * np.sin(t)
 
 
-def certified_section_figure(cs, class_names: Sequence[str], *, height: int = 520) -> go.Figure:
+@finished
+def certified_section_figure(cs: CertifiedSection, class_names: Sequence[str], *, height: int = 520) -> go.Figure:
     """The normal cross-section with the certified disk (radius ε_cert) around x and ‖r(x)‖ marked."""
-    fig = section_figure(cs.section, class_names, direction_label="random v", height=height)
+    fig = section_traces(cs.section, class_names, direction_label="random v", height=height)
     cx, cy = _circle(cs.radius)
     fig.add_trace(
         go.Scatter(
@@ -190,6 +220,7 @@ def certified_section_figure(cs, class_names: Sequence[str], *, height: int = 52
             fillcolor="rgba(255,255,255,0.35)",
             line=dict(color="white", width=3),
             name=f"certified disk ε_cert = {cs.radius:.3g}",
+            hovertemplate=f"certified disk: ε_cert = {cs.radius:.4g} (pixel ℓ2)<extra></extra>",
         )
     )
     ex, ey = _circle(cs.radius_estimate)
@@ -200,6 +231,7 @@ def certified_section_figure(cs, class_names: Sequence[str], *, height: int = 52
             mode="lines",
             line=dict(color="white", width=1, dash="dot"),
             name=f"with power-iteration L: {cs.radius_estimate:.3g}",
+            hovertemplate=f"radius with power-iteration L (not sound): {cs.radius_estimate:.4g}<extra></extra>",
         )
     )
     if np.isfinite(cs.r_norm):
@@ -211,7 +243,8 @@ def certified_section_figure(cs, class_names: Sequence[str], *, height: int = 52
                 mode="lines",
                 line=dict(color="black", width=1, dash="dash"),
                 name=f"‖r(x)‖ = {cs.r_norm:.3g} (DeepFool)",
+                hovertemplate=f"‖r(x)‖ = {cs.r_norm:.4g} (DeepFool, pixel ℓ2)<extra></extra>",
             )
         )
     fig.update_layout(legend=dict(orientation="h", y=-0.15), showlegend=True)
-    return legible(fig)
+    return fig

@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import plotly.graph_objects as go
 
-from .layout import legible
+from .layout import finished
+
+if TYPE_CHECKING:
+    from ..study.constrained import ConstrainedRatio
 
 __all__ = ["constrained_ratio_figure"]
 
 
-def constrained_ratio_figure(result, *, height: int = 420) -> go.Figure:
+@finished
+def constrained_ratio_figure(result: ConstrainedRatio, *, height: int = 420) -> go.Figure:
     """Mean ± std of ``‖r_S(x)‖/‖r(x)‖`` over points and random subspaces, against m (log–log), with √(d/m).
 
     Parameters
@@ -29,6 +35,7 @@ def constrained_ratio_figure(result, *, height: int = 420) -> go.Figure:
             mode="lines+markers",
             line=dict(color="#E45756", width=2),
             name="measured ‖r_S‖/‖r‖ (random S, mean ± std)",
+            hovertemplate="m = %{x}<br>‖r_S‖/‖r‖ = %{y:.3g}<extra></extra>",
         )
     )
     fig.add_trace(
@@ -38,6 +45,7 @@ def constrained_ratio_figure(result, *, height: int = 420) -> go.Figure:
             mode="lines",
             line=dict(color="black", dash="dash"),
             name=f"√(d/m), d = {result.d} (flat boundary)",
+            hovertemplate="m = %{x}<br>√(d/m) = %{y:.3g}<extra></extra>",
         )
     )
     fig.update_layout(
@@ -48,4 +56,4 @@ def constrained_ratio_figure(result, *, height: int = 420) -> go.Figure:
         margin=dict(l=10, r=10, t=50, b=10),
         legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
     )
-    return legible(fig)
+    return fig

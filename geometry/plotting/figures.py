@@ -8,17 +8,24 @@ Every axis says what it measures and in which unit (pixel-space ℓ2 distance, i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from numpy.typing import ArrayLike
 
-from .layout import legible
+from .layout import finished
+from .theme import CLASS_COLORS, GREY, SUBSPACE_COLORS, SUBSPACE_LABELS, UAP_COLOR, rgba
+
+if TYPE_CHECKING:
+    from ..compare import SubspaceComparison, TransferMatrix
+    from ..curvature import CurvatureCurve, Subspace
+    from ..sections import Section
+    from ..universal import FoolingCurve
 
 __all__ = [
-    "CLASS_COLORS",
-    "SUBSPACE_COLORS",
     "norm_histogram_figure",
     "curvature_vs_m_figure",
     "ritz_figure",
@@ -28,42 +35,30 @@ __all__ = [
     "universal_gallery_figure",
     "inner_product_figure",
     "section_figure",
+    "section_traces",
     "boundary_segments",
     "to_display_image",
     "perturbation_display",
 ]
 
-# Paul Tol's "muted" qualitative scheme (9 colours + pale grey, https://personal.sron.nl/~pault/):
-# distinguishable with normal vision and under simulated protan-, deutan- and tritanopia
-# (tests/test_palette.py measures the CIELAB distances); more than 10 classes cycle.
-CLASS_COLORS = [
-    "#CC6677",  # rose
-    "#332288",  # indigo
-    "#DDCC77",  # sand
-    "#117733",  # green
-    "#88CCEE",  # cyan
-    "#882255",  # wine
-    "#44AA99",  # teal
-    "#999933",  # olive
-    "#AA4499",  # purple
-    "#DDDDDD",  # pale grey
-]
 
-
-def _np(a) -> np.ndarray:
+def as_array(a: object) -> np.ndarray:
+    """A tensor (any device) or array-like → a NumPy array (detached, on the CPU)."""
     if isinstance(a, torch.Tensor):
         return a.detach().cpu().numpy()
     return np.asarray(a)
 
 
-def boundary_segments(alpha: np.ndarray, beta: np.ndarray, labels: np.ndarray) -> tuple[list, list]:
+def boundary_segments(
+    alpha: ArrayLike, beta: ArrayLike, labels: ArrayLike
+) -> tuple[list[float | None], list[float | None]]:
     """Line segments (as x / y lists with ``None`` separators) along the edges between grid cells
     of different labels: the decision boundary as drawn on a label grid ``labels`` (B, A)."""
-    alpha, beta, labels = _np(alpha), _np(beta), _np(labels)
+    alpha, beta, labels = as_array(alpha), as_array(beta), as_array(labels)
     da = (alpha[1] - alpha[0]) if len(alpha) > 1 else 1.0
     db = (beta[1] - beta[0]) if len(beta) > 1 else 1.0
-    xs: list = []
-    ys: list = []
+    xs: list[float | None] = []
+    ys: list[float | None] = []
     # vertical edges: between column j and j+1
     jj, ii = np.nonzero((labels[:, 1:] != labels[:, :-1]).T)
     for j, i in zip(jj, ii, strict=True):
@@ -79,8 +74,9 @@ def boundary_segments(alpha: np.ndarray, beta: np.ndarray, labels: np.ndarray) -
     return xs, ys
 
 
+@finished
 def section_figure(
-    section,
+    section: Section,
     class_names: Sequence[str],
     *,
     title: str | None = None,
@@ -103,7 +99,23 @@ def section_figure(
     go.Figure — a categorical heat map of ``k̂(x + α e1 + β e2)`` with the boundary drawn in black, x
     at (0, 0) and z = x + r(x) at (‖r(x)‖, 0); axes in pixel-space ℓ2 distance.
     """
-    alpha, beta, labels = _np(section.alpha), _np(section.beta), _np(section.labels).astype(int)
+    return section_traces(
+        section, class_names, title=title, direction_label=direction_label, curvature=curvature, height=height
+    )
+
+
+def section_traces(
+    section: Section,
+    class_names: Sequence[str],
+    *,
+    title: str | None = None,
+    direction_label: str = "v",
+    curvature: float | None = None,
+    height: int = 560,
+) -> go.Figure:
+    """:func:`section_figure` before :func:`~geometry.plotting.layout.finish`: for a builder that draws on
+    top of a cross-section (the certified disk) and finishes the figure once, itself."""
+    alpha, beta, labels = as_array(section.alpha), as_array(section.beta), as_array(section.labels).astype(int)
     present = sorted(set(np.unique(labels).tolist()))
     # map labels to 0..P-1 for a discrete colour scale (a look-up table: no Python call per cell)
     lut = np.zeros(max(present) + 1, dtype=np.uint8)
@@ -197,9 +209,9 @@ def section_figure(
     if curvature is not None and np.isfinite(curvature):
         title += f" — curvature κ = {curvature:+.3g} (1/pixel)"
     fig.update_layout(
-        title=dict(text=title, x=0.0, font=dict(size=15)),
+        title=dict(text=title),
         height=height,
-        margin=dict(l=60, r=20, t=60, b=130),
+        margin=dict(b=130),  # the class legend below the α-axis title
         xaxis=dict(
             title="α: along r(x)/‖r(x)‖ (pixel ℓ2 distance)",
             range=[alpha[0], alpha[-1]],
@@ -215,14 +227,13 @@ def section_figure(
             zeroline=False,
         ),
         legend=dict(orientation="h", yanchor="top", y=-0.16, x=0),
-        plot_bgcolor="white",
     )
-    return legible(fig)
+    return fig
 
 
-def to_display_image(x, *, size: int = 112) -> np.ndarray:
+def to_display_image(x: ArrayLike, *, size: int = 112) -> np.ndarray:
     """An image tensor (C, H, W) in [0, 1] → uint8 (size, size[, 3]) array, nearest-neighbour upscaled."""
-    a = _np(x).astype(np.float32)
+    a = as_array(x).astype(np.float32)
     a = np.clip(a, 0.0, 1.0)
     a = np.transpose(a, (1, 2, 0)) if a.shape[0] in (1, 3) else a
     if a.shape[-1] == 1:
@@ -233,25 +244,18 @@ def to_display_image(x, *, size: int = 112) -> np.ndarray:
     return (a * 255 + 0.5).astype(np.uint8)
 
 
-def perturbation_display(r, *, size: int = 112) -> tuple[np.ndarray, float]:
+def perturbation_display(r: ArrayLike, *, size: int = 112) -> tuple[np.ndarray, float]:
     """A perturbation (C, H, W) shown as 0.5 + r / (2 max|r|) (grey = 0). Returns (image, scale factor)."""
-    a = _np(r).astype(np.float32)
+    a = as_array(r).astype(np.float32)
     m = float(np.abs(a).max()) or 1.0
     return to_display_image(0.5 + a / (2 * m), size=size), 1.0 / (2 * m)
 
 
 # ----------------------------------------------------------------------------- curvature (Fig. 7a)
-SUBSPACE_COLORS = {"S_c": "#E45756", "S_f": "#4C78A8", "random": "#7F7F7F"}
-SUBSPACE_LABELS = {"S_c": "S_c (curved subspace)", "S_f": "S_f (flat subspace of normals)", "random": "random subspace"}
-
-
-def _hex_rgba(color: str, alpha: float) -> str:
-    color = color.lstrip("#")
-    r, g, b = (int(color[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
-def curvature_vs_m_figure(curves: dict, *, normalised: bool = False, height: int = 460) -> go.Figure:
+@finished
+def curvature_vs_m_figure(
+    curves: Mapping[str, CurvatureCurve], *, normalised: bool = False, height: int = 460
+) -> go.Figure:
     """Average curvature K_S(x) of held-out points versus subspace dimension m, mean ± std band per
     subspace (paper ICLR 2018, Fig. 7a).
 
@@ -264,17 +268,17 @@ def curvature_vs_m_figure(curves: dict, *, normalised: bool = False, height: int
     fig = go.Figure()
     method = h = None
     for name, c in curves.items():
-        m = _np(c.m_values).astype(int)
-        mean = _np(c.kappa_mean if normalised else c.mean).astype(float)
-        std = _np(c.kappa_std if normalised else c.std).astype(float)
-        share = _np(c.share_positive).astype(float)
+        m = as_array(c.m_values).astype(int)
+        mean = as_array(c.kappa_mean if normalised else c.mean).astype(float)
+        std = as_array(c.kappa_std if normalised else c.std).astype(float)
+        share = as_array(c.share_positive).astype(float)
         col = SUBSPACE_COLORS.get(name, "#333333")
         fig.add_trace(
             go.Scatter(
                 x=np.concatenate([m, m[::-1]]),
                 y=np.concatenate([mean + std, (mean - std)[::-1]]),
                 fill="toself",
-                fillcolor=_hex_rgba(col, 0.15),
+                fillcolor=rgba(col, 0.15),
                 line=dict(width=0),
                 hoverinfo="skip",
                 showlegend=False,
@@ -304,34 +308,32 @@ def curvature_vs_m_figure(curves: dict, *, normalised: bool = False, height: int
         else "average curvature K_S(x) = E (Pv)ᵀH(Pv)/‖Pv‖² (logit / pixel²)"
     )
     fig.update_layout(
-        title=dict(text=f"Average curvature of held-out boundary points versus m — {scale}", x=0, font=dict(size=15)),
+        title=dict(text=f"Average curvature of held-out boundary points versus m — {scale}"),
         xaxis=dict(
             title="subspace dimension m",
-            type="log" if max(_np(c.m_values).max() for c in curves.values()) > 30 else "linear",
+            type="log" if max((as_array(c.m_values).max() for c in curves.values()), default=0) > 30 else "linear",
         ),
         yaxis=dict(title=ytitle),
         height=height,
         legend=dict(orientation="h", y=-0.25, x=0),
-        margin=dict(l=60, r=20, t=60, b=60),
-        plot_bgcolor="white",
     )
-    fig.update_xaxes(showgrid=True, gridcolor="#eee")
-    fig.update_yaxes(showgrid=True, gridcolor="#eee")
-    return legible(fig)
+    fig.update_xaxes(showgrid=True)
+    return fig
 
 
-def ritz_figure(subspace, *, height: int = 380) -> go.Figure:
+@finished
+def ritz_figure(subspace: Subspace, *, height: int = 380) -> go.Figure:
     """The eigensolver's Ritz values next to the curvature re-evaluated along each returned direction.
 
     With a finite-difference operator the two differ (the operator is neither linear nor symmetric
     at large h), so the re-evaluated curvature is the number to trust (DESIGN §4).
     """
-    i = np.arange(1, len(_np(subspace.eigenvalues)) + 1)
+    i = np.arange(1, len(as_array(subspace.eigenvalues)) + 1)
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             x=i,
-            y=_np(subspace.eigenvalues),
+            y=as_array(subspace.eigenvalues),
             name="Ritz value (eigsh)",
             marker_color="#BAB0AC",
             hovertemplate="direction %{x}<br>Ritz value %{y:.4g}<extra></extra>",
@@ -340,9 +342,9 @@ def ritz_figure(subspace, *, height: int = 380) -> go.Figure:
     fig.add_trace(
         go.Bar(
             x=i,
-            y=_np(subspace.curvatures),
+            y=as_array(subspace.curvatures),
             name="re-evaluated curvature (mean over points)",
-            marker_color="#E45756",
+            marker_color=SUBSPACE_COLORS["S_c"],
             hovertemplate="direction %{x}<br>re-evaluated K = %{y:.4g}<extra></extra>",
         )
     )
@@ -350,23 +352,20 @@ def ritz_figure(subspace, *, height: int = 380) -> go.Figure:
     fig.update_layout(
         title=dict(
             text=f"S_c directions: Ritz values vs re-evaluated curvature (operator asymmetry {asym:.2f})",
-            x=0,
-            font=dict(size=15),
         ),
         barmode="group",
         height=height,
         xaxis=dict(title="S_c direction (eigenvector index)"),
         yaxis=dict(title="K along the direction (logit / pixel²)"),
         legend=dict(orientation="h", y=-0.3, x=0),
-        margin=dict(l=60, r=20, t=60, b=60),
-        plot_bgcolor="white",
     )
-    return legible(fig)
+    return fig
 
 
 # ----------------------------------------------------------------------------- comparing networks (Fig. 10, C.2)
+@finished
 def principal_angles_figure(
-    comparison, *, title: str | None = None, color: str | None = None, height: int = 420
+    comparison: SubspaceComparison, *, title: str | None = None, color: str | None = None, height: int = 420
 ) -> go.Figure:
     """Cosines of the principal angles between two networks' subspaces, with the random baseline
     (mean ± std band over random subspace pairs) (paper ICLR 2018, Fig. 10).
@@ -382,9 +381,9 @@ def principal_angles_figure(
     -------
     go.Figure — x: principal angle index i = 1..k; y: cos θ_i in [0, 1] (1 = a shared direction).
     """
-    cos = _np(comparison.cosines).astype(float)
-    mean = _np(comparison.baseline.mean).astype(float)
-    std = _np(comparison.baseline.std).astype(float)
+    cos = as_array(comparison.cosines).astype(float)
+    mean = as_array(comparison.baseline.mean).astype(float)
+    std = as_array(comparison.baseline.std).astype(float)
     i = np.arange(1, len(cos) + 1)
     sub = {"curved": "S_c", "flat": "S_f"}.get(comparison.kind, comparison.kind or "S")
     col = color or SUBSPACE_COLORS.get(sub, "#333333")
@@ -396,7 +395,7 @@ def principal_angles_figure(
             x=np.concatenate([i, i[::-1]]),
             y=np.concatenate([np.minimum(mean + std, 1), (mean - std)[::-1]]),
             fill="toself",
-            fillcolor=_hex_rgba(grey, 0.2),
+            fillcolor=rgba(grey, 0.2),
             line=dict(width=0),
             hoverinfo="skip",
             name="random subspaces: mean ± std",
@@ -414,7 +413,7 @@ def principal_angles_figure(
             hovertemplate="i = %{x}<br>random: cos θ = %{y:.3f} ± %{customdata:.3f}<extra></extra>",
         )
     )
-    z = _np(comparison.z_scores).astype(float)
+    z = as_array(comparison.z_scores).astype(float)
     fig.add_trace(
         go.Scatter(
             x=i,
@@ -432,20 +431,18 @@ def principal_angles_figure(
     if title is None:
         title = f"{sub}({a}) vs {sub}({b})<br><sup>cosines of the principal angles, against random subspaces</sup>"
     fig.update_layout(
-        title=dict(text=title, x=0, font=dict(size=15)),
+        title=dict(text=title),
         height=height,
         xaxis=dict(title="principal angle index i", dtick=1 if len(i) <= 20 else None),
         yaxis=dict(title="cos θ_i (1 = shared direction)", range=[0, 1.02]),
         legend=dict(orientation="h", y=-0.3, x=0),
-        margin=dict(l=60, r=20, t=60, b=60),
-        plot_bgcolor="white",
     )
-    fig.update_xaxes(showgrid=True, gridcolor="#eee")
-    fig.update_yaxes(showgrid=True, gridcolor="#eee")
-    return legible(fig)
+    fig.update_xaxes(showgrid=True)
+    return fig
 
 
-def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | None = None) -> go.Figure:
+@finished
+def transfer_matrix_figure(matrix: TransferMatrix, *, title: str | None = None, height: int | None = None) -> go.Figure:
     """Heat map of fooling rates: row = whose S_c the random vectors come from, column = the network
     they are applied to, values written in each cell (paper ICLR 2018, Appendix C.2).
 
@@ -459,9 +456,9 @@ def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | No
     go.Figure — cells coloured 0 % → 100 % with "mean % ± std" as text; the random-vector row is the
     baseline.
     """
-    mean = _np(matrix.mean).astype(float)
-    std = _np(matrix.std).astype(float)
-    best = _np(matrix.best).astype(float)
+    mean = as_array(matrix.mean).astype(float)
+    std = as_array(matrix.std).astype(float)
+    best = as_array(matrix.best).astype(float)
     from ..compare import RANDOM_ROW
 
     rows = [r if r == RANDOM_ROW else f"S_c({r})" for r in matrix.rows]
@@ -494,22 +491,18 @@ def transfer_matrix_figure(matrix, *, title: str | None = None, height: int | No
             f"{matrix.n_points} held-out points; row = whose S_c, column = the network fooled</sup>"
         )
     fig.update_layout(
-        title=dict(text=title, x=0, font=dict(size=14)),
+        title=dict(text=title, font=dict(size=14)),
         height=height or 140 + 70 * len(rows),
         xaxis=dict(title="network the vectors are applied to", side="bottom", type="category"),
         yaxis=dict(title="vectors drawn from", autorange="reversed", type="category"),
-        margin=dict(l=60, r=20, t=60, b=60),
-        plot_bgcolor="white",
     )
-    return legible(fig)
+    return fig
 
 
 # ----------------------------------------------------------------------------- universal perturbations (Fig. 7b, 8, 9)
-UAP_COLOR = "#222222"
-
-
+@finished
 def fooling_rate_vs_m_figure(
-    curve, *, uap_rate: float | None = None, h: float | None = None, height: int = 460
+    curve: FoolingCurve, *, uap_rate: float | None = None, h: float | None = None, height: int = 460
 ) -> go.Figure:
     """Fooling rate on held-out points of random vectors of norm ξ in the first m directions of each
     subspace, versus m (paper ICLR 2018, Fig. 7b; Appendix C, Fig. 11–12).
@@ -528,22 +521,22 @@ def fooling_rate_vs_m_figure(
     ``"<label> — mean"`` and a dashed line with markers (best sample) named ``"<label> — best of N"``;
     the UAP line is named ``"UAP algorithm (CVPR 2017)"``. y in percent of held-out points.
     """
-    m = _np(curve.m_values).astype(int)
+    m = as_array(curve.m_values).astype(int)
     ns = int(curve.n_samples)
     fig = go.Figure()
     for name in curve.names:
         col = SUBSPACE_COLORS.get(name, "#333333")
         label = SUBSPACE_LABELS.get(name, name)
-        mean = 100 * _np(curve.mean[name]).astype(float)
-        std = 100 * _np(curve.std[name]).astype(float)
-        best = 100 * _np(curve.best[name]).astype(float)
+        mean = 100 * as_array(curve.mean[name]).astype(float)
+        std = 100 * as_array(curve.std[name]).astype(float)
+        best = 100 * as_array(curve.best[name]).astype(float)
         if ns > 1:
             fig.add_trace(
                 go.Scatter(
                     x=np.concatenate([m, m[::-1]]),
                     y=np.concatenate([np.minimum(mean + std, 100), np.maximum(mean - std, 0)[::-1]]),
                     fill="toself",
-                    fillcolor=_hex_rgba(col, 0.12),
+                    fillcolor=rgba(col, 0.12),
                     line=dict(width=0),
                     hoverinfo="skip",
                     showlegend=False,
@@ -591,19 +584,14 @@ def fooling_rate_vs_m_figure(
     fig.update_layout(
         title=dict(
             text=f"Fooling rate of random vectors of norm ξ = {float(curve.xi):.3g} from the first m directions{scale}",
-            x=0,
-            font=dict(size=15),
         ),
         xaxis=dict(title="subspace dimension m", type="log" if m.max() > 30 else "linear"),
         yaxis=dict(title=f"fooling rate (% of {int(curve.n_points)} held-out points)", range=[0, 102]),
         height=height,
         legend=dict(orientation="h", y=-0.22, x=0),
-        margin=dict(l=60, r=20, t=60, b=60),
-        plot_bgcolor="white",
     )
-    fig.update_xaxes(showgrid=True, gridcolor="#eee")
-    fig.update_yaxes(showgrid=True, gridcolor="#eee")
-    return legible(fig)
+    fig.update_xaxes(showgrid=True)
+    return fig
 
 
 def _png_source(img: np.ndarray) -> str:
@@ -618,8 +606,9 @@ def _png_source(img: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+@finished
 def universal_gallery_figure(
-    rows: Sequence[dict], class_names: Sequence[str], *, size: int = 96, height_per_row: int = 160
+    rows: Sequence[Mapping[str, Any]], class_names: Sequence[str], *, size: int = 96, height_per_row: int = 160
 ) -> go.Figure:
     """Universal perturbations and the held-out images they perturb (paper ICLR 2018, Fig. 8).
 
@@ -642,10 +631,12 @@ def universal_gallery_figure(
     from plotly.subplots import make_subplots
 
     rows = list(rows)
-    k = max(len(_np(r["labels"])) for r in rows)
+    if not rows:  # nothing to show: an empty, titled figure rather than a 0-row grid
+        return go.Figure(layout=dict(title="No perturbations to show", height=height_per_row, showlegend=False))
+    k = max(len(as_array(r["labels"])) for r in rows)
     titles = []
     for r in rows:
-        lab, new = _np(r["labels"]).astype(int), _np(r["new_labels"]).astype(int)
+        lab, new = as_array(r["labels"]).astype(int), as_array(r["new_labels"]).astype(int)
         titles.append(f"<b>{r['name']}</b>")
         for i in range(k):
             if i < len(lab):
@@ -675,8 +666,8 @@ def universal_gallery_figure(
             row=ri,
             col=1,
         )
-        imgs, v = _np(r["images"]), _np(r["v"])
-        new = _np(r["new_labels"]).astype(int)
+        imgs, v = as_array(r["images"]), as_array(r["v"])
+        new = as_array(r["new_labels"]).astype(int)
         for i in range(len(imgs)):
             shown = to_display_image(imgs[i] + v, size=size)
             fig.add_trace(
@@ -700,7 +691,7 @@ def universal_gallery_figure(
                 y=1 - (ri - 1) / len(rows) + 0.0,
                 yanchor="bottom",
                 showarrow=False,
-                font=dict(size=12, color="#555"),
+                font=dict(size=12, color=GREY),
                 yshift=22,
             )
     fig.update_xaxes(visible=False)
@@ -709,10 +700,9 @@ def universal_gallery_figure(
     fig.update_layout(
         height=height_per_row * len(rows) + 40,
         margin=dict(l=10, r=10, t=50, b=10),
-        plot_bgcolor="white",
         showlegend=False,
     )
-    return legible(fig)
+    return fig
 
 
 def _class(class_names: Sequence[str], i: int) -> str:
@@ -724,8 +714,9 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
+@finished
 def inner_product_figure(
-    gram, *, labels: Sequence[str] | None = None, title: str | None = None, height: int = 420
+    gram: ArrayLike, *, labels: Sequence[str] | None = None, title: str | None = None, height: int = 420
 ) -> go.Figure:
     """Normalised inner products ``⟨v_i, v_j⟩ / (‖v_i‖ ‖v_j‖)`` between perturbations (paper ICLR 2018,
     Fig. 9: diversity of universal perturbations sampled from S_c).
@@ -740,10 +731,10 @@ def inner_product_figure(
     go.Figure — a heat map (diverging colours, 0 = white) named ``"normalised inner products"``,
     values written in the cells.
     """
-    g = _np(gram).astype(float)
+    g = as_array(gram).astype(float)
     k = g.shape[0]
     labels = list(labels) if labels is not None else [f"v{i + 1}" for i in range(k)]
-    off = np.abs(g[~np.eye(k, dtype=bool)]) if k > 1 else np.array([np.nan])
+    off = np.abs(g[~np.eye(k, dtype=bool)])
     fig = go.Figure(
         go.Heatmap(
             z=g,
@@ -761,21 +752,27 @@ def inner_product_figure(
         )
     )
     if title is None:
-        title = f"Normalised inner products between perturbations — mean |off-diagonal| {np.nanmean(off):.2f}"
+        spread = f"mean |off-diagonal| {np.nanmean(off):.2f}" if k > 1 else "a single perturbation"
+        title = f"Normalised inner products between perturbations — {spread}"
     fig.update_layout(
-        title=dict(text=title, x=0, font=dict(size=15)),
+        title=dict(text=title),
         height=height,
         yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
         xaxis=dict(constrain="domain"),
-        margin=dict(l=60, r=20, t=60, b=40),
-        plot_bgcolor="white",
+        margin=dict(b=40),
     )
-    return legible(fig)
+    return fig
 
 
 # ------------------------------------------------------------------ DeepFool norms (command-line report)
+@finished
 def norm_histogram_figure(
-    norms, converged=None, *, title: str | None = None, nbins: int = 30, height: int = 420
+    norms: ArrayLike,
+    converged: ArrayLike | None = None,
+    *,
+    title: str | None = None,
+    nbins: int = 30,
+    height: int = 420,
 ) -> go.Figure:
     """Histogram of the DeepFool perturbation norms ‖r(x)‖₂ (pixel-space ℓ2, inputs in [0, 1]).
 
@@ -790,10 +787,10 @@ def norm_histogram_figure(
     -------
     go.Figure — a histogram with the median marked by a dashed vertical line.
     """
-    r = _np(norms).reshape(-1)
+    r = as_array(norms).reshape(-1)
     mask = np.isfinite(r)
     if converged is not None:
-        mask &= _np(converged).reshape(-1).astype(bool)
+        mask &= as_array(converged).reshape(-1).astype(bool)
     r = r[mask]
     fig = go.Figure()
     fig.add_trace(
@@ -815,14 +812,12 @@ def norm_histogram_figure(
         )
     fig.update_layout(
         title=dict(
-            text=title or f"DeepFool perturbation norms (n = {len(r)} converged points)", x=0.0, font=dict(size=15)
+            text=title or f"DeepFool perturbation norms (n = {len(r)} converged points)",
         ),
         height=height,
-        margin=dict(l=60, r=20, t=60, b=60),
         xaxis=dict(title="‖r(x)‖₂: minimal perturbation norm (pixel-space ℓ2, inputs in [0, 1])"),
         yaxis=dict(title="number of points"),
         bargap=0.02,
-        plot_bgcolor="white",
         showlegend=False,
     )
-    return legible(fig)
+    return fig

@@ -1,15 +1,24 @@
-"""Legibility of every figure at narrow widths (issue 14 item 4): Plotly never wraps a title, so a
-long chart title is cut at the right edge of an 800-px window, and a long vertical axis title runs
-into the chart title above it. :func:`legible` wraps them at word boundaries and makes room."""
+"""The one post-pass of every figure (issue 19): :func:`finish` applies the ``atlas`` template
+(:mod:`geometry.plotting.theme`) and does what a template cannot express — Plotly never wraps text, so
+a long chart title is cut at the right edge of an 800-px window and a long vertical axis title runs
+into the chart title above it (issue 14 item 4). Every builder is decorated with :func:`finished`,
+which calls :func:`finish` once on the figure it returns; a page that draws a chart in one of two
+columns calls :func:`narrow` (``finish(fig, narrow=True)``) on it."""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import ParamSpec
 
 import plotly.graph_objects as go
 
-__all__ = ["legible", "narrow", "wrap_text"]
+from .theme import MARGIN, PLOT_BGCOLOR, TEMPLATE, TITLE_SIZE
 
+__all__ = ["finish", "finished", "legible", "narrow", "wrap_text"]
+
+_P = ParamSpec("_P")
 _TAG = re.compile(r"(<[^>]*>)")
 TITLE_CHARS = 42  # a 15-px title line of this many characters fits a chart ~330 px wide (800-px window)
 AXIS_CHARS = 44  # axis titles: fit a ~330-px plot height (y) or a half-width chart at 800 px (x)
@@ -48,20 +57,20 @@ def _lines(text: str) -> int:
 def legible(fig: go.Figure, *, title_chars: int = TITLE_CHARS, axis_chars: int = AXIS_CHARS) -> go.Figure:
     """Wrap ``fig``'s title and axis titles and reserve room for them (in place; returns ``fig``).
 
-    The title sits just above the plot area in a top margin of its line count; axis titles
-    are wrapped and the axes' ``automargin`` lets Plotly push the plot area away from them, so no
-    title overlaps another at 800 px or 1280 px.
+    The wrapping step of :func:`finish` (builders call neither: :func:`finished` does). The title sits
+    just above the plot area in a top margin of its line count; axis titles are wrapped and the axes'
+    ``automargin`` lets Plotly push the plot area away from them, so no title overlaps another at
+    800 px or 1280 px. ``title_chars`` / ``axis_chars``: the most visible characters per line.
     """
     title = fig.layout.title.text
     if title:
         wrapped = wrap_text(title, title_chars)
         n = _lines(wrapped)
-        top = fig.layout.margin.t if fig.layout.margin.t is not None else 60
         fig.update_layout(
             # from the top of the figure down: Streamlit's Plotly places the first line of a multi-line
             # title about one line above a "top" anchor, hence the padding of one line
             title=dict(text=wrapped, yref="container", y=1, yanchor="top", pad=dict(t=LINE_PX + 4)),
-            margin=dict(t=max(top, 30 + LINE_PX * n)),
+            margin=dict(t=max(_margin(fig, "t"), 30 + LINE_PX * n)),
         )
     extra_x_lines = 0
     for axes, width in ((fig.select_xaxes(), axis_chars), (fig.select_yaxes(), axis_chars)):
@@ -75,6 +84,12 @@ def legible(fig: go.Figure, *, title_chars: int = TITLE_CHARS, axis_chars: int =
     return fig
 
 
+def _margin(fig: go.Figure, side: str) -> int:
+    """The margin ``side`` ("t", "b", …) in px: the figure's own, else the house default (theme.MARGIN)."""
+    value = getattr(fig.layout.margin, side)
+    return int(value) if value is not None else MARGIN[side]
+
+
 def _lower_legend(fig: go.Figure, extra_lines: int) -> None:
     """Move a horizontal legend placed below the plot (``y < 0``, paper units) down by the lines a
     wrapped x-axis title gained, and grow the bottom margin by as much: ``automargin`` makes room for
@@ -83,9 +98,7 @@ def _lower_legend(fig: go.Figure, extra_lines: int) -> None:
     if extra_lines <= 0 or legend.orientation != "h" or legend.y is None or legend.y >= 0:
         return
     height = fig.layout.height or 450
-    margin = fig.layout.margin
-    top = margin.t if margin.t is not None else 80
-    bottom = margin.b if margin.b is not None else 80
+    top, bottom = _margin(fig, "t"), _margin(fig, "b")
     plot_px = max(height - top - bottom, 100)
     shift_px = AXIS_LINE_PX * extra_lines
     fig.update_layout(legend=dict(y=legend.y - shift_px / plot_px), margin=dict(b=bottom + shift_px))
@@ -96,10 +109,42 @@ NARROW_AXIS_CHARS = 24
 NARROW_LEGEND_CHARS = 26
 
 
-def narrow(fig: go.Figure) -> go.Figure:
-    """:func:`legible` for a chart drawn in one of two columns: titles and axis titles wrapped for a
-    ~200-px chart (800-px window), and legend entries wrapped too, since Plotly cuts a single legend
-    entry wider than the chart (in place; returns ``fig``). Full-width charts keep :func:`legible`."""
+def _theme(fig: go.Figure) -> None:
+    """Apply the ``atlas`` template and write the pinned values (margins, title size, plot background; see
+    :mod:`geometry.plotting.theme`) into the layout where the builder left them unset."""
+    fig.layout.template = TEMPLATE
+    fig.update_layout(margin={side: _margin(fig, side) for side in MARGIN})
+    if fig.layout.title.text and fig.layout.title.font.size is None:
+        fig.layout.title.font.size = TITLE_SIZE
+    if fig.layout.plot_bgcolor is None:
+        fig.layout.plot_bgcolor = PLOT_BGCOLOR
+
+
+def finish(fig: go.Figure, *, narrow: bool = False) -> go.Figure:
+    """The one post-pass of every figure: template, then wrapping (in place; returns ``fig``).
+
+    Parameters
+    ----------
+    fig : go.Figure
+        A builder's figure.
+    narrow : bool
+        False — a full-width chart (titles wrapped at :data:`TITLE_CHARS`, axis titles at
+        :data:`AXIS_CHARS`). True — a chart drawn in one of two columns (~200 px wide at an 800-px
+        window): titles and axis titles wrapped at :data:`NARROW_TITLE_CHARS` / :data:`NARROW_AXIS_CHARS`,
+        and legend entries too (Plotly cuts a single entry wider than the chart); a horizontal legend below
+        the plot is anchored to the figure's bottom edge and the figure grows by the room its rows take,
+        so the plot area keeps its size.
+
+    Returns
+    -------
+    go.Figure
+        ``fig``, with the ``atlas`` template applied and its margins, title size and plot background
+        written into the layout where unset. Applying
+        it again (``narrow`` after a builder's full-width pass) re-wraps each line at the narrower width.
+    """
+    _theme(fig)
+    if not narrow:
+        return legible(fig)
     legend_lines = entries = 0
     for trace in fig.data:
         name = getattr(trace, "name", None)
@@ -116,7 +161,7 @@ def narrow(fig: go.Figure) -> go.Figure:
         x_lines = max((_lines(a.title.text) for a in fig.select_xaxes() if a.title.text), default=0)
         legend_px = LEGEND_LINE_PX * legend_lines + 8 * entries + 10
         bottom = 40 + AXIS_LINE_PX * x_lines + legend_px
-        old_bottom = fig.layout.margin.b if fig.layout.margin.b is not None else 80
+        old_bottom = _margin(fig, "b")
         grow = max(bottom - old_bottom, 0)
         fig.update_layout(
             legend=dict(yref="container", y=0, yanchor="bottom"),
@@ -124,3 +169,18 @@ def narrow(fig: go.Figure) -> go.Figure:
             height=(fig.layout.height or 450) + grow,
         )
     return fig
+
+
+def narrow(fig: go.Figure) -> go.Figure:
+    """``finish(fig, narrow=True)``: a chart drawn in one of two columns (in place; returns ``fig``)."""
+    return finish(fig, narrow=True)
+
+
+def finished(build: Callable[_P, go.Figure]) -> Callable[_P, go.Figure]:
+    """Decorate a figure builder: its figure goes through :func:`finish` once, on the way out."""
+
+    @functools.wraps(build)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> go.Figure:
+        return finish(build(*args, **kwargs))
+
+    return wrapper

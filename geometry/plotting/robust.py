@@ -7,13 +7,17 @@ Presentation only; results in, ``go.Figure`` out. Every chart states which curva
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import CLASS_COLORS, _np
-from .layout import legible
+from .figures import as_array
+from .layout import finished
+from .theme import CLASS_COLORS
+
+if TYPE_CHECKING:
+    from ..study.robust import PointStudy, RobustStudy
 
 __all__ = ["curvature_profile_figure", "loss_along_figure", "finite_difference_figure", "robust_accuracy_figure"]
 
@@ -22,7 +26,8 @@ def _color(i: int) -> str:
     return CLASS_COLORS[i % len(CLASS_COLORS)]
 
 
-def curvature_profile_figure(studies: Mapping[str, Any], *, height: int = 420) -> go.Figure:
+@finished
+def curvature_profile_figure(studies: Mapping[str, RobustStudy], *, height: int = 420) -> go.Figure:
     """The mean curvature profile of each network on one log-scaled chart (CURE, CVPR 2019, Fig. 2).
 
     ``studies``: display name → :class:`geometry.study.robust.RobustStudy`. Lines: mean |λ_i| over
@@ -32,7 +37,7 @@ def curvature_profile_figure(studies: Mapping[str, Any], *, height: int = 420) -
     fig = go.Figure()
     for i, (name, st) in enumerate(studies.items()):
         prof = st.profile
-        mean, q25, q75 = _np(prof.mean), _np(prof.q25), _np(prof.q75)
+        mean, q25, q75 = as_array(prof.mean), as_array(prof.q25), as_array(prof.q75)
         idx = np.arange(1, len(mean) + 1)
         floor = 1e-12
         c = _color(i)
@@ -64,51 +69,62 @@ def curvature_profile_figure(studies: Mapping[str, Any], *, height: int = 420) -
         yaxis_title="mean |λ_i| over points (1/pixel²)",
         yaxis_type="log",
         height=height,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        margin={"t": 50, "b": 50},
         legend={"orientation": "h", "y": -0.2},
     )
-    return legible(fig)
+    return fig
 
 
-def finite_difference_figure(studies: Mapping[str, Any], *, height: int = 420) -> go.Figure:
+@finished
+def finite_difference_figure(studies: Mapping[str, RobustStudy], *, height: int = 420) -> go.Figure:
     """Box plot per network of CURE's ‖∇ℓ(x + hz) − ∇ℓ(x)‖₂/h over the points, log scale."""
     fig = go.Figure()
     h = None
     for i, (name, st) in enumerate(studies.items()):
         prof = st.profile
         h = prof.h
-        fig.add_trace(go.Box(y=np.maximum(_np(prof.finite_difference), 1e-12), name=name, marker_color=_color(i)))
+        fig.add_trace(
+            go.Box(
+                y=np.maximum(as_array(prof.finite_difference), 1e-12),
+                name=name,
+                marker_color=_color(i),
+                hovertemplate=f"{name}<br>%{{y:.3g}} (1/pixel)<extra></extra>",
+            )
+        )
     fig.update_layout(
-        title=f"Curvature at scale h = {h:g}<br><sup>‖∇ℓ(x + h z) − ∇ℓ(x)‖₂ / h (CURE), per point</sup>",
+        title=f"Curvature at scale h = {'n/a' if h is None else format(h, 'g')}<br><sup>‖∇ℓ(x + h z) − ∇ℓ(x)‖₂ / h (CURE), per point</sup>",
         yaxis_title="finite-difference curvature (1/pixel)",
         yaxis_type="log",
         height=height,
         showlegend=False,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        margin={"t": 50, "b": 50},
     )
-    return legible(fig)
+    return fig
 
 
-def loss_along_figure(points: Mapping[str, Any], *, height: int = 420) -> go.Figure:
+@finished
+def loss_along_figure(points: Mapping[str, PointStudy], *, height: int = 420) -> go.Figure:
     """The loss ℓ(x + t u) along the boundary normal (solid) and a random direction (dotted) through
     the same x, per network (CURE, CVPR 2019, Fig. 1 style). ``points``: name → PointStudy."""
     fig = go.Figure()
     for i, (name, p) in enumerate(points.items()):
         c = _color(i)
-        ts = _np(p.ts)
+        ts = as_array(p.ts)
         fig.add_trace(
             go.Scatter(
                 x=ts,
-                y=_np(p.loss_normal),
+                y=as_array(p.loss_normal),
                 name=f"{name}: normal",
+                hovertemplate=f"{name}, along the normal<br>t = %{{x:.3f}}<br>ℓ = %{{y:.4g}}<extra></extra>",
                 line={"color": c, "width": 2},
             )
         )
         fig.add_trace(
             go.Scatter(
                 x=ts,
-                y=_np(p.loss_random),
+                y=as_array(p.loss_random),
                 name=f"{name}: random",
+                hovertemplate=f"{name}, along a random direction<br>t = %{{x:.3f}}<br>ℓ = %{{y:.4g}}<extra></extra>",
                 line={"color": c, "width": 2, "dash": "dot"},
             )
         )
@@ -117,13 +133,14 @@ def loss_along_figure(points: Mapping[str, Any], *, height: int = 420) -> go.Fig
         xaxis_title="t: distance from x along the unit direction (pixel ℓ2)",
         yaxis_title="cross-entropy ℓ(x + t u), y = k̂(x)",
         height=height,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        margin={"t": 50, "b": 50},
         legend={"orientation": "h", "y": -0.25},
     )
-    return legible(fig)
+    return fig
 
 
-def robust_accuracy_figure(studies: Mapping[str, Any], *, height: int = 380) -> go.Figure:
+@finished
+def robust_accuracy_figure(studies: Mapping[str, RobustStudy], *, height: int = 380) -> go.Figure:
     """Accuracy under ℓ∞ PGD against ε, one line per network (``RobustStudy.curve``)."""
     fig = go.Figure()
     steps = None
@@ -132,8 +149,8 @@ def robust_accuracy_figure(studies: Mapping[str, Any], *, height: int = 380) -> 
         steps = c.steps
         fig.add_trace(
             go.Scatter(
-                x=_np(c.eps),
-                y=_np(c.accuracy),
+                x=as_array(c.eps),
+                y=as_array(c.accuracy),
                 mode="lines+markers",
                 name=name,
                 line={"color": _color(i), "width": 2},
@@ -146,7 +163,7 @@ def robust_accuracy_figure(studies: Mapping[str, Any], *, height: int = 380) -> 
         yaxis_title="accuracy under attack",
         yaxis={"range": [0, 1.02], "tickformat": ".0%"},
         height=height,
-        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        margin={"b": 50},
         legend={"orientation": "h", "y": -0.25},
     )
-    return legible(fig)
+    return fig

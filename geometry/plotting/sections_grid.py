@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures import CLASS_COLORS, boundary_segments
-from .layout import legible
+from .figures import boundary_segments
+from .layout import finished
+from .theme import CLASS_COLORS
+
+if TYPE_CHECKING:
+    from ..study.fig5 import UniversalSections
 
 __all__ = ["section_grid_figure"]
 
@@ -20,7 +25,8 @@ def _fmt(kappa: float) -> str:
     return f"κ = {kappa:+.2g}" if math.isfinite(kappa) else "κ n/a"
 
 
-def section_grid_figure(result, class_names: Sequence[str], *, height: int = 470) -> go.Figure:
+@finished
+def section_grid_figure(result: UniversalSections, class_names: Sequence[str], *, height: int = 470) -> go.Figure:
     """Two rows of normal sections (plane (r(x), v), axes in multiples of ‖r(x)‖).
 
     Parameters
@@ -77,4 +83,4 @@ def section_grid_figure(result, class_names: Sequence[str], *, height: int = 470
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_annotations(font_size=11)
     fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
-    return legible(fig)
+    return fig

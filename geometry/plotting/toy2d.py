@@ -4,12 +4,18 @@ their linearised boundaries, the normal r(x), the osculating circle, and univers
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import CLASS_COLORS, boundary_segments
-from .layout import legible
+from .figures import boundary_segments
+from .layout import finished
+from .theme import CLASS_COLORS
+
+if TYPE_CHECKING:
+    from ..study.toy2d import LabStudy, UniversalPanel
+    from ..toy2d import DecisionRegions
 
 __all__ = ["lab_figure", "universal_figure"]
 
@@ -17,7 +23,7 @@ _PALE = ["#F0D1D6", "#C2BDDB"]  # CLASS_COLORS[0], [1] mixed with 70 % white: th
 _FOOLED = "#000000"  # rings of the points v fools, and v itself: black reads on every region colour
 
 
-def _regions(fig: go.Figure, regions) -> None:
+def _regions(fig: go.Figure, regions: DecisionRegions) -> None:
     lab = np.asarray(regions.label).astype(int)
     fig.add_trace(
         go.Heatmap(
@@ -34,7 +40,9 @@ def _regions(fig: go.Figure, regions) -> None:
     bx, by = boundary_segments(regions.x1, regions.x2, lab)
     if bx:
         fig.add_trace(
-            go.Scattergl(x=bx, y=by, mode="lines", line=dict(color="black", width=2), name="decision boundary")
+            go.Scattergl(
+                x=bx, y=by, mode="lines", line=dict(color="black", width=2), name="decision boundary", hoverinfo="skip"
+            )
         )
 
 
@@ -48,6 +56,7 @@ def _points(fig: go.Figure, x: np.ndarray, predicted: np.ndarray, *, fooled: np.
                 mode="markers",
                 marker=dict(color=CLASS_COLORS[c], size=6, line=dict(color="white", width=0.5)),
                 name=f"points classified {c}",
+                hovertemplate=f"(%{{x:.2f}}, %{{y:.2f}}): classified {c}<extra></extra>",
             )
         )
     if fooled is not None and fooled.any():
@@ -58,11 +67,12 @@ def _points(fig: go.Figure, x: np.ndarray, predicted: np.ndarray, *, fooled: np.
                 mode="markers",
                 marker=dict(color="rgba(0,0,0,0)", size=12, line=dict(color=_FOOLED, width=2)),
                 name="fooled by v",
+                hovertemplate="(%{x:.2f}, %{y:.2f}): fooled by v<extra></extra>",
             )
         )
 
 
-def _click_targets(fig: go.Figure, regions, n: int = 61) -> None:
+def _click_targets(fig: go.Figure, regions: DecisionRegions, n: int = 61) -> None:
     """An invisible n × n grid of points over the plane: Plotly reports clicks only on points (not on
     a heat map), so this trace turns a click anywhere into a selected point with its (x1, x2)."""
     g1 = np.linspace(regions.x1[0], regions.x1[-1], n)
@@ -84,7 +94,7 @@ def _click_targets(fig: go.Figure, regions, n: int = 61) -> None:
             trace.unselected = dict(marker=dict(opacity=1))
 
 
-def _layout(fig: go.Figure, regions, title: str, height: int) -> go.Figure:
+def _layout(fig: go.Figure, regions: DecisionRegions, title: str, height: int) -> go.Figure:
     fig.update_layout(
         title=title,
         height=height,
@@ -94,12 +104,12 @@ def _layout(fig: go.Figure, regions, title: str, height: int) -> go.Figure:
         yaxis=dict(
             range=[regions.x2[0], regions.x2[-1]], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain"
         ),
-        plot_bgcolor="white",
     )
-    return legible(fig)
+    return fig
 
 
-def lab_figure(study, *, height: int = 620, clickable: bool = False) -> go.Figure:
+@finished
+def lab_figure(study: LabStudy, *, height: int = 620, clickable: bool = False) -> go.Figure:
     """The lab's main picture.
 
     Parameters
@@ -138,6 +148,7 @@ def lab_figure(study, *, height: int = 620, clickable: bool = False) -> go.Figur
                 mode="lines",
                 line=dict(color="#666", width=1, dash="dot"),
                 name="linearised boundary (each step)",
+                hoverinfo="skip",
             )
         )
     it = study.iterates
@@ -165,6 +176,7 @@ def lab_figure(study, *, height: int = 620, clickable: bool = False) -> go.Figur
             mode="markers",
             marker=dict(size=14, color="#2CA02C", symbol="star", line=dict(color="black", width=1)),
             name=f"x, ‖r(x)‖ = {study.distance:.3f} (green arrow: r(x))",
+            hovertemplate=f"x = (%{{x:.3f}}, %{{y:.3f}})<br>‖r(x)‖ = {study.distance:.4f}<extra></extra>",
         )
     )
     osc = study.osculating
@@ -177,6 +189,7 @@ def lab_figure(study, *, height: int = 620, clickable: bool = False) -> go.Figur
                 mode="lines",
                 line=dict(color="#9467BD", width=2),
                 name=f"osculating circle at z, κ = {osc.kappa:+.3g}",
+                hovertemplate=f"osculating circle at z: κ = {osc.kappa:+.3g}, radius {osc.radius:.3g}<extra></extra>",
             )
         )
     if clickable:
@@ -186,8 +199,16 @@ def lab_figure(study, *, height: int = 620, clickable: bool = False) -> go.Figur
     return _layout(fig, reg, title, height)
 
 
+@finished
 def universal_figure(
-    study, panel, *, title: str, regions=None, predicted=None, height: int = 480, clickable: bool = False
+    study: LabStudy,
+    panel: UniversalPanel,
+    *,
+    title: str,
+    regions: DecisionRegions | None = None,
+    predicted: np.ndarray | None = None,
+    height: int = 480,
+    clickable: bool = False,
 ) -> go.Figure:
     """One universal vector v on a 2-D model: regions, the data, the points v fools (red rings) and v
     drawn from the data's centroid (arrow); the title carries the fooling rate.
