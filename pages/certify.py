@@ -7,14 +7,14 @@ import numpy as np
 import streamlit as st
 
 from geometry.lipschitz import UnsupportedLayerError
-from geometry.plotting.certify import (
+from geometry.plotting import (
     accuracy_vs_eps_figure,
     certified_scatter_figure,
     certified_section_figure,
     layer_norms_figure,
+    narrow,
     radius_ratio_figure,
 )
-from geometry.plotting.layout import narrow
 from geometry.study.certify import CertifySettings, attack_study, certified_section, certify_study, lipschitz_study
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads

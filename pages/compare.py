@@ -9,8 +9,7 @@ import streamlit as st
 
 from geometry.compare import RANDOM_ROW
 from geometry.hessian import default_h
-from geometry.plotting.figures import principal_angles_figure, section_figure, transfer_matrix_figure
-from geometry.plotting.layout import narrow
+from geometry.plotting import narrow, principal_angles_figure, section_figure, transfer_matrix_figure
 from geometry.study import xi as xi_of
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads

@@ -9,8 +9,7 @@ import math
 import streamlit as st
 
 from geometry.hessian import default_h
-from geometry.plotting.figures import perturbation_display, section_figure, to_display_image
-from geometry.plotting.sections_grid import section_grid_figure
+from geometry.plotting import perturbation_display, section_figure, section_grid_figure, to_display_image
 from geometry.study.fig5 import universal_sections
 from geometry.study.provenance import RX_PROVENANCE, box_excess, left_box
 from pages.ui import cached as _cached

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from geometry.plotting.constrained import constrained_ratio_figure
-from geometry.plotting.figures import curvature_vs_m_figure, ritz_figure
+from geometry.plotting import constrained_ratio_figure, curvature_vs_m_figure, ritz_figure
 from geometry.study.constrained import constrained_ratio
 from geometry.study.provenance import box_share_text, estimation_box_share
 from pages.ui import cached as _cached

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.errors import AtlasError
-from geometry.plotting.toy2d import lab_figure, universal_figure
+from geometry.plotting import lab_figure, universal_figure
 from geometry.study.toy2d import LabSettings, lab_study, toy_model, universal_panel
 from geometry.toy2d import TOY_DATASETS, TOY_MODELS, direction_vector, nearest_point, vector_from_click
 from pages.ui import downloads as _downloads

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.device import device_label
-from geometry.plotting.figures import to_display_image
+from geometry.plotting import to_display_image
 from pages.ui import cached as _cached
 from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout

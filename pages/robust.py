@@ -9,13 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from geometry import zoo
-from geometry.plotting.figures import section_figure
-from geometry.plotting.layout import narrow
-from geometry.plotting.robust import (
+from geometry.plotting import (
     curvature_profile_figure,
     finite_difference_figure,
     loss_along_figure,
+    narrow,
     robust_accuracy_figure,
+    section_figure,
 )
 from geometry.study import choose_points
 from geometry.study.robust import DEFAULT_EPS, RobustSettings, point_distance, point_study, robust_study

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from geometry.hessian import default_h
-from geometry.plotting.figures import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
+from geometry.plotting import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
 from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
 from geometry.study.provenance import box_share_text, estimation_box_share
 from pages.ui import cached as _cached

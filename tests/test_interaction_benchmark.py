@@ -122,7 +122,7 @@ def test_the_section_figure_labels_and_colours_every_cell_by_its_class():
 
     import numpy as np
 
-    from geometry.plotting.figures import CLASS_COLORS, section_figure
+    from geometry.plotting import CLASS_COLORS, section_figure
 
     rng = np.random.default_rng(0)
     labels = rng.choice([1, 4, 7], size=(9, 11))

@@ -1,4 +1,4 @@
-"""The class palette (geometry.plotting.figures.CLASS_COLORS) stays distinguishable for colour-blind readers:
+"""The class palette (geometry.plotting.CLASS_COLORS) stays distinguishable for colour-blind readers:
 the minimal pairwise CIELAB distance of its 10 colours, with normal vision and under the three
 dichromacies simulated with Machado, Oliveira & Fernandes (IEEE TVCG 2009, severity 1.0)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geometry.plotting.figures import CLASS_COLORS
+from geometry.plotting import CLASS_COLORS
 
 # Machado et al. 2009, Table 1, severity 1.0: linear-RGB → linear-RGB as a dichromat sees it.
 MACHADO = {

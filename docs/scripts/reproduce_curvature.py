@@ -181,7 +181,7 @@ def main(argv=None) -> int:
         except ImportError:
             print("kaleido is not installed: no PNG (screenshot the Curvature vs m page instead)")
         else:
-            from geometry.plotting.figures import curvature_vs_m_figure
+            from geometry.plotting import curvature_vs_m_figure
 
             first = result["scales"][0]  # the app's figure of the same (cached) study result
             settings = study.CurvatureSettings(

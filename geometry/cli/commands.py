@@ -610,12 +610,7 @@ def run_report(args, parser, bar: ProgressBar) -> str:
     from ..deepfool import deepfool, rho_adv
     from ..errors import AtlasError, DatasetNotFoundError, InvalidInputError
     from ..output.report import ReportPanel, fmt, pct, write_csv, write_html, write_index, write_json
-    from ..plotting.figures import (
-        curvature_vs_m_figure,
-        fooling_rate_vs_m_figure,
-        norm_histogram_figure,
-        section_figure,
-    )
+    from ..plotting import curvature_vs_m_figure, fooling_rate_vs_m_figure, norm_histogram_figure, section_figure
     from ..sections import normal_section, random_direction
     from ..subspaces import principal_angles
 
