@@ -101,3 +101,29 @@ def test_narrow_anchors_a_legend_below_the_plot_to_the_bottom_edge_and_keeps_the
     assert lg.yref == "container" and lg.y == 0 and lg.yanchor == "bottom"
     assert m.b >= 40 + AXIS_LINE_PX + 5 * 18
     assert f.layout.height - m.t - m.b == 420 - 60 - 60  # the plot area keeps its height
+
+
+def test_finish_applies_the_registered_atlas_template_and_pins_the_margins():
+    """One template for every figure: the palette, fonts and hover style come from ``pio.templates["atlas"]``;
+    the margins and title size the wrapping is measured against are written into the layout too (Streamlit's
+    theme merges its own values into a figure's template), and a builder's own margin wins."""
+    import plotly.io as pio
+
+    from geometry.plotting import CLASS_COLORS, TEMPLATE, finish
+    from geometry.plotting.theme import MARGIN, TITLE_SIZE
+
+    assert TEMPLATE in pio.templates and list(pio.templates[TEMPLATE].layout.colorway) == CLASS_COLORS
+    fig = finish(go.Figure(go.Scatter(x=[0, 1], y=[0, 1]), layout=dict(title="t", margin=dict(b=130))))
+    assert list(fig.layout.template.layout.colorway) == CLASS_COLORS
+    assert fig.layout.template.layout.hoverlabel.bgcolor == "white"
+    assert (fig.layout.margin.l, fig.layout.margin.r, fig.layout.margin.b) == (MARGIN["l"], MARGIN["r"], 130)
+    assert fig.layout.title.font.size == TITLE_SIZE
+
+
+def test_finish_twice_at_full_width_changes_nothing():
+    from geometry.plotting import finish
+
+    title = "Average curvature of held-out boundary points versus m — finite differences at h = 5.11"
+    once = finish(go.Figure(layout=dict(title=title, xaxis_title="subspace dimension m", legend=dict(y=-0.3))))
+    twice = finish(go.Figure(once))
+    assert twice.layout == once.layout
