@@ -39,7 +39,7 @@ from torch import nn
 
 from geometry.classifier import Classifier
 from geometry.errors import InvalidInputError
-from geometry.plotting.figures import CLASS_COLORS
+from geometry.plotting import CLASS_COLORS
 from geometry.testing import FunctionModule
 from geometry.toy2d import SMOOTH_MODELS
 
