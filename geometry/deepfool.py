@@ -32,7 +32,6 @@ not interact inside the network (eval-mode BatchNorm is fine), which holds for e
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from torch import Tensor
 
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
-from .validation import BasisLike, Norm, check_basis, check_int, check_norm
+from .validation import BasisLike, Norm, check_basis, check_float, check_int, check_norm
 
 __all__ = ["DeepFoolResult", "deepfool", "rho_adv"]
 
@@ -355,12 +354,7 @@ def deepfool(
     follows foolbox's ``DeepFoolAttack``.
     """
     p = check_norm(norm)
-    try:
-        overshoot = float(overshoot)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"overshoot must be a number ≥ 0, got {overshoot!r}") from None
-    if not math.isfinite(overshoot) or overshoot < 0:
-        raise InvalidInputError(f"overshoot must be a finite number ≥ 0, got {overshoot!r}")
+    overshoot = check_float("overshoot", overshoot, low=0.0)
     max_iter = check_int("max_iter", max_iter, 0)
     candidates = check_int("candidates", candidates, 2)
     batch_size = check_int("batch_size", batch_size, 1)

@@ -30,7 +30,7 @@ from .deepfool import DeepFoolResult, deepfool
 from .errors import InvalidInputError
 from .hessian import boundary_gradient
 from .testing import affine_classifier, sphere_classifier
-from .validation import CurvatureMethod, check_int
+from .validation import CurvatureMethod, check_float, check_int
 
 __all__ = [
     "TOY_DATASETS",
@@ -115,12 +115,8 @@ def toy_data(name: str, *, n_points: int = 200, noise: float = 0.1, random_state
 
     if name not in TOY_DATASETS:
         raise InvalidInputError(f"unknown toy dataset {name!r}; choose one of {', '.join(TOY_DATASETS)}")
-    n = check_int("n_points", n_points, 10)
-    if n > 5000:
-        raise InvalidInputError(f"n_points must be at most 5000, got {n}")
-    noise = float(noise)
-    if not 0.0 <= noise <= 1.0:
-        raise InvalidInputError(f"noise must be in [0, 1], got {noise}")
+    n = check_int("n_points", n_points, 10, 5000)
+    noise = check_float("noise", noise, low=0.0, high=1.0)
     seed = int(random_state)
     if name == "moons":
         x, y = make_moons(n, noise=noise, random_state=seed)

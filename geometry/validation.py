@@ -191,6 +191,7 @@ def check_float(
     low_open: bool = False,
     high_open: bool = False,
     finite: bool = True,
+    plain: bool = False,
 ) -> float:
     """``value`` as a float in the interval given by ``low`` / ``high`` (bools and NaN refused).
 
@@ -201,13 +202,14 @@ def check_float(
     low, high : bounds (None: unbounded on that side); ``low_open`` / ``high_open`` exclude them
     finite : refuse ±inf when no upper bound excludes it (``finite=False``: only NaN is refused
         besides the bounds)
+    plain : accept only a Python ``int`` or ``float`` (settings hold plain JSON values)
 
     Raises
     ------
     InvalidInputError
         not a number, NaN, out of the interval, or infinite where a finite number is needed.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (plain and not isinstance(value, (int, float))):
         raise InvalidInputError(f"{name} must be a number, got {value!r}")
     try:
         out = float(value)  # type: ignore[arg-type]

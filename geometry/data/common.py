@@ -5,7 +5,6 @@ cache (``cache_dir("datasets")``, verified safetensors files)."""
 from __future__ import annotations
 
 import contextlib
-import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,13 +16,15 @@ import torch
 
 from ..cache import cache_dir, cache_key, discard_damaged, load_tensors, save_tensors
 from ..errors import DatasetNotFoundError, InvalidInputError, UnknownNameError
+from ..validation import SPLITS as _SPLITS
+from ..validation import check_int
 
 #: Environment variable naming the folder that holds ``MNIST/``, ``cifar10/`` … (the data root).
 DATA_ENV = "BOUNDARY_ATLAS_DATA"
 #: Valid dataset names for :func:`load_dataset`.
 DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "imagefolder")
 #: Valid splits.
-SPLITS: tuple[str, ...] = ("train", "test")
+SPLITS: tuple[str, ...] = _SPLITS
 #: File name endings read as images by the image-folder readers (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png",
@@ -174,17 +175,7 @@ def _check_split(split: Any) -> str:
 
 
 def _check_limit(limit: Any) -> int | None:
-    if limit is None:
-        return None
-    try:
-        if isinstance(limit, bool):
-            raise TypeError
-        value = operator.index(limit)
-    except TypeError:
-        raise InvalidInputError(f"limit must be a positive integer or None, got {limit!r}") from None
-    if value < 1:
-        raise InvalidInputError(f"limit must be a positive integer or None, got {limit!r}")
-    return value
+    return None if limit is None else check_int("limit", limit, 1)
 
 
 def _not_found(

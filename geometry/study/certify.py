@@ -292,8 +292,7 @@ def certified_section(
 
     The certified disk of radius ε_cert(x) lies inside the region of k̂(x) in *every* plane through x.
     """
-    if not 2 <= resolution <= MAX_RESOLUTION:
-        raise InvalidInputError(f"resolution must be in [2, {MAX_RESOLUTION}], got {resolution}")
+    check_int("resolution", resolution, 2, MAX_RESOLUTION)
     bound = lipschitz_study(clf, n_power=n_power, seed=seed)
     cert = certify(clf, x.unsqueeze(0), bound=bound)
     key = {

@@ -19,6 +19,7 @@ from ..classifier import Classifier, check_images
 from ..curvature import random_subspace_basis
 from ..deepfool import deepfool
 from ..errors import InvalidInputError
+from ..validation import check_int
 
 __all__ = ["ConstrainedRatio", "constrained_ratio"]
 
@@ -77,8 +78,7 @@ def constrained_ratio(
     m_list = [int(m) for m in ms]
     if not m_list or any(m < 1 or m > d for m in m_list):
         raise InvalidInputError(f"ms must be a non-empty list of dimensions in [1, {d}], got {list(ms)}")
-    if int(n_subspaces) < 1:
-        raise InvalidInputError(f"n_subspaces must be ≥ 1, got {n_subspaces}")
+    n_subspaces = check_int("n_subspaces", n_subspaces, 1)
     full = deepfool(clf, x, max_iter=max_iter)
     base = full.norms.double()
     ratio = torch.full((len(m_list), int(n_subspaces), len(x)), float("nan"), dtype=torch.float64)

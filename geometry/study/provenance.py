@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..classifier import Classifier, check_images
 from ..errors import InvalidInputError
+from ..validation import check_float
 from .cache import cached_result
 from .curvature import estimation_deepfool
 from .points import StudyPoints, network_fingerprint
@@ -54,8 +55,7 @@ def left_box(clf: Classifier, xs: Tensor, r: Tensor, *, tolerance: float = BOX_T
     r = torch.as_tensor(r).detach()
     if r.shape != x.shape and r.shape != x.shape[1:]:
         raise InvalidInputError(f"r has shape {tuple(r.shape)}, the images {tuple(x.shape)}")
-    if not tolerance >= 0:
-        raise InvalidInputError(f"tolerance must be ≥ 0, got {tolerance!r}")
+    tolerance = check_float("tolerance", tolerance, low=0.0, finite=False)
     lo, hi = clf.bounds
     z = x + r.to(x.dtype).reshape(x.shape)
     return ((z < lo - tolerance) | (z > hi + tolerance)).flatten(1).any(1).cpu()

@@ -26,7 +26,7 @@ from ..errors import InvalidInputError
 from ..profile import CurvatureProfile, curvature_profile, loss_along
 from ..progress import ProgressFn
 from ..sections import Section, normal_section, random_direction
-from ..validation import check_int
+from ..validation import check_float, check_int
 from .cache import cached_result
 from .points import data_fingerprint, network_fingerprint
 from .settings import _Settings
@@ -82,9 +82,7 @@ class RobustSettings(_Settings):
         check_int("fmn_steps", self.fmn_steps, 1, plain=True)
         check_int("seed", self.seed, 0, 2**63 - 1, plain=True)
         for name in ("eps", "h", "fmn_max_stepsize"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise InvalidInputError(f"{name} must be a positive number, got {v!r}")
+            check_float(name, getattr(self, name), low=0.0, low_open=True, plain=True)
         if any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 10 for f in self.eps_factors):
             raise InvalidInputError(f"eps_factors must be numbers in (0, 10], got {self.eps_factors!r}")
         if not self.attacks or any(a not in BOUNDARY_ATTACKS for a in self.attacks):

@@ -7,7 +7,6 @@ with ``direction="random"``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, TypeAlias, get_args
 
@@ -19,7 +18,15 @@ from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
 from ..sections import MAX_RESOLUTION, Section, normal_section, random_direction
 from ..universal import sample_subspace
-from ..validation import BOUNDARY_POINTS, CURVATURE_METHODS, BoundaryPoint, CurvatureMethod, check_choice, check_int
+from ..validation import (
+    BOUNDARY_POINTS,
+    CURVATURE_METHODS,
+    BoundaryPoint,
+    CurvatureMethod,
+    check_choice,
+    check_float,
+    check_int,
+)
 from .settings import _Settings
 
 __all__ = ["SECTION_DIRECTIONS", "SectionSettings", "SectionStudy", "section_study"]
@@ -61,8 +68,7 @@ class SectionSettings(_Settings):
         check_int("sub_m", self.sub_m, 1, plain=True)
         check_int("seed", self.seed, 0, 2**63 - 1, plain=True)
         check_int("resolution", self.resolution, 2, MAX_RESOLUTION, plain=True)
-        if not (math.isfinite(float(self.extent_factor)) and float(self.extent_factor) > 0):
-            raise InvalidInputError(f"extent_factor must be a positive number, got {self.extent_factor!r}")
+        check_float("extent_factor", self.extent_factor, low=0.0, low_open=True)
         check_choice("method", self.method, CURVATURE_METHODS)
         check_choice("point", self.point, BOUNDARY_POINTS)
 

@@ -34,7 +34,7 @@ from ..toy2d import (
     toy_classifier,
     toy_data,
 )
-from ..validation import check_int
+from ..validation import check_float, check_int
 from .settings import _Settings
 
 __all__ = ["LabSettings", "LabStudy", "UniversalPanel", "lab_study", "toy_model", "universal_panel"]
@@ -72,10 +72,8 @@ class LabSettings(_Settings):
         check_int("seed", self.seed, 0, 2**31 - 1, plain=True)
         check_int("point", self.point, 0, self.n_points - 1, plain=True)
         check_int("resolution", self.resolution, 16, 400, plain=True)
-        if not 0.0 <= float(self.noise) <= 0.5:
-            raise InvalidInputError(f"noise must be in [0, 0.5], got {self.noise}")
-        if not float(self.h) > 0:
-            raise InvalidInputError(f"h must be > 0, got {self.h}")
+        check_float("noise", self.noise, low=0.0, high=0.5)
+        check_float("h", self.h, low=0.0, low_open=True, finite=False)
 
 
 @dataclass(frozen=True)
