@@ -37,30 +37,74 @@
     return [z, 1, 0];
   }
 
-  /* Logits only (the fast path of the region grid and the label checks). */
+  // Flattened weights and scratch buffers per model (the fast path of the region grid, the label
+  // checks and the fooling rates: no allocation per evaluation). Same float64 operations, same order.
+  const COMPILED = new WeakMap();
+  function compiled(model) {
+    let c = COMPILED.get(model);
+    if (!c) {
+      const layers = model.layers.map((L) => ({
+        out: L.W.length,
+        inp: L.W[0].length,
+        W: Float64Array.from(L.W.flat()),
+        b: Float64Array.from(L.b),
+      }));
+      const width = Math.max(2, ...layers.map((l) => l.out));
+      c = { layers: layers, u: new Float64Array(width), w: new Float64Array(width), act: model.activation };
+      COMPILED.set(model, c);
+    }
+    return c;
+  }
+
+  /* Logits into the compiled model's scratch buffer; returns [buffer, L]. */
+  function forward(model, x0, x1) {
+    const c = compiled(model);
+    let v = c.u;
+    let o = c.w;
+    v[0] = x0;
+    v[1] = x1;
+    const tanh = c.act === "tanh";
+    const relu = c.act === "relu";
+    const n = c.layers.length;
+    for (let l = 0; l < n; l++) {
+      const { out, inp, W, b } = c.layers[l];
+      const last = l === n - 1;
+      for (let i = 0; i < out; i++) {
+        let s = 0;
+        const row = i * inp;
+        for (let j = 0; j < inp; j++) s += W[row + j] * v[j];
+        s += b[i];
+        o[i] = last ? s : tanh ? Math.tanh(s) : relu ? (s > 0 ? s : 0) : s;
+      }
+      const t = v;
+      v = o;
+      o = t;
+    }
+    return [v, c.layers[n - 1].out];
+  }
+
+  /* Logits only. */
   function logits(model, x0, x1) {
     if (model.type === "sphere") {
       const a = x0 - model.center[0];
       const b = x1 - model.center[1];
       return [0, a * a + b * b - model.r2];
     }
-    let v = [x0, x1];
-    const L = model.layers;
-    for (let l = 0; l < L.length; l++) {
-      const W = L[l].W;
-      const bias = L[l].b;
-      const out = new Array(W.length);
-      const last = l === L.length - 1;
-      for (let i = 0; i < W.length; i++) {
-        const row = W[i];
-        let s = 0;
-        for (let j = 0; j < row.length; j++) s += row[j] * v[j];
-        s += bias[i];
-        out[i] = last ? s : act(model.activation, s)[0];
-      }
-      v = out;
+    const [v, L] = forward(model, x0, x1);
+    return Array.from(v.subarray(0, L));
+  }
+
+  /* k̂ at (x0, x1): the first largest logit, as torch.argmax. */
+  function labelAt(model, x0, x1) {
+    if (model.type === "sphere") {
+      const a = x0 - model.center[0];
+      const b = x1 - model.center[1];
+      return a * a + b * b - model.r2 > 0 ? 1 : 0;
     }
-    return v;
+    const [v, L] = forward(model, x0, x1);
+    let k = 0;
+    for (let i = 1; i < L; i++) if (v[i] > v[k]) k = i;
+    return k;
   }
 
   /* Logits f (L), their gradients J (L × 2) and, with order 2, Hessians H (L × [h11, h12, h22])
@@ -136,14 +180,8 @@
     return { f: v, J: J, H: H };
   }
 
-  function argmax(f) {
-    let k = 0;
-    for (let i = 1; i < f.length; i++) if (f[i] > f[k]) k = i; // ties: the first, as torch.argmax
-    return k;
-  }
-
   function predict(model, x) {
-    return argmax(logits(model, x[0], x[1]));
+    return labelAt(model, x[0], x[1]);
   }
 
   /* numpy.linspace(a, b, n): i·step + a, the last value exactly b. */
@@ -162,7 +200,7 @@
     const g2 = linspace(box[2], box[3], res);
     const label = new Uint8Array(res * res);
     for (let i = 0; i < res; i++) {
-      for (let j = 0; j < res; j++) label[i * res + j] = argmax(logits(model, g1[j], g2[i]));
+      for (let j = 0; j < res; j++) label[i * res + j] = labelAt(model, g1[j], g2[i]);
     }
     return { x1: g1, x2: g2, label: label };
   }
