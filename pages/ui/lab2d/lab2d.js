@@ -123,9 +123,10 @@ function createView(root) {
   function frame() {
     const d = S.data;
     const W = Math.max(200, Math.floor(root.clientWidth || canvas.clientWidth || 600));
-    const H = d.height;
     const box = d.box;
     const m = 10;
+    // as tall as the box needs at this width (equal scales on both axes), at most d.height
+    const H = Math.min(d.height, Math.ceil(((W - 2 * m) * (box[3] - box[2])) / (box[1] - box[0]) + 2 * m));
     const s = Math.min((W - 2 * m) / (box[1] - box[0]), (H - 2 * m) / (box[3] - box[2]));
     const ox = (W - s * (box[1] - box[0])) / 2;
     const oy = (H - s * (box[3] - box[2])) / 2;
