@@ -41,6 +41,7 @@ function createView(root) {
     predicted: [],
     centroid: [0, 0],
     reg: null,
+    segments: [],
     staticLayer: null,
     staticSize: "",
     x: null,
@@ -191,28 +192,14 @@ function createView(root) {
     g.imageSmoothingEnabled = false;
     const [rx, ry, rw, rh] = fr.rect;
     g.drawImage(img, rx, ry, rw, rh);
-    // boundary: edges between cells of different labels (cell centres on the grid values)
-    const x1 = S.reg.x1;
-    const x2 = S.reg.x2;
-    const half1 = (x1[1] - x1[0]) / 2;
-    const half2 = (x2[1] - x2[0]) / 2;
+    // the boundary: the zero contour of f_1 − f_0 between the grid's labels (marching squares)
     g.strokeStyle = "#000";
     g.lineWidth = 2;
+    g.lineCap = "round";
     g.beginPath();
-    for (let i = 0; i < res; i++) {
-      for (let j = 0; j < res; j++) {
-        const k = lab[i * res + j];
-        if (j + 1 < res && lab[i * res + j + 1] !== k) {
-          const a = (x1[j] + x1[j + 1]) / 2;
-          g.moveTo(fr.px(a), fr.py(x2[i] - half2));
-          g.lineTo(fr.px(a), fr.py(x2[i] + half2));
-        }
-        if (i + 1 < res && lab[(i + 1) * res + j] !== k) {
-          const b = (x2[i] + x2[i + 1]) / 2;
-          g.moveTo(fr.px(x1[j] - half1), fr.py(b));
-          g.lineTo(fr.px(x1[j] + half1), fr.py(b));
-        }
-      }
+    for (const sg of S.segments) {
+      g.moveTo(fr.px(sg[0]), fr.py(sg[1]));
+      g.lineTo(fr.px(sg[2]), fr.py(sg[3]));
     }
     g.stroke();
     const cls = d.colors.classes;
@@ -553,6 +540,7 @@ function createView(root) {
       }
       S.centroid = d.points.length ? [c0 / d.points.length, c1 / d.points.length] : [0, 0];
       S.reg = M.regions(d.model, d.box, d.resolution);
+      S.segments = M.boundarySegments(S.reg);
       S.staticLayer = null;
     }
     const dx = JSON.stringify(d.x);

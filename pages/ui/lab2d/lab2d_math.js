@@ -194,15 +194,78 @@
   }
 
   /* k̂ on a res × res grid of box = [x1_min, x1_max, x2_min, x2_max]; label[i·res + j] is the
-   * class at (x1[j], x2[i]) — geometry.toy2d.decision_regions. */
+   * class at (x1[j], x2[i]) — geometry.toy2d.decision_regions. For two classes, score holds
+   * f_1 − f_0 at the same points (label 1 where it is > 0), for drawing the boundary as a contour. */
   function regions(model, box, res) {
     const g1 = linspace(box[0], box[1], res);
     const g2 = linspace(box[2], box[3], res);
     const label = new Uint8Array(res * res);
+    const two = model.type === "sphere" || model.layers[model.layers.length - 1].W.length === 2;
+    const score = two ? new Float64Array(res * res) : null;
     for (let i = 0; i < res; i++) {
-      for (let j = 0; j < res; j++) label[i * res + j] = labelAt(model, g1[j], g2[i]);
+      for (let j = 0; j < res; j++) {
+        const k = i * res + j;
+        if (!two) {
+          label[k] = labelAt(model, g1[j], g2[i]);
+          continue;
+        }
+        let f0;
+        let f1;
+        if (model.type === "sphere") {
+          const a = g1[j] - model.center[0];
+          const b = g2[i] - model.center[1];
+          f0 = 0;
+          f1 = a * a + b * b - model.r2;
+        } else {
+          const [v] = forward(model, g1[j], g2[i]);
+          f0 = v[0];
+          f1 = v[1];
+        }
+        label[k] = f1 > f0 ? 1 : 0; // ties: class 0, as torch.argmax
+        score[k] = f1 - f0;
+      }
     }
-    return { x1: g1, x2: g2, label: label };
+    return { x1: g1, x2: g2, label: label, score: score };
+  }
+
+  /* The decision boundary as line segments [[a1, a2, b1, b2], …] (data units): marching squares on
+   * the grid's labels, each crossing placed by linear interpolation of the score f_1 − f_0 (cell
+   * edges between different labels when there is no score). Drawing only — the labels are the
+   * reference. */
+  function boundarySegments(reg) {
+    const { x1, x2, label, score } = reg;
+    const res = x1.length;
+    const segs = [];
+    const at = (i, j) => label[i * res + j];
+    const cross = (i0, j0, i1, j1) => {
+      let t = 0.5;
+      if (score) {
+        const a = score[i0 * res + j0];
+        const b = score[i1 * res + j1];
+        if (a !== b) t = Math.min(1, Math.max(0, a / (a - b)));
+      }
+      return [x1[j0] + t * (x1[j1] - x1[j0]), x2[i0] + t * (x2[i1] - x2[i0])];
+    };
+    for (let i = 0; i + 1 < res; i++) {
+      for (let j = 0; j + 1 < res; j++) {
+        const a = at(i, j);
+        const b = at(i, j + 1);
+        const c = at(i + 1, j + 1);
+        const d = at(i + 1, j);
+        if (a === b && b === c && c === d) continue;
+        const pts = [];
+        if (a !== b) pts.push(cross(i, j, i, j + 1));
+        if (b !== c) pts.push(cross(i, j + 1, i + 1, j + 1));
+        if (c !== d) pts.push(cross(i + 1, j + 1, i + 1, j));
+        if (d !== a) pts.push(cross(i + 1, j, i, j));
+        if (pts.length === 2) segs.push([pts[0][0], pts[0][1], pts[1][0], pts[1][1]]);
+        else if (pts.length === 4) {
+          segs.push([pts[0][0], pts[0][1], pts[1][0], pts[1][1]]);
+          segs.push([pts[2][0], pts[2][1], pts[3][0], pts[3][1]]);
+        }
+      }
+    }
+    return segs;
   }
 
   /* DeepFool, ℓ2, one point (geometry.deepfool.deepfool with N = 1): candidates are the top
@@ -418,6 +481,7 @@
     predict: predict,
     linspace: linspace,
     regions: regions,
+    boundarySegments: boundarySegments,
     deepfool: deepfool,
     osculating: osculating,
     fooled: fooled,
