@@ -1,12 +1,15 @@
 """Certified vs empirical: the Lipschitz-margin certificate ε_cert(x) (a lower bound on the distance to
-the boundary) beside the smallest successful attack ‖r(x)‖ (an upper bound) — Tsuzuku et al., NeurIPS 2018."""
+the boundary) beside the smallest successful attack ‖r(x)‖ (an upper bound) — Tsuzuku et al., NeurIPS 2018.
+
+The view (:class:`pages.ui.robust_views.CertifyView`) → :class:`geometry.study.certify.CertifySettings` →
+one background job (the study, or the attacks alone for a network without a Lipschitz bound) → figures.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from geometry.lipschitz import UnsupportedLayerError
 from geometry.plotting import (
     accuracy_vs_eps_figure,
     certified_scatter_figure,
@@ -15,119 +18,129 @@ from geometry.plotting import (
     narrow,
     radius_ratio_figure,
 )
-from geometry.study.certify import CertifySettings, attack_study, certified_section, certify_study, lipschitz_study
-from pages.ui import cached as _cached
+from geometry.study.certify import AttackStudy, CertifySettings
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
+from pages.ui import robust_views as _views
 from pages.ui import sidebar as _sidebar
-from pages.ui.state import init_state
 
-st.title("Certified vs empirical")
-st.caption(
-    "If L bounds the network's ℓ2 Lipschitz constant (pixels → logits, normalisation included), no perturbation "
-    "smaller than ε_cert(x) = margin / (√2·L) can change the label (Lipschitz-margin training, Tsuzuku et al. 2018). "
-    "An attack that does change it with a perturbation r(x) proves the boundary is no farther than ‖r(x)‖. "
-    "The true distance lies between the two: a sound certificate never exceeds ‖r(x)‖."
-)
 
-sel = _sidebar.selection()
-if sel is None:
-    st.stop()
-
-with _sidebar.user_errors():
-    init_state("cert_n", 200, int, min_value=20, max_value=1000, step=20)
-    n_points = st.slider(
-        "Test points", 20, 1000, step=20, key="cert_n", help="The first test points; both radii for each of them."
+def _attacks_only(attacks: AttackStudy, settings: CertifySettings) -> None:
+    """A network whose Lipschitz constant cannot be bounded: the empirical side alone."""
+    finite = attacks.distance[np.isfinite(attacks.distance)]
+    st.metric("median ‖r(x)‖", f"{np.median(finite):.3g}" if len(finite) else "—")
+    st.subheader("Accuracy under attack against ε")
+    st.plotly_chart(accuracy_vs_eps_figure(attacks), width="stretch")
+    st.caption(
+        f"{len(attacks.distance)} test points. ‖r(x)‖: the smallest successful of {', '.join(settings.attacks)} — "
+        "an upper bound on the distance to the boundary; without a Lipschitz bound there is no lower bound to "
+        "put beside it."
     )
-    settings = CertifySettings(n_points=int(n_points))
-    try:
-        lipschitz_study(sel.clf, n_power=settings.n_power, seed=settings.seed)
-    except UnsupportedLayerError as exc:
-        st.error(f"**No certificate for this network:** {exc}")
-        bar, update = _cached.progress_bar("Attacking")
-        attacks = attack_study(sel.clf, sel.dataset.images, sel.dataset.labels.numpy(), settings, progress=update)
-        bar.empty()
-        finite = attacks.distance[np.isfinite(attacks.distance)]
-        st.metric("median ‖r(x)‖", f"{np.median(finite):.3g}" if len(finite) else "—")
-        st.subheader("Accuracy under attack against ε")
-        st.plotly_chart(accuracy_vs_eps_figure(attacks), width="stretch")
+
+
+def render() -> None:
+    """The "Certified vs empirical" page."""
+    st.title("Certified vs empirical")
+    st.caption(
+        "If L bounds the network's ℓ2 Lipschitz constant (pixels → logits, normalisation included), no perturbation "
+        "smaller than ε_cert(x) = margin / (√2·L) can change the label (Lipschitz-margin training, Tsuzuku et al. "
+        "2018). An attack that does change it with a perturbation r(x) proves the boundary is no farther than ‖r(x)‖. "
+        "The true distance lies between the two: a sound certificate never exceeds ‖r(x)‖."
+    )
+
+    sel = _sidebar.selection()
+    if sel is None:
+        return
+
+    with _sidebar.user_errors():
+        view = _views.CertifyView.read()  # the slider below shows (and sets) the same session value
+        st.slider(
+            "Test points", **_views.CERT_N, key="cert_n", help="The first test points; both radii for each of them."
+        )
+        view.share()
+        settings = view.settings()
+        outcome = _views.certify(sel.clf, sel.dataset, settings)
+        if outcome.study is None:
+            st.error(f"**No certificate for this network:** {outcome.unsupported}")
+            assert outcome.attacks is not None
+            _attacks_only(outcome.attacks, settings)
+            return
+        study = outcome.study
+        cert, check, bound = study.certificate, study.check, study.certificate.bound
+
+        if not check.sound:
+            st.error(
+                f"**Unsound bound:** ε_cert(x) > ‖r(x)‖ at {len(check.violations)} of {check.n_checked} points "
+                f"(test indices {check.violations[:20].tolist()}{' …' if len(check.violations) > 20 else ''}). "
+                "An attack crossed the boundary inside the 'certified' radius, so L underestimates the Lipschitz "
+                "constant."
+            )
+        else:
+            st.success(
+                f"ε_cert(x) ≤ ‖r(x)‖ holds at all {check.n_checked} points where an attack succeeded "
+                f"({len(cert) - check.n_checked} where none did)."
+            )
+        finite = check.ratio[np.isfinite(check.ratio)]
+        c1, c2, c3, c4 = _layout.metric_columns(4)
+        c1.metric("L (sound upper bound)", f"{bound.upper:.4g}", help=bound.method)
+        c2.metric("L (power iteration)", f"{bound.estimate:.4g}", help="A lower estimate: not a certificate.")
+        c3.metric("median ‖r‖ / ε_cert", f"{np.median(finite):.3g}×" if len(finite) else "—")
+        c4.metric(
+            "median ε_cert",
+            f"{np.median(cert.radius):.3g}",
+            help="Best sound radius: max of the plain M/(√2L) and LMT's last-layer pairwise refinement.",
+        )
+
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Certified radius against attack distance")
+            st.plotly_chart(narrow(certified_scatter_figure(study)), width="stretch")
+        with right:
+            st.subheader("Accuracy against ε")
+            st.plotly_chart(narrow(accuracy_vs_eps_figure(study)), width="stretch")
+        left, right = st.columns(2)
+        with left:
+            st.subheader("The gap ‖r(x)‖ / ε_cert(x)")
+            st.plotly_chart(narrow(radius_ratio_figure(study)), width="stretch")
+        with right:
+            st.subheader("Per-layer Lipschitz constants")
+            st.plotly_chart(narrow(layer_norms_figure(bound)), width="stretch")
+        wins = {w: study.winner.count(w) for w in sorted(set(study.winner)) if w}
+        pair = (
+            " The pairwise refinement (last layer's rows) raises the median radius "
+            f"{np.median(cert.radius_pair / np.maximum(cert.radius_plain, 1e-300)):.2f}×."
+            if cert.radius_pair is not None
+            else " No pairwise refinement: the logits do not come from a Linear layer."
+        )
         st.caption(
-            f"{len(attacks.distance)} test points. ‖r(x)‖: the smallest successful of {', '.join(settings.attacks)} — "
-            "an upper bound on the distance to the boundary; without a Lipschitz bound there is no lower bound to "
-            "put beside it."
+            f"{len(cert)} test points. ‖r(x)‖: the smallest successful of {', '.join(settings.attacks)} "
+            f"(won: {', '.join(f'{k} {v}' for k, v in wins.items())}). L = product of per-layer bounds over the graph "
+            "(sums over residual branches); the estimate replaces each sound spectral norm by power iteration." + pair
         )
-        st.stop()
-    bar, update = _cached.progress_bar("Certifying and attacking")
-    study = certify_study(sel.clf, sel.dataset.images, sel.dataset.labels.numpy(), settings, progress=update)
-    bar.empty()
-    cert, check, bound = study.certificate, study.check, study.certificate.bound
 
-    if not check.sound:
-        st.error(
-            f"**Unsound bound:** ε_cert(x) > ‖r(x)‖ at {len(check.violations)} of {check.n_checked} points "
-            f"(test indices {check.violations[:20].tolist()}{' …' if len(check.violations) > 20 else ''}). "
-            "An attack crossed the boundary inside the 'certified' radius, so L underestimates the Lipschitz constant."
+        st.subheader(f"Test point {sel.index}: both radii on a normal cross-section")
+        cs = _views.certified_section(sel.clf, sel.x)
+        st.plotly_chart(certified_section_figure(cs, sel.clf.class_names), width="stretch")
+        st.caption(
+            f"Plane through x spanned by DeepFool's r(x) and a random direction. The white disk (ε_cert = "
+            f"{cs.radius:.4g}) lies inside x's region in every plane through x; DeepFool's ‖r(x)‖ = {cs.r_norm:.4g} "
+            "(dashed)."
         )
-    else:
-        st.success(
-            f"ε_cert(x) ≤ ‖r(x)‖ holds at all {check.n_checked} points where an attack succeeded "
-            f"({len(cert) - check.n_checked} where none did)."
+        _downloads.offer(
+            "certify",
+            sel,
+            {"certify": study, "section": cs},
+            {
+                "Certified vs attack radius": lambda: certified_scatter_figure(study),
+                "Accuracy vs ε": lambda: accuracy_vs_eps_figure(study),
+                "Radius ratio": lambda: radius_ratio_figure(study),
+                "Per-layer Lipschitz": lambda: layer_norms_figure(bound),
+                "Certified section": lambda: certified_section_figure(cs, sel.clf.class_names),
+            },
+            settings,
+            title="Certified vs empirical",
         )
-    finite = check.ratio[np.isfinite(check.ratio)]
-    c1, c2, c3, c4 = _layout.metric_columns(4)
-    c1.metric("L (sound upper bound)", f"{bound.upper:.4g}", help=bound.method)
-    c2.metric("L (power iteration)", f"{bound.estimate:.4g}", help="A lower estimate: not a certificate.")
-    c3.metric("median ‖r‖ / ε_cert", f"{np.median(finite):.3g}×" if len(finite) else "—")
-    c4.metric(
-        "median ε_cert",
-        f"{np.median(cert.radius):.3g}",
-        help="Best sound radius: max of the plain M/(√2L) and LMT's last-layer pairwise refinement.",
-    )
 
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Certified radius against attack distance")
-        st.plotly_chart(narrow(certified_scatter_figure(study)), width="stretch")
-    with right:
-        st.subheader("Accuracy against ε")
-        st.plotly_chart(narrow(accuracy_vs_eps_figure(study)), width="stretch")
-    left, right = st.columns(2)
-    with left:
-        st.subheader("The gap ‖r(x)‖ / ε_cert(x)")
-        st.plotly_chart(narrow(radius_ratio_figure(study)), width="stretch")
-    with right:
-        st.subheader("Per-layer Lipschitz constants")
-        st.plotly_chart(narrow(layer_norms_figure(bound)), width="stretch")
-    wins = {w: study.winner.count(w) for w in sorted(set(study.winner)) if w}
-    pair = (
-        f" The pairwise refinement (last layer's rows) raises the median radius {np.median(cert.radius_pair / np.maximum(cert.radius_plain, 1e-300)):.2f}×."
-        if cert.radius_pair is not None
-        else " No pairwise refinement: the logits do not come from a Linear layer."
-    )
-    st.caption(
-        f"{len(cert)} test points. ‖r(x)‖: the smallest successful of {', '.join(settings.attacks)} "
-        f"(won: {', '.join(f'{k} {v}' for k, v in wins.items())}). L = product of per-layer bounds over the graph "
-        "(sums over residual branches); the estimate replaces each sound spectral norm by power iteration." + pair
-    )
 
-    st.subheader(f"Test point {sel.index}: both radii on a normal cross-section")
-    cs = certified_section(sel.clf, sel.x)
-    st.plotly_chart(certified_section_figure(cs, sel.clf.class_names), width="stretch")
-    st.caption(
-        f"Plane through x spanned by DeepFool's r(x) and a random direction. The white disk (ε_cert = {cs.radius:.4g}) "
-        f"lies inside x's region in every plane through x; DeepFool's ‖r(x)‖ = {cs.r_norm:.4g} (dashed)."
-    )
-    _downloads.offer(
-        "certify",
-        sel,
-        {"certify": study, "section": cs},
-        {
-            "Certified vs attack radius": lambda: certified_scatter_figure(study),
-            "Accuracy vs ε": lambda: accuracy_vs_eps_figure(study),
-            "Radius ratio": lambda: radius_ratio_figure(study),
-            "Per-layer Lipschitz": lambda: layer_norms_figure(bound),
-            "Certified section": lambda: certified_section_figure(cs, sel.clf.class_names),
-        },
-        settings,
-        title="Certified vs empirical",
-    )
+if __name__ == "__main__":  # run as a file by st.Page("pages/certify.py"); st.Page(render) imports it
+    render()
