@@ -55,9 +55,8 @@ def _click_sets_v() -> None:
     st.session_state.g2_dir, st.session_state.g2_ang, st.session_state.g2_xi = "custom", int(angle), norm
 
 
-@st.fragment
 def _universal_section(view: LabView, lab: LabStudy) -> None:
-    """The universal-vector controls and their three figures, as a fragment (issue 14: latency): a change
+    """The universal-vector controls and their three figures, run as a fragment (issue 14: latency): a change
     of v's direction, ‖v‖ or angle, or a click on the figure, reruns only this function — the lab figure
     above is neither rebuilt nor re-sent. The shareable URL is updated from here too."""
     with user_errors():
@@ -199,7 +198,7 @@ def render() -> None:
             "boundary one step lands on it; where it curves toward x, the linearised step overshoots; where it curves "
             "away, the iterates creep up on it."
         )
-        _universal_section(view, lab)
+        st.fragment(_universal_section)(view, lab)  # wrapped here: importing the page calls no st. function
     view.share(LabVectorView.read())
 
 
