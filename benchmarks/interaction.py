@@ -112,7 +112,7 @@ PAGES: dict[str, list[Interaction]] = {
         Interaction("datapoint", "i", "number", ("1", "0")),
     ],
     "robust-training": [
-        Interaction("random seed", "rob_seed_w", "number", ("1", "0")),
+        Interaction("random seed", "rob_seed", "number", ("1", "0")),
         Interaction("window", "rob_extent", "slider", ("ArrowRight", "ArrowLeft")),
         Interaction("datapoint", "i", "number", ("1", "0")),
     ],
