@@ -87,7 +87,7 @@ def certified_scatter_figure(study: CertifyStudy, *, height: int = 460) -> go.Fi
         xaxis_title="‖r(x)‖₂: smallest successful attack (pixel units)",
         yaxis_title="certified radius ε_cert(x)",
         legend=dict(orientation="h", y=1.12),
-        margin=dict(t=40),
+        margin=dict(l=0, r=0, t=40),  # half-width charts: automargin makes room for the axis titles
     )
     return fig
 
@@ -118,7 +118,7 @@ def radius_ratio_figure(study: CertifyStudy, *, height: int = 360) -> go.Figure:
         xaxis_title="log₁₀ (‖r(x)‖ / ε_cert(x))",
         yaxis_title="points",
         showlegend=False,
-        margin=dict(t=30),
+        margin=dict(l=0, r=0, t=30),
     )
     return fig
 
@@ -160,7 +160,7 @@ def accuracy_vs_eps_figure(study: CertifyStudy | AttackStudy, *, height: int = 4
         yaxis_title="accuracy",
         yaxis_range=[0, 1.02],
         legend=dict(orientation="h", y=1.15),
-        margin=dict(t=40),
+        margin=dict(l=0, r=0, t=40),  # half-width charts: automargin makes room for the axis titles
     )
     return fig
 
@@ -196,7 +196,7 @@ def layer_norms_figure(bound: LipschitzBound, *, height: int = 360) -> go.Figure
         yaxis_type="log",
         yaxis_title="layer Lipschitz constant",
         legend=dict(orientation="h", y=1.15),
-        margin=dict(t=40),
+        margin=dict(l=0, r=0, t=40),  # half-width charts: automargin makes room for the axis titles
     )
     return fig
 
