@@ -155,7 +155,7 @@ def run_case(case: str, args) -> dict:
     import torch
 
     from geometry.curvature import curved_subspace
-    from geometry.hessian import boundary_operator
+    from geometry.hessian import CurvatureEstimator, boundary_operator
 
     torch.set_num_threads(args.threads)
     if case == "cifar":
@@ -176,9 +176,8 @@ def run_case(case: str, args) -> dict:
     gc.collect()
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        s = curved_subspace(
-            clf, xs, m, method=args.method, solver="eigsh", deepfool_result=df, tol=args.tol, chunk_size=args.chunk
-        )
+        est = CurvatureEstimator(method=args.method, chunk_size=args.chunk)
+        s = curved_subspace(clf, xs, m, estimator=est, solver="eigsh", deepfool_result=df, tol=args.tol)
         t_eigsh = time.perf_counter() - t0
     peak_eigsh = mem.mb
     ncv = min(clf.d, max(2 * m + 1, 20))
@@ -197,7 +196,7 @@ def run_case(case: str, args) -> dict:
             peak_mb=peak_eigsh,
             dm_mb=clf.d * (m + ncv) * 8 / 2**20,
             dense_matrix_mb=clf.d**2 * 8 / 2**20,
-            top_ritz=[round(float(v), 4) for v in s.eigenvalues[:3]],
+            top_ritz=[round(float(v), 4) for v in s.spectrum[:3]],
             top_curv=[round(float(v), 4) for v in s.curvatures[:3]],
             asymmetry=s.asymmetry,
         )
@@ -211,8 +210,7 @@ def run_case(case: str, args) -> dict:
             z,
             torch.as_tensor(df.label)[keep],
             torch.as_tensor(df.adv_label)[keep],
-            method=args.method,
-            chunk_size=args.chunk,
+            estimator=est,
         )
         from geometry.curvature import _average_operator  # the same batched average as the matvec
 

@@ -5,7 +5,8 @@ of n points, here by Lanczos, ``solver="eigsh"``, m = 10) with its points split 
 launched by ``torchrun --nproc_per_node K`` (gloo on CPU): DeepFool on the n points
 (:func:`geometry.runtime.distributed.sharded_deepfool`), then the Lanczos iteration whose every operator
 application is an all-reduced sum of per-rank Hessian-vector products
-(:func:`geometry.runtime.distributed.sharded_curved_subspace`). Reported per K: wall time of each step
+(:func:`geometry.curvature.curved_subspace` with the process group as its executor,
+:class:`geometry.runtime.distributed.ShardContext`). Reported per K: wall time of each step
 (rank 0, after a barrier, without process start-up and model loading), the speed-up over one
 process with the same threads per process, the *CPU speed-up* (CPU seconds of one process over the
 largest CPU seconds of one rank: the speed-up with a free core per process, robust to other load),
@@ -51,8 +52,10 @@ def worker(args) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     from geometry import zoo
+    from geometry.curvature import curved_subspace
     from geometry.data import load_dataset
-    from geometry.runtime.distributed import init_distributed, sharded_curved_subspace, sharded_deepfool, shutdown
+    from geometry.hessian import CurvatureEstimator
+    from geometry.runtime.distributed import init_distributed, sharded_deepfool, shutdown
     from geometry.study.points import choose_points
 
     ctx = init_distributed()
@@ -65,8 +68,15 @@ def worker(args) -> None:
     c1 = time.process_time()
     ctx.barrier()
     t1 = time.perf_counter()
-    S = sharded_curved_subspace(
-        clf, xs, args.m, ctx, deepfool_result=df, solver="eigsh", method=args.method, random_state=0
+    S = curved_subspace(
+        clf,
+        xs,
+        args.m,
+        estimator=CurvatureEstimator(method=args.method),
+        deepfool_result=df,
+        solver="eigsh",
+        random_state=0,
+        executor=ctx,
     )
     c2 = time.process_time()
     ctx.barrier()

@@ -22,10 +22,8 @@ module             what it holds
 ``compare``        two networks: shared subspaces, transfer of perturbations
 =================  ====================================================================
 
-Two names differ from their module's: ``geometry.deepfool`` is the *function* (the module stays
-importable as ``from geometry.deepfool import …``), and ``random_subspace`` is not re-exported
-because two modules define one (:func:`geometry.curvature.random_subspace` returns a
-:class:`Subspace`, :func:`geometry.subspaces.random_subspace` a basis tensor).
+One name differs from its module's: ``geometry.deepfool`` is the *function* (the module stays
+importable as ``from geometry.deepfool import …``).
 """
 
 from __future__ import annotations
@@ -52,7 +50,6 @@ from .curvature import (
     curved_subspace,
     flat_subspace,
     load_subspace,
-    random_subspace_basis,
     save_subspace,
 )
 from .data import DATASETS, Dataset, load_dataset, load_npz, load_zip_upload
@@ -60,6 +57,7 @@ from .deepfool import DeepFoolResult, deepfool, rho_adv
 from .errors import AtlasError, DatasetNotFoundError, InvalidInputError, ModelLoadError, UnknownNameError
 from .hessian import (
     BoundaryGradient,
+    CurvatureEstimator,
     HVPResult,
     boundary_function,
     boundary_gradient,
@@ -71,7 +69,7 @@ from .hessian import (
 from .loading import FORMATS, detect_format, load_classifier, validate_classifier
 from .profile import CurvatureProfile, curvature_profile, finite_difference_curvature, loss_along
 from .sections import Section, normal_section, random_direction
-from .subspaces import RandomBaseline, principal_angles, random_baseline
+from .subspaces import RandomBaseline, principal_angles, random_baseline, random_subspace
 from .theory import normal_fit_xi, theorem1_norm, theorem2_kappa, theorem2_norm
 from .universal import (
     FoolingCurve,
@@ -133,6 +131,7 @@ __all__ = [
     "boundary_gradient",
     "default_beta",
     "default_h",
+    "CurvatureEstimator",
     "hvp",
     "smooth_twin",
     # curvature and subspaces
@@ -143,7 +142,7 @@ __all__ = [
     "flat_subspace",
     "curvature_along",
     "average_curvature",
-    "random_subspace_basis",
+    "random_subspace",
     "save_subspace",
     "load_subspace",
     "RandomBaseline",

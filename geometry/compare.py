@@ -5,8 +5,9 @@ Quantities (ICLR 2018 §5 Fig. 10, Appendix C.2 Fig. 13; DESIGN §4 "Principal a
 * :func:`compare_bases` — the cosines of the principal angles between two subspaces next to the
   random baseline (the same cosines for two Haar-random subspaces of the same dimensions, mean ± std
   over samples): Fig. 10's two curves;
-* :func:`compare_subspaces` — S_c (and S_f) of two networks estimated on the *same* points with the
-  *same* estimator and scale h, then :func:`compare_bases` for each kind. "The first principal
+* :func:`compare_networks` — given S_c (and S_f) of two networks, :func:`compare_bases` for each
+  kind; :func:`compare_subspaces` estimates them on the *same* points with the *same* estimator and
+  scale h first (uncached; the study layer caches them and calls :func:`compare_networks`). "The first principal
   angles between the two subspaces are very small, leading to shared directions" (§5);
 * :func:`transfer_sections` — Fig. 13: the normal cross-section of network B at a datapoint along a
   fixed direction of network A's S_c, beside the same along a random direction, with the curvature
@@ -30,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,8 +39,9 @@ from torch import Tensor
 
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
+from .hessian import CurvatureEstimator, as_estimator
 from .progress import ProgressFn
-from .subspaces import RandomBaseline, principal_angles, random_baseline
+from .subspaces import RandomBaseline, Subspace, principal_angles, random_baseline
 from .validation import as_generator
 
 __all__ = [
@@ -47,7 +50,10 @@ __all__ = [
     "TransferSections",
     "TransferMatrix",
     "compare_bases",
+    "compare_networks",
     "compare_subspaces",
+    "check_comparison",
+    "flat_dimension",
     "transfer_sections",
     "transfer_matrix",
     "RANDOM_ROW",
@@ -64,13 +70,13 @@ def _call(progress: ProgressFn | None, fraction: float, message: str) -> None:
         progress(float(min(max(fraction, 0.0), 1.0)), message)
 
 
-def _positive_int(value, name: str) -> int:
+def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
-def _basis(b, name: str) -> Tensor:
+def _basis(b: Any, name: str) -> Tensor:
     """A (d, M) float64 CPU matrix from a Subspace-like object (``.basis``) or a tensor / array."""
     if hasattr(b, "basis"):
         b = b.basis
@@ -135,12 +141,12 @@ class SubspaceComparison:
 
 
 def compare_bases(
-    A,
-    B,
+    A: Any,
+    B: Any,
     *,
     m: int | None = None,
     n_samples: int = 100,
-    random_state=0,
+    random_state: Any = 0,
     kind: str = "",
     names: Sequence[str] = ("A", "B"),
 ) -> SubspaceComparison:
@@ -218,6 +224,103 @@ class NetworkComparison:
     beta: float | None
 
 
+def compare_networks(
+    subspaces: Mapping[str, Sequence[Subspace]],
+    *,
+    names: Sequence[str],
+    m: int,
+    n: int,
+    estimator: CurvatureEstimator,
+    n_baseline: int = 100,
+    random_state: int = 0,
+) -> NetworkComparison:
+    """Principal angles between two networks' subspaces of each kind, given the subspaces (Fig. 10).
+
+    Parameters
+    ----------
+    subspaces : kind → (Subspace of network A, Subspace of network B) — kind "curved" (S_c) or
+        "flat" (S_f), each with at least ``m`` directions (estimated by the caller, e.g.
+        :func:`compare_subspaces` or :func:`geometry.study.compare_study` with its disk cache)
+    names : (name_a, name_b)
+    m : int — directions compared (principal angles 1..m)
+    n : int — points the subspaces were estimated on
+    estimator : CurvatureEstimator — the (resolved) estimator of S_c, recorded in the result
+    n_baseline : int — random-subspace pairs for the baseline
+    random_state : int — the baseline's randomness
+
+    Returns
+    -------
+    NetworkComparison — ``m_estimated`` is the smallest subspace dimension given.
+
+    Raises
+    ------
+    InvalidInputError
+        not two subspaces per kind, an unknown kind, m larger than a subspace.
+    """
+    pairs = {str(k): tuple(v) for k, v in subspaces.items()}
+    if not pairs or any(k not in ("curved", "flat") or len(v) != 2 for k, v in pairs.items()):
+        raise InvalidInputError(f"subspaces must map 'curved' / 'flat' to two subspaces each, got {sorted(pairs)}")
+    names = tuple(str(x) for x in names)
+    comparisons = {
+        kind: compare_bases(a, b, m=m, n_samples=n_baseline, random_state=random_state, kind=kind, names=names)
+        for kind, (a, b) in pairs.items()
+    }
+    return NetworkComparison(
+        names=names,
+        subspaces=pairs,
+        comparisons=comparisons,
+        m=int(m),
+        m_estimated=min(s.m for v in pairs.values() for s in v),
+        n=int(n),
+        method=estimator.method,
+        h=estimator.h,
+        beta=estimator.beta,
+    )
+
+
+def check_comparison(
+    clf_a: Classifier, clf_b: Classifier, xs: Tensor, *, m: int, m_estimated: int | None, kinds: Sequence[str]
+) -> tuple[Tensor, int, int, tuple[str, ...]]:
+    """Validated ``(xs, m, m_estimated, kinds)`` of a comparison of two networks on the points ``xs``.
+
+    Raises
+    ------
+    InvalidInputError
+        different input shapes, bad images, unknown kind, m / m_estimated out of range.
+    """
+    if tuple(clf_a.input_shape) != tuple(clf_b.input_shape):
+        raise InvalidInputError(
+            f"the two networks must take the same input shape, got {tuple(clf_a.input_shape)} "
+            f"and {tuple(clf_b.input_shape)}"
+        )
+    xs = check_images(xs, clf_a.input_shape, name="xs")
+    kinds = tuple(kinds)
+    if not kinds or any(k not in ("curved", "flat") for k in kinds):
+        raise InvalidInputError(f"kinds must be a non-empty subset of ('curved', 'flat'), got {kinds!r}")
+    m = _positive_int(m, "m")
+    m_est = m if m_estimated is None else _positive_int(m_estimated, "m_estimated")
+    if m_est < m:
+        raise InvalidInputError(f"m_estimated must be at least m = {m}, got {m_est}")
+    return xs, m, m_est, kinds
+
+
+def flat_dimension(clf: Classifier, df: Any, n_points: int, *, m: int, m_estimated: int) -> int:
+    """Directions of S_f: ``min(m_estimated, converged DeepFool points)``.
+
+    Raises
+    ------
+    InvalidInputError
+        fewer than ``m`` converged points.
+    """
+    m_f = min(m_estimated, int(torch.as_tensor(df.converged).sum()))
+    if m_f < m:
+        raise InvalidInputError(
+            f"DeepFool converged on only {m_f} of {n_points} points for {clf.name}: "
+            f"S_f cannot have m = {m} directions; lower m or raise n"
+        )
+    return m_f
+
+
 def compare_subspaces(
     clf_a: Classifier,
     clf_b: Classifier,
@@ -226,11 +329,7 @@ def compare_subspaces(
     m: int = 10,
     m_estimated: int | None = None,
     kinds: Sequence[str] = ("curved", "flat"),
-    data_key: str | None = None,
-    method: str = "finite_difference",
-    h: float | None = None,
-    beta: float | None = None,
-    point: str = "boundary",
+    estimator: CurvatureEstimator | None = None,
     n_baseline: int = 100,
     random_state: int = 0,
     progress: ProgressFn | None = None,
@@ -240,22 +339,20 @@ def compare_subspaces(
     Both subspaces of a kind are estimated with the same estimator on the same points ``xs``
     (:func:`geometry.curvature.curved_subspace`: average tangent Hessian at the boundary points
     z = x + r(x), top eigenvectors; :func:`geometry.curvature.flat_subspace`: top left singular
-    vectors of the unit normals). The finite-difference scale ``h`` is resolved once (default: the
-    authors' ``10·√d·range/512`` of network A) and used for both, so the comparison does not mix
-    scales. Each network uses its *own* DeepFool normals and boundary points.
+    vectors of the unit normals), then compared by :func:`compare_networks`. The estimator is
+    resolved once, on network A (default h: the authors' ``10·√d·range/512`` of A), and used for
+    both, so the comparison does not mix scales. Each network uses its *own* DeepFool normals and
+    boundary points. Nothing is cached (the study layer's :func:`geometry.study.compare_study`
+    caches the subspaces and passes them to :func:`compare_networks`).
 
     Parameters
     ----------
     clf_a, clf_b : Classifier — same input shape (and so the same d)
     xs : (n, C, H, W) — estimation points (training points in the paper), pixel space; not modified
     m : int — number of directions compared (principal angles 1..m)
-    m_estimated : int ≥ m, optional — dimension of the estimated subspaces (default m). Estimating
-        more than is compared lets a page share one disk-cached subspace across values of m
-        (the top-m eigenvectors are the first m columns)
+    m_estimated : int ≥ m, optional — dimension of the estimated subspaces (default m)
     kinds : subset of ("curved", "flat")
-    data_key : str, optional — identifies ``xs``; when given, subspaces go through the disk cache
-        (:func:`geometry.study.cached_subspace`, shared with the other pages); else computed directly
-    method, h, beta, point : the curvature estimator (:mod:`geometry.hessian`), for S_c only
+    estimator : CurvatureEstimator, optional — the curvature estimator of S_c (:mod:`geometry.hessian`)
     n_baseline : int — random-subspace pairs for the baseline
     random_state : int — eigsh start vector and the baseline
     progress : callable(fraction, message), optional
@@ -272,101 +369,40 @@ def compare_subspaces(
     """
     from .curvature import curved_subspace, flat_subspace
     from .deepfool import deepfool
-    from .hessian import default_beta, default_h
 
-    if tuple(clf_a.input_shape) != tuple(clf_b.input_shape):
-        raise InvalidInputError(
-            f"the two networks must take the same input shape, got {tuple(clf_a.input_shape)} "
-            f"and {tuple(clf_b.input_shape)}"
-        )
-    xs = check_images(xs, clf_a.input_shape, name="xs")
-    kinds = tuple(kinds)
-    if not kinds or any(k not in ("curved", "flat") for k in kinds):
-        raise InvalidInputError(f"kinds must be a non-empty subset of ('curved', 'flat'), got {kinds!r}")
-    m = _positive_int(m, "m")
-    m_est = m if m_estimated is None else _positive_int(m_estimated, "m_estimated")
-    if m_est < m:
-        raise InvalidInputError(f"m_estimated must be at least m = {m}, got {m_est}")
-    if method == "finite_difference":
-        h = float(h) if h is not None else default_h(clf_a)
-        beta = None
-    elif method == "smoothed":
-        beta = float(beta) if beta is not None else default_beta(clf_a)
-        h = None
-    else:
-        h = beta = None
-
-    names = (clf_a.name, clf_b.name)
+    xs, m, m_est, kinds = check_comparison(clf_a, clf_b, xs, m=m, m_estimated=m_estimated, kinds=kinds)
+    est = (estimator or CurvatureEstimator()).resolve(clf_a)
     steps = [(kind, i) for kind in kinds for i in range(2)]
-    subspaces: dict = {kind: [None, None] for kind in kinds}
-    dfs: list = [None, None]
+    subspaces: dict[str, list[Subspace]] = {kind: [] for kind in kinds}
+    dfs: list[Any] = [None, None]
     for s, (kind, i) in enumerate(steps):
         clf = (clf_a, clf_b)[i]
         lo, hi = s / len(steps), (s + 1) / len(steps)
         label = f"S_{'c' if kind == 'curved' else 'f'} of {clf.name}"
 
-        def sub(f, msg, lo=lo, hi=hi, label=label):
+        def sub(f: float, msg: str, lo: float = lo, hi: float = hi, label: str = label) -> None:
             _call(progress, lo + (hi - lo) * f, f"{label}: {msg}")
 
-        if dfs[i] is None and ("flat" in kinds or data_key is None):
+        if dfs[i] is None:
             _call(progress, lo, f"{label}: DeepFool on {len(xs)} points")
             dfs[i] = deepfool(clf, xs)
-        if kind == "flat":
-            m_f = min(m_est, int(torch.as_tensor(dfs[i].converged).sum()))
-            if m_f < m:
-                raise InvalidInputError(
-                    f"DeepFool converged on only {m_f} of {len(xs)} points for {clf.name}: "
-                    f"S_f cannot have m = {m} directions; lower m or raise n"
-                )
-        if data_key is not None:
-            from .study.cache import cached_subspace
-
-            mm = m_est if kind == "curved" else m_f
-            S = cached_subspace(
-                kind,
-                clf,
-                xs,
-                mm,
-                data_key=data_key,
-                method=method,
-                h=h,
-                beta=beta,
-                point=point,
-                random_state=random_state,
-                progress=sub,
-                deepfool_result=dfs[i],
-            )
-        elif kind == "curved":
+        if kind == "curved":
             S = curved_subspace(
-                clf,
-                xs,
-                m_est,
-                method=method,
-                h=h,
-                beta=beta,
-                point=point,
-                random_state=random_state,
-                progress=sub,
-                deepfool_result=dfs[i],
+                clf, xs, m_est, estimator=est, random_state=random_state, progress=sub, deepfool_result=dfs[i]
             )
         else:
+            m_f = flat_dimension(clf, dfs[i], len(xs), m=m, m_estimated=m_est)
             S = flat_subspace(clf, xs, m_f, deepfool_result=dfs[i])
-        subspaces[kind][i] = S
+        subspaces[kind].append(S)
         _call(progress, hi, f"{label}: done")
-    comparisons = {
-        kind: compare_bases(a, b, m=m, n_samples=n_baseline, random_state=random_state, kind=kind, names=names)
-        for kind, (a, b) in subspaces.items()
-    }
-    return NetworkComparison(
-        names=names,
-        subspaces={k: tuple(v) for k, v in subspaces.items()},
-        comparisons=comparisons,
+    return compare_networks(
+        subspaces,
+        names=(clf_a.name, clf_b.name),
         m=m,
-        m_estimated=m_est,
         n=len(xs),
-        method=method,
-        h=h,
-        beta=beta,
+        estimator=est,
+        n_baseline=n_baseline,
+        random_state=random_state,
     )
 
 
@@ -405,14 +441,12 @@ class TransferSections:
 def transfer_sections(
     clf: Classifier,
     x: Tensor,
-    direction,
+    direction: Any,
     *,
     random_state: int = 0,
     extent: float | None = None,
     resolution: int = 128,
-    method: str = "finite_difference",
-    h: float | None = None,
-    beta: float | None = None,
+    estimator: CurvatureEstimator | None = None,
     curvature: bool = True,
 ) -> TransferSections:
     """Fig. 13: ``clf``'s normal cross-section at ``x`` along ``direction`` (e.g. a vector of another
@@ -426,7 +460,8 @@ def transfer_sections(
     random_state : int — seed of the random direction (:func:`geometry.sections.random_direction`)
     extent : float, optional — half-width of both windows in pixel units (default ``3·‖r(x)‖``)
     resolution : int — grid points per side
-    method, h, beta : curvature estimator (default finite differences at the authors' h)
+    estimator : CurvatureEstimator, optional — the curvature estimator (default finite differences
+        at the authors' h of ``clf``, boundary point)
     curvature : bool — also compute K and κ along both directions (two HVPs)
 
     Returns
@@ -466,11 +501,12 @@ def transfer_sections(
     ext = float(extent) if extent is not None else 3.0 * r_norm
     sec_v = normal_section(clf, x, r, v.to(x.dtype), extent=ext, resolution=resolution)
     sec_u = normal_section(clf, x, r, u.to(x.dtype), extent=ext, resolution=resolution)
+    est = as_estimator(estimator).resolve(clf)
     nan = torch.full((2,), float("nan"), dtype=torch.float64)
-    K, kap, used_h, used_method = nan, nan.clone(), h, method
+    K, kap, used_h, used_method = nan, nan.clone(), est.h, est.method
     converged = bool(df.converged[0])
     if curvature and converged:
-        ca = curvature_along(clf, x, torch.stack([v, u]).to(x.dtype), method=method, h=h, beta=beta, deepfool_result=df)
+        ca = curvature_along(clf, x, torch.stack([v, u]).to(x.dtype), estimator=est, deepfool_result=df)
         K, kap, used_h, used_method = ca.curvature[0].clone(), ca.kappa[0].clone(), ca.h, ca.method
     return TransferSections(
         subspace_section=sec_v,
@@ -537,7 +573,7 @@ def transfer_matrix(
     xi: float,
     m: int,
     n_samples: int = 20,
-    random_state=0,
+    random_state: Any = 0,
     random_row: bool = True,
     batch_size: int = 1024,
     progress: ProgressFn | None = None,

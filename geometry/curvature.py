@@ -15,43 +15,64 @@ Quantities (ICLR 2018 §5, Fig. 7a; DESIGN §4 "Curved subspace S_c", "Curvature
 * ``K_S(x) = E_{v ∼ unit sphere of S} K(v)`` as a function of the dimension m of ``S``
   (:func:`average_curvature`, Fig. 7a).
 
-How ``H`` is applied (``method``, ``h``, ``beta``) is described in :mod:`geometry.hessian`: at the
-authors' finite-difference scale the operator is neither linear nor symmetric, so every subspace
+How ``H`` is applied — method, scale ``h`` / ``beta``, boundary or inside point, tangent projection —
+is one :class:`~geometry.hessian.CurvatureEstimator` (:mod:`geometry.hessian`): at the authors' finite-difference scale the operator is neither linear nor symmetric, so every subspace
 records the measured asymmetry and the curvature *re-evaluated* along each returned direction
 (second difference of ``F`` for finite differences, exact quadratic form otherwise); Ritz values
 alone are not curvatures (DESIGN §4 pitfalls).
 
 All arrays in results are CPU ``torch`` tensors (float64 for bases and curvatures).
+
+**Executors.** :func:`curved_subspace` and :func:`average_curvature` take an optional ``executor``
+(:class:`PointExecutor`): the points are split over its workers, each applies the Hessians of its
+share, the average ``H̄ v`` is all-reduced (weighted by the shares' sizes) and per-point results are
+gathered in the order of the points. Every worker runs the same eigen-solver on the same reduced
+products, so all get the same S_c. Without an executor (or with :class:`LocalExecutor`) everything
+runs in this process, bitwise as before; :class:`geometry.runtime.distributed.ShardContext` is the
+``torch.distributed`` executor (one protocol, two ways to run it).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
-from .cache import CorruptFileError, read_tensors, save_tensors
+from .cache import CorruptFileError, read_tensors, save_tensors, tensors_digest
 from .classifier import Classifier, check_images
-from .errors import AtlasError, InvalidInputError
-from .hessian import BoundaryOperator, boundary_operator
+from .errors import InvalidInputError
+from .hessian import (
+    BoundaryOperator,
+    CurvatureEstimator,
+    LanczosBreakdown,
+    as_estimator,
+    boundary_operator,
+    lanczos_top,
+)
 from .progress import ProgressFn
+from .subspaces import Subspace, random_subspace
 from .validation import as_generator
+
+if TYPE_CHECKING:
+    from .deepfool import DeepFoolResult
 
 __all__ = [
     "Subspace",
     "CurvatureAlong",
     "CurvatureCurve",
+    "PointExecutor",
+    "LocalExecutor",
     "curved_subspace",
     "flat_subspace",
     "random_subspace",
-    "random_subspace_basis",
     "curvature_along",
     "average_curvature",
+    "average_boundary_hvp",
     "save_subspace",
     "load_subspace",
 ]
@@ -61,93 +82,124 @@ __all__ = [
 INSIDE_FRACTION = 0.8
 
 
-# ---------------------------------------------------------------------------------------- results
-@dataclass(frozen=True, eq=False)
-class Subspace:
-    """An m-dimensional subspace of pixel space with its diagnostics.
+# ---------------------------------------------------------------------------------------- executors
+class PointExecutor(Protocol):
+    """Where the per-point work of :func:`curved_subspace` and :func:`average_curvature` runs.
 
-    Attributes
-    ----------
-    basis : (d, m) float64 tensor — orthonormal columns, ordered (most curved / largest singular
-        value first); each column's sign is fixed so that its largest-magnitude entry is positive
-    eigenvalues : (m,) float64 — S_c: Ritz values of ``H̄`` (logit units per pixel unit², *not*
-        re-evaluated curvatures); S_f: singular values of the normals matrix; random: NaN
-    curvatures : (m,) float64 — S_c: paper's unnormalised ``K(u_k)`` re-evaluated along each basis
-        vector, mean over the n points (second difference of F for finite_difference, exact
-        quadratic form otherwise); NaN for S_f / random subspaces
-    kappas : (m,) float64 — the same normalised by ``‖∇F(z_i)‖`` (normal curvature, 1/pixel), mean
-        over points; NaN for S_f / random
-    asymmetry : float — measured relative asymmetry ``Σ|uᵀAv − vᵀAu| / Σ(|uᵀAv| + |vᵀAu|)`` of the
-        averaged operator ``A`` on random unit pairs (≈ 0 for a symmetric operator; NaN if not measured)
-    kind : {"curved", "flat", "random"}
-    n : int — number of points used (after dropping non-converged DeepFool runs)
-    n_dropped : int — points dropped because DeepFool did not converge
-    n_hvp : int — (point, direction) Hessian-vector products used by the eigen-solver and the
-        asymmetry check
-    n_matvec : int — applications of the averaged operator (each = n HVPs)
-    method : str or None — "finite_difference" / "exact" / "smoothed" (None for flat / random)
-    h : float or None — finite-difference scale, pixel units
-    beta : float or None — smooth-twin sharpness
-    point : {"boundary", "inside"} or None — ``z = x + r(x)`` or ``x + 0.8·r(x)``
-    tangent : bool or None — whether ``P_i H P_i`` (True) or ``H`` (False) was averaged
-    solver : str — "eigsh", "dense", "svd" or "qr"
-    input_shape : (C, H, W) or None
-
-    Source: ICLR 2018 §5 (S_c, S_f); DESIGN §4.
+    A worker handles the contiguous share ``bounds(n)`` of the points; sums over points are
+    all-reduced, per-point results gathered in worker order (= the order of the points). The study
+    functions take one as an argument (never import one): :class:`LocalExecutor` is one process,
+    :class:`geometry.runtime.distributed.ShardContext` a ``torch.distributed`` group.
     """
 
-    basis: torch.Tensor
-    eigenvalues: torch.Tensor
-    curvatures: torch.Tensor
-    kappas: torch.Tensor
-    asymmetry: float
-    kind: str
-    n: int = 0
-    n_dropped: int = 0
-    n_hvp: int = 0
-    n_matvec: int = 0
-    method: str | None = None
-    h: float | None = None
-    beta: float | None = None
-    point: str | None = None
-    tangent: bool | None = None
-    solver: str = ""
-    input_shape: tuple[int, int, int] | None = None
+    @property
+    def world_size(self) -> int:
+        """Number of workers (1: no communication)."""
+        ...
 
     @property
-    def d(self) -> int:
-        return int(self.basis.shape[0])
+    def is_leader(self) -> bool:
+        """Whether this worker writes results (and reads whole-result caches)."""
+        ...
 
     @property
-    def m(self) -> int:
-        return int(self.basis.shape[1])
+    def cache(self) -> bool:
+        """Whether finished parts and results may be read from and written to the disk cache."""
+        ...
 
-    def first(self, m: int) -> Subspace:
-        """The subspace spanned by the first ``m`` columns (diagnostics sliced alike).
+    def bounds(self, n: int) -> tuple[int, int]:
+        """This worker's ``[lo, hi)`` of ``n`` points (the shares concatenate to ``range(n)`` in order)."""
+        ...
 
-        Raises
-        ------
-        InvalidInputError
-            ``m`` not in [1, self.m].
-        """
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= int(m) <= self.m:
-            raise InvalidInputError(f"m must be an integer in [1, {self.m}], got {m!r}")
-        m = int(m)
-        return replace(
-            self,
-            basis=self.basis[:, :m].clone(),
-            eigenvalues=self.eigenvalues[:m].clone(),
-            curvatures=self.curvatures[:m].clone(),
-            kappas=self.kappas[:m].clone(),
-        )
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum of ``t`` over the workers."""
+        ...
 
-    def images(self) -> torch.Tensor:
-        """The basis vectors as images, (m, C, H, W) (needs ``input_shape``)."""
-        if self.input_shape is None:
-            raise InvalidInputError("this subspace has no input_shape; reshape basis.T yourself")
-        return self.basis.T.reshape(self.m, *self.input_shape)
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every worker's ``obj``, in worker order."""
+        ...
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        """Worker ``src``'s ``obj`` on every worker."""
+        ...
+
+    def map_shards(
+        self,
+        n: int,
+        part: str,
+        key: Callable[[], dict[str, Any]],
+        compute: Callable[[int, int], dict[str, torch.Tensor]],
+    ) -> list[dict[str, torch.Tensor]]:
+        """``compute(lo, hi)`` on this worker's share of ``n`` points (resumable: an executor may keep
+        it on disk under ``part`` and ``key()``), every worker's result in worker order."""
+        ...
+
+    def deepfool(self, clf: Classifier, xs: torch.Tensor, *, candidates: int = 10) -> DeepFoolResult:
+        """DeepFool (default settings but ``candidates``) on all of ``xs``, the whole result on every worker."""
+        ...
 
 
+@dataclass(frozen=True)
+class LocalExecutor:
+    """The one-process :class:`PointExecutor`: one share (all points), no communication, no shard cache."""
+
+    @property
+    def world_size(self) -> int:
+        return 1
+
+    @property
+    def is_leader(self) -> bool:
+        return True
+
+    @property
+    def cache(self) -> bool:
+        return True
+
+    def bounds(self, n: int) -> tuple[int, int]:
+        return 0, int(n)
+
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        return obj
+
+    def map_shards(
+        self,
+        n: int,
+        part: str,
+        key: Callable[[], dict[str, Any]],
+        compute: Callable[[int, int], dict[str, torch.Tensor]],
+    ) -> list[dict[str, torch.Tensor]]:
+        return [compute(0, int(n))]
+
+    def deepfool(self, clf: Classifier, xs: torch.Tensor, *, candidates: int = 10) -> DeepFoolResult:
+        from .deepfool import deepfool  # lazy: keeps this module importable on its own
+
+        return deepfool(clf, xs, candidates=candidates)
+
+
+LOCAL = LocalExecutor()
+
+
+def _digest(*tensors: torch.Tensor) -> str:
+    """SHA-256 (24 hex digits) of tensors (dtype, shape, bytes), for shard-cache keys."""
+    return tensors_digest({str(i): t for i, t in enumerate(tensors)})[:24]
+
+
+def _weights_digest(clf: Classifier) -> str:
+    state = [t for t in clf.network.state_dict().values() if isinstance(t, torch.Tensor)]
+    return _digest(*state, torch.tensor(list(clf.input_shape)), torch.tensor([float(b) for b in clf.bounds]))
+
+
+def _df_digest(df: DeepFoolResult) -> str:
+    return _digest(df.r, df.label, df.adv_label, df.converged)
+
+
+# ---------------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class CurvatureAlong:
     """Curvature of the boundary at ``z = x + r(x)`` along given directions.
@@ -228,7 +280,7 @@ class CurvatureCurve:
 _generator = as_generator
 
 
-def _check_m(m, upper: int, what: str) -> int:
+def _check_m(m: Any, upper: int, what: str) -> int:
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= int(m) <= upper:
         raise InvalidInputError(f"m must be an integer in [1, {upper}] ({what}), got {m!r}")
     return int(m)
@@ -243,41 +295,110 @@ def _fix_signs(basis: torch.Tensor) -> torch.Tensor:
     return basis * signs
 
 
-def _run_deepfool(clf: Classifier, xs: torch.Tensor, candidates: int, deepfool_result):
+def _run_deepfool(
+    clf: Classifier,
+    xs: torch.Tensor,
+    candidates: int,
+    deepfool_result: DeepFoolResult | None,
+    executor: PointExecutor,
+) -> DeepFoolResult:
     if deepfool_result is None:
-        from .deepfool import deepfool  # lazy: keeps this module importable on its own
-
-        deepfool_result = deepfool(clf, xs, candidates=candidates)
+        deepfool_result = executor.deepfool(clf, xs, candidates=candidates)
     r = torch.as_tensor(deepfool_result.r)
     if tuple(r.shape) != tuple(xs.shape):
         raise InvalidInputError(f"deepfool_result.r must have the shape of xs {tuple(xs.shape)}, got {tuple(r.shape)}")
     return deepfool_result
 
 
-def _boundary_points(clf, xs, *, point, candidates, deepfool_result, method, h, beta, chunk_size):
-    """DeepFool → kept points → operator, normals, gradient norms."""
-    if point not in ("boundary", "inside"):
-        raise InvalidInputError(f"point must be 'boundary' or 'inside', got {point!r}")
-    df = _run_deepfool(clf, xs, candidates, deepfool_result)
+@dataclass(frozen=True, eq=False)
+class _Boundary:
+    """Boundary points of one worker's share: the operator, normals (n_local, d), gradient norms (n_local,),
+    the kept mask of *all* points, and the number of kept points over all workers."""
+
+    df: DeepFoolResult
+    keep: torch.Tensor
+    op: BoundaryOperator | None
+    normals: torch.Tensor
+    gn: torch.Tensor
+    n: int
+    n_dropped: int
+
+    @property
+    def n_local(self) -> int:
+        return 0 if self.op is None else self.op.n
+
+
+def _boundary_points(
+    clf: Classifier,
+    xs: torch.Tensor,
+    est: CurvatureEstimator,
+    *,
+    candidates: int,
+    deepfool_result: DeepFoolResult | None,
+    executor: PointExecutor = LOCAL,
+) -> _Boundary:
+    """DeepFool → kept points (over all workers) → this worker's operator, normals, gradient norms."""
+    df = _run_deepfool(clf, xs, candidates, deepfool_result, executor)
     label = torch.as_tensor(df.label).long().cpu()
     adv = torch.as_tensor(df.adv_label).long().cpu()
     converged = torch.as_tensor(df.converged).bool().cpu()
+    if label.shape != (len(xs),):
+        raise InvalidInputError(f"deepfool_result holds {len(label)} points, xs {len(xs)}")
     keep = converged & (label != adv)
     n_dropped = int((~keep).sum())
     if not bool(keep.any()):
         raise InvalidInputError(f"DeepFool converged on none of the {len(xs)} points: no boundary point to work with")
-    frac = 1.0 if point == "boundary" else INSIDE_FRACTION
+    lo, hi = executor.bounds(len(xs))
+    kidx = keep[lo:hi].nonzero().squeeze(1) + lo
+    if len(kidx) == 0:  # an empty share (fewer kept points than workers)
+        empty = torch.zeros(0, clf.d, dtype=clf.dtype, device=clf.device)
+        return _Boundary(df, keep, None, empty, empty[:, 0], int(keep.sum()), n_dropped)
+    frac = 1.0 if est.point == "boundary" else INSIDE_FRACTION
     r = torch.as_tensor(df.r).detach().to(xs.device, xs.dtype)
-    kidx = keep.nonzero().squeeze(1)
     z = xs[kidx.to(xs.device)] + frac * r[kidx.to(xs.device)]
-    op = boundary_operator(clf, z, label[kidx], adv[kidx], method=method, h=h, beta=beta, chunk_size=chunk_size)
+    op = boundary_operator(clf, z, label[kidx], adv[kidx], estimator=est)
     grad = op.gradient()
     gn = grad.norm(dim=1)
     normals = grad / torch.where(gn > 0, gn, torch.ones_like(gn))[:, None]
-    return df, keep, op, normals, gn, n_dropped
+    return _Boundary(df, keep, op, normals, gn, int(keep.sum()), n_dropped)
 
 
-def _blocks(n_points: int, n_dirs: int, chunk: int):
+def _shared_average(
+    b: _Boundary, executor: PointExecutor, d: int, *, tangent: bool
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``V ↦ rows A v`` (float64, CPU) of the average over *all* points, ``A = (1/n) Σ_i P_i H_i P_i``
+    (or ``H_i``): each worker's mean over its share weighted by ``n_local/n``, all-reduced (SUM). With one
+    worker the weight is exactly 1 and nothing is communicated. Collective: every worker must call it."""
+    weight = b.n_local / b.n
+
+    def apply(V: torch.Tensor) -> torch.Tensor:
+        if b.op is not None:
+            local = _average_operator(b.op, b.normals, V, tangent=tangent).double().cpu()
+            if weight != 1.0:
+                local = local * weight
+        else:
+            local = torch.zeros(len(V), d, dtype=torch.float64)
+        return executor.all_reduce_sum(local)
+
+    return apply
+
+
+def _gathered_curvatures(
+    b: _Boundary, executor: PointExecutor, basis: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over all points of ``K(u_k)`` and ``κ(u_k)`` along the columns of ``basis`` (gathered)."""
+    if b.op is not None:
+        K, _ = _tangent_curvatures(b.op, b.normals, basis.T, b.op.F())
+        kap = K / b.gn.double().cpu()[:, None]
+    else:
+        K = kap = torch.zeros(0, basis.shape[1], dtype=torch.float64)
+    parts = executor.all_gather((K, kap))
+    return torch.nanmean(torch.cat([p[0] for p in parts]), dim=0), torch.nanmean(
+        torch.cat([p[1] for p in parts]), dim=0
+    )
+
+
+def _blocks(n_points: int, n_dirs: int, chunk: int) -> Iterator[tuple[slice, slice]]:
     """(direction slice, point slice) blocks with ≤ max(chunk, 1 direction × chunk points) pairs."""
     pc = max(1, min(n_points, chunk))
     dc = max(1, chunk // pc)
@@ -311,7 +432,9 @@ def _average_operator(op: BoundaryOperator, normals: torch.Tensor, V: torch.Tens
     return (out / n).cpu()  # one host copy per application (eigsh's matvec needs NumPy)
 
 
-def _tangent_curvatures(op: BoundaryOperator, normals: torch.Tensor, V: torch.Tensor, F0: torch.Tensor):
+def _tangent_curvatures(
+    op: BoundaryOperator, normals: torch.Tensor, V: torch.Tensor, F0: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """K[i, k] = q_i(P_i v_k)/‖P_i v_k‖² and ‖P_i v_k‖/‖v_k‖ for shared directions V (k, d)."""
     n, d = normals.shape
     dev = normals.device
@@ -369,23 +492,19 @@ def _top_eigenpairs(
     n_asymmetry_pairs: int,
     progress: Callable[[float, str], None],
 ) -> tuple[torch.Tensor, torch.Tensor, float, str, int]:
-    """The top-``m`` eigenpairs of the average boundary operator ``V ↦ apply(V)`` (rows of V are
-    directions, shape (k, d) → (k, d)), shared by :func:`curved_subspace` and the sharded S_c of
-    :mod:`geometry.runtime.distributed` (which passes an all-reduced ``apply``).
+    """The top-``m`` eigenpairs of the average boundary operator ``V ↦ operator(V)`` (rows of V are
+    directions, shape (k, d) → (k, d); one process or all-reduced over an executor's workers).
 
     ``use_dense``: build the d × d matrix column by column (``dense_step`` columns per application) and
-    take ``eigh`` of its symmetric part; else Lanczos (scipy ``eigsh``, ``which="LA"``, start vector from
-    ``gen``) on a LinearOperator. ARPACK lives in NumPy on the host: one host round trip per application
-    (d numbers each way); everything inside ``operator`` stays on the classifier's device. Applications are
-    counted here (one per direction) for the progress, the messages and the result.
+    take ``eigh`` of its symmetric part; else Lanczos (:func:`geometry.hessian.lanczos_top`, ``which="LA"``,
+    start vector from ``gen``). Applications are counted here (one per direction) for the progress, the
+    messages and the result.
 
     Returns (eigenvalues (m,) float64 descending, basis (d, m) float64 orthonormal, relative asymmetry of
-    the operator, "dense" | "eigsh", number of operator applications). Raises AtlasError when eigsh converges to fewer than m eigenpairs or
-    fails on an operator that is not identically zero (a vanishing operator gets a random orthonormal basis).
+    the operator, "dense" | "eigsh", number of operator applications). Raises AtlasError when eigsh converges
+    to fewer than m eigenpairs or fails on an operator that is not identically zero (a vanishing operator
+    gets a random orthonormal basis).
     """
-
-    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
-
     counter = {"matvec": 0}
     ncv_eff = ncv if ncv is not None else min(d, max(2 * m + 1, 20))
     estimate = d if use_dense else ncv_eff + 4 * max(1, ncv_eff - m)  # applications, for the progress fraction
@@ -393,15 +512,6 @@ def _top_eigenpairs(
     def apply(V: torch.Tensor) -> torch.Tensor:
         counter["matvec"] += len(V)
         return operator(V)
-
-    def matvec(v: np.ndarray) -> np.ndarray:
-        v_t = torch.from_numpy(np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)))
-        out = apply(v_t[None])[0].double().cpu().numpy()
-        progress(
-            0.05 + 0.84 * min(1.0, counter["matvec"] / estimate),
-            f"Hessian-vector products: {counter['matvec']} × {n} points",
-        )
-        return out
 
     if use_dense:
         cols = []
@@ -411,42 +521,47 @@ def _top_eigenpairs(
             cols.append(apply(eye[s : s + step]).double())
             progress(0.05 + 0.85 * min(s + step, d) / d, f"dense average Hessian: {min(s + step, d)} of {d} columns")
         A = torch.cat(cols).T  # column k = A e_k
-        evals, evecs = torch.linalg.eigh(0.5 * (A + A.T))
-        order = torch.argsort(evals, descending=True)[:m]
-        eigenvalues, basis = evals[order], evecs[:, order]
+        evals_t, evecs_t = torch.linalg.eigh(0.5 * (A + A.T))
+        order = torch.argsort(evals_t, descending=True)[:m]
+        eigenvalues, basis = evals_t[order], evecs_t[:, order]
         asym = _asymmetry(lambda W: W @ A.T, d, n_asymmetry_pairs, gen)
-        used = "dense"
-    else:
-        v0 = torch.randn(d, generator=gen, dtype=torch.float64).numpy()
-        lin = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
-        try:
-            evals, evecs = eigsh(lin, k=m, which="LA", v0=v0, tol=tol, maxiter=maxiter, ncv=ncv)
-        except ArpackNoConvergence as exc:
-            if exc.eigenvalues is not None and len(exc.eigenvalues) >= m:
-                evals, evecs = exc.eigenvalues, exc.eigenvectors
-            else:
-                got = 0 if exc.eigenvalues is None else len(exc.eigenvalues)
-                raise AtlasError(
-                    f"eigsh converged to {got} of the m={m} requested eigenpairs after {counter['matvec']} "
-                    f"operator applications; try a larger tol (now {tol}), a smaller m, or a larger ncv"
-                ) from exc
-        except ArpackError as exc:
-            # Lanczos breaks down at once on a vanishing operator (e.g. the exact Hessian of a
-            # piecewise-linear network): all eigenvalues are 0 and any orthonormal basis will do.
-            probe = apply(torch.randn(2, d, generator=gen, dtype=torch.float64))
-            if not bool((probe == 0).all()):
-                raise AtlasError(f"eigsh failed ({exc}) after {counter['matvec']} operator applications") from exc
-            evals = np.zeros(m)
-            evecs = random_subspace_basis(d, m, random_state=gen).numpy()
-        descending = np.argsort(evals)[::-1][:m]
-        eigenvalues = torch.from_numpy(np.ascontiguousarray(evals[descending]))
-        basis = torch.from_numpy(np.ascontiguousarray(evecs[:, descending]))
-        q, rr = torch.linalg.qr(basis)  # re-orthonormalise (a non-symmetric operator may drift)
-        basis = q * torch.sign(torch.diagonal(rr)).where(torch.diagonal(rr) != 0, torch.ones(1, dtype=q.dtype))
-        progress(0.9, "measuring the asymmetry of the operator")
-        asym = _asymmetry(apply, d, n_asymmetry_pairs, gen)
-        used = "eigsh"
-    return eigenvalues, basis, float(asym), used, counter["matvec"]
+        return eigenvalues, basis, float(asym), "dense", counter["matvec"]
+
+    def on_apply(_: int) -> None:
+        progress(
+            0.05 + 0.84 * min(1.0, counter["matvec"] / estimate),
+            f"Hessian-vector products: {counter['matvec']} × {n} points",
+        )
+
+    v0 = torch.randn(d, generator=gen, dtype=torch.float64).numpy()
+    try:
+        found = lanczos_top(apply, d, m, which="LA", v0=v0, tol=tol, maxiter=maxiter, ncv=ncv, on_apply=on_apply)
+        evals, evecs = found.values, found.vectors
+        assert evecs is not None  # asked for eigenvectors
+    except LanczosBreakdown:
+        # Lanczos breaks down at once on a vanishing operator (e.g. the exact Hessian of a
+        # piecewise-linear network): all eigenvalues are 0 and any orthonormal basis will do.
+        probe = apply(torch.randn(2, d, generator=gen, dtype=torch.float64))
+        if not bool((probe == 0).all()):
+            raise
+        evals = np.zeros(m)
+        evecs = random_subspace(d, m, random_state=gen).basis.numpy()
+    descending = np.argsort(evals)[::-1][:m]
+    eigenvalues = torch.from_numpy(np.ascontiguousarray(evals[descending]))
+    basis = torch.from_numpy(np.ascontiguousarray(evecs[:, descending]))
+    q, rr = torch.linalg.qr(basis)  # re-orthonormalise (a non-symmetric operator may drift)
+    basis = q * torch.sign(torch.diagonal(rr)).where(torch.diagonal(rr) != 0, torch.ones(1, dtype=q.dtype))
+    progress(0.9, "measuring the asymmetry of the operator")
+    asym = _asymmetry(apply, d, n_asymmetry_pairs, gen)
+    return eigenvalues, basis, float(asym), "eigsh", counter["matvec"]
+
+
+def _seed(random_state: Any, executor: PointExecutor | None) -> Any:
+    """``random_state`` as given; with an executor of several workers it must be an int (every
+    worker draws the same start vector and directions)."""
+    if executor is not None and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))):
+        raise InvalidInputError(f"random_state must be an int (the same on every worker), got {random_state!r}")
+    return random_state
 
 
 def curved_subspace(
@@ -454,22 +569,24 @@ def curved_subspace(
     xs: torch.Tensor,
     m: int,
     *,
-    method: str = "finite_difference",
+    estimator: CurvatureEstimator | None = None,
+    method: str | None = None,
     h: float | None = None,
     beta: float | None = None,
-    tangent: bool = True,
-    point: str = "boundary",
+    tangent: bool | None = None,
+    point: str | None = None,
+    chunk_size: int | None = None,
     candidates: int = 10,
-    random_state=0,
+    random_state: Any = 0,
     progress: ProgressFn | None = None,
-    deepfool_result=None,
+    deepfool_result: DeepFoolResult | None = None,
     solver: str = "auto",
     dense_max_d: int = 100,
     tol: float = 1e-4,
     maxiter: int | None = None,
     ncv: int | None = None,
     n_asymmetry_pairs: int = 3,
-    chunk_size: int | None = None,
+    executor: PointExecutor | None = None,
 ) -> Subspace:
     """Curved subspace S_c: top-m eigenvectors of the average tangent Hessian at boundary points.
 
@@ -482,36 +599,38 @@ def curved_subspace(
     clf : Classifier
     xs : (n, C, H, W) — points in pixel space (training points in the paper); not modified
     m : int — subspace dimension, 1 ≤ m < d (m ≤ d with the dense solver)
-    method : {"finite_difference", "exact", "smoothed"} — how ``H v`` is computed (:mod:`geometry.hessian`)
-    h : float, optional — finite-difference scale (pixel units), default ``10·√d·range/512``
-    beta : float, optional — smooth-twin sharpness for method="smoothed"
-    tangent : bool — average ``P_i H_i P_i`` (True, the paper) or ``H_i`` (False)
-    point : {"boundary", "inside"} — ``z = x + r(x)`` or ``x + 0.8·r(x)`` (the authors' code)
+    estimator : CurvatureEstimator, optional — how ``H v`` is computed (method, ``h`` default
+        ``10·√d·range/512``, ``beta``), at which point (``z = x + r(x)`` or ``x + 0.8·r(x)``, the
+        authors' code) and whether ``P_i H_i P_i`` (tangent, the paper) or ``H_i`` is averaged;
+        default finite differences at the authors' h, boundary point, tangent
+    method, h, beta, tangent, point, chunk_size : the same as loose keywords
+        (:func:`geometry.hessian.as_estimator`; not together with ``estimator``)
     candidates : int — DeepFool candidate classes (ignored with ``deepfool_result``)
-    random_state : int or torch.Generator — eigsh's start vector and the asymmetry pairs
+    random_state : int or torch.Generator — eigsh's start vector and the asymmetry pairs (an int
+        with an executor)
     progress : callable(fraction in [0, 1], message), optional — called once per operator
         application (fraction counted against an estimate of the number of applications)
     deepfool_result : DeepFoolResult, optional — reuse a DeepFool run on ``xs`` (needs ``r``,
         ``label``, ``adv_label``, ``converged``)
     solver : {"auto", "eigsh", "dense"} — "dense" applies ``H̄`` to the d basis vectors and
         eigen-decomposes the symmetric part ``(A + Aᵀ)/2`` exactly (d·n HVPs); "auto" = dense when
-        ``d ≤ dense_max_d``, else ``scipy.sparse.linalg.eigsh`` on a ``LinearOperator`` whose
-        matvec is the batched average HVP (never forms a d×d matrix; memory O(d·(m + chunk)))
+        ``d ≤ dense_max_d``, else Lanczos (:func:`geometry.hessian.lanczos_top`) on the batched
+        average HVP (never forms a d×d matrix; memory O(d·(m + chunk)))
     tol, maxiter, ncv : passed to ``eigsh`` (``tol``: relative accuracy of the Ritz pairs; the
         default 1e-4 is ample since the curvatures are re-evaluated; pass e.g. 1e-10 on float64
         analytic classifiers for exact eigenvalues)
     n_asymmetry_pairs : int — random unit pairs used to measure the asymmetry (0: skip)
-    chunk_size : int, optional — (point, direction) pairs per batched network call (default
-        :func:`geometry.hessian.default_chunk_size`: ≈ 4 M input numbers per call)
+    executor : PointExecutor, optional — split the points over workers (module docstring); every
+        worker returns the same S_c (rank 0's basis, broadcast). Default: this process
 
     Returns
     -------
     Subspace
-        kind "curved": ``basis`` (d, m) orthonormal; ``eigenvalues`` Ritz values (descending);
-        ``curvatures`` / ``kappas`` re-evaluated along each basis vector, mean over the points
-        (second difference of F at scale h for finite differences, exact quadratic form
-        otherwise) — read these, not the Ritz values, as curvatures; ``asymmetry`` measured;
-        ``n_dropped`` points whose DeepFool did not converge (excluded).
+        kind "curved": ``basis`` (d, m) orthonormal; ``spectrum`` the Ritz values (descending,
+        ``spectrum_kind="ritz"``); ``curvatures`` / ``kappas`` re-evaluated along each basis vector,
+        mean over the points (second difference of F at scale h for finite differences, exact
+        quadratic form otherwise) — read these, not the Ritz values, as curvatures; ``asymmetry``
+        measured; ``n_dropped`` points whose DeepFool did not converge (excluded).
 
     Raises
     ------
@@ -524,39 +643,34 @@ def curved_subspace(
     Notes
     -----
     With finite differences the "operator" is neither linear nor symmetric; it is used as is
-    (not symmetrised) by eigsh, its asymmetry is reported and the curvature re-evaluated.
+    (not symmetrised) by eigsh, its asymmetry is reported and the curvature re-evaluated. With
+    several workers the result equals the one-process one up to the order of floating-point
+    summation (bitwise with one worker).
 
     Source: ICLR 2018 §5 (S_c = span of the first m eigenvectors of the average Hessian), Fig. 7a.
     """
-
+    est = as_estimator(
+        estimator, method=method, h=h, beta=beta, tangent=tangent, point=point, chunk_size=chunk_size
+    ).resolve(clf)
     xs = check_images(xs, clf.input_shape, name="xs")
     d = clf.d
     if solver not in ("auto", "eigsh", "dense"):
         raise InvalidInputError(f"solver must be 'auto', 'eigsh' or 'dense', got {solver!r}")
     use_dense = solver == "dense" or (solver == "auto" and d <= dense_max_d)
     m = _check_m(m, d if use_dense else d - 1, "dense solver" if use_dense else "eigsh needs m < d")
-    gen = _generator(random_state)
+    gen = _generator(_seed(random_state, executor))
+    run = LOCAL if executor is None else executor
 
     _call(progress, 0.0, f"DeepFool on {len(xs)} points")
-    _df, _keep, op, normals, gn, n_dropped = _boundary_points(
-        clf,
-        xs,
-        point=point,
-        candidates=candidates,
-        deepfool_result=deepfool_result,
-        method=method,
-        h=h,
-        beta=beta,
-        chunk_size=chunk_size,
-    )
-    n = op.n
+    b = _boundary_points(clf, xs, est, candidates=candidates, deepfool_result=deepfool_result, executor=run)
+    n = b.n
     eigenvalues, basis, asym, used, n_matvec = _top_eigenpairs(
-        lambda V: _average_operator(op, normals, V, tangent=tangent),
+        _shared_average(b, run, d, tangent=est.tangent),
         d=d,
         m=m,
         n=n,
         use_dense=use_dense,
-        dense_step=max(1, op.chunk_size // max(1, n)),
+        dense_step=max(1, int(est.chunk_size or 1) // max(1, n)),
         gen=gen,
         tol=tol,
         maxiter=maxiter,
@@ -565,32 +679,105 @@ def curved_subspace(
         progress=lambda frac, msg: _call(progress, frac, msg),
     )
     basis = _fix_signs(basis.double())
+    # every worker ran the same solver on the same reduced products; worker 0's basis is the result
+    basis, eigenvalues = run.broadcast((basis, eigenvalues.double()))
 
     _call(progress, 0.95, f"re-evaluating the curvature along {m} directions")
-    F0 = op.F()
-    K, _ = _tangent_curvatures(op, normals, basis.T, F0)
-    curvatures = torch.nanmean(K, dim=0)
-    kappas = torch.nanmean(K / gn.double().cpu()[:, None], dim=0)
+    curvatures, kappas = _gathered_curvatures(b, run, basis)
     _call(progress, 1.0, "done")
     return Subspace(
         basis=basis.contiguous(),
-        eigenvalues=eigenvalues.double().contiguous(),
+        spectrum=eigenvalues.double().contiguous(),
+        spectrum_kind="ritz",
         curvatures=curvatures,
         kappas=kappas,
-        asymmetry=float(asym),
+        asymmetry=float(run.broadcast(float(asym))),
         kind="curved",
         n=n,
-        n_dropped=n_dropped,
+        n_dropped=b.n_dropped,
         n_hvp=n_matvec * n,
         n_matvec=n_matvec,
-        method=op.method,
-        h=op.h,
-        beta=op.beta,
-        point=point,
-        tangent=bool(tangent),
+        method=est.method,
+        h=est.h,
+        beta=est.beta,
+        point=est.point,
+        tangent=est.tangent,
         solver=used,
         input_shape=tuple(clf.input_shape),  # type: ignore[arg-type]
     )
+
+
+def average_boundary_hvp(
+    clf: Classifier,
+    z: torch.Tensor,
+    labels: Any,
+    adv_labels: Any,
+    V: torch.Tensor,
+    *,
+    estimator: CurvatureEstimator | None = None,
+    executor: PointExecutor | None = None,
+) -> torch.Tensor:
+    """The average boundary Hessian-vector product ``H̄ v = (1/n) Σ_i H_{z_i} v`` (or ``P_i H_i P_i v``).
+
+    The operator whose top eigenvectors are S_c (:func:`curved_subspace`), at given points.
+
+    Parameters
+    ----------
+    clf : Classifier
+    z : (n, C, H, W) — boundary points, pixel space (every worker holds all of them)
+    labels, adv_labels : (n,) int — ``k̂`` and the DeepFool label (``F = f_adv − f_label``; must differ)
+    V : (k, d) — directions shared by all points
+    estimator : CurvatureEstimator, optional — method and scale; ``tangent=True`` averages the
+        tangent-projected ``P_i H_i P_i`` (``P_i = I − n_i n_iᵀ``, ``n_i`` the unit normal at ``z_i``),
+        ``tangent=False`` the plain ``H_i``; ``point`` is ignored (``z`` are the points)
+    executor : PointExecutor, optional — split the points over workers (data-parallel HVPs, shares
+        weighted by their sizes and all-reduced)
+
+    Returns
+    -------
+    (k, d) float64 CPU tensor — rows ``H̄ v`` (logit units per pixel² times the units of v), the same
+    on every worker.
+
+    Raises
+    ------
+    InvalidInputError
+        as :func:`geometry.hessian.boundary_operator`; ``V`` not (k, d).
+
+    Source: ICLR 2018 §5 (average Hessian of S_c).
+    """
+    from .deepfool import DeepFoolResult
+
+    est = as_estimator(estimator).resolve(clf)
+    z = check_images(z, clf.input_shape, name="z")
+    V = torch.as_tensor(V)
+    if V.dim() != 2 or V.shape[1] != clf.d:
+        raise InvalidInputError(f"V must have shape (k, {clf.d}), got {tuple(V.shape)}")
+    n = len(z)
+    lab = torch.as_tensor(labels).long().reshape(-1)
+    adv = torch.as_tensor(adv_labels).long().reshape(-1)
+    if lab.shape != (n,) or adv.shape != (n,):
+        raise InvalidInputError(f"labels and adv_labels must have shape ({n},)")
+    if bool((lab == adv).any()):
+        raise InvalidInputError(
+            f"adv_labels must differ from labels (F = f_adv − f_label would be 0): "
+            f"{int((lab == adv).sum())} of {n} points have adv_label == label"
+        )
+    at_z = DeepFoolResult(
+        r=torch.zeros_like(z),
+        x_adv=z,
+        label=lab,
+        adv_label=adv,
+        n_iter=torch.zeros(n, dtype=torch.long),
+        converged=torch.ones(n, dtype=torch.bool),
+        norms=torch.zeros(n, dtype=z.dtype),
+        norm=2.0,
+        overshoot=0.0,
+        n_forward=0,
+        n_backward=0,
+    )
+    run = LOCAL if executor is None else executor
+    b = _boundary_points(clf, z, replace(est, point="boundary"), candidates=10, deepfool_result=at_z, executor=run)
+    return _shared_average(b, run, clf.d, tangent=est.tangent)(V.double())
 
 
 # ---------------------------------------------------------------------------------------- S_f
@@ -600,7 +787,7 @@ def flat_subspace(
     m: int,
     *,
     candidates: int = 10,
-    deepfool_result=None,
+    deepfool_result: DeepFoolResult | None = None,
 ) -> Subspace:
     """Flat subspace S_f: top-m left singular vectors of the unit normals ``[r_1/‖r_1‖ … r_n/‖r_n‖]``.
 
@@ -615,8 +802,8 @@ def flat_subspace(
     Returns
     -------
     Subspace
-        kind "flat": ``basis`` (d, m), ``eigenvalues`` = the m largest singular values of the
-        (d, n) normals matrix (descending; singular values beyond the rank ≈ 0), ``curvatures``
+        kind "flat": ``basis`` (d, m), ``spectrum`` = the m largest singular values of the (d, n)
+        normals matrix (``spectrum_kind="singular"``; descending; beyond the rank ≈ 0), ``curvatures``
         and ``kappas`` NaN, ``asymmetry`` NaN. Points whose DeepFool did not converge (or with
         r = 0) are dropped (``n_dropped``).
 
@@ -628,7 +815,7 @@ def flat_subspace(
     Source: ICLR 2018 §3 (Theorem 1, normals in a low-dimensional subspace) and §5 (S_f); DESIGN §4.
     """
     xs = check_images(xs, clf.input_shape, name="xs")
-    df = _run_deepfool(clf, xs, candidates, deepfool_result)
+    df = _run_deepfool(clf, xs, candidates, deepfool_result, LOCAL)
     r = torch.as_tensor(df.r).detach().flatten(1).double().cpu()
     rn = r.norm(dim=1)
     keep = torch.as_tensor(df.converged).bool().cpu() & (rn > 0)
@@ -641,7 +828,8 @@ def flat_subspace(
     nan = torch.full((m,), float("nan"), dtype=torch.float64)
     return Subspace(
         basis=_fix_signs(U[:, :m]).contiguous(),
-        eigenvalues=S[:m].contiguous(),
+        spectrum=S[:m].contiguous(),
+        spectrum_kind="singular",
         curvatures=nan,
         kappas=nan.clone(),
         asymmetry=float("nan"),
@@ -653,62 +841,20 @@ def flat_subspace(
     )
 
 
-# ---------------------------------------------------------------------------------------- random
-def random_subspace_basis(d: int, m: int, *, random_state=0) -> torch.Tensor:
-    """Orthonormal basis (d, m) float64 of a uniformly random m-dimensional subspace (QR of a Gaussian).
-
-    Raises
-    ------
-    InvalidInputError
-        d < 1 or m not in [1, d], bad random_state.
-    """
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-        raise InvalidInputError(f"d must be a positive integer, got {d!r}")
-    m = _check_m(m, int(d), "m ≤ d")
-    G = torch.randn(int(d), m, generator=_generator(random_state), dtype=torch.float64)
-    q, rr = torch.linalg.qr(G)
-    return q * torch.sign(torch.diagonal(rr))
-
-
-def random_subspace(d: int, m: int, *, random_state=0, input_shape: Sequence[int] | None = None) -> Subspace:
-    """A random m-dimensional subspace of R^d as a :class:`Subspace` (kind "random", baseline of Fig. 7a).
-
-    ``eigenvalues``, ``curvatures`` and ``kappas`` are NaN. Raises as :func:`random_subspace_basis`,
-    and if ``input_shape`` does not multiply to d.
-    """
-    if input_shape is not None:
-        shape = tuple(int(s) for s in input_shape)
-        if len(shape) != 3 or math.prod(shape) != d:
-            raise InvalidInputError(f"input_shape must be (C, H, W) with C·H·W = {d}, got {tuple(input_shape)}")
-    else:
-        shape = None
-    basis = random_subspace_basis(d, m, random_state=random_state)
-    nan = torch.full((basis.shape[1],), float("nan"), dtype=torch.float64)
-    return Subspace(
-        basis=basis,
-        eigenvalues=nan,
-        curvatures=nan.clone(),
-        kappas=nan.clone(),
-        asymmetry=float("nan"),
-        kind="random",
-        solver="qr",
-        input_shape=shape,
-    )
-
-
 # ---------------------------------------------------------------------------------------- curvature along
 def curvature_along(
     clf: Classifier,
     x: torch.Tensor,
     directions: torch.Tensor,
     *,
-    method: str = "finite_difference",
+    estimator: CurvatureEstimator | None = None,
+    method: str | None = None,
     h: float | None = None,
     beta: float | None = None,
-    deepfool_result=None,
-    candidates: int = 10,
-    point: str = "boundary",
+    point: str | None = None,
     chunk_size: int | None = None,
+    deepfool_result: DeepFoolResult | None = None,
+    candidates: int = 10,
 ) -> CurvatureAlong:
     """Curvature of the boundary at ``z = x + r(x)`` along each of k directions.
 
@@ -722,11 +868,12 @@ def curvature_along(
     clf : Classifier
     x : (C, H, W) or (N, C, H, W) — point(s), pixel space; not modified
     directions : (k, C, H, W), (k, d), or one (C, H, W) / (d,) — shared by all points; any norm
-    method, h, beta : see :mod:`geometry.hessian`
+    estimator : CurvatureEstimator, optional — method, scale and point (``z = x + r(x)`` or
+        ``x + 0.8·r(x)``); ``tangent`` does not apply (``Pv`` is always used). Default: finite
+        differences at the authors' h, boundary point
+    method, h, beta, point, chunk_size : the same as loose keywords (:func:`geometry.hessian.as_estimator`)
     deepfool_result : DeepFoolResult for ``x`` (batch form), optional
     candidates : int — DeepFool candidates
-    point : {"boundary", "inside"} — ``z = x + r(x)`` or ``x + 0.8·r(x)``
-    chunk_size : int, optional — as in :func:`curved_subspace`
 
     Returns
     -------
@@ -741,21 +888,15 @@ def curvature_along(
 
     Source: DESIGN §4 "Curvature sign"; ICLR 2018 §5 (K_S).
     """
+    est = as_estimator(estimator, method=method, h=h, beta=beta, point=point, chunk_size=chunk_size).resolve(clf)
     xs = check_images(x, clf.input_shape, allow_single=True, name="x")
     V = _check_directions(clf, directions)
-    df, keep, op, normals, gn, _ = _boundary_points(
-        clf,
-        xs,
-        point=point,
-        candidates=candidates,
-        deepfool_result=deepfool_result,
-        method=method,
-        h=h,
-        beta=beta,
-        chunk_size=chunk_size,
-    )
+    b = _boundary_points(clf, xs, est, candidates=candidates, deepfool_result=deepfool_result)
+    op, keep = b.op, b.keep
+    assert op is not None  # one process: every kept point is local
+    gn = b.gn
     F0 = op.F()
-    K, frac = _tangent_curvatures(op, normals, V, F0)
+    K, frac = _tangent_curvatures(op, b.normals, V, F0)
     N, k = len(xs), len(V)
     nan = float("nan")
     Kf, kf, ff = (torch.full((N, k), nan, dtype=torch.float64) for _ in range(3))
@@ -771,18 +912,18 @@ def curvature_along(
         tangent_fraction=ff,
         F=Ff,
         grad_norm=gf,
-        label=torch.as_tensor(df.label).long().cpu().clone(),
-        adv_label=torch.as_tensor(df.adv_label).long().cpu().clone(),
+        label=torch.as_tensor(b.df.label).long().cpu().clone(),
+        adv_label=torch.as_tensor(b.df.adv_label).long().cpu().clone(),
         converged=keep.clone(),
         method=op.method,
         h=op.h,
         beta=op.beta,
-        point=point,
+        point=est.point,
         n_hvp=int(keep.sum()) * k,
     )
 
 
-def _check_directions(clf: Classifier, directions) -> torch.Tensor:
+def _check_directions(clf: Classifier, directions: Any) -> torch.Tensor:
     V = torch.as_tensor(directions)
     shape, d = tuple(clf.input_shape), clf.d
     if tuple(V.shape) in (shape, (d,)):
@@ -807,16 +948,18 @@ def average_curvature(
     subspace: Subspace,
     m_values: Sequence[int],
     *,
-    n_directions: int = 20,
-    method: str = "finite_difference",
+    estimator: CurvatureEstimator | None = None,
+    method: str | None = None,
     h: float | None = None,
     beta: float | None = None,
-    random_state=0,
-    point: str = "boundary",
-    candidates: int = 10,
-    deepfool_result=None,
-    progress: ProgressFn | None = None,
+    point: str | None = None,
     chunk_size: int | None = None,
+    n_directions: int = 20,
+    random_state: Any = 0,
+    candidates: int = 10,
+    deepfool_result: DeepFoolResult | None = None,
+    progress: ProgressFn | None = None,
+    executor: PointExecutor | None = None,
 ) -> CurvatureCurve:
     """Average curvature ``K_S(x) = E_{v ∼ unit sphere of S_m} (Pv)ᵀH_z(Pv)/‖Pv‖²`` versus m (Fig. 7a).
 
@@ -830,14 +973,16 @@ def average_curvature(
     xs : (n, C, H, W) — held-out points, pixel space; not modified
     subspace : Subspace — S_c, S_f or a random subspace, of dimension ≥ max(m_values)
     m_values : sequence of int in [1, subspace.m]
+    estimator : CurvatureEstimator, optional — how ``(Pv)ᵀH(Pv)`` is evaluated (second difference
+        of F at scale h for finite_difference, exact quadratic form otherwise) and at which point;
+        see :mod:`geometry.hessian`
+    method, h, beta, point, chunk_size : the same as loose keywords (:func:`geometry.hessian.as_estimator`)
     n_directions : int ≥ 1
-    method, h, beta : how ``(Pv)ᵀH(Pv)`` is evaluated (second difference of F at scale h for
-        finite_difference, exact quadratic form otherwise) — see :mod:`geometry.hessian`
-    random_state : int or torch.Generator — the random directions
-    point : {"boundary", "inside"}
+    random_state : int or torch.Generator — the random directions (an int with an executor)
     candidates, deepfool_result : DeepFool settings / reuse a run on ``xs``
     progress : callable(fraction, message), optional — called once per m
-    chunk_size : int, optional — as in :func:`curved_subspace`
+    executor : PointExecutor, optional — split the points over workers; each evaluates its share
+        (resumable from the executor's shard cache), the per-point values are gathered in order
 
     Returns
     -------
@@ -852,6 +997,7 @@ def average_curvature(
 
     Source: ICLR 2018 §5, Fig. 7(a); DESIGN §4 "Curvature versus m".
     """
+    est = as_estimator(estimator, method=method, h=h, beta=beta, point=point, chunk_size=chunk_size).resolve(clf)
     xs = check_images(xs, clf.input_shape, name="xs")
     if subspace.d != clf.d:
         raise InvalidInputError(f"subspace lives in dimension {subspace.d}, the classifier in d = {clf.d}")
@@ -860,43 +1006,59 @@ def average_curvature(
         raise InvalidInputError("m_values must not be empty")
     if isinstance(n_directions, bool) or not isinstance(n_directions, (int, np.integer)) or n_directions < 1:
         raise InvalidInputError(f"n_directions must be a positive integer, got {n_directions!r}")
-    gen = _generator(random_state)
+    gen = _generator(_seed(random_state, executor))
+    run = LOCAL if executor is None else executor
     _call(progress, 0.0, f"DeepFool on {len(xs)} points")
-    _df, _keep, op, normals, gn, n_dropped = _boundary_points(
-        clf,
-        xs,
-        point=point,
-        candidates=candidates,
-        deepfool_result=deepfool_result,
-        method=method,
-        h=h,
-        beta=beta,
-        chunk_size=chunk_size,
-    )
-    F0 = op.F()
-    gnd = gn.double().cpu()
+    b = _boundary_points(clf, xs, est, candidates=candidates, deepfool_result=deepfool_result, executor=run)
     B = subspace.basis.double()
-    per_point, kappa_pp = [], []
-    for i, mm in enumerate(ms):
+    directions = []
+    for mm in ms:  # drawn on every worker, whatever its share: the same directions for all points
         g = torch.randn(int(n_directions), mm, generator=gen, dtype=torch.float64)
         V = g @ B[:, :mm].T
-        V = V / V.norm(dim=1, keepdim=True)
-        K, _ = _tangent_curvatures(op, normals, V, F0)
-        ks = torch.nanmean(K, dim=1)
-        per_point.append(ks)
-        kappa_pp.append(ks / gnd)
-        _call(progress, (i + 1) / len(ms), f"m = {mm}: {int(n_directions)} directions × {op.n} points")
+        directions.append(V / V.norm(dim=1, keepdim=True))
+
+    def compute(lo: int, hi: int) -> dict[str, torch.Tensor]:
+        if b.op is None:
+            empty = torch.zeros(len(ms), 0, dtype=torch.float64)
+            return {"per_point": empty, "kappa_per_point": empty.clone()}
+        F0 = b.op.F()
+        gnd = b.gn.double().cpu()
+        per_point, kappa_pp = [], []
+        for i, (mm, V) in enumerate(zip(ms, directions, strict=True)):
+            K, _ = _tangent_curvatures(b.op, b.normals, V, F0)
+            ks = torch.nanmean(K, dim=1)
+            per_point.append(ks)
+            kappa_pp.append(ks / gnd)
+            _call(progress, (i + 1) / len(ms), f"m = {mm}: {int(n_directions)} directions × {b.op.n} points")
+        return {"per_point": torch.stack(per_point), "kappa_per_point": torch.stack(kappa_pp)}
+
+    def key() -> dict[str, Any]:
+        return {
+            "study": "curvature-curve",
+            "network": _weights_digest(clf),
+            "xs": _digest(xs),
+            "df": _df_digest(b.df),
+            "basis": _digest(subspace.basis),
+            "ms": ms,
+            "n_directions": int(n_directions),
+            "seed": int(random_state),
+            **est.key(),
+        }
+
+    parts = run.map_shards(len(xs), f"curve-{subspace.kind}", key, compute)
+    P = torch.cat([p["per_point"] for p in parts], dim=1)
+    KP = torch.cat([p["kappa_per_point"] for p in parts], dim=1)
     return _curve_from_per_point(
-        torch.stack(per_point),
-        torch.stack(kappa_pp),
+        P,
+        KP,
         ms,
-        n_dropped=n_dropped,
+        n_dropped=len(xs) - P.shape[1],
         n_directions=int(n_directions),
         kind=subspace.kind,
-        method=op.method,
-        h=op.h,
-        beta=op.beta,
-        point=point,
+        method=est.method,
+        h=est.h,
+        beta=est.beta,
+        point=est.point,
     )
 
 
@@ -915,7 +1077,7 @@ def _curve_from_per_point(
 ) -> CurvatureCurve:
     """The :class:`CurvatureCurve` of per-point curvatures ``P`` (K_S) and ``KP`` (κ), both (len(ms), n): means,
     population std and the share of positive points over the n points (also used by the sharded curve of
-    :mod:`geometry.runtime.distributed`, which gathers P and KP from the ranks)."""
+    :func:`average_curvature`, whose workers' P and KP are gathered first)."""
     n = P.shape[1]
     return CurvatureCurve(
         m_values=torch.tensor(list(ms), dtype=torch.long),
@@ -939,8 +1101,9 @@ def _curve_from_per_point(
 
 
 # ---------------------------------------------------------------------------------------- save / load
-_TENSOR_FIELDS = ("basis", "eigenvalues", "curvatures", "kappas")
+_TENSOR_FIELDS = ("basis", "spectrum", "curvatures", "kappas")
 _META_FIELDS = (
+    "spectrum_kind",
     "asymmetry",
     "kind",
     "n",
@@ -956,10 +1119,10 @@ _META_FIELDS = (
     "input_shape",
 )
 _META_KEY = "boundary_atlas_subspace"
-_FORMAT = 2  # 2: verified files (geometry.cache.save_tensors: SHA-256 + format version)
+_FORMAT = 3  # 2: verified files (geometry.cache.save_tensors: SHA-256 + format version); 3: spectrum + spectrum_kind
 
 
-def save_subspace(path, s: Subspace) -> Path:
+def save_subspace(path: str | Path, s: Subspace) -> Path:
     """Write a :class:`Subspace` to ``path`` atomically, without pickled code.
 
     Format: safetensors (the four tensors + JSON metadata) with a format version and a SHA-256 of
@@ -972,7 +1135,7 @@ def save_subspace(path, s: Subspace) -> Path:
     return save_tensors(Path(path), tensors, {_META_KEY: json.dumps(meta)}, version=_FORMAT)
 
 
-def load_subspace(path) -> Subspace:
+def load_subspace(path: str | Path) -> Subspace:
     """Read and verify a :class:`Subspace` written by :func:`save_subspace` (never unpickles code).
 
     Raises

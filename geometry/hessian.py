@@ -54,16 +54,25 @@ import copy
 import math
 import warnings
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from .classifier import Classifier, check_images
-from .errors import InvalidInputError
+from .errors import AtlasError, InvalidInputError
 
 __all__ = [
     "METHODS",
+    "POINTS",
+    "CurvatureEstimator",
+    "as_estimator",
+    "exact_hvp",
+    "LanczosResult",
+    "lanczos_top",
     "default_h",
     "default_beta",
     "default_chunk_size",
@@ -79,6 +88,8 @@ __all__ = [
 ]
 
 METHODS = ("finite_difference", "exact", "smoothed")
+#: Where the Hessian is taken: ``z = x + r(x)`` ("boundary") or ``x + 0.8·r(x)`` ("inside", the authors' code).
+POINTS = ("boundary", "inside")
 
 
 # ---------------------------------------------------------------------------------------- scales
@@ -109,8 +120,151 @@ def default_beta(clf: Classifier) -> float:
     return 10.0 / clf.bounds_range
 
 
+# ---------------------------------------------------------------------------------------- the estimator
+def _positive(value: object, name: str, unit: str = "") -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a positive finite number{unit}, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise InvalidInputError(f"{name} must be a positive finite number{unit}, got {v}")
+    return v
+
+
+@dataclass(frozen=True)
+class CurvatureEstimator:
+    """How the curvature of the boundary is estimated: one frozen value instead of a clump of arguments.
+
+    Every function that applies ``H_z`` (:func:`boundary_operator`, :func:`hvp`,
+    :func:`geometry.curvature.curved_subspace`, :func:`~geometry.curvature.curvature_along`,
+    :func:`~geometry.curvature.average_curvature`, the studies) takes one of these. Scales left at
+    ``None`` mean "the default for this network"; :meth:`resolve` fills them in — the *only* place
+    where the default ``h`` (:func:`default_h`), ``beta`` (:func:`default_beta`) and chunk size
+    (:func:`default_chunk_size`) are applied.
+
+    Attributes
+    ----------
+    method : {"finite_difference", "exact", "smoothed"} — how ``H v`` is computed (module docstring)
+    h : float or None — finite-difference scale, pixel units (kept only for finite_difference;
+        ``None`` = :func:`default_h`)
+    beta : float or None — softplus sharpness of the smooth twin (kept only for smoothed;
+        ``None`` = :func:`default_beta`)
+    point : {"boundary", "inside"} — the Hessian at ``z = x + r(x)`` or at ``x + 0.8·r(x)`` (the
+        authors' code)
+    tangent : bool — S_c averages the tangent-projected ``P_i H_i P_i`` (True, the paper) or ``H_i``
+    chunk_size : int or None — (point, direction) pairs per batched network call (``None`` =
+        :func:`default_chunk_size`); bounds memory, does not define the result
+
+    Raises
+    ------
+    InvalidInputError
+        unknown method or point; non-positive or non-finite h / beta (for the method that uses it).
+
+    Source: ICLR 2018 §4–5 (curvature at scale h, S_c at boundary points); DESIGN §4.
+    """
+
+    method: str = "finite_difference"
+    h: float | None = None
+    beta: float | None = None
+    point: str = "boundary"
+    tangent: bool = True
+    chunk_size: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidInputError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.point not in POINTS:
+            raise InvalidInputError(f"point must be 'boundary' or 'inside', got {self.point!r}")
+        h = beta = None
+        if self.method == "finite_difference" and self.h is not None:
+            h = _positive(self.h, "h", " (pixel units)")
+        if self.method == "smoothed" and self.beta is not None:
+            beta = _positive(self.beta, "beta")
+        object.__setattr__(self, "h", h)  # a scale the method does not use is dropped: equal estimators, equal keys
+        object.__setattr__(self, "beta", beta)
+        object.__setattr__(self, "tangent", bool(self.tangent))
+        if self.chunk_size is not None:
+            object.__setattr__(self, "chunk_size", max(1, int(self.chunk_size)))
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether the method's scale (and the chunk size) are set."""
+        scale_set = {"finite_difference": self.h is not None, "smoothed": self.beta is not None}.get(self.method, True)
+        return scale_set and self.chunk_size is not None
+
+    def resolve(self, clf: Classifier) -> CurvatureEstimator:
+        """This estimator with the defaults of ``clf`` filled in (``h``, ``beta``, ``chunk_size``).
+
+        The one place where the defaults are applied: ``h = 10·√d·(bounds range)/512``
+        (:func:`default_h`) for finite differences, ``β = 10/(bounds range)`` (:func:`default_beta`)
+        for the smoothed twin, ``chunk_size = clamp(2**22 // d, 1, 256)``. Idempotent.
+        """
+        return replace(
+            self,
+            h=default_h(clf) if self.method == "finite_difference" and self.h is None else self.h,
+            beta=default_beta(clf) if self.method == "smoothed" and self.beta is None else self.beta,
+            chunk_size=default_chunk_size(clf.d) if self.chunk_size is None else self.chunk_size,
+        )
+
+    @property
+    def scale(self) -> float | None:
+        """``h`` for finite differences, ``beta`` for the smoothed twin, ``None`` for exact."""
+        return self.h if self.method == "finite_difference" else self.beta
+
+    def key(self) -> dict[str, Any]:
+        """JSON-able description for cache keys: method, h, beta (as ``repr``), point, tangent
+        (not the chunk size, which does not define the result). Resolve first."""
+        return {
+            "method": self.method,
+            "h": repr(self.h),
+            "beta": repr(self.beta),
+            "point": self.point,
+            "tangent": self.tangent,
+        }
+
+    def describe(self) -> str:
+        """One line for figures and logs, e.g. ``"finite differences, h = 0.156"``."""
+        if self.method == "finite_difference":
+            return "finite differences, h = " + ("default" if self.h is None else f"{self.h:.3g}")
+        if self.method == "smoothed":
+            return "smoothed twin, β = " + ("default" if self.beta is None else f"{self.beta:.3g}")
+        return "exact Hessian"
+
+
+def as_estimator(
+    estimator: CurvatureEstimator | None = None,
+    *,
+    method: str | None = None,
+    h: float | None = None,
+    beta: float | None = None,
+    point: str | None = None,
+    tangent: bool | None = None,
+    chunk_size: int | None = None,
+) -> CurvatureEstimator:
+    """``estimator``, or one built from the loose keywords of the public functions (never both).
+
+    The thin keyword path kept by :func:`hvp`, :func:`boundary_operator` and the public functions of
+    :mod:`geometry.curvature` (``method=``, ``h=``, ...): unset keywords take the
+    :class:`CurvatureEstimator` defaults. Not resolved (see :meth:`CurvatureEstimator.resolve`).
+
+    Raises
+    ------
+    InvalidInputError
+        both ``estimator`` and a keyword given; invalid settings (as :class:`CurvatureEstimator`).
+    """
+    loose = {"method": method, "h": h, "beta": beta, "point": point, "tangent": tangent, "chunk_size": chunk_size}
+    given = {k: v for k, v in loose.items() if v is not None}
+    if estimator is not None:
+        if given:
+            raise InvalidInputError(f"pass either estimator= or the keywords {sorted(given)}, not both")
+        if not isinstance(estimator, CurvatureEstimator):
+            raise InvalidInputError(f"estimator must be a CurvatureEstimator, got {type(estimator).__name__}")
+        return estimator
+    return CurvatureEstimator(**given)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------------------- helpers
-def _as_labels(labels, n: int, num_classes: int, name: str) -> torch.Tensor:
+def _as_labels(labels: Any, n: int, num_classes: int, name: str) -> torch.Tensor:
     t = torch.as_tensor(labels)
     if t.dim() == 0:
         t = t.expand(n)
@@ -124,7 +278,9 @@ def _as_labels(labels, n: int, num_classes: int, name: str) -> torch.Tensor:
     return t
 
 
-def _check_pair(clf: Classifier, x, labels, adv_labels, name: str = "z"):
+def _check_pair(
+    clf: Classifier, x: Any, labels: Any, adv_labels: Any, name: str = "z"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x = check_images(x, clf.input_shape, allow_single=True, name=name)
     n = len(x)
     lab = _as_labels(labels, n, clf.num_classes, "labels")
@@ -143,7 +299,9 @@ def _F_of(network: nn.Module, x: torch.Tensor, labels: torch.Tensor, adv_labels:
     return out.gather(1, adv_labels[:, None]).squeeze(1) - out.gather(1, labels[:, None]).squeeze(1)
 
 
-def _grad_F(network, x, labels, adv_labels):
+def _grad_F(
+    network: nn.Module, x: torch.Tensor, labels: torch.Tensor, adv_labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(F (P,), ∇F (P, *shape)) of a batch, one forward + one backward, detached."""
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
@@ -228,7 +386,7 @@ def smooth_twin(network: nn.Module, beta: float) -> nn.Module:
 
 # ---------------------------------------------------------------------------------------- F and ∇F
 @torch.no_grad()
-def boundary_function(clf: Classifier, x: torch.Tensor, labels, adv_labels) -> torch.Tensor:
+def boundary_function(clf: Classifier, x: torch.Tensor, labels: Any, adv_labels: Any) -> torch.Tensor:
     """Boundary function ``F(x_i) = f_{adv_i}(x_i) − f_{label_i}(x_i)`` of a batch, per sample.
 
     Parameters
@@ -273,7 +431,7 @@ class BoundaryGradient:
     normal: torch.Tensor
 
 
-def boundary_gradient(clf: Classifier, x: torch.Tensor, labels, adv_labels) -> BoundaryGradient:
+def boundary_gradient(clf: Classifier, x: torch.Tensor, labels: Any, adv_labels: Any) -> BoundaryGradient:
     """``F``, ``∇F`` and the unit normal at a batch of points (one forward, one backward).
 
     Parameters and errors as :func:`boundary_function`. ``x`` is not modified.
@@ -284,6 +442,164 @@ def boundary_gradient(clf: Classifier, x: torch.Tensor, labels, adv_labels) -> B
     F, g = F.to(x.device), g.to(x.device)  # results where the caller's points were
     nrm, unit = _unit(g.flatten(1))
     return BoundaryGradient(F=F, grad=g, grad_norm=nrm, normal=unit.reshape(g.shape))
+
+
+# ---------------------------------------------------------------------------------------- one HVP, one eigen-solver
+def exact_hvp(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    mode: Literal["auto", "reverse"] = "auto",
+) -> torch.Tensor:
+    """Exact Hessian-vector product ``∇²f(x) v`` of a scalar function by automatic differentiation.
+
+    The one HVP of the package: the boundary operator's exact / smoothed products and the loss
+    Hessian of :mod:`geometry.profile` both go through it. For a batch, let ``f`` return the *sum*
+    of independent per-sample values (then row i of the result is ``H_i v_i``).
+
+    Parameters
+    ----------
+    f : callable, tensor shaped like ``x`` → scalar tensor
+    x : tensor — the point (any shape); not modified
+    v : tensor, shape of ``x`` — the direction
+    mode : "auto" — forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``), falling back
+        to reverse-over-reverse (double backward) when an operator has no forward-mode derivative;
+        "reverse" — reverse-over-reverse only
+
+    Returns
+    -------
+    tensor, shape and dtype of ``x``, detached — zeros where ``f`` does not depend on ``x``.
+
+    Source: Pearlmutter (1994), "Fast exact multiplication by the Hessian"; DESIGN §4
+    "Hessian-vector products".
+    """
+    if mode == "auto":
+        try:
+            with warnings.catch_warnings():
+                # forward AD loads its decompositions through torch.jit.script once (a FutureWarning)
+                warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+                # jvp is typed as returning a 2- or 3-tuple (has_aux); without aux it is (out, tangent)
+                hv = torch.func.jvp(torch.func.grad(f), (x,), (v,))[1]
+            return hv.detach()
+        except (RuntimeError, NotImplementedError):  # no forward-mode rule: reverse-over-reverse
+            pass
+    elif mode != "reverse":
+        raise InvalidInputError(f"mode must be 'auto' or 'reverse', got {mode!r}")
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        y = f(xg)
+        if not y.requires_grad:
+            return torch.zeros_like(x)
+        (g,) = torch.autograd.grad(y, xg, create_graph=True, allow_unused=True)
+        if g is None or not g.requires_grad:
+            return torch.zeros_like(x)
+        (hv,) = torch.autograd.grad((g * v).sum(), xg, allow_unused=True)
+    return torch.zeros_like(x) if hv is None else hv.detach()
+
+
+class LanczosBreakdown(AtlasError):
+    """ARPACK stopped with an error (not a mere lack of convergence), e.g. on a vanishing operator."""
+
+    def __init__(self, message: str, n_apply: int) -> None:
+        super().__init__(message)
+        self.n_apply = n_apply
+
+
+@dataclass(frozen=True)
+class LanczosResult:
+    """Output of :func:`lanczos_top`.
+
+    Attributes
+    ----------
+    values : (k,) float64 ndarray — Ritz values in ARPACK's order (not sorted)
+    vectors : (d, k) float64 ndarray or None — Ritz vectors (columns), None without eigenvectors
+    n_apply : int — operator applications (one direction each)
+    converged : bool — False when ARPACK stopped early but had already converged ≥ k pairs
+    """
+
+    values: np.ndarray
+    vectors: np.ndarray | None
+    n_apply: int
+    converged: bool
+
+
+def lanczos_top(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    d: int,
+    k: int,
+    *,
+    which: Literal["LA", "LM", "SA"] = "LA",
+    v0: np.ndarray,
+    tol: float = 0.0,
+    maxiter: int | None = None,
+    ncv: int | None = None,
+    return_eigenvectors: bool = True,
+    on_apply: Callable[[int], None] | None = None,
+) -> LanczosResult:
+    """``k`` extreme eigenpairs of a symmetric matrix-free operator by Lanczos (``scipy.sparse.linalg.eigsh``).
+
+    The one eigen-solver seam: S_c (:func:`geometry.curvature.curved_subspace`, one process or
+    sharded) and the loss-curvature profile (:func:`geometry.profile.hessian_top_eigenvalues`) call
+    it. ARPACK lives in NumPy on the host: each application sends ``d`` numbers each way; the work
+    inside ``apply`` stays where the caller put it.
+
+    Parameters
+    ----------
+    apply : callable, (1, d) float64 CPU tensor (one direction per row) → (1, d) tensor (any
+        dtype or device; converted to float64 on the host)
+    d : int — dimension; k : int — number of eigenpairs, 1 ≤ k < d
+    which : "LA" (largest algebraic, S_c), "LM" (largest magnitude, the profile) or "SA"
+    v0 : (d,) float64 ndarray — start vector (makes the run reproducible)
+    tol, maxiter, ncv : passed to ``eigsh`` (tol 0 = machine precision)
+    return_eigenvectors : bool
+    on_apply : callable(number of applications so far), optional — after every application
+
+    Returns
+    -------
+    LanczosResult
+
+    Raises
+    ------
+    AtlasError
+        ARPACK converged to fewer than k pairs.
+    LanczosBreakdown
+        ARPACK failed (its error and the applications so far attached); e.g. a vanishing operator.
+
+    Source: Lehoucq, Sorensen & Yang, "ARPACK Users' Guide" (1998), implicitly restarted Lanczos.
+    """
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
+
+    count = [0]
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        v_t = torch.from_numpy(np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)))
+        out = apply(v_t[None])[0].double().cpu().numpy()
+        count[0] += 1
+        if on_apply is not None:
+            on_apply(count[0])
+        return out
+
+    lin = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
+    try:
+        found = eigsh(
+            lin, k=k, which=which, v0=v0, tol=tol, maxiter=maxiter, ncv=ncv, return_eigenvectors=return_eigenvectors
+        )
+    except ArpackNoConvergence as exc:
+        if exc.eigenvalues is not None and len(exc.eigenvalues) >= k:
+            vecs = exc.eigenvectors if return_eigenvectors else None
+            return LanczosResult(np.asarray(exc.eigenvalues), vecs, count[0], False)
+        got = 0 if exc.eigenvalues is None else len(exc.eigenvalues)
+        raise AtlasError(
+            f"eigsh converged to {got} of the m={k} requested eigenpairs after {count[0]} "
+            f"operator applications; try a larger tol (now {tol}), a smaller m, or a larger ncv"
+        ) from exc
+    except ArpackError as exc:
+        raise LanczosBreakdown(f"eigsh failed ({exc}) after {count[0]} operator applications", count[0]) from exc
+    if return_eigenvectors:
+        values, vectors = found
+        return LanczosResult(np.asarray(values), np.asarray(vectors), count[0], True)
+    return LanczosResult(np.asarray(found), None, count[0], True)
 
 
 # ---------------------------------------------------------------------------------------- operator
@@ -303,10 +619,9 @@ class BoundaryOperator:
     network : nn.Module — the network differentiated (``clf.network`` or its smooth twin)
     z : (N, C, H, W) — the points, in the network's dtype and on its device
     labels, adv_labels : (N,) int64, on the network's device
-    method : {"finite_difference", "exact", "smoothed"}
-    h : float or None — finite-difference scale (pixel units), ``None`` unless finite_difference
-    beta : float or None — softplus sharpness of the twin, ``None`` unless smoothed
-    chunk_size : int
+    estimator : CurvatureEstimator — resolved (:meth:`CurvatureEstimator.resolve`); ``method``,
+        ``h`` (pixel units, ``None`` unless finite_difference), ``beta`` (``None`` unless smoothed)
+        and ``chunk_size`` are read from it
     input_shape : (C, H, W)
     """
 
@@ -314,11 +629,24 @@ class BoundaryOperator:
     z: torch.Tensor
     labels: torch.Tensor
     adv_labels: torch.Tensor
-    method: str
-    h: float | None
-    beta: float | None
-    chunk_size: int
+    estimator: CurvatureEstimator
     input_shape: tuple[int, int, int]
+
+    @property
+    def method(self) -> str:
+        return self.estimator.method
+
+    @property
+    def h(self) -> float | None:
+        return self.estimator.h
+
+    @property
+    def beta(self) -> float | None:
+        return self.estimator.beta
+
+    @property
+    def chunk_size(self) -> int:
+        return int(self.estimator.chunk_size or 1)
 
     @property
     def n(self) -> int:
@@ -338,7 +666,7 @@ class BoundaryOperator:
         return self.h if self.method == "finite_difference" else self.beta
 
     # -------------------------------------------------------------- internals
-    def _prep(self, u: torch.Tensor, index) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prep(self, u: torch.Tensor, index: Any) -> tuple[torch.Tensor, torch.Tensor]:
         u = torch.as_tensor(u)
         if u.dim() != 2 or u.shape[1] != self.d:
             raise InvalidInputError(f"directions must have shape (P, {self.d}), got {tuple(u.shape)}")
@@ -351,42 +679,24 @@ class BoundaryOperator:
             raise InvalidInputError(f"index must have shape ({len(u)},), got {tuple(index.shape)}")
         return u.to(device=self.z.device, dtype=self.dtype), index
 
-    def _chunks(self, P: int):
+    def _chunks(self, P: int) -> Iterator[slice]:
         step = max(1, int(self.chunk_size))
         for s in range(0, P, step):
             yield slice(s, min(P, s + step))
 
-    def _sub(self, idx: torch.Tensor):
+    def _sub(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.z[idx], self.labels[idx], self.adv_labels[idx]  # idx, labels: on z's device
 
-    def _exact_chunk(self, z, lab, adv, u):
+    def _exact_chunk(self, z: torch.Tensor, lab: torch.Tensor, adv: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         net = self.network
 
-        def F_sum(x):
+        def F_sum(x: torch.Tensor) -> torch.Tensor:
             return _F_of(net, x, lab, adv).sum()
 
-        try:
-            with warnings.catch_warnings():
-                # forward AD loads its decompositions through torch.jit.script once (a FutureWarning)
-                warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-                # jvp is typed as returning a 2- or 3-tuple (has_aux); without aux it is (out, tangent)
-                hv = torch.func.jvp(torch.func.grad(F_sum), (z,), (u,))[1]
-            return hv.detach()
-        except (RuntimeError, NotImplementedError):  # no forward-mode rule: reverse-over-reverse
-            pass
-        with torch.enable_grad():
-            x = z.detach().requires_grad_(True)
-            F = _F_of(net, x, lab, adv)
-            if not F.requires_grad:
-                return torch.zeros_like(z)
-            (g,) = torch.autograd.grad(F.sum(), x, create_graph=True, allow_unused=True)
-            if g is None or not g.requires_grad:
-                return torch.zeros_like(z)
-            (hv,) = torch.autograd.grad((g * u).sum(), x, allow_unused=True)
-        return torch.zeros_like(z) if hv is None else hv.detach()
+        return exact_hvp(F_sum, z, u)
 
     # -------------------------------------------------------------- public
-    def F(self, u: torch.Tensor | None = None, index=None, *, step: float = 1.0) -> torch.Tensor:
+    def F(self, u: torch.Tensor | None = None, index: Any = None, *, step: float = 1.0) -> torch.Tensor:
         """``F(z_index + step·u)`` per row (P,); with ``u=None``, ``F(z)`` at every point (N,)."""
         with torch.no_grad():
             if u is None:
@@ -413,7 +723,7 @@ class BoundaryOperator:
             out.append(_grad_F(self.network, z, lab, adv)[1].flatten(1))
         return torch.cat(out) if out else torch.zeros(0, self.d, dtype=self.dtype, device=self.z.device)
 
-    def hvp(self, u: torch.Tensor, index=None) -> torch.Tensor:
+    def hvp(self, u: torch.Tensor, index: Any = None) -> torch.Tensor:
         """``H_{z_index} u`` per row, (P, d) in the operator's dtype.
 
         finite_difference: ``(∇F(z + h û) − ∇F(z − h û))/(2h)·‖u‖`` (2 gradients per row, one
@@ -437,7 +747,7 @@ class BoundaryOperator:
                 out.append(self._exact_chunk(z, lab, adv, uc.reshape(z.shape)).flatten(1))
         return torch.cat(out) if out else torch.zeros(0, self.d, dtype=self.dtype, device=self.z.device)
 
-    def second_difference(self, u: torch.Tensor, index=None, *, F0: torch.Tensor | None = None) -> torch.Tensor:
+    def second_difference(self, u: torch.Tensor, index: Any = None, *, F0: torch.Tensor | None = None) -> torch.Tensor:
         """``(F(z + h û) − 2F(z) + F(z − h û)) / h² · ‖u‖²`` per row (P,): ``uᵀHu`` at scale ``h``.
 
         Re-evaluates the curvature along a direction from values of ``F`` only (2 forwards per row;
@@ -461,7 +771,7 @@ class BoundaryOperator:
                 out.append((Fs[:k] - 2.0 * F0 + Fs[k:]) / self.h**2 * nrm[sl] ** 2)
         return torch.cat(out) if out else torch.zeros(0, dtype=self.dtype, device=self.z.device)
 
-    def quadratic_form(self, u: torch.Tensor, index=None, *, F0: torch.Tensor | None = None) -> torch.Tensor:
+    def quadratic_form(self, u: torch.Tensor, index: Any = None, *, F0: torch.Tensor | None = None) -> torch.Tensor:
         """``uᵀ H u`` per row (P,): the second difference of ``F`` for finite_difference (``F0`` as in
         :meth:`second_difference`), the exact quadratic form ``uᵀ(Hu)`` for exact / smoothed."""
         if self.method == "finite_difference":
@@ -470,29 +780,14 @@ class BoundaryOperator:
         return (u2 * self.hvp(u2, index)).sum(1)
 
 
-def _resolve(clf: Classifier, method: str, h, beta) -> tuple[str, float | None, float | None]:
-    if method not in METHODS:
-        raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "finite_difference":
-        h = default_h(clf) if h is None else float(h)
-        if not (math.isfinite(h) and h > 0):
-            raise InvalidInputError(f"h must be a positive finite number (pixel units), got {h}")
-        return method, h, None
-    if method == "smoothed":
-        beta = default_beta(clf) if beta is None else float(beta)
-        if not (math.isfinite(beta) and beta > 0):
-            raise InvalidInputError(f"beta must be a positive finite number, got {beta}")
-        return method, None, beta
-    return method, None, None
-
-
 def boundary_operator(
     clf: Classifier,
     z: torch.Tensor,
-    labels,
-    adv_labels,
+    labels: Any,
+    adv_labels: Any,
     *,
-    method: str = "finite_difference",
+    estimator: CurvatureEstimator | None = None,
+    method: str | None = None,
     h: float | None = None,
     beta: float | None = None,
     chunk_size: int | None = None,
@@ -504,10 +799,10 @@ def boundary_operator(
     clf : Classifier
     z : (N, C, H, W) — points (usually boundary points ``x + r(x)``), pixel space; not modified
     labels, adv_labels : (N,) int — ``k_hat(x)`` and the DeepFool label ``j`` (must differ)
-    method : {"finite_difference", "exact", "smoothed"}
-    h : float, optional — finite-difference scale in pixel units, default :func:`default_h`
-    beta : float, optional — smooth-twin sharpness, default :func:`default_beta`
-    chunk_size : int, optional — rows per batched network call, default :func:`default_chunk_size`
+    estimator : CurvatureEstimator, optional — how ``H v`` is computed (default: finite differences
+        at :func:`default_h`); resolved here (:meth:`CurvatureEstimator.resolve`)
+    method, h, beta, chunk_size : the same as loose keywords (:func:`as_estimator`; not together
+        with ``estimator``)
 
     Raises
     ------
@@ -516,21 +811,18 @@ def boundary_operator(
         module to swap.
     """
     z, lab, adv = _check_pair(clf, z, labels, adv_labels)
-    method, h, beta = _resolve(clf, method, h, beta)
+    est = as_estimator(estimator, method=method, h=h, beta=beta, chunk_size=chunk_size).resolve(clf)
     network = clf.network
     dev = clf.device  # the API boundary: points and labels move to the network's device once
-    if method == "smoothed":
-        assert beta is not None  # _resolve always sets beta for "smoothed"
-        network = smooth_twin(clf.network, beta)
+    if est.method == "smoothed":
+        assert est.beta is not None  # resolve() always sets beta for "smoothed"
+        network = smooth_twin(clf.network, est.beta)
     return BoundaryOperator(
         network=network,
         z=z.detach().to(device=dev, dtype=clf.dtype).clone(),
         labels=lab.to(dev),
         adv_labels=adv.to(dev),
-        method=method,
-        h=h,
-        beta=beta,
-        chunk_size=default_chunk_size(clf.d) if chunk_size is None else max(1, int(chunk_size)),
+        estimator=est,
         input_shape=tuple(clf.input_shape),  # type: ignore[arg-type]
     )
 
@@ -557,7 +849,7 @@ class HVPResult:
     n_hvp: int
 
 
-def _directions(clf: Classifier, v, n: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...], tuple[int, ...]]:
+def _directions(clf: Classifier, v: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...], tuple[int, ...]]:
     """Flatten v of shape (N, *shape) / (N, d) / (N, K, *shape) / (N, K, d) into (P, d) + index.
 
     Also returns v's shape and its leading shape ((N,) or (N, K))."""
@@ -581,11 +873,12 @@ def _directions(clf: Classifier, v, n: int) -> tuple[torch.Tensor, torch.Tensor,
 def hvp(
     clf: Classifier,
     z: torch.Tensor,
-    labels,
-    adv_labels,
+    labels: Any,
+    adv_labels: Any,
     v: torch.Tensor,
     *,
-    method: str = "finite_difference",
+    estimator: CurvatureEstimator | None = None,
+    method: str | None = None,
     h: float | None = None,
     beta: float | None = None,
     chunk_size: int | None = None,
@@ -598,9 +891,10 @@ def hvp(
     z : (N, C, H, W) — points (boundary points ``x + r(x)``), pixel space
     labels, adv_labels : (N,) int — ``k_hat`` and DeepFool label; ``F = f_adv − f_label``
     v : (N, C, H, W), (N, d), or (N, K, C, H, W) / (N, K, d) for K directions per point
-    method : {"finite_difference", "exact", "smoothed"} — see the module docstring
-    h : float, optional — finite-difference scale (pixel units), default :func:`default_h`
-    beta : float, optional — smooth-twin sharpness, default :func:`default_beta`
+    estimator : CurvatureEstimator, optional — method ("finite_difference", "exact", "smoothed";
+        see the module docstring) and scale (``h`` default :func:`default_h`, ``beta`` default
+        :func:`default_beta`); ``point`` / ``tangent`` do not apply here
+    method, h, beta, chunk_size : the same as loose keywords (:func:`as_estimator`)
 
     Returns
     -------
@@ -618,7 +912,8 @@ def hvp(
     ``"finite_difference"`` (curvature at scale ``h``) or ``"smoothed"`` (curvature of the
     softplus twin) for those. Source: ICLR 2018 §5; DESIGN §4 "Hessian-vector products".
     """
-    op = boundary_operator(clf, z, labels, adv_labels, method=method, h=h, beta=beta, chunk_size=chunk_size)
+    est = as_estimator(estimator, method=method, h=h, beta=beta, chunk_size=chunk_size)
+    op = boundary_operator(clf, z, labels, adv_labels, estimator=est)
     u, index, vshape, _ = _directions(clf, v, op.n)
     hv = op.hvp(u, index).to(torch.as_tensor(v).device)
     return HVPResult(hv=hv.reshape(vshape), method=op.method, h=op.h, beta=op.beta, n_hvp=len(u))
@@ -627,8 +922,8 @@ def hvp(
 def second_difference(
     clf: Classifier,
     z: torch.Tensor,
-    labels,
-    adv_labels,
+    labels: Any,
+    adv_labels: Any,
     v: torch.Tensor,
     *,
     h: float | None = None,
@@ -640,6 +935,7 @@ def second_difference(
     units times ``‖v‖²``; equals ``vᵀ H v`` exactly when ``F`` is quadratic. Source: DESIGN §4
     pitfalls (re-evaluate the curvature along returned directions).
     """
-    op = boundary_operator(clf, z, labels, adv_labels, method="finite_difference", h=h, chunk_size=chunk_size)
+    est = CurvatureEstimator(method="finite_difference", h=h, chunk_size=chunk_size)
+    op = boundary_operator(clf, z, labels, adv_labels, estimator=est)
     u, index, _, lead = _directions(clf, v, op.n)
     return op.second_difference(u, index).reshape(lead).to(torch.as_tensor(v).device)

@@ -21,15 +21,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor
 from torch.nn import functional as F
 
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
+from .hessian import exact_hvp, lanczos_top
 from .regimes import cure_penalty
 from .validation import as_generator, check_int
 
@@ -77,12 +78,13 @@ class CurvatureProfile:
 
 
 def _hvp_batched(loss: PointLoss, x: Tensor, v: Tensor) -> Tensor:
-    """``H_i v_i`` for every sample i of ``x`` (n, ...) at once (samples independent): double backprop."""
-    xa = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (g,) = torch.autograd.grad(loss(xa).sum(), xa, create_graph=True)
-        (hv,) = torch.autograd.grad((g * v).sum(), xa)
-    return hv.detach()
+    """``H_i v_i`` for every sample i of ``x`` (n, ...) at once (samples independent): double backprop
+    (:func:`geometry.hessian.exact_hvp`, reverse-over-reverse)."""
+
+    def total(t: Tensor) -> Tensor:
+        return loss(t).sum()
+
+    return exact_hvp(total, x, v, mode="reverse")
 
 
 def hessian_top_eigenvalues(
@@ -91,26 +93,29 @@ def hessian_top_eigenvalues(
     """Top-``k`` eigenvalues by magnitude of ``∇²ℓ`` at one point ``x`` (shape (1, ...)), by Lanczos.
 
     Returns ``(eigenvalues (k,) sorted by decreasing |λ|, number of HVPs)``. ``k`` is capped at d − 1
-    (ARPACK's limit).
+    (ARPACK's limit). The solver is :func:`geometry.hessian.lanczos_top` (``which="LM"``, start
+    vector from ``random_state``), the one S_c uses; each product runs on ``x``'s device.
+
+    Raises
+    ------
+    InvalidInputError
+        d < 2.
+    AtlasError
+        Lanczos converged to fewer than k eigenvalues or failed.
     """
     d = x[0].numel()
-    counter = [0]
 
-    def matvec(v: np.ndarray) -> np.ndarray:
-        # ARPACK works in NumPy on the host: one round trip of d numbers per product, the HVP itself
-        # runs on x's device
-        counter[0] += 1
-        vt = torch.as_tensor(np.asarray(v).reshape(x.shape), dtype=x.dtype, device=x.device)
-        return _hvp_batched(loss, x, vt).reshape(-1).double().cpu().numpy()
+    def apply(V: Tensor) -> Tensor:
+        vt = V[0].reshape(x.shape).to(device=x.device, dtype=x.dtype)
+        return _hvp_batched(loss, x, vt).reshape(1, -1)
 
     if d < 2:
         raise InvalidInputError(f"the Lanczos profile needs inputs of at least 2 values, got d = {d}")
-    op = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
     v0 = np.random.default_rng(random_state).standard_normal(d)
-    vals = eigsh(op, k=min(k, d - 1), which="LM", tol=tol, v0=v0, return_eigenvectors=False)
-    vals = np.asarray(vals, dtype=np.float64)
+    found = lanczos_top(apply, d, min(k, d - 1), which="LM", tol=tol, v0=v0, return_eigenvectors=False)
+    vals = np.asarray(found.values, dtype=np.float64)
     order = np.argsort(-np.abs(vals), kind="stable")
-    return vals[order][:k], counter[0]
+    return vals[order][:k], found.n_apply
 
 
 def _hutchinson(loss: PointLoss, xs: Tensor, samples: int, gen: torch.Generator) -> Tensor:
@@ -129,7 +134,7 @@ def _ce_loss(clf: Classifier, labels: Tensor) -> PointLoss:
     return loss
 
 
-def _labels(clf: Classifier, x: Tensor, labels) -> Tensor:
+def _labels(clf: Classifier, x: Tensor, labels: Any) -> Tensor:
     if labels is None:
         return clf.predict(x)  # on x's device
     y = torch.as_tensor(labels).long().reshape(-1)
@@ -138,7 +143,7 @@ def _labels(clf: Classifier, x: Tensor, labels) -> Tensor:
     return y.to(x.device)
 
 
-def finite_difference_curvature(clf: Classifier, xs: Tensor, labels=None, *, h: float) -> Tensor:
+def finite_difference_curvature(clf: Classifier, xs: Tensor, labels: Any = None, *, h: float) -> Tensor:
     """CURE's curvature at scale ``h``: ``‖∇ℓ(x + h z) − ∇ℓ(x)‖₂ / h`` per point, (N,) float64.
 
     ``labels`` default to ``k_hat(x)``. References: CURE, CVPR 2019, Eq. (5)–(6).
@@ -154,7 +159,7 @@ def finite_difference_curvature(clf: Classifier, xs: Tensor, labels=None, *, h: 
 def curvature_profile(
     clf: Classifier,
     xs: Tensor,
-    labels=None,
+    labels: Any = None,
     *,
     k: int = 10,
     h: float = 0.5,

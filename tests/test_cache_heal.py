@@ -247,7 +247,7 @@ def test_two_processes_train_the_same_entry_once(cache, tmp_path):
 @pytest.fixture(scope="module")
 def subspace_setup(digits_lenet, tmp_path_factory):
     xs = data.load_dataset("digits", split="train", limit=4).images
-    kwargs = dict(data_key="digits/train/first4", method="finite_difference", random_state=0)
+    kwargs = dict(data_key="digits/train/first4", random_state=0)
     return xs, kwargs
 
 
@@ -264,7 +264,7 @@ def test_damaged_subspace_is_recomputed_never_nan(cache, digits_lenet, subspace_
     with pytest.warns(DamagedCacheWarning, match=path.name):
         again = store.cached_subspace("curved", digits_lenet, xs, 2, **kwargs)
     assert computed == [1]
-    for name in ("basis", "eigenvalues", "curvatures", "kappas"):
+    for name in ("basis", "spectrum", "curvatures", "kappas"):
         assert torch.isfinite(getattr(again, name)).all(), name
         assert torch.allclose(getattr(again, name), getattr(fresh, name)), name
     assert read_tensors(path, version=curvature._FORMAT, finite=("basis",))  # replaced by a valid file

@@ -23,9 +23,8 @@ from geometry.compare import (
     transfer_matrix,
     transfer_sections,
 )
-from geometry.curvature import random_subspace
 from geometry.errors import InvalidInputError
-from geometry.subspaces import random_baseline
+from geometry.subspaces import random_baseline, random_subspace
 from geometry.testing import affine_classifier, quadratic_classifier, sphere_classifier
 
 SHAPE = (1, 4, 4)

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from geometry.compare import RANDOM_ROW, compare_subspaces, transfer_matrix
-from geometry.hessian import default_h
+from geometry.hessian import CurvatureEstimator, default_h
 from geometry.study import choose_points
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
@@ -44,10 +44,9 @@ def at_xi_scale(mnist_lenet, mnist_nin, points):
         mnist_nin,
         points[0],
         m=M,
-        h=H_XI,
+        estimator=CurvatureEstimator(h=H_XI),
         n_baseline=200,
         random_state=0,
-        data_key=f"mnist/train/seed0/n{N}",
     )
 
 
@@ -86,7 +85,6 @@ def test_at_the_authors_scale_the_nin_curvature_lives_on_the_border_and_is_not_s
         kinds=("curved",),
         n_baseline=200,
         random_state=0,
-        data_key=f"mnist/train/seed0/n{N}",
     )
     assert res.h == pytest.approx(default_h(mnist_lenet))
     c = _report(res, "curved")

@@ -1,9 +1,11 @@
 """Sharded studies (issue 15): 2-process gloo runs equal the single-process results; resume skips finished shards.
 
 The 2-process runs are started inside the tests (``torch.multiprocessing.start_processes``, forked;
-a process group on ``tcp://127.0.0.1:<free port>``, gloo). The references are the single-process functions
-(:func:`geometry.hessian.hvp` averaged by hand, :func:`geometry.deepfool.deepfool`,
-:func:`geometry.curvature.curved_subspace`, :func:`geometry.curvature.average_curvature`).
+a process group on ``tcp://127.0.0.1:<free port>``, gloo). The sharded runs are the one-process functions
+with the process group as their executor (:class:`~geometry.runtime.distributed.ShardContext`); the
+references are the same functions without one (:func:`geometry.hessian.hvp` averaged by hand,
+:func:`geometry.deepfool.deepfool`, :func:`geometry.curvature.curved_subspace`,
+:func:`geometry.curvature.average_curvature`, :func:`geometry.study.curvature_study`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from geometry.curvature import average_curvature, curved_subspace, random_subspace_basis
+from geometry.curvature import LocalExecutor, average_boundary_hvp, average_curvature, curved_subspace
 from geometry.data import load_dataset
 from geometry.deepfool import deepfool
 from geometry.errors import InvalidInputError
-from geometry.hessian import hvp
+from geometry.hessian import CurvatureEstimator, hvp
 from geometry.runtime.distributed import (
     ShardContext,
     cached_shard,
@@ -34,6 +36,7 @@ from geometry.runtime.distributed import (
     sharded_deepfool,
     shutdown,
 )
+from geometry.subspaces import random_subspace
 from geometry.universal import fooling_rate_vs_m
 
 N_POINTS = 23  # odd: the two shards differ in size (12 + 11)
@@ -55,7 +58,7 @@ def _directions(d: int) -> torch.Tensor:
 
 
 def _fooling_bases() -> dict:
-    return {"a": random_subspace_basis(64, M, random_state=3), "b": random_subspace_basis(64, M, random_state=4)}
+    return {"a": random_subspace(64, M, random_state=3).basis, "b": random_subspace(64, M, random_state=4).basis}
 
 
 def _xi(df: dict) -> float:
@@ -75,26 +78,38 @@ def _join(rank: int, world: int, port: int) -> ShardContext:
 
 
 # ---------------------------------------------------------------------------------------- workers
-def _equality_worker(rank: int, world: int, port: int, out: str) -> None:
-    from geometry import zoo
-    from geometry.runtime.distributed import (
-        average_boundary_hvp,
-        sharded_average_curvature,
-        sharded_curved_subspace,
-        sharded_fooling_rate_vs_m,
+def _study_settings():
+    from geometry import study
+
+    split = study.PointSplit(n_estimate=N_POINTS, n_heldout=9, n_uap=0, seed=0)
+    return study.split_points(load_dataset("digits", split="test"), load_dataset("digits", split="train"), split), (
+        study.CurvatureSettings(points=split, m_max=4, n_directions=3, method="smoothed")
     )
+
+
+def _equality_worker(rank: int, world: int, port: int, out: str) -> None:
+    from geometry import study, zoo
+    from geometry.runtime.distributed import sharded_fooling_rate_vs_m
 
     ctx = _join(rank, world, port)
     clf = zoo.load_model("digits-lenet", train=False)
     xs = _points()
-    df = sharded_deepfool(clf, xs, ctx)
+    df = ctx.deepfool(clf, xs)  # the executor's DeepFool: sharded_deepfool
     ref_df = torch.load(Path(out) / "reference_df.pt")
     keep = ref_df["keep"]
     z = (xs + ref_df["r"])[keep]
-    hv = average_boundary_hvp(clf, z, ref_df["label"][keep], ref_df["adv_label"][keep], _directions(clf.d), ctx)
-    S = sharded_curved_subspace(clf, xs, M, ctx, random_state=0, deepfool_result=df, solver="eigsh", method="smoothed")
-    curve = sharded_average_curvature(clf, xs, S, [1, 3, M], ctx, n_directions=4, random_state=1, deepfool_result=df)
+    plain = CurvatureEstimator(tangent=False)
+    hv = average_boundary_hvp(
+        clf, z, ref_df["label"][keep], ref_df["adv_label"][keep], _directions(clf.d), estimator=plain, executor=ctx
+    )
+    smoothed = CurvatureEstimator(method="smoothed")
+    S = curved_subspace(
+        clf, xs, M, estimator=smoothed, random_state=0, deepfool_result=df, solver="eigsh", executor=ctx
+    )
+    curve = average_curvature(clf, xs, S, [1, 3, M], n_directions=4, random_state=1, deepfool_result=df, executor=ctx)
     fool = sharded_fooling_rate_vs_m(clf, xs, _fooling_bases(), [1, 3, M], ctx, xi=_xi(ref_df), n_samples=5)
+    points, settings = _study_settings()
+    cs = study.curvature_study(clf, points, settings, executor=ctx)
     if ctx.is_leader:
         torch.save(
             {
@@ -110,6 +125,9 @@ def _equality_worker(rank: int, world: int, port: int, out: str) -> None:
                 "fooling_rates": fool.rates,
                 "fooling_std": fool.std,
                 "fooling_n": fool.n_points,
+                "study_basis": cs.curved.basis,
+                "study_curves": {k: c.per_point for k, c in cs.curves.items()},
+                "study_flat": cs.flat.basis,
             },
             Path(out) / "sharded.pt",
         )
@@ -186,17 +204,47 @@ def test_single_process_without_torchrun(monkeypatch):
 
 
 def test_one_rank_is_bitwise_the_single_process_study(digits_lenet):
-    from geometry.runtime.distributed import sharded_average_curvature, sharded_curved_subspace
-
     xs = _points()
     df = deepfool(digits_lenet, xs)
     ref = curved_subspace(digits_lenet, xs, M, deepfool_result=df, random_state=0)  # dense: d = 64
-    got = sharded_curved_subspace(digits_lenet, xs, M, deepfool_result=df, random_state=0)
-    assert torch.equal(ref.basis, got.basis) and torch.equal(ref.curvatures, got.curvatures)
-    assert ref.n_matvec == got.n_matvec and ref.asymmetry == got.asymmetry
-    c_ref = average_curvature(digits_lenet, xs, ref, [1, M], n_directions=3, deepfool_result=df)
-    c_got = sharded_average_curvature(digits_lenet, xs, got, [1, M], n_directions=3, deepfool_result=df)
-    assert torch.equal(c_ref.per_point, c_got.per_point) and torch.equal(c_ref.std, c_got.std)
+    for executor in (ShardContext(), LocalExecutor()):  # a group of one and the one-process executor
+        got = curved_subspace(digits_lenet, xs, M, deepfool_result=df, random_state=0, executor=executor)
+        assert torch.equal(ref.basis, got.basis) and torch.equal(ref.curvatures, got.curvatures)
+        assert torch.equal(ref.spectrum, got.spectrum) and torch.equal(ref.kappas, got.kappas)
+        assert ref.n_matvec == got.n_matvec and ref.asymmetry == got.asymmetry
+        c_ref = average_curvature(digits_lenet, xs, ref, [1, M], n_directions=3, deepfool_result=df)
+        c_got = average_curvature(digits_lenet, xs, got, [1, M], n_directions=3, deepfool_result=df, executor=executor)
+        assert torch.equal(c_ref.per_point, c_got.per_point) and torch.equal(c_ref.std, c_got.std)
+    with pytest.raises(InvalidInputError, match="random_state must be an int"):
+        curved_subspace(
+            digits_lenet, xs, M, deepfool_result=df, random_state=torch.Generator(), executor=ShardContext()
+        )
+
+
+def test_the_study_on_one_rank_is_bitwise_the_one_process_study(digits_lenet, tmp_path, monkeypatch):
+    """One Fig. 7a protocol: ``curvature_study`` with a one-rank executor (and its shard cache) equals
+    the plain call, and a rerun reads every part back from the shard cache."""
+    from geometry import study
+
+    points, settings = _study_settings()
+    monkeypatch.setenv("BOUNDARY_ATLAS_CACHE", str(tmp_path / "one"))
+    ref = study.curvature_study(digits_lenet, points, settings)
+    monkeypatch.setenv("BOUNDARY_ATLAS_CACHE", str(tmp_path / "sharded"))  # nothing shared with the plain run
+    lines: list[str] = []
+    ctx = ShardContext(log=lines.append, cache=True)
+    got = study.curvature_study(digits_lenet, points, settings, executor=ctx)
+    for name in ("curved", "flat", "random"):
+        a, b = getattr(ref, name), getattr(got, name)
+        for field in ("basis", "spectrum", "curvatures", "kappas"):  # NaN (random, S_f) compared as 0
+            assert torch.equal(getattr(a, field).nan_to_num(), getattr(b, field).nan_to_num()), (name, field)
+    for k, c in ref.curves.items():
+        assert torch.equal(c.per_point, got.curves[k].per_point) and torch.equal(c.kappa_mean, got.curves[k].kappa_mean)
+    assert (got.method, got.h, got.beta, got.h_text) == (ref.method, ref.h, ref.beta, ref.h_text)
+    assert sum("computed" in line for line in lines) == 5  # 2 DeepFool shards + 3 curves
+    lines.clear()
+    again = study.curvature_study(digits_lenet, points, settings, executor=ctx)
+    assert sum("cached" in line for line in lines) == 5 and not any("computed" in line for line in lines)
+    assert torch.equal(again.curves["S_c"].per_point, ref.curves["S_c"].per_point)
 
 
 def test_two_gloo_processes_equal_the_single_process_run(digits_lenet, tmp_path):
@@ -245,6 +293,16 @@ def test_two_gloo_processes_equal_the_single_process_run(digits_lenet, tmp_path)
         assert torch.equal(got["fooling_rates"][k], f_ref.rates[k]) and torch.equal(got["fooling_std"][k], f_ref.std[k])
     rates = torch.cat([f_ref.rates[k].flatten() for k in f_ref.names])
     assert float(rates.max()) > 0 and float(rates.min()) < 1  # some fooled, some not: a real comparison
+
+    # the whole Fig. 7a study (one protocol) with the process group as its executor
+    from geometry import study
+
+    points, settings = _study_settings()
+    one = study.curvature_study(clf, points, settings)
+    assert principal_cosines(got["study_basis"], one.curved.basis).min() >= 0.999
+    torch.testing.assert_close(got["study_flat"], one.flat.basis, rtol=1e-4, atol=1e-6)
+    for k, c in one.curves.items():
+        torch.testing.assert_close(got["study_curves"][k], c.per_point, rtol=1e-3, atol=1e-3)
 
 
 def test_killed_sharded_run_resumes_without_recomputing_finished_shards(digits_lenet, tmp_path):

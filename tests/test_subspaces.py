@@ -41,7 +41,7 @@ def test_subspace_against_itself_is_all_ones(d, p):
 
 
 def test_orthogonal_subspaces_are_zeros():
-    Q = random_subspace(40, 10, random_state=3)
+    Q = random_subspace(40, 10, random_state=3).basis
     cos = principal_angles(Q[:, :4], Q[:, 4:10])
     assert cos.shape == (4,)
     assert float(cos.abs().max()) < 1e-12
@@ -117,16 +117,36 @@ def test_errors_say_expected_and_given():
 
 # ---------------------------------------------------------------------------------------- random subspace
 def test_random_subspace_is_orthonormal_reproducible_and_sign_fixed():
-    Q = random_subspace(50, 7, random_state=11)
+    S = random_subspace(50, 7, random_state=11)
+    assert S.kind == "random" and S.spectrum_kind == "none" and S.input_shape is None
+    Q = S.basis
     assert Q.shape == (50, 7) and Q.dtype == torch.float64
     torch.testing.assert_close(Q.T @ Q, torch.eye(7, dtype=torch.float64), atol=1e-12, rtol=0)
-    assert torch.equal(Q, random_subspace(50, 7, random_state=11))
-    assert not torch.allclose(Q, random_subspace(50, 7, random_state=12))
+    assert torch.equal(Q, random_subspace(50, 7, random_state=11).basis)
+    assert not torch.allclose(Q, random_subspace(50, 7, random_state=12).basis)
     # sign fix: Q = G·R⁻¹ with R's diagonal positive ⇒ diag(QᵀG) > 0
     G = torch.randn(50, 7, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
     assert bool((torch.diagonal(Q.T @ G) > 0).all())
     gen = torch.Generator().manual_seed(0)
-    assert random_subspace(5, 5, random_state=gen).shape == (5, 5)
+    assert random_subspace(5, 5, random_state=gen).basis.shape == (5, 5)
+
+
+def test_one_random_subspace():
+    """One function, one return type: the curvature module re-exports the subspaces one."""
+    import geometry
+    import geometry.curvature
+
+    assert geometry.curvature.random_subspace is random_subspace is geometry.random_subspace
+    assert geometry.curvature.Subspace is type(random_subspace(4, 2))
+
+
+def test_subspace_says_what_its_spectrum_is():
+    import dataclasses
+
+    S = random_subspace(6, 2, random_state=0)
+    with pytest.raises(InvalidInputError, match="spectrum_kind"):
+        dataclasses.replace(S, spectrum_kind="eigen")
+    assert S.estimator is None
 
 
 @pytest.mark.parametrize("args", [(0, 1), (5, 0), (5, 6), (5.0, 2), (True, 1)])

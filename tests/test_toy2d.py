@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.curvature import random_subspace_basis
 from geometry.deepfool import deepfool
 from geometry.errors import InvalidInputError
 from geometry.study.constrained import constrained_ratio
 from geometry.study.toy2d import LabSettings, lab_study, universal_panel
+from geometry.subspaces import random_subspace
 from geometry.testing import affine_classifier, sphere_classifier
 from geometry.toy2d import TOY_MODELS, as_points, fooled_mask, osculating_circle, toy_classifier, toy_data
 
@@ -36,7 +36,7 @@ def test_affine_constrained_norm_is_exact(m):
     """‖r_S‖ = ‖r‖ · ‖w‖ / ‖P_S w‖ on a two-class affine classifier, and r_S lies in S."""
     clf, w = _binary_affine()
     x = torch.randn(6, *SHAPE, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    B = random_subspace_basis(D, m, random_state=m)
+    B = random_subspace(D, m, random_state=m).basis
     full = deepfool(clf, x, overshoot=0.0)
     con = deepfool(clf, x, overshoot=0.0, subspace=B)
     assert con.converged.all() and (con.n_iter == 1).all() and con.subspace_dim == m

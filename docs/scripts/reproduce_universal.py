@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     from geometry.curvature import random_subspace
     from geometry.data import load_dataset
     from geometry.deepfool import deepfool
-    from geometry.hessian import default_h
+    from geometry.hessian import CurvatureEstimator, default_h
     from geometry.study import cached_subspace, m_grid
     from geometry.universal import fooling_rate, fooling_rate_vs_m, universal_perturbation
 
@@ -192,10 +192,7 @@ def main(argv=None) -> int:
                 est,
                 args.m_max,
                 data_key=data_key,
-                method="finite_difference",
-                h=h,
-                point=point,
-                tangent=tangent,
+                estimator=CurvatureEstimator(h=h, point=point, tangent=tangent),
                 random_state=args.seed,
                 deepfool_result=df_est,
             )
@@ -246,7 +243,7 @@ def main(argv=None) -> int:
                     **summary(c, "S_c"),
                     "kappa_normal_first5": float(S_c.kappas[:k5].mean()),
                     "K_first5": float(S_c.curvatures[:k5].mean()),
-                    "ritz_first5": float(S_c.eigenvalues[:k5].mean()),
+                    "ritz_first5": float(S_c.spectrum[:k5].mean()),
                     "asymmetry": float(S_c.asymmetry),
                     "uap_in_S_c": float((S_c.basis.T @ v).norm() / v.norm()),
                 }

@@ -869,7 +869,7 @@ def run_report(args, parser, bar: ProgressBar) -> str:
         "points": points.source,
         "settings": settings.describe(),
         "settings_key": settings.key(),
-        "eigenvalues": S_c.eigenvalues,
+        "eigenvalues": S_c.spectrum,
         "curvatures": S_c.curvatures,
         "kappas": S_c.kappas,
         "asymmetry": S_c.asymmetry,
@@ -886,7 +886,7 @@ def run_report(args, parser, bar: ProgressBar) -> str:
             "kappas": "normal curvature K/‖∇F(z)‖ (1/pixel distance)",
             "asymmetry": "relative asymmetry of the averaged operator (≈ 0 when symmetric)",
         },
-        "S_f": {"m": S_f.m, "singular_values": S_f.eigenvalues, "n": S_f.n, "n_dropped": S_f.n_dropped},
+        "S_f": {"m": S_f.m, "singular_values": S_f.spectrum, "n": S_f.n, "n_dropped": S_f.n_dropped},
         "principal_angles_S_c_S_f": {
             "cosines": cosines,
             "note": "cosines of the principal angles between S_c and S_f, descending",
@@ -1106,7 +1106,7 @@ def run_report(args, parser, bar: ProgressBar) -> str:
         (
             "S_c",
             f"m = {S_c.m} from {S_c.n} {fit_split} points, {S_c.method}{h_text}; top curvature "
-            f"(re-evaluated) K = {fmt(float(S_c.curvatures[0]))}, top Ritz value {fmt(float(S_c.eigenvalues[0]))}, "
+            f"(re-evaluated) K = {fmt(float(S_c.curvatures[0]))}, top Ritz value {fmt(float(S_c.spectrum[0]))}, "
             f"asymmetry {fmt(S_c.asymmetry, '.3f')}",
         ),
         (

@@ -119,13 +119,15 @@ def _cmd_study(args, parser) -> int:
 
 def run_study(args, ctx, bar) -> str:
     """Run ``study KIND`` for this rank (``ctx``); rank 0 writes the files. Returns the summary."""
+    from dataclasses import replace
+
     import torch
 
     from .. import study
     from ..data import load_dataset
     from ..errors import DatasetNotFoundError, InvalidInputError, UnknownNameError
     from ..output.report import write_csv, write_json
-    from ..runtime.distributed import principal_cosines, sharded_curvature_study, sharded_deepfool
+    from ..runtime.distributed import principal_cosines, sharded_deepfool
     from ..zoo import ZOO, load_model, model_names
 
     t0 = time.perf_counter()
@@ -209,8 +211,8 @@ def run_study(args, ctx, bar) -> str:
             beta=args.beta,
             n_directions=args.n_directions,
         )
-        res = sharded_curvature_study(
-            clf, points, settings, ctx, progress=bar.stage(0.05, 1.0, "curvature"), cache=resume
+        res = study.curvature_study(
+            clf, points, settings, progress=bar.stage(0.05, 1.0, "curvature"), executor=replace(ctx, cache=resume)
         )
         if ctx.is_leader:
             from ..curvature import save_subspace
@@ -222,7 +224,7 @@ def run_study(args, ctx, bar) -> str:
                 out / "subspaces.json",
                 {
                     "S_c": {
-                        "ritz_values": S_c.eigenvalues.tolist(),
+                        "ritz_values": S_c.spectrum.tolist(),
                         "curvatures": S_c.curvatures.tolist(),
                         "kappas": S_c.kappas.tolist(),
                         "asymmetry": S_c.asymmetry,
@@ -234,7 +236,7 @@ def run_study(args, ctx, bar) -> str:
                         "beta": S_c.beta,
                         "solver": S_c.solver,
                     },
-                    "S_f": {"singular_values": S_f.eigenvalues.tolist(), "n": S_f.n},
+                    "S_f": {"singular_values": S_f.spectrum.tolist(), "n": S_f.n},
                     "principal_cosines_S_c_S_f": cos.tolist(),
                     "h_text": res.h_text,
                     "source": res.source,

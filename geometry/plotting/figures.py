@@ -328,12 +328,12 @@ def ritz_figure(subspace: Subspace, *, height: int = 380) -> go.Figure:
     With a finite-difference operator the two differ (the operator is neither linear nor symmetric
     at large h), so the re-evaluated curvature is the number to trust (DESIGN §4).
     """
-    i = np.arange(1, len(as_array(subspace.eigenvalues)) + 1)
+    i = np.arange(1, len(as_array(subspace.spectrum)) + 1)
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             x=i,
-            y=as_array(subspace.eigenvalues),
+            y=as_array(subspace.spectrum),
             name="Ritz value (eigsh)",
             marker_color="#BAB0AC",
             hovertemplate="direction %{x}<br>Ritz value %{y:.4g}<extra></extra>",

@@ -31,16 +31,17 @@ import torch
 
 from ..cache import CorruptFileError, cache_dir, cache_key, discard_damaged, load_tensors, save_tensors
 from ..classifier import Classifier
-from ..curvature import Subspace, curved_subspace, flat_subspace, load_subspace, save_subspace
+from ..curvature import PointExecutor, Subspace, curved_subspace, flat_subspace, load_subspace, save_subspace
+from ..deepfool import DeepFoolResult
 from ..errors import InvalidInputError
-from ..hessian import default_beta, default_h
+from ..hessian import CurvatureEstimator
 from ..progress import ProgressFn
 from .points import network_fingerprint
 
 __all__ = ["cached_subspace", "cached_result", "clear_memory", "encode_result", "decode_result", "RESULT_FORMAT"]
 
-#: Version of the on-disk study-result format (part of every file).
-RESULT_FORMAT = 1
+#: Version of the on-disk study-result format (part of every file). 2: Subspace says what its spectrum is.
+RESULT_FORMAT = 2
 #: Results kept in memory (least recently used dropped first). Shared by every page and session: one page's
 #: view (e.g. Robust training: a point study per network and seed) needs several, and at 32 the pages evicted
 #: each other's views, so going back to a seed already seen recomputed it (issue 14, benchmarks/interaction.py).
@@ -50,14 +51,6 @@ _MEMORY: OrderedDict[str, Any] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def _resolved_scale(clf: Classifier, method: str, h: float | None, beta: float | None):
-    if method == "finite_difference":
-        return (float(h) if h is not None else default_h(clf)), None
-    if method == "smoothed":
-        return None, (float(beta) if beta is not None else default_beta(clf))
-    return None, None
-
-
 def cached_subspace(
     kind: str,
     clf: Classifier,
@@ -65,14 +58,11 @@ def cached_subspace(
     m: int,
     *,
     data_key: str,
-    method: str = "finite_difference",
-    h: float | None = None,
-    beta: float | None = None,
-    point: str = "boundary",
-    tangent: bool = True,
+    estimator: CurvatureEstimator | None = None,
     random_state: int = 0,
     progress: ProgressFn | None = None,
-    deepfool_result=None,
+    deepfool_result: DeepFoolResult | None = None,
+    executor: PointExecutor | None = None,
 ) -> Subspace:
     """S_c (``kind="curved"``) or S_f (``kind="flat"``) of ``clf`` on ``xs``, read from or written to disk.
 
@@ -82,8 +72,14 @@ def cached_subspace(
     xs : (n, C, H, W) — the points (pixel space); ``data_key`` identifies them
         (:func:`~geometry.study.points.data_fingerprint`, or ``StudyPoints.estimate_key``)
     m : subspace dimension
-    method, h, beta, point, tangent, random_state : as :func:`geometry.curvature.curved_subspace`
-        (ignored for ``kind="flat"``); h defaults to the authors' 10·√d/512
+    estimator : CurvatureEstimator, optional — as :func:`geometry.curvature.curved_subspace`
+        (default: finite differences at the authors' h, boundary point, tangent; ignored for
+        ``kind="flat"``); resolved on ``clf`` for the key
+    random_state : int — eigsh's start vector (ignored for ``kind="flat"``)
+    deepfool_result : DeepFoolResult on ``xs``, optional — reuse a run
+    executor : PointExecutor, optional — compute S_c with the points split over workers; the leader
+        alone reads and writes the file and the others receive its subspace; an executor whose
+        ``cache`` is False neither reads nor writes it
 
     Returns
     -------
@@ -92,46 +88,48 @@ def cached_subspace(
     """
     if kind not in ("curved", "flat"):
         raise InvalidInputError(f"kind must be 'curved' or 'flat', got {kind!r}")
-    h_, beta_ = _resolved_scale(clf, method, h, beta)
+    est = (estimator or CurvatureEstimator()).resolve(clf)
     desc: dict[str, Any] = {
         "kind": kind,
         "network": network_fingerprint(clf),
         "data": data_key,
         "n": len(xs),
         "m": int(m),
-        "format": 3,
+        "format": 4,
     }
     if kind == "curved":
-        desc.update(
-            method=method, h=repr(h_), beta=repr(beta_), point=point, tangent=bool(tangent), seed=int(random_state)
-        )
+        desc.update(**est.key(), seed=int(random_state))
     path = cache_dir("subspaces") / f"{kind}-{cache_key(desc)}.safetensors"
-    if path.exists():
+    use_disk = executor is None or executor.cache
+    leader = use_disk and (executor is None or executor.is_leader)
+    found: Subspace | None = None
+    if leader and path.exists():
         try:
-            s = load_subspace(path)
-            if progress is not None:
-                progress(1.0, f"S_{'c' if kind == 'curved' else 'f'} read from the disk cache")
-            return s
+            found = load_subspace(path)
         except (CorruptFileError, InvalidInputError) as exc:  # damaged: recomputed, never trusted
             discard_damaged(path, str(exc))
+    if executor is not None and use_disk:
+        found = executor.broadcast(found)
+    if found is not None:
+        if progress is not None:
+            progress(1.0, f"S_{'c' if kind == 'curved' else 'f'} read from the disk cache")
+        return found
     if kind == "curved":
         s = curved_subspace(
             clf,
             xs,
             m,
-            method=method,
-            h=h_,
-            beta=beta_,
-            point=point,
-            tangent=tangent,
+            estimator=est,
             random_state=random_state,
             progress=progress,
             deepfool_result=deepfool_result,
+            executor=executor,
         )
     else:
         s = flat_subspace(clf, xs, m, deepfool_result=deepfool_result)
-    with contextlib.suppress(OSError):  # an unwritable cache only costs time
-        save_subspace(path, s)
+    if leader:
+        with contextlib.suppress(OSError):  # an unwritable cache only costs time
+            save_subspace(path, s)
     return s
 
 

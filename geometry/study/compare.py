@@ -1,8 +1,9 @@
 """Comparing networks (ICLR 2018 §5, Fig. 10; Appendix C.2, Fig. 13).
 
 :func:`compare_study` estimates both networks' S_c and S_f on the same points with the same h
-(disk-cached per network, shared with the other pages) and compares them by principal angles
-against random subspaces; :func:`fooling_matrix` applies random vectors of each network's S_c to
+(disk-cached per network, shared with the other pages) and passes them to
+:func:`geometry.compare.compare_networks`, which compares them by principal angles against random
+subspaces; :func:`fooling_matrix` applies random vectors of each network's S_c to
 every network. Used by the "Compare networks" page and ``docs/scripts/``.
 """
 
@@ -12,8 +13,19 @@ import dataclasses
 from collections.abc import Sequence
 
 from ..classifier import Classifier
-from ..compare import NetworkComparison, TransferMatrix, compare_bases, compare_subspaces, transfer_matrix
+from ..compare import (
+    NetworkComparison,
+    TransferMatrix,
+    check_comparison,
+    compare_bases,
+    compare_networks,
+    flat_dimension,
+    transfer_matrix,
+)
+from ..curvature import Subspace
+from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
+from ..hessian import CurvatureEstimator
 from ..progress import ProgressFn
 from .cache import cached_result, cached_subspace
 from .curvature import _check_points
@@ -33,7 +45,8 @@ def compare_study(
     progress: ProgressFn | None = None,
 ) -> NetworkComparison:
     """S_c and S_f (``m_estimated`` directions) of two networks on ``points.estimate``, at the h of
-    ``settings.scale`` resolved on network A (:func:`geometry.compare.compare_subspaces`).
+    ``settings.scale`` resolved on network A, each from the disk cache (:func:`cached_subspace`)
+    and compared by :func:`geometry.compare.compare_networks`.
 
     The returned comparison's angles are those of the first direction; :func:`compare_angles`
     gives them for any m ≤ ``m_estimated`` without recomputing a subspace.
@@ -45,30 +58,61 @@ def compare_study(
     """
     _check_points(points, settings.points)
     h = resolve_h(clf_a, settings.scale, points).h
+    est = CurvatureEstimator(h=h).resolve(clf_a)
     key = {
         "a": network_fingerprint(clf_a),
         "b": network_fingerprint(clf_b),
         "estimate": points.estimate_key,
         "settings": settings.key(),
-        "h": repr(h),
+        "h": repr(est.h),
     }
-    result = cached_result(
-        "compare",
-        key,
-        lambda: compare_subspaces(
-            clf_a,
-            clf_b,
-            points.estimate,
-            m=1,
-            m_estimated=settings.m_estimated,
-            data_key=points.estimate_key,
-            h=h,
+
+    def compute() -> NetworkComparison:
+        xs, m, m_est, kinds = check_comparison(
+            clf_a, clf_b, points.estimate, m=1, m_estimated=settings.m_estimated, kinds=("curved", "flat")
+        )
+        subspaces: dict[str, list[Subspace]] = {kind: [] for kind in kinds}
+        dfs: list[DeepFoolResult | None] = [None, None]
+        steps = [(kind, i) for kind in kinds for i in range(2)]
+        for s, (kind, i) in enumerate(steps):
+            clf = (clf_a, clf_b)[i]
+            lo, hi = s / len(steps), (s + 1) / len(steps)
+            label = f"S_{'c' if kind == 'curved' else 'f'} of {clf.name}"
+
+            def sub(f: float, msg: str, lo: float = lo, hi: float = hi, label: str = label) -> None:
+                if progress is not None:
+                    progress(float(min(max(lo + (hi - lo) * f, 0.0), 1.0)), f"{label}: {msg}")
+
+            df = dfs[i]
+            if df is None:
+                sub(0.0, f"DeepFool on {len(xs)} points")
+                df = dfs[i] = deepfool(clf, xs)
+            mm = m_est if kind == "curved" else flat_dimension(clf, df, len(xs), m=m, m_estimated=m_est)
+            subspaces[kind].append(
+                cached_subspace(
+                    kind,
+                    clf,
+                    xs,
+                    mm,
+                    data_key=points.estimate_key,
+                    estimator=est,
+                    random_state=settings.points.seed,
+                    progress=sub,
+                    deepfool_result=df,
+                )
+            )
+            sub(1.0, "done")
+        return compare_networks(
+            subspaces,
+            names=(clf_a.name, clf_b.name),
+            m=m,
+            n=len(xs),
+            estimator=est,
             n_baseline=2,
             random_state=settings.points.seed,
-            progress=progress,
-        ),
-        disk=False,
-    )
+        )
+
+    result = cached_result("compare", key, compute, disk=False)
     # the cache is keyed by weights: the same weights under other names get this call's names
     return dataclasses.replace(result, names=(clf_a.name, clf_b.name))
 
@@ -132,7 +176,7 @@ def fooling_matrix(
             points.estimate,
             settings.m_estimated,
             data_key=points.estimate_key,
-            h=h,
+            estimator=CurvatureEstimator(h=h),
             random_state=settings.points.seed,
             progress=on_progress,
         )

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from ..classifier import Classifier, check_images
-from ..curvature import random_subspace_basis
 from ..deepfool import deepfool
 from ..errors import InvalidInputError
+from ..subspaces import random_subspace
 from ..validation import check_int
 
 __all__ = ["ConstrainedRatio", "constrained_ratio"]
@@ -85,7 +85,7 @@ def constrained_ratio(
     conv = torch.zeros(len(m_list), int(n_subspaces), len(x), dtype=torch.bool)
     for i, m in enumerate(m_list):
         for j in range(int(n_subspaces)):
-            B = random_subspace_basis(d, m, random_state=int(random_state) + 1000 * i + j)
+            B = random_subspace(d, m, random_state=int(random_state) + 1000 * i + j).basis
             df = deepfool(clf, x, subspace=B, max_iter=max_iter)
             ok = df.converged & full.converged
             ratio[i, j, ok] = df.norms.double()[ok] / base[ok]

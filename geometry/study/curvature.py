@@ -1,27 +1,29 @@
 """Curvature versus m (ICLR 2018 §5, Fig. 7a): S_c, S_f and a random subspace, and K_S on held-out points.
 
 One function, :func:`curvature_study`, used by the "Curvature vs m" page, the cross-section page's
-subspace picker (through :func:`study_subspaces`), the command line's ``report`` and
-``docs/scripts/reproduce_curvature.py``.
+subspace picker (through :func:`study_subspaces`), the command line's ``report`` and ``study
+curvature`` (one process, or ``torchrun``) and ``docs/scripts/reproduce_curvature.py``. The protocol
+lives here once; where the per-point work runs is an executor argument
+(:class:`geometry.curvature.PointExecutor`: this process by default,
+:class:`geometry.runtime.distributed.ShardContext` under ``torchrun``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..classifier import Classifier
-from ..curvature import CurvatureCurve, Subspace, average_curvature, random_subspace
+from ..curvature import PointExecutor, Subspace, average_curvature, random_subspace
 from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
-from ..hessian import default_beta
+from ..hessian import CurvatureEstimator
 from ..progress import ProgressFn
 from .cache import cached_result, cached_subspace
 from .noise import resolve_h
 from .points import StudyPoints, network_fingerprint
 from .settings import CurvatureSettings, m_grid
 
-__all__ = ["CurvatureStudy", "curvature_study", "study_subspaces", "estimation_deepfool"]
+__all__ = ["CurvatureStudy", "curvature_study", "study_subspaces", "estimation_deepfool", "study_estimator"]
 
 
 @dataclass(frozen=True)
@@ -55,20 +57,36 @@ class CurvatureStudy:
     source: str = ""
 
 
-def _check_points(points: StudyPoints, split) -> None:
+def _check_points(points: StudyPoints, split: object) -> None:
     if points.split != split:
         raise InvalidInputError(f"these points were chosen for {points.split}, the settings ask for {split}")
 
 
-def _scale(clf: Classifier, settings: CurvatureSettings, points: StudyPoints):
-    """(h, beta, h_text) of the settings' estimator on this network."""
+def study_estimator(
+    clf: Classifier, settings: CurvatureSettings, points: StudyPoints
+) -> tuple[CurvatureEstimator, str]:
+    """The settings' curvature estimator on this network, resolved, and how its scale was chosen.
+
+    The h of ``settings.scale`` (:func:`~geometry.study.noise.resolve_h`: the authors' h, h = ξ or
+    a custom one) for finite differences, ``settings.beta`` (default :func:`geometry.hessian.default_beta`)
+    for the smoothed twin; ``point`` and ``tangent`` from the settings.
+
+    Returns
+    -------
+    (CurvatureEstimator, str) — resolved (:meth:`~geometry.hessian.CurvatureEstimator.resolve`), and
+    the caption of its scale ("authors' h", "β = 10", "exact Hessian", ...)
+    """
+    h = None
+    text = "exact Hessian"
     if settings.method == "finite_difference":
         r = resolve_h(clf, settings.scale, points)
-        return r.h, None, r.text
-    if settings.method == "smoothed":
-        beta = settings.beta if settings.beta is not None else default_beta(clf)
-        return None, float(beta), f"β = {beta:.3g}"
-    return None, None, "exact Hessian"
+        h, text = r.h, r.text
+    est = CurvatureEstimator(
+        method=settings.method, h=h, beta=settings.beta, point=settings.point, tangent=settings.tangent
+    ).resolve(clf)
+    if est.method == "smoothed":
+        text = f"β = {est.beta:.3g}"
+    return est, text
 
 
 def estimation_deepfool(clf: Classifier, points: StudyPoints) -> DeepFoolResult:
@@ -89,14 +107,16 @@ def study_subspaces(
     settings: CurvatureSettings,
     *,
     progress: ProgressFn | None = None,
-    deepfool_result=None,
+    deepfool_result: DeepFoolResult | None = None,
+    executor: PointExecutor | None = None,
 ) -> tuple[Subspace, Subspace]:
     """(S_c, S_f) exactly as :func:`curvature_study` computes them (same points, same disk-cache entries).
 
-    S_f has ``min(m_max, converged DeepFool points)`` directions.
+    S_f has ``min(m_max, converged DeepFool points)`` directions. ``executor``: where S_c's
+    per-point work runs (default this process).
     """
     _check_points(points, settings.points)
-    h, beta, _ = _scale(clf, settings, points)
+    est, _ = study_estimator(clf, settings, points)
     df = deepfool_result if deepfool_result is not None else estimation_deepfool(clf, points)
     S_c = cached_subspace(
         "curved",
@@ -104,14 +124,11 @@ def study_subspaces(
         points.estimate,
         settings.m_max,
         data_key=points.estimate_key,
-        method=settings.method,
-        h=h,
-        beta=beta,
-        point=settings.point,
-        tangent=settings.tangent,
+        estimator=est,
         random_state=settings.points.seed,
         deepfool_result=df,
         progress=progress,
+        executor=executor,
     )
     S_f = cached_subspace(
         "flat",
@@ -120,19 +137,26 @@ def study_subspaces(
         min(settings.m_max, int(df.converged.sum())),
         data_key=points.estimate_key,
         deepfool_result=df,
+        executor=executor,
     )
     return S_c, S_f
 
 
 def curvature_study(
-    clf: Classifier, points: StudyPoints, settings: CurvatureSettings, *, progress: ProgressFn | None = None
+    clf: Classifier,
+    points: StudyPoints,
+    settings: CurvatureSettings,
+    *,
+    progress: ProgressFn | None = None,
+    executor: PointExecutor | None = None,
 ) -> CurvatureStudy:
     """S_c, S_f and a random subspace of dimension ``m_max``, and K_S versus m on held-out points.
 
     ICLR 2018 §5, Fig. 7a: S_c = top eigenvectors of the average (tangent-projected) boundary
     Hessian of the estimation points, S_f = top singular vectors of their DeepFool normals, and the
     average curvature K_S(x) = E_v (Pv)ᵀH(Pv)/‖Pv‖² over random unit v of the first m directions,
-    for m in :func:`~geometry.study.settings.m_grid` (m_max), measured with the same estimator.
+    for m in :func:`~geometry.study.settings.m_grid` (m_max), measured with the same estimator
+    (:func:`study_estimator`) — the random subspace seeded by the points' seed.
 
     Parameters
     ----------
@@ -140,10 +164,16 @@ def curvature_study(
     points : StudyPoints — from :func:`~geometry.study.points.split_points` with ``settings.points``
     settings : CurvatureSettings
     progress : ``progress(fraction, message)``
+    executor : PointExecutor, optional — where the per-point work runs: DeepFool, the average
+        Hessian of S_c (all-reduced) and K_S (gathered) split over its workers, each part resumable
+        from its shard cache (:class:`geometry.runtime.distributed.ShardContext`). The result is the
+        one-process one up to floating-point summation order (bitwise with one worker). Default:
+        this process, with the whole result cached in memory and on disk
 
     Returns
     -------
-    CurvatureStudy — cached in memory and on disk under (network fingerprint, points, settings).
+    CurvatureStudy — without an executor cached in memory and on disk under (network fingerprint,
+    points, settings); with one, S_c is cached (the leader's file) and the parts by the executor.
 
     Raises
     ------
@@ -152,90 +182,70 @@ def curvature_study(
     """
     _check_points(points, settings.points)
     report = progress or (lambda f, msg: None)
-    h, beta, h_text = _scale(clf, settings, points)
+    est, h_text = study_estimator(clf, settings, points)
+    seed = settings.points.seed
+
+    def compute() -> CurvatureStudy:
+        report(0.0, f"DeepFool on the {len(points.estimate)} estimation points")
+        if executor is None:
+            df_est = estimation_deepfool(clf, points)
+        else:
+            df_est = executor.deepfool(clf, points.estimate)
+        S_c, S_f = study_subspaces(
+            clf,
+            points,
+            settings,
+            deepfool_result=df_est,
+            progress=lambda f, msg: report(0.02 + 0.6 * f, f"S_c: {msg}"),
+            executor=executor,
+        )
+        report(0.62, f"DeepFool on the {len(points.heldout)} held-out points")
+        df_held = deepfool(clf, points.heldout) if executor is None else executor.deepfool(clf, points.heldout)
+        S_r = random_subspace(clf.d, settings.m_max, random_state=seed, input_shape=clf.input_shape)
+        ms = m_grid(settings.m_max)
+        curves = {}
+        for i, (name, s) in enumerate((("S_c", S_c), ("S_f", S_f), ("random", S_r))):
+
+            def on_progress(f: float, msg: str, i: int = i, name: str = name) -> None:
+                report(0.62 + 0.38 * (i + f) / 3, f"K_S on {name}: {msg}")
+
+            curves[name] = average_curvature(
+                clf,
+                points.heldout,
+                s,
+                [m for m in ms if m <= s.basis.shape[1]],
+                estimator=est,
+                n_directions=settings.n_directions,
+                random_state=seed,
+                deepfool_result=df_held,
+                progress=on_progress,
+                executor=executor,
+            )
+        report(1.0, "done")
+        return CurvatureStudy(
+            curved=S_c,
+            flat=S_f,
+            random=S_r,
+            curves=curves,
+            m_values=ms,
+            method=est.method,
+            h=est.h,
+            beta=est.beta,
+            point=est.point,
+            n_estimate=len(points.estimate),
+            n_heldout=len(points.heldout),
+            h_text=h_text,
+            source=points.source,
+        )
+
+    if executor is not None:  # every worker computes (collectives); parts are cached by the executor
+        return compute()
     key = {
         "network": network_fingerprint(clf),
         "estimate": points.estimate_key,
         "heldout": points.heldout_key,
         "settings": settings.key(),
-        "h": repr(h),
-        "beta": repr(beta),
+        "h": repr(est.h),
+        "beta": repr(est.beta),
     }
-
-    def compute() -> CurvatureStudy:
-        seed = settings.points.seed
-        report(0.0, f"DeepFool on the {len(points.estimate)} estimation points")
-        df_est = estimation_deepfool(clf, points)
-        S_c, S_f = study_subspaces(
-            clf, points, settings, deepfool_result=df_est, progress=lambda f, msg: report(0.02 + 0.6 * f, f"S_c: {msg}")
-        )
-        df_held = deepfool(clf, points.heldout)
-
-        def heldout_curve(s: Subspace, ms_s: list[int], on_progress: Callable[[float, str], None]):
-            return average_curvature(
-                clf,
-                points.heldout,
-                s,
-                ms_s,
-                n_directions=settings.n_directions,
-                method=settings.method,
-                h=h,
-                beta=beta,
-                random_state=seed,
-                point=settings.point,
-                deepfool_result=df_held,
-                progress=on_progress,
-            )
-
-        return assemble_curvature_study(
-            clf, points, settings, h=h, beta=beta, h_text=h_text, curved=S_c, flat=S_f, heldout_curve=heldout_curve,
-            report=report,
-        )  # fmt: skip
-
     return cached_result("curvature", key, compute)
-
-
-def assemble_curvature_study(
-    clf: Classifier,
-    points: StudyPoints,
-    settings: CurvatureSettings,
-    *,
-    h: float | None,
-    beta: float | None,
-    h_text: str,
-    curved: Subspace,
-    flat: Subspace,
-    heldout_curve: Callable[[Subspace, list[int], Callable[[float, str], None]], CurvatureCurve],
-    report: Callable[[float, str], None],
-) -> CurvatureStudy:
-    """The Fig. 7a protocol once S_c and S_f are estimated: the random subspace of dimension ``m_max``
-    (seeded by the points' seed), the m grid (:func:`~geometry.study.settings.m_grid`), and K_S versus m
-    of each subspace on the held-out points by ``heldout_curve(subspace, m_values, progress)`` — the
-    single-process :func:`~geometry.curvature.average_curvature` here, its sharded twin in
-    :func:`geometry.runtime.distributed.sharded_curvature_study`, so both runs follow one protocol.
-    """
-    S_r = random_subspace(clf.d, settings.m_max, random_state=settings.points.seed, input_shape=clf.input_shape)
-    ms = m_grid(settings.m_max)
-    curves = {}
-    for i, (name, s) in enumerate((("S_c", curved), ("S_f", flat), ("random", S_r))):
-
-        def on_progress(f: float, msg: str, i: int = i, name: str = name) -> None:
-            report(0.62 + 0.38 * (i + f) / 3, f"K_S on {name}: {msg}")
-
-        curves[name] = heldout_curve(s, [m for m in ms if m <= s.basis.shape[1]], on_progress)
-    report(1.0, "done")
-    return CurvatureStudy(
-        curved=curved,
-        flat=flat,
-        random=S_r,
-        curves=curves,
-        m_values=ms,
-        method=settings.method,
-        h=h,
-        beta=beta,
-        point=settings.point,
-        n_estimate=len(points.estimate),
-        n_heldout=len(points.heldout),
-        h_text=h_text,
-        source=points.source,
-    )

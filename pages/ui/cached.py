@@ -23,6 +23,7 @@ from geometry import study, zoo
 from geometry.classifier import Classifier
 from geometry.compare import transfer_sections as _transfer_sections
 from geometry.errors import AtlasError
+from geometry.hessian import CurvatureEstimator
 from geometry.study import data_fingerprint, network_fingerprint
 
 from . import jobs as _jobs
@@ -260,7 +261,12 @@ def transfer_sections(
             "transfer-sections",
             key,
             lambda: _transfer_sections(
-                clf_b, x, direction, random_state=int(seed), resolution=int(resolution), h=float(h)
+                clf_b,
+                x,
+                direction,
+                random_state=int(seed),
+                resolution=int(resolution),
+                estimator=CurvatureEstimator(h=float(h)),
             ),
         )
 
