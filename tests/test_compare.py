@@ -19,11 +19,13 @@ import torch
 from geometry.compare import (
     RANDOM_ROW,
     compare_bases,
+    compare_networks,
     compare_subspaces,
     transfer_matrix,
     transfer_sections,
 )
 from geometry.errors import InvalidInputError
+from geometry.hessian import CurvatureEstimator
 from geometry.subspaces import random_baseline, random_subspace
 from geometry.testing import affine_classifier, quadratic_classifier, sphere_classifier
 
@@ -155,6 +157,42 @@ def test_compare_subspaces_rejects_mismatched_networks_and_settings():
         compare_subspaces(P, P, xs, kinds=("sideways",))
     with pytest.raises(InvalidInputError, match="m_estimated"):
         compare_subspaces(P, P, xs, m=3, m_estimated=2)
+
+
+def test_compare_networks_receives_the_subspaces_and_equals_the_estimating_call():
+    """The comparison is maths on given subspaces (the study layer caches and passes them in)."""
+    P = planted({1: 5.0, 2: 4.0, 3: 3.0}, name="P")
+    Q = planted({2: 6.0, 1: 4.0, 5: 1.0}, name="Q")
+    xs = points_below_x0()
+    est = CurvatureEstimator(h=0.2)
+    ref = compare_subspaces(P, Q, xs, m=2, m_estimated=3, estimator=est, n_baseline=10, random_state=4)
+    got = compare_networks(
+        {k: ref.subspaces[k] for k in ("curved", "flat")},
+        names=("P", "Q"),
+        m=2,
+        n=len(xs),
+        estimator=est.resolve(P),
+        n_baseline=10,
+        random_state=4,
+    )
+    assert (got.names, got.m, got.m_estimated, got.n, got.method, got.h) == (("P", "Q"), 2, 3, len(xs), ref.method, 0.2)
+    for kind in ("curved", "flat"):
+        assert torch.equal(got.comparisons[kind].cosines, ref.comparisons[kind].cosines)
+        assert torch.equal(got.comparisons[kind].baseline.mean, ref.comparisons[kind].baseline.mean)
+    # the two most curved directions are {e1, e2} for both networks (in another order): cosines 1
+    torch.testing.assert_close(got.comparisons["curved"].cosines, torch.ones(2, dtype=torch.float64), atol=1e-6, rtol=0)
+    with pytest.raises(InvalidInputError, match="two subspaces each"):
+        compare_networks({"curved": ref.subspaces["curved"][:1]}, names=("P", "Q"), m=1, n=1, estimator=est)
+
+
+def test_compare_imports_no_study_layer():
+    import ast
+
+    import geometry.compare
+
+    tree = ast.parse(Path(geometry.compare.__file__).read_text())
+    modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert modules and not [m for m in modules if m.startswith("study") or ".study" in m]
 
 
 # ---------------------------------------------------------------------------------------- transfer_matrix

@@ -187,6 +187,29 @@ def test_shard_bounds_cover_in_order():
         shard_bounds(5, 2, 2)
 
 
+def test_runtime_is_an_executor_not_a_second_protocol():
+    """runtime imports no private name of the core and nothing of the study layer; the study and core
+    functions take the process group as their executor."""
+    import ast
+    import inspect
+
+    import geometry.runtime.distributed as gd
+    from geometry import study
+    from geometry.curvature import PointExecutor
+
+    tree = ast.parse(Path(gd.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert "study" not in (node.module or ""), node.module
+            assert not [a.name for a in node.names if a.name.startswith("_")], (node.module, node.names)
+    for fn in (study.curvature_study, curved_subspace, average_curvature, average_boundary_hvp):
+        assert "executor" in inspect.signature(fn).parameters
+    ctx: PointExecutor = ShardContext()  # structurally an executor (mypy checks this line)
+    assert ctx.world_size == 1 and ctx.is_leader and ctx.bounds(5) == (0, 5)
+    parts = ctx.map_shards(4, "p", dict, lambda lo, hi: {"x": torch.arange(lo, hi)})
+    assert len(parts) == 1 and torch.equal(parts[0]["x"], torch.arange(4))
+
+
 def test_single_process_without_torchrun(monkeypatch):
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,12 +12,18 @@ from torch import nn
 from geometry.classifier import make_classifier
 from geometry.errors import InvalidInputError
 from geometry.hessian import (
+    CurvatureEstimator,
+    LanczosBreakdown,
+    as_estimator,
     boundary_function,
     boundary_gradient,
     boundary_operator,
     default_beta,
+    default_chunk_size,
     default_h,
+    exact_hvp,
     hvp,
+    lanczos_top,
     second_difference,
     smooth_twin,
 )
@@ -298,3 +305,84 @@ def test_hvp_works_inside_no_grad():
         for m, expected in ref.items():
             torch.testing.assert_close(hvp(clf, z, lab, adv, v, method=m).hv, expected)
         assert boundary_gradient(clf, z, lab, adv).grad_norm.min() > 0
+
+
+# ---------------------------------------------------------------------------------------- the estimator
+def test_curvature_estimator_resolves_its_defaults_once():
+    clf = classifier(mlp(nn.ReLU()))
+    fd = CurvatureEstimator()
+    assert fd.h is None and not fd.is_resolved
+    r = fd.resolve(clf)
+    assert r.h == default_h(clf) and r.beta is None and r.chunk_size == default_chunk_size(clf.d) and r.is_resolved
+    assert r.resolve(clf) == r  # idempotent
+    sm = CurvatureEstimator(method="smoothed", h=0.3).resolve(clf)  # a scale the method does not use is dropped
+    assert sm.h is None and sm.beta == default_beta(clf) and sm.scale == sm.beta
+    assert CurvatureEstimator(method="exact", beta=3.0).resolve(clf).scale is None
+    assert CurvatureEstimator(h=0.5) == CurvatureEstimator(h=0.5, chunk_size=3)  # chunking does not define a result
+    assert r.key() == {
+        "method": "finite_difference",
+        "h": repr(r.h),
+        "beta": "None",
+        "point": "boundary",
+        "tangent": True,
+    }
+    for bad, match in (
+        (dict(method="magic"), "method must be one of"),
+        (dict(h=0.0), "h must be a positive"),
+        (dict(h=float("nan")), "h must be a positive"),
+        (dict(method="smoothed", beta=-1.0), "beta must be a positive"),
+        (dict(point="outside"), "point must be"),
+    ):
+        with pytest.raises(InvalidInputError, match=match):
+            CurvatureEstimator(**bad)
+
+
+def test_estimator_and_loose_keywords_give_identical_products():
+    clf = classifier(mlp(nn.ReLU()))
+    z, lab, adv = points_and_labels(clf, n=3)
+    v = torch.randn(len(z), D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for method, kw in (("finite_difference", {"h": 0.2}), ("exact", {}), ("smoothed", {"beta": 4.0})):
+        loose = hvp(clf, z, lab, adv, v, method=method, **kw)
+        est = hvp(clf, z, lab, adv, v, estimator=CurvatureEstimator(method=method, **kw))
+        assert torch.equal(loose.hv, est.hv) and (loose.method, loose.h, loose.beta) == (est.method, est.h, est.beta)
+    assert as_estimator(method="exact") == CurvatureEstimator(method="exact")
+    with pytest.raises(InvalidInputError, match="not both"):
+        hvp(clf, z, lab, adv, v, estimator=CurvatureEstimator(), h=0.3)
+
+
+# ---------------------------------------------------------------------------------------- one HVP, one eigen-solver
+def test_exact_hvp_of_a_quadratic_both_modes():
+    gen = torch.Generator().manual_seed(0)
+    M = torch.randn(D, D, generator=gen, dtype=torch.float64)
+    A = M + M.T
+    x = torch.randn(3, D, generator=gen, dtype=torch.float64)
+    v = torch.randn(3, D, generator=gen, dtype=torch.float64)
+
+    def f(t: torch.Tensor) -> torch.Tensor:  # Σ_i ½ x_iᵀ A x_i + sin(x_i0): Hessian A + diag(−sin x_i0 e0)
+        return 0.5 * ((t @ A) * t).sum() + torch.sin(t[:, 0]).sum()
+
+    expected = v @ A
+    expected[:, 0] -= torch.sin(x[:, 0]) * v[:, 0]
+    for mode in ("auto", "reverse"):
+        torch.testing.assert_close(exact_hvp(f, x, v, mode=mode), expected, rtol=1e-12, atol=1e-12)
+    assert exact_hvp(lambda t: torch.tensor(2.0), x, v).abs().max() == 0  # f does not depend on x
+    with pytest.raises(InvalidInputError, match="mode"):
+        exact_hvp(f, x, v, mode="sideways")  # type: ignore[arg-type]
+
+
+def test_lanczos_top_finds_a_planted_spectrum_and_counts_applications():
+    gen = torch.Generator().manual_seed(1)
+    Q, _ = torch.linalg.qr(torch.randn(40, 40, generator=gen, dtype=torch.float64))
+    spectrum = torch.linspace(-6.0, 4.0, 40, dtype=torch.float64)
+    A = Q @ torch.diag(spectrum) @ Q.T
+    seen: list[int] = []
+    v0 = torch.randn(40, generator=gen, dtype=torch.float64).numpy()
+    res = lanczos_top(lambda V: V @ A, 40, 3, which="LA", v0=v0, tol=1e-12, on_apply=seen.append)
+    np.testing.assert_allclose(np.sort(res.values)[::-1], spectrum.flip(0)[:3].numpy(), rtol=1e-10)
+    assert res.vectors is not None and res.vectors.shape == (40, 3) and res.converged
+    assert seen == list(range(1, res.n_apply + 1))  # one callback per application, counted
+    lm = lanczos_top(lambda V: V @ A, 40, 2, which="LM", v0=v0, tol=1e-12, return_eigenvectors=False)
+    assert lm.vectors is None
+    np.testing.assert_allclose(np.sort(np.abs(lm.values))[::-1], [6.0, 6.0 - 10.0 / 39], rtol=1e-10)
+    with pytest.raises(LanczosBreakdown):  # a vanishing operator: ARPACK breaks down at once
+        lanczos_top(lambda V: torch.zeros_like(V), 40, 2, v0=v0)
