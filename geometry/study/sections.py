@@ -16,6 +16,7 @@ from ..classifier import Classifier
 from ..curvature import CurvatureAlong, Subspace, curvature_along
 from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
+from ..hessian import CurvatureEstimator
 from ..sections import MAX_RESOLUTION, Section, normal_section, random_direction
 from ..universal import sample_subspace
 from ..validation import (
@@ -141,6 +142,10 @@ def section_study(
     along = None
     if bool(df.converged[0]) and int(df.label[0]) != int(df.adv_label[0]):
         along = curvature_along(
-            clf, x, v, method=settings.method, h=settings.h, deepfool_result=df, point=settings.point
+            clf,
+            x,
+            v,
+            estimator=CurvatureEstimator(method=settings.method, h=settings.h, point=settings.point),
+            deepfool_result=df,
         )
     return SectionStudy(deepfool=df, section=sec, v=v, along=along)
