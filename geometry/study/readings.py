@@ -1,0 +1,401 @@
+"""Readings: the sentences that say what a study's figure shows, computed from that study's numbers.
+
+One small pure function per study. Each takes the study's result (as on screen) and returns plain
+sentences that quote only numbers of that result, say plainly when the paper's effect does not show
+at the current settings, and name the knob that moves it. Pages, the tour and the CLI report call
+these instead of fixed sentences, so no page states a number computed for another network (issue 23,
+item 1).
+
+A claim is made only when the numbers clear a stated margin: two standard errors for a difference
+of means (curvature, fooling rates), two baseline standard deviations for a principal cosine (the
+criterion of :meth:`geometry.compare.SubspaceComparison.above_baseline`). In between, the reading
+says the data do not decide.
+
+References: ICLR 2018 (Moosavi-Dezfooli, Fawzi, Fawzi, Frossard, Soatto, "Robustness of classifiers to
+universal perturbations: a geometric perspective") Fig. 7a (curvature vs m), Fig. 7b (fooling rate vs
+m), Fig. 10 (principal angles), Fig. 2 / 5 (normal sections); CVPR 2019 (CURE); Tsuzuku et al.,
+NeurIPS 2018 (LMT certified radius).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from ..compare import SubspaceComparison
+    from ..curvature import CurvatureCurve
+    from .certify import CertifiedSection, CertifyStudy
+    from .curvature import CurvatureStudy
+    from .robust import RobustStudy
+    from .sections import SectionStudy
+    from .toy2d import LabStudy
+    from .universal import UniversalStudy
+
+#: Margin, in standard errors of a difference of means, before a reading says "more" or "less".
+N_SE = 2.0
+#: Margin, in baseline standard deviations, before a principal cosine counts as above / below chance.
+N_STD = 2.0
+#: |κ|·‖r‖ below this reads as "flat" (radius of curvature more than 20× the distance to the boundary).
+FLAT_KAPPA_R = 0.05
+#: ξ/‖x‖ up to this reads as a small perturbation (this module's choice: a tenth of the image's norm).
+SMALL_XI_RATIO = 0.1
+#: A disk narrower than this share of the plot's shorter axis is called too small to see.
+VISIBLE_SHARE = 0.02
+
+_H_KNOB = "the curvature scale h (the h controls; finite differences at h ≈ ξ, the universal perturbations' norm)"
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f} %"
+
+
+def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, int]:
+    """Mean and standard error of ``a − b`` over the entries finite in both (a paired difference)."""
+    a64, b64 = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    ok = torch.isfinite(a64) & torch.isfinite(b64)
+    diff = (a64 - b64)[ok]
+    n = int(diff.numel())
+    if n == 0:
+        return math.nan, math.nan, 0
+    se = float(diff.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.inf
+    return float(diff.mean()), se, n
+
+
+def _compare(diff: float, se: float) -> int:
+    """+1 / −1 when ``diff`` clears ``N_SE`` standard errors above / below zero, else 0."""
+    if not math.isfinite(diff) or math.isnan(se):
+        return 0
+    if diff > N_SE * se:
+        return 1
+    if diff < -N_SE * se:
+        return -1
+    return 0
+
+
+def _h_text(method: str | None, h: float | None) -> str:
+    if h:
+        return f"at h = {h:.3g}"
+    return f"with the {method} estimator" if method else "at these settings"
+
+
+# --------------------------------------------------------------------------- Fig. 7a
+def curvature_reading(study: CurvatureStudy, *, m: int = 1) -> str:
+    """What the curvature-vs-m figure (Fig. 7a) shows at dimension ``m``.
+
+    Compares the mean curvature K_S of held-out boundary points along random directions of the first
+    m vectors of S_c with the same along a random subspace (a paired difference over the points).
+
+    Parameters
+    ----------
+    study : CurvatureStudy — its ``curves`` ("S_c", "random") and ``h`` / ``method``.
+    m : int — the dimension read (must be one of the curves' ``m_values``; default 1).
+
+    Returns
+    -------
+    str — one or two sentences; says whether S_c is more curved than random directions (the paper's
+    Fig. 7a effect) with both means, and names h as the knob when it is not.
+
+    Raises
+    ------
+    KeyError — ``m`` is not evaluated.
+    """
+    sc: CurvatureCurve = study.curves["S_c"]
+    rnd: CurvatureCurve = study.curves["random"]
+    ms = [int(v) for v in sc.m_values]
+    if m not in ms:
+        raise KeyError(f"m = {m} is not among the evaluated dimensions {ms}")
+    i = ms.index(m)
+    diff, se, n = _paired(sc.per_point[i], rnd.per_point[i])
+    a, b = float(sc.mean[i]), float(rnd.mean[i])
+    where = _h_text(study.method, study.h)
+    head = f"At m = {m}, S_c's mean curvature K_S = {a:+.3g} against {b:+.3g} along random directions ({n} points, {where})"
+    verdict = _compare(diff, se)
+    if verdict > 0:
+        text = f"{head}: S_c is more curved than random directions here, as in the paper's Fig. 7a."
+    elif verdict < 0:
+        text = f"{head}: S_c is less curved than random directions here — the paper's effect does not show; {_H_KNOB} moves it."
+    else:
+        text = (
+            f"{head}: within {N_SE:g} standard errors ({se:.2g}), so S_c is not measurably more curved here — the "
+            f"paper's effect does not show; {_H_KNOB} moves it."
+        )
+    share = float(sc.share_positive[i])
+    side = "towards x (the other class wraps around x)" if share > 0.5 else "away from x for most points"
+    return f"{text} {_pct(share)} of the points have positive curvature along S_c: the boundary bends {side}."
+
+
+# --------------------------------------------------------------------------- Fig. 7b
+def universal_reading(study: UniversalStudy, *, x_norm: float | None = None) -> str:
+    """What the fooling-rate-vs-m figure (Fig. 7b) shows, and how small ξ is.
+
+    Reads the dimension m at which S_c's random vectors fool most on average, and compares their
+    mean fooling rate with S_f's and the random subspace's at that m (standard errors over the
+    ``n_samples`` random vectors of each).
+
+    Parameters
+    ----------
+    study : UniversalStudy — its ``curve`` (FoolingCurve with "S_c", "S_f", "random"), ``xi``, ``h``.
+    x_norm : float, optional — a typical ‖x‖₂ of the points (e.g. the median), pixel units; when given,
+        ξ is also stated as ξ/‖x‖ and called small or not (``SMALL_XI_RATIO``).
+
+    Returns
+    -------
+    str — sentences; says whether S_c's vectors fool more than S_f's (the paper's Fig. 7b effect) and
+    names ξ and h as the knobs when they do not.
+    """
+    curve = study.curve
+    ms = [int(v) for v in curve.m_values]
+    sc = np.asarray(curve.mean["S_c"], dtype=np.float64)
+    i = int(np.argmax(sc))
+    k = max(int(curve.n_samples), 1)
+
+    def se(name: str) -> float:
+        return float(np.asarray(curve.std[name], dtype=np.float64)[i]) / math.sqrt(k) if k > 1 else math.inf
+
+    parts = []
+    verdicts = []
+    for other in ("S_f", "random"):
+        if other not in curve.mean:
+            continue
+        o = float(np.asarray(curve.mean[other], dtype=np.float64)[i])
+        v = _compare(sc[i] - o, math.hypot(se("S_c"), se(other)))
+        verdicts.append((other, v))
+        parts.append(f"{other} {_pct(o)}")
+    head = (
+        f"Random vectors of S_c of norm ξ = {study.xi:.3g} fool {_pct(sc[i])} of the held-out points on average "
+        f"(at m = {ms[i]}, their best m), against " + " and ".join(parts) + f" at h = {study.h:.3g}"
+    )
+    flat = dict(verdicts).get("S_f", 0)
+    if flat > 0:
+        text = f"{head}: S_c's random vectors are better universal perturbations than S_f's, as in the paper's Fig. 7b."
+    else:
+        how = "fewer than" if flat < 0 else "not measurably more than"
+        text = (
+            f"{head}: S_c's vectors fool {how} S_f's here — the paper's effect does not show at these settings; "
+            f"ξ (the share of noise it is set from) and {_H_KNOB} move it."
+        )
+    if x_norm is not None and x_norm > 0:
+        ratio = study.xi / x_norm
+        small = "small" if ratio <= SMALL_XI_RATIO else "not small"
+        text += f" ξ is {_pct(ratio)} of a typical ‖x‖ = {x_norm:.3g}: {small}"
+        text += (
+            "."
+            if ratio <= SMALL_XI_RATIO
+            else " — the effect is measured with a perturbation the size of a large part of the image."
+        )
+    return text
+
+
+# --------------------------------------------------------------------------- Fig. 10
+def compare_reading(comparisons: Mapping[str, SubspaceComparison]) -> str:
+    """Whether two networks share S_c (and S_f): the first principal cosine against the random baseline.
+
+    Parameters
+    ----------
+    comparisons : dict kind → SubspaceComparison — "curved" (S_c) and/or "flat" (S_f), as
+        :func:`geometry.study.compare.compare_angles` returns.
+
+    Returns
+    -------
+    str — one sentence per kind: above the baseline by more than ``N_STD`` baseline stds ("shared"),
+    below by more than that ("less aligned than chance"), or within ("no evidence"); the knobs are h
+    and m.
+    """
+    out = []
+    for kind, name in (("curved", "S_c"), ("flat", "S_f")):
+        c = comparisons.get(kind)
+        if c is None or c.k == 0:
+            continue
+        cos, mean, std = float(c.cosines[0]), float(c.baseline.mean[0]), float(c.baseline.std[0])
+        z = (cos - mean) / std if std > 0 else math.copysign(math.inf, cos - mean)
+        head = (
+            f"{name}'s first principal cosine between {c.names[0]} and {c.names[1]} is {cos:.2f} against the random "
+            f"baseline {mean:.2f} ± {std:.2f} (m = {c.p}, {z:+.1f} std)"
+        )
+        if z > N_STD:
+            out.append(f"{head}: above chance — the two networks share this subspace, as in the paper's Fig. 10.")
+        else:
+            which = "below chance" if z < -N_STD else "within chance"
+            knob = _H_KNOB if kind == "curved" else "m (the compared dimension)"
+            out.append(f"{head}: {which} — not shared at these settings; {knob} moves it.")
+    return " ".join(out)
+
+
+# --------------------------------------------------------------------------- normal sections
+def _bend(kappa: float, distance: float, where: str) -> str:
+    """A sentence on a signed normal curvature κ (1/distance) at a boundary point ``distance`` from x."""
+    if not math.isfinite(kappa):
+        return f"The curvature {where} is undefined (no boundary point)."
+    kr = kappa * distance
+    if abs(kr) < FLAT_KAPPA_R:
+        return (
+            f"The boundary {where} is flat at this scale: κ = {kappa:+.3g} per unit, a radius of curvature "
+            f"{1 / abs(kappa) if kappa else math.inf:.3g} against ‖r‖ = {distance:.3g} (|κ|·‖r‖ < {FLAT_KAPPA_R:g})."
+        )
+    side = (
+        "towards x: the other class wraps around x" if kappa > 0 else "away from x: x's class wraps around the boundary"
+    )
+    return (
+        f"The boundary {where} bends {side} (κ = {kappa:+.3g} per unit, radius of curvature {1 / abs(kappa):.3g} "
+        f"against ‖r‖ = {distance:.3g})."
+    )
+
+
+def section_reading(study: SectionStudy) -> str:
+    """What a normal cross-section shows at its boundary point z = x + r(x) (ICLR 2018 Fig. 2 / 5).
+
+    Parameters
+    ----------
+    study : SectionStudy — ``along`` (curvature along the section's second direction; None when
+        DeepFool did not change the label) and ``section.r_norm``.
+
+    Returns
+    -------
+    str — the sign and size of the normal curvature κ along the section's direction, compared with
+    the distance ‖r(x)‖ ("flat" when |κ|·‖r‖ < ``FLAT_KAPPA_R``).
+    """
+    along = study.along
+    if along is None or not bool(along.converged.reshape(-1)[0]):
+        return "DeepFool did not reach the boundary at this point: the section has no boundary point to read."
+    kappa = float(along.kappa.reshape(-1)[0])
+    return _bend(kappa, float(study.section.r_norm), "at z = x + r(x) along this plane's second direction")
+
+
+def lab_reading(study: LabStudy) -> str:
+    """What the 2-D lab shows at the chosen point: DeepFool's distance and the osculating circle.
+
+    Parameters
+    ----------
+    study : LabStudy — ``converged``, ``distance`` and ``osculating`` (None when not computed).
+
+    Returns
+    -------
+    str — whether DeepFool reached the boundary, and the boundary's bend at z (as
+    :func:`section_reading`).
+    """
+    if not study.converged:
+        return "DeepFool did not reach the boundary from this point within its iteration limit."
+    if study.osculating is None:
+        return f"DeepFool reaches the boundary at distance ‖r(x)‖ = {study.distance:.3g}."
+    return _bend(float(study.osculating.kappa), float(study.distance), "at z = x + r(x)")
+
+
+# --------------------------------------------------------------------------- robust training
+def robust_reading(studies: Mapping[str, RobustStudy]) -> list[str]:
+    """What the robust-training comparison shows, each network against the first one (the reference).
+
+    Claims read: curvature of the loss (median exact spectral norm ‖H‖₂ of the input Hessian — less
+    curved or not), robustness (PGD accuracy at ε), the share of the most robust network's gain that
+    each other network buys, and the order of the median boundary distances.
+
+    Parameters
+    ----------
+    studies : dict name → RobustStudy — in the page's order; the first is the reference (the standard
+        network by default). At least two.
+
+    Returns
+    -------
+    list of str — one sentence per claim.
+
+    Raises
+    ------
+    ValueError — fewer than two networks.
+    """
+    names = list(studies)
+    if len(names) < 2:
+        raise ValueError("a comparison needs at least two networks")
+    ref = names[0]
+    curv = {
+        n: float(torch.as_tensor(s.profile.spectral_norm, dtype=torch.float64).median()) for n, s in studies.items()
+    }
+    acc = {n: float(s.pgd_accuracy) for n, s in studies.items()}
+    eps = studies[ref].eps
+    out = []
+    for n in names[1:]:
+        if curv[n] < curv[ref]:
+            word = f"less curved than {ref}'s"
+        elif curv[n] > curv[ref]:
+            word = f"more curved than {ref}'s — not less curved at these settings"
+        else:
+            word = f"as curved as {ref}'s"
+        out.append(f"{n}'s loss is {word} (median ‖H‖₂ {curv[n]:.3g} vs {curv[ref]:.3g}).")
+    best = max(names, key=lambda n: acc[n])
+    gain = acc[best] - acc[ref]
+    out.append("PGD accuracy at ε = " + f"{eps:g}: " + ", ".join(f"{n} {100 * acc[n]:.1f} %" for n in names) + ".")
+    if gain > 0:
+        for n in names[1:]:
+            if n == best:
+                continue
+            part = (acc[n] - acc[ref]) / gain
+            much = "much of" if part >= 0.5 else "little of" if part > 0 else "none of"
+            out.append(f"{n} buys {much} {best}'s robustness ({_pct(max(part, 0.0))} of its gain over {ref}).")
+    else:
+        out.append(f"No network is more robust than {ref} at ε = {eps:g}; a smaller ε shows the differences.")
+    med = {n: float(torch.as_tensor(s.distance, dtype=torch.float64).nanmedian()) for n, s in studies.items()}
+    order = sorted(names, key=lambda n: med[n])
+    out.append("Median distance to the boundary: " + " < ".join(f"{n} {med[n]:.3g}" for n in order) + ".")
+    return out
+
+
+# --------------------------------------------------------------------------- certified radius
+def certify_reading(study: CertifyStudy) -> str:
+    """How the certified radius compares with the attack's distance over the test points (LMT).
+
+    Parameters
+    ----------
+    study : CertifyStudy — ``certificate.radius`` and ``check`` (ratio ‖r(x)‖/ε_cert, violations).
+
+    Returns
+    -------
+    str — the median gap ‖r(x)‖/ε_cert and whether the bound held at every attacked point.
+    """
+    check = study.check
+    ratio = np.asarray(check.ratio, dtype=np.float64)
+    finite = ratio[np.isfinite(ratio)]
+    radius = np.asarray(study.certificate.radius, dtype=np.float64)
+    head = f"The median certified radius is {np.median(radius):.3g}"
+    if finite.size:
+        head += f"; the attack's distance ‖r(x)‖ is a median {np.median(finite):.3g}× larger ({finite.size} points)"
+    if check.sound:
+        return head + f": ε_cert ≤ ‖r(x)‖ held at all {check.n_checked} attacked points, as a sound bound must."
+    return (
+        head
+        + f": ε_cert exceeded ‖r(x)‖ at {len(check.violations)} of {check.n_checked} points — the bound is not sound "
+        "for this network."
+    )
+
+
+def certified_section_reading(cs: CertifiedSection) -> str:
+    """What the certified cross-section shows: the disk of radius ε_cert(x) against ‖r(x)‖ and the plot.
+
+    Parameters
+    ----------
+    cs : CertifiedSection — ``radius`` (ε_cert), ``r_norm`` and the section's axes (``alpha``, ``beta``).
+
+    Returns
+    -------
+    str — the disk's radius against DeepFool's ‖r(x)‖ (inside x's region or not) and whether the disk is
+    visible at the plot's scale (diameter ≥ ``VISIBLE_SHARE`` of the shorter axis) or too small to see.
+    """
+    span = min(
+        float(cs.section.alpha.max() - cs.section.alpha.min()), float(cs.section.beta.max() - cs.section.beta.min())
+    )
+    if cs.radius <= 0:
+        return "ε_cert = 0 here: x's margin certifies no disk."
+    text = f"The certified disk (ε_cert = {cs.radius:.3g})"
+    if math.isfinite(cs.r_norm):
+        if cs.radius <= cs.r_norm:
+            text += f" lies inside x's region, {cs.r_norm / cs.radius:.3g}× closer to x than DeepFool's boundary point (‖r(x)‖ = {cs.r_norm:.3g})"
+        else:
+            text += f" reaches past DeepFool's boundary point (‖r(x)‖ = {cs.r_norm:.3g}): the bound is not sound here"
+    share = 2 * cs.radius / span if span > 0 else math.inf
+    if share < VISIBLE_SHARE:
+        text += f"; it is too small to see at this scale ({share:.1%} of the plot's {span:.3g}-wide axis)."
+    else:
+        text += "."
+    return text

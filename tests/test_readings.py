@@ -1,0 +1,268 @@
+"""Readings (issue 23, item 1): each sentence flips when the numbers cross its claim.
+
+Results are built directly (the result dataclasses the readings read; outer containers whose other
+fields the readings never touch as SimpleNamespace), and the normal-section and 2-D readings also
+from analytic classifiers of geometry.testing (sphere: κ = ±1/R; affine: κ = 0).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from geometry.certify import SanityCheck
+from geometry.compare import SubspaceComparison
+from geometry.curvature import CurvatureCurve
+from geometry.study import readings
+from geometry.study.sections import SectionSettings, section_study
+from geometry.subspaces import RandomBaseline
+from geometry.testing import affine_classifier, sphere_classifier
+from geometry.toy2d import Osculating
+from geometry.universal import FoolingCurve
+
+
+# ----------------------------------------------------------------------------- Fig. 7a
+def _curve(per_point: list[list[float]], kind: str) -> CurvatureCurve:
+    pp = torch.tensor(per_point, dtype=torch.float64)
+    M = pp.shape[0]
+    return CurvatureCurve(
+        m_values=torch.arange(1, M + 1),
+        mean=pp.mean(1),
+        std=pp.std(1, unbiased=False),
+        per_point=pp,
+        share_positive=(pp > 0).double().mean(1),
+        kappa_mean=pp.mean(1),
+        kappa_std=pp.std(1, unbiased=False),
+        kappa_per_point=pp,
+        n=pp.shape[1],
+        n_dropped=0,
+        n_directions=4,
+        n_hvp=0,
+        kind=kind,
+        method="finite_difference",
+        h=0.5,
+        beta=None,
+        point="boundary",
+    )
+
+
+def _curvature_study(sc: list[float], rnd: list[float]) -> SimpleNamespace:
+    return SimpleNamespace(
+        curves={"S_c": _curve([sc], "curved"), "random": _curve([rnd], "random")}, method="finite_difference", h=0.5
+    )
+
+
+def test_curvature_reading_flips_with_the_difference():
+    rnd = [-1.0, -0.9, -1.1, -1.0, -0.8, -1.2]
+    above = readings.curvature_reading(_curvature_study([0.3, 0.2, 0.25, 0.35, 0.1, 0.3], rnd))
+    assert "more curved than random directions here" in above and "does not show" not in above
+    assert "+0.25" in above and "-1" in above and "h = 0.5" in above
+    below = readings.curvature_reading(_curvature_study([-3.0, -3.2, -2.9, -3.1, -3.3, -2.8], rnd))
+    assert "less curved" in below and "does not show" in below and "curvature scale h" in below
+    # a noisy tie: the same mean difference as zero within two standard errors
+    tie = readings.curvature_reading(_curvature_study([-0.5, -1.5, -0.2, -1.8, -1.0, -1.0], rnd))
+    assert "not measurably more curved" in tie and "does not show" in tie
+
+
+def test_curvature_reading_sign_sentence_flips():
+    rnd = [0.0] * 4
+    assert "towards x" in readings.curvature_reading(_curvature_study([1.0, 2.0, 1.5, -0.1], rnd))
+    assert "away from x" in readings.curvature_reading(_curvature_study([-1.0, -2.0, -1.5, 0.1], rnd))
+
+
+def test_curvature_reading_refuses_an_unevaluated_m():
+    with pytest.raises(KeyError):
+        readings.curvature_reading(_curvature_study([1.0, 2.0], [0.0, 0.0]), m=3)
+
+
+# ----------------------------------------------------------------------------- Fig. 7b
+def _fooling(sc: list[float], sf: list[float], rnd: list[float], std: float = 0.02) -> FoolingCurve:
+    t = {k: torch.tensor(v, dtype=torch.float64) for k, v in (("S_c", sc), ("S_f", sf), ("random", rnd))}
+    return FoolingCurve(
+        m_values=torch.arange(1, len(sc) + 1),
+        names=("S_c", "S_f", "random"),
+        mean=t,
+        std={k: torch.full_like(v, std) for k, v in t.items()},
+        best={k: v + std for k, v in t.items()},
+        rates={k: v[:, None].repeat(1, 10) for k, v in t.items()},
+        xi=2.0,
+        n_samples=10,
+        n_points=100,
+    )
+
+
+def _universal(curve: FoolingCurve, xi: float = 2.0) -> SimpleNamespace:
+    return SimpleNamespace(curve=curve, xi=xi, h=xi)
+
+
+def test_universal_reading_flips_with_s_c_against_s_f():
+    yes = readings.universal_reading(_universal(_fooling([0.5, 0.84, 0.7], [0.6, 0.70, 0.6], [0.1, 0.1, 0.1])))
+    assert "better universal perturbations than S_f's" in yes and "84 %" in yes and "m = 2" in yes
+    assert "S_f 70 %" in yes and "does not show" not in yes
+    no = readings.universal_reading(_universal(_fooling([0.12, 0.3], [0.4, 0.5], [0.1, 0.1])))
+    assert "fewer than S_f's" in no and "does not show" in no and "ξ" in no and "curvature scale h" in no
+    tie = readings.universal_reading(_universal(_fooling([0.5], [0.49], [0.1], std=0.1)))
+    assert "not measurably more than" in tie and "does not show" in tie
+
+
+def test_universal_reading_says_when_xi_is_not_small():
+    curve = _fooling([0.8], [0.5], [0.1])
+    small = readings.universal_reading(_universal(curve, xi=0.5), x_norm=9.0)
+    assert "6 % of a typical ‖x‖ = 9: small." in small
+    large = readings.universal_reading(_universal(curve, xi=9.37), x_norm=9.0)
+    assert "104 % of a typical ‖x‖" in large and "not small" in large
+    assert "‖x‖" not in readings.universal_reading(_universal(curve))
+
+
+# ----------------------------------------------------------------------------- Fig. 10
+def _comparison(cos: float, mean: float = 0.2, std: float = 0.02, kind: str = "curved") -> SubspaceComparison:
+    base = RandomBaseline(
+        mean=torch.tensor([mean]),
+        std=torch.tensor([std]),
+        samples=torch.zeros(10, 1),
+        d=64,
+        p=5,
+        q=5,
+        edge=1.0,
+    )
+    return SubspaceComparison(
+        cosines=torch.tensor([cos]),
+        baseline=base,
+        z_scores=torch.tensor([(cos - mean) / std]),
+        d=64,
+        p=5,
+        q=5,
+        kind=kind,
+        names=("net-a", "net-b"),
+    )
+
+
+def test_compare_reading_flips_around_the_baseline():
+    below = readings.compare_reading({"curved": _comparison(0.134)})
+    assert "0.13" in below and "0.20 ± 0.02" in below and "-3.3 std" in below
+    assert "below chance" in below and "not shared" in below and "curvature scale h" in below
+    above = readings.compare_reading({"curved": _comparison(0.5)})
+    assert "above chance" in above and "share" in above and "not shared" not in above
+    within = readings.compare_reading({"curved": _comparison(0.21)})
+    assert "within chance" in within and "not shared" in within
+    both = readings.compare_reading({"curved": _comparison(0.5), "flat": _comparison(0.1, kind="flat")})
+    assert both.index("S_c's") < both.index("S_f's") and "m (the compared dimension)" in both
+
+
+# ----------------------------------------------------------------------------- sections and the 2-D lab
+def _section(clf, x: torch.Tensor):
+    return section_study(clf, x, SectionSettings(resolution=16, seed=0))
+
+
+def test_section_reading_from_analytic_boundaries():
+    shape = (1, 1, 2)
+    sphere = sphere_classifier(torch.zeros(2), 1.0, input_shape=shape)
+    inside = _section(sphere, torch.tensor([0.5, 0.0], dtype=torch.float64).reshape(shape))
+    text = readings.section_reading(inside)
+    assert "bends towards x" in text and "κ = +" in text  # κ = +1/R' > 0, R' the level set's radius through z
+    outside = _section(sphere, torch.tensor([1.5, 0.0], dtype=torch.float64).reshape(shape))
+    assert "bends away from x" in readings.section_reading(outside)
+    plane = affine_classifier(torch.tensor([[0.0, 0.0], [1.0, 0.0]]), torch.tensor([0.0, -1.0]), input_shape=shape)
+    flat = _section(plane, torch.tensor([0.2, 0.3], dtype=torch.float64).reshape(shape))
+    assert "flat at this scale" in readings.section_reading(flat)
+
+
+def test_section_reading_without_a_boundary_point():
+    assert "did not reach the boundary" in readings.section_reading(SimpleNamespace(along=None))
+
+
+def _osc(kappa: float) -> Osculating:
+    return Osculating(
+        z=np.zeros(2),
+        normal=np.array([1.0, 0.0]),
+        kappa=kappa,
+        center=np.zeros(2),
+        radius=1 / abs(kappa) if kappa else math.inf,
+        method="exact",
+        h=None,
+    )
+
+
+def test_lab_reading_flips_with_kappa():
+    lab = lambda k, conv=True: SimpleNamespace(converged=conv, distance=0.5, osculating=_osc(k))
+    assert "towards x" in readings.lab_reading(lab(2.0))
+    assert "away from x" in readings.lab_reading(lab(-2.0))
+    assert "flat" in readings.lab_reading(lab(0.01))
+    assert "did not reach" in readings.lab_reading(lab(2.0, conv=False))
+
+
+# ----------------------------------------------------------------------------- robust training
+def _robust(spectral: float, pgd: float, distance: float) -> SimpleNamespace:
+    return SimpleNamespace(
+        profile=SimpleNamespace(spectral_norm=torch.full((5,), spectral, dtype=torch.float64)),
+        pgd_accuracy=pgd,
+        eps=0.3,
+        distance=torch.full((5,), distance, dtype=torch.float64),
+    )
+
+
+def test_robust_reading_states_what_the_table_shows():
+    # the issue's MNIST case: PGD-AT *more* curved, CURE buys none of AT's robustness
+    mnist = readings.robust_reading(
+        {"standard": _robust(0.156, 0.0, 1.0), "pgd-at": _robust(1.01, 0.9, 2.0), "cure": _robust(0.1, 0.0, 1.5)}
+    )
+    text = " ".join(mnist)
+    assert "pgd-at's loss is more curved than standard's" in text and "1.01 vs 0.156" in text
+    assert "not less curved" in text
+    assert "cure buys none of pgd-at's robustness" in text
+    assert "standard 1 < cure 1.5 < pgd-at 2" in text
+    # the paper's picture: AT less curved, CURE buys much of it
+    paper = " ".join(
+        readings.robust_reading(
+            {"standard": _robust(1.0, 0.0, 1.0), "pgd-at": _robust(0.1, 0.9, 2.0), "cure": _robust(0.2, 0.6, 1.8)}
+        )
+    )
+    assert "pgd-at's loss is less curved than standard's" in paper
+    assert "cure buys much of pgd-at's robustness (67 % of its gain" in paper
+    none = " ".join(readings.robust_reading({"a": _robust(1.0, 0.5, 1.0), "b": _robust(1.0, 0.2, 1.0)}))
+    assert "No network is more robust than a" in none
+
+
+def test_robust_reading_needs_two_networks():
+    with pytest.raises(ValueError):
+        readings.robust_reading({"a": _robust(1.0, 0.5, 1.0)})
+
+
+# ----------------------------------------------------------------------------- certified radius
+def _check(ratio: list[float], violations: list[int]) -> SanityCheck:
+    r = np.array(ratio)
+    return SanityCheck(
+        r_norm=r,
+        success=np.isfinite(r),
+        n_checked=int(np.isfinite(r).sum()),
+        violations=np.array(violations, dtype=np.int64),
+        ratio=r,
+        attack="deepfool",
+    )
+
+
+def test_certify_reading_flips_with_soundness():
+    cert = SimpleNamespace(radius=np.array([0.02, 0.03, 0.04]))
+    ok = readings.certify_reading(SimpleNamespace(certificate=cert, check=_check([40.0, 50.0, math.inf], [])))
+    assert "0.03" in ok and "45×" in ok and "held at all 2" in ok
+    bad = readings.certify_reading(SimpleNamespace(certificate=cert, check=_check([0.5, 50.0, 60.0], [0])))
+    assert "exceeded ‖r(x)‖ at 1 of 3" in bad and "not sound" in bad
+
+
+def _cs(radius: float, r_norm: float, half: float) -> SimpleNamespace:
+    axis = torch.linspace(-half, half, 5, dtype=torch.float64)
+    return SimpleNamespace(section=SimpleNamespace(alpha=axis, beta=axis), radius=radius, r_norm=r_norm)
+
+
+def test_certified_section_reading_says_when_the_disk_is_too_small():
+    tiny = readings.certified_section_reading(_cs(0.027, 1.2, 3.5))
+    assert "lies inside x's region" in tiny and "too small to see at this scale" in tiny and "0.8%" in tiny
+    seen = readings.certified_section_reading(_cs(0.5, 1.2, 3.5))
+    assert "lies inside" in seen and "too small" not in seen
+    past = readings.certified_section_reading(_cs(2.0, 1.2, 3.5))
+    assert "reaches past" in past and "not sound" in past
+    assert "certifies no disk" in readings.certified_section_reading(_cs(0.0, 1.2, 3.5))
