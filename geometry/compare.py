@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,7 +42,10 @@ from .errors import InvalidInputError
 from .hessian import CurvatureEstimator, as_estimator
 from .progress import ProgressFn
 from .subspaces import RandomBaseline, Subspace, principal_angles, random_baseline
-from .validation import as_generator
+from .validation import BasisLike, as_generator
+
+if TYPE_CHECKING:  # sections is imported lazily, where a section is drawn
+    from .sections import Section
 
 __all__ = [
     "SubspaceComparison",
@@ -424,8 +427,8 @@ class TransferSections:
     method : str; h : float or None — the curvature estimator used
     """
 
-    subspace_section: object
-    random_section: object
+    subspace_section: Section
+    random_section: Section
     direction: Tensor
     random_direction: Tensor
     curvature: Tensor
@@ -567,7 +570,7 @@ class TransferMatrix:
 
 def transfer_matrix(
     clfs: Mapping[str, Classifier],
-    subspaces: Mapping[str, object],
+    subspaces: Mapping[str, BasisLike],
     xs: Tensor,
     *,
     xi: float,

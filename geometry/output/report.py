@@ -15,7 +15,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # plotly is imported where the report is written
+    import plotly.graph_objects as go
 
 __all__ = [
     "plain",
@@ -119,7 +122,7 @@ class ReportPanel:
     """
 
     title: str
-    figure: object
+    figure: go.Figure
     reading: str = ""
     numbers: tuple = ()
     files: tuple = field(default_factory=tuple)
