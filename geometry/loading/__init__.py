@@ -174,8 +174,8 @@ def load_classifier(
         after the child succeeded (screened again, not probed again). False runs everything here:
         for a file you trust (the command line's ``--trust-model-code``) and for tests.
     limits : SandboxLimits, optional
-        The child's wall-clock, CPU and memory limits (default
-        :data:`geometry.loading.sandbox.DEFAULT_LIMITS`: 45 s wall clock, 30 s CPU, 3 GiB).
+        The child's CPU and memory limits and wall-clock backstops (default
+        :data:`geometry.loading.sandbox.DEFAULT_LIMITS`: 30 s CPU after its imports, 3 GiB, 300 s).
 
     Returns
     -------
@@ -239,7 +239,11 @@ def load_classifier(
         raise InvalidInputError(f"limits must be a SandboxLimits, got {type(lim).__name__}")
     report = run_isolated(data, {**options, "display": display, "file_name": file_name}, limits=lim, display=display)
     clf = _load_bytes(data, display, file_name, validate=False, probe_classes=int(report["num_classes"]), **options)
-    clf.info["isolation"] = {"limits": lim.describe(), "child_seconds": round(float(report["wall_seconds"]), 2)}
+    clf.info["isolation"] = {
+        "limits": lim.describe(),
+        "child_seconds": round(float(report["wall_seconds"]), 2),
+        "child_cpu_seconds": round(float(report["cpu_seconds"]), 2),
+    }
     return clf
 
 
