@@ -56,7 +56,7 @@ from .hessian import (
 )
 from .progress import ProgressFn
 from .subspaces import Subspace, random_subspace
-from .validation import as_generator
+from .validation import BoundaryPoint, CurvatureMethod, EigenSolver, as_generator
 
 if TYPE_CHECKING:
     from .deepfool import DeepFoolResult
@@ -228,10 +228,10 @@ class CurvatureAlong:
     label: torch.Tensor
     adv_label: torch.Tensor
     converged: torch.Tensor
-    method: str
+    method: CurvatureMethod
     h: float | None
     beta: float | None
-    point: str
+    point: BoundaryPoint
     n_hvp: int
 
 
@@ -270,10 +270,10 @@ class CurvatureCurve:
     n_directions: int
     n_hvp: int
     kind: str
-    method: str
+    method: CurvatureMethod
     h: float | None
     beta: float | None
-    point: str
+    point: BoundaryPoint
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -570,17 +570,17 @@ def curved_subspace(
     m: int,
     *,
     estimator: CurvatureEstimator | None = None,
-    method: str | None = None,
+    method: CurvatureMethod | None = None,
     h: float | None = None,
     beta: float | None = None,
     tangent: bool | None = None,
-    point: str | None = None,
+    point: BoundaryPoint | None = None,
     chunk_size: int | None = None,
     candidates: int = 10,
     random_state: Any = 0,
     progress: ProgressFn | None = None,
     deepfool_result: DeepFoolResult | None = None,
-    solver: str = "auto",
+    solver: EigenSolver = "auto",
     dense_max_d: int = 100,
     tol: float = 1e-4,
     maxiter: int | None = None,
@@ -848,10 +848,10 @@ def curvature_along(
     directions: torch.Tensor,
     *,
     estimator: CurvatureEstimator | None = None,
-    method: str | None = None,
+    method: CurvatureMethod | None = None,
     h: float | None = None,
     beta: float | None = None,
-    point: str | None = None,
+    point: BoundaryPoint | None = None,
     chunk_size: int | None = None,
     deepfool_result: DeepFoolResult | None = None,
     candidates: int = 10,
@@ -949,10 +949,10 @@ def average_curvature(
     m_values: Sequence[int],
     *,
     estimator: CurvatureEstimator | None = None,
-    method: str | None = None,
+    method: CurvatureMethod | None = None,
     h: float | None = None,
     beta: float | None = None,
-    point: str | None = None,
+    point: BoundaryPoint | None = None,
     chunk_size: int | None = None,
     n_directions: int = 20,
     random_state: Any = 0,
@@ -1070,10 +1070,10 @@ def _curve_from_per_point(
     n_dropped: int,
     n_directions: int,
     kind: str,
-    method: str,
+    method: CurvatureMethod,
     h: float | None,
     beta: float | None,
-    point: str,
+    point: BoundaryPoint,
 ) -> CurvatureCurve:
     """The :class:`CurvatureCurve` of per-point curvatures ``P`` (K_S) and ``KP`` (κ), both (len(ms), n): means,
     population std and the share of positive points over the n points (also used by the sharded curve of

@@ -64,6 +64,7 @@ from torch import nn
 
 from .classifier import Classifier, check_images
 from .errors import AtlasError, InvalidInputError
+from .validation import BoundaryPoint, CurvatureMethod
 
 __all__ = [
     "METHODS",
@@ -163,10 +164,10 @@ class CurvatureEstimator:
     Source: ICLR 2018 §4–5 (curvature at scale h, S_c at boundary points); DESIGN §4.
     """
 
-    method: str = "finite_difference"
+    method: CurvatureMethod = "finite_difference"
     h: float | None = None
     beta: float | None = None
-    point: str = "boundary"
+    point: BoundaryPoint = "boundary"
     tangent: bool = True
     chunk_size: int | None = field(default=None, compare=False)
 
@@ -234,10 +235,10 @@ class CurvatureEstimator:
 def as_estimator(
     estimator: CurvatureEstimator | None = None,
     *,
-    method: str | None = None,
+    method: CurvatureMethod | None = None,
     h: float | None = None,
     beta: float | None = None,
-    point: str | None = None,
+    point: BoundaryPoint | None = None,
     tangent: bool | None = None,
     chunk_size: int | None = None,
 ) -> CurvatureEstimator:
@@ -633,7 +634,7 @@ class BoundaryOperator:
     input_shape: tuple[int, int, int]
 
     @property
-    def method(self) -> str:
+    def method(self) -> CurvatureMethod:
         return self.estimator.method
 
     @property
@@ -787,7 +788,7 @@ def boundary_operator(
     adv_labels: Any,
     *,
     estimator: CurvatureEstimator | None = None,
-    method: str | None = None,
+    method: CurvatureMethod | None = None,
     h: float | None = None,
     beta: float | None = None,
     chunk_size: int | None = None,
@@ -878,7 +879,7 @@ def hvp(
     v: torch.Tensor,
     *,
     estimator: CurvatureEstimator | None = None,
-    method: str | None = None,
+    method: CurvatureMethod | None = None,
     h: float | None = None,
     beta: float | None = None,
     chunk_size: int | None = None,

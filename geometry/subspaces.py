@@ -38,7 +38,7 @@ import torch
 
 from .errors import InvalidInputError
 from .hessian import CurvatureEstimator
-from .validation import as_generator
+from .validation import BoundaryPoint, CurvatureMethod, as_generator
 
 __all__ = ["Subspace", "SpectrumKind", "principal_angles", "random_subspace", "random_baseline", "RandomBaseline"]
 
@@ -98,10 +98,10 @@ class Subspace:
     n_dropped: int = 0
     n_hvp: int = 0
     n_matvec: int = 0
-    method: str | None = None
+    method: CurvatureMethod | None = None
     h: float | None = None
     beta: float | None = None
-    point: str | None = None
+    point: BoundaryPoint | None = None
     tangent: bool | None = None
     solver: str = ""
     input_shape: tuple[int, int, int] | None = None
