@@ -1,8 +1,8 @@
 """One normal cross-section (ICLR 2018 Fig. 5, 6): DeepFool at x, the second direction v, the
 decision regions in the plane (r(x), v), and the curvature of the boundary along v.
 
-Used by the "Cross-sections" page; the command line's ``report`` draws its sections the same way
-with ``direction="random"``.
+Used by the "Cross-sections" page and by the report (:func:`geometry.study.report.build_report`, with
+``direction="random"``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class SectionSettings(_Settings):
     sub_m : int ≥ 1 — dimension sampled ("sc_mix")
     seed : int ≥ 0 — random v ("random", "sc_mix")
     extent_factor : float > 0 — half-width of the window in multiples of ‖r(x)‖₂
-    resolution : int — grid points per axis (2 … MAX_RESOLUTION)
+    resolution : int — grid points per axis (2 … MAX_RESOLUTION); default 256, the Cross-sections page's
     method, h, point : the curvature estimator along v (as the subspace's)
     """
 
@@ -58,7 +58,7 @@ class SectionSettings(_Settings):
     sub_m: int = 1
     seed: int = 0
     extent_factor: float = 3.0
-    resolution: int = 128
+    resolution: int = 256
     method: CurvatureMethod = "finite_difference"
     h: float | None = None
     point: BoundaryPoint = "boundary"

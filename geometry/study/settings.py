@@ -54,6 +54,7 @@ __all__ = [
     "CurvatureSettings",
     "UniversalSettings",
     "CompareSettings",
+    "COMPARE_XI_FACTOR",
 ]
 
 #: Bumped whenever a study's protocol changes what it computes (part of every key).
@@ -69,6 +70,9 @@ NOISE_POINTS = 200
 NOISE_RANGE_FACTOR = 10.0
 #: Points of a curve's m grid (at most; all m up to this many).
 M_GRID_POINTS = 12
+#: "Compare networks" with h tied to ξ takes h = ξ/2 (both networks share S_c at h ≈ ξ/2 but not at the authors'
+#: h, docs/reproduction-compare.md): :meth:`CompareSettings.half_xi`.
+COMPARE_XI_FACTOR = 0.5
 
 
 def m_grid(m_max: int, *, points: int = M_GRID_POINTS) -> list[int]:
@@ -164,7 +168,10 @@ class HScale(_Settings):
     value : float > 0 — h for ``"custom"`` (ignored otherwise)
     noise_share : float in (0, 1] — for ``"xi"``: ξ = (noise norm fooling this share) / 5
     xi_factor : float > 0 — for ``"xi"``: h = xi_factor · ξ (1: the curvature and universal pages;
-        0.5: the comparison page, where two networks share S_c at h ≈ ξ/2)
+        :data:`COMPARE_XI_FACTOR` = 0.5: the comparison page, where two networks share S_c at h ≈ ξ/2)
+
+    The preset ``"xi"`` always means h = ``xi_factor`` · ξ; :attr:`label` says which (``"h = ξ"``,
+    ``"h = ξ/2"``), so a page or a report never calls h = ξ/2 "ξ".
     """
 
     preset: HPreset = "authors"
@@ -187,6 +194,18 @@ class HScale(_Settings):
             object.__setattr__(self, "noise_share", 0.5)
             object.__setattr__(self, "xi_factor", 1.0)
 
+    @property
+    def label(self) -> str:
+        """What h is, in words: ``"authors' h"``, ``"custom h = 0.156"``, ``"h = ξ"`` or ``"h = ξ/2"`` (ξ at
+        ``noise_share``)."""
+        if self.preset == "custom":
+            return f"custom h = {self.value:g}"
+        if self.preset == "authors":
+            return "authors' h"
+        factor = {1.0: "", 0.5: "/2"}.get(float(self.xi_factor))
+        h = f"h = ξ{factor}" if factor is not None else f"h = {self.xi_factor:g}·ξ"
+        return f"{h} (ξ = 1/{XI_DIVISOR:g} of the noise norm fooling {self.noise_share:.0%})"
+
 
 @dataclass(frozen=True)
 class CurvatureSettings(_Settings):
@@ -197,7 +216,8 @@ class CurvatureSettings(_Settings):
     points : PointSplit — estimation points (S_c, S_f) and held-out points (curves)
     m_max : int ≥ 1 — dimension of S_c, S_f and the random subspace
     method : one of :data:`CURVATURE_METHODS`
-    scale : HScale — h of the finite-difference method (ignored by the others)
+    scale : HScale — h of the finite-difference method (ignored by the others); default h = ξ (ξ at 50 %): on
+        digits-lenet only there is S_c more curved than random (docs/reproduction.md)
     beta : float or None — softplus β of the smoothed method (None: the default)
     point : one of :data:`BOUNDARY_POINTS`
     tangent : bool — project the Hessian on the boundary's tangent space
@@ -207,7 +227,7 @@ class CurvatureSettings(_Settings):
     points: PointSplit = field(default_factory=PointSplit)
     m_max: int = 20
     method: CurvatureMethod = "finite_difference"
-    scale: HScale = field(default_factory=HScale)
+    scale: HScale = field(default_factory=lambda: HScale("xi"))
     beta: float | None = None
     point: BoundaryPoint = "boundary"
     tangent: bool = True
@@ -234,16 +254,18 @@ class UniversalSettings(_Settings):
     ----------
     points : PointSplit — estimation (S_c, S_f), held-out (fooling rates) and UAP points
     m_max : int ≥ 1 — dimension of the subspaces
-    scale : HScale — h of S_c (finite differences at z = x + r(x), tangent-projected)
-    share : float — ξ = (noise norm fooling this share of the held-out points) / :data:`XI_DIVISOR`
+    scale : HScale — h of S_c (finite differences at z = x + r(x), tangent-projected); default h = ξ at 80 %
+    share : float — ξ = (noise norm fooling this share of the held-out points) / :data:`XI_DIVISOR`; default
+        0.8: where S_c's random vectors out-fool S_f's on the MNIST LeNet (83.7 % vs 69.6 %,
+        docs/reproduction-universal.md, issue 13)
     n_samples : int ≥ 1 — random vectors per subspace and m
     delta : float — UAP target fooling rate 1 − δ (and the theorems' δ)
     """
 
     points: PointSplit = field(default_factory=lambda: PointSplit(100, 1000, 1000))
     m_max: int = 20
-    scale: HScale = field(default_factory=lambda: HScale("xi"))
-    share: float = 0.5
+    scale: HScale = field(default_factory=lambda: HScale("xi", noise_share=0.8))
+    share: float = 0.8
     n_samples: int = 10
     delta: float = UAP_DELTA
 
@@ -266,15 +288,22 @@ class CompareSettings(_Settings):
     ----------
     points : PointSplit — estimation points (both networks) and held-out points (fooling matrix)
     m_estimated : int ≥ 1 — directions estimated per subspace
-    scale : HScale — h of S_c (the same for both networks)
+    scale : HScale — h of S_c (the same for both networks); default the authors' h; :meth:`half_xi` gives the
+        page's other preset, h = ξ/2 (labelled so: ``scale.label``)
     n_baseline : int ≥ 1 — random subspace pairs of the baseline
     """
 
     points: PointSplit = field(default_factory=lambda: PointSplit(100, 200, 0))
     m_estimated: int = 20
-    scale: HScale = field(default_factory=lambda: HScale("xi", xi_factor=0.5))
+    scale: HScale = field(default_factory=HScale)
     n_baseline: int = 200
 
     def __post_init__(self) -> None:
         _int("m_estimated", self.m_estimated, 1)
         _int("n_baseline", self.n_baseline, 1)
+
+    @staticmethod
+    def half_xi(noise_share: float = 0.5) -> HScale:
+        """The comparison's h tied to ξ: h = ξ/2 (:data:`COMPARE_XI_FACTOR`), ξ at ``noise_share`` of network A's
+        held-out points (ICLR 2018 Fig. 10; docs/reproduction-compare.md)."""
+        return HScale("xi", noise_share=noise_share, xi_factor=COMPARE_XI_FACTOR)

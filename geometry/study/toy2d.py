@@ -54,12 +54,12 @@ class LabSettings(_Settings):
     resolution : int — grid of the decision regions
     """
 
-    dataset: str = "moons"
+    dataset: str = "circles"
     model: str = "mlp-tanh"
     n_points: int = 200
-    noise: float = 0.1
+    noise: float = 0.08
     seed: int = 0
-    point: int = 0
+    point: int = 1
     h: float = 0.1
     resolution: int = 150
 
