@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from geometry.cli import commands as cli
-from geometry.cli.commands import ProgressBar
+from geometry.cli.progress import ProgressBar
 from geometry.study import m_grid
 
 # TorchScript is written on purpose (users still upload it); torch ≥ 2.10 calls it deprecated
@@ -24,6 +24,8 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated
 
 SMALL = [
     "--n-points",
+    "20",
+    "--n-heldout",
     "20",
     "--m",
     "5",
@@ -222,15 +224,15 @@ def test_report_on_a_torchscript_file(zoo_report, tmp_path, capsys):
 def test_infinite_noise_norm_skips_the_fooling_curve(trained, tmp_path, capsys, monkeypatch):
     import dataclasses
 
-    import geometry.study as study
+    import geometry.study.report as report
 
-    real = study.noise_norm
+    real = report.noise_norm
 
     def never_fooled(*args, **kwargs):
         res = real(*args, **kwargs)
         return dataclasses.replace(res, quantile=float("inf"), infinite_share=1.0)
 
-    monkeypatch.setattr(study, "noise_norm", never_fooled)  # the report calls study.noise_norm
+    monkeypatch.setattr(report, "noise_norm", never_fooled)  # build_report's noise norm
     code, out, err = run(
         capsys,
         "report",
@@ -238,6 +240,10 @@ def test_infinite_noise_norm_skips_the_fooling_curve(trained, tmp_path, capsys, 
         "digits-lenet",
         "--n-points",
         "8",
+        "--n-heldout",
+        "8",
+        "--h-preset",
+        "authors",
         "--m",
         "2",
         "--sections",

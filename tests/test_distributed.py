@@ -369,7 +369,7 @@ def test_cached_shard_recomputes_a_damaged_part(tmp_path, monkeypatch):
 def test_study_command_single_process_then_resumed(digits_lenet, tmp_path, capsys):
     from geometry.cli import main
 
-    args = ["study", "deepfool", "--zoo", "digits-lenet", "--n-points", "12", "--out", str(tmp_path / "a")]
+    args = ["study", "deepfool", "--zoo", "digits-lenet", "--n-heldout", "12", "--out", str(tmp_path / "a")]
     assert main(args) == 0
     first = capsys.readouterr()
     assert "computed (deepfool)" in first.err
@@ -386,7 +386,7 @@ def test_study_command_under_torchrun_writes_the_one_process_files(digits_lenet,
     """The real launcher: ``torchrun --nproc_per_node 2 -m geometry.cli study deepfool`` (gloo)."""
     import subprocess
 
-    common = ["study", "deepfool", "--zoo", "digits-lenet", "--n-points", "12", "--no-resume", "-q"]
+    common = ["study", "deepfool", "--zoo", "digits-lenet", "--n-heldout", "12", "--no-resume", "-q"]
     from geometry.cli import main
 
     assert main([*common, "--out", str(tmp_path / "one")]) == 0

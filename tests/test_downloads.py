@@ -13,6 +13,7 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,8 +22,19 @@ import torch
 from safetensors.numpy import load as load_safetensors
 
 from geometry.cli import commands as cli
+from geometry.cli import options
+from geometry.cli.options import report_argv
 from geometry.output import downloads
-from geometry.study import SectionSettings, section_study
+from geometry.study import (
+    CompareSettings,
+    CurvatureSettings,
+    HScale,
+    PointSplit,
+    SectionSettings,
+    UniversalSettings,
+    section_study,
+)
+from geometry.study.report import ReportSettings
 from geometry.testing import sphere_classifier
 
 
@@ -180,54 +192,86 @@ def test_records_become_a_table_and_networks_are_skipped(section):
 
 
 # ------------------------------------------------------------------------------------------ report
-def test_report_arguments_parse_with_the_command_lines_parser():
-    argv = downloads.report_argv(
-        "digits-lenet", "digits", n_points=30, m=5, method="finite_difference", h=0.0625, n_directions=4, seed=2
-    )
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ReportSettings(),
+        ReportSettings(
+            curvature=CurvatureSettings(
+                points=PointSplit(30, 12, 0, 2),
+                m_max=5,
+                method="finite_difference",
+                scale=HScale("custom", 0.0625),
+                point="inside",
+                n_directions=4,
+            ),
+            share=0.5,
+            n_samples=3,
+            sections=1,
+            resolution=40,
+            extent_factor=2.5,
+        ),
+        ReportSettings(curvature=CurvatureSettings(method="smoothed", beta=3.0)),
+        ReportSettings.following(CompareSettings(scale=CompareSettings.half_xi(0.8))),
+        ReportSettings.following(UniversalSettings()),
+    ],
+)
+def test_the_command_line_of_report_settings_parses_back_to_them(settings):
+    """What the app shows as the report's command line gives the same settings (no argv round trip in the
+    app itself: it calls build_report with the settings object)."""
+    argv = report_argv("digits-lenet", "digits", settings, out="elsewhere")
     args = cli.build_parser().parse_args(argv)
-    assert (args.zoo, args.dataset, args.n_points, args.m, args.h, args.n_directions, args.seed) == (
-        "digits-lenet",
-        "digits",
-        30,
-        5,
-        0.0625,
-        4,
-        2,
-    )
+    assert (args.zoo, args.dataset, args.out) == ("digits-lenet", "digits", "elsewhere")
+    assert options.report_settings(args, cli.build_parser()) == settings
     assert downloads.report_command(argv).startswith("boundary-atlas report --zoo digits-lenet --dataset digits")
-    # h only for finite differences, β only for the smoothed twin
-    assert "--h" not in downloads.report_argv("n", "d", method="exact", h=0.1, beta=3.0)
-    assert "--beta" in downloads.report_argv("n", "d", method="smoothed", beta=3.0)
 
 
-def test_report_zip_runs_the_command_lines_report_and_zips_its_folder(monkeypatch):
-    """The zip holds exactly the folder ``run_report`` wrote, with the arguments it was given (the
-    report itself, index.html's inline figures included, is tested end to end in test_cli.py)."""
+def test_default_settings_give_the_shortest_command_line():
+    assert report_argv("n", "d", ReportSettings()) == ["report", "--zoo", "n", "--dataset", "d", "--out", "report"]
+
+
+def test_report_zip_builds_the_report_and_zips_the_written_folder(monkeypatch):
+    """The zip holds exactly the folder ``write_report`` wrote for the Report ``build_report`` returned, with
+    the settings object it was given (the report itself, index.html's inline figures included, is tested end
+    to end in test_cli.py)."""
+    from geometry.output import report as output_report
+    from geometry.study import report as study_report
+
     seen = {}
 
-    def fake_run_report(args, parser, bar):
-        seen["args"] = args
-        out = cli.Path(args.out)
+    def fake_build(clf, data, settings, *, progress=None, model_source=None):
+        seen["args"] = (clf, data, settings, model_source)
+        progress(0.5, "DeepFool: 12 points")
+        return "the report"
+
+    def fake_write(report, out):
+        seen["report"], seen["out"] = report, Path(out)
+        out = Path(out)
         out.mkdir(parents=True)
         (out / "index.html").write_text("<html>index</html>", encoding="utf-8")
         (out / "deepfool.csv").write_text("index,norm\n0,0.5\n", encoding="utf-8")
-        bar.update(0.5, "DeepFool", "12 points")
-        bar.update(1.0, "done")
-        return "summary"
+        return out / "index.html"
 
-    monkeypatch.setattr(cli, "run_report", fake_run_report)
+    monkeypatch.setattr(study_report, "build_report", fake_build)
+    monkeypatch.setattr(output_report, "write_report", fake_write)
     progress: list[tuple[float, str]] = []
-    argv = downloads.report_argv("digits-lenet", "digits", n_points=12, m=3, seed=4, out="elsewhere")
-    z = _zip(downloads.report_zip(argv, progress=lambda f, msg: progress.append((f, msg))))
+    settings = ReportSettings(sections=0)
+    z = _zip(
+        downloads.report_zip("clf", "data", settings, progress=lambda f, m: progress.append((f, m)), model_source={})
+    )
     assert sorted(z.namelist()) == ["report/deepfool.csv", "report/index.html"]
     assert _csv(z.read("report/deepfool.csv")) == [{"index": "0", "norm": "0.5"}]
-    args = seen["args"]
-    assert (args.zoo, args.n_points, args.m, args.seed, args.quiet) == ("digits-lenet", 12, 3, 4, True)
-    assert "elsewhere" not in args.out  # a temporary folder, removed afterwards
-    assert not cli.Path(args.out).exists()
-    assert progress == [(0.5, "DeepFool: 12 points"), (1.0, "done")]
+    assert seen["args"] == ("clf", "data", settings, {}) and seen["report"] == "the report"
+    assert not seen["out"].exists()  # a temporary folder, removed afterwards
+    assert progress == [(0.5 * 0.97, "DeepFool: 12 points"), (0.97, "writing the files"), (1.0, "done")]
 
 
-def test_report_settings_the_command_line_refuses_are_a_clear_error():
-    with pytest.raises(downloads.InvalidInputError, match="boundary-atlas report"):
-        downloads.report_zip(downloads.report_argv("digits-lenet", "digits", m=10**6))
+def test_a_page_settings_report_keeps_its_protocol():
+    """The report of a page's settings uses that page's points, m, h and (Universal) share and samples."""
+    u = UniversalSettings(points=PointSplit(40, 150, 150, 3), m_max=6, share=0.5, n_samples=4)
+    r = ReportSettings.following(u)
+    assert r.curvature.points == PointSplit(40, 150, 0, 3) and r.curvature.m_max == 6
+    assert r.curvature.scale == u.scale and (r.share, r.n_samples) == (0.5, 4)
+    c = CompareSettings(points=PointSplit(50, 200, 0, 1), m_estimated=8, scale=CompareSettings.half_xi())
+    assert ReportSettings.following(c).curvature.scale.label.startswith("h = ξ/2")
+    assert ReportSettings.following(None) == ReportSettings()

@@ -270,7 +270,9 @@ def test_widgets_after_the_computation_survive_a_bad_value(page, bad):
         (["--n-directions", "1e308"], "expected an integer, got '1e308'"),
         (["--n-directions", "5000"], "at most 1,000 (random directions per m)"),
         (["--n-samples", "5000"], "at most 1,000 (random vectors per m)"),
-        (["--seed", str(10**30)], "at most 9,223,372,036,854,775,806 (a torch generator seed)"),
+        (["--seed", str(10**30)], "at most 9,223,372,036,854,775,807 (a seed)"),
+        (["--seed", "-1"], "expected an integer ≥ 0 (a seed), got -1"),
+        (["--n-heldout", str(10**30)], "at most 100,000 (points)"),
     ],
 )
 def test_cli_sizes_are_checked_before_anything_runs(argv, limit, tmp_path, capsys, monkeypatch):
@@ -279,7 +281,7 @@ def test_cli_sizes_are_checked_before_anything_runs(argv, limit, tmp_path, capsy
     def started(*args, **kwargs):
         raise AssertionError("the report started before its arguments were checked")
 
-    monkeypatch.setattr(cli, "run_report", started)
+    monkeypatch.setattr(cli, "_cmd_report", started)
     t0 = time.perf_counter()
     with pytest.raises(SystemExit) as exc:
         cli.main(["report", "--zoo", "digits-lenet", "--out", str(tmp_path / "r"), *argv])
@@ -293,9 +295,12 @@ def test_cli_sizes_are_checked_before_anything_runs(argv, limit, tmp_path, capsy
 
 def test_cli_limits_agree_with_the_backend():
     from geometry import sections
-    from geometry.cli import commands as cli
+    from geometry.cli import options
+    from geometry.study import PointSplit
 
-    assert cli.MAX_RESOLUTION == sections.MAX_RESOLUTION
+    assert options.MAX_RESOLUTION == sections.MAX_RESOLUTION
+    assert options.SEED_RANGE[0] == 0
+    PointSplit(seed=options.SEED_RANGE[1])  # the largest seed the command line takes is a valid one
 
 
 # ------------------------------------------------------------------------------------------- the API

@@ -15,8 +15,9 @@ expander (``pages/ui/downloads.py``) only calls these functions, lazily, when a 
   one result becomes a CSV table; every scalar goes into ``numbers.json``. Each key's shape, dtype,
   meaning and unit come from the owning class's numpydoc ``Attributes`` section.
 * :func:`bundle_zip` — the bundle as a zip with ``README.txt`` (keys, shapes, units, provenance).
-* :func:`report_argv`, :func:`report_command`, :func:`report_zip` — ``boundary-atlas report`` for the
-  app's settings, computed by the same code as the command line (:func:`geometry.cli.commands.run_report`).
+* :func:`report_zip` — the report for the app's settings (a :class:`~geometry.study.report.ReportSettings`),
+  computed as the command line computes it (:func:`geometry.study.report.build_report`);
+  :func:`report_command` — the command line that gives the same report.
 """
 
 from __future__ import annotations
@@ -32,14 +33,19 @@ import re
 import shlex
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import AtlasError, InvalidInputError
+from ..errors import AtlasError
+from ..progress import ProgressFn, stage
+
+if TYPE_CHECKING:
+    from ..classifier import Classifier
+    from ..study.report import ReportData, ReportSettings
 
 __all__ = [
     "ExportUnavailableError",
@@ -54,7 +60,6 @@ __all__ = [
     "numbers_json",
     "bundle_zip",
     "readme_text",
-    "report_argv",
     "report_command",
     "report_zip",
 ]
@@ -70,7 +75,7 @@ class ExportUnavailableError(AtlasError):
 
 
 # ------------------------------------------------------------------------------------------ figures
-def figure_html(fig) -> bytes:
+def figure_html(fig: Any) -> bytes:
     """A Plotly figure as a self-contained interactive HTML page (UTF-8 bytes).
 
     Plotly.js (≈ 4.7 MB) is inlined (``include_plotlyjs=True``), so the file opens offline and
@@ -105,7 +110,9 @@ def static_export_problem() -> str | None:
     return None
 
 
-def figure_image(fig, fmt: str = "png", *, width: int = 1000, height: int | None = None, scale: float = 2.0) -> bytes:
+def figure_image(
+    fig: Any, fmt: str = "png", *, width: int = 1000, height: int | None = None, scale: float = 2.0
+) -> bytes:
     """A Plotly figure as a static image through kaleido (seconds: it starts a headless browser).
 
     Parameters
@@ -206,7 +213,7 @@ def _attribute_docs(cls: type) -> dict:
     return docs
 
 
-def _as_array(value) -> np.ndarray | None:
+def _as_array(value: Any) -> np.ndarray | None:
     """A numeric numpy copy of a tensor / array / list of numbers, else None."""
     try:
         import torch
@@ -230,7 +237,7 @@ def _as_array(value) -> np.ndarray | None:
     return None
 
 
-def _cell(value):
+def _cell(value: Any) -> Any:
     """A table cell: a numpy scalar as itself (its str is the shortest exact text, float32 included), a
     non-finite float as None."""
     if isinstance(value, np.floating) and not np.isfinite(value):
@@ -238,7 +245,7 @@ def _cell(value):
     return value
 
 
-def _plain_scalar(value):
+def _plain_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -254,7 +261,7 @@ class _Walker:
         self.tables: list[Table] = []
         self.seen: set[int] = set()
 
-    def walk(self, obj, path: str, owner: type | None, name: str, depth: int):
+    def walk(self, obj: Any, path: str, owner: type | None, name: str, depth: int) -> Any:
         """The JSON-able value of ``obj``; tensors and tables are recorded on the way."""
         if obj is None or isinstance(obj, (bool, int, float, str, np.generic)):
             return _plain_scalar(obj)
@@ -347,7 +354,7 @@ class _Walker:
             self.tables.append(Table(name, tuple(g), rows, desc))
 
 
-def _skip(value) -> bool:
+def _skip(value: Any) -> bool:
     """Objects that are not data: networks, modules, callables."""
     try:
         import torch
@@ -474,78 +481,40 @@ def bundle_zip(bundle: DataBundle) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------ report
-def report_argv(
-    model: str,
-    dataset: str,
-    *,
-    n_points: int | None = None,
-    m: int | None = None,
-    method: str | None = None,
-    h: float | None = None,
-    beta: float | None = None,
-    n_directions: int | None = None,
-    noise_share: float | None = None,
-    seed: int | None = None,
-    out: str = "report",
-) -> list[str]:
-    """The arguments of ``boundary-atlas report`` for a zoo network and the app's settings.
-
-    Options left None keep the command line's defaults. ``h`` is passed only for finite differences.
-    """
-    argv = ["report", "--zoo", model, "--dataset", dataset]
-    opts: list[tuple[str, Any]] = [
-        ("--n-points", n_points),
-        ("--m", m),
-        ("--method", method),
-        ("--h", h if method in (None, "finite_difference") else None),
-        ("--beta", beta if method == "smoothed" else None),
-        ("--n-directions", n_directions),
-        ("--noise-share", noise_share),
-        ("--seed", seed),
-    ]
-    for flag, value in opts:
-        if value is not None:
-            argv += [flag, f"{value:.6g}" if isinstance(value, float) else str(value)]
-    return [*argv, "--out", out]
-
-
 def report_command(argv: Sequence[str]) -> str:
-    """The shell command line of :func:`report_argv`'s arguments."""
+    """The shell command line of ``boundary-atlas`` arguments (:func:`geometry.cli.options.report_argv`)."""
     return shlex.join(["boundary-atlas", *argv])
 
 
-def report_zip(argv: Sequence[str], *, progress: Callable[[float, str], None] | None = None) -> bytes:
-    """Run ``boundary-atlas report`` (:func:`geometry.cli.commands.run_report`, the command line's own code) in a
-    temporary folder and return the folder as a zip (``report/index.html`` and its files).
+def report_zip(
+    classifier: Classifier,
+    data: ReportData,
+    settings: ReportSettings,
+    *,
+    progress: ProgressFn | None = None,
+    model_source: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The report of ``classifier`` on ``data`` at ``settings`` as a zip (``report/index.html`` and its files):
+    :func:`geometry.study.report.build_report` (the command line's computation, the pages' studies), written
+    by :func:`geometry.output.report.write_report` into a temporary folder.
 
-    ``--out`` in ``argv`` is replaced by the temporary folder. ``progress(fraction, message)`` is
-    called as the report computes. Raises the report's :class:`~geometry.errors.AtlasError`.
+    ``progress(fraction, message)`` is called as the report computes. Raises the studies'
+    :class:`~geometry.errors.AtlasError`.
     """
-    from ..cli import commands as cli
+    from ..study.report import build_report
+    from .report import write_report
 
-    args_list = list(argv)
-    if "--out" in args_list:
-        i = args_list.index("--out")
-        del args_list[i : i + 2]
-    parser = cli.build_parser()
-
-    class _Bar(cli.ProgressBar):
-        def update(self, fraction: float, label: str, detail: str = "") -> None:
-            if progress is not None and math.isfinite(fraction):
-                progress(min(max(float(fraction), 0.0), 1.0), f"{label}: {detail}" if detail else label)
-
+    report = build_report(classifier, data, settings, progress=stage(progress, 0.0, 0.97), model_source=model_source)
+    if progress is not None:
+        progress(0.97, "writing the files")
     with tempfile.TemporaryDirectory(prefix="atlas-report-") as tmp:
         out = Path(tmp) / "report"
-        try:
-            args = parser.parse_args([*args_list, "--out", str(out), "--quiet"])
-        except SystemExit:  # argparse refused a value: say which command
-            raise InvalidInputError(
-                f"the report's settings are refused by the command line: {report_command(argv)}"
-            ) from None
-        cli.run_report(args, parser, _Bar(enabled=False))
+        write_report(report, out)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(out.rglob("*")):
                 if f.is_file():
                     zf.write(f, f"report/{f.relative_to(out).as_posix()}")
-        return buf.getvalue()
+    if progress is not None:
+        progress(1.0, "done")
+    return buf.getvalue()

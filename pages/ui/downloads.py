@@ -1,5 +1,5 @@
 """The "Downloads" expander of every page: figures (HTML, PNG, SVG), numbers (CSV, JSON), tensors
-(``.npz`` + ``.safetensors`` with a README) and the command line's report (issue 14 item 3).
+(``.npz`` + ``.safetensors`` with a README) and the report (issue 14 item 3; issue 19 item 2).
 
 One call per page, near its end::
 
@@ -7,27 +7,34 @@ One call per page, near its end::
 
 Nothing is built on a rerun: every file is made by :mod:`geometry.output.downloads` only when its button is
 pressed (Streamlit's deferred ``download_button(data=callable)``), from the page's cached study
-results and the same figure builders the page draws with. The report runs the command line's own
-code after "Prepare report" and is kept for the session, keyed by its command line.
+results and the same figure builders the page draws with. "Prepare report" builds the report of the
+page's settings (:meth:`geometry.study.report.ReportSettings.following`) with
+:func:`geometry.study.report.build_report`, as ``boundary-atlas report`` does, and keeps it for the
+session, keyed by the network and the settings' key; the equivalent command line is shown beside it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import streamlit as st
 
+from geometry.cli.options import report_argv
 from geometry.errors import AtlasError
 from geometry.output import downloads
 from geometry.study import network_fingerprint
+from geometry.study.report import ReportSettings, load_report_data, zoo_source
 
 from .state import USER_PREFIX
 
-_REPORT_KEY = "_dl_report"  # session: (command line, zip bytes) of the last report prepared
+_REPORT_KEY = "_dl_report"  # session: ((network, settings key), zip bytes) of the last report prepared
 
 
-def bundle_for(title: str, sel, results: Mapping, settings=None, **provenance) -> downloads.DataBundle:
+def bundle_for(title: str, sel: Any, results: Mapping, settings: Any = None, **provenance: Any) -> downloads.DataBundle:
     """:func:`geometry.output.downloads.result_bundle` of ``results`` with the page's provenance: the network's
     name and fingerprint, the dataset, the datapoint and the settings key."""
     prov = {
@@ -43,42 +50,29 @@ def bundle_for(title: str, sel, results: Mapping, settings=None, **provenance) -
     return downloads.result_bundle(title, results, provenance={k: v for k, v in prov.items() if v is not None})
 
 
-def report_for(sel, settings=None, *, h: float | None = None) -> list[str] | None:
-    """``boundary-atlas report`` arguments for the sidebar's network and the page's settings (n, m,
-    method, h, β, directions, noise share, seed where the settings have them), or None for an uploaded
-    network or dataset (the command line reads a model file instead)."""
+def report_for(sel: Any, settings: Any = None) -> ReportSettings | None:
+    """The report of the page's ``settings`` (:meth:`ReportSettings.following`: points, m, estimator, h, noise
+    share, samples where the settings have them; m at most d − 1), or None for an uploaded network or dataset
+    (the command line reads a model file instead)."""
     name, dataset = getattr(sel, "model_name", ""), getattr(sel, "dataset_key", "")
     if not name or name.startswith(USER_PREFIX) or dataset.startswith(USER_PREFIX):
         return None
-    points = getattr(settings, "points", None)
-    scale = getattr(settings, "scale", None)
-    if h is None and scale is not None and scale.preset == "custom":
-        h = scale.value
-    m = getattr(settings, "m_max", None) or getattr(settings, "m_estimated", None)
-    return downloads.report_argv(
-        name,
-        dataset,
-        n_points=getattr(points, "n_estimate", None),
-        m=min(int(m), sel.clf.d - 1) if m else None,
-        method=getattr(settings, "method", None),
-        h=float(h) if h else None,
-        beta=getattr(settings, "beta", None),
-        n_directions=getattr(settings, "n_directions", None),
-        noise_share=getattr(settings, "share", None),
-        seed=getattr(points, "seed", None),
-        out=f"report-{name}",
-    )
+    report = ReportSettings.following(settings)
+    c = report.curvature
+    if c.m_max > sel.clf.d - 1:
+        report = dataclasses.replace(report, curvature=dataclasses.replace(c, m_max=max(1, sel.clf.d - 1)))
+    return report
 
 
 def offer(
     page: str,
-    sel,
+    sel: Any,
     results: Mapping,
     figures: Mapping[str, Callable],
-    settings=None,
+    settings: Any = None,
     *,
     title: str | None = None,
-    report: list[str] | bool | None = True,
+    report: bool | None = True,
     h: float | None = None,
     main_table: str | None = None,
 ) -> None:
@@ -95,9 +89,9 @@ def offer(
     figures : mapping label → callable returning a Plotly figure
         Each called only when one of its buttons is pressed.
     settings : the page's settings dataclass (its ``key()`` goes into the provenance and the report)
-    report : True (derive the report's arguments from ``sel`` and ``settings``), a list of arguments,
-        or False / None (no report for this page: e.g. the 2-D lab's toy networks)
-    h : the resolved finite-difference scale to pass to the report (e.g. h = ξ resolved by the study)
+    report : True (the report of ``settings``, :func:`report_for`), or False / None (no report for this page:
+        e.g. the 2-D lab's toy networks)
+    h : unused (kept for the pages' calls): the report resolves the settings' own h preset on the same points
     main_table : the bundle table offered as "Table (CSV)" (e.g. ``"study.curves"``; default: the first)
     """
     label = title or page.replace("_", " ").capitalize()
@@ -118,7 +112,7 @@ def offer(
             cols[0].markdown(f"**{name}**")
             cols[1].download_button(
                 "HTML",
-                data=lambda b=build: downloads.figure_html(b()),
+                data=functools.partial(_figure_html, build),
                 file_name=f"{page}_{_file_stem(name)}.html",
                 mime="text/html",
                 key=f"dl-{page}-{_file_stem(name)}-html",
@@ -128,7 +122,7 @@ def offer(
             for col, fmt, mime in ((cols[2], "png", "image/png"), (cols[3], "svg", "image/svg+xml")):
                 col.download_button(
                     fmt.upper(),
-                    data=lambda b=build, f=fmt: downloads.figure_image(b(), f),
+                    data=functools.partial(_figure_image, build, fmt),
                     file_name=f"{page}_{_file_stem(name)}.{fmt}",
                     mime=mime,
                     key=f"dl-{page}-{_file_stem(name)}-{fmt}",
@@ -139,8 +133,8 @@ def offer(
                 )
         if problem:
             st.caption(problem)
-        cols = st.columns(3)
-        cols[0].download_button(
+        row = st.columns(3)
+        row[0].download_button(
             "Numbers (JSON)",
             data=lambda: downloads.numbers_json(bundle()),
             file_name=f"{page}_numbers.json",
@@ -150,7 +144,7 @@ def offer(
             width="stretch",
             help="Every number of the page's results, with the network's fingerprint and the settings key.",
         )
-        cols[1].download_button(
+        row[1].download_button(
             "Table (CSV)",
             data=lambda: _main_table_csv(bundle(), main_table),
             file_name=f"{page}_table.csv",
@@ -160,7 +154,7 @@ def offer(
             width="stretch",
             help="The page's main table (every table is in the data zip).",
         )
-        cols[2].download_button(
+        row[2].download_button(
             "Data (zip)",
             data=lambda: downloads.bundle_zip(bundle()),
             file_name=f"{page}_data.zip",
@@ -171,8 +165,15 @@ def offer(
             help="Every table (CSV), every number (JSON) and every tensor (.npz and .safetensors: r(x), bases of "
             "S_c / S_f, perturbations, section grids, …) with a README of keys, shapes, units and provenance.",
         )
-        argv = report_for(sel, settings, h=h) if report is True else (report or None)
-        _report(page, argv, enabled=report is not False and report is not None, sel=sel)
+        _report(page, report_for(sel, settings) if report else None, enabled=bool(report), sel=sel)
+
+
+def _figure_html(build: Callable[[], Any]) -> bytes:
+    return downloads.figure_html(build())
+
+
+def _figure_image(build: Callable[[], Any], fmt: str) -> bytes:
+    return downloads.figure_image(build(), fmt)
 
 
 def _file_stem(name: str) -> str:
@@ -187,29 +188,32 @@ def _main_table_csv(bundle: downloads.DataBundle, name: str | None) -> bytes:
     return downloads.table_csv(next((t for t in bundle.tables if t.name == name), bundle.tables[0]))
 
 
-def _report(page: str, argv: list[str] | None, *, enabled: bool, sel) -> None:
+def _report(page: str, settings: ReportSettings | None, *, enabled: bool, sel: Any) -> None:
     """The report's command line, a "Prepare report" button, and its download once prepared."""
     if not enabled:
         return
-    if argv is None:
+    if settings is None:
         st.caption(
             "Report: the command line reads your model file — `boundary-atlas report --model FILE --dataset NAME "
             "--out report` (see `boundary-atlas report --help`)."
         )
         return
-    command = downloads.report_command(argv)
+    name, dataset = sel.model_name, sel.dataset_key
+    out = f"report-{name}"
+    command = downloads.report_command(report_argv(name, dataset, settings, out=out))
     st.markdown(
         "**Report** — the command line's report for this network and these settings:",
         help="DeepFool, cross-sections, S_c / S_f, curvature and fooling rate versus m, as JSON / CSV and HTML "
         "figures, with an index.html that shows every figure beside its numbers.",
     )
     st.code(command, language="bash", wrap_lines=True)
+    key = (name, settings.key())
     ready = st.session_state.get(_REPORT_KEY)
-    if ready is not None and ready[0] == command:
+    if ready is not None and ready[0] == key:
         st.download_button(
             "Download report (zip)",
             data=ready[1],
-            file_name=f"{argv[argv.index('--out') + 1]}.zip",
+            file_name=f"{out}.zip",
             mime="application/zip",
             key=f"dl-{page}-report",
             on_click="ignore",
@@ -222,12 +226,22 @@ def _report(page: str, argv: list[str] | None, *, enabled: bool, sel) -> None:
         key=f"dl-{page}-report-prepare",
     ):
         bar = st.progress(0.0, text="Report")
+
+        def progress(fraction: float, message: str) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=f"Report — {message}"[:200])
+
         try:
-            data = downloads.report_zip(argv, progress=lambda f, msg: bar.progress(f, text=f"Report — {msg}"[:200]))
+            data = downloads.report_zip(
+                sel.clf,
+                load_report_data(dataset),
+                settings,
+                progress=progress,
+                model_source=zoo_source(name, sel.clf),
+            )
         except AtlasError as exc:
             bar.empty()
             st.error(f"The report could not be made: {exc}")
             return
         bar.empty()
-        st.session_state[_REPORT_KEY] = (command, data)
+        st.session_state[_REPORT_KEY] = (key, data)
         st.rerun()
