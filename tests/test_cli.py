@@ -182,6 +182,39 @@ def test_report_on_a_zoo_network(zoo_report):
     assert "curvature study: S_c" in err and "100%" in err and "Traceback" not in err
 
 
+def test_the_apps_report_is_the_command_lines_report(zoo_report):
+    """The app's "Prepare report" (downloads.report_zip with a ReportSettings object, no argv) writes the numbers
+    the command line wrote for the same settings, and the report's sections are the section study's."""
+    import io
+    import zipfile
+
+    from geometry.cli.options import report_settings
+    from geometry.output import downloads
+    from geometry.study import section_study
+    from geometry.study.report import load_report_data, zoo_source
+    from geometry.zoo import load_model
+
+    d0 = zoo_report[0]
+    parser = cli.build_parser()
+    settings = report_settings(parser.parse_args(["report", "--zoo", "digits-lenet", *SMALL, "--out", "x"]), parser)
+    clf = load_model("digits-lenet")
+    data = load_report_data("digits")
+    blob = downloads.report_zip(clf, data, settings, model_source=zoo_source("digits-lenet", clf))
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        for name in ("deepfool.csv", "curvature_vs_m.csv", "fooling_rate_vs_m.csv"):
+            assert z.read(f"report/{name}") == (d0 / name).read_bytes(), name
+        for name in ("deepfool.json", "subspaces.json", "fooling_rate_vs_m.json", "sections.json"):
+            assert json.loads(z.read(f"report/{name}")) == json.loads((d0 / name).read_text(encoding="utf-8"))
+    # each section is geometry.study.section_study at the report's section settings
+    sections = json.loads((d0 / "sections.json").read_text())["sections"]
+    h = json.loads((d0 / "subspaces.json").read_text())["h"]
+    assert len(sections) == 2
+    for k, row in enumerate(sections):
+        ref = section_study(clf, data.evaluated.images[row["index"]], settings.section(k, h=h))
+        assert row["r_norm"] == ref.section.r_norm and row["resolution"] == 48
+        assert row["kappa_along_v"] == float(ref.along.kappa[0, 0])
+
+
 def test_report_on_a_torchscript_file(zoo_report, tmp_path, capsys):
     """The zoo network saved as TorchScript (without its normalisation, given as --mean/--std)
     reproduces the zoo report's numbers."""
@@ -312,6 +345,13 @@ def test_help_in_a_subprocess():
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "100"})
     assert res.returncode == 0, res.stderr
     assert "usage: boundary-atlas" in res.stdout and "report" in res.stdout and "train" in res.stdout
+
+
+@pytest.mark.parametrize("command", [["train"], ["models"], ["report"], ["study"]])
+def test_every_commands_help_formats(command, capsys):
+    """argparse formats each help text with ``%``: a stray percent sign would only fail at ``--help``."""
+    code, out, err = run(capsys, *command, "--help")
+    assert code == 0 and err == "" and out.startswith(f"usage: boundary-atlas {command[0]}")
 
 
 def test_name_lists_match_the_backend():

@@ -254,7 +254,7 @@ def add_curvature_options(
         choices=H_PRESETS,
         default=c.scale.preset,
         help="how h is chosen: authors (10·√d·range/512), xi (h = ξ, 1/5 of the random-noise norm fooling "
-        f"{c.scale.noise_share:.0%} of the held-out points) or custom (the value of {h_flag}) (default: %(default)s; "
+        f"{100 * c.scale.noise_share:g} %% of the held-out points) or custom (the value of {h_flag}) (default: %(default)s; "
         f"{h_flag} H implies custom)",
     )
     group.add_argument(
