@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from ..study.report import ReportSettings
 from ..study.settings import BOUNDARY_POINTS, CURVATURE_METHODS, H_PRESETS, CurvatureSettings, HScale, PointSplit
+from ..validation import HPreset
 
 __all__ = [
     "PROG",
@@ -353,7 +354,7 @@ def add_report_options(group: argparse._ArgumentGroup) -> None:
 # ------------------------------------------------------------------------------------------ settings
 def curvature_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> CurvatureSettings:
     """The :class:`CurvatureSettings` of parsed point and curvature options (``--h H`` implies ``custom``)."""
-    preset = "custom" if args.h is not None else args.h_preset
+    preset: HPreset = "custom" if args.h is not None else args.h_preset
     if preset == "custom" and args.h is None:
         parser.error("--h-preset custom needs the value of h (--h H)")
     return CurvatureSettings(
