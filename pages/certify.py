@@ -19,6 +19,7 @@ from geometry.plotting import (
     radius_ratio_figure,
 )
 from geometry.study.certify import AttackStudy, CertifySettings
+from geometry.study.readings import VISIBLE_SHARE, certified_section_reading, certify_reading, disk_share
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
 from pages.ui import robust_views as _views
@@ -76,10 +77,7 @@ def render() -> None:
                 "constant."
             )
         else:
-            st.success(
-                f"ε_cert(x) ≤ ‖r(x)‖ holds at all {check.n_checked} points where an attack succeeded "
-                f"({len(cert) - check.n_checked} where none did)."
-            )
+            st.success(certify_reading(study))
         finite = check.ratio[np.isfinite(check.ratio)]
         c1, c2, c3, c4 = _layout.metric_columns(4)
         c1.metric("L (sound upper bound)", f"{bound.upper:.4g}", help=bound.method)
@@ -120,11 +118,19 @@ def render() -> None:
 
         st.subheader(f"Test point {sel.index}: both radii on a normal cross-section")
         cs = _views.certified_section(sel.clf, sel.x)
-        st.plotly_chart(certified_section_figure(cs, sel.clf.class_names), width="stretch")
+        if cs.radius > 0 and disk_share(cs) < VISIBLE_SHARE:  # issue 23 item 4: a disk one can see
+            full, zoom = st.columns(2)
+            full.plotly_chart(narrow(certified_section_figure(cs, sel.clf.class_names)), width="stretch")
+            half = 3 * max(cs.radius, cs.radius_estimate)
+            zoomed = certified_section_figure(cs, sel.clf.class_names, height=520)
+            zoomed.update_xaxes(range=[-half, half]).update_yaxes(range=[-half, half])
+            zoomed.update_layout(title=dict(text=f"Zoom on x: ±{half:.3g} (pixel ℓ2)"))
+            zoom.plotly_chart(narrow(zoomed), width="stretch")
+        else:
+            st.plotly_chart(certified_section_figure(cs, sel.clf.class_names), width="stretch")
         st.caption(
-            f"Plane through x spanned by DeepFool's r(x) and a random direction. The white disk (ε_cert = "
-            f"{cs.radius:.4g}) lies inside x's region in every plane through x; DeepFool's ‖r(x)‖ = {cs.r_norm:.4g} "
-            "(dashed)."
+            "Plane through x spanned by DeepFool's r(x) and a random direction; the certified disk holds in every "
+            "plane through x, DeepFool's ‖r(x)‖ is dashed. " + certified_section_reading(cs)
         )
         _downloads.offer(
             "certify",

@@ -22,6 +22,7 @@ from geometry.plotting import (
     robust_accuracy_figure,
     section_figure,
 )
+from geometry.study.readings import robust_reading
 from geometry.study.robust import RobustSettings, RobustStudy
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
@@ -128,9 +129,10 @@ def render() -> None:
     """The "Robust training" page."""
     st.title("Robust training")
     st.caption(
-        "Robustness and curvature, *and vice versa*: adversarial training (PGD-AT, Madry et al. 2018; FGSM-AT, Wong "
-        "et al. 2020) makes the loss far less curved in input space, and penalising that curvature directly (CURE, "
-        "Moosavi-Dezfooli et al., CVPR 2019) buys much of AT's robustness. Pick two to four networks — regimes of one "
+        "Robustness and curvature, *and vice versa*: the papers report that adversarial training (PGD-AT, Madry et "
+        "al. 2018; FGSM-AT, Wong et al. 2020) makes the loss less curved in input space, and that penalising that "
+        "curvature directly (CURE, Moosavi-Dezfooli et al., CVPR 2019) buys much of AT's robustness; the reading under "
+        "the table says whether the networks chosen here show it. Pick two to four networks — regimes of one "
         "architecture from the zoo, or your uploads — and compare their accuracy under attack, their distance to the "
         "boundary and the curvature profile of their loss on the same test points."
     )
@@ -176,6 +178,10 @@ def render() -> None:
                 "everything below use the box-constrained distance instead."
             )
 
+        st.info(
+            "\n".join(f"- {line}" for line in robust_reading(studies)),
+            icon=":material/insights:",
+        )
         st.plotly_chart(robust_accuracy_figure(studies), width="stretch")
 
         # ------------------------------------------------------------------ profiles
@@ -200,9 +206,9 @@ def render() -> None:
         st.plotly_chart(loss_along_figure(pts), width="stretch")
         st.caption(
             "Solid: the loss ℓ(x + t u) along the unit boundary normal u = δ/‖δ‖ (δ the smallest successful "
-            "perturbation); dotted: along a random unit direction through the same x (CURE Fig. 1). A standard "
-            "network's loss rises steeply and curves along the normal; a robust one's stays low and nearly linear over "
-            "the same distance."
+            "perturbation); dotted: along a random unit direction through the same x. In CURE's Fig. 1 a standard "
+            "network's loss rises steeply and curves along the normal while a robust one's stays low and nearly linear "
+            "over the same distance; compare with the curves above."
         )
         per_row = 2 if len(pts) != 3 else 3
         items = list(at_x.points.items())

@@ -196,9 +196,12 @@ def test_lab_reading_flips_with_kappa():
 
 
 # ----------------------------------------------------------------------------- robust training
-def _robust(spectral: float, pgd: float, distance: float) -> SimpleNamespace:
+def _robust(spectral: float, pgd: float, distance: float, at_h: float | None = None) -> SimpleNamespace:
+    full = lambda v: torch.full((5,), v, dtype=torch.float64)
     return SimpleNamespace(
-        profile=SimpleNamespace(spectral_norm=torch.full((5,), spectral, dtype=torch.float64)),
+        profile=SimpleNamespace(
+            spectral_norm=full(spectral), finite_difference=full(spectral if at_h is None else at_h), h=0.5
+        ),
         pgd_accuracy=pgd,
         eps=0.3,
         distance=torch.full((5,), distance, dtype=torch.float64),
@@ -211,8 +214,8 @@ def test_robust_reading_states_what_the_table_shows():
         {"standard": _robust(0.156, 0.0, 1.0), "pgd-at": _robust(1.01, 0.9, 2.0), "cure": _robust(0.1, 0.0, 1.5)}
     )
     text = " ".join(mnist)
-    assert "pgd-at's loss is more curved than standard's" in text and "1.01 vs 0.156" in text
-    assert "not less curved" in text
+    assert "pgd-at's loss is more curved than standard's by the exact ‖H‖₂ (median 1.01 vs 0.156)" in text
+    assert "'robust means less curved' does not show at this h" in text
     assert "cure buys none of pgd-at's robustness" in text
     assert "standard 1 < cure 1.5 < pgd-at 2" in text
     # the paper's picture: AT less curved, CURE buys much of it
@@ -221,7 +224,11 @@ def test_robust_reading_states_what_the_table_shows():
             {"standard": _robust(1.0, 0.0, 1.0), "pgd-at": _robust(0.1, 0.9, 2.0), "cure": _robust(0.2, 0.6, 1.8)}
         )
     )
-    assert "pgd-at's loss is less curved than standard's" in paper
+    assert "pgd-at's loss is less curved than standard's by the exact" in paper and "does not show" not in paper
+    # exact Hessian and curvature at h disagree: both are stated
+    split = readings.robust_reading({"standard": _robust(0.156, 0.0, 1.0, 2.0), "pgd-at": _robust(1.01, 0.9, 2.0, 0.3)})
+    assert "more curved than standard's by the exact" in split[0] and "less curved at scale h = 0.5" in split[0]
+    assert "does not show" not in split[0]
     assert "cure buys much of pgd-at's robustness (67 % of its gain" in paper
     none = " ".join(readings.robust_reading({"a": _robust(1.0, 0.5, 1.0), "b": _robust(1.0, 0.2, 1.0)}))
     assert "No network is more robust than a" in none
@@ -248,9 +255,9 @@ def _check(ratio: list[float], violations: list[int]) -> SanityCheck:
 def test_certify_reading_flips_with_soundness():
     cert = SimpleNamespace(radius=np.array([0.02, 0.03, 0.04]))
     ok = readings.certify_reading(SimpleNamespace(certificate=cert, check=_check([40.0, 50.0, math.inf], [])))
-    assert "0.03" in ok and "45×" in ok and "held at all 2" in ok
+    assert "0.03" in ok and "45×" in ok and "ε_cert(x) ≤ ‖r(x)‖ holds at all 2 points" in ok and "(1 where none" in ok
     bad = readings.certify_reading(SimpleNamespace(certificate=cert, check=_check([0.5, 50.0, 60.0], [0])))
-    assert "exceeded ‖r(x)‖ at 1 of 3" in bad and "not sound" in bad
+    assert "exceeded ‖r(x)‖ at 1 of 3" in bad and "holds" not in bad and "not sound" in bad
 
 
 def _cs(radius: float, r_norm: float, half: float) -> SimpleNamespace:
@@ -261,6 +268,7 @@ def _cs(radius: float, r_norm: float, half: float) -> SimpleNamespace:
 def test_certified_section_reading_says_when_the_disk_is_too_small():
     tiny = readings.certified_section_reading(_cs(0.027, 1.2, 3.5))
     assert "lies inside x's region" in tiny and "too small to see at this scale" in tiny and "0.8%" in tiny
+    assert readings.disk_share(_cs(0.027, 1.2, 3.5)) == pytest.approx(0.054 / 7.0)
     seen = readings.certified_section_reading(_cs(0.5, 1.2, 3.5))
     assert "lies inside" in seen and "too small" not in seen
     past = readings.certified_section_reading(_cs(2.0, 1.2, 3.5))

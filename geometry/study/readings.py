@@ -289,8 +289,9 @@ def lab_reading(study: LabStudy) -> str:
 def robust_reading(studies: Mapping[str, RobustStudy]) -> list[str]:
     """What the robust-training comparison shows, each network against the first one (the reference).
 
-    Claims read: curvature of the loss (median exact spectral norm ‖H‖₂ of the input Hessian — less
-    curved or not), robustness (PGD accuracy at ε), the share of the most robust network's gain that
+    Claims read: curvature of the loss (median exact spectral norm ‖H‖₂ of the input Hessian, and
+    the mean finite-difference curvature at the profile's scale h, the quantity CURE penalises —
+    less curved or not), robustness (PGD accuracy at ε), the share of the most robust network's gain that
     each other network buys, and the order of the median boundary distances.
 
     Parameters
@@ -310,20 +311,34 @@ def robust_reading(studies: Mapping[str, RobustStudy]) -> list[str]:
     if len(names) < 2:
         raise ValueError("a comparison needs at least two networks")
     ref = names[0]
-    curv = {
-        n: float(torch.as_tensor(s.profile.spectral_norm, dtype=torch.float64).median()) for n, s in studies.items()
+
+    def median(t: object) -> float:
+        """The median of the finite entries (NaN if none), as the page's table computes it."""
+        v = torch.as_tensor(t, dtype=torch.float64)
+        v = v[v.isfinite()]
+        return float(v.median()) if v.numel() else math.nan
+
+    exact = {n: median(s.profile.spectral_norm) for n, s in studies.items()}
+    at_h = {
+        n: float(torch.as_tensor(s.profile.finite_difference, dtype=torch.float64).mean()) for n, s in studies.items()
     }
+    h = studies[ref].profile.h
     acc = {n: float(s.pgd_accuracy) for n, s in studies.items()}
     eps = studies[ref].eps
     out = []
+
+    def word(a: float, b: float) -> str:
+        return "less curved" if a < b else "more curved" if a > b else "as curved"
+
     for n in names[1:]:
-        if curv[n] < curv[ref]:
-            word = f"less curved than {ref}'s"
-        elif curv[n] > curv[ref]:
-            word = f"more curved than {ref}'s — not less curved at these settings"
-        else:
-            word = f"as curved as {ref}'s"
-        out.append(f"{n}'s loss is {word} (median ‖H‖₂ {curv[n]:.3g} vs {curv[ref]:.3g}).")
+        e, f = word(exact[n], exact[ref]), word(at_h[n], at_h[ref])
+        text = (
+            f"{n}'s loss is {e} than {ref}'s by the exact ‖H‖₂ (median {exact[n]:.3g} vs {exact[ref]:.3g}) and {f} "
+            f"at scale h = {h:g} (mean ‖∇ℓ(x + h z) − ∇ℓ(x)‖/h {at_h[n]:.3g} vs {at_h[ref]:.3g})"
+        )
+        if acc[n] > acc[ref] and f != "less curved":
+            text += " — the paper's 'robust means less curved' does not show at this h; the scale h moves it"
+        out.append(text + ".")
     best = max(names, key=lambda n: acc[n])
     gain = acc[best] - acc[ref]
     out.append("PGD accuracy at ε = " + f"{eps:g}: " + ", ".join(f"{n} {100 * acc[n]:.1f} %" for n in names) + ".")
@@ -336,7 +351,7 @@ def robust_reading(studies: Mapping[str, RobustStudy]) -> list[str]:
             out.append(f"{n} buys {much} {best}'s robustness ({_pct(max(part, 0.0))} of its gain over {ref}).")
     else:
         out.append(f"No network is more robust than {ref} at ε = {eps:g}; a smaller ε shows the differences.")
-    med = {n: float(torch.as_tensor(s.distance, dtype=torch.float64).nanmedian()) for n, s in studies.items()}
+    med = {n: median(s.distance) for n, s in studies.items()}
     order = sorted(names, key=lambda n: med[n])
     out.append("Median distance to the boundary: " + " < ".join(f"{n} {med[n]:.3g}" for n in order) + ".")
     return out
@@ -358,16 +373,35 @@ def certify_reading(study: CertifyStudy) -> str:
     ratio = np.asarray(check.ratio, dtype=np.float64)
     finite = ratio[np.isfinite(ratio)]
     radius = np.asarray(study.certificate.radius, dtype=np.float64)
-    head = f"The median certified radius is {np.median(radius):.3g}"
+    gap = f"The median certified radius is {np.median(radius):.3g}"
     if finite.size:
-        head += f"; the attack's distance ‖r(x)‖ is a median {np.median(finite):.3g}× larger ({finite.size} points)"
+        gap += f"; the attack's distance ‖r(x)‖ is a median {np.median(finite):.3g}× larger ({finite.size} points)"
     if check.sound:
-        return head + f": ε_cert ≤ ‖r(x)‖ held at all {check.n_checked} attacked points, as a sound bound must."
+        return (
+            f"ε_cert(x) ≤ ‖r(x)‖ holds at all {check.n_checked} points where an attack succeeded "
+            f"({len(radius) - check.n_checked} where none did), as a sound bound must. {gap}."
+        )
     return (
-        head
-        + f": ε_cert exceeded ‖r(x)‖ at {len(check.violations)} of {check.n_checked} points — the bound is not sound "
-        "for this network."
+        f"ε_cert(x) exceeded ‖r(x)‖ at {len(check.violations)} of {check.n_checked} attacked points — the bound is "
+        f"not sound for this network. {gap}."
     )
+
+
+def disk_share(cs: CertifiedSection) -> float:
+    """The certified disk's diameter 2·ε_cert as a share of the section plot's shorter axis (inf: no axis).
+
+    Parameters
+    ----------
+    cs : CertifiedSection — ``radius`` and the section's ``alpha`` / ``beta`` (pixel ℓ2 units).
+
+    Returns
+    -------
+    float ≥ 0 — below ``VISIBLE_SHARE`` the disk is too small to see at the plot's scale.
+    """
+    span = min(
+        float(cs.section.alpha.max() - cs.section.alpha.min()), float(cs.section.beta.max() - cs.section.beta.min())
+    )
+    return 2 * cs.radius / span if span > 0 else math.inf
 
 
 def certified_section_reading(cs: CertifiedSection) -> str:
@@ -382,9 +416,6 @@ def certified_section_reading(cs: CertifiedSection) -> str:
     str — the disk's radius against DeepFool's ‖r(x)‖ (inside x's region or not) and whether the disk is
     visible at the plot's scale (diameter ≥ ``VISIBLE_SHARE`` of the shorter axis) or too small to see.
     """
-    span = min(
-        float(cs.section.alpha.max() - cs.section.alpha.min()), float(cs.section.beta.max() - cs.section.beta.min())
-    )
     if cs.radius <= 0:
         return "ε_cert = 0 here: x's margin certifies no disk."
     text = f"The certified disk (ε_cert = {cs.radius:.3g})"
@@ -393,9 +424,9 @@ def certified_section_reading(cs: CertifiedSection) -> str:
             text += f" lies inside x's region, {cs.r_norm / cs.radius:.3g}× closer to x than DeepFool's boundary point (‖r(x)‖ = {cs.r_norm:.3g})"
         else:
             text += f" reaches past DeepFool's boundary point (‖r(x)‖ = {cs.r_norm:.3g}): the bound is not sound here"
-    share = 2 * cs.radius / span if span > 0 else math.inf
+    share = disk_share(cs)
     if share < VISIBLE_SHARE:
-        text += f"; it is too small to see at this scale ({share:.1%} of the plot's {span:.3g}-wide axis)."
+        text += f"; its diameter is {share:.1%} of the plot's shorter axis, too small to see at this scale."
     else:
         text += "."
     return text
