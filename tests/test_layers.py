@@ -48,6 +48,8 @@ LAYERS: dict[str, int] = {
     "geometry.regimes": 1,
     "geometry.profile": 1,
     "geometry.toy2d": 1,
+    "geometry.autoattack": 1,
+    "geometry.minimal": 1,
     # 2 — sources and formats: datasets, user model files, the zoo (+ the package facade)
     "geometry.data": 2,
     "geometry.loading": 2,
@@ -63,6 +65,8 @@ LAYERS: dict[str, int] = {
     # 6 — entry points: the command line (the app, outside geometry/, sits beside it)
     "geometry.cli": 6,
 }
+#: Entries that name one module only (the package facade), not every module below it.
+EXACT = {"geometry"}
 #: (importer layer, imported layer) pairs that are forbidden although the imported layer is lower.
 FORBIDDEN = {(4, 3)}  # the study layer gets runtime services as arguments, never by import
 
@@ -77,7 +81,8 @@ def module_name(path: Path) -> str:
 def layer_of(module: str) -> int | None:
     best = None
     for prefix, layer in LAYERS.items():
-        if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
+        matches = module == prefix or (prefix not in EXACT and module.startswith(prefix + "."))
+        if matches and (best is None or len(prefix) > len(best[0])):
             best = (prefix, layer)
     return None if best is None else best[1]
 
