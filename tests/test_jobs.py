@@ -300,3 +300,96 @@ def test_home_offers_the_trained_default_to_a_session_still_on_digits(monkeypatc
     assert at.selectbox(key="model").value == "digits-lenet"
     assert any("mnist-lenet is trained" in s.value for s in at.success)
     assert at.button(key="_switch_default").label == "Switch this session to mnist-lenet"
+
+
+# ------------------------------------------------------------------ clean stop (issue 22, item 5)
+_TRAINING_SCRIPT = """
+import os, sys, time
+import torch
+from geometry.cache import save_tensors
+from geometry.runtime.jobs import JobRegistry, stop_cleanly_on_sigterm
+
+folder, mode = sys.argv[1], sys.argv[2]
+if mode == "sigterm":
+    assert stop_cleanly_on_sigterm()
+reg = JobRegistry()
+
+def train(progress):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    x, y = torch.randn(512, 256), torch.randint(0, 10, (512,))
+    for epoch in range(1000):  # bounded: the parent ends it long before
+        for step in range(20):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+            progress(epoch / 1000, f"epoch {epoch} step {step}")
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        save_tensors(os.path.join(folder, f"epoch{epoch % 3}.safetensors"), state, version=1)
+
+job = reg.submit("train:toy", train)
+end = time.monotonic() + 300
+while "epoch 1" not in job.status().message and time.monotonic() < end:
+    time.sleep(0.05)
+print("training", flush=True)
+if mode == "sigterm":
+    time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("mode", ["normal exit", "sigterm"])
+def test_a_process_ended_mid_training_cancels_its_jobs_and_exits_0(tmp_path, mode):
+    """Before issue 22 both ended in std::terminate (exit status 134) with the job's thread inside torch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from geometry.cache import read_tensors
+
+    script = tmp_path / "train.py"
+    script.write_text(_TRAINING_SCRIPT)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(cache), mode.split()[0]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "training"  # the job is inside its training loop
+        if mode == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "terminate called" not in err
+    names = sorted(p.name for p in cache.iterdir())
+    assert names and all(n.endswith(".safetensors") and not n.startswith(".") for n in names), names  # no temp file
+    for path in cache.iterdir():
+        tensors, _ = read_tensors(path, version=1)  # whole and verified (digest) — no partial entry
+        assert set(tensors) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+
+
+def test_shutdown_cancels_queued_and_running_jobs_and_refuses_new_ones():
+    reg = jobs.JobRegistry({"page": 1})
+    gate = Gate()
+    running = reg.submit("a", gate)
+    queued = reg.submit("b", Gate())
+    assert gate.started.wait(WAIT)
+    stopper = threading.Thread(target=reg.shutdown, kwargs={"timeout": WAIT})
+    stopper.start()
+    assert queued.wait(WAIT) and queued.state == "cancelled"
+    gate.release.set()  # the running job reaches its next progress report and stops there
+    stopper.join(WAIT)
+    assert running.wait(WAIT) and running.state == "cancelled"
+    late = reg.submit("c", Gate())
+    assert late.state == "cancelled" and "stopping" in (late.error or "")

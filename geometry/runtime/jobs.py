@@ -22,17 +22,30 @@ Threads and PyTorch: jobs run in plain threads of the server process and share P
 thread pool with the pages (``torch.set_num_threads`` is process-wide and is left as it is; the
 zoo's trainer sets one thread for tiny inputs itself). At most three jobs run at once.
 
+Clean stop (issue 22, item 5): a process that ends while jobs run — the server stopped, a script or
+a test run ending — must not leave a worker thread inside PyTorch while the interpreter finalises
+(that aborted with ``terminate called without an active exception``, exit status 134). Every
+registry that started a worker is shut down by an :mod:`atexit` hook (:meth:`JobRegistry.shutdown`):
+queued jobs are cancelled, running ones are asked to stop (they raise :class:`JobCancelledError` at
+their next progress report) and the workers are joined. Cache files are written atomically
+(:func:`geometry.cache.atomic_write`), so a stopped job leaves a whole entry or none.
+:func:`stop_cleanly_on_sigterm` makes SIGTERM end a plain process the same way (exit status 0);
+Streamlit handles SIGTERM itself (it stops the server, the process then exits normally).
+
 This module imports no Streamlit: the app's display lives in ``pages/ui/jobs.py``.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import itertools
 import logging
 import os
+import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,6 +63,7 @@ __all__ = [
     "background_training_allowed",
     "registry",
     "start_background_training",
+    "stop_cleanly_on_sigterm",
 ]
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -63,6 +77,11 @@ ETA_MIN_FRACTION = 0.05
 
 _log = logging.getLogger(__name__)
 _IDS = itertools.count(1)
+#: Seconds :meth:`JobRegistry.shutdown` waits at exit for running jobs to reach their next progress report.
+SHUTDOWN_SECONDS = 60.0
+_LIVE: weakref.WeakSet[JobRegistry] = weakref.WeakSet()  # registries whose workers were started
+_ATEXIT = threading.Lock()
+_atexit_registered = False
 
 
 class JobCancelledError(AtlasError):
@@ -315,6 +334,7 @@ class JobRegistry:
         self._running: dict[str, list[Job]] = {lane: [] for lane in self.lanes}
         self._workers: dict[str, list[threading.Thread]] = {lane: [] for lane in self.lanes}
         self._finished_order: collections.deque[str] = collections.deque()
+        self._closed = False
 
     # -------------------------------------------------------------- submitting
     def submit(
@@ -373,6 +393,11 @@ class JobRegistry:
                 clock=self._clock,
             )
             self._jobs[key] = job
+            if self._closed:  # the process is stopping: nothing new starts
+                job.cancel()
+                with job._lock:
+                    job._finish("cancelled", error="cancelled: the process is stopping")
+                return job
             with_front = self._queues[lane].appendleft if front else self._queues[lane].append
             with_front(job)
             self._ensure_worker(lane)
@@ -389,6 +414,7 @@ class JobRegistry:
 
     def _ensure_worker(self, lane: str) -> None:
         # caller holds self._lock
+        _shutdown_at_exit(self)
         alive = [w for w in self._workers[lane] if w.is_alive()]
         while len(alive) < self._sizes[lane]:
             worker = threading.Thread(target=self._work, args=(lane,), name=f"atlas-jobs-{lane}", daemon=True)
@@ -399,8 +425,10 @@ class JobRegistry:
     def _work(self, lane: str) -> None:
         while True:
             with self._lock:
-                while not self._queues[lane]:
+                while not self._queues[lane] and not self._closed:
                     self._lock.wait()
+                if self._closed:
+                    return
                 job = self._queues[lane].popleft()
                 self._running[lane].append(job)
             try:
@@ -470,6 +498,36 @@ class JobRegistry:
             if job is not None and job.finished:
                 del self._jobs[key]
 
+    def shutdown(self, timeout: float | None = SHUTDOWN_SECONDS) -> bool:
+        """Stop: cancel the queued jobs, ask the running ones to stop, end the workers and wait for them.
+
+        A running job stops at its next progress report (:class:`JobCancelledError`); one that
+        reports no progress within ``timeout`` seconds is left (False is returned). Jobs submitted
+        afterwards are cancelled at once. Called for every registry by an :mod:`atexit` hook.
+
+        Returns
+        -------
+        bool — True when every worker thread has ended.
+        """
+        with self._lock:
+            self._closed = True
+            for lane, queue in self._queues.items():
+                for job in list(queue):
+                    job.cancel()
+                    with job._lock:
+                        job._finish("cancelled", error="cancelled: the process is stopping")
+                    self._retire(job)
+                queue.clear()
+                for job in self._running[lane]:
+                    job.cancel()
+            workers = [w for ws in self._workers.values() for w in ws]
+            self._lock.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        return not any(w.is_alive() for w in workers if w is not threading.current_thread())
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no job is queued or running (or ``timeout`` passed); True if idle."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -493,6 +551,40 @@ def registry() -> JobRegistry:
         if _REGISTRY is None:
             _REGISTRY = JobRegistry()
         return _REGISTRY
+
+
+def _shutdown_at_exit(jobs: JobRegistry) -> None:
+    """Remember ``jobs`` for the exit hook (registered once per process)."""
+    global _atexit_registered
+    with _ATEXIT:
+        _LIVE.add(jobs)
+        if not _atexit_registered:
+            atexit.register(_shutdown_all)
+            _atexit_registered = True
+
+
+def _shutdown_all() -> None:
+    """The :mod:`atexit` hook: shut every started registry down before the interpreter finalises."""
+    for jobs in list(_LIVE):
+        if not jobs.shutdown(SHUTDOWN_SECONDS):
+            _log.warning("background jobs still running at exit after %.0f s: %s", SHUTDOWN_SECONDS, jobs.jobs())
+
+
+def stop_cleanly_on_sigterm() -> bool:
+    """Make SIGTERM end this process like a normal exit (``SystemExit(0)`` in the main thread), so that
+    the exit hook cancels the jobs and the status is 0. Only from the main thread, and only where
+    SIGTERM still has its default action (a server that handles it, such as Streamlit's, is left
+    alone). Returns True when the handler was installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return False
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _exit)
+    return True
 
 
 # ------------------------------------------------------------------ first start (issue 13, item 4)
