@@ -2,57 +2,118 @@
 
 Run with ``streamlit run app.py``. The embedded default (8×8 digits + a LeNet trained in seconds)
 needs no data; MNIST and CIFAR-10 are read from ``$BOUNDARY_ATLAS_DATA``.
+
+Each page is a ``render()`` function registered with ``st.Page`` (pages/ui/__init__.py gives the
+convention). Three things are arranged around Streamlit's legacy ``pages/`` discovery, which runs the
+first request after a server start (before this router has called ``st.navigation``):
+
+- its page list is hidden (``[client] showSidebarNavigation = false`` in .streamlit/config.toml), and
+  the router draws the sidebar's page links itself, so no file name and no page twice is ever listed;
+- each URL path is its page module's name (``/cross_sections``), so that first request finds the file,
+  whose ``__main__`` block hands over to :func:`main` — no "Page not found" dialog;
+
+The old URL paths (``/cross-sections`` …) are hidden pages that forward to the new ones.
 """
 
 from __future__ import annotations
 
-import streamlit as st
+from collections.abc import Callable, Sequence
 
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+from streamlit.navigation.page import StreamlitPage
+
+from pages import compare, cross_sections, curvature, home, universal
 from pages.ui import jobs as _jobs
 from pages.ui import sidebar as _sidebar
 from pages.ui import state as _state
 from pages.ui import timing as _timing
 from pages.ui import tour as _tour
 
-st.set_page_config(
-    page_title="Boundary Atlas",
-    page_icon=":material/map:",
-    layout="wide",
-    initial_sidebar_state="collapsed" if _tour.presenting() else "auto",  # ?present=1: the lecture layout
-)
+#: query parameters of the shared sidebar, carried by the page links (bound widgets on every page)
+SIDEBAR_KEYS = ("model", "dataset", "i", "device")
+#: the URL paths of the previous release → the page they name now
+MOVED = {
+    "geometry-2d": "geometry_2d",
+    "cross-sections": "cross_sections",
+    "curvature-vs-m": "curvature",
+    "universal-perturbations": "universal",
+    "compare-networks": "compare",
+    "robust-training": "robust",
+    "certified-vs-empirical": "certify",
+}
 
-# URL paths must differ from the page files' stems: Streamlit's legacy auto-discovery of pages/
-# would otherwise serve e.g. /curvature straight from pages/curvature.py, bypassing this router.
-PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/geometry_2d.py", title="Geometry in 2-D", icon=":material/scatter_plot:", url_path="geometry-2d"),
-    st.Page(
-        "pages/cross_sections.py", title="Cross-sections", icon=":material/content_cut:", url_path="cross-sections"
-    ),
-    st.Page("pages/curvature.py", title="Curvature vs m", icon=":material/show_chart:", url_path="curvature-vs-m"),
-    st.Page(
-        "pages/universal.py",
-        title="Universal perturbations",
-        icon=":material/public:",
-        url_path="universal-perturbations",
-    ),
-    st.Page(
-        "pages/compare.py", title="Compare networks", icon=":material/compare_arrows:", url_path="compare-networks"
-    ),
-    st.Page("pages/robust.py", title="Robust training", icon=":material/shield:", url_path="robust-training"),
-    st.Page(
-        "pages/certify.py",
-        title="Certified vs empirical",
-        icon=":material/verified:",
-        url_path="certified-vs-empirical",
-    ),
-]
 
-nav = st.navigation(PAGES)
-with _timing.run_timer("script", nav.url_path):  # ATLAS_TIMING set: log the run's duration (benchmarks/interaction.py)
-    st.sidebar.title("Boundary Atlas")
-    st.session_state["_sidebar"] = _sidebar.sidebar()
-    _jobs.sidebar_status()  # background work (first-start MNIST training, Prepare networks) with progress
-    _state.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
-    _tour.banner()  # ?tour=<step>: the guided tour's caption and its previous / next links
-    nav.run()
+def pages() -> list[StreamlitPage]:
+    """The app's pages in sidebar order; every URL path is its module's name (see the module docstring)."""
+    return [
+        st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True),
+        # robust, certify, geometry_2d: registered by file until they define render() (pages/ui/__init__.py)
+        st.Page(
+            "pages/geometry_2d.py", title="Geometry in 2-D", icon=":material/scatter_plot:", url_path="geometry_2d"
+        ),
+        st.Page(
+            cross_sections.render, title="Cross-sections", icon=":material/content_cut:", url_path="cross_sections"
+        ),
+        st.Page(curvature.render, title="Curvature vs m", icon=":material/show_chart:", url_path="curvature"),
+        st.Page(universal.render, title="Universal perturbations", icon=":material/public:", url_path="universal"),
+        st.Page(compare.render, title="Compare networks", icon=":material/compare_arrows:", url_path="compare"),
+        st.Page("pages/robust.py", title="Robust training", icon=":material/shield:", url_path="robust"),
+        st.Page("pages/certify.py", title="Certified vs empirical", icon=":material/verified:", url_path="certify"),
+    ]
+
+
+def _forward(page: StreamlitPage) -> Callable[[], None]:
+    """A hidden page's body: open ``page`` with this URL's query parameters."""
+
+    def forward() -> None:
+        try:
+            st.switch_page(page, query_params={k: st.query_params.get_all(k) for k in st.query_params})
+        except StreamlitAPIException:  # the URL holds parameters bound to widgets: Streamlit refuses to move them
+            st.page_link(page, label=f"This page has moved: {page.title}", icon=":material/arrow_forward:")
+
+    return forward
+
+
+def _by_url(visible: Sequence[StreamlitPage]) -> dict[str, StreamlitPage]:
+    return {p.url_path or "home": p for p in visible}
+
+
+def _page_links(box, visible: Sequence[StreamlitPage]) -> None:
+    """The sidebar's page links, each carrying the view shared with its page: the sidebar's settings on
+    every page, the curvature settings to the two pages that draw them (one history entry per visit)."""
+    present = {"present": "1"} if _tour.presenting() else {}
+    for page in visible:
+        keys = [*SIDEBAR_KEYS, *(_state.CURVATURE_KEYS if page.url_path in ("cross_sections", "curvature") else ())]
+        box.page_link(page, query_params={**_state.carried(keys), **present})
+
+
+def main() -> None:
+    """One run of the app: page config, router, sidebar, the chosen page."""
+    st.set_page_config(
+        page_title="Boundary Atlas",
+        page_icon=":material/map:",
+        layout="wide",
+        initial_sidebar_state="collapsed" if _tour.presenting() else "auto",  # ?present=1: the lecture layout
+    )
+    visible = pages()
+    by_url = _by_url(visible)
+    hidden = [
+        st.Page(_forward(by_url[new]), title=old, url_path=old, visibility="hidden") for old, new in MOVED.items()
+    ]
+    nav = st.navigation([*visible, *hidden], position="hidden")  # the links are drawn below
+    with _timing.run_timer(
+        "script", nav.url_path
+    ):  # ATLAS_TIMING set: log the run's duration (benchmarks/interaction.py)
+        st.sidebar.title("Boundary Atlas")
+        links = st.sidebar.container()
+        st.session_state["_sidebar"] = _sidebar.sidebar()
+        _page_links(links, visible)  # after the sidebar's widgets: the links carry this run's values
+        _jobs.sidebar_status()  # background work (first-start MNIST training, Prepare networks) with progress
+        _state.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
+        _tour.banner()  # ?tour=<step>: the guided tour's caption and its previous / next links
+        nav.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -24,220 +24,237 @@ def narrow_section(*args, **kwargs):
     return narrow(section_figure(*args, **kwargs))
 
 
-st.title("Compare networks")
-st.caption(
-    "Is the curved subspace S_c a property of the data rather than of one network? S_c (top-m eigenvectors of the "
-    "boundary Hessian averaged over n training points, tangent-projected) and S_f (top-m singular vectors of the "
-    "DeepFool normals) are estimated for two networks on the *same* points with the *same* finite-difference scale h, "
-    "then compared by the cosines of their principal angles (1 = a shared direction) against two random subspaces "
-    "(paper §5, Fig. 10). A shared S_c explains why universal perturbations transfer across networks (Appendix C.2, "
-    "Fig. 13)."
-)
-
-sel = _sidebar.selection()
-if sel is None:
-    st.stop()
-names = _cached.compatible_models(sel.dataset_key)
-if len(names) < 2:
-    st.warning("Comparing needs two networks for this dataset: upload another one on the Home page (Your model).")
-    st.stop()
-
-view = state.CompareView.read(names, sel.model_name, sel.dataset_key, sel.clf.d, default_h(sel.clf))
-c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
-c1.selectbox(
-    "Network A",
-    names,
-    key="cmp_a",
-    format_func=model_label,
-    help="Defaults to the sidebar's network. Zoo networks of this dataset and your uploads with the same input shape.",
-)
-c2.selectbox(
-    "Network B",
-    [nm for nm in names if nm != view.a],
-    key="cmp_b",
-    format_func=model_label,
-    help="The NiN-style net (other architecture, BatchNorm, other learning rate) or the same LeNet trained from "
-    "another seed.",
-)
-c3.slider(
-    "m: directions compared",
-    **state.CompareView.m_bounds(sel.clf.d),
-    key="cmp_m",
-    help=f"Principal angles between the first m directions of each subspace (both estimated with "
-    f"{state.CMP_M_ESTIMATED} directions, so changing m recomputes nothing).",
-)
-c4.slider(
-    "n: points for S_c, S_f",
-    **state.CMP_N,
-    key="cmp_n",
-    help="Training points whose boundary Hessians (S_c) and normals (S_f) are used — the same for both networks.",
-)
-
-with _sidebar.user_errors():  # zoo networks are trained here on first use (progress shown outside the caches)
-    clf_a = _cached.get_model(view.a) if view.a != sel.model_name else sel.clf
-    clf_b = _cached.get_model(view.b)
-    h_authors = default_h(clf_a)
-    settings = view.settings()
-    points = _cached.study_points(sel.dataset_key, settings.points)
-    scales = h_scale_labels(h_authors, "h = ξ/2, ξ = 1/5 of the random-noise norm fooling 50 % of A's points")
-    with st.expander("Estimator settings (scale h)", expanded=view.scale != "authors"):
-        e1, e2, e3 = st.columns([2, 1, 2])
-        e1.radio(
-            H_SCALE_LABEL,
-            list(scales),
-            key="cmp_scale",
-            format_func=scales.get,
-            help="The same h is used for every network, so the comparison does not mix scales. On MNIST, LeNet "
-            "and NiN share S_c at h ≈ ξ/2 but not at the authors' h (docs/reproduction-compare.md).",
-        )
-        if view.scale == "custom":
-            e2.number_input("h", **state.H_INPUT, key="cmp_h", format="%.4f")
-        resolved = _cached.resolve_h(clf_a, settings.scale, points)
-        h = resolved.h
-        if view.scale == "xi" and resolved.preset == "xi":
-            e2.metric(
-                "h = ξ/2",
-                f"{h:.3g}",
-                help=f"random noise of norm {resolved.noise.quantile:.3g} fools 50 % of A's held-out points",
-            )
-        elif view.scale == "xi":
-            st.warning("Random noise fools fewer than 50 % of A's points at any norm tried; using the authors' h.")
-        e3.caption(
-            "S_c: finite-difference Hessian-vector products of F = f_j − f_k̂ at z = x + r(x), averaged tangent "
-            "Hessian, top eigenvectors (dense solve for d ≤ 100, else Lanczos). S_f: SVD of the unit normals."
-        )
-    view.share()
-    a_label, b_label, m = model_label(view.a), model_label(view.b), view.m
-
-    # ---------------------------------------------------------------- (a) principal angles, Fig. 10
-    st.subheader("Principal angles between the subspaces (Fig. 10)")
-    both = _cached.compare_study(
-        clf_a, clf_b, points, settings, text=f"Estimating S_c and S_f of {a_label} and {b_label}"
-    )
-    result = _cached.compare_angles(both, settings, m=m)
-    left, right = st.columns(2)
-    for col, kind in ((left, "curved"), (right, "flat")):
-        cmp_ = result[kind]
-        col.plotly_chart(narrow(principal_angles_figure(cmp_, height=420)), width="stretch")
-        col.metric(
-            f"{'S_c' if kind == 'curved' else 'S_f'}: largest cosine",
-            f"{float(cmp_.cosines[0]):.3f}",
-            delta=f"random {float(cmp_.baseline.mean[0]):.3f} ± {float(cmp_.baseline.std[0]):.3f}: "
-            f"{float(cmp_.z_scores[0]):+.1f} std",
-            delta_color="off",
-            help=f"cos θ_1 between the two subspaces, next to the mean ± std of the largest cosine between two "
-            f"random {m}-dimensional subspaces of R^{cmp_.d} ({settings.n_baseline} pairs) and its distance "
-            "from that mean in baseline standard deviations.",
-        )
-    Sa, Sb = both.subspaces["curved"]
+def render() -> None:
+    """Draw the Compare networks page."""
+    st.title("Compare networks")
     st.caption(
-        f"d = {result['curved'].d}; S_c and S_f from the same n = {view.n} training points "
-        f"({Sa.n_dropped} / {Sb.n_dropped} dropped where DeepFool did not converge), finite differences at h = {h:.4g}. "
-        f"{int(result['curved'].above_baseline(2.0).sum())} of the {m} S_c cosines lie more than 2 baseline std above "
-        f"the random mean. Mean normal curvature κ along the first S_c direction: {float(Sa.kappas[0]):+.3g} "
-        f"({a_label}), {float(Sb.kappas[0]):+.3g} ({b_label}) per pixel distance. When d is small (8×8 digits: "
-        f"d = 64) even random subspaces share directions: the baseline is high."
+        "Is the curved subspace S_c a property of the data rather than of one network? S_c (top-m eigenvectors of the "
+        "boundary Hessian averaged over n training points, tangent-projected) and S_f (top-m singular vectors of the "
+        "DeepFool normals) are estimated for two networks on the *same* points with the *same* finite-difference scale h, "
+        "then compared by the cosines of their principal angles (1 = a shared direction) against two random subspaces "
+        "(paper §5, Fig. 10). A shared S_c explains why universal perturbations transfer across networks (Appendix C.2, "
+        "Fig. 13)."
     )
 
-    # ------------------------------------------------------------ (b) transferred cross-sections, Fig. 13
-    st.subheader("B's boundary along A's curved directions (Fig. 13)")
-    st.caption(
-        f"Normal cross-sections of **{b_label}** at the sidebar's datapoint (test image {sel.index}): horizontal = its "
-        f"own DeepFool normal r(x), vertical = a direction of S_c({a_label}) (left) or a random direction (right). If "
-        f"S_c transfers, B's boundary bends around x along A's direction (positive curvature) but hardly along the "
-        f"random one."
-    )
-    s1, s2, s3 = st.columns(3)
-    s1.number_input("direction of S_c(A) (1 = most curved for A)", **state.CMP_DIRECTION, key="cmp_k")
-    s2.number_input("random direction seed", **state.SEED, key="cmp_seed")
-    s3.select_slider("resolution", **state.RESOLUTION, key="cmp_res")
-    k = view.k
-    ts = _cached.transfer_sections(clf_b, sel.x, Sa.basis[:, k - 1], seed=view.seed, resolution=view.resolution, h=h)
-    kappa = [float(v) for v in ts.kappa]
-
-    def _kappa(v: float) -> str:
-        return f"κ = {v:+.3g} per pixel distance" if math.isfinite(v) else "κ undefined"
-
-    left, right = st.columns(2)
-    left.plotly_chart(
-        narrow_section(
-            ts.subspace_section,
-            clf_b.class_names,
-            direction_label=f"S_c(A) direction {k}",
-            title=f"{b_label} along S_c({a_label}) direction {k}<br><sup>{_kappa(kappa[0])}</sup>",
-        ),
-        width="stretch",
-    )
-    right.plotly_chart(
-        narrow_section(
-            ts.random_section,
-            clf_b.class_names,
-            direction_label=f"random v (seed {view.seed})",
-            title=f"{b_label} along a random direction<br><sup>{_kappa(kappa[1])}</sup>",
-        ),
-        width="stretch",
-    )
-    if not ts.converged:
-        st.warning("DeepFool did not change B's label at this point: r(x) is not a boundary normal and κ is undefined.")
-    st.caption(
-        f"κ: normal curvature of B's boundary at z = x + r_B(x) along each direction (finite differences at h = "
-        f"{h:.4g}; 1/pixel distance; positive = the other class wraps around x). For comparison, A's own mean κ along "
-        f"its S_c direction {k} over the n points: {float(Sa.kappas[k - 1]):+.3g}. ‖r_B(x)‖₂ = {ts.r_norm:.4g}."
-    )
-
-    # ------------------------------------------------------------ (c) fooling-rate matrix, Appendix C.2
-    st.subheader("Do universal perturbations transfer? (Appendix C.2)")
-    st.caption(
-        "Random vectors of norm ξ drawn uniformly from the first m directions of each network's S_c (the recipe of "
-        "Fig. 7b), applied to every network, on held-out test points. Row = whose S_c, column = the network fooled; "
-        "the diagonal is each network's own S_c, off-diagonal cells measure transfer; the last row (random vectors "
-        "of the whole space, same norm) is the baseline."
-    )
-    f1, f2, f3 = st.columns([3, 2, 2])
-    f1.multiselect(
-        "more networks (each needs its own S_c)",
-        [nm for nm in names if nm not in (view.a, view.b)],
-        key="cmp_nets",
-        format_func=model_label,
-        help="Networks of the zoo are trained on first use; each adds a row and a column.",
-    )
-    xi_share_radio(f2, "cmp_share", state.CMP_SHARES["options"], fractions=True, help="Measured on network A.")
-    f3.slider("random vectors per row", **state.CMP_VECTORS, key="cmp_vectors")
-    share_, n_vectors = view.noise_share, view.vectors
-    clfs = {view.a: clf_a, view.b: clf_b, **{nm: _cached.get_model(nm) for nm in view.nets}}  # trained on first use
-    noise = _cached.noise_norm(clf_a, points, float(share_))
-    if not math.isfinite(noise.quantile):
-        st.warning(
-            f"Random noise fools fewer than {share_:.0%} of the points even at the largest norm tried "
-            f"({noise.infinite_share:.0%} of random rays never change A's label): pick a smaller share."
-        )
+    sel = _sidebar.selection()
+    if sel is None:
         st.stop()
-    xi = xi_of(noise)
-    tm = _cached.fooling_matrix(clfs, points, settings, h=h, m=m, xi=xi, n_vectors=int(n_vectors))
-    st.plotly_chart(transfer_matrix_figure(tm), width="stretch")
-    st.caption(
-        f"ξ = {xi:.4g} = 1/5 of {noise.quantile:.4g}, the ℓ2 norm of random noise that fools {share_:.0%} of "
-        f"{len(points.noise)} held-out points of {a_label} ({noise.infinite_share:.0%} of random rays never change its "
-        f"label). On {b_label}: vectors from A's S_c fool {tm.rate(view.a, view.b):.0%}, from its own S_c "
-        f"{tm.rate(view.b, view.b):.0%}, random vectors {tm.rate(RANDOM_ROW, view.b):.0%}. m = {m} directions, "
-        f"{n_vectors} vectors per row, {tm.n_points} held-out test points; fooling = the network's own prediction changes."
+    names = _cached.compatible_models(sel.dataset_key)
+    if len(names) < 2:
+        st.warning("Comparing needs two networks for this dataset: upload another one on the Home page (Your model).")
+        st.stop()
+
+    view = state.CompareView.read(names, sel.model_name, sel.dataset_key, sel.clf.d, default_h(sel.clf))
+    d = state.CompareView.DEFAULTS
+    c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
+    c1.selectbox(
+        "Network A",
+        names,
+        key="cmp_a",
+        format_func=model_label,
+        help="Defaults to the sidebar's network. Zoo networks of this dataset and your uploads with the same input shape.",
     )
-    _downloads.offer(
-        "compare",
-        sel,
-        {"comparison": both, "angles": result, "transfer_sections": ts, "fooling_matrix": tm},
-        {
-            "Principal angles, S_c": lambda: principal_angles_figure(result["curved"], height=420),
-            "Principal angles, S_f": lambda: principal_angles_figure(result["flat"], height=420),
-            "B along S_c(A)": lambda: section_figure(
-                ts.subspace_section, clf_b.class_names, direction_label=f"S_c(A) direction {k}"
-            ),
-            "B along a random v": lambda: section_figure(
-                ts.random_section, clf_b.class_names, direction_label=f"random v (seed {view.seed})"
-            ),
-            "Fooling-rate matrix": lambda: transfer_matrix_figure(tm),
-        },
-        settings,
-        title="Compare networks",
-        h=h,
+    c2.selectbox(
+        "Network B",
+        [nm for nm in names if nm != view.a],
+        key="cmp_b",
+        format_func=model_label,
+        help="The NiN-style net (other architecture, BatchNorm, other learning rate) or the same LeNet trained from "
+        "another seed.",
     )
+    c3.slider(
+        "m: directions compared",
+        **state.CompareView.m_bounds(sel.clf.d),
+        **state.bound("cmp_m", d["cmp_m"]),
+        help=f"Principal angles between the first m directions of each subspace (both estimated with "
+        f"{state.CMP_M_ESTIMATED} directions, so changing m recomputes nothing).",
+    )
+    c4.slider(
+        "n: points for S_c, S_f",
+        **state.CMP_N,
+        **state.bound("cmp_n", d["cmp_n"]),
+        help="Training points whose boundary Hessians (S_c) and normals (S_f) are used — the same for both networks.",
+    )
+
+    with _sidebar.user_errors():  # zoo networks are trained here on first use (progress shown outside the caches)
+        clf_a = _cached.get_model(view.a) if view.a != sel.model_name else sel.clf
+        clf_b = _cached.get_model(view.b)
+        h_authors = default_h(clf_a)
+        settings = view.settings()
+        points = _cached.study_points(sel.dataset_key, settings.points)
+        scales = h_scale_labels(h_authors, "h = ξ/2, ξ = 1/5 of the random-noise norm fooling 50 % of A's points")
+        with st.expander("Estimator settings (scale h)", expanded=view.scale != "authors"):
+            e1, e2, e3 = st.columns([2, 1, 2])
+            e1.radio(
+                H_SCALE_LABEL,
+                list(scales),
+                **state.bound("cmp_scale", d["cmp_scale"], list(scales)),
+                format_func=scales.get,
+                help="The same h is used for every network, so the comparison does not mix scales. On MNIST, LeNet "
+                "and NiN share S_c at h ≈ ξ/2 but not at the authors' h (docs/reproduction-compare.md).",
+            )
+            if view.scale == "custom":
+                e2.number_input("h", **state.H_INPUT, **state.bound("cmp_h", round(h_authors, 4)), format="%.4f")
+            resolved = _cached.resolve_h(clf_a, settings.scale, points)
+            h = resolved.h
+            if view.scale == "xi" and resolved.preset == "xi":
+                e2.metric(
+                    "h = ξ/2",
+                    f"{h:.3g}",
+                    help=f"random noise of norm {resolved.noise.quantile:.3g} fools 50 % of A's held-out points",
+                )
+            elif view.scale == "xi":
+                st.warning("Random noise fools fewer than 50 % of A's points at any norm tried; using the authors' h.")
+            e3.caption(
+                "S_c: finite-difference Hessian-vector products of F = f_j − f_k̂ at z = x + r(x), averaged tangent "
+                "Hessian, top eigenvectors (dense solve for d ≤ 100, else Lanczos). S_f: SVD of the unit normals."
+            )
+        view.share()
+        a_label, b_label, m = model_label(view.a), model_label(view.b), view.m
+
+        # ---------------------------------------------------------------- (a) principal angles, Fig. 10
+        st.subheader("Principal angles between the subspaces (Fig. 10)")
+        both = _cached.compare_study(
+            clf_a, clf_b, points, settings, text=f"Estimating S_c and S_f of {a_label} and {b_label}"
+        )
+        result = _cached.compare_angles(both, settings, m=m)
+        left, right = st.columns(2)
+        for col, kind in ((left, "curved"), (right, "flat")):
+            cmp_ = result[kind]
+            col.plotly_chart(narrow(principal_angles_figure(cmp_, height=420)), width="stretch")
+            col.metric(
+                f"{'S_c' if kind == 'curved' else 'S_f'}: largest cosine",
+                f"{float(cmp_.cosines[0]):.3f}",
+                delta=f"random {float(cmp_.baseline.mean[0]):.3f} ± {float(cmp_.baseline.std[0]):.3f}: "
+                f"{float(cmp_.z_scores[0]):+.1f} std",
+                delta_color="off",
+                help=f"cos θ_1 between the two subspaces, next to the mean ± std of the largest cosine between two "
+                f"random {m}-dimensional subspaces of R^{cmp_.d} ({settings.n_baseline} pairs) and its distance "
+                "from that mean in baseline standard deviations.",
+            )
+        Sa, Sb = both.subspaces["curved"]
+        st.caption(
+            f"d = {result['curved'].d}; S_c and S_f from the same n = {view.n} training points "
+            f"({Sa.n_dropped} / {Sb.n_dropped} dropped where DeepFool did not converge), finite differences at h = {h:.4g}. "
+            f"{int(result['curved'].above_baseline(2.0).sum())} of the {m} S_c cosines lie more than 2 baseline std above "
+            f"the random mean. Mean normal curvature κ along the first S_c direction: {float(Sa.kappas[0]):+.3g} "
+            f"({a_label}), {float(Sb.kappas[0]):+.3g} ({b_label}) per pixel distance. When d is small (8×8 digits: "
+            f"d = 64) even random subspaces share directions: the baseline is high."
+        )
+
+        # ------------------------------------------------------------ (b) transferred cross-sections, Fig. 13
+        st.subheader("B's boundary along A's curved directions (Fig. 13)")
+        st.caption(
+            f"Normal cross-sections of **{b_label}** at the sidebar's datapoint (test image {sel.index}): horizontal = its "
+            f"own DeepFool normal r(x), vertical = a direction of S_c({a_label}) (left) or a random direction (right). If "
+            f"S_c transfers, B's boundary bends around x along A's direction (positive curvature) but hardly along the "
+            f"random one."
+        )
+        s1, s2, s3 = st.columns(3)
+        s1.number_input(
+            "direction of S_c(A) (1 = most curved for A)", **state.CMP_DIRECTION, **state.bound("cmp_k", d["cmp_k"])
+        )
+        s2.number_input("random direction seed", **state.SEED, **state.bound("cmp_seed", d["cmp_seed"]))
+        s3.select_slider("resolution", **state.RESOLUTION, **state.bound("cmp_res", d["cmp_res"]))
+        k = view.k
+        ts = _cached.transfer_sections(
+            clf_b, sel.x, Sa.basis[:, k - 1], seed=view.seed, resolution=view.resolution, h=h
+        )
+        kappa = [float(v) for v in ts.kappa]
+
+        def _kappa(v: float) -> str:
+            return f"κ = {v:+.3g} per pixel distance" if math.isfinite(v) else "κ undefined"
+
+        left, right = st.columns(2)
+        left.plotly_chart(
+            narrow_section(
+                ts.subspace_section,
+                clf_b.class_names,
+                direction_label=f"S_c(A) direction {k}",
+                title=f"{b_label} along S_c({a_label}) direction {k}<br><sup>{_kappa(kappa[0])}</sup>",
+            ),
+            width="stretch",
+        )
+        right.plotly_chart(
+            narrow_section(
+                ts.random_section,
+                clf_b.class_names,
+                direction_label=f"random v (seed {view.seed})",
+                title=f"{b_label} along a random direction<br><sup>{_kappa(kappa[1])}</sup>",
+            ),
+            width="stretch",
+        )
+        if not ts.converged:
+            st.warning(
+                "DeepFool did not change B's label at this point: r(x) is not a boundary normal and κ is undefined."
+            )
+        st.caption(
+            f"κ: normal curvature of B's boundary at z = x + r_B(x) along each direction (finite differences at h = "
+            f"{h:.4g}; 1/pixel distance; positive = the other class wraps around x). For comparison, A's own mean κ along "
+            f"its S_c direction {k} over the n points: {float(Sa.kappas[k - 1]):+.3g}. ‖r_B(x)‖₂ = {ts.r_norm:.4g}."
+        )
+
+        # ------------------------------------------------------------ (c) fooling-rate matrix, Appendix C.2
+        st.subheader("Do universal perturbations transfer? (Appendix C.2)")
+        st.caption(
+            "Random vectors of norm ξ drawn uniformly from the first m directions of each network's S_c (the recipe of "
+            "Fig. 7b), applied to every network, on held-out test points. Row = whose S_c, column = the network fooled; "
+            "the diagonal is each network's own S_c, off-diagonal cells measure transfer; the last row (random vectors "
+            "of the whole space, same norm) is the baseline."
+        )
+        f1, f2, f3 = st.columns([3, 2, 2])
+        f1.multiselect(
+            "more networks (each needs its own S_c)",
+            [nm for nm in names if nm not in (view.a, view.b)],
+            key="cmp_nets",
+            format_func=model_label,
+            help="Networks of the zoo are trained on first use; each adds a row and a column.",
+        )
+        xi_share_radio(
+            f2, "cmp_share", state.CMP_SHARES["options"], d["cmp_share"], fractions=True, help="Measured on network A."
+        )
+        f3.slider("random vectors per row", **state.CMP_VECTORS, **state.bound("cmp_vectors", d["cmp_vectors"]))
+        share_, n_vectors = view.noise_share, view.vectors
+        clfs = {view.a: clf_a, view.b: clf_b, **{nm: _cached.get_model(nm) for nm in view.nets}}  # trained on first use
+        noise = _cached.noise_norm(clf_a, points, float(share_))
+        if not math.isfinite(noise.quantile):
+            st.warning(
+                f"Random noise fools fewer than {share_:.0%} of the points even at the largest norm tried "
+                f"({noise.infinite_share:.0%} of random rays never change A's label): pick a smaller share."
+            )
+            st.stop()
+        xi = xi_of(noise)
+        tm = _cached.fooling_matrix(clfs, points, settings, h=h, m=m, xi=xi, n_vectors=int(n_vectors))
+        st.plotly_chart(transfer_matrix_figure(tm), width="stretch")
+        st.caption(
+            f"ξ = {xi:.4g} = 1/5 of {noise.quantile:.4g}, the ℓ2 norm of random noise that fools {share_:.0%} of "
+            f"{len(points.noise)} held-out points of {a_label} ({noise.infinite_share:.0%} of random rays never change its "
+            f"label). On {b_label}: vectors from A's S_c fool {tm.rate(view.a, view.b):.0%}, from its own S_c "
+            f"{tm.rate(view.b, view.b):.0%}, random vectors {tm.rate(RANDOM_ROW, view.b):.0%}. m = {m} directions, "
+            f"{n_vectors} vectors per row, {tm.n_points} held-out test points; fooling = the network's own prediction changes."
+        )
+        _downloads.offer(
+            "compare",
+            sel,
+            {"comparison": both, "angles": result, "transfer_sections": ts, "fooling_matrix": tm},
+            {
+                "Principal angles, S_c": lambda: principal_angles_figure(result["curved"], height=420),
+                "Principal angles, S_f": lambda: principal_angles_figure(result["flat"], height=420),
+                "B along S_c(A)": lambda: section_figure(
+                    ts.subspace_section, clf_b.class_names, direction_label=f"S_c(A) direction {k}"
+                ),
+                "B along a random v": lambda: section_figure(
+                    ts.random_section, clf_b.class_names, direction_label=f"random v (seed {view.seed})"
+                ),
+                "Fooling-rate matrix": lambda: transfer_matrix_figure(tm),
+            },
+            settings,
+            title="Compare networks",
+            h=h,
+        )
+
+
+if __name__ == "__main__":  # run as a script: see pages/ui/__init__.py (legacy pages/ discovery)
+    from app import main
+
+    main()

@@ -18,7 +18,7 @@ from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui import state as _state
 from pages.ui.controls import curvature_controls
-from pages.ui.state import CURVATURE_METHODS, DIRECTIONS, EXTENT, RESOLUTION, SEED, CrossSectionView
+from pages.ui.state import CURVATURE_METHODS, DIRECTIONS, EXTENT, RESOLUTION, SEED, CrossSectionView, bound
 
 
 def _fmt(value: float, spec: str = "+.3g") -> str:
@@ -34,235 +34,248 @@ def _fig5_grid(_clf, _xs, _v, *, key: str, method: str, h):
     return universal_sections(_clf, _xs, _v, method=method, h=h, resolution=64)
 
 
-st.title("Normal cross-sections")
-st.caption(
-    "The plane through a datapoint x spanned by its DeepFool normal r(x) (horizontal) and a second direction v "
-    "(vertical, made orthogonal to r(x)). Colours are the network's predicted classes; the black line is the "
-    "decision boundary. A flat boundary is a straight vertical line through z = x + r(x); a boundary that bends "
-    "back around x is *positively curved* (paper Fig. 3, 5). Directions of the curved subspace S_c should bend it, "
-    "random ones barely (paper §5)."
-)
-
-sel = _sidebar.selection()
-if sel is None:
-    st.stop()
-
-with _sidebar.user_errors():
-    with st.expander("S_c / S_f and curvature settings (shared with the Curvature vs m page)", expanded=False):
-        cv, cv_settings, points, resolved = curvature_controls(sel)
-        st.caption(
-            "S_c and S_f are computed once from n training points and cached on disk; the curvature along v "
-            "uses the same Hessian-vector products and boundary point."
-        )
-    view = CrossSectionView.read(cv.m)
-    index = dict(min_value=1, max_value=cv.m)
-    d1, d2 = st.columns([2, 1])
-    d1.selectbox(
-        "Direction v",
-        list(DIRECTIONS),
-        key="dir",
-        format_func=DIRECTIONS.get,
-        help="The second axis of the plane. S_c: top eigenvectors of the average tangent Hessian at the "
-        "boundary points of n training points (most positively curved first). S_f: top singular "
-        "vectors of their normals r(x)/‖r(x)‖.",
-    )
-    if view.direction in ("sc", "sf"):
-        d2.slider(
-            "i: which vector",
-            **index,
-            key="vec",
-            help="1 = the most curved eigenvector of S_c / the largest singular vector of S_f.",
-        )
-    elif view.direction == "sc_mix":
-        d2.slider(
-            "m: dimension of S_c used",
-            **index,
-            key="sub_m",
-            help="v is uniform on the unit sphere of the span of the first m S_c eigenvectors.",
-        )
-    c1, c2, c3 = st.columns(3)
-    c1.number_input(
-        "Random direction seed",
-        **SEED,
-        key="seed",
-        disabled=view.direction in ("sc", "sf", "uap"),
-        help="Random directions are drawn with this seed (uniform on the sphere of R^d, or of the first m "
-        "directions of S_c).",
-    )
-    c2.slider(
-        "Extent (multiples of ‖r(x)‖)",
-        **EXTENT,
-        key="extent",
-        help="Half-width of the plotted window, in units of the distance from x to the boundary.",
-    )
-    c3.select_slider(
-        "Resolution",
-        **RESOLUTION,
-        key="res",
-        help="Grid points per side. Adaptive refinement only evaluates cells near the boundary.",
-    )
-    view.share()
-
-    subspace = perturbation = None
-    if view.direction == "uap":  # the Universal page's UAP (its settings, its disk cache)
-        uv_settings = _state.UniversalView.read(default_h(sel.clf)).settings()
-        uv_points = _cached.study_points(sel.dataset_key, uv_settings.points)
-        perturbation = _cached.universal_study(sel.clf, uv_points, uv_settings).uap.v
-    elif view.direction != "random":  # S_c / S_f exactly as Curvature vs m computes them (one disk-cache entry)
-        S_c, S_f = _cached.study_subspaces(
-            sel.clf,
-            points,
-            cv_settings,
-            text=(f"S_c and S_f from n = {cv.n} training points (first use only; cached on disk)"),
-        )
-        subspace = S_f if view.direction == "sf" else S_c
-    h = resolved.h if resolved is not None else None
-    result = _cached.section_study(sel.clf, sel.x, view.settings(cv_settings, h), subspace, perturbation)
-    df, sec, along = result.deepfool, result.section, result.along
-    nan = float("nan")
-    kappa = float(along.kappa[0, 0]) if along is not None else nan
-    K = float(along.curvature[0, 0]) if along is not None else nan
-    grad_norm = float(along.grad_norm[0]) if along is not None else nan
-    tangent = float(along.tangent_fraction[0, 0]) if along is not None else nan
-    names = sel.clf.class_names
-    if along is not None and along.h is not None:
-        scale_text = f"finite differences, h = {along.h:.3g} ({resolved.text if resolved else 'authors'})"
-    elif along is not None and along.beta is not None:
-        scale_text = f"smoothed twin, β = {along.beta:.3g}"
-    else:
-        scale_text = CURVATURE_METHODS[cv.method] + (f", h = {h:.3g}" if h else "")
-    label = view.label()
-    left, right = st.columns([3, 1])
-    with left:
-        fig = section_figure(
-            sec, names, direction_label=label, curvature=kappa, title=f"Normal cross-section along (r(x), {label})<br>"
-        )  # κ goes on a second line
-        # the class legend below the α-axis title instead of over it (the title's room: plotting_layout.legible)
-        fig.update_layout(margin=dict(b=130), legend=dict(yanchor="top", y=-0.17))
-        st.plotly_chart(fig, width="stretch")
-        _layout.metric_row(
-            [
-                (
-                    "κ along v",
-                    _fmt(kappa),
-                    "Normal curvature of the boundary at z along the tangent part Pv of v, in 1/pixel distance: "
-                    "(Pv)ᵀH(Pv) / (‖Pv‖² ‖∇F(z)‖). Positive: the other class wraps around x. κ is a geometric "
-                    "curvature (1/radius); the paper's K is the same quotient without the ‖∇F(z)‖ factor.",
-                ),
-                (
-                    "paper's K(v)",
-                    _fmt(K),
-                    "(Pv)ᵀH(Pv)/‖Pv‖², in logit / pixel²: the quantity averaged in the paper's K_S (Fig. 7a), i.e. "
-                    f"κ without the ‖∇F(z)‖ factor (‖∇F(z)‖ = {_fmt(grad_norm, '.3g')}).",
-                ),
-                (
-                    "tangent share",
-                    _fmt(tangent, ".3f"),
-                    "‖Pv‖/‖v‖: how much of v lies in the tangent space of the boundary at z (the rest is along "
-                    "the normal); 1 = v is fully tangent.",
-                ),
-            ]
-        )
-        extra = ""
-        if subspace is not None:
-            s = subspace
-            extra = f" Subspace: {s.kind}, m = {s.m}, from n = {s.n} training points ({s.n_dropped} dropped)"
-            if view.direction == "sc":
-                extra += (
-                    f"; mean K along this eigenvector over those n boundary points = "
-                    f"{_fmt(float(s.curvatures[view.vec - 1]))} (κ {_fmt(float(s.kappas[view.vec - 1]))})"
-                )
-            extra += "."
-        st.caption(
-            f"Curvature at {'z = x + r(x)' if cv.point == 'boundary' else 'x + 0.8·r(x)'} by {scale_text}"
-            + ("" if along is not None else " (not measured: DeepFool found no boundary point)")
-            + ". "
-            f"{sec.n_forward:,} network evaluations for a {view.resolution}×{view.resolution} grid "
-            f"({sec.n_forward / sec.dense_forward:.1%} of the dense {sec.dense_forward:,}); "
-            f"cos(v, r) before orthogonalisation = {sec.cos_v_r:+.3f}." + extra
-        )
-    with right:
-        k, j = int(df.label[0]), int(df.adv_label[0])
-        st.image(
-            to_display_image(sel.x, size=128),
-            caption=f"x — predicted {_sidebar.class_name(names, k)} (true "
-            f"{_sidebar.class_name(sel.dataset.class_names, sel.true_label)})",
-        )
-        img, scale = perturbation_display(df.r[0], size=128)
-        st.image(img, caption=f"r(x), shown ×{scale:.3g} around grey — ‖r(x)‖₂ = {float(df.norms[0]):.4f}")
-        st.image(
-            to_display_image(df.x_adv[0], size=128), caption=f"x + r(x) — predicted {_sidebar.class_name(names, j)}"
-        )
-        st.metric(
-            "‖r(x)‖₂ / ‖x‖₂",
-            f"{float(df.norms[0]) / float(sel.x.norm()):.4f}",
-            help="Relative size of the minimal perturbation (DeepFool, CVPR 2016, Table 1's ρ_adv for one point).",
-        )
-    # r(x)'s provenance and the pixel box, at full width (the image column is narrow)
-    if not bool(df.converged[0]):
-        st.warning("DeepFool did not change the label within its iteration limit: r(x) is not a boundary normal here.")
-    elif bool(left_box(sel.clf, sel.x, df.r[0])[0]):
-        lo, hi = sel.clf.bounds
-        excess = float(box_excess(sel.clf, sel.x, df.r[0])[0])
-        st.warning(
-            f"x + r(x) leaves the pixel box [{lo:g}, {hi:g}] (‖z − clip(z)‖₂ = {excess:.3g}, "
-            f"{excess / float(df.norms[0]):.0%} of ‖r(x)‖): z and its curvature lie outside the data domain. "
-            "Box-constrained distances: Robust training page."
-        )
-    else:
-        st.caption(f"x + r(x) lies inside the pixel box [{sel.clf.bounds[0]:g}, {sel.clf.bounds[1]:g}].")
-    st.caption(RX_PROVENANCE + ".")
-
-    # ------------------------------------------------------------ Fig. 5: sections along one universal perturbation
-    st.subheader("Along one universal perturbation (paper Fig. 5)")
+def render() -> None:
+    """Draw the Cross-sections page (its widgets bound to the URL)."""
+    st.title("Normal cross-sections")
     st.caption(
-        "Top row: normal sections of several held-out points along the *same* vector v — the UAP of the Universal "
-        "perturbations page (CVPR 2017 Alg. 1 at its ξ and settings); bottom row: each point along its own random "
-        "direction of the same norm. Each title gives the curvature κ along v at z = x + r(x) and whether x + v "
-        "changes the label. Whether the universal row bends more than the random one depends on the network and on "
-        "h (on digits-lenet the curvature along S_c exceeds random directions' at h = ξ, see docs/reproduction.md)."
+        "The plane through a datapoint x spanned by its DeepFool normal r(x) (horizontal) and a second direction v "
+        "(vertical, made orthogonal to r(x)). Colours are the network's predicted classes; the black line is the "
+        "decision boundary. A flat boundary is a straight vertical line through z = x + r(x); a boundary that bends "
+        "back around x is *positively curved* (paper Fig. 3, 5). Directions of the curved subspace S_c should bend it, "
+        "random ones barely (paper §5)."
     )
-    fig5_on = st.toggle(
-        "Show the Fig. 5 grid (computes the Universal page's UAP once; cached on disk)",
-        value=_state.param("fig5", "off", options=["off", "on"]) == "on",
-        key="fig5_toggle",
-    )
-    _state.share(fig5="on" if fig5_on else "off")
-    if fig5_on:
-        uv_settings = _state.UniversalView.read(default_h(sel.clf)).settings()
-        uv_points = _cached.study_points(sel.dataset_key, uv_settings.points)
-        uv_study = _cached.universal_study(sel.clf, uv_points, uv_settings)
-        grid = _fig5_grid(
-            sel.clf,
-            uv_points.heldout[:FIG5_POINTS],
-            uv_study.uap.v,
-            key=f"{sel.model_name}|{uv_points.heldout_key}|{uv_settings.key()}|{cv_settings.method}|{h}",
-            method=cv_settings.method,
+
+    sel = _sidebar.selection()
+    if sel is None:
+        st.stop()
+
+    with _sidebar.user_errors():
+        with st.expander("S_c / S_f and curvature settings (shared with the Curvature vs m page)", expanded=False):
+            cv, cv_settings, points, resolved = curvature_controls(sel)
+            st.caption(
+                "S_c and S_f are computed once from n training points and cached on disk; the curvature along v "
+                "uses the same Hessian-vector products and boundary point."
+            )
+        view = CrossSectionView.read(cv.m)
+        index = dict(min_value=1, max_value=cv.m)
+        d = CrossSectionView.DEFAULTS
+        d1, d2 = st.columns([2, 1])
+        d1.selectbox(
+            "Direction v",
+            list(DIRECTIONS),
+            **bound("dir", d["dir"], list(DIRECTIONS)),
+            format_func=DIRECTIONS.get,
+            help="The second axis of the plane. S_c: top eigenvectors of the average tangent Hessian at the "
+            "boundary points of n training points (most positively curved first). S_f: top singular "
+            "vectors of their normals r(x)/‖r(x)‖.",
+        )
+        if view.direction in ("sc", "sf"):
+            d2.slider(
+                "i: which vector",
+                **index,
+                **bound("vec", d["vec"]),
+                help="1 = the most curved eigenvector of S_c / the largest singular vector of S_f.",
+            )
+        elif view.direction == "sc_mix":
+            d2.slider(
+                "m: dimension of S_c used",
+                **index,
+                **bound("sub_m", d["sub_m"]),
+                help="v is uniform on the unit sphere of the span of the first m S_c eigenvectors.",
+            )
+        c1, c2, c3 = st.columns(3)
+        c1.number_input(
+            "Random direction seed",
+            **SEED,
+            **bound("seed", d["seed"]),
+            disabled=view.direction in ("sc", "sf", "uap"),
+            help="Random directions are drawn with this seed (uniform on the sphere of R^d, or of the first m "
+            "directions of S_c).",
+        )
+        c2.slider(
+            "Extent (multiples of ‖r(x)‖)",
+            **EXTENT,
+            **bound("extent", d["extent"]),
+            help="Half-width of the plotted window, in units of the distance from x to the boundary.",
+        )
+        c3.select_slider(
+            "Resolution",
+            **RESOLUTION,
+            **bound("res", d["res"]),
+            help="Grid points per side. Adaptive refinement only evaluates cells near the boundary.",
+        )
+
+        subspace = perturbation = None
+        if view.direction == "uap":  # the Universal page's UAP (its settings, its disk cache)
+            uv_settings = _state.UniversalView.read(default_h(sel.clf)).settings()
+            uv_points = _cached.study_points(sel.dataset_key, uv_settings.points)
+            perturbation = _cached.universal_study(sel.clf, uv_points, uv_settings).uap.v
+        elif view.direction != "random":  # S_c / S_f exactly as Curvature vs m computes them (one disk-cache entry)
+            S_c, S_f = _cached.study_subspaces(
+                sel.clf,
+                points,
+                cv_settings,
+                text=(f"S_c and S_f from n = {cv.n} training points (first use only; cached on disk)"),
+            )
+            subspace = S_f if view.direction == "sf" else S_c
+        h = resolved.h if resolved is not None else None
+        result = _cached.section_study(sel.clf, sel.x, view.settings(cv_settings, h), subspace, perturbation)
+        df, sec, along = result.deepfool, result.section, result.along
+        nan = float("nan")
+        kappa = float(along.kappa[0, 0]) if along is not None else nan
+        K = float(along.curvature[0, 0]) if along is not None else nan
+        grad_norm = float(along.grad_norm[0]) if along is not None else nan
+        tangent = float(along.tangent_fraction[0, 0]) if along is not None else nan
+        names = sel.clf.class_names
+        if along is not None and along.h is not None:
+            scale_text = f"finite differences, h = {along.h:.3g} ({resolved.text if resolved else 'authors'})"
+        elif along is not None and along.beta is not None:
+            scale_text = f"smoothed twin, β = {along.beta:.3g}"
+        else:
+            scale_text = CURVATURE_METHODS[cv.method] + (f", h = {h:.3g}" if h else "")
+        label = view.label()
+        left, right = st.columns([3, 1])
+        with left:
+            fig = section_figure(
+                sec,
+                names,
+                direction_label=label,
+                curvature=kappa,
+                title=f"Normal cross-section along (r(x), {label})<br>",
+            )  # κ goes on a second line
+            # the class legend below the α-axis title instead of over it (the title's room: plotting_layout.legible)
+            fig.update_layout(margin=dict(b=130), legend=dict(yanchor="top", y=-0.17))
+            st.plotly_chart(fig, width="stretch")
+            _layout.metric_row(
+                [
+                    (
+                        "κ along v",
+                        _fmt(kappa),
+                        "Normal curvature of the boundary at z along the tangent part Pv of v, in 1/pixel distance: "
+                        "(Pv)ᵀH(Pv) / (‖Pv‖² ‖∇F(z)‖). Positive: the other class wraps around x. κ is a geometric "
+                        "curvature (1/radius); the paper's K is the same quotient without the ‖∇F(z)‖ factor.",
+                    ),
+                    (
+                        "paper's K(v)",
+                        _fmt(K),
+                        "(Pv)ᵀH(Pv)/‖Pv‖², in logit / pixel²: the quantity averaged in the paper's K_S (Fig. 7a), i.e. "
+                        f"κ without the ‖∇F(z)‖ factor (‖∇F(z)‖ = {_fmt(grad_norm, '.3g')}).",
+                    ),
+                    (
+                        "tangent share",
+                        _fmt(tangent, ".3f"),
+                        "‖Pv‖/‖v‖: how much of v lies in the tangent space of the boundary at z (the rest is along "
+                        "the normal); 1 = v is fully tangent.",
+                    ),
+                ]
+            )
+            extra = ""
+            if subspace is not None:
+                s = subspace
+                extra = f" Subspace: {s.kind}, m = {s.m}, from n = {s.n} training points ({s.n_dropped} dropped)"
+                if view.direction == "sc":
+                    extra += (
+                        f"; mean K along this eigenvector over those n boundary points = "
+                        f"{_fmt(float(s.curvatures[view.vec - 1]))} (κ {_fmt(float(s.kappas[view.vec - 1]))})"
+                    )
+                extra += "."
+            st.caption(
+                f"Curvature at {'z = x + r(x)' if cv.point == 'boundary' else 'x + 0.8·r(x)'} by {scale_text}"
+                + ("" if along is not None else " (not measured: DeepFool found no boundary point)")
+                + ". "
+                f"{sec.n_forward:,} network evaluations for a {view.resolution}×{view.resolution} grid "
+                f"({sec.n_forward / sec.dense_forward:.1%} of the dense {sec.dense_forward:,}); "
+                f"cos(v, r) before orthogonalisation = {sec.cos_v_r:+.3f}." + extra
+            )
+        with right:
+            k, j = int(df.label[0]), int(df.adv_label[0])
+            st.image(
+                to_display_image(sel.x, size=128),
+                caption=f"x — predicted {_sidebar.class_name(names, k)} (true "
+                f"{_sidebar.class_name(sel.dataset.class_names, sel.true_label)})",
+            )
+            img, scale = perturbation_display(df.r[0], size=128)
+            st.image(img, caption=f"r(x), shown ×{scale:.3g} around grey — ‖r(x)‖₂ = {float(df.norms[0]):.4f}")
+            st.image(
+                to_display_image(df.x_adv[0], size=128), caption=f"x + r(x) — predicted {_sidebar.class_name(names, j)}"
+            )
+            st.metric(
+                "‖r(x)‖₂ / ‖x‖₂",
+                f"{float(df.norms[0]) / float(sel.x.norm()):.4f}",
+                help="Relative size of the minimal perturbation (DeepFool, CVPR 2016, Table 1's ρ_adv for one point).",
+            )
+        # r(x)'s provenance and the pixel box, at full width (the image column is narrow)
+        if not bool(df.converged[0]):
+            st.warning(
+                "DeepFool did not change the label within its iteration limit: r(x) is not a boundary normal here."
+            )
+        elif bool(left_box(sel.clf, sel.x, df.r[0])[0]):
+            lo, hi = sel.clf.bounds
+            excess = float(box_excess(sel.clf, sel.x, df.r[0])[0])
+            st.warning(
+                f"x + r(x) leaves the pixel box [{lo:g}, {hi:g}] (‖z − clip(z)‖₂ = {excess:.3g}, "
+                f"{excess / float(df.norms[0]):.0%} of ‖r(x)‖): z and its curvature lie outside the data domain. "
+                "Box-constrained distances: Robust training page."
+            )
+        else:
+            st.caption(f"x + r(x) lies inside the pixel box [{sel.clf.bounds[0]:g}, {sel.clf.bounds[1]:g}].")
+        st.caption(RX_PROVENANCE + ".")
+
+        # ------------------------------------------------------------ Fig. 5: sections along one universal perturbation
+        st.subheader("Along one universal perturbation (paper Fig. 5)")
+        st.caption(
+            "Top row: normal sections of several held-out points along the *same* vector v — the UAP of the Universal "
+            "perturbations page (CVPR 2017 Alg. 1 at its ξ and settings); bottom row: each point along its own random "
+            "direction of the same norm. Each title gives the curvature κ along v at z = x + r(x) and whether x + v "
+            "changes the label. Whether the universal row bends more than the random one depends on the network and on "
+            "h (on digits-lenet the curvature along S_c exceeds random directions' at h = ξ, see docs/reproduction.md)."
+        )
+        _state.seed_flag("fig5")  # links written before the URL binding say fig5=on / off
+        fig5_on = st.toggle(
+            "Show the Fig. 5 grid (computes the Universal page's UAP once; cached on disk)",
+            **bound("fig5", False),
+        )
+        if fig5_on:
+            uv_settings = _state.UniversalView.read(default_h(sel.clf)).settings()
+            uv_points = _cached.study_points(sel.dataset_key, uv_settings.points)
+            uv_study = _cached.universal_study(sel.clf, uv_points, uv_settings)
+            grid = _fig5_grid(
+                sel.clf,
+                uv_points.heldout[:FIG5_POINTS],
+                uv_study.uap.v,
+                key=f"{sel.model_name}|{uv_points.heldout_key}|{uv_settings.key()}|{cv_settings.method}|{h}",
+                method=cv_settings.method,
+                h=h,
+            )
+            st.plotly_chart(section_grid_figure(grid, names), width="stretch")
+            st.caption(
+                f"‖v‖₂ = {grid.v_norm:.3g} (UAP fooling rate on held-out points {uv_study.uap_heldout:.0%}); "
+                f"fooled in the top row: {int(grid.universal.fooled.sum())}/{FIG5_POINTS}, bottom row: "
+                f"{int(grid.random.fooled.sum())}/{FIG5_POINTS}; mean κ along v "
+                f"{float(grid.universal.kappa.nanmean()):+.3g} (universal) vs {float(grid.random.kappa.nanmean()):+.3g} "
+                "(random), 1/pixel distance."
+            )
+        section_fig = fig
+        _downloads.offer(
+            "cross_sections",
+            sel,
+            {
+                "section": result,
+                **({"subspace": subspace} if subspace is not None else {}),
+                **({"universal_perturbation": perturbation} if perturbation is not None else {}),
+                **({"fig5": grid} if fig5_on else {}),
+            },
+            {
+                "Cross-section": lambda: section_fig,
+                **({"Fig. 5 grid": lambda: section_grid_figure(grid, names)} if fig5_on else {}),
+            },
+            cv_settings,
+            title="Cross-sections",
             h=h,
         )
-        st.plotly_chart(section_grid_figure(grid, names), width="stretch")
-        st.caption(
-            f"‖v‖₂ = {grid.v_norm:.3g} (UAP fooling rate on held-out points {uv_study.uap_heldout:.0%}); "
-            f"fooled in the top row: {int(grid.universal.fooled.sum())}/{FIG5_POINTS}, bottom row: "
-            f"{int(grid.random.fooled.sum())}/{FIG5_POINTS}; mean κ along v "
-            f"{float(grid.universal.kappa.nanmean()):+.3g} (universal) vs {float(grid.random.kappa.nanmean()):+.3g} "
-            "(random), 1/pixel distance."
-        )
-    section_fig = fig
-    _downloads.offer(
-        "cross_sections",
-        sel,
-        {
-            "section": result,
-            **({"subspace": subspace} if subspace is not None else {}),
-            **({"universal_perturbation": perturbation} if perturbation is not None else {}),
-            **({"fig5": grid} if fig5_on else {}),
-        },
-        {
-            "Cross-section": lambda: section_fig,
-            **({"Fig. 5 grid": lambda: section_grid_figure(grid, names)} if fig5_on else {}),
-        },
-        cv_settings,
-        title="Cross-sections",
-        h=h,
-    )
+
+
+if __name__ == "__main__":  # run as a script: see pages/ui/__init__.py (legacy pages/ discovery)
+    from app import main
+
+    main()

@@ -40,96 +40,105 @@ def _curves_chart(curves) -> None:
     st.plotly_chart(curvature_vs_m_figure(curves, normalised=normalised), width="stretch")
 
 
-st.title("Curvature vs m")
-st.caption(
-    "S_c: the top-m eigenvectors of the boundary Hessian averaged over n training points' boundary points "
-    "z = x + r(x) (tangent-projected). For held-out points we draw random unit directions v in the first m directions "
-    "of S_c, of S_f (the normals' subspace) and of a random subspace, and average the curvature (Pv)ᵀH(Pv)/‖Pv‖². "
-    "Positive means the other class wraps around x — the case that makes small universal perturbations possible."
-)
-st.info(
-    "The effect depends on the curvature scale h: on digits-lenet S_c is more curved than random directions at "
-    "h = ξ (the default here, K_S +0.26 vs −0.88 at m = 1) but not at the authors' h = 0.156 (−3.20 vs −3.16); "
-    "see docs/reproduction.md.",
-    icon=":material/tune:",
-)
-
-sel = _sidebar.selection()
-if sel is None:
-    st.stop()
-
-with _sidebar.user_errors():
-    _, settings, points, _ = curvature_controls(sel)
-    study = _cached.curvature_study(sel.clf, points, settings)
-    _curves_chart(study.curves)  # a fragment: the κ / K_S toggle reruns only the chart (issue 14)
-    c = study.curves
-    for col, name in zip(_layout.metric_columns(3), ("S_c", "S_f", "random"), strict=True):
-        col.metric(
-            f"{name}: K_S at m = 1",
-            f"{float(c[name].mean[0]):+.3g}",
-            help=f"share of held-out points with positive curvature: {float(c[name].share_positive[0]):.0%}",
-        )
+def render() -> None:
+    """Draw the Curvature vs m page (its widgets bound to the URL)."""
+    st.title("Curvature vs m")
     st.caption(
-        f"S_c and S_f from n = {study.n_estimate} training points ({study.curved.n_dropped} dropped: DeepFool did not "
-        f"converge); curves on {study.n_heldout} held-out test points × {settings.n_directions} random directions per "
-        f"m. Method: {CURVATURE_METHODS[study.method]}"
-        + (f", h = {study.h:.4g}" if study.h else "")
-        + (f", β = {study.beta:.3g}" if study.beta else "")
-        + f"; {study.curved.n_hvp:,} Hessian-vector products for S_c "
-        f"({study.curved.solver})."
+        "S_c: the top-m eigenvectors of the boundary Hessian averaged over n training points' boundary points "
+        "z = x + r(x) (tangent-projected). For held-out points we draw random unit directions v in the first m directions "
+        "of S_c, of S_f (the normals' subspace) and of a random subspace, and average the curvature (Pv)ᵀH(Pv)/‖Pv‖². "
+        "Positive means the other class wraps around x — the case that makes small universal perturbations possible."
     )
-    box = estimation_box_share(sel.clf, points)
-    (st.warning if box.n_outside else st.caption)(box_share_text(box))
-    st.plotly_chart(ritz_figure(study.curved), width="stretch")
-    with st.expander("Advanced: how to read this chart (Ritz values, operator asymmetry, K vs κ)"):
-        st.markdown(
-            "- **Ritz values** (grey): the eigenvalues the solver (scipy `eigsh`) reports for the averaged tangent "
-            "Hessian; **re-evaluated curvature** (red): the mean K along each returned direction, measured again "
-            "on the n boundary points. Where the two disagree, the direction is less curved than the solver claims.\n"
-            "- **Operator asymmetry**: finite differences of gradients give a Hessian estimate that is not exactly "
-            "symmetric; the number in the title, Σ|uᵀAv − vᵀAu| / Σ(|uᵀAv| + |vᵀAu|) over probe vectors, is 0 for a "
-            "symmetric operator; at a large finite-difference scale h it is not small, since a difference of gradients "
-            "at scale h is neither linear nor symmetric in the direction — read the red bars then.\n"
-            "- **K vs κ**: K(v) = (Pv)ᵀH(Pv)/‖Pv‖² is the paper's quantity (logit / pixel², Fig. 7a); the normal "
-            "curvature κ = K / ‖∇F(z)‖ is a geometric curvature (1 / pixel distance, 1/radius of the osculating "
-            "circle) that can be compared across networks whose logits have different scales."
-        )
+    st.info(
+        "The effect depends on the curvature scale h: on digits-lenet S_c is more curved than random directions at "
+        "h = ξ (the default here, K_S +0.26 vs −0.88 at m = 1) but not at the authors' h = 0.156 (−3.20 vs −3.16); "
+        "see docs/reproduction.md.",
+        icon=":material/tune:",
+    )
 
-    # ------------------------------------------------------------ subspace-constrained DeepFool (NIPS 2016)
-    st.subheader("The space of adversarial perturbations: DeepFool restricted to a subspace")
-    st.caption(
-        "DeepFool with every gradient projected on a random m-dimensional subspace S finds the smallest perturbation "
-        "inside S. Where the boundary is locally flat, ‖r_S‖/‖r‖ = ‖w‖/‖P_S w‖ ≈ √(d/m) (Fawzi, Moosavi-Dezfooli, "
-        "Frossard, NIPS 2016): adversarial perturbations exist in every subspace, only √(d/m) times longer. At m = 1–2 "
-        "the ratio is heavy-tailed (for a flat boundary its mean is infinite at m = 1), so read the larger m."
-    )
-    constrained_on = st.toggle(
-        "Compute ‖r_S‖/‖r‖ against m (about 5 s on digits)",
-        value=_state.param("cv_rs", "off", options=["off", "on"]) == "on",
-        key="cv_constrained",
-    )
-    _state.share(cv_rs="on" if constrained_on else "off")
-    if constrained_on:
-        ratio = _constrained(sel.clf, points.heldout[:CONSTRAINED_POINTS], key=f"{sel.model_name}|{points.heldout_key}")
-        st.plotly_chart(constrained_ratio_figure(ratio), width="stretch")
+    sel = _sidebar.selection()
+    if sel is None:
+        st.stop()
+
+    with _sidebar.user_errors():
+        _, settings, points, _ = curvature_controls(sel)
+        study = _cached.curvature_study(sel.clf, points, settings)
+        _curves_chart(study.curves)  # a fragment: the κ / K_S toggle reruns only the chart (issue 14)
+        c = study.curves
+        for col, name in zip(_layout.metric_columns(3), ("S_c", "S_f", "random"), strict=True):
+            col.metric(
+                f"{name}: K_S at m = 1",
+                f"{float(c[name].mean[0]):+.3g}",
+                help=f"share of held-out points with positive curvature: {float(c[name].share_positive[0]):.0%}",
+            )
         st.caption(
-            f"{min(CONSTRAINED_POINTS, len(points.heldout))} held-out points × {CONSTRAINED_SUBSPACES} random subspaces "
-            f"per m; the constrained DeepFool converged for {float(ratio.converged_share.min()):.0%} or more of them."
+            f"S_c and S_f from n = {study.n_estimate} training points ({study.curved.n_dropped} dropped: DeepFool did not "
+            f"converge); curves on {study.n_heldout} held-out test points × {settings.n_directions} random directions per "
+            f"m. Method: {CURVATURE_METHODS[study.method]}"
+            + (f", h = {study.h:.4g}" if study.h else "")
+            + (f", β = {study.beta:.3g}" if study.beta else "")
+            + f"; {study.curved.n_hvp:,} Hessian-vector products for S_c "
+            f"({study.curved.solver})."
         )
-    _downloads.offer(
-        "curvature",
-        sel,
-        {"study": study, **({"constrained": ratio} if constrained_on else {})},
-        {
-            # the toggle lives in a fragment: read its value when the button is pressed
-            "Curvature vs m": lambda: curvature_vs_m_figure(
-                study.curves, normalised=bool(st.session_state.get("cv_norm"))
-            ),
-            "Ritz values": lambda: ritz_figure(study.curved),
-            **({"‖r_S‖/‖r‖ vs m": lambda: constrained_ratio_figure(ratio)} if constrained_on else {}),
-        },
-        settings,
-        title="Curvature vs m",
-        h=study.h,
-        main_table="study.curves",
-    )
+        box = estimation_box_share(sel.clf, points)
+        (st.warning if box.n_outside else st.caption)(box_share_text(box))
+        st.plotly_chart(ritz_figure(study.curved), width="stretch")
+        with st.expander("Advanced: how to read this chart (Ritz values, operator asymmetry, K vs κ)"):
+            st.markdown(
+                "- **Ritz values** (grey): the eigenvalues the solver (scipy `eigsh`) reports for the averaged tangent "
+                "Hessian; **re-evaluated curvature** (red): the mean K along each returned direction, measured again "
+                "on the n boundary points. Where the two disagree, the direction is less curved than the solver claims.\n"
+                "- **Operator asymmetry**: finite differences of gradients give a Hessian estimate that is not exactly "
+                "symmetric; the number in the title, Σ|uᵀAv − vᵀAu| / Σ(|uᵀAv| + |vᵀAu|) over probe vectors, is 0 for a "
+                "symmetric operator; at a large finite-difference scale h it is not small, since a difference of gradients "
+                "at scale h is neither linear nor symmetric in the direction — read the red bars then.\n"
+                "- **K vs κ**: K(v) = (Pv)ᵀH(Pv)/‖Pv‖² is the paper's quantity (logit / pixel², Fig. 7a); the normal "
+                "curvature κ = K / ‖∇F(z)‖ is a geometric curvature (1 / pixel distance, 1/radius of the osculating "
+                "circle) that can be compared across networks whose logits have different scales."
+            )
+
+        # ------------------------------------------------------------ subspace-constrained DeepFool (NIPS 2016)
+        st.subheader("The space of adversarial perturbations: DeepFool restricted to a subspace")
+        st.caption(
+            "DeepFool with every gradient projected on a random m-dimensional subspace S finds the smallest perturbation "
+            "inside S. Where the boundary is locally flat, ‖r_S‖/‖r‖ = ‖w‖/‖P_S w‖ ≈ √(d/m) (Fawzi, Moosavi-Dezfooli, "
+            "Frossard, NIPS 2016): adversarial perturbations exist in every subspace, only √(d/m) times longer. At m = 1–2 "
+            "the ratio is heavy-tailed (for a flat boundary its mean is infinite at m = 1), so read the larger m."
+        )
+        _state.seed_flag("cv_rs")  # links written before the URL binding say cv_rs=on / off
+        constrained_on = st.toggle(
+            "Compute ‖r_S‖/‖r‖ against m (about 5 s on digits)",
+            **_state.bound("cv_rs", False),
+        )
+        if constrained_on:
+            ratio = _constrained(
+                sel.clf, points.heldout[:CONSTRAINED_POINTS], key=f"{sel.model_name}|{points.heldout_key}"
+            )
+            st.plotly_chart(constrained_ratio_figure(ratio), width="stretch")
+            st.caption(
+                f"{min(CONSTRAINED_POINTS, len(points.heldout))} held-out points × {CONSTRAINED_SUBSPACES} random subspaces "
+                f"per m; the constrained DeepFool converged for {float(ratio.converged_share.min()):.0%} or more of them."
+            )
+        _downloads.offer(
+            "curvature",
+            sel,
+            {"study": study, **({"constrained": ratio} if constrained_on else {})},
+            {
+                # the toggle lives in a fragment: read its value when the button is pressed
+                "Curvature vs m": lambda: curvature_vs_m_figure(
+                    study.curves, normalised=bool(st.session_state.get("cv_norm"))
+                ),
+                "Ritz values": lambda: ritz_figure(study.curved),
+                **({"‖r_S‖/‖r‖ vs m": lambda: constrained_ratio_figure(ratio)} if constrained_on else {}),
+            },
+            settings,
+            title="Curvature vs m",
+            h=study.h,
+            main_table="study.curves",
+        )
+
+
+if __name__ == "__main__":  # run as a script: see pages/ui/__init__.py (legacy pages/ discovery)
+    from app import main
+
+    main()

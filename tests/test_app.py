@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,7 @@ def run_page(page: str | None = None, **query) -> AppTest:
         at.query_params[k] = str(v)
     at.run()
     if page is not None:
-        at.switch_page(page)
+        switch_page(at, page)
         at.run()
     return at
 
@@ -122,7 +123,7 @@ def test_uploaded_model_appears_in_the_picker_and_every_page_runs(page, scripted
         at.session_state[key] = value  # small settings: the point is that every page accepts the upload
     at.run()
     if page != "pages/home.py":
-        at.switch_page(page)
+        switch_page(at, page)
         at.run()
     assert_no_exception(at)
     assert "my_digits-test (upload)" in at.selectbox(key="model").options  # shown with the upload mark
@@ -136,7 +137,7 @@ def test_curvature_page_survives_a_rerun():
     at.session_state["cv_n"] = 20
     at.session_state["cv_m"] = 4
     at.run()
-    at.switch_page("pages/curvature.py")
+    switch_page(at, "pages/curvature.py")
     at.run()
     assert_no_exception(at)
     assert len(at.get("plotly_chart")) == 2

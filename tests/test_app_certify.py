@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +18,7 @@ def test_certify_page_runs_on_digits_lenet():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["cert_n"] = "40"
     at.run()
-    at.switch_page(PAGE)
+    switch_page(at, PAGE)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]

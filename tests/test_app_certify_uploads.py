@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
@@ -83,7 +84,7 @@ def _run(model: str | None = None, clf=None) -> AppTest:
         at.session_state["_user_models"] = {model: {"clf": clf, "dataset": "digits"}}
         at.session_state["model"] = model
     at.run()
-    at.switch_page(PAGE)
+    switch_page(at, PAGE)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

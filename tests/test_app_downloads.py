@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pagenav import switch_page
 from safetensors.numpy import load as load_safetensors
 from streamlit.testing.v1 import AppTest
 
@@ -74,7 +75,7 @@ def page(request):
     for k, v in settings.items():
         at.query_params[k] = str(v)
     at.run()
-    at.switch_page(f"pages/{name}.py")
+    switch_page(at, f"pages/{name}.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return name, at

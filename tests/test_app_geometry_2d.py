@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 from geometry.toy2d import TOY_DATASETS, TOY_MODELS
@@ -27,7 +28,7 @@ def lab_app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["g2_n"] = "40"
     at.run()
-    at.switch_page(PAGE)
+    switch_page(at, PAGE)
     at.run()
     assert_no_exception(at)
     return at
@@ -54,7 +55,7 @@ def test_custom_vector_and_url_view():
     ).items():
         at.query_params[k] = v
     at.run()
-    at.switch_page(PAGE)
+    switch_page(at, PAGE)
     at.run()
     assert_no_exception(at)
     assert at.slider(key="g2_pt").value == 7
@@ -71,7 +72,7 @@ def test_curvature_page_shows_subspace_constrained_deepfool():
     at.query_params["cv_rs"] = "on"
     at.query_params["cv_heldout"] = "10"
     at.run()
-    at.switch_page("pages/curvature.py")
+    switch_page(at, "pages/curvature.py")
     at.run()
     assert_no_exception(at)
     spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
@@ -91,7 +92,7 @@ def test_cross_sections_fig5_grid():
     at.query_params["fig5"] = "on"
     at.query_params["uv_n"] = "20"
     at.run()
-    at.switch_page("pages/cross_sections.py")
+    switch_page(at, "pages/cross_sections.py")
     at.run()
     assert_no_exception(at)
     spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
@@ -107,7 +108,7 @@ def test_bad_url_values_are_clamped_not_raised(bad):
     for k in ("g2_data", "g2_model", "g2_n", "g2_noise", "g2_seed", "g2_pt", "g2_dir", "g2_xi", "g2_ang", "tour"):
         at.query_params[k] = bad
     at.run()
-    at.switch_page(PAGE)
+    switch_page(at, PAGE)
     at.run()
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
@@ -124,7 +125,7 @@ def test_cross_section_along_the_uap():
     at.query_params["dir"] = "uap"
     at.query_params["uv_n"] = "20"
     at.run()
-    at.switch_page("pages/cross_sections.py")
+    switch_page(at, "pages/cross_sections.py")
     at.run()
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ def run_sections(**query) -> AppTest:
     for k, v in {**SMALL, **query}.items():
         at.query_params[k] = str(v)
     at.run()
-    at.switch_page("pages/cross_sections.py")
+    switch_page(at, "pages/cross_sections.py")
     at.run()
     return at
 
@@ -101,7 +102,7 @@ def test_settings_in_session_state_are_used_by_the_page():
     at.session_state["cv_h"] = 0.5
     at.session_state["dir"] = "sc"
     at.run()
-    at.switch_page("pages/cross_sections.py")
+    switch_page(at, "pages/cross_sections.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.slider(key="cv_m").value == 2

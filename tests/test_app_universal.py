@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +22,7 @@ SMALL = dict(uv_n=20, uv_m=4, uv_samples=2, uv_heldout=120, uv_uap=120)
 
 def _run(at: AppTest) -> AppTest:
     at.run()
-    at.switch_page(PAGE)
+    switch_page(at, PAGE)
     at.run()
     return at
 

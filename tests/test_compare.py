@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from pagenav import switch_page
 
 from geometry.compare import (
     RANDOM_ROW,
@@ -334,7 +335,7 @@ def _run_compare(session: dict | None = None, **query):
     for k, v in (session or {}).items():
         at.session_state[k] = v
     at.run()
-    at.switch_page("pages/compare.py")
+    switch_page(at, "pages/compare.py")
     at.run()
     return at
 

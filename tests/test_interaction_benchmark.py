@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import interaction  # noqa: E402  (benchmarks/interaction.py)
+from pagenav import switch_page  # noqa: E402
 
 APP = ROOT / "app.py"
 KEY = re.compile(r"""key\s*=\s*["']([A-Za-z0-9_]+)["']""")
@@ -98,7 +99,7 @@ def test_the_curvature_fragment_toggle_still_redraws_the_chart():
     for k, v in {"model": "digits-lenet", "cv_n": 10, "cv_m": 3, "cv_heldout": 5, "cv_scale": "authors"}.items():
         at.query_params[k] = str(v)
     at.run()
-    at.switch_page("pages/curvature.py")
+    switch_page(at, "pages/curvature.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     before = _curve_y(at)

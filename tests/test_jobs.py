@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from pagenav import switch_page
 
 from geometry.errors import InvalidInputError
 from geometry.runtime import jobs
@@ -201,7 +202,7 @@ def test_a_page_reopened_mid_job_finds_its_job_and_never_restarts_it(monkeypatch
     def open_page() -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
-        at.switch_page("pages/curvature.py")
+        switch_page(at, "pages/curvature.py")
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         return at
@@ -270,7 +271,7 @@ def test_a_failed_page_job_shows_its_message_not_a_traceback(monkeypatch, digits
     monkeypatch.setattr(study, "curvature_study", failing)
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/curvature.py")
+    switch_page(at, "pages/curvature.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("the fake study refuses these settings" in e.value for e in at.error)

@@ -35,6 +35,8 @@ TIMEOUT = 400  # a first run trains digits-lenet (and digits-nin for Compare) on
 if str(ROOT) not in sys.path:  # the app imports pages.ui.state etc. from the repository root; so do we (stubs)
     sys.path.insert(0, str(ROOT))
 
+from pagenav import switch_page  # noqa: E402
+
 from pages.ui import cached as _cached  # noqa: E402
 from pages.ui import state as _state  # noqa: E402
 
@@ -111,7 +113,7 @@ def run_page(page: str, query: dict) -> AppTest:
         at.query_params[k] = str(v)
     at.run()
     if page != HOME:
-        at.switch_page(page)
+        switch_page(at, page)
         at.run()
     return at
 

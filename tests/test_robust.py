@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 from geometry.data import load_dataset
@@ -64,7 +65,7 @@ def test_robust_page_runs_on_the_digits_regimes(regimes):
     at.query_params["rob_nets"] = "digits-lenet,digits-lenet-pgd"
     at.query_params["rob_n"] = "30"
     at.run()
-    at.switch_page("pages/robust.py")
+    switch_page(at, "pages/robust.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -109,7 +110,7 @@ def test_two_uploaded_models_are_ordered_by_their_robustness(regimes, tmp_path):
     at.session_state["rob_nets"] = list(ups)
     at.session_state["rob_n"] = 30
     at.run()
-    at.switch_page("pages/robust.py")
+    switch_page(at, "pages/robust.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     acc = at.dataframe[0].value

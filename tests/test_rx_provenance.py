@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 from geometry.deepfool import deepfool
@@ -106,7 +107,7 @@ def test_cross_section_page_warns_when_r_x_leaves_the_box_and_names_its_r_x():
     for k, v in dict(model="digits-lenet-pgd", i=0, res=32, cv_n=10, cv_m=3, dir="random").items():
         at.query_params[k] = str(v)
     at.run()
-    at.switch_page("pages/cross_sections.py")
+    switch_page(at, "pages/cross_sections.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     warnings = [w.value for w in at.warning]

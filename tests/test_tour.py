@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 from pages.ui.tour import TOUR, tour_links
@@ -25,7 +26,7 @@ def test_tour_step_opens(step):
     for k, v in parse_qsl(url.query):
         at.query_params[k] = v
     at.run()
-    at.switch_page(s.page)
+    switch_page(at, s.page)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -48,7 +49,7 @@ def test_present_layout_keeps_itself_along_the_tour():
     for k, v in parse_qsl(urlparse(TOUR[0].url(1, present=True)).query):
         at.query_params[k] = v
     at.run()
-    at.switch_page(TOUR[0].page)
+    switch_page(at, TOUR[0].page)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("font-size" in m.value for m in at.markdown)  # the larger type

@@ -10,7 +10,7 @@ from geometry.study import CurvatureSettings, ResolvedH, StudyPoints
 
 from . import cached as _cached
 from .sidebar import Selection
-from .state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView
+from .state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView, bound
 
 #: The same setting gets the same label, wording and widget on every page (issue 14 item 4).
 H_SCALE_LABEL = "curvature scale h (pixel-space ℓ2)"
@@ -26,13 +26,13 @@ def h_scale_labels(h_authors: float, xi_text: str) -> dict[str, str]:
     return {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}", "xi": xi_text, "custom": "custom h"}
 
 
-def xi_share_radio(container, key: str, options, *, fractions: bool = False, help: str = "") -> None:
+def xi_share_radio(container, key: str, options, default, *, fractions: bool = False, help: str = "") -> None:
     """The ξ-share control: a horizontal radio of shares shown as "50 %" (``options`` in percent, or
-    fractions when ``fractions``)."""
+    fractions when ``fractions``), bound to the URL with ``default``."""
     container.radio(
         XI_SHARE_LABEL,
         options,
-        key=key,
+        **bound(key, default, options),
         horizontal=True,
         format_func=(lambda s: f"{round(100 * s)} %") if fractions else (lambda s: f"{s} %"),
         help=XI_SHARE_HELP + (" " + help if help else ""),
@@ -42,38 +42,49 @@ def xi_share_radio(container, key: str, options, *, fractions: bool = False, hel
 def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings, StudyPoints, ResolvedH | None]:
     """Draw n, m, the Hessian estimator, the boundary point and (finite differences) the scale h.
 
-    Returns the view (also written to the URL), its :class:`~geometry.study.CurvatureSettings`,
+    Returns the view (its widgets bound to the URL), its :class:`~geometry.study.CurvatureSettings`,
     the study's points on the sidebar's dataset and the resolved h (None for the methods without
     one). For h = ξ the measured ξ is shown beside the choice, or a warning when it is undefined.
     """
     h_authors = default_h(sel.clf)
     view = CurvatureView.read(h_authors)
+    d = CurvatureView.DEFAULTS
     c1, c2, c3, c4 = st.columns(4)
     c1.slider(
         "n: points used for S_c",
         **CV_N,
-        key="cv_n",
+        **bound("cv_n", d["cv_n"]),
         help="Training points whose boundary Hessians are averaged (paper: training points).",
     )
-    c2.slider("maximum m", **CV_M, key="cv_m", help="Dimension of the subspaces; curves go from m = 1 to this.")
+    c2.slider(
+        "maximum m",
+        **CV_M,
+        **bound("cv_m", d["cv_m"]),
+        help="Dimension of the subspaces; curves go from m = 1 to this.",
+    )
     c3.selectbox(
         "Hessian-vector products",
         list(CURVATURE_METHODS),
-        key="cv_method",
+        **bound("cv_method", d["cv_method"], list(CURVATURE_METHODS)),
         format_func=CURVATURE_METHODS.get,
         help="A ReLU network's exact Hessian is zero almost everywhere: finite differences of gradients "
         "at scale h measure the curvature at that scale.",
     )
-    c4.selectbox("boundary point", list(CURVATURE_POINTS), key="cv_point", format_func=CURVATURE_POINTS.get)
+    c4.selectbox(
+        "boundary point",
+        list(CURVATURE_POINTS),
+        **bound("cv_point", d["cv_point"], list(CURVATURE_POINTS)),
+        format_func=CURVATURE_POINTS.get,
+    )
     settings = view.settings()
     points = _cached.study_points(sel.dataset_key, settings.points)
     resolved = None
     if view.method == "finite_difference":
         s1, s2 = st.columns([2, 1])
         scales = h_scale_labels(h_authors, "h = ξ (1/5 of the random-noise norm fooling 50 %)")
-        s1.radio(H_SCALE_LABEL, list(scales), key="cv_scale", format_func=scales.get)
+        s1.radio(H_SCALE_LABEL, list(scales), **bound("cv_scale", d["cv_scale"], list(scales)), format_func=scales.get)
         if view.scale == "custom":
-            s2.number_input("h", **H_INPUT, key="cv_h", format="%.4f")
+            s2.number_input("h", **H_INPUT, **bound("cv_h", round(h_authors, 4)), format="%.4f")
         resolved = _cached.resolve_h(sel.clf, settings.scale, points)
         if view.scale == "xi" and resolved.preset == "xi":
             noise = resolved.noise
@@ -87,5 +98,4 @@ def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings
             st.warning(
                 "Random noise fools fewer than 50 % of points even at the largest norm tried; using the authors' h."
             )
-    view.share()
     return view, settings, points, resolved

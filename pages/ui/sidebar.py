@@ -15,7 +15,7 @@ from geometry.errors import AtlasError
 
 from .cached import DATASET_LABELS, dataset_problem, get_dataset, get_model, user_datasets, user_models
 from .jobs import default_model
-from .state import USER_PREFIX, init_state, share
+from .state import USER_PREFIX, bound, widget_value
 
 DEFAULT_MODEL = "digits-lenet"
 UPLOAD_PICKED = "_upload_picked"  # session key: the upload to select on the next run (pages/ui/upload.py)
@@ -62,18 +62,18 @@ def sidebar() -> dict | None:
     if picked in uploads:  # select the new upload before the pickers are drawn (it is in their options)
         st.session_state["model"], st.session_state["dataset"] = picked, uploads[picked]["dataset"]
     # digits-lenet, or mnist-lenet once trained here (issue 13: where the effect shows; pages/ui/jobs.py)
-    init_state("model", default_model(), options=[*zoo.ZOO, *uploads])
-    current = (
-        uploads[st.session_state["model"]]["dataset"]
-        if st.session_state["model"] in uploads
-        else zoo.ZOO[st.session_state["model"]].dataset
-    )
+    model_default = default_model()
+    widget_value("model", model_default, options=[*zoo.ZOO, *uploads])
+    model = st.session_state.get("model", model_default)
+    current = uploads[model]["dataset"] if model in uploads else zoo.ZOO[model].dataset
     labels = {**DATASET_LABELS, **{k: f"Your data: {k[len(USER_PREFIX) :]}" for k in user_datasets()}}
-    init_state("dataset", current, options=list(labels))
+    dataset_default = zoo.ZOO[model_default].dataset
+    if widget_value("dataset", dataset_default, options=list(labels)) != current and "dataset" not in st.session_state:
+        st.session_state["dataset"] = current  # the dataset of a network chosen by link
     dataset = sb.selectbox(
         "Dataset",
         list(labels),
-        key="dataset",
+        **bound("dataset", dataset_default, list(labels)),
         format_func=labels.get,
         help="Where the datapoints come from. digits ships inside scikit-learn; MNIST and "
         "CIFAR-10 are read from $BOUNDARY_ATLAS_DATA; your uploads appear here too.",
@@ -82,12 +82,12 @@ def sidebar() -> dict | None:
     if not names:
         st.warning("No network for this dataset yet: upload one on the Home page (Your model).")
         return None
-    if st.session_state["model"] not in names:
+    if st.session_state.get("model", model_default) not in names:
         st.session_state["model"] = names[0]
     model_name = sb.selectbox(
         "Network",
         names,
-        key="model",
+        **bound("model", model_default if model_default in names else names[0], names),
         format_func=model_label,
         help="Zoo networks are trained on first use (seconds for digits, minutes for "
         'CIFAR-10) and cached on disk. "(upload)" marks your uploads (this browser session only).',
@@ -100,14 +100,16 @@ def sidebar() -> dict | None:
             return None
     ds = get_dataset(dataset, "test")
     index_bounds = dict(min_value=0, max_value=len(ds) - 1, step=1)
-    init_state("i", 0, int, **index_bounds)
+    widget_value("i", 0, int, **index_bounds)  # bounds move with the dataset
     index = sb.number_input(
-        f"Datapoint (test image 0–{len(ds) - 1})", **index_bounds, key="i", help="Index into the held-out test split."
+        f"Datapoint (test image 0–{len(ds) - 1})",
+        **index_bounds,
+        **bound("i", 0),
+        help="Index into the held-out test split.",
     )
     if model_name in zoo.ZOO:
         entry = zoo.ZOO[model_name]
         sb.caption(f"{entry.architecture} · {entry.description}")
-        share(model=model_name, i=int(index))
     else:
         sb.caption("Your uploaded model (this browser session only; views of it are not shareable links).")
     return {"model": model_name, "dataset": dataset, "index": int(index), "device": device}
@@ -118,11 +120,11 @@ def _device_select(sb) -> str:
     disabled one-option select on a machine without a GPU."""
     devices = available_devices()
     options = [*devices[1:], devices[0]]  # cuda:0 … first (= "auto"), then cpu
-    init_state("device", options[0], options=options)
+    widget_value("device", options[0], options=options)
     return sb.selectbox(
         "Device",
         options,
-        key="device",
+        **bound("device", options[0], options),
         disabled=len(options) == 1,
         help="Where the geometry is computed. Results and their caches are the same on every device."
         + ("" if len(options) > 1 else " PyTorch sees no GPU on this machine, so the CPU is the only choice."),

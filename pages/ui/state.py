@@ -1,15 +1,24 @@
-"""View state ⇄ query parameters: one small typed view per page, built from the session (or the URL
-on a session's first run), written back to ``st.query_params`` so that a view is a shareable link,
-and turned into the study's settings object (:mod:`geometry.study`).
+"""View state ⇄ URL: one small typed view per page, read from the session, turned into the study's
+settings object (:mod:`geometry.study`).
 
-Every widget's bounds are defined once here: the widget is drawn with them and :func:`init_state`
-clamps the URL's value into them, so a link cannot hold a value the widget refuses.
+The URL is kept by Streamlit itself: each widget that defines a view is drawn with
+``bind="query-params"`` (:func:`bound`), so its value is its query parameter, a value at its default is
+left out of the link, and a change replaces the browser's history entry instead of pushing one (the
+Back button then leaves the page instead of stepping through its reruns). What this module adds is
+the coercion Streamlit does not do: a link's out-of-range number is clamped into the widget's bounds
+(Streamlit would drop it) and a value kept from an earlier run is re-checked where bounds move (the
+datapoint index with the dataset, a direction index with m) — :func:`widget_value`.
+
+Every widget's bounds are defined once here: the widget is drawn with them and :func:`widget_value` clamps
+the URL's value into them, so a link cannot hold a value the widget refuses.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import streamlit as st
 
@@ -150,9 +159,76 @@ def init_state(key: str, default, cast=str, **bounds):
 
 
 def share(**values) -> None:
-    """Write the view's defining values into the URL (so a view is a shareable link)."""
-    for k, v in values.items():
-        st.query_params[k] = str(v)
+    """Write values into the URL, in one update and only those that changed, for views not (yet) drawn
+    with bound widgets (:func:`bound`). Each change pushes a browser history entry (Streamlit's
+    ``page_info_changed``): prefer :func:`bound`, whose changes replace the entry."""
+    changed = {k: str(v) for k, v in values.items() if st.query_params.get(k) != str(v)}
+    if changed:
+        st.query_params.update(changed)
+
+
+# ------------------------------------------------------------------ widgets bound to the URL
+BIND = "query-params"
+_DEFAULTS = "_bound_defaults"  # session key: {query key: the default its widget was last drawn with}
+
+
+def bound(key: str, default: Any, options: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The keyword arguments that bind a widget to the URL: ``key`` (also the query parameter's name),
+    its default (``value=``, or ``index=`` into ``options`` for a selectbox / radio) and
+    ``bind="query-params"``. Streamlit then keeps the query parameter: absent at the default, set
+    (replacing the history entry) when the user changes the value, read on a link's first load.
+
+    Raises ValueError if ``default`` is not among ``options``.
+    """
+    st.session_state.setdefault(_DEFAULTS, {})[key] = default
+    if options is not None:
+        return dict(key=key, index=list(options).index(default), bind=BIND)
+    return dict(key=key, value=default, bind=BIND)
+
+
+def widget_value(key: str, default: Any, cast: type = str, **bounds: Any) -> Any:
+    """The value the widget bound to ``key`` shows in this run, made valid for it (``bounds``: the
+    widget's ``min_value`` / ``max_value`` / ``step`` / ``options``, as for :func:`coerce`).
+
+    On a link's first load the URL's value is coerced and put into the session (Streamlit's binding
+    would drop an out-of-range number; a valid one it seeds the same way). A value kept from an
+    earlier run is re-checked, since some bounds move (the datapoint index with the dataset, a
+    direction index with m). Without either, the widget's default.
+    """
+    ss = st.session_state
+    if key in ss:
+        value = ss[key]
+        valid = coerce(value, default, cast, **bounds)
+        if valid != value or type(valid) is not type(value):
+            ss[key] = valid
+        return ss[key]
+    raw = st.query_params.get(key)
+    if raw is None:
+        return default
+    ss[key] = coerce(raw, default, cast, **bounds)
+    return ss[key]
+
+
+def seed_flag(key: str) -> None:
+    """Read a toggle's ``on`` / ``off`` from a link written before toggles were bound to the URL (a
+    bound toggle spells its value ``true`` / ``false`` and would drop the old spelling)."""
+    raw = st.query_params.get(key)
+    if key not in st.session_state and raw in ("on", "off"):
+        st.session_state[key] = raw == "on"
+
+
+def carried(keys: Iterable[str]) -> dict[str, str]:
+    """The session's non-default values of ``keys`` (bound widgets drawn on several pages), as query
+    parameters for a link to another page: the link carries the view there, so the page's bound
+    widgets read it from the URL instead of Streamlit writing it after the switch (one more history
+    entry per value)."""
+    ss = st.session_state
+    defaults = ss.get(_DEFAULTS, {})
+    out = {}
+    for key in keys:
+        if key in ss and key in defaults and ss[key] != defaults[key] and shareable(str(ss[key])):
+            out[key] = str(ss[key])
+    return out
 
 
 def shareable(name: str) -> bool:
@@ -194,22 +270,30 @@ class CurvatureView:
     h: float
     heldout: int
 
+    #: the widgets' defaults (cv_h: the network's authors' h, see :meth:`read`)
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        cv_n=100,
+        cv_m=20,
+        cv_method="finite_difference",
+        cv_point="boundary",
+        # h = ξ by default: on digits-lenet only there is S_c more curved than random (docs/reproduction.md)
+        cv_scale="xi",
+        cv_heldout=50,
+    )
+
     @classmethod
     def read(cls, h_default: float) -> CurvatureView:
         """The view from the session (the URL on first use), every value valid for its widget."""
+        d = cls.DEFAULTS
         return cls(
-            n=init_state("cv_n", 100, int, **CV_N),
-            m=init_state("cv_m", 20, int, **CV_M),
-            method=init_state("cv_method", "finite_difference", options=list(CURVATURE_METHODS)),
-            point=init_state("cv_point", "boundary", options=list(CURVATURE_POINTS)),
-            # h = ξ by default: on digits-lenet only there is S_c more curved than random (docs/reproduction.md)
-            scale=init_state("cv_scale", "xi", options=H_SCALES),
-            h=init_state("cv_h", round(h_default, 4), float, **H_INPUT),
-            heldout=init_state("cv_heldout", 50, int, **CV_HELDOUT),
+            n=widget_value("cv_n", d["cv_n"], int, **CV_N),
+            m=widget_value("cv_m", d["cv_m"], int, **CV_M),
+            method=widget_value("cv_method", d["cv_method"], options=list(CURVATURE_METHODS)),
+            point=widget_value("cv_point", d["cv_point"], options=list(CURVATURE_POINTS)),
+            scale=widget_value("cv_scale", d["cv_scale"], options=H_SCALES),
+            h=widget_value("cv_h", round(h_default, 4), float, **H_INPUT),
+            heldout=init_state("cv_heldout", d["cv_heldout"], int, **CV_HELDOUT),  # URL only, no widget
         )
-
-    def share(self) -> None:
-        share(cv_n=self.n, cv_m=self.m, cv_method=self.method, cv_point=self.point, cv_scale=self.scale, cv_h=self.h)
 
     def settings(self) -> CurvatureSettings:
         """Fig. 7a's protocol: the first ``heldout`` test images, 10 random directions per m, seed 0."""
@@ -235,26 +319,19 @@ class CrossSectionView:
     extent: float
     resolution: int
 
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(dir="random", vec=1, sub_m=1, seed=0, extent=3.0, res=256)
+
     @classmethod
     def read(cls, m_max: int) -> CrossSectionView:
-        index = dict(min_value=1, max_value=m_max)  # vec and sub_m: 1 … m
+        index = dict(min_value=1, max_value=m_max)  # vec and sub_m: 1 … m (bounds that move with m)
+        d = cls.DEFAULTS
         return cls(
-            direction=init_state("dir", "random", options=list(DIRECTIONS)),
-            vec=init_state("vec", 1, int, **index),
-            sub_m=init_state("sub_m", 1, int, **index),
-            seed=init_state("seed", 0, int, **SEED),
-            extent=init_state("extent", 3.0, float, **EXTENT),
-            resolution=init_state("res", 256, int, **RESOLUTION),
-        )
-
-    def share(self) -> None:
-        share(
-            seed=self.seed,
-            extent=float(self.extent),
-            res=self.resolution,
-            dir=self.direction,
-            vec=self.vec,
-            sub_m=self.sub_m,
+            direction=widget_value("dir", d["dir"], options=list(DIRECTIONS)),
+            vec=widget_value("vec", d["vec"], int, **index),
+            sub_m=widget_value("sub_m", d["sub_m"], int, **index),
+            seed=widget_value("seed", d["seed"], int, **SEED),
+            extent=widget_value("extent", d["extent"], float, **EXTENT),
+            resolution=widget_value("res", d["res"], int, **RESOLUTION),
         )
 
     def settings(self, curvature: CurvatureSettings, h: float | None) -> SectionSettings:
@@ -296,24 +373,30 @@ class UniversalView:
     heldout: int
     uap: int
 
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        uv_n=100,
+        uv_m=20,
+        uv_samples=10,
+        # 80 % share and h = ξ by default: where S_c's random vectors out-fool S_f's on the MNIST LeNet (the
+        # default network once trained; 83.7 % vs 69.6 %, docs/reproduction-universal.md, issue 13)
+        uv_share=80,
+        uv_scale="xi",
+        uv_heldout=1000,
+        uv_uap=1000,
+    )
+
     @classmethod
     def read(cls, h_default: float) -> UniversalView:
+        d = cls.DEFAULTS
         return cls(
-            n=init_state("uv_n", 100, int, **CV_N),
-            m=init_state("uv_m", 20, int, **CV_M),
-            samples=init_state("uv_samples", 10, int, **UV_SAMPLES),
-            # 80 % share and h = ξ by default: where S_c's random vectors out-fool S_f's on the MNIST LeNet (the
-            # default network once trained; 83.7 % vs 69.6 %, docs/reproduction-universal.md, issue 13)
-            share_pct=init_state("uv_share", 80, int, **UV_SHARES),
-            scale=init_state("uv_scale", "xi", options=H_SCALES),
-            h=init_state("uv_h", round(h_default, 4), float, **H_INPUT),
-            heldout=init_state("uv_heldout", 1000, int, **UV_POINTS),
-            uap=init_state("uv_uap", 1000, int, **UV_POINTS),
-        )
-
-    def share(self) -> None:
-        share(
-            uv_n=self.n, uv_m=self.m, uv_samples=self.samples, uv_share=self.share_pct, uv_scale=self.scale, uv_h=self.h
+            n=widget_value("uv_n", d["uv_n"], int, **CV_N),
+            m=widget_value("uv_m", d["uv_m"], int, **CV_M),
+            samples=widget_value("uv_samples", d["uv_samples"], int, **UV_SAMPLES),
+            share_pct=widget_value("uv_share", d["uv_share"], int, **UV_SHARES),
+            scale=widget_value("uv_scale", d["uv_scale"], options=H_SCALES),
+            h=widget_value("uv_h", round(h_default, 4), float, **H_INPUT),
+            heldout=init_state("uv_heldout", d["uv_heldout"], int, **UV_POINTS),  # URL only, no widget
+            uap=init_state("uv_uap", d["uv_uap"], int, **UV_POINTS),  # URL only, no widget
         )
 
     def settings(self) -> UniversalSettings:
@@ -349,6 +432,11 @@ class CompareView:
     vectors: int
     nets: tuple
 
+    #: the bound widgets' defaults (A, B and the extra networks are written by :meth:`share`: uploads stay out)
+    DEFAULTS: ClassVar[dict[str, Any]] = dict(
+        cmp_m=10, cmp_n=100, cmp_scale="authors", cmp_k=1, cmp_seed=0, cmp_res=128, cmp_share=0.5, cmp_vectors=20
+    )
+
     @classmethod
     def read(cls, names: list[str], sidebar_model: str, dataset: str, d: int, h_default: float) -> CompareView:
         """The view from the session (the URL on first use). A follows the sidebar's network whenever the
@@ -369,18 +457,19 @@ class CompareView:
         if "cmp_nets" not in ss:
             ss["cmp_nets"] = [t for t in param("cmp_nets", "").split(",") if t]
         ss["cmp_nets"] = [t for t in ss["cmp_nets"] if t in names and t not in (a, b)]
+        df = cls.DEFAULTS
         return cls(
             a=a,
             b=b,
-            m=init_state("cmp_m", 10, int, **cls.m_bounds(d)),
-            n=init_state("cmp_n", 100, int, **CMP_N),
-            scale=init_state("cmp_scale", "authors", options=H_SCALES),
-            h=init_state("cmp_h", round(h_default, 4), float, **H_INPUT),
-            k=init_state("cmp_k", 1, int, **CMP_DIRECTION),
-            seed=init_state("cmp_seed", 0, int, **SEED),
-            resolution=init_state("cmp_res", 128, int, **RESOLUTION),
-            noise_share=init_state("cmp_share", 0.5, float, **CMP_SHARES),
-            vectors=init_state("cmp_vectors", 20, int, **CMP_VECTORS),
+            m=widget_value("cmp_m", df["cmp_m"], int, **cls.m_bounds(d)),
+            n=widget_value("cmp_n", df["cmp_n"], int, **CMP_N),
+            scale=widget_value("cmp_scale", df["cmp_scale"], options=H_SCALES),
+            h=widget_value("cmp_h", round(h_default, 4), float, **H_INPUT),
+            k=widget_value("cmp_k", df["cmp_k"], int, **CMP_DIRECTION),
+            seed=widget_value("cmp_seed", df["cmp_seed"], int, **SEED),
+            resolution=widget_value("cmp_res", df["cmp_res"], int, **RESOLUTION),
+            noise_share=widget_value("cmp_share", df["cmp_share"], float, **CMP_SHARES),
+            vectors=widget_value("cmp_vectors", df["cmp_vectors"], int, **CMP_VECTORS),
             nets=tuple(ss["cmp_nets"]),
         )
 
@@ -390,19 +479,11 @@ class CompareView:
         return dict(min_value=1, max_value=max(1, min(CMP_M_ESTIMATED, d - 1)))
 
     def share(self) -> None:
-        """Write the view into the URL (uploads, which live in one session only, are left out)."""
+        """Write the networks A, B and the extra ones into the URL (uploads, which live in one session only, are
+        left out; the other settings are bound widgets)."""
         share(
             **({"cmp_a": self.a} if shareable(self.a) else {}),
             **({"cmp_b": self.b} if shareable(self.b) else {}),
-            cmp_m=self.m,
-            cmp_n=self.n,
-            cmp_scale=self.scale,
-            cmp_h=float(self.h),
-            cmp_k=self.k,
-            cmp_seed=self.seed,
-            cmp_res=self.resolution,
-            cmp_share=self.noise_share,
-            cmp_vectors=self.vectors,
             cmp_nets=",".join(nm for nm in self.nets if shareable(nm)),
         )
 
