@@ -101,7 +101,7 @@ def _cross_sections_page(app_url: str, tmp_path: Path, width: int):
         )
         try:
             page = ctx.new_page()
-            page.goto(f"{app_url}/cross-sections?res=64", timeout=60_000)
+            page.goto(f"{app_url}/cross_sections?res=64", timeout=60_000)
             page.get_by_text("Normal cross-sections").first.wait_for(timeout=120_000)
             yield page
         finally:
