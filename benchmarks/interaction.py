@@ -30,7 +30,7 @@ heavy computation. Numbers measured on a loaded machine are upper bounds.
 Usage::
 
     python benchmarks/interaction.py                          # every page, 5 repeats, markdown table
-    python benchmarks/interaction.py --pages cross-sections geometry-2d --repeat 9 --out /tmp/lat.json
+    python benchmarks/interaction.py --pages cross_sections geometry_2d --repeat 9 --out /tmp/lat.json
     python benchmarks/interaction.py --url http://localhost:8501 --timing-log /tmp/atlas-timing.jsonl
 
 Never run ``playwright install``: the browser is Debian's chromium (``apt-get install -y chromium``).
@@ -86,37 +86,37 @@ class Interaction:
 #: tests/test_interaction_benchmark.py keeps the two in sync). Home has no figure to redraw.
 PAGES: dict[str, list[Interaction]] = {
     "": [],
-    "geometry-2d": [
+    "geometry_2d": [
         Interaction("point x", "g2_pt", "slider", ("ArrowRight", "ArrowLeft")),
         Interaction("direction of v", "g2_dir", "radio", ("S_c", "S_f")),
         Interaction("‖v‖ = ξ", "g2_xi", "slider", ("ArrowRight", "ArrowLeft")),
     ],
-    "cross-sections": [
+    "cross_sections": [
         Interaction("datapoint", "i", "number", ("1", "0")),
         Interaction("direction v", "dir", "select", ("S_c eigenvector", "random v (uniform")),
         Interaction("seed", "seed", "number", ("1", "0")),
         Interaction("extent", "extent", "slider", ("ArrowRight", "ArrowLeft")),
     ],
-    "curvature-vs-m": [
+    "curvature": [
         Interaction("κ / K_S toggle", "cv_norm", "toggle", ("normal curvature", "normal curvature")),
         Interaction("maximum m", "cv_m", "slider", ("ArrowRight", "ArrowLeft")),
         Interaction("datapoint (unused here)", "i", "number", ("1", "0")),
     ],
-    "universal-perturbations": [
+    "universal": [
         Interaction("gallery m", "uv_gm", "select", ("m = 2", "highest mean")),
         Interaction("datapoint (unused here)", "i", "number", ("1", "0")),
     ],
-    "compare-networks": [
+    "compare": [
         Interaction("S_c(A) direction", "cmp_k", "number", ("2", "1")),
         Interaction("random seed", "cmp_seed", "number", ("1", "0")),
         Interaction("datapoint", "i", "number", ("1", "0")),
     ],
-    "robust-training": [
+    "robust": [
         Interaction("random seed", "rob_seed", "number", ("1", "0")),
         Interaction("window", "rob_extent", "slider", ("ArrowRight", "ArrowLeft")),
         Interaction("datapoint", "i", "number", ("1", "0")),
     ],
-    "certified-vs-empirical": [
+    "certify": [
         Interaction("datapoint", "i", "number", ("1", "0")),
         Interaction("test points", "cert_n", "slider", ("ArrowRight", "ArrowLeft")),
     ],

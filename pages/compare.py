@@ -88,7 +88,7 @@ def render() -> None:
             e1.radio(
                 H_SCALE_LABEL,
                 list(scales),
-                **state.bound("cmp_scale", d["cmp_scale"], list(scales)),
+                **state.synced("cmp_scale"),
                 format_func=scales.get,
                 help="The same h is used for every network, so the comparison does not mix scales. On MNIST, LeNet "
                 "and NiN share S_c at h ≈ ξ/2 but not at the authors' h (docs/reproduction-compare.md).",
@@ -210,9 +210,7 @@ def render() -> None:
             format_func=model_label,
             help="Networks of the zoo are trained on first use; each adds a row and a column.",
         )
-        xi_share_radio(
-            f2, "cmp_share", state.CMP_SHARES["options"], d["cmp_share"], fractions=True, help="Measured on network A."
-        )
+        xi_share_radio(f2, "cmp_share", state.CMP_SHARES["options"], fractions=True, help="Measured on network A.")
         f3.slider("random vectors per row", **state.CMP_VECTORS, **state.bound("cmp_vectors", d["cmp_vectors"]))
         share_, n_vectors = view.noise_share, view.vectors
         clfs = {view.a: clf_a, view.b: clf_b, **{nm: _cached.get_model(nm) for nm in view.nets}}  # trained on first use

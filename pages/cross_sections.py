@@ -63,7 +63,7 @@ def render() -> None:
         d1.selectbox(
             "Direction v",
             list(DIRECTIONS),
-            **bound("dir", d["dir"], list(DIRECTIONS)),
+            **_state.synced("dir"),
             format_func=DIRECTIONS.get,
             help="The second axis of the plane. S_c: top eigenvectors of the average tangent Hessian at the "
             "boundary points of n training points (most positively curved first). S_f: top singular "

@@ -18,7 +18,7 @@ from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui.controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
-from pages.ui.state import CV_M, CV_N, H_INPUT, UV_SAMPLES, UV_SHARES, UniversalView, bound, widget_value
+from pages.ui.state import CV_M, CV_N, H_INPUT, UV_SAMPLES, UV_SHARES, UniversalView, bound, option_value, synced
 
 
 def render() -> None:
@@ -70,13 +70,13 @@ def render() -> None:
         help="How many random unit vectors of each subspace are tried at each m: the line is their mean fooling "
         "rate, the dashed line the best of them.",
     )
-    xi_share_radio(c4, "uv_share", UV_SHARES["options"], d["uv_share"])
+    xi_share_radio(c4, "uv_share", UV_SHARES["options"])
     s1, s2 = st.columns([2, 1])
     scales = h_scale_labels(h_authors, "h = ξ (the norm of the universal vectors)")
     s1.radio(
         H_SCALE_LABEL,
         list(scales),
-        **bound("uv_scale", d["uv_scale"], list(scales)),
+        **synced("uv_scale"),
         format_func=scales.get,
         help="S_c uses finite differences of gradients at scale h. S_c beats S_f as a source of universal "
         "perturbations mostly when h is about the perturbation norm ξ (measured on an MNIST LeNet: "
@@ -164,11 +164,11 @@ def render() -> None:
         # default: the m ≥ 2 with the highest mean S_c fooling rate (at m = 1 all vectors are ±one direction)
         best_m = max((m for m in ms if m >= 2), key=lambda m: float(curve.mean["S_c"][ms.index(m)]), default=ms[-1])
         options = [0, *ms]
-        widget_value("uv_gm", 0, int, options=options)  # the options move with m
+        option_value("uv_gm", 0, options, int)  # the options move with m
         gm = st.selectbox(
             "m for the S_c vectors below",
             options,
-            **bound("uv_gm", 0, options),
+            **synced("uv_gm"),
             format_func=lambda v: f"m = {best_m}: highest mean S_c fooling rate among m ≥ 2" if v == 0 else f"m = {v}",
             help="The S_c vectors of the gallery, the diversity plot and the theorems are drawn from the "
             "first m directions of S_c.",

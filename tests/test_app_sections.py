@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 from pagenav import switch_page
@@ -108,4 +109,9 @@ def test_settings_in_session_state_are_used_by_the_page():
     assert at.slider(key="cv_m").value == 2
     captions = " ".join(c.value for c in at.caption)
     assert "h = 0.5 (custom h)" in captions and "m = 2" in captions
-    assert query(at, "cv_scale") == "custom"
+    # the view travels with the sidebar's links to the two pages that draw these settings (not written by
+    # every run: each write would push a browser history entry)
+    links = {link.proto.label: parse_qs(link.proto.query_string) for link in at.get("page_link")}
+    for title in ("Cross-sections", "Curvature vs m"):
+        assert links[title]["cv_scale"] == ["custom"] and links[title]["cv_m"] == ["2"], links[title]
+    assert "cv_scale" not in links["Home"]

@@ -80,7 +80,8 @@ def test_fooling_rate_chart_has_three_subspaces_mean_and_best_and_the_uap_line(d
     labels = [m.label for m in at.metric]
     assert "ξ (pixel ℓ2)" in labels and "UAP algorithm" in labels and "random rays that never fool" in labels
     # the view is a shareable link
-    assert at.query_params["uv_n"] in ("20", ["20"]) and at.query_params["uv_share"] in ("80", ["80"])
+    assert at.query_params["uv_n"] in ("20", ["20"])
+    assert "uv_share" not in at.query_params  # at its default (80 %): left out of the link, which opens it anyway
     # the defaults are where the effect shows on the MNIST LeNet (issue 13): the 80 % share and h = ξ
     assert at.radio(key="uv_share").value == 80 and at.radio(key="uv_scale").value == "xi"
 

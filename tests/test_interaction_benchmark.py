@@ -22,15 +22,23 @@ import interaction  # noqa: E402  (benchmarks/interaction.py)
 from pagenav import switch_page  # noqa: E402
 
 APP = ROOT / "app.py"
-KEY = re.compile(r"""key\s*=\s*["']([A-Za-z0-9_]+)["']""")
+#: a widget key: ``key="…"`` or the URL-bound ``bound("…", …)`` (pages/ui/state.py)
+KEY = re.compile(r"""(?:key\s*=\s*|bound\(\s*)["']([A-Za-z0-9_]+)["']""")
 
 
 def app_pages() -> dict[str, str]:
-    """url path → page file of every ``st.Page`` in app.py's PAGES (the default page's path is "")."""
+    """url path → page file of every visible ``st.Page`` in app.py (the default page's path is ""): a file
+    page's path, or ``pages/<module>.py`` of a ``module.render`` page; the hidden forwards are left out."""
     pages = {}
     for node in ast.walk(ast.parse(APP.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "Page":
-            file = node.args[0].value
+            first = node.args[0]
+            if isinstance(first, ast.Constant):
+                file = first.value
+            elif isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name):
+                file = f"pages/{first.value.id}.py"
+            else:
+                continue
             kw = {k.arg: k.value for k in node.keywords}
             default = isinstance(kw.get("default"), ast.Constant) and kw["default"].value is True
             path = kw["url_path"].value if "url_path" in kw else Path(file).stem
@@ -54,7 +62,7 @@ def widget_keys(page_file: str) -> set[str]:
 
 def test_every_page_of_the_app_has_an_entry_in_the_benchmark():
     pages = app_pages()
-    assert "" in pages and "cross-sections" in pages  # the parser found the router's pages
+    assert "" in pages and "cross_sections" in pages  # the parser found the router's pages
     assert set(interaction.PAGES) == set(pages)
 
 
@@ -69,7 +77,7 @@ def test_every_driven_widget_key_exists_on_its_page():
 
 
 def test_the_sync_check_would_catch_a_renamed_key():
-    keys = widget_keys(app_pages()["cross-sections"])
+    keys = widget_keys(app_pages()["cross_sections"])
     assert "seed" in keys and "i" in keys  # the sidebar's datapoint counts on every page
     assert "no_such_widget" not in keys
 

@@ -21,6 +21,7 @@ def test_tour_step_opens(step):
     s = TOUR[step - 1]
     url = urlparse(s.url(step))
     assert url.path == f"/{s.url_path}"
+    assert s.url_path == Path(s.page).stem  # a first request after a server start finds the file (app.py)
     assert f'url_path="{s.url_path}"' in (ROOT / "app.py").read_text(), "the step's page is not in the router"
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for k, v in parse_qsl(url.query):

@@ -10,7 +10,7 @@ from geometry.study import CurvatureSettings, ResolvedH, StudyPoints
 
 from . import cached as _cached
 from .sidebar import Selection
-from .state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView, bound
+from .state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView, bound, synced
 
 #: The same setting gets the same label, wording and widget on every page (issue 14 item 4).
 H_SCALE_LABEL = "curvature scale h (pixel-space ℓ2)"
@@ -26,13 +26,14 @@ def h_scale_labels(h_authors: float, xi_text: str) -> dict[str, str]:
     return {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}", "xi": xi_text, "custom": "custom h"}
 
 
-def xi_share_radio(container, key: str, options, default, *, fractions: bool = False, help: str = "") -> None:
+def xi_share_radio(container, key: str, options, *, fractions: bool = False, help: str = "") -> None:
     """The ξ-share control: a horizontal radio of shares shown as "50 %" (``options`` in percent, or
-    fractions when ``fractions``), bound to the URL with ``default``."""
+    fractions when ``fractions``), kept in the URL by :func:`~pages.ui.state.synced` (its value is read
+    with :func:`~pages.ui.state.option_value` first)."""
     container.radio(
         XI_SHARE_LABEL,
         options,
-        **bound(key, default, options),
+        **synced(key),
         horizontal=True,
         format_func=(lambda s: f"{round(100 * s)} %") if fractions else (lambda s: f"{s} %"),
         help=XI_SHARE_HELP + (" " + help if help else ""),
@@ -65,7 +66,7 @@ def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings
     c3.selectbox(
         "Hessian-vector products",
         list(CURVATURE_METHODS),
-        **bound("cv_method", d["cv_method"], list(CURVATURE_METHODS)),
+        **synced("cv_method"),
         format_func=CURVATURE_METHODS.get,
         help="A ReLU network's exact Hessian is zero almost everywhere: finite differences of gradients "
         "at scale h measure the curvature at that scale.",
@@ -73,7 +74,7 @@ def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings
     c4.selectbox(
         "boundary point",
         list(CURVATURE_POINTS),
-        **bound("cv_point", d["cv_point"], list(CURVATURE_POINTS)),
+        **synced("cv_point"),
         format_func=CURVATURE_POINTS.get,
     )
     settings = view.settings()
@@ -82,7 +83,7 @@ def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings
     if view.method == "finite_difference":
         s1, s2 = st.columns([2, 1])
         scales = h_scale_labels(h_authors, "h = ξ (1/5 of the random-noise norm fooling 50 %)")
-        s1.radio(H_SCALE_LABEL, list(scales), **bound("cv_scale", d["cv_scale"], list(scales)), format_func=scales.get)
+        s1.radio(H_SCALE_LABEL, list(scales), **synced("cv_scale"), format_func=scales.get)
         if view.scale == "custom":
             s2.number_input("h", **H_INPUT, **bound("cv_h", round(h_authors, 4)), format="%.4f")
         resolved = _cached.resolve_h(sel.clf, settings.scale, points)

@@ -15,7 +15,7 @@ from geometry.errors import AtlasError
 
 from .cached import DATASET_LABELS, dataset_problem, get_dataset, get_model, user_datasets, user_models
 from .jobs import default_model
-from .state import USER_PREFIX, bound, widget_value
+from .state import USER_PREFIX, bound, option_value, synced, widget_value
 
 DEFAULT_MODEL = "digits-lenet"
 UPLOAD_PICKED = "_upload_picked"  # session key: the upload to select on the next run (pages/ui/upload.py)
@@ -67,13 +67,11 @@ def sidebar() -> dict | None:
     model = st.session_state.get("model", model_default)
     current = uploads[model]["dataset"] if model in uploads else zoo.ZOO[model].dataset
     labels = {**DATASET_LABELS, **{k: f"Your data: {k[len(USER_PREFIX) :]}" for k in user_datasets()}}
-    dataset_default = zoo.ZOO[model_default].dataset
-    if widget_value("dataset", dataset_default, options=list(labels)) != current and "dataset" not in st.session_state:
-        st.session_state["dataset"] = current  # the dataset of a network chosen by link
+    option_value("dataset", current, list(labels))  # by default the network's own dataset
     dataset = sb.selectbox(
         "Dataset",
         list(labels),
-        **bound("dataset", dataset_default, list(labels)),
+        **synced("dataset"),
         format_func=labels.get,
         help="Where the datapoints come from. digits ships inside scikit-learn; MNIST and "
         "CIFAR-10 are read from $BOUNDARY_ATLAS_DATA; your uploads appear here too.",

@@ -4,7 +4,9 @@ settings object (:mod:`geometry.study`).
 The URL is kept by Streamlit itself: each widget that defines a view is drawn with
 ``bind="query-params"`` (:func:`bound`), so its value is its query parameter, a value at its default is
 left out of the link, and a change replaces the browser's history entry instead of pushing one (the
-Back button then leaves the page instead of stepping through its reruns). What this module adds is
+Back button then leaves the page instead of stepping through its reruns). Option widgets with a
+``format_func`` are the exception (a bound one writes its label): :func:`option_value` and
+:func:`synced` keep their short values in the URL, written only when the user changes them. What this module adds is
 the coercion Streamlit does not do: a link's out-of-range number is clamped into the widget's bounds
 (Streamlit would drop it) and a value kept from an earlier run is re-checked where bounds move (the
 datapoint index with the dataset, a direction index with m) — :func:`widget_value`.
@@ -209,6 +211,48 @@ def widget_value(key: str, default: Any, cast: type = str, **bounds: Any) -> Any
     return ss[key]
 
 
+_WRITTEN = "_url_written"  # session key: {query key: the URL value last read or written for an option widget}
+
+
+def option_value(key: str, default: Any, options: Sequence[Any], cast: type = str) -> Any:
+    """The value of an option widget (selectbox / radio with a ``format_func``) kept in the URL by the app,
+    not by Streamlit's binding: a bound option widget writes its *label* into the URL, and some labels
+    hold numbers of the network (the authors' h), so a link would not survive a change of network.
+
+    The session value is set before the widget is drawn (from the URL on first use, else ``default``);
+    when the URL's value moved since it was last read or written (Back / Forward, a link), the URL
+    wins. The widget writes the URL only when the user changes it (:func:`synced`): one history entry
+    per change, none per rerun, and Back undoes the change.
+    """
+    ss = st.session_state
+    written = ss.setdefault(_WRITTEN, {})
+    ss.setdefault(_DEFAULTS, {})[key] = default
+    raw = st.query_params.get(key)
+    if key not in ss or raw != written.get(key):
+        ss[key] = coerce(raw, default, cast, options=options)
+        written[key] = raw
+    elif ss[key] not in list(options):  # the options moved
+        ss[key] = coerce(ss[key], default, cast, options=options)
+    return ss[key]
+
+
+def _write_option(key: str) -> None:
+    ss = st.session_state
+    value = ss.get(key)
+    want = None if value == ss.get(_DEFAULTS, {}).get(key) or not shareable(str(value)) else str(value)
+    if want is None:
+        st.query_params.pop(key, None)
+    else:
+        st.query_params[key] = want
+    ss.setdefault(_WRITTEN, {})[key] = want
+
+
+def synced(key: str) -> dict[str, Any]:
+    """The keyword arguments of an option widget whose value :func:`option_value` keeps in the URL: its
+    ``key`` and an ``on_change`` that writes the new value (absent at the default)."""
+    return dict(key=key, on_change=_write_option, args=(key,))
+
+
 def seed_flag(key: str) -> None:
     """Read a toggle's ``on`` / ``off`` from a link written before toggles were bound to the URL (a
     bound toggle spells its value ``true`` / ``false`` and would drop the old spelling)."""
@@ -223,10 +267,10 @@ def carried(keys: Iterable[str]) -> dict[str, str]:
     widgets read it from the URL instead of Streamlit writing it after the switch (one more history
     entry per value)."""
     ss = st.session_state
-    defaults = ss.get(_DEFAULTS, {})
+    defaults = {**CurvatureView.DEFAULTS, **ss.get(_DEFAULTS, {})}  # the page may not have run yet
     out = {}
     for key in keys:
-        if key in ss and key in defaults and ss[key] != defaults[key] and shareable(str(ss[key])):
+        if key in ss and (key not in defaults or ss[key] != defaults[key]) and shareable(str(ss[key])):
             out[key] = str(ss[key])
     return out
 
@@ -288,9 +332,9 @@ class CurvatureView:
         return cls(
             n=widget_value("cv_n", d["cv_n"], int, **CV_N),
             m=widget_value("cv_m", d["cv_m"], int, **CV_M),
-            method=widget_value("cv_method", d["cv_method"], options=list(CURVATURE_METHODS)),
-            point=widget_value("cv_point", d["cv_point"], options=list(CURVATURE_POINTS)),
-            scale=widget_value("cv_scale", d["cv_scale"], options=H_SCALES),
+            method=option_value("cv_method", d["cv_method"], list(CURVATURE_METHODS)),
+            point=option_value("cv_point", d["cv_point"], list(CURVATURE_POINTS)),
+            scale=option_value("cv_scale", d["cv_scale"], H_SCALES),
             h=widget_value("cv_h", round(h_default, 4), float, **H_INPUT),
             heldout=init_state("cv_heldout", d["cv_heldout"], int, **CV_HELDOUT),  # URL only, no widget
         )
@@ -326,7 +370,7 @@ class CrossSectionView:
         index = dict(min_value=1, max_value=m_max)  # vec and sub_m: 1 … m (bounds that move with m)
         d = cls.DEFAULTS
         return cls(
-            direction=widget_value("dir", d["dir"], options=list(DIRECTIONS)),
+            direction=option_value("dir", d["dir"], list(DIRECTIONS)),
             vec=widget_value("vec", d["vec"], int, **index),
             sub_m=widget_value("sub_m", d["sub_m"], int, **index),
             seed=widget_value("seed", d["seed"], int, **SEED),
@@ -392,8 +436,8 @@ class UniversalView:
             n=widget_value("uv_n", d["uv_n"], int, **CV_N),
             m=widget_value("uv_m", d["uv_m"], int, **CV_M),
             samples=widget_value("uv_samples", d["uv_samples"], int, **UV_SAMPLES),
-            share_pct=widget_value("uv_share", d["uv_share"], int, **UV_SHARES),
-            scale=widget_value("uv_scale", d["uv_scale"], options=H_SCALES),
+            share_pct=option_value("uv_share", d["uv_share"], UV_SHARES["options"], int),
+            scale=option_value("uv_scale", d["uv_scale"], H_SCALES),
             h=widget_value("uv_h", round(h_default, 4), float, **H_INPUT),
             heldout=init_state("uv_heldout", d["uv_heldout"], int, **UV_POINTS),  # URL only, no widget
             uap=init_state("uv_uap", d["uv_uap"], int, **UV_POINTS),  # URL only, no widget
@@ -463,12 +507,12 @@ class CompareView:
             b=b,
             m=widget_value("cmp_m", df["cmp_m"], int, **cls.m_bounds(d)),
             n=widget_value("cmp_n", df["cmp_n"], int, **CMP_N),
-            scale=widget_value("cmp_scale", df["cmp_scale"], options=H_SCALES),
+            scale=option_value("cmp_scale", df["cmp_scale"], H_SCALES),
             h=widget_value("cmp_h", round(h_default, 4), float, **H_INPUT),
             k=widget_value("cmp_k", df["cmp_k"], int, **CMP_DIRECTION),
             seed=widget_value("cmp_seed", df["cmp_seed"], int, **SEED),
             resolution=widget_value("cmp_res", df["cmp_res"], int, **RESOLUTION),
-            noise_share=widget_value("cmp_share", df["cmp_share"], float, **CMP_SHARES),
+            noise_share=option_value("cmp_share", df["cmp_share"], CMP_SHARES["options"], float),
             vectors=widget_value("cmp_vectors", df["cmp_vectors"], int, **CMP_VECTORS),
             nets=tuple(ss["cmp_nets"]),
         )

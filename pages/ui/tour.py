@@ -32,7 +32,7 @@ TOUR: tuple[TourStep, ...] = (
     TourStep(
         "Flat and curved boundaries in the plane",
         "pages/geometry_2d.py",
-        "geometry-2d",
+        "geometry_2d",
         {"g2_data": "circles", "g2_model": "mlp-tanh", "g2_pt": 1, "g2_dir": "S_c", "g2_xi": 0.3},
         "A classifier's decision boundary is where its two top logits tie; in the plane it is a curve, here bending "
         "around the inner class. Its curvature (the purple osculating circle) decides how far x is from the other class "
@@ -41,7 +41,7 @@ TOUR: tuple[TourStep, ...] = (
     TourStep(
         "DeepFool, step by step",
         "pages/geometry_2d.py",
-        "geometry-2d",
+        "geometry_2d",
         {"g2_data": "spirals", "g2_model": "mlp-tanh", "g2_pt": 13, "g2_dir": "S_f", "g2_xi": 0.3},
         "DeepFool replaces the classifier by its linearisation at x, jumps to that line (dotted), and repeats until the "
         "label changes. The result r(x) (green arrow) is the shortest way out: it is orthogonal to the boundary.",
@@ -49,7 +49,7 @@ TOUR: tuple[TourStep, ...] = (
     TourStep(
         "A deep network, seen along random directions",
         "pages/cross_sections.py",
-        "cross-sections",
+        "cross_sections",
         {"dir": "random", "seed": 0},
         "The same picture for an image classifier: the plane spanned by r(x) and a random direction v. Along random "
         "directions the boundary is nearly a straight line: locally the classifier looks flat.",
@@ -57,7 +57,7 @@ TOUR: tuple[TourStep, ...] = (
     TourStep(
         "Along the curved subspace S_c",
         "pages/cross_sections.py",
-        "cross-sections",
+        "cross_sections",
         {"dir": "sc", "vec": 1, "cv_scale": "xi"},
         "S_c collects the directions along which the boundaries of many points bend most, averaged over training "
         "points. Along its first vector the boundary curves: the curvature κ in the title is larger than along "
@@ -66,7 +66,7 @@ TOUR: tuple[TourStep, ...] = (
     TourStep(
         "Curvature versus m",
         "pages/curvature.py",
-        "curvature-vs-m",
+        "curvature",
         {"cv_scale": "xi"},
         "Averaged over held-out points, random directions of the first m vectors of S_c are more curved than random "
         "directions of R^d — a few directions carry the curvature. The effect depends on the scale h at which "
@@ -75,7 +75,7 @@ TOUR: tuple[TourStep, ...] = (
     TourStep(
         "Universal perturbations",
         "pages/universal.py",
-        "universal-perturbations",
+        "universal",
         {"uv_share": 80, "uv_scale": "xi"},
         "Theorem 2: where the boundary curves along a subspace, random vectors of that subspace fool many points at "
         "once. Compare S_c, the normals' subspace S_f, random directions and the UAP algorithm at the same norm ξ.",
@@ -83,7 +83,7 @@ TOUR: tuple[TourStep, ...] = (
     TourStep(
         "Robustness and curvature, and vice versa",
         "pages/robust.py",
-        "robust-training",
+        "robust",
         # pinned to digits: with mnist-lenet the default (pages/ui/jobs.py) MNIST's PGD / CURE nets train for minutes
         {"model": "digits-lenet", "rob_nets": "digits-lenet,digits-lenet-pgd,digits-lenet-cure", "rob_n": 30},
         "Adversarial training (PGD-AT) and curvature regularisation (CURE) change the geometry the previous steps "
@@ -93,7 +93,7 @@ TOUR: tuple[TourStep, ...] = (
     TourStep(
         "Certified versus empirical",
         "pages/certify.py",
-        "certified-vs-empirical",
+        "certify",
         {"model": "digits-lenet-lmt", "cert_n": 100},
         "An attack's ‖r(x)‖ bounds the distance to the boundary from above; a Lipschitz-margin certificate bounds it "
         "from below, and the truth lies between the two. Lipschitz-margin training (LMT) pulls the two together: this "
