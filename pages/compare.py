@@ -151,10 +151,8 @@ def render() -> None:
             f"random one."
         )
         s1, s2, s3 = st.columns(3)
-        s1.number_input(
-            "direction of S_c(A) (1 = most curved for A)", **state.CMP_DIRECTION, **state.bound("cmp_k", d["cmp_k"])
-        )
-        s2.number_input("random direction seed", **state.SEED, **state.bound("cmp_seed", d["cmp_seed"]))
+        s1.number_input("direction of S_c(A) (1 = most curved for A)", **state.CMP_DIRECTION, **state.synced("cmp_k"))
+        s2.number_input("random direction seed", **state.SEED, **state.synced("cmp_seed"))
         s3.select_slider("resolution", **state.RESOLUTION, **state.bound("cmp_res", d["cmp_res"]))
         k = view.k
         ts = _cached.transfer_sections(

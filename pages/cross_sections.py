@@ -87,7 +87,7 @@ def render() -> None:
         c1.number_input(
             "Random direction seed",
             **SEED,
-            **bound("seed", d["seed"]),
+            **_state.synced("seed"),
             disabled=view.direction in ("sc", "sf", "uap"),
             help="Random directions are drawn with this seed (uniform on the sphere of R^d, or of the first m "
             "directions of S_c).",

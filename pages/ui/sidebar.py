@@ -98,11 +98,11 @@ def sidebar() -> dict | None:
             return None
     ds = get_dataset(dataset, "test")
     index_bounds = dict(min_value=0, max_value=len(ds) - 1, step=1)
-    widget_value("i", 0, int, **index_bounds)  # bounds move with the dataset
+    option_value("i", 0, None, int, **index_bounds)  # bounds move with the dataset
     index = sb.number_input(
         f"Datapoint (test image 0–{len(ds) - 1})",
         **index_bounds,
-        **bound("i", 0),
+        **synced("i"),
         help="Index into the held-out test split.",
     )
     if model_name in zoo.ZOO:

@@ -67,6 +67,8 @@ CMP_DIRECTION = dict(min_value=1, max_value=CMP_M_ESTIMATED, step=1)
 CMP_SHARES = dict(options=[0.5, 0.8, 0.9])
 CMP_VECTORS = dict(min_value=1, max_value=100)
 
+_CURVATURE, _UNIVERSAL = CurvatureSettings(), UniversalSettings()  # the protocols' defaults (one place)
+
 USER_PREFIX = "upload:"  # keys of a browser session's own models and datasets (never put into links)
 
 
@@ -193,7 +195,8 @@ def widget_value(key: str, default: Any, cast: type = str, **bounds: Any) -> Any
     widget's ``min_value`` / ``max_value`` / ``step`` / ``options``, as for :func:`coerce`).
 
     On a link's first load the URL's value is coerced and put into the session (Streamlit's binding
-    would drop an out-of-range number; a valid one it seeds the same way). A value kept from an
+    would drop an out-of-range number; a valid one it seeds the same way). Streamlit then removes the
+    refused raw value from the URL: the link shows the value again once the user moves the widget. A value kept from an
     earlier run is re-checked, since some bounds move (the datapoint index with the dataset, a
     direction index with m). Without either, the widget's default.
     """
@@ -214,7 +217,7 @@ def widget_value(key: str, default: Any, cast: type = str, **bounds: Any) -> Any
 _WRITTEN = "_url_written"  # session key: {query key: the URL value last read or written for an option widget}
 
 
-def option_value(key: str, default: Any, options: Sequence[Any], cast: type = str) -> Any:
+def option_value(key: str, default: Any, options: Sequence[Any] | None = None, cast: type = str, **bounds: Any) -> Any:
     """The value of an option widget (selectbox / radio with a ``format_func``) kept in the URL by the app,
     not by Streamlit's binding: a bound option widget writes its *label* into the URL, and some labels
     hold numbers of the network (the authors' h), so a link would not survive a change of network.
@@ -223,16 +226,23 @@ def option_value(key: str, default: Any, options: Sequence[Any], cast: type = st
     when the URL's value moved since it was last read or written (Back / Forward, a link), the URL
     wins. The widget writes the URL only when the user changes it (:func:`synced`): one history entry
     per change, none per rerun, and Back undoes the change.
+
+    Integer number inputs take this path too (``options`` None, ``bounds`` their min / max / step):
+    Streamlit 1.67's binding raises OverflowError on a link such as ``?i=inf`` before any coercion.
     """
+    if options is not None:
+        bounds = {**bounds, "options": options}
     ss = st.session_state
     written = ss.setdefault(_WRITTEN, {})
     ss.setdefault(_DEFAULTS, {})[key] = default
     raw = st.query_params.get(key)
     if key not in ss or raw != written.get(key):
-        ss[key] = coerce(raw, default, cast, options=options)
+        ss[key] = coerce(raw, default, cast, **bounds)
         written[key] = raw
-    elif ss[key] not in list(options):  # the options moved
-        ss[key] = coerce(ss[key], default, cast, options=options)
+    else:  # the options or bounds may have moved
+        valid = coerce(ss[key], default, cast, **bounds)
+        if valid != ss[key] or type(valid) is not type(ss[key]):
+            ss[key] = valid
     return ss[key]
 
 
@@ -316,13 +326,14 @@ class CurvatureView:
 
     #: the widgets' defaults (cv_h: the network's authors' h, see :meth:`read`)
     DEFAULTS: ClassVar[dict[str, Any]] = dict(
-        cv_n=100,
-        cv_m=20,
-        cv_method="finite_difference",
-        cv_point="boundary",
-        # h = ξ by default: on digits-lenet only there is S_c more curved than random (docs/reproduction.md)
+        cv_n=_CURVATURE.points.n_estimate,
+        cv_m=_CURVATURE.m_max,
+        cv_method=_CURVATURE.method,
+        cv_point=_CURVATURE.point,
+        # h = ξ by default: on digits-lenet only there is S_c more curved than random (docs/reproduction.md);
+        # the settings class still says "authors" (engineer `cli` aligns it: then read it from there)
         cv_scale="xi",
-        cv_heldout=50,
+        cv_heldout=_CURVATURE.points.n_heldout,
     )
 
     @classmethod
@@ -373,7 +384,7 @@ class CrossSectionView:
             direction=option_value("dir", d["dir"], list(DIRECTIONS)),
             vec=widget_value("vec", d["vec"], int, **index),
             sub_m=widget_value("sub_m", d["sub_m"], int, **index),
-            seed=widget_value("seed", d["seed"], int, **SEED),
+            seed=option_value("seed", d["seed"], None, int, **SEED),
             extent=widget_value("extent", d["extent"], float, **EXTENT),
             resolution=widget_value("res", d["res"], int, **RESOLUTION),
         )
@@ -418,15 +429,16 @@ class UniversalView:
     uap: int
 
     DEFAULTS: ClassVar[dict[str, Any]] = dict(
-        uv_n=100,
-        uv_m=20,
-        uv_samples=10,
+        uv_n=_UNIVERSAL.points.n_estimate,
+        uv_m=_UNIVERSAL.m_max,
+        uv_samples=_UNIVERSAL.n_samples,
         # 80 % share and h = ξ by default: where S_c's random vectors out-fool S_f's on the MNIST LeNet (the
-        # default network once trained; 83.7 % vs 69.6 %, docs/reproduction-universal.md, issue 13)
+        # default network once trained; 83.7 % vs 69.6 %, docs/reproduction-universal.md, issue 13); the
+        # settings class still says 0.5 (engineer `cli` aligns it: then read it from there)
         uv_share=80,
-        uv_scale="xi",
-        uv_heldout=1000,
-        uv_uap=1000,
+        uv_scale=_UNIVERSAL.scale.preset,
+        uv_heldout=_UNIVERSAL.points.n_heldout,
+        uv_uap=_UNIVERSAL.points.n_uap,
     )
 
     @classmethod
@@ -478,7 +490,14 @@ class CompareView:
 
     #: the bound widgets' defaults (A, B and the extra networks are written by :meth:`share`: uploads stay out)
     DEFAULTS: ClassVar[dict[str, Any]] = dict(
-        cmp_m=10, cmp_n=100, cmp_scale="authors", cmp_k=1, cmp_seed=0, cmp_res=128, cmp_share=0.5, cmp_vectors=20
+        cmp_m=10,
+        cmp_n=CompareSettings().points.n_estimate,
+        cmp_scale="authors",  # the settings class says "xi" (h = ξ/2): engineer `cli` aligns the two
+        cmp_k=1,
+        cmp_seed=0,
+        cmp_res=128,
+        cmp_share=0.5,
+        cmp_vectors=20,
     )
 
     @classmethod
@@ -509,8 +528,8 @@ class CompareView:
             n=widget_value("cmp_n", df["cmp_n"], int, **CMP_N),
             scale=option_value("cmp_scale", df["cmp_scale"], H_SCALES),
             h=widget_value("cmp_h", round(h_default, 4), float, **H_INPUT),
-            k=widget_value("cmp_k", df["cmp_k"], int, **CMP_DIRECTION),
-            seed=widget_value("cmp_seed", df["cmp_seed"], int, **SEED),
+            k=option_value("cmp_k", df["cmp_k"], None, int, **CMP_DIRECTION),
+            seed=option_value("cmp_seed", df["cmp_seed"], None, int, **SEED),
             resolution=widget_value("cmp_res", df["cmp_res"], int, **RESOLUTION),
             noise_share=option_value("cmp_share", df["cmp_share"], CMP_SHARES["options"], float),
             vectors=widget_value("cmp_vectors", df["cmp_vectors"], int, **CMP_VECTORS),
