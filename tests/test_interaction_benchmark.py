@@ -22,8 +22,8 @@ import interaction  # noqa: E402  (benchmarks/interaction.py)
 from pagenav import switch_page  # noqa: E402
 
 APP = ROOT / "app.py"
-#: a widget key: ``key="…"`` or the URL-bound ``bound("…", …)`` (pages/ui/state.py)
-KEY = re.compile(r"""(?:key\s*=\s*|bound\(\s*)["']([A-Za-z0-9_]+)["']""")
+#: a widget key: ``key="…"``, or the URL-kept ``bound("…", …)`` / ``synced("…")`` (pages/ui/state.py)
+KEY = re.compile(r"""(?:key\s*=\s*|bound\(\s*|synced\(\s*)["']([A-Za-z0-9_]+)["']""")
 
 
 def app_pages() -> dict[str, str]:
