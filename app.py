@@ -48,7 +48,8 @@ def pages() -> list[StreamlitPage]:
     """The app's pages in sidebar order; every URL path is its module's name (see the module docstring)."""
     return [
         st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True),
-        # robust, certify, geometry_2d: registered by file until they define render() (pages/ui/__init__.py)
+        # robust, certify, geometry_2d: registered by file (their __main__ block draws them); to move to
+        # module.render with the hand-over block of pages/ui/__init__.py
         st.Page(
             "pages/geometry_2d.py", title="Geometry in 2-D", icon=":material/scatter_plot:", url_path="geometry_2d"
         ),

@@ -330,9 +330,8 @@ class CurvatureView:
         cv_m=_CURVATURE.m_max,
         cv_method=_CURVATURE.method,
         cv_point=_CURVATURE.point,
-        # h = ξ by default: on digits-lenet only there is S_c more curved than random (docs/reproduction.md);
-        # the settings class still says "authors" (engineer `cli` aligns it: then read it from there)
-        cv_scale="xi",
+        # h = ξ by default: on digits-lenet only there is S_c more curved than random (docs/reproduction.md)
+        cv_scale=_CURVATURE.scale.preset,
         cv_heldout=_CURVATURE.points.n_heldout,
     )
 
@@ -433,9 +432,8 @@ class UniversalView:
         uv_m=_UNIVERSAL.m_max,
         uv_samples=_UNIVERSAL.n_samples,
         # 80 % share and h = ξ by default: where S_c's random vectors out-fool S_f's on the MNIST LeNet (the
-        # default network once trained; 83.7 % vs 69.6 %, docs/reproduction-universal.md, issue 13); the
-        # settings class still says 0.5 (engineer `cli` aligns it: then read it from there)
-        uv_share=80,
+        # default network once trained; 83.7 % vs 69.6 %, docs/reproduction-universal.md, issue 13)
+        uv_share=round(100 * _UNIVERSAL.share),
         uv_scale=_UNIVERSAL.scale.preset,
         uv_heldout=_UNIVERSAL.points.n_heldout,
         uv_uap=_UNIVERSAL.points.n_uap,
@@ -492,7 +490,7 @@ class CompareView:
     DEFAULTS: ClassVar[dict[str, Any]] = dict(
         cmp_m=10,
         cmp_n=CompareSettings().points.n_estimate,
-        cmp_scale="authors",  # the settings class says "xi" (h = ξ/2): engineer `cli` aligns the two
+        cmp_scale=CompareSettings().scale.preset,
         cmp_k=1,
         cmp_seed=0,
         cmp_res=128,
