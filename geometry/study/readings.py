@@ -421,7 +421,10 @@ def certified_section_reading(cs: CertifiedSection) -> str:
     text = f"The certified disk (ε_cert = {cs.radius:.3g})"
     if math.isfinite(cs.r_norm):
         if cs.radius <= cs.r_norm:
-            text += f" lies inside x's region, {cs.r_norm / cs.radius:.3g}× closer to x than DeepFool's boundary point (‖r(x)‖ = {cs.r_norm:.3g})"
+            text += (
+                f" lies inside x's region: DeepFool's boundary point is ‖r(x)‖ = {cs.r_norm:.3g} away, "
+                f"{cs.r_norm / cs.radius:.3g}× its radius"
+            )
         else:
             text += f" reaches past DeepFool's boundary point (‖r(x)‖ = {cs.r_norm:.3g}): the bound is not sound here"
     share = disk_share(cs)
