@@ -118,6 +118,15 @@ def test_universal_reading_says_when_xi_is_not_small():
     assert "‖x‖" not in readings.universal_reading(_universal(curve))
 
 
+def test_fooling_reading_without_s_f_compares_with_random():
+    curve = _fooling([0.8], [0.5], [0.1])
+    curve = FoolingCurve(
+        **{**curve.__dict__, "names": ("S_c", "random"), "mean": {k: v for k, v in curve.mean.items() if k != "S_f"}}
+    )
+    text = readings.fooling_reading(curve, xi=2.0, h=None)
+    assert "than random's" in text and "S_f" not in text and "h =" not in text
+
+
 # ----------------------------------------------------------------------------- Fig. 10
 def _comparison(cos: float, mean: float = 0.2, std: float = 0.02, kind: str = "curved") -> SubspaceComparison:
     base = RandomBaseline(

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..study.readings import curvature_reading, fooling_reading, section_reading
+
 if TYPE_CHECKING:  # plotly is imported where the report is written
     import plotly.graph_objects as go
 
@@ -265,18 +267,13 @@ def _section_files(report: Report, out: Path) -> tuple[list[str], list[ReportPan
         write_html(fig, out / name)
         files.append(name)
         if k < _SECTION_PANELS:
-            bends = "the other class wraps around x" if kappa is not None and kappa > 0 else "the boundary bends away"
-            along = (
-                f"κ = {fmt(kappa, '.3g')} along v ({bends})."
-                if kappa is not None and math.isfinite(kappa)
-                else "curvature along v not evaluated."
-            )
+            along = section_reading(s.study)
             panels.append(
                 ReportPanel(
                     f"Cross-section {k + 1}: point #{s.index}, {names[lab]} → {names[adv]}",
                     fig,
                     "The plane through x spanned by r(x) and a random v: x at the origin, the nearest boundary "
-                    "point at (‖r‖, 0); " + along,
+                    "point at (‖r‖, 0). " + along,
                     (
                         ("‖r(x)‖₂", fmt(sec.r_norm)),
                         ("κ along v (1/pixel)", fmt(kappa)),
@@ -401,9 +398,8 @@ def _subspace_files(report: Report, out: Path) -> ReportPanel:
     return ReportPanel(
         "Curvature versus m (ICLR 2018 Fig. 7a)",
         fig,
-        f"Mean curvature K_S of held-out points along random directions of the first m directions of each "
-        f"subspace: at m = {m_values[0]}, S_c {fmt(float(curves['S_c'].mean[0]), '+.3g')} against random "
-        f"{fmt(float(curves['random'].mean[0]), '+.3g')} (positive: the other class wraps around x).",
+        "Mean curvature K_S of held-out points along random directions of the first m directions of each "
+        f"subspace (positive: the other class wraps around x). {curvature_reading(report.curvature, m=m_values[0])}",
         tuple(
             (f"{nm}, m = {mm}", f"{fmt(float(c.mean[a]), '+.3g')} ± {fmt(float(c.std[a]), '.2g')}")
             for nm, c in curves.items()
@@ -464,9 +460,8 @@ def _fooling_files(report: Report, out: Path) -> tuple[list[str], list[ReportPan
     panel = ReportPanel(
         "Fooling rate versus m (ICLR 2018 Fig. 7b)",
         fig,
-        f"Share of points whose label a random vector of norm ξ = {fmt(xi, '.3g')} in the first m directions "
-        f"changes: at m = {m_last}, S_c {pct(float(fool.mean['S_c'][last]))} against "
-        f"random {pct(float(fool.mean['random'][last]))}.",
+        "Share of points whose label a random vector of norm ξ in the first m directions changes. "
+        + fooling_reading(fool, xi=xi, h=h),
         (("ξ", fmt(xi, ".3g")), *((f"{nm}, m = {m_last}", pct(float(fool.mean[nm][last]))) for nm in fool.names)),
         ("fooling_rate_vs_m.html", "fooling_rate_vs_m.csv", "fooling_rate_vs_m.json"),
     )

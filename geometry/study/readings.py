@@ -29,6 +29,7 @@ import torch
 if TYPE_CHECKING:
     from ..compare import SubspaceComparison
     from ..curvature import CurvatureCurve
+    from ..universal import FoolingCurve
     from .certify import CertifiedSection, CertifyStudy
     from .curvature import CurvatureStudy
     from .robust import RobustStudy
@@ -131,7 +132,15 @@ def curvature_reading(study: CurvatureStudy, *, m: int = 1) -> str:
 
 # --------------------------------------------------------------------------- Fig. 7b
 def universal_reading(study: UniversalStudy, *, x_norm: float | None = None) -> str:
-    """What the fooling-rate-vs-m figure (Fig. 7b) shows, and how small ξ is.
+    """What the Universal page's fooling-rate-vs-m figure (Fig. 7b) shows, and how small ξ is.
+
+    :func:`fooling_reading` of the study's ``curve`` at its ``xi`` and ``h``.
+    """
+    return fooling_reading(study.curve, xi=study.xi, h=study.h, x_norm=x_norm)
+
+
+def fooling_reading(curve: FoolingCurve, *, xi: float, h: float | None, x_norm: float | None = None) -> str:
+    """What a fooling-rate-vs-m curve (Fig. 7b) shows, and how small ξ is.
 
     Reads the dimension m at which S_c's random vectors fool most on average, and compares their
     mean fooling rate with S_f's and the random subspace's at that m (standard errors over the
@@ -139,16 +148,17 @@ def universal_reading(study: UniversalStudy, *, x_norm: float | None = None) -> 
 
     Parameters
     ----------
-    study : UniversalStudy — its ``curve`` (FoolingCurve with "S_c", "S_f", "random"), ``xi``, ``h``.
+    curve : FoolingCurve — with "S_c" and at least one of "S_f", "random".
+    xi : float — the vectors' ℓ2 norm, pixel units.
+    h : float or None — the finite-difference scale S_c was estimated at (pixel units).
     x_norm : float, optional — a typical ‖x‖₂ of the points (e.g. the median), pixel units; when given,
         ξ is also stated as ξ/‖x‖ and called small or not (``SMALL_XI_RATIO``).
 
     Returns
     -------
     str — sentences; says whether S_c's vectors fool more than S_f's (the paper's Fig. 7b effect) and
-    names ξ and h as the knobs when they do not.
+    names ξ and h as the knobs when they do not. Without S_f, the comparison is with the random subspace.
     """
-    curve = study.curve
     ms = [int(v) for v in curve.m_values]
     sc = np.asarray(curve.mean["S_c"], dtype=np.float64)
     i = int(np.argmax(sc))
@@ -158,29 +168,30 @@ def universal_reading(study: UniversalStudy, *, x_norm: float | None = None) -> 
         return float(np.asarray(curve.std[name], dtype=np.float64)[i]) / math.sqrt(k) if k > 1 else math.inf
 
     parts = []
-    verdicts = []
+    verdicts = {}
     for other in ("S_f", "random"):
         if other not in curve.mean:
             continue
         o = float(np.asarray(curve.mean[other], dtype=np.float64)[i])
-        v = _compare(sc[i] - o, math.hypot(se("S_c"), se(other)))
-        verdicts.append((other, v))
+        verdicts[other] = _compare(sc[i] - o, math.hypot(se("S_c"), se(other)))
         parts.append(f"{other} {_pct(o)}")
+    at_h = f" at h = {h:.3g}" if h else ""
     head = (
-        f"Random vectors of S_c of norm ξ = {study.xi:.3g} fool {_pct(sc[i])} of the held-out points on average "
-        f"(at m = {ms[i]}, their best m), against " + " and ".join(parts) + f" at h = {study.h:.3g}"
+        f"Random vectors of S_c of norm ξ = {xi:.3g} fool {_pct(sc[i])} of the held-out points on average "
+        f"(at m = {ms[i]}, their best m), against " + " and ".join(parts) + at_h
     )
-    flat = dict(verdicts).get("S_f", 0)
-    if flat > 0:
-        text = f"{head}: S_c's random vectors are better universal perturbations than S_f's, as in the paper's Fig. 7b."
+    rival = "S_f" if "S_f" in verdicts else "random"
+    verdict = verdicts.get(rival, 0)
+    if verdict > 0:
+        text = f"{head}: S_c's random vectors are better universal perturbations than {rival}'s, as in the paper's Fig. 7b."
     else:
-        how = "fewer than" if flat < 0 else "not measurably more than"
+        how = "fewer than" if verdict < 0 else "not measurably more than"
         text = (
-            f"{head}: S_c's vectors fool {how} S_f's here — the paper's effect does not show at these settings; "
+            f"{head}: S_c's vectors fool {how} {rival}'s here — the paper's effect does not show at these settings; "
             f"ξ (the share of noise it is set from) and {_H_KNOB} move it."
         )
     if x_norm is not None and x_norm > 0:
-        ratio = study.xi / x_norm
+        ratio = xi / x_norm
         small = "small" if ratio <= SMALL_XI_RATIO else "not small"
         text += f" ξ is {_pct(ratio)} of a typical ‖x‖ = {x_norm:.3g}: {small}"
         text += (
