@@ -9,79 +9,118 @@ vectors) → figures.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import numpy as np
 import streamlit as st
 
-from geometry.errors import AtlasError
+from geometry import study
 from geometry.plotting import lab_figure, universal_figure
-from geometry.study.toy2d import LabStudy
-from geometry.toy2d import TOY_DATASETS, TOY_MODELS, nearest_point, vector_from_click
+from geometry.study.toy2d import LabStudy, universal_panel
+from geometry.toy2d import TOY_DATASETS, TOY_MODELS
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
 from pages.ui import robust_views as _views
 from pages.ui import tour as _tour
-from pages.ui.robust_views import G2_KINDS, G2_XI, LabVectorView, LabView
+from pages.ui.lab2d.lab2d import lab2d, lab_box
+from pages.ui.robust_views import G2_XI, LabVectorView, LabView
 from pages.ui.sidebar import user_errors
+from pages.ui.state import param, share
+
+#: Session / URL key of a dragged x ("x1,x2", data units); empty or absent: x is the data point g2_pt.
+X_KEY = "g2_x"
 
 
-def _clicked(chart_key: str) -> tuple[float, float] | None:
-    """(x1, x2) of the point just clicked on a chart drawn with ``on_select`` (None: a deselection)."""
-    points = st.session_state[chart_key]["selection"]["points"]
-    if not points:
+def _field(state: Any, name: str) -> Any:
+    """A value the component reported (its session-state entry is a dict-like result)."""
+    if state is None:
         return None
-    return float(points[0]["x"]), float(points[0]["y"])
+    getter = getattr(state, "get", None)
+    return getter(name) if callable(getter) else getattr(state, name, None)
 
 
-def _click_sets_point() -> None:
-    """on_select of the lab figure: the clicked data point (the nearest one) becomes x."""
-    click = _clicked("g2_click_pt")
-    if click is not None:
-        st.session_state.g2_pt = nearest_point(click, _views.lab_data_points(LabView.read()))
+def _x_dragged() -> None:
+    """on_x_change of the lab component: keep the dragged x (session and URL)."""
+    x = _field(st.session_state.get("g2_lab"), "x")
+    if x is not None:
+        st.session_state[X_KEY] = f"{float(x[0])!r},{float(x[1])!r}"
 
 
-def _click_sets_v() -> None:
-    """on_select of the universal figure: v = click − the data's centroid (where v is drawn from)."""
-    click = _clicked("g2_click_v")
-    if click is None:
+def _point_moved() -> None:
+    """The point slider moved: x is that data point again (the dragged x is dropped, in the URL too)."""
+    st.session_state[X_KEY] = ""
+
+
+def _v_changed() -> None:
+    """on_v_change of the universal component: its direction, ξ and angle become the view's (URL, side panels)."""
+    v = _field(st.session_state.get("g2_uni"), "v")
+    if not v:
         return
+    lo, hi = G2_XI["min_value"], G2_XI["max_value"]
+    st.session_state.g2_dir = str(v["kind"])
+    st.session_state.g2_xi = round(min(max(float(v["xi"]), lo), hi), 10)
+    st.session_state.g2_ang = round(float(v["angle"]))
+
+
+def _start_x(lab: LabStudy) -> list[float]:
+    """Where x starts: the dragged x kept in the session / URL (inside the region box), else the data point."""
+    if X_KEY not in st.session_state:
+        st.session_state[X_KEY] = param(X_KEY, "", str)
+    raw = str(st.session_state.get(X_KEY) or "")
     try:
-        angle, norm = vector_from_click(
-            click,
-            _views.lab_data_points(LabView.read()).mean(0),
-            norm_range=(G2_XI["min_value"], G2_XI["max_value"]),
-            norm_step=G2_XI["step"],
-        )
-    except AtlasError:
-        return  # a click exactly on the centroid: no direction, keep v
-    st.session_state.g2_dir, st.session_state.g2_ang, st.session_state.g2_xi = "custom", int(angle), norm
+        x = [float(t) for t in raw.split(",")]
+    except ValueError:
+        x = []
+    box = lab_box(lab.data.x.numpy())
+    if len(x) != 2 or not all(math.isfinite(t) for t in x):
+        st.session_state[X_KEY] = ""
+        return [float(lab.x[0]), float(lab.x[1])]
+    return [min(max(x[0], box[0]), box[1]), min(max(x[1], box[2]), box[3])]
+
+
+def _directions(view: LabView, lab: LabStudy) -> dict[str, np.ndarray]:
+    """Unit vectors of S_f and S_c (:func:`geometry.study.toy2d.universal_panel` at ξ = 1) for the component,
+    which picks the sign and scales by ξ itself; kept in memory per data and model (not per point)."""
+
+    def compute() -> dict[str, np.ndarray]:
+        return {k: universal_panel(lab.clf, lab.data, kind=k, xi=1.0, model=view.model).v for k in ("S_f", "S_c")}
+
+    return study.cached_result("app-toy-directions", {"settings": view.settings(point=0).key()}, compute, disk=False)
 
 
 def _universal_section(view: LabView, lab: LabStudy) -> None:
-    """The universal-vector controls and their three figures, run as a fragment (issue 14: latency): a change
-    of v's direction, ‖v‖ or angle, or a click on the figure, reruns only this function — the lab figure
-    above is neither rebuilt nor re-sent. The shareable URL is updated from here too."""
+    """The universal vector (the component: v's direction, ‖v‖ and angle controls and a draggable arrow, all
+    drawn in the browser) and the flat-vs-curved figures, run as a fragment (issue 14: latency): the end of a
+    drag of v or of a control change reruns only this function, for the side panels and the URL."""
     with user_errors():
         st.subheader("Universal vectors")
         st.caption(
             "One vector v added to every point: the black rings are the points whose label it changes. Choose its "
             "direction from the model's flat subspace S_f (the top singular vector of the normals r(x)/‖r(x)‖), its "
             "curved subspace S_c (the most positively curved direction of the average boundary Hessian), or set your "
-            "own: with the angle and ‖v‖ sliders, or by clicking in the plot below — v then runs from the data's "
-            "centroid to the click. (Dragging the arrow itself is not possible: Streamlit's Plotly charts report "
-            "clicks and selections, not drags, without a custom component.)"
+            "own: drag the tip of the arrow (v runs from the data's centroid), or use the angle and ‖v‖ controls. "
+            "The fooling rate is recomputed in your browser as you drag."
         )
         vector = LabVectorView.read()
-        u1, u2, u3 = st.columns(3)
-        u1.radio("direction of v", list(G2_KINDS), format_func=lambda k: G2_KINDS[k], key="g2_dir")
-        u2.slider("‖v‖ = ξ (data units)", **G2_XI, key="g2_xi")
-        u3.slider("angle of my own v (degrees)", **_views.G2_ANGLE, key="g2_ang", disabled=vector.kind != "custom")
-        panels = _views.lab_panels(view, vector)  # a background job
-        st.plotly_chart(
-            universal_figure(lab, panels.panel, title=f"v along {vector.kind}", clickable=True),
-            width="stretch",
-            key="g2_click_v",
-            on_select=_click_sets_v,
-            selection_mode="points",
+        directions = _directions(view, lab)
+        lab2d(
+            lab.clf,
+            lab.data.x.numpy(),
+            model=view.model,
+            key="g2_uni",
+            mode="universal",
+            h=lab.settings.h,
+            resolution=lab.settings.resolution,
+            directions=directions,
+            kind=vector.kind,
+            xi=vector.xi,
+            angle=vector.angle,
+            xi_range=(G2_XI["min_value"], G2_XI["max_value"], G2_XI["step"]),
+            title=f"{lab.clf.name}: a universal vector v and the points it fools",
+            on_change=_v_changed,
         )
+        panels = _views.lab_panels(view, vector)  # a background job
 
         st.subheader("Flat model vs curved model (the talk)")
         st.caption(
@@ -135,27 +174,34 @@ def _controls(n: int) -> None:
     c5.number_input("seed", **_views.G2_SEED, key="g2_seed")
 
 
-def _metrics(lab: LabStudy) -> None:
-    (right,) = _layout.metric_columns(1)
-    right.metric(
-        "‖r(x)‖", f"{lab.distance:.3f}" if lab.converged else "—", help="DeepFool's distance from x to the boundary."
+def _lab_section(view: LabView, lab: LabStudy) -> None:
+    """The lab component (x, DeepFool's iterates, r(x) and the osculating circle, drawn and recomputed in the
+    browser) and its notes, run as a fragment: the end of a drag of x reruns only this function, which
+    keeps the dragged x in the URL."""
+    lab2d(
+        lab.clf,
+        lab.data.x.numpy(),
+        model=view.model,
+        key="g2_lab",
+        mode="lab",
+        x=_start_x(lab),
+        h=lab.settings.h,
+        resolution=lab.settings.resolution,
+        title=f"{lab.clf.name}: decision regions, DeepFool from x, r(x) and the osculating circle",
+        on_change=_x_dragged,
     )
-    right.metric("DeepFool steps", f"{len(lab.steps)}")
-    if lab.osculating is not None:
-        osc = lab.osculating
-        right.metric(
-            "κ at z = x + r(x)",
-            f"{osc.kappa:+.3f}",
-            help="Normal curvature of the boundary along its tangent (1/distance); positive: the other class wraps "
-            f"around x. Method: {osc.method}" + (f", h = {osc.h:g}" if osc.h else ""),
-        )
-        right.metric(
-            "radius 1/|κ|",
-            "∞ (straight)" if osc.radius == float("inf") else f"{osc.radius:.3f}",
-            help="Radius of the osculating circle (purple): the circle that best fits the boundary at z.",
-        )
     if lab.accuracy is not None:
-        right.metric("training accuracy", f"{lab.accuracy:.0%}")
+        (cell,) = _layout.metric_columns(1)
+        cell.metric("training accuracy", f"{lab.accuracy:.0%}")
+    st.caption(
+        "Drag x (the green star) anywhere, or press a spot to move it there: the regions, DeepFool's iterates "
+        "x0 → x1 → … (dashed), r(x) (green arrow) and the osculating circle at z = x + r(x) (purple) are computed "
+        "in your browser as you drag. Dotted grey lines: the linearised boundary of each DeepFool step (the line "
+        "the step jumps to). On a flat boundary one step lands on it; where it curves toward x, the linearised "
+        "step overshoots; where it curves away, the iterates creep up on it. The point slider puts x back on a "
+        "data point."
+    )
+    _share_x()
 
 
 def render() -> None:
@@ -178,28 +224,22 @@ def render() -> None:
             "point x (index)",
             **LabView.point_bounds(view.n),
             key="g2_pt",
-            help="The point whose DeepFool path, normal r(x) and osculating circle are drawn.",
+            on_change=_point_moved,
+            help="The data point x starts from (drag it in the plot to move it anywhere).",
         )
         lab = _views.lab(view.settings())  # a background job: the toy model and the lab at x
-        left = st.container()  # the chart at full width, its numbers in one wrapping row below (legible at 800 px)
-        left.plotly_chart(
-            lab_figure(lab, clickable=True),
-            width="stretch",
-            key="g2_click_pt",
-            on_select=_click_sets_point,
-            selection_mode="points",
-        )
-        left.caption("Click a point of the plot to make it x (the nearest data point is taken).")
-        _metrics(lab)
-        if lab.note:
-            st.info(lab.note)
-        st.caption(
-            "Dotted grey lines: the linearised boundary of each DeepFool step (the line the step jumps to). On a flat "
-            "boundary one step lands on it; where it curves toward x, the linearised step overshoots; where it curves "
-            "away, the iterates creep up on it."
-        )
+        st.fragment(_lab_section)(view, lab)  # the end of a drag of x reruns only the fragment
         st.fragment(_universal_section)(view, lab)  # wrapped here: importing the page calls no st. function
     view.share(LabVectorView.read())
+    _share_x()
+
+
+def _share_x() -> None:
+    """The dragged x in the URL (none: x is the data point g2_pt)."""
+    if st.session_state.get(X_KEY):
+        share(**{X_KEY: st.session_state[X_KEY]})
+    elif X_KEY in st.query_params:
+        del st.query_params[X_KEY]
 
 
 if __name__ == "__main__":  # run as a file by st.Page("pages/geometry_2d.py"); st.Page(render) imports it

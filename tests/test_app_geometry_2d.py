@@ -20,6 +20,19 @@ def assert_no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def lab2d_data(at: AppTest) -> dict[str, dict]:
+    """The 2-D lab components on the page (pages/ui/lab2d), by mode: the data each one was sent."""
+    import json
+
+    found = {}
+    for el in at.get("bidi_component"):
+        proto = el.proto
+        if proto.component_name == "boundary_atlas.lab2d":
+            data = json.loads(proto.json)
+            found[data["mode"]] = data
+    return found
+
+
 PAGE = "pages/geometry_2d.py"
 
 
@@ -41,9 +54,10 @@ def test_every_dataset_and_model(lab_app, dataset):
     for model in TOY_MODELS:
         at.selectbox(key="g2_model").set_value(model).run()
         assert_no_exception(at)
-        labels = [m.label for m in at.metric]
-        assert "DeepFool steps" in labels, (dataset, model)
-        assert len(at.get("plotly_chart")) == 4, (dataset, model)  # lab, universal, flat vs curved
+        comps = lab2d_data(at)  # the lab and the universal vector run in the browser (issue 20)
+        assert set(comps) == {"lab", "universal"}, (dataset, model)
+        assert comps["lab"]["model"]["type"] == ("sphere" if model == "sphere" else "mlp"), (dataset, model)
+        assert len(at.get("plotly_chart")) == 2, (dataset, model)  # flat vs curved
         assert at.query_params["g2_data"] == [dataset] or at.query_params["g2_data"] == dataset
         assert not at.error, [e.value for e in at.error]
 
@@ -59,9 +73,10 @@ def test_custom_vector_and_url_view():
     at.run()
     assert_no_exception(at)
     assert at.slider(key="g2_pt").value == 7
-    assert at.radio(key="g2_dir").value == "custom"
-    titles = [c.proto.spec for c in at.get("plotly_chart")]
-    assert any("v along custom" in t for t in titles)
+    comps = lab2d_data(at)
+    assert comps["universal"]["kind"] == "custom"
+    assert comps["universal"]["angle"] == 45 and comps["universal"]["xi"] == 0.5
+    assert comps["lab"]["x"] == comps["lab"]["points"][7]  # x starts on data point 7
 
 
 def test_curvature_page_shows_subspace_constrained_deepfool():

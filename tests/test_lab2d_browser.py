@@ -10,6 +10,7 @@ move while the mouse button is down.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -65,16 +66,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def _need_chromium() -> None:
     if not Path(CHROMIUM).exists():
         msg = "Debian chromium is not installed (apt-get install -y chromium)"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(msg)
         pytest.skip(msg)
-    tmp = tmp_path_factory.mktemp("lab2d")
-    script = tmp / "lab2d_demo.py"
-    script.write_text(APP.format(root=str(ROOT)), encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _serve(script: Path, tmp: Path):
+    """``streamlit run script`` on a free port with ATLAS_TIMING lines in ``tmp/runs.jsonl``."""
     runs = tmp / "runs.jsonl"
     runs.write_text("", encoding="utf-8")
     port = _free_port()
@@ -101,17 +103,16 @@ def demo(tmp_path_factory):
         stderr=subprocess.STDOUT,
         env=env,
     )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (tmp / "server.log").read_text()[-2000:])
     try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start: " + (tmp / "server.log").read_text()[-2000:])
         yield f"http://127.0.0.1:{port}", runs
     finally:
         proc.terminate()
@@ -120,6 +121,16 @@ def demo(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    _need_chromium()
+    tmp = tmp_path_factory.mktemp("lab2d")
+    script = tmp / "lab2d_demo.py"
+    script.write_text(APP.format(root=str(ROOT)), encoding="utf-8")
+    with _serve(script, tmp) as served:
+        yield served
 
 
 def _script_runs(runs: Path) -> int:
@@ -276,3 +287,51 @@ def test_drag_to_repaint_timings(demo, capsys):
             f"p95 {q(draw, 95):.1f} ms; to next frame p50 {q(frame, 50):.1f} ms, p95 {q(frame, 95):.1f} ms "
             f"(load average {os.getloadavg()[0]:.1f})"
         )
+
+
+def test_geometry_2d_page_drag_keeps_x_in_the_url(tmp_path_factory):
+    """On the app's "Geometry in 2-D" page: dragging x moves it in the browser, the drag's end puts it in the
+    URL (g2_x), and opening that URL shows the same x."""
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("lab2d-app")
+    with _serve(ROOT / "app.py", tmp) as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 2000})
+
+            def open_lab(address: str | None):
+                if address is None:  # from Home through the sidebar, as a visitor does
+                    page.goto(url)
+                    page.get_by_role("link", name="Geometry in 2-D").first.click(timeout=300_000)
+                else:
+                    page.goto(address)
+                page.wait_for_selector('.lab2d[data-mode="universal"][data-ready="1"]', timeout=300_000)
+                page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=300_000)
+                if page.locator(".stDialog").count():  # a deep link right after the server start: 'Page not found'
+                    page.keyboard.press("Escape")
+                    page.locator(".stDialog").wait_for(state="detached", timeout=30_000)
+                lab = page.locator('.lab2d[data-mode="lab"]')
+                lab.scroll_into_view_if_needed()
+                return lab
+
+            lab = open_lab(None)
+            before = lab.locator(".lab2d-readout").inner_text()
+            x, y = _handle(lab)
+            page.mouse.move(x, y)
+            page.mouse.down()
+            for k in range(1, 21):
+                page.mouse.move(x + 4 * k, y - 3 * k)
+            dragged = lab.locator(".lab2d-readout").inner_text()
+            assert dragged != before and dragged.startswith("x = (")
+            page.mouse.up()
+
+            def href() -> str:  # Streamlit rewrites the query string with history.replaceState
+                return page.evaluate("() => location.href")
+
+            _wait(lambda: "g2_x=" in href(), what="g2_x in the URL")
+            lab = open_lab(href())
+            _wait(lambda: lab.locator(".lab2d-readout").inner_text() == dragged, what="the same x after reloading")
+        finally:
+            browser.close()
