@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.errors import StreamlitAPIException
 from streamlit.navigation.page import StreamlitPage
 
@@ -80,7 +81,7 @@ def _by_url(visible: Sequence[StreamlitPage]) -> dict[str, StreamlitPage]:
     return {p.url_path or "home": p for p in visible}
 
 
-def _page_links(box, visible: Sequence[StreamlitPage]) -> None:
+def _page_links(box: DeltaGenerator, visible: Sequence[StreamlitPage]) -> None:
     """The sidebar's page links, each carrying the view shared with its page: the sidebar's settings on
     every page, the curvature settings to the two pages that draw them (one history entry per visit)."""
     present = {"present": "1"} if _tour.presenting() else {}

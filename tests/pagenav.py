@@ -16,7 +16,7 @@ from streamlit import util
 from streamlit.testing.v1 import AppTest
 
 #: how Streamlit hashes an ``st.Page``'s URL path into its page hash (``calc_md5`` before 1.6x)
-_page_hash = getattr(util, "calc_hash", None) or util.calc_md5
+_page_hash = getattr(util, "calc_hash", None) or getattr(util, "calc_md5")  # noqa: B009 - absent in 1.6x
 
 
 def switch_page(at: AppTest, path: str) -> AppTest:
