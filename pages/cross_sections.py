@@ -12,6 +12,7 @@ from geometry.hessian import default_h
 from geometry.plotting import perturbation_display, section_figure, section_grid_figure, to_display_image
 from geometry.study.fig5 import universal_sections
 from geometry.study.provenance import RX_PROVENANCE, box_excess, left_box
+from geometry.study.readings import section_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
@@ -146,6 +147,7 @@ def render() -> None:
             # the class legend below the α-axis title instead of over it (the title's room: plotting_layout.legible)
             fig.update_layout(margin=dict(b=130), legend=dict(yanchor="top", y=-0.17))
             st.plotly_chart(fig, width="stretch")
+            st.info(section_reading(result), icon=":material/tune:")  # this section's κ, read (issue 23)
             _layout.metric_row(
                 [
                     (

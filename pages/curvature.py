@@ -8,6 +8,7 @@ import streamlit as st
 from geometry.plotting import constrained_ratio_figure, curvature_vs_m_figure, ritz_figure
 from geometry.study.constrained import constrained_ratio
 from geometry.study.provenance import box_share_text, estimation_box_share
+from geometry.study.readings import curvature_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
@@ -49,12 +50,6 @@ def render() -> None:
         "of S_c, of S_f (the normals' subspace) and of a random subspace, and average the curvature (Pv)ᵀH(Pv)/‖Pv‖². "
         "Positive means the other class wraps around x — the case that makes small universal perturbations possible."
     )
-    st.info(
-        "The effect depends on the curvature scale h: on digits-lenet S_c is more curved than random directions at "
-        "h = ξ (the default here, K_S +0.26 vs −0.88 at m = 1) but not at the authors' h = 0.156 (−3.20 vs −3.16); "
-        "see docs/reproduction.md.",
-        icon=":material/tune:",
-    )
 
     sel = _sidebar.selection()
     if sel is None:
@@ -71,6 +66,7 @@ def render() -> None:
                 f"{float(c[name].mean[0]):+.3g}",
                 help=f"share of held-out points with positive curvature: {float(c[name].share_positive[0]):.0%}",
             )
+        st.info(curvature_reading(study), icon=":material/tune:")  # read from this network's curves (issue 23)
         st.caption(
             f"S_c and S_f from n = {study.n_estimate} training points ({study.curved.n_dropped} dropped: DeepFool did not "
             f"converge); curves on {study.n_heldout} held-out test points × {settings.n_directions} random directions per "

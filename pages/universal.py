@@ -13,6 +13,7 @@ from geometry.hessian import default_h
 from geometry.plotting import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
 from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
 from geometry.study.provenance import box_share_text, estimation_box_share
+from geometry.study.readings import universal_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
@@ -33,14 +34,6 @@ def render() -> None:
         "(Moosavi-Dezfooli et al., CVPR 2017) at the same ξ. ξ is 1/5 of the norm of random noise that fools a given "
         "share of the points, as in the paper."
     )
-    st.info(
-        "Where the effect shows depends on the network and the scale h: on the 8×8 digits networks no h we tried makes "
-        "S_c's random vectors fool more than S_f's (digits-lenet at m = 1: 12 % vs 40 % at the 50 % share, 76 % vs 79 % "
-        "at 80 % with h = ξ); on an MNIST LeNet they do at the 80 % share and h ≈ ξ (84 % vs 70 %, docs/reproduction-universal.md) — "
-        "the page's defaults; at the authors' h they do not (68 % vs 70 %).",
-        icon=":material/tune:",
-    )
-
     sel = _sidebar.selection()
     if sel is None:
         st.stop()
@@ -143,6 +136,8 @@ def render() -> None:
                 f"{curve.n_samples} vectors is {float(curve.mean[name].max()):.0%}.",
             )
         st.plotly_chart(fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h), width="stretch")
+        x_norm = float(points.heldout.flatten(1).norm(dim=1).median())  # a typical ‖x‖ of the held-out points
+        st.info(universal_reading(study, x_norm=x_norm), icon=":material/tune:")  # this network's curve (issue 23)
         acc = f" (test accuracy {study.accuracy:.1%})" if study.accuracy is not None else ""
         scale_text = {"authors": "the authors' default 10·√d/512", "xi": "h = ξ", "custom": "custom"}[view.scale]
         st.caption(
@@ -193,6 +188,12 @@ def render() -> None:
                     "subtitle": f"{name}: fools {g['rate']:.0%} of held-out points; {dom}",
                 }
             )
+        rms = study.xi / math.sqrt(clf.d)
+        st.markdown(  # how small "small" is, beside the images (issue 23, item 3)
+            f"Every perturbation below has ‖v‖₂ = ξ = **{study.xi:.3g}**, that is **{study.xi / x_norm:.0%} of ‖x‖** "
+            f"(median ‖x‖₂ = {x_norm:.3g} of the held-out images) and a root-mean-square change of {rms:.3g} per pixel "
+            f"({rms / clf.bounds_range:.0%} of the pixel range, over {clf.d} pixels)."
+        )
         st.plotly_chart(universal_gallery_figure(rows, names), width="stretch")
         st.caption(
             f"Left: the perturbation, shown as 0.5 + v/(2·max|v|) (grey = 0; its ℓ2 norm is ξ = {study.xi:.3g}). Then the "

@@ -274,7 +274,8 @@ def section_reading(study: SectionStudy) -> str:
     if along is None or not bool(along.converged.reshape(-1)[0]):
         return "DeepFool did not reach the boundary at this point: the section has no boundary point to read."
     kappa = float(along.kappa.reshape(-1)[0])
-    return _bend(kappa, float(study.section.r_norm), "at z = x + r(x) along this plane's second direction")
+    at = "at z = x + r(x)" if getattr(along, "point", "boundary") == "boundary" else "(its level set at x + 0.8·r(x))"
+    return _bend(kappa, float(study.section.r_norm), f"{at} along this plane's second direction")
 
 
 def lab_reading(study: LabStudy) -> str:

@@ -52,7 +52,8 @@ TOUR: tuple[TourStep, ...] = (
         "cross_sections",
         {"dir": "random", "seed": 0},
         "The same picture for an image classifier: the plane spanned by r(x) and a random direction v. Along random "
-        "directions the boundary is nearly a straight line: locally the classifier looks flat.",
+        "directions the paper finds the boundary nearly a straight line (locally the classifier looks flat); the "
+        "reading under the section gives this network's curvature κ along v.",
     ),
     TourStep(
         "Along the curved subspace S_c",
@@ -60,17 +61,17 @@ TOUR: tuple[TourStep, ...] = (
         "cross_sections",
         {"dir": "sc", "vec": 1, "cv_scale": "xi"},
         "S_c collects the directions along which the boundaries of many points bend most, averaged over training "
-        "points. Along its first vector the boundary curves: the curvature κ in the title is larger than along "
-        "random v.",
+        "points. The paper finds the boundary curving along its first vector; compare the curvature κ in the title "
+        "with the previous step's random v.",
     ),
     TourStep(
         "Curvature versus m",
         "pages/curvature.py",
         "curvature",
         {"cv_scale": "xi"},
-        "Averaged over held-out points, random directions of the first m vectors of S_c are more curved than random "
-        "directions of R^d — a few directions carry the curvature. The effect depends on the scale h at which "
-        "curvature is measured (here h = ξ).",
+        "The paper finds random directions of the first m vectors of S_c, averaged over held-out points, more curved "
+        "than random directions of R^d — a few directions carry the curvature. The blue reading under the chart says "
+        "whether this network shows it at the scale h used here (h = ξ).",
     ),
     TourStep(
         "Universal perturbations",
@@ -78,7 +79,8 @@ TOUR: tuple[TourStep, ...] = (
         "universal",
         {"uv_share": 80, "uv_scale": "xi"},
         "Theorem 2: where the boundary curves along a subspace, random vectors of that subspace fool many points at "
-        "once. Compare S_c, the normals' subspace S_f, random directions and the UAP algorithm at the same norm ξ.",
+        "once. Compare S_c, the normals' subspace S_f, random directions and the UAP algorithm at the same norm ξ; the "
+        "blue reading says whether S_c wins here and how small ξ is against the images.",
     ),
     TourStep(
         "Robustness and curvature, and vice versa",
@@ -87,8 +89,8 @@ TOUR: tuple[TourStep, ...] = (
         # pinned to digits: with mnist-lenet the default (pages/ui/jobs.py) MNIST's PGD / CURE nets train for minutes
         {"model": "digits-lenet", "rob_nets": "digits-lenet,digits-lenet-pgd,digits-lenet-cure", "rob_n": 30},
         "Adversarial training (PGD-AT) and curvature regularisation (CURE) change the geometry the previous steps "
-        "measured: the loss bends less at the attack's scale h and the network keeps more accuracy under attack. The "
-        "exact input Hessian barely separates the regimes; the curvature at scale h does.",
+        "measured: the papers report a loss that bends less at the attack's scale h and more accuracy under attack. "
+        "The blue reading under the table says, network by network, which of these the chosen networks show.",
     ),
     TourStep(
         "Certified versus empirical",
