@@ -18,12 +18,20 @@ from geometry.plotting import (
     narrow,
     radius_ratio_figure,
 )
-from geometry.study.certify import AttackStudy, CertifySettings
-from geometry.study.readings import VISIBLE_SHARE, certified_section_reading, certify_reading, disk_share
+from geometry.study.certify import AttackStudy, CertifySettings, CertifyStudy
+from geometry.study.readings import (
+    VISIBLE_SHARE,
+    certified_section_reading,
+    certify_pair_reading,
+    certify_reading,
+    disk_share,
+)
+from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
 from pages.ui import robust_views as _views
 from pages.ui import sidebar as _sidebar
+from pages.ui.sidebar import model_label
 
 
 def _attacks_only(attacks: AttackStudy, settings: CertifySettings) -> None:
@@ -36,6 +44,31 @@ def _attacks_only(attacks: AttackStudy, settings: CertifySettings) -> None:
         f"{len(attacks.distance)} test points. ‖r(x)‖: the smallest successful of {', '.join(settings.attacks)} — "
         "an upper bound on the distance to the boundary; without a Lipschitz bound there is no lower bound to "
         "put beside it."
+    )
+
+
+def _beside(sel: _sidebar.Selection, study: CertifyStudy, settings: CertifySettings) -> None:
+    """The same certificate for another network of the dataset (``cert_vs`` in the URL; the tour's step 8
+    puts the standard network beside the LMT one), read at this network's median radius."""
+    none = "(none)"
+    options = [none, *(n for n in _cached.compatible_models(sel.dataset_key) if n != sel.model_name)]
+    wanted = st.query_params.get("cert_vs", none)
+    vs = st.selectbox(
+        "Beside another network",
+        options,
+        index=options.index(wanted) if wanted in options else 0,
+        help="Certify the same test points with another network and compare the certified accuracy at this "
+        "network's median certified radius.",
+    )
+    if vs == none:
+        return
+    other = _views.certify(_cached.get_model(vs), sel.dataset, settings)
+    if other.study is None:
+        st.warning(f"No certificate for {vs}: {other.unsupported}")
+        return
+    st.info(
+        certify_pair_reading({model_label(sel.model_name): study, model_label(vs): other.study}),
+        icon=":material/compare_arrows:",
     )
 
 
@@ -89,6 +122,7 @@ def render() -> None:
             help="Best sound radius: max of the plain M/(√2L) and LMT's last-layer pairwise refinement.",
         )
 
+        _beside(sel, study, settings)
         left, right = st.columns(2)
         with left:
             st.subheader("Certified radius against attack distance")

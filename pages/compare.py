@@ -11,6 +11,7 @@ from geometry.compare import RANDOM_ROW
 from geometry.hessian import default_h
 from geometry.plotting import narrow, principal_angles_figure, section_figure, transfer_matrix_figure
 from geometry.study import xi as xi_of
+from geometry.study.readings import compare_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import sidebar as _sidebar
@@ -32,8 +33,8 @@ def render() -> None:
         "boundary Hessian averaged over n training points, tangent-projected) and S_f (top-m singular vectors of the "
         "DeepFool normals) are estimated for two networks on the *same* points with the *same* finite-difference scale h, "
         "then compared by the cosines of their principal angles (1 = a shared direction) against two random subspaces "
-        "(paper §5, Fig. 10). A shared S_c explains why universal perturbations transfer across networks (Appendix C.2, "
-        "Fig. 13)."
+        "(paper §5, Fig. 10); the reading under the charts says whether these two networks share it at this h. A shared "
+        "S_c explains why universal perturbations transfer across networks (Appendix C.2, Fig. 13)."
     )
 
     sel = _sidebar.selection()
@@ -132,6 +133,7 @@ def render() -> None:
                 f"random {m}-dimensional subspaces of R^{cmp_.d} ({settings.n_baseline} pairs) and its distance "
                 "from that mean in baseline standard deviations.",
             )
+        st.info(compare_reading(result), icon=":material/tune:")  # these two networks' answer (issue 23)
         Sa, Sb = both.subspaces["curved"]
         st.caption(
             f"d = {result['curved'].d}; S_c and S_f from the same n = {view.n} training points "

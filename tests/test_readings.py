@@ -283,3 +283,21 @@ def test_certified_section_reading_says_when_the_disk_is_too_small():
     past = readings.certified_section_reading(_cs(2.0, 1.2, 3.5))
     assert "reaches past" in past and "not sound" in past
     assert "certifies no disk" in readings.certified_section_reading(_cs(0.0, 1.2, 3.5))
+
+
+def _certified(radius: list[float], correct: list[bool]) -> SimpleNamespace:
+    r = np.array(radius)
+    labels = np.zeros(len(r), dtype=np.int64)
+    return SimpleNamespace(certificate=SimpleNamespace(radius=r, label=np.where(correct, 0, 1)), labels=labels)
+
+
+def test_certify_pair_reading_flips_with_the_certified_shares():
+    lmt = _certified([0.1, 0.2, 0.3, 0.4], [True, True, True, False])  # median radius 0.25
+    std = _certified([0.01, 0.02, 0.3, 0.03], [True, True, True, True])
+    text = readings.certify_pair_reading({"lmt": lmt, "standard": std})
+    assert "ε = 0.25" in text and "lmt certifies 25 %" in text and "standard certifies 25 %" in text
+    assert "does not certify more" in text  # a tie is no win
+    better = _certified([0.1, 0.3, 0.3, 0.4], [True, True, True, True])
+    assert "lmt certifies more" in readings.certify_pair_reading({"lmt": better, "standard": std})
+    with pytest.raises(ValueError):
+        readings.certify_pair_reading({"lmt": lmt})

@@ -445,3 +445,44 @@ def certified_section_reading(cs: CertifiedSection) -> str:
     else:
         text += "."
     return text
+
+
+def certify_pair_reading(studies: Mapping[str, CertifyStudy]) -> str:
+    """Certified accuracy of several networks at one radius: the first network's median ε_cert.
+
+    Certified accuracy at ε = the share of points whose label is right *and* certified at radius ε
+    (``certificate.radius ≥ ε``), as in LMT's comparison of trained and standard networks (Tsuzuku et
+    al., NeurIPS 2018, §6).
+
+    Parameters
+    ----------
+    studies : dict name → CertifyStudy — the first is the page's network; at least two, on the same
+        points.
+
+    Returns
+    -------
+    str — each network's certified accuracy at that ε, and whether the first certifies more than every
+    other one.
+
+    Raises
+    ------
+    ValueError — fewer than two networks.
+    """
+    names = list(studies)
+    if len(names) < 2:
+        raise ValueError("a comparison needs at least two networks")
+
+    def certified(study: CertifyStudy, eps: float) -> float:
+        cert = study.certificate
+        ok = (np.asarray(cert.label) == np.asarray(study.labels)) & (np.asarray(cert.radius, dtype=np.float64) >= eps)
+        return float(ok.mean()) if ok.size else math.nan
+
+    first = names[0]
+    eps = float(np.median(np.asarray(studies[first].certificate.radius, dtype=np.float64)))
+    share = {n: certified(s, eps) for n, s in studies.items()}
+    head = f"At ε = {eps:.3g} ({first}'s median certified radius), " + ", ".join(
+        f"{n} certifies {_pct(share[n])} of the test points" for n in names
+    )
+    if all(share[first] > share[n] for n in names[1:]):
+        return head + f": {first} certifies more at this radius."
+    return head + f": {first} does not certify more here."
