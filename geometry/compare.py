@@ -42,7 +42,7 @@ from .errors import InvalidInputError
 from .hessian import CurvatureEstimator, as_estimator
 from .progress import ProgressFn
 from .subspaces import RandomBaseline, Subspace, principal_angles, random_baseline
-from .validation import BasisLike, as_generator
+from .validation import BasisLike, as_generator, check_int
 
 if TYPE_CHECKING:  # sections is imported lazily, where a section is drawn
     from .sections import Section
@@ -74,9 +74,7 @@ def _call(progress: ProgressFn | None, fraction: float, message: str) -> None:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return check_int(name, value, 1)
 
 
 def _basis(b: Any, name: str) -> Tensor:

@@ -56,7 +56,7 @@ from .hessian import (
 )
 from .progress import ProgressFn
 from .subspaces import Subspace, random_subspace
-from .validation import BoundaryPoint, CurvatureMethod, EigenSolver, as_generator
+from .validation import BoundaryPoint, CurvatureMethod, EigenSolver, as_generator, check_int
 
 if TYPE_CHECKING:
     from .deepfool import DeepFoolResult
@@ -1004,8 +1004,7 @@ def average_curvature(
     ms = [_check_m(mm, subspace.m, f"subspace has {subspace.m} dimensions") for mm in list(m_values)]
     if not ms:
         raise InvalidInputError("m_values must not be empty")
-    if isinstance(n_directions, bool) or not isinstance(n_directions, (int, np.integer)) or n_directions < 1:
-        raise InvalidInputError(f"n_directions must be a positive integer, got {n_directions!r}")
+    n_directions = check_int("n_directions", n_directions, 1)
     gen = _generator(_seed(random_state, executor))
     run = LOCAL if executor is None else executor
     _call(progress, 0.0, f"DeepFool on {len(xs)} points")

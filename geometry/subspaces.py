@@ -38,7 +38,7 @@ import torch
 
 from .errors import InvalidInputError
 from .hessian import CurvatureEstimator
-from .validation import BoundaryPoint, CurvatureMethod, as_generator
+from .validation import BoundaryPoint, CurvatureMethod, as_generator, check_int
 
 __all__ = ["Subspace", "SpectrumKind", "principal_angles", "random_subspace", "random_baseline", "RandomBaseline"]
 
@@ -162,11 +162,10 @@ _generator = as_generator
 
 
 def _positive_int(value: Any, name: str, *, upper: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    if upper is not None and int(value) > upper:
-        raise InvalidInputError(f"{name} must be at most {upper}, got {int(value)}")
-    return int(value)
+    out = check_int(name, value, 1)
+    if upper is not None and out > upper:
+        raise InvalidInputError(f"{name} must be at most {upper}, got {out}")
+    return out
 
 
 def _as_basis(A: Any, name: str) -> torch.Tensor:
