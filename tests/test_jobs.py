@@ -394,3 +394,41 @@ def test_shutdown_cancels_queued_and_running_jobs_and_refuses_new_ones():
     assert running.wait(WAIT) and running.state == "cancelled"
     late = reg.submit("c", Gate())
     assert late.state == "cancelled" and "stopping" in (late.error or "")
+
+
+# ------------------------------------------------------------------ jobs belong to their sessions (issue 22, item 4)
+def test_two_sessions_jobs_neither_can_cancel_the_others():
+    reg = jobs.JobRegistry({"page": 2})
+    gate_a, gate_b = Gate(), Gate()
+    a = reg.submit("study-a", gate_a, owner="alice")
+    b = reg.submit("study-b", gate_b, owner="bob")
+    assert gate_a.started.wait(WAIT) and gate_b.started.wait(WAIT)
+    assert [j.key for j in reg.jobs(owner="alice")] == ["study-a"]  # bob's own work is not listed to alice
+    assert not reg.cancel("study-b", owner="alice") and not reg.cancel("study-a", owner="bob")
+    assert a.state == b.state == "running" and b.owners == {"bob"}
+    assert reg.cancel("study-a", owner="alice")
+    gate_a.release.set()
+    gate_b.release.set()
+    assert a.wait(WAIT) and b.wait(WAIT)
+    assert a.state == "cancelled" and b.state == "done"
+    reg.shutdown(WAIT)
+
+
+def test_shared_work_is_cancelled_only_when_no_session_waits_on_it():
+    reg = jobs.JobRegistry({"background": 1})
+    gate = Gate()
+    job = reg.submit("train:net", gate, lane="background", owner="alice")
+    assert reg.submit("train:net", Gate(), lane="background", owner="bob") is job  # bob waits on the same work
+    assert gate.started.wait(WAIT)
+    assert job.owners == {"alice", "bob"}
+    assert not reg.cancel("train:net", owner="alice")  # bob still waits: alice only stops waiting
+    assert job.owners == {"bob"} and job.state == "running"
+    assert reg.cancel("train:net", owner="bob")  # the last one waiting: the work stops
+    gate.release.set()
+    assert job.wait(WAIT) and job.state == "cancelled"
+    other = Gate()
+    other.release.set()
+    unowned = reg.submit("train:other", other, lane="background")
+    assert unowned in reg.jobs(owner="carol")  # shared work nobody waits on is shown to every session
+    assert unowned.wait(WAIT) and unowned.state == "done"
+    reg.shutdown(WAIT)

@@ -150,6 +150,7 @@ class Job:
         self._lock = threading.Lock()
         self._finished = threading.Event()
         self._cancel = threading.Event()
+        self._owners: set[str] = set()  # the sessions waiting on this job (guarded by the registry's lock)
         self._state: JobState = "queued"
         self._fraction = 0.0
         self._message = "waiting for a worker"
@@ -237,6 +238,12 @@ class Job:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job has finished (or ``timeout`` seconds passed); True if finished."""
         return self._finished.wait(timeout)
+
+    @property
+    def owners(self) -> frozenset[str]:
+        """The sessions (browser session ids) that submitted this job and still wait on it; empty for
+        shared work nobody waits on (e.g. the first-start training)."""
+        return frozenset(self._owners)
 
     # -------------------------------------------------------------- control
     def cancel(self) -> None:
@@ -346,6 +353,7 @@ class JobRegistry:
         lane: str | None = None,
         front: bool = False,
         expected_seconds: float | None = None,
+        owner: str | None = None,
         **kwargs: Any,
     ) -> Job:
         """The job for ``key``: the queued, running or kept finished one, else a new one running
@@ -360,6 +368,8 @@ class JobRegistry:
         lane : one of :attr:`lanes` (default: the first, highest priority)
         front : queue before the lane's other waiting jobs
         expected_seconds : an estimate of the duration shown before progress gives one
+        owner : the submitting session's id (issue 22, item 4): added to the job's :attr:`Job.owners`,
+            also when the job already exists (a second session waiting on shared work)
         args, kwargs : passed to ``fn``
 
         Returns
@@ -378,6 +388,8 @@ class JobRegistry:
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.state in ("queued", "running", "done"):
+                if owner is not None:
+                    job._owners.add(owner)
                 higher = self.lanes.index(lane) < self.lanes.index(job.lane)
                 if job.state == "queued" and (higher or (front and job.lane == lane)):
                     self._move(job, lane, front=True)  # a page asks for it: it runs next
@@ -392,6 +404,8 @@ class JobRegistry:
                 expected_seconds=expected_seconds,
                 clock=self._clock,
             )
+            if owner is not None:
+                job._owners.add(owner)
             self._jobs[key] = job
             if self._closed:  # the process is stopping: nothing new starts
                 job.cancel()
@@ -454,10 +468,14 @@ class JobRegistry:
         with self._lock:
             return self._jobs.get(key)
 
-    def jobs(self) -> list[Job]:
-        """All kept jobs, most recently submitted first."""
+    def jobs(self, owner: str | None = None) -> list[Job]:
+        """The kept jobs, most recently submitted first: all of them, or with ``owner`` those it waits
+        on and the shared ones nobody waits on (a session never sees another session's own work)."""
         with self._lock:
-            return list(reversed(self._jobs.values()))
+            kept = list(reversed(self._jobs.values()))
+            if owner is None:
+                return kept
+            return [j for j in kept if owner in j._owners or not j._owners]
 
     def ahead(self, job: Job) -> list[Job]:
         """The jobs that run before ``job`` in its lane (the running one first); empty once it runs."""
@@ -477,12 +495,23 @@ class JobRegistry:
             return None
         return own + sum(e for e in ahead if e is not None) / self._sizes[job.lane]
 
-    def cancel(self, key: str) -> bool:
-        """Cancel the job under ``key`` if queued or running; True if there was one to cancel."""
+    def cancel(self, key: str, *, owner: str | None = None) -> bool:
+        """Cancel the job under ``key`` if queued or running; True if it was cancelled.
+
+        With ``owner`` (a session's id; issue 22, item 4) the session stops waiting on the job, and
+        the job is cancelled only if no other session waits on it: a session can never cancel
+        another's work (a job it does not wait on, which has owners, is left alone). Without
+        ``owner`` (the process itself, tests) the job is cancelled."""
         with self._lock:
             job = self._jobs.get(key)
             if job is None or job.finished:
                 return False
+            if owner is not None:
+                if job._owners and owner not in job._owners:
+                    return False
+                job._owners.discard(owner)
+                if job._owners:
+                    return False
             job.cancel()
             if job in self._queues[job.lane]:  # never started: finished at once
                 self._queues[job.lane].remove(job)

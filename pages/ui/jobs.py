@@ -109,11 +109,19 @@ def result_of(key: str, title: str, fn, *args: Any, **kwargs: Any) -> Any:
         the job failed with an :class:`AtlasError` (its message) or was cancelled; the next call retries.
         Any other exception of the work (a bug) is raised again here, as if computed in the page.
     """
-    job = jobs.registry().submit(key, fn, *args, label=title, lane="page", front=True, **kwargs)
+    job = jobs.registry().submit(key, fn, *args, label=title, lane="page", front=True, owner=session_owner(), **kwargs)
     if not job.wait(QUICK_SECONDS) and not _wait_in_script(job, title, WAIT_SECONDS):
         _poll_fragment(key, title)  # still running after WAIT_SECONDS: poll without holding the script
         st.stop()
     return _result(job)
+
+
+def session_owner() -> str:
+    """This browser session's id: the owner of the jobs it submits (issue 22, item 4); "" outside a session."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return "" if ctx is None else str(ctx.session_id)
 
 
 def _result(job: jobs.Job) -> Any:
@@ -135,7 +143,7 @@ def _wait_in_script(job: jobs.Job, title: str, limit: float | None) -> bool:
         help="Stop this computation. Otherwise it goes on in the background when you leave the page, and the "
         "page shows it again when you come back.",
     ):
-        jobs.registry().cancel(job.key)
+        jobs.registry().cancel(job.key, owner=session_owner())  # stops it only if no other session waits on it
         bar.empty()
         cancel.info("Cancelled. It starts again at the next change on this page.")
         st.stop()
@@ -338,6 +346,7 @@ def prepare_networks_panel() -> None:
                         name,
                         label=f"training {name}",
                         lane="background",
+                        owner=session_owner(),
                         expected_seconds=_expected(name),
                     )
                 if with_curvature:
@@ -348,6 +357,7 @@ def prepare_networks_panel() -> None:
                         name,
                         label=f"queue S_c / curvature of {name}",
                         lane="background",
+                        owner=session_owner(),
                         expected_seconds=2.0,
                     )
             st.rerun()  # the sidebar (drawn before this button) shows the new background work at once
@@ -357,7 +367,7 @@ def prepare_networks_panel() -> None:
 @st.fragment(run_every=PANEL_SECONDS)
 def _jobs_table() -> None:
     registry = jobs.registry()
-    listed = [j for j in registry.jobs() if j.lane == "background" or not j.finished]
+    listed = [j for j in registry.jobs(owner=session_owner()) if j.lane == "background" or not j.finished]
     # in the order they run: running, then queued (by place in the queue), then finished (newest first)
     listed.sort(key=lambda j: (j.finished, j.state != "running", len(registry.ahead(j)) if j.state == "queued" else 0))
     if not listed:
@@ -367,8 +377,9 @@ def _jobs_table() -> None:
         s = job.status()
         c1, c2 = st.columns([3, 1])
         c1.progress(s.fraction, text=f"{s.label} — {status_line(job)}")
-        if s.active and c2.button("Cancel", key=f"cancel-{job.id}"):
-            jobs.registry().cancel(job.key)
+        others = job.owners - {session_owner()}
+        if s.active and not others and c2.button("Cancel", key=f"cancel-{job.id}"):
+            jobs.registry().cancel(job.key, owner=session_owner())
             st.rerun(scope="fragment")
 
 
