@@ -71,7 +71,8 @@ def test_curvature_reading_flips_with_the_difference():
 def test_curvature_reading_sign_sentence_flips():
     rnd = [0.0] * 4
     assert "towards x" in readings.curvature_reading(_curvature_study([1.0, 2.0, 1.5, -0.1], rnd))
-    assert "away from x" in readings.curvature_reading(_curvature_study([-1.0, -2.0, -1.5, 0.1], rnd))
+    assert "away from x for most" in readings.curvature_reading(_curvature_study([-1.0, -2.0, -1.5, 0.1], rnd))
+    assert "half the points" in readings.curvature_reading(_curvature_study([-1.0, -2.0, 1.5, 0.1], rnd))
 
 
 def test_curvature_reading_refuses_an_unevaluated_m():

@@ -48,7 +48,7 @@ SMALL_XI_RATIO = 0.1
 #: A disk narrower than this share of the plot's shorter axis is called too small to see.
 VISIBLE_SHARE = 0.02
 
-_H_KNOB = "the curvature scale h (the h controls; finite differences at h ≈ ξ, the universal perturbations' norm)"
+_H_KNOB = "the curvature scale h (the h controls) moves it"
 
 
 def _pct(v: float) -> str:
@@ -119,15 +119,20 @@ def curvature_reading(study: CurvatureStudy, *, m: int = 1) -> str:
     if verdict > 0:
         text = f"{head}: S_c is more curved than random directions here, as in the paper's Fig. 7a."
     elif verdict < 0:
-        text = f"{head}: S_c is less curved than random directions here — the paper's effect does not show; {_H_KNOB} moves it."
+        text = f"{head}: S_c is less curved than random directions here — the paper's effect does not show; {_H_KNOB}."
     else:
         text = (
             f"{head}: within {N_SE:g} standard errors ({se:.2g}), so S_c is not measurably more curved here — the "
-            f"paper's effect does not show; {_H_KNOB} moves it."
+            f"paper's effect does not show; {_H_KNOB}."
         )
     share = float(sc.share_positive[i])
-    side = "towards x (the other class wraps around x)" if share > 0.5 else "away from x for most points"
-    return f"{text} {_pct(share)} of the points have positive curvature along S_c: the boundary bends {side}."
+    if share > 0.5:
+        side = "the boundary bends towards x (the other class wraps around x) for most points"
+    elif share < 0.5:
+        side = "the boundary bends away from x for most points"
+    else:
+        side = "towards x for half the points, away for the other half"
+    return f"{text} {_pct(share)} of the points have positive curvature along S_c: {side}."
 
 
 # --------------------------------------------------------------------------- Fig. 7b
@@ -188,7 +193,7 @@ def fooling_reading(curve: FoolingCurve, *, xi: float, h: float | None, x_norm: 
         how = "fewer than" if verdict < 0 else "not measurably more than"
         text = (
             f"{head}: S_c's vectors fool {how} {rival}'s here — the paper's effect does not show at these settings; "
-            f"ξ (the share of noise it is set from) and {_H_KNOB} move it."
+            f"ξ (the share of noise it is set from) and the curvature scale h (the h controls) move it."
         )
     if x_norm is not None and x_norm > 0:
         ratio = xi / x_norm
@@ -232,8 +237,8 @@ def compare_reading(comparisons: Mapping[str, SubspaceComparison]) -> str:
             out.append(f"{head}: above chance — the two networks share this subspace, as in the paper's Fig. 10.")
         else:
             which = "below chance" if z < -N_STD else "within chance"
-            knob = _H_KNOB if kind == "curved" else "m (the compared dimension)"
-            out.append(f"{head}: {which} — not shared at these settings; {knob} moves it.")
+            knob = _H_KNOB if kind == "curved" else "m (the compared dimension) moves it"
+            out.append(f"{head}: {which} — not shared at these settings; {knob}.")
     return " ".join(out)
 
 
