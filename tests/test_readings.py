@@ -153,10 +153,10 @@ def _comparison(cos: float, mean: float = 0.2, std: float = 0.02, kind: str = "c
 
 def test_compare_reading_flips_around_the_baseline():
     below = readings.compare_reading({"curved": _comparison(0.134)})
-    assert "0.13" in below and "0.20 ± 0.02" in below and "-3.3 std" in below
+    assert "0.13" in below and "0.20 ± 0.02" in below and "-3.3 std; 0 of its 1 cosines" in below
     assert "below chance" in below and "not shared" in below and "curvature scale h" in below
     above = readings.compare_reading({"curved": _comparison(0.5)})
-    assert "above chance" in above and "share" in above and "not shared" not in above
+    assert "above chance" in above and "share" in above and "not shared" not in above and "1 of its 1" in above
     within = readings.compare_reading({"curved": _comparison(0.21)})
     assert "within chance" in within and "not shared" in within
     both = readings.compare_reading({"curved": _comparison(0.5), "flat": _comparison(0.1, kind="flat")})

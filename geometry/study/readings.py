@@ -229,12 +229,15 @@ def compare_reading(comparisons: Mapping[str, SubspaceComparison]) -> str:
             continue
         cos, mean, std = float(c.cosines[0]), float(c.baseline.mean[0]), float(c.baseline.std[0])
         z = (cos - mean) / std if std > 0 else math.copysign(math.inf, cos - mean)
+        n_above = int(c.above_baseline(N_STD).sum())
         head = (
             f"{name}'s first principal cosine between {c.names[0]} and {c.names[1]} is {cos:.2f} against the random "
-            f"baseline {mean:.2f} ± {std:.2f} (m = {c.p}, {z:+.1f} std)"
+            f"baseline {mean:.2f} ± {std:.2f} (m = {c.p}, {z:+.1f} std; {n_above} of its {c.k} cosines lie more than "
+            f"{N_STD:g} std above chance)"
         )
         if z > N_STD:
-            out.append(f"{head}: above chance — the two networks share this subspace, as in the paper's Fig. 10.")
+            fig = ", as in the paper's Fig. 10" if kind == "curved" else ""
+            out.append(f"{head}: above chance — the two networks share this subspace{fig}.")
         else:
             which = "below chance" if z < -N_STD else "within chance"
             knob = _H_KNOB if kind == "curved" else "m (the compared dimension) moves it"
