@@ -24,8 +24,9 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.errors import StreamlitAPIException
 from streamlit.navigation.page import StreamlitPage
 
-from pages import compare, cross_sections, curvature, home, universal
+from pages import certify, compare, cross_sections, curvature, geometry_2d, home, robust, universal
 from pages.ui import jobs as _jobs
+from pages.ui import nav as _nav
 from pages.ui import sidebar as _sidebar
 from pages.ui import state as _state
 from pages.ui import timing as _timing
@@ -49,19 +50,15 @@ def pages() -> list[StreamlitPage]:
     """The app's pages in sidebar order; every URL path is its module's name (see the module docstring)."""
     return [
         st.Page(home.render, title="Home", icon=":material/home:", url_path="home", default=True),
-        # robust, certify, geometry_2d: registered by file (their __main__ block draws them); to move to
-        # module.render with the hand-over block of pages/ui/__init__.py
-        st.Page(
-            "pages/geometry_2d.py", title="Geometry in 2-D", icon=":material/scatter_plot:", url_path="geometry_2d"
-        ),
+        st.Page(geometry_2d.render, title="Geometry in 2-D", icon=":material/scatter_plot:", url_path="geometry_2d"),
         st.Page(
             cross_sections.render, title="Cross-sections", icon=":material/content_cut:", url_path="cross_sections"
         ),
         st.Page(curvature.render, title="Curvature vs m", icon=":material/show_chart:", url_path="curvature"),
         st.Page(universal.render, title="Universal perturbations", icon=":material/public:", url_path="universal"),
         st.Page(compare.render, title="Compare networks", icon=":material/compare_arrows:", url_path="compare"),
-        st.Page("pages/robust.py", title="Robust training", icon=":material/shield:", url_path="robust"),
-        st.Page("pages/certify.py", title="Certified vs empirical", icon=":material/verified:", url_path="certify"),
+        st.Page(robust.render, title="Robust training", icon=":material/shield:", url_path="robust"),
+        st.Page(certify.render, title="Certified vs empirical", icon=":material/verified:", url_path="certify"),
     ]
 
 
@@ -99,6 +96,7 @@ def main() -> None:
         initial_sidebar_state="collapsed" if _tour.presenting() else "auto",  # ?present=1: the lecture layout
     )
     visible = pages()
+    _nav.register(visible)
     by_url = _by_url(visible)
     hidden = [
         st.Page(_forward(by_url[new]), title=old, url_path=old, visibility="hidden") for old, new in MOVED.items()

@@ -182,5 +182,7 @@ def render() -> None:
         )
 
 
-if __name__ == "__main__":  # run as a file by st.Page("pages/certify.py"); st.Page(render) imports it
-    render()
+if __name__ == "__main__":  # run as a script: see pages/ui/__init__.py (legacy pages/ discovery)
+    from app import main
+
+    main()

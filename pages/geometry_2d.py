@@ -242,5 +242,7 @@ def _share_x() -> None:
         del st.query_params[X_KEY]
 
 
-if __name__ == "__main__":  # run as a file by st.Page("pages/geometry_2d.py"); st.Page(render) imports it
-    render()
+if __name__ == "__main__":  # run as a script: see pages/ui/__init__.py (legacy pages/ discovery)
+    from app import main
+
+    main()

@@ -26,6 +26,7 @@ from geometry.study.readings import robust_reading
 from geometry.study.robust import RobustSettings, RobustStudy
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
+from pages.ui import nav
 from pages.ui import robust_views as _views
 from pages.ui import sidebar as _sidebar
 from pages.ui.sidebar import model_label
@@ -231,9 +232,9 @@ def render() -> None:
             "open Cross-sections, Curvature vs m or Universal perturbations."
         )
         l1, l2, l3 = st.columns(3)
-        l1.page_link("pages/cross_sections.py", label="Cross-sections", icon=":material/content_cut:")
-        l2.page_link("pages/curvature.py", label="Curvature vs m", icon=":material/show_chart:")
-        l3.page_link("pages/universal.py", label="Universal perturbations", icon=":material/public:")
+        nav.link(l1, "cross_sections", label="Cross-sections", icon=":material/content_cut:")
+        nav.link(l2, "curvature", label="Curvature vs m", icon=":material/show_chart:")
+        nav.link(l3, "universal", label="Universal perturbations", icon=":material/public:")
         _downloads.offer(
             "robust",
             sel,
@@ -250,5 +251,7 @@ def render() -> None:
         )
 
 
-if __name__ == "__main__":  # run as a file by st.Page("pages/robust.py"); st.Page(render) imports it
-    render()
+if __name__ == "__main__":  # run as a script: see pages/ui/__init__.py (legacy pages/ discovery)
+    from app import main
+
+    main()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pagenav import switch_page
 from streamlit.testing.v1 import AppTest
 
 from geometry.runtime import jobs
@@ -51,7 +52,7 @@ def _open(page: str, params: dict[str, str]) -> AppTest:
     for k, v in params.items():
         at.query_params[k] = v
     at.run()
-    at.switch_page(page)
+    switch_page(at, page)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -104,14 +105,14 @@ def test_robust_studies_survive_leaving_the_page_and_are_found_again(monkeypatch
         shown = " ".join(c.value for c in second.caption)
         assert any(j.id in shown for j in studies)
         # leave the page: the work goes on
-        first.switch_page("pages/home.py").run()
+        switch_page(first, "pages/home.py").run()
         assert not first.exception, [e.value for e in first.exception]
         assert not any(j.state == "cancelled" for j in studies)
     finally:
         gate.release.set()
     assert all(j.wait(WAIT) and j.state == "done" for j in studies), [j.error for j in studies]
     # back on the page: the finished studies are shown, not computed again
-    first.switch_page("pages/robust.py").run()
+    switch_page(first, "pages/robust.py").run()
     assert not first.exception, [e.value for e in first.exception]
     assert not first.error, [e.value for e in first.error]
     assert list(first.dataframe[0].value["network"]) == ["digits-lenet", "digits-lenet-pgd"]
@@ -136,13 +137,13 @@ def test_certified_study_survives_leaving_the_page_and_is_found_again(monkeypatc
         second = _open("pages/certify.py", params)
         assert _jobs("certify:") == [job]
         assert any(job.id in c.value for c in second.caption)
-        first.switch_page("pages/home.py").run()
+        switch_page(first, "pages/home.py").run()
         assert not first.exception, [e.value for e in first.exception]
         assert job.state in ("queued", "running")
     finally:
         gate.release.set()
     assert job.wait(WAIT) and job.state == "done", job.error
-    second.switch_page("pages/certify.py").run()
+    switch_page(second, "pages/certify.py").run()
     assert not second.exception, [e.value for e in second.exception]
     assert not second.error, [e.value for e in second.error]
     assert any("ε_cert(x) ≤ ‖r(x)‖ holds at all" in s.value for s in second.success)
@@ -188,12 +189,12 @@ def test_lab_survives_leaving_the_page_and_is_found_again(monkeypatch, polling, 
         second = _open("pages/geometry_2d.py", params)
         assert [j for j in _jobs("lab:") if not j.finished] == [job]
         assert any(job.id in c.value for c in second.caption)
-        first.switch_page("pages/home.py").run()
+        switch_page(first, "pages/home.py").run()
         assert job.state in ("queued", "running")
     finally:
         gate.release.set()
     assert job.wait(WAIT) and job.state == "done", job.error
-    first.switch_page("pages/geometry_2d.py").run()
+    switch_page(first, "pages/geometry_2d.py").run()
     assert not first.exception, [e.value for e in first.exception]
     assert first.slider(key="g2_pt").value == 3
     # the lab is shown: the 2-D lab component (its numbers are computed in the browser, issue 20)
