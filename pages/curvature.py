@@ -6,7 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.plotting import constrained_ratio_figure, curvature_vs_m_figure, ritz_figure
-from geometry.study.constrained import constrained_ratio
+from geometry.study.constrained import ConstrainedRatio, ConstrainedSettings, constrained_study
+from geometry.study.points import StudyPoints
 from geometry.study.provenance import box_share_text, estimation_box_share
 from geometry.study.readings import curvature_reading
 from pages.ui import cached as _cached
@@ -16,17 +17,32 @@ from pages.ui import sidebar as _sidebar
 from pages.ui import state as _state
 from pages.ui import timing as _timing
 from pages.ui.controls import curvature_controls
+from pages.ui.sidebar import Selection
 from pages.ui.state import CURVATURE_METHODS
 
-CONSTRAINED_POINTS, CONSTRAINED_SUBSPACES = 50, 3  # the constrained-DeepFool section's sample
 
-
-@st.cache_resource(max_entries=8, show_spinner="DeepFool in random subspaces of every dimension …")
-def _constrained(_clf, _xs, *, key: str):
-    """:func:`geometry.study.constrained.constrained_ratio` on m = 1, 2, 4, …, d, cached per (network, points)."""
-    d = _clf.d
-    ms = sorted({min(2**k, d) for k in range(d.bit_length())} | {d})
-    return constrained_ratio(_clf, _xs, ms, n_subspaces=CONSTRAINED_SUBSPACES, max_iter=200)
+def constrained_section(sel: Selection, points: StudyPoints) -> ConstrainedRatio | None:
+    """The constrained-DeepFool section (NIPS 2016): a toggle, then ‖r_S‖/‖r‖ against m at the class defaults
+    of :class:`ConstrainedSettings`; returns the result shown (None while the toggle is off)."""
+    st.subheader("The space of adversarial perturbations: DeepFool restricted to a subspace")
+    st.caption(
+        "DeepFool with every gradient projected on a random m-dimensional subspace S finds the smallest perturbation "
+        "inside S. Where the boundary is locally flat, ‖r_S‖/‖r‖ = ‖w‖/‖P_S w‖ ≈ √(d/m) (Fawzi, Moosavi-Dezfooli, "
+        "Frossard, NIPS 2016): adversarial perturbations exist in every subspace, only √(d/m) times longer. At m = 1–2 "
+        "the ratio is heavy-tailed (for a flat boundary its mean is infinite at m = 1), so read the larger m."
+    )
+    _state.seed_flag("cv_rs")  # links written before the URL binding say cv_rs=on / off
+    if not st.toggle("Compute ‖r_S‖/‖r‖ against m (about 5 s on digits)", **_state.bound("cv_rs", False)):
+        return None
+    settings = ConstrainedSettings()
+    with st.spinner("DeepFool in random subspaces of every dimension …"):
+        ratio = constrained_study(sel.clf, points, settings)
+    st.plotly_chart(constrained_ratio_figure(ratio), width="stretch")
+    st.caption(
+        f"{min(settings.n_points, len(points.heldout))} held-out points × {settings.n_subspaces} random subspaces "
+        f"per m; the constrained DeepFool converged for {float(ratio.converged_share.min()):.0%} or more of them."
+    )
+    return ratio
 
 
 @st.fragment
@@ -93,28 +109,8 @@ def render() -> None:
                 "circle) that can be compared across networks whose logits have different scales."
             )
 
-        # ------------------------------------------------------------ subspace-constrained DeepFool (NIPS 2016)
-        st.subheader("The space of adversarial perturbations: DeepFool restricted to a subspace")
-        st.caption(
-            "DeepFool with every gradient projected on a random m-dimensional subspace S finds the smallest perturbation "
-            "inside S. Where the boundary is locally flat, ‖r_S‖/‖r‖ = ‖w‖/‖P_S w‖ ≈ √(d/m) (Fawzi, Moosavi-Dezfooli, "
-            "Frossard, NIPS 2016): adversarial perturbations exist in every subspace, only √(d/m) times longer. At m = 1–2 "
-            "the ratio is heavy-tailed (for a flat boundary its mean is infinite at m = 1), so read the larger m."
-        )
-        _state.seed_flag("cv_rs")  # links written before the URL binding say cv_rs=on / off
-        constrained_on = st.toggle(
-            "Compute ‖r_S‖/‖r‖ against m (about 5 s on digits)",
-            **_state.bound("cv_rs", False),
-        )
-        if constrained_on:
-            ratio = _constrained(
-                sel.clf, points.heldout[:CONSTRAINED_POINTS], key=f"{sel.model_name}|{points.heldout_key}"
-            )
-            st.plotly_chart(constrained_ratio_figure(ratio), width="stretch")
-            st.caption(
-                f"{min(CONSTRAINED_POINTS, len(points.heldout))} held-out points × {CONSTRAINED_SUBSPACES} random subspaces "
-                f"per m; the constrained DeepFool converged for {float(ratio.converged_share.min()):.0%} or more of them."
-            )
+        ratio = constrained_section(sel, points)  # subspace-constrained DeepFool (NIPS 2016)
+        constrained_on = ratio is not None
         _downloads.offer(
             "curvature",
             sel,

@@ -23,6 +23,7 @@ from geometry.cli.options import curvature_settings, report_settings
 from geometry.study import (
     CertifySettings,
     CompareSettings,
+    ConstrainedSettings,
     CurvatureSettings,
     HScale,
     LabSettings,
@@ -45,6 +46,7 @@ SETTINGS_CLASSES = (
     RobustSettings,
     CertifySettings,
     LabSettings,
+    ConstrainedSettings,
     ReportSettings,
 )
 
@@ -98,6 +100,7 @@ UNEXPOSED: dict[type, dict[str, str]] = {
     RobustSettings: {"*": _NO_COMMAND},
     CertifySettings: {"*": _NO_COMMAND},
     LabSettings: {"*": _NO_COMMAND + " (toy 2-D networks)"},
+    ConstrainedSettings: {"*": _NO_COMMAND + " (the Curvature page's constrained-DeepFool section)"},
 }
 
 

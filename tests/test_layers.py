@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "geometry.toy2d": 1,
     "geometry.autoattack": 1,
     "geometry.minimal": 1,
+    "geometry.masking": 1,
     # 2 — sources and formats: datasets, user model files, the zoo (+ the package facade)
     "geometry.data": 2,
     "geometry.loading": 2,

@@ -225,3 +225,25 @@ def test_sections_along_the_universal_direction_are_straight_on_an_affine_classi
     inside = 0.3 * xs[:2] / xs[:2].flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
     curved = universal_sections(sphere, inside, xs[5], resolution=41, method="exact", extent_factor=1.5)
     assert max(_straight_pieces(sec) for sec in curved.universal.sections) > 2
+
+
+def test_constrained_study_is_the_ratio_on_the_settings_points_and_is_cached():
+    """The study layer's smallest example: constrained_study = constrained_ratio on the first n_points
+    held-out points at m = 1, 2, 4, …, d, computed once per (network, points, settings)."""
+    from geometry.data import load_dataset
+    from geometry.study import ConstrainedSettings, PointSplit, constrained_study, split_points
+    from geometry.study.constrained import dimensions
+
+    digits = load_dataset("digits", split="test")
+    clf, _ = _binary_affine(seed=5, d=64, shape=tuple(digits.images.shape[1:]))
+    points = split_points(digits, None, PointSplit(n_estimate=10, n_heldout=12, seed=0))
+    settings = ConstrainedSettings(n_points=5, n_subspaces=2, max_iter=50, seed=3)
+    got = constrained_study(clf, points, settings)
+    ref = constrained_ratio(clf, points.heldout[:5], dimensions(64), n_subspaces=2, max_iter=50, random_state=3)
+    assert dimensions(64) == [1, 2, 4, 8, 16, 32, 64] and dimensions(10) == [1, 2, 4, 8, 10]
+    assert torch.equal(got.ms, ref.ms) and torch.allclose(got.ratio, ref.ratio, equal_nan=True)
+    assert constrained_study(clf, points, settings) is got  # cached: the same object, nothing recomputed
+    other = constrained_study(clf, points, ConstrainedSettings(n_points=5, n_subspaces=2, max_iter=50, seed=4))
+    assert other is not got and not torch.allclose(other.ratio, got.ratio, equal_nan=True)  # the key holds the seed
+    with pytest.raises(InvalidInputError):
+        ConstrainedSettings(n_points=0)

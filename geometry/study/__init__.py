@@ -20,10 +20,20 @@ certified vs empirical   :class:`CertifySettings`    :func:`certify_study`, :fun
 CURE Fig. 1–2 robust     :class:`RobustSettings`     :func:`robust_study`, :func:`point_study`
 2-D lab (DESIGN §9)      :class:`LabSettings`        :func:`lab_study`, :func:`universal_panel`
 Fig. 5 universal grid    —                           :func:`universal_sections`
-NIPS'16 r_S vs m         —                           :func:`constrained_ratio`
+NIPS'16 r_S vs m         :class:`ConstrainedSettings`  :func:`constrained_study`
+AutoAttack-grade eval    ``RobustEvalSettings``      ``robusteval.robust_eval`` (docs/scripts/robust_eval.py)
+the report (CLI, app)    ``ReportSettings``          ``report.build_report``
 =======================  ==========================  =============================================
 
-A new figure adds one settings class, one study function, one figure builder and a thin page.
+Every default of a protocol lives once, in its settings class: the pages build their widgets from
+it and the command line takes its option defaults from it (tests/test_defaults.py,
+tests/test_app_defaults.py). :mod:`geometry.study.readings` turns each result into the sentence it
+supports (issue 23).
+
+A new figure adds one settings class, one study function, one figure builder and one page function
+— :mod:`geometry.study.constrained` is the smallest complete example (``ConstrainedSettings``,
+``constrained_study``, :func:`geometry.plotting.constrained_ratio_figure`, ``constrained_section`` in
+``pages/curvature.py``).
 """
 
 from .cache import cached_result, cached_subspace, clear_memory, decode_result, encode_result
@@ -36,7 +46,7 @@ from .certify import (
     lipschitz_study,
 )
 from .compare import compare_angles, compare_study, fooling_matrix
-from .constrained import ConstrainedRatio, constrained_ratio
+from .constrained import ConstrainedRatio, ConstrainedSettings, constrained_ratio, constrained_study
 from .curvature import CurvatureStudy, curvature_study, estimation_deepfool, study_subspaces
 from .fig5 import UniversalSections, universal_sections
 from .noise import ResolvedH, noise_norm, resolve_h, xi
@@ -143,4 +153,6 @@ __all__ = [
     "universal_sections",
     "ConstrainedRatio",
     "constrained_ratio",
+    "ConstrainedSettings",
+    "constrained_study",
 ]

@@ -5,6 +5,12 @@ adversarial to random noise", NIPS 2016, Theorem 2; the talk's "space of adversa
 For an affine classifier ``‖r_S‖ = ‖r‖ · ‖w‖ / ‖P_S w‖`` and, for a uniformly random S,
 ``‖P_S w‖² ≈ (m/d) ‖w‖²`` — so the ratio ≈ √(d/m); a deep network follows the same law where its
 boundary is locally flat (DESIGN §9).
+
+This module is also the smallest complete example of the study layer's promise (issue 19): a figure is
+one settings class (:class:`ConstrainedSettings`), one study function (:func:`constrained_study`, cached
+under the network's and the points' fingerprints and the settings' key), one figure builder
+(:func:`geometry.plotting.constrained_ratio_figure`) and one page function (``constrained_section`` in
+``pages/curvature.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +26,39 @@ from ..deepfool import deepfool
 from ..errors import InvalidInputError
 from ..subspaces import random_subspace
 from ..validation import check_int
+from .cache import cached_result
+from .points import StudyPoints, network_fingerprint
+from .settings import _Settings
 
-__all__ = ["ConstrainedRatio", "constrained_ratio"]
+__all__ = ["ConstrainedSettings", "ConstrainedRatio", "constrained_ratio", "constrained_study", "dimensions"]
+
+
+@dataclass(frozen=True)
+class ConstrainedSettings(_Settings):
+    """The protocol of ‖r_S‖/‖r‖ against m (the Curvature page's constrained-DeepFool section).
+
+    Attributes
+    ----------
+    n_points : int ≥ 1 — the first ``n_points`` held-out points of the page's point split
+    n_subspaces : int ≥ 1 — random subspaces S drawn per m
+    max_iter : int ≥ 1 — DeepFool steps (a small S needs many)
+    seed : int ≥ 0 — the subspaces' seed
+    """
+
+    n_points: int = 50
+    n_subspaces: int = 3
+    max_iter: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_points", "n_subspaces", "max_iter"):
+            check_int(name, getattr(self, name), 1, plain=True)
+        check_int("seed", self.seed, 0, plain=True)
+
+
+def dimensions(d: int) -> list[int]:
+    """The m of the curve: 1, 2, 4, … up to d, and d itself."""
+    return sorted({min(2**k, d) for k in range(int(d).bit_length())} | {int(d)})
 
 
 @dataclass(frozen=True)
@@ -102,4 +139,34 @@ def constrained_ratio(
         theory=theory,
         d=d,
         converged_share=conv.flatten(1).double().mean(1),
+    )
+
+
+def constrained_study(clf: Classifier, points: StudyPoints, settings: ConstrainedSettings) -> ConstrainedRatio:
+    r""":func:`constrained_ratio` on the first ``settings.n_points`` held-out points at m = :func:`dimensions`\ (d),
+    cached in memory and on disk under (network fingerprint, the held-out points' fingerprint, settings key).
+
+    Returns
+    -------
+    ConstrainedRatio — as :func:`constrained_ratio`.
+
+    References: NIPS 2016 Theorem 2; DESIGN §9.
+    """
+    key = {
+        "network": network_fingerprint(clf),
+        "points": points.heldout_key,
+        "settings": settings.key(),
+    }
+    xs = points.heldout[: settings.n_points]
+    return cached_result(
+        "constrained",
+        key,
+        lambda: constrained_ratio(
+            clf,
+            xs,
+            dimensions(clf.d),
+            n_subspaces=settings.n_subspaces,
+            max_iter=settings.max_iter,
+            random_state=settings.seed,
+        ),
     )
