@@ -238,7 +238,15 @@ def test_robust_reading_states_what_the_table_shows():
     # exact Hessian and curvature at h disagree: both are stated
     split = readings.robust_reading({"standard": _robust(0.156, 0.0, 1.0, 2.0), "pgd-at": _robust(1.01, 0.9, 2.0, 0.3)})
     assert "more curved than standard's by the exact" in split[0] and "less curved at scale h = 0.5" in split[0]
-    assert "does not show" not in split[0]
+    assert "does not show" not in split[0] and "by its mean" not in split[0]
+    # median and mean of ‖H‖₂ disagree (a few very curved points): both are stated
+    skew = _robust(0.0, 0.0, 1.0)
+    skew.profile.spectral_norm = torch.tensor([0.01, 0.01, 0.01, 0.01, 60.0], dtype=torch.float64)
+    mixed = readings.robust_reading({"standard": skew, "pgd-at": _robust(0.4, 0.9, 2.0, 0.3)})
+    assert (
+        "more curved than standard's by the exact ‖H‖₂ (median 0.4 vs 0.01; by its mean less curved, 0.4 vs 12"
+        in mixed[0]
+    )
     assert "cure buys much of pgd-at's robustness (67 % of its gain" in paper
     none = " ".join(readings.robust_reading({"a": _robust(1.0, 0.5, 1.0), "b": _robust(1.0, 0.2, 1.0)}))
     assert "No network is more robust than a" in none
