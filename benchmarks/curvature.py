@@ -15,9 +15,9 @@ points and DeepFool already done (torch allocations are invisible to tracemalloc
 
 Usage::
 
-    python benchmarks/curvature.py                 # both cases, prints a table
-    python benchmarks/curvature.py --skip-dense    # without the (slow) dense baseline
-    python benchmarks/curvature.py --method smoothed
+    python -m benchmarks.curvature                 # both cases, prints a table
+    python -m benchmarks.curvature --skip-dense    # without the (slow) dense baseline
+    python -m benchmarks.curvature --method smoothed
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def _current_rss_mb() -> float:

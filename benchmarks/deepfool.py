@@ -19,9 +19,9 @@ claims are ratios within the same run (DESIGN §5). The table is printed and wri
 
 Usage::
 
-    python benchmarks/deepfool.py                     # mnist-lenet, 1000 MNIST test images
-    python benchmarks/deepfool.py --model cifar10-lenet --n 500
-    python benchmarks/deepfool.py --random-weights    # no trained model needed (smoke test)
+    python -m benchmarks.deepfool                     # mnist-lenet, 1000 MNIST test images
+    python -m benchmarks.deepfool --model cifar10-lenet --n 500
+    python -m benchmarks.deepfool --random-weights    # no trained model needed (smoke test)
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
@@ -66,7 +65,7 @@ def update_docs_section(path: Path, key: str, body: str) -> None:
 
 def command_line(argv) -> str:
     extra = list(argv if argv is not None else sys.argv[1:])
-    return " ".join(["python benchmarks/deepfool.py", *extra])
+    return " ".join(["python -m benchmarks.deepfool", *extra])
 
 
 def machine() -> str:

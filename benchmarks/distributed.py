@@ -26,8 +26,8 @@ average is printed with the table because other work on the machine changes the 
 
 Usage::
 
-    python benchmarks/distributed.py                    # n = 1000, m = 10, K = 1, 2, 4, smoothed
-    python benchmarks/distributed.py --n-points 200 --procs 1 2 --method finite_difference
+    python -m benchmarks.distributed                    # n = 1000, m = 10, K = 1, 2, 4, smoothed
+    python -m benchmarks.distributed --n-points 200 --procs 1 2 --method finite_difference
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def worker(args) -> None:

@@ -25,9 +25,9 @@ then reported as ``torch.cuda.max_memory_allocated`` alongside the host's ru_max
 
 Usage::
 
-    python benchmarks/imagenet.py --device cpu --sc-applications 20   # CPU here, writes the docs section
-    python benchmarks/imagenet.py --device cuda --n 100 --no-docs      # a GPU: S_c to convergence
-    python benchmarks/imagenet.py --weights resnet18.pth
+    python -m benchmarks.imagenet --device cpu --sc-applications 20   # CPU here, writes the docs section
+    python -m benchmarks.imagenet --device cuda --n 100 --no-docs      # a GPU: S_c to convergence
+    python -m benchmarks.imagenet --weights resnet18.pth
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SECTION = "imagenet"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -291,7 +289,7 @@ def main(argv=None) -> int:
             return 2
         return 0
 
-    from deepfool import DOCS, machine, update_docs_section  # benchmarks/deepfool.py
+    from benchmarks.deepfool import DOCS, machine, update_docs_section
 
     load0 = os.getloadavg()
     rows = {}
@@ -348,10 +346,10 @@ after — the 2 cores were shared with other jobs, so times are upper bounds.
   {args.resolution**2:,} forward passes of 224² images. Its peak RSS is the activations of one batch of up
   to `batch_size` = 4096 images (no gradients): pass a smaller `batch_size` to `normal_section` to lower it.
 * **GPU figures were not measured** (no GPU was lent to this session). On a GPU,
-  `python benchmarks/imagenet.py --device cuda --n 100 --no-docs` prints the same table
+  `python -m benchmarks.imagenet --device cuda --n 100 --no-docs` prints the same table
   with that device's times and, per row, `torch.cuda.max_memory_allocated` next to the host's RSS.
 
-Command: `python benchmarks/imagenet.py {" ".join(argv if argv is not None else sys.argv[1:])}`.
+Command: `python -m benchmarks.imagenet {" ".join(argv if argv is not None else sys.argv[1:])}`.
 """
     update_docs_section(DOCS, SECTION, body)
     print(f"[bench] wrote the '{SECTION}' section of {DOCS}", file=sys.stderr)

@@ -29,9 +29,9 @@ heavy computation. Numbers measured on a loaded machine are upper bounds.
 
 Usage::
 
-    python benchmarks/interaction.py                          # every page, 5 repeats, markdown table
-    python benchmarks/interaction.py --pages cross_sections geometry_2d --repeat 9 --out /tmp/lat.json
-    python benchmarks/interaction.py --url http://localhost:8501 --timing-log /tmp/atlas-timing.jsonl
+    python -m benchmarks.interaction                          # every page, 5 repeats, markdown table
+    python -m benchmarks.interaction --pages cross_sections geometry_2d --repeat 9 --out /tmp/lat.json
+    python -m benchmarks.interaction --url http://localhost:8501 --timing-log /tmp/atlas-timing.jsonl
 
 Never run ``playwright install``: the browser is Debian's chromium (``apt-get install -y chromium``).
 """
@@ -87,9 +87,10 @@ class Interaction:
 PAGES: dict[str, list[Interaction]] = {
     "": [],
     "geometry_2d": [
+        # v's direction, ‖v‖ and angle, and dragging x or v, are drawn by the in-browser component
+        # (pages/ui/lab2d): no server round trip to time here — tests/test_lab2d_browser.py measures
+        # drag-to-frame from its window.__lab2dTimings hook.
         Interaction("point x", "g2_pt", "slider", ("ArrowRight", "ArrowLeft")),
-        Interaction("direction of v", "g2_dir", "radio", ("S_c", "S_f")),
-        Interaction("‖v‖ = ξ", "g2_xi", "slider", ("ArrowRight", "ArrowLeft")),
     ],
     "cross_sections": [
         Interaction("datapoint", "i", "number", ("1", "0")),

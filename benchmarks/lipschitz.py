@@ -14,19 +14,17 @@ power / σ₁ (≤ 1), and wall times.
 
 Usage::
 
-    python benchmarks/lipschitz.py            # digits and MNIST LeNet, NiN; CIFAR-10 LeNet (Fourier only)
+    python -m benchmarks.lipschitz            # digits and MNIST LeNet, NiN; CIFAR-10 LeNet (Fourier only)
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

@@ -12,19 +12,17 @@
 
 Speed claims are ratios within one run (DESIGN §5), printed as a markdown table.
 
-    .venv/bin/python benchmarks/robust.py
-    .venv/bin/python benchmarks/robust.py --dataset mnist --n-train 2048
+    .venv/bin/python -m benchmarks.robust
+    .venv/bin/python -m benchmarks.robust --dataset mnist --n-train 2048
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -10,9 +10,9 @@ Goals: ≥ 99.5 % identical labels, ≤ 10 % of the dense forward passes, 256×2
 
 Usage::
 
-    python benchmarks/sections.py                    # mnist-lenet, 3 points × 2 directions × 2 extents
-    python benchmarks/sections.py --model cifar10-lenet
-    python benchmarks/sections.py --random-weights   # no trained model needed (smoke test)
+    python -m benchmarks.sections                    # mnist-lenet, 3 points × 2 directions × 2 extents
+    python -m benchmarks.sections --model cifar10-lenet
+    python -m benchmarks.sections --random-weights   # no trained model needed (smoke test)
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
-from deepfool import DOCS, load_inputs, machine, update_docs_section  # noqa: E402  (benchmarks/deepfool.py)
+
+from benchmarks.deepfool import DOCS, load_inputs, machine, update_docs_section  # noqa: E402
 
 SECTION = "sections"
 
@@ -116,7 +115,7 @@ def main(argv=None) -> int:
     print(table)
 
     if not args.no_docs:
-        cmd = " ".join(["python benchmarks/sections.py", *(argv if argv is not None else sys.argv[1:])])
+        cmd = " ".join(["python -m benchmarks.sections", *(argv if argv is not None else sys.argv[1:])])
         body = [
             "## Normal cross-sections: adaptive vs dense",
             "",

@@ -25,8 +25,8 @@ cube's diameter, or 10× that if needed). On mnist-lenet that is ξ ≈ 8.96, wh
 
 Usage::
 
-    BOUNDARY_ATLAS_CACHE=/tmp/atlas-cache python benchmarks/universal.py            # mnist-lenet, 1000 points
-    python benchmarks/universal.py --n 500 --seeds 0,1 --xi 5.0
+    BOUNDARY_ATLAS_CACHE=/tmp/atlas-cache python -m benchmarks.universal            # mnist-lenet, 1000 points
+    python -m benchmarks.universal --n 500 --seeds 0,1 --xi 5.0
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -215,7 +214,7 @@ def main(argv=None) -> int:
             )
 
     print(
-        f"\nMeasured {_dt.date.today().isoformat()} with `python benchmarks/universal.py "
+        f"\nMeasured {_dt.date.today().isoformat()} with `python -m benchmarks.universal "
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`. {machine()}.\n"
     )
     print(

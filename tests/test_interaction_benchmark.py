@@ -10,16 +10,15 @@ import ast
 import itertools
 import json
 import re
-import sys
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import interaction  # noqa: E402  (benchmarks/interaction.py)
 from pagenav import switch_page  # noqa: E402
+
+from benchmarks import interaction  # noqa: E402
 
 APP = ROOT / "app.py"
 #: a widget key: ``key="…"``, or the URL-kept ``bound("…", …)`` / ``synced("…")`` (pages/ui/state.py)

@@ -1,0 +1,1 @@
+"""Speed measured against reference implementations in the same run: ``python -m benchmarks.<name>``."""
