@@ -4,26 +4,37 @@ The public API, re-exported from the modules that define it::
 
     from geometry import load_model, load_dataset, deepfool, curved_subspace, normal_section
 
-=================  ====================================================================
-module             what it holds
-=================  ====================================================================
-``classifier``     :class:`Classifier` (model + input shape + bounds + normalisation)
-``architectures``  the network classes, one registry and one builder
-``data``           datasets as pixel-space tensors (one module per source)
-``zoo``            named networks with training recipes, trained on demand, cached
-``loading``        a user's model file as a validated :class:`Classifier` (one module per format)
-``deepfool``       r(x), minimal perturbations
-``hessian``        boundary function F, Hessian-vector products
-``curvature``      S_c, S_f, curvature along directions, K_S versus m
-``sections``       normal cross-sections
-``universal``      universal perturbations, fooling rates, random-noise norms
-``subspaces``      principal angles, random-subspace baselines
-``theory``         Theorem 1 / 2 bounds
-``compare``        two networks: shared subspaces, transfer of perturbations
-=================  ====================================================================
+==================  ===================================================================
+module              what it holds
+==================  ===================================================================
+``classifier``      :class:`Classifier` (model + input shape + bounds + normalisation)
+``architectures``   the network classes, one registry and one builder
+``data``            datasets as pixel-space tensors (one module per source)
+``zoo``             named networks with training recipes, trained on demand, cached
+``loading``         a user's model file as a validated :class:`Classifier` (one module per format)
+``deepfool``        r(x), minimal perturbations
+``hessian``         boundary function F, :class:`CurvatureEstimator`, Hessian-vector products, Lanczos
+``curvature``       S_c, S_f, curvature along directions, K_S versus m
+``sections``        normal cross-sections
+``universal``       universal perturbations, fooling rates, random-noise norms
+``subspaces``       :class:`Subspace`, principal angles, random subspaces and baselines
+``theory``          Theorem 1 / 2 bounds
+``compare``         two networks: shared subspaces, transfer of perturbations
+``attacks``         PGD, box-constrained DeepFool, FMN, the distance to the boundary
+``autoattack``      robust accuracy from AutoAttack's ensemble
+``minimal``         minimal perturbations: the best of an attack ensemble
+``masking``         gradient-masking flags
+``certify``         Lipschitz-margin certificates (``lipschitz``: the bounds)
+``profile``         curvature profiles of the loss
+``toy2d``           toy data and models in the plane
+==================  ===================================================================
 
-One name differs from its module's: ``geometry.deepfool`` is the *function* (the module stays
-importable as ``from geometry.deepfool import …``).
+Above these: :mod:`geometry.study` (every figure's protocol and default), :mod:`geometry.plotting`,
+:mod:`geometry.output`, :mod:`geometry.runtime` and :mod:`geometry.cli` (README "Layout"; the layers
+are checked by tests/test_layers.py).
+
+``geometry.deepfool`` is the *function* (the module stays importable as
+``from geometry.deepfool import …``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.plotting import constrained_ratio_figure, curvature_vs_m_figure, ritz_figure
-from geometry.study.constrained import ConstrainedRatio, ConstrainedSettings, constrained_study
+from geometry.study.constrained import ConstrainedRatio, ConstrainedSettings
 from geometry.study.points import StudyPoints
 from geometry.study.provenance import box_share_text, estimation_box_share
 from geometry.study.readings import curvature_reading
@@ -23,7 +23,7 @@ from pages.ui.state import CURVATURE_METHODS
 
 def constrained_section(sel: Selection, points: StudyPoints) -> ConstrainedRatio | None:
     """The constrained-DeepFool section (NIPS 2016): a toggle, then ‖r_S‖/‖r‖ against m at the class defaults
-    of :class:`ConstrainedSettings`; returns the result shown (None while the toggle is off)."""
+    of :class:`ConstrainedSettings` (computed as a background job); returns the result shown (None while off)."""
     st.subheader("The space of adversarial perturbations: DeepFool restricted to a subspace")
     st.caption(
         "DeepFool with every gradient projected on a random m-dimensional subspace S finds the smallest perturbation "
@@ -35,8 +35,7 @@ def constrained_section(sel: Selection, points: StudyPoints) -> ConstrainedRatio
     if not st.toggle("Compute ‖r_S‖/‖r‖ against m (about 5 s on digits)", **_state.bound("cv_rs", False)):
         return None
     settings = ConstrainedSettings()
-    with st.spinner("DeepFool in random subspaces of every dimension …"):
-        ratio = constrained_study(sel.clf, points, settings)
+    ratio = _cached.constrained_study(sel.clf, points, settings)  # a background job with progress
     st.plotly_chart(constrained_ratio_figure(ratio), width="stretch")
     st.caption(
         f"{min(settings.n_points, len(points.heldout))} held-out points × {settings.n_subspaces} random subspaces "

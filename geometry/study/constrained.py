@@ -24,6 +24,7 @@ import torch
 from ..classifier import Classifier, check_images
 from ..deepfool import deepfool
 from ..errors import InvalidInputError
+from ..progress import ProgressFn
 from ..subspaces import random_subspace
 from ..validation import check_int
 from .cache import cached_result
@@ -93,6 +94,7 @@ def constrained_ratio(
     n_subspaces: int = 3,
     max_iter: int = 100,
     random_state: int = 0,
+    progress: ProgressFn | None = None,
 ) -> ConstrainedRatio:
     """``‖r_S(x)‖ / ‖r(x)‖`` for ``n_subspaces`` uniformly random m-dimensional S per m.
 
@@ -103,6 +105,7 @@ def constrained_ratio(
     ms : sequence of int in [1, d]
     n_subspaces : int ≥ 1 — random subspaces drawn per m (seeded from ``random_state``)
     max_iter : int — DeepFool steps (a small S needs more)
+    progress : ``progress(fraction, message)`` after each subspace's DeepFool run, or None
 
     Raises
     ------
@@ -127,6 +130,9 @@ def constrained_ratio(
             ok = df.converged & full.converged
             ratio[i, j, ok] = df.norms.double()[ok] / base[ok]
             conv[i, j] = df.converged
+            if progress is not None:
+                done = i * int(n_subspaces) + j + 1
+                progress(done / (len(m_list) * int(n_subspaces)), f"DeepFool in S, m = {m} ({j + 1}/{n_subspaces})")
     flat = ratio.flatten(1)
     mean = torch.nanmean(flat, dim=1)
     std = torch.tensor([float(row[~row.isnan()].std()) if int((~row.isnan()).sum()) > 1 else math.nan for row in flat])
@@ -142,7 +148,9 @@ def constrained_ratio(
     )
 
 
-def constrained_study(clf: Classifier, points: StudyPoints, settings: ConstrainedSettings) -> ConstrainedRatio:
+def constrained_study(
+    clf: Classifier, points: StudyPoints, settings: ConstrainedSettings, *, progress: ProgressFn | None = None
+) -> ConstrainedRatio:
     r""":func:`constrained_ratio` on the first ``settings.n_points`` held-out points at m = :func:`dimensions`\ (d),
     cached in memory and on disk under (network fingerprint, the held-out points' fingerprint, settings key).
 
@@ -168,5 +176,6 @@ def constrained_study(clf: Classifier, points: StudyPoints, settings: Constraine
             n_subspaces=settings.n_subspaces,
             max_iter=settings.max_iter,
             random_state=settings.seed,
+            progress=progress,
         ),
     )

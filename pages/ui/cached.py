@@ -155,6 +155,18 @@ def curvature_study(clf: Classifier, points: study.StudyPoints, settings: study.
     )
 
 
+def constrained_study(clf: Classifier, points: study.StudyPoints, settings: study.ConstrainedSettings):
+    """:func:`geometry.study.constrained_study` as a background job with a progress bar."""
+    return _jobs.result_of(
+        _jobs.study_key("constrained", clf, points, settings),
+        "DeepFool in random subspaces of every dimension",
+        study.constrained_study,
+        clf,
+        points,
+        settings,
+    )
+
+
 def study_subspaces(clf: Classifier, points: study.StudyPoints, settings: study.CurvatureSettings, *, text: str):
     """(S_c, S_f) exactly as the Curvature vs m page computes them (:func:`geometry.study.study_subspaces`)."""
     key = {
