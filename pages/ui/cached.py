@@ -20,6 +20,7 @@ import torch
 
 from geometry import data as data_mod
 from geometry import study, zoo
+from geometry.cache import cache_key
 from geometry.classifier import Classifier
 from geometry.compare import transfer_sections as _transfer_sections
 from geometry.errors import AtlasError
@@ -104,42 +105,29 @@ def study_points(dataset: str, split: study.PointSplit) -> study.StudyPoints:
     return _split_points(dataset, split)
 
 
-# ------------------------------------------------------------------ progress
-def progress_bar(text: str):
-    """A progress bar and a callback ``(fraction, message)`` that moves it."""
-    bar = st.progress(0.0, text=text)
-
-    def update(fraction: float, message: str) -> None:
-        bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{text} — {message}")
-
-    return bar, update
-
-
-def _with_bar(text: str, compute):
-    bar, update = progress_bar(text)
-    result = compute(update)
-    bar.empty()
-    return result
-
-
+# ------------------------------------------------------------------ in-memory per-view results
 def _memo(kind: str, key: dict, compute):
     """A per-view result in the study layer's in-memory LRU (shared by sessions; read-only)."""
     return study.cached_result(f"app-{kind}", key, compute, disk=False)
 
 
 # ------------------------------------------------------------------ ξ and h
+def _noise_norm(clf: Classifier, points: study.StudyPoints, share: float, *, progress=None):
+    return study.noise_norm(clf, points, share)  # one vectorised search: no intermediate progress to report
+
+
 def noise_norm(clf: Classifier, points: study.StudyPoints, share: float):
-    """:func:`geometry.study.noise_norm` with a spinner (ξ = its quantile / 5: :func:`geometry.study.xi`)."""
-    with st.spinner("Measuring the random-noise norm…"):
-        return study.noise_norm(clf, points, share)
+    """:func:`geometry.study.noise_norm` as a background job (ξ = its quantile / 5: :func:`geometry.study.xi`)."""
+    key = f"noise:{network_fingerprint(clf)}:{points.noise_key}:{points.split.seed}:{float(share)!r}"
+    return _jobs.result_of(key, "Measuring the random-noise norm", _noise_norm, clf, points, share)
 
 
 def resolve_h(clf: Classifier, scale: study.HScale, points: study.StudyPoints) -> study.ResolvedH:
-    """:func:`geometry.study.resolve_h` (a spinner when h = ξ needs the random-noise norm)."""
-    if scale.preset != "xi":
-        return study.resolve_h(clf, scale, points)
-    with st.spinner("Measuring the random-noise norm…"):
-        return study.resolve_h(clf, scale, points)
+    """:func:`geometry.study.resolve_h`; when h = ξ needs the random-noise norm, that runs as a background job
+    first (:func:`noise_norm`), so resolving h afterwards reads it from the study cache."""
+    if scale.preset == "xi":
+        noise_norm(clf, points, scale.noise_share)
+    return study.resolve_h(clf, scale, points)
 
 
 # ------------------------------------------------------------------ studies
@@ -304,13 +292,15 @@ def fooling_matrix(
         "xi": repr(float(xi)),
         "n_vectors": int(n_vectors),
     }
-    return _with_bar(
-        "Fooling-rate matrix",
-        lambda update: _memo(
+
+    def compute(*, progress=None):
+        return _memo(
             "fooling-matrix",
             key,
             lambda: study.fooling_matrix(
-                clfs, points, settings, h=float(h), m=int(m), xi=float(xi), n_vectors=int(n_vectors), progress=update
+                clfs, points, settings, h=float(h), m=int(m), xi=float(xi), n_vectors=int(n_vectors), progress=progress
             ),
-        ),
-    )
+        )
+
+    # a background job like the other studies: leaving the page keeps the work (issue 19, item 5)
+    return _jobs.result_of(f"fooling-matrix:{cache_key(key)}", "Fooling-rate matrix", compute)
