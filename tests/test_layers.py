@@ -219,3 +219,19 @@ def test_no_private_names_taken_across_a_layer():
 def test_geometry_never_imports_the_app(module):
     bad = [t for t, _ in imports_of(module) if t.split(".")[0] in {"streamlit", "pages", "app"}]
     assert not bad, f"{module} imports {bad}: geometry/ never knows about the app"
+
+
+def test_the_command_line_only_parses():
+    """geometry/cli/ parses options and calls studies and writers (issue 19, item 2): no function there grows
+    past 150 lines (the old run_report was 544)."""
+    long = []
+    for m, path in MODULES.items():
+        if not m.startswith("geometry.cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and (node.end_lineno or 0) - node.lineno >= 150
+            ):
+                long.append(f"{m}.{node.name}: {(node.end_lineno or 0) - node.lineno + 1} lines")
+    assert not long, long
