@@ -71,7 +71,7 @@ def _curves(nan: bool = False) -> dict[str, CurvatureCurve]:
 
 def _subspace() -> Subspace:
     return Subspace(
-        basis=torch.eye(16)[:, :3], eigenvalues=torch.tensor([3.0, 2.0, 1.0]), curvatures=torch.tensor([2.5, 1.5, 1.2]),
+        basis=torch.eye(16)[:, :3], spectrum=torch.tensor([3.0, 2.0, 1.0]), spectrum_kind="ritz", curvatures=torch.tensor([2.5, 1.5, 1.2]),
         kappas=torch.tensor([0.6, 0.4, 0.3]), asymmetry=0.12, kind="curved", n=4, n_dropped=0, n_hvp=30, n_matvec=30,
         method="finite_difference", h=0.5, beta=None, point="boundary", tangent=None, solver="eigsh",
         input_shape=(1, 4, 4),
