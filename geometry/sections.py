@@ -34,7 +34,7 @@ from .classifier import Classifier, check_images
 from .errors import InvalidInputError
 from .validation import RandomState, as_generator, check_int
 
-__all__ = ["Section", "random_direction", "normal_section", "MAX_RESOLUTION"]
+__all__ = ["Section", "random_direction", "normal_section", "plane_point", "direction_through", "MAX_RESOLUTION"]
 
 #: Largest number of grid points per axis of a section. A grid holds int64 labels plus flags for
 #: each of its A·B points (≈ 9 bytes each, more in the dense mode's index arrays): 4096² points are
@@ -389,3 +389,52 @@ def normal_section(
         adaptive=bool(adaptive),
         cos_v_r=cos_v_r,
     )
+
+
+# ---------------------------------------------------------------------------- a clicked point of the plane
+def _plane_coordinates(alpha: float, beta: float) -> tuple[float, float]:
+    try:
+        a, b = float(alpha), float(beta)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"plane coordinates must be numbers, got ({alpha!r}, {beta!r})") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise InvalidInputError(f"plane coordinates must be finite, got ({a}, {b})")
+    return a, b
+
+
+def plane_point(section: Section, x: Tensor, alpha: float, beta: float) -> Tensor:
+    """The image at the plane coordinates ``(α, β)`` of ``section``: ``x + α e1 + β e2`` (ICLR 2018 §4).
+
+    ``x`` (C, H, W): the datapoint the section was cut through (at (0, 0)); ``α``, ``β``: pixel-space ℓ2
+    distances along ``e1 = r/‖r‖`` and ``e2``. Returns a (C, H, W) tensor in ``x``'s dtype, not clipped to
+    the classifier's bounds (the section is the geometric one). Raises :class:`InvalidInputError` for a
+    non-finite coordinate or an ``x`` whose shape is not the section's.
+    """
+    a, b = _plane_coordinates(alpha, beta)
+    if tuple(x.shape) != tuple(section.e1.shape):
+        raise InvalidInputError(f"x has shape {tuple(x.shape)}, the section's plane lives in {tuple(section.e1.shape)}")
+    return (x.detach().double() + a * section.e1.double() + b * section.e2.double()).to(x.dtype)
+
+
+def direction_through(section: Section, alpha: float, beta: float, *, tol: float = 1e-9) -> Tensor:
+    """The second direction v "through" the point ``(α, β)`` of the plane: the in-plane direction
+    ``α e1 + β e2`` made orthogonal to ``e1 = r/‖r‖`` and normalised, as :func:`normal_section` does with
+    any ``v`` (ICLR 2018 §4: the second axis of a normal section is v's part orthogonal to r(x)).
+
+    Geometry, stated plainly: the plane through x spanned by (r, v) contains every direction through its
+    points, so the result is ``sign(β) · e2`` — the section along it is *this* section (``β > 0``) or its
+    mirror image ``β → −β`` (``β < 0``); a click in a 2-D section cannot choose a new plane. Points on the
+    r(x) axis itself (``|β| ≤ tol · max(1, |α|)``) have no component orthogonal to r and give no direction:
+    :class:`InvalidInputError`, as :func:`normal_section` raises for a ``v`` parallel to r.
+
+    Returns a (C, H, W) unit vector in the dtype of ``section.e2``.
+    """
+    a, b = _plane_coordinates(alpha, beta)
+    if abs(b) <= tol * max(1.0, abs(a)):
+        raise InvalidInputError(
+            f"(α, β) = ({a:.4g}, {b:.4g}) lies on the r(x) axis: its direction has no part orthogonal to r(x)"
+        )
+    d = a * section.e1.double() + b * section.e2.double()
+    e1 = section.e1.double() / torch.linalg.vector_norm(section.e1.double())
+    u = d - (d.reshape(-1) @ e1.reshape(-1)) * e1
+    return (u / torch.linalg.vector_norm(u)).to(section.e2.dtype)

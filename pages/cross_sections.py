@@ -8,8 +8,16 @@ import math
 
 import streamlit as st
 
+from geometry.errors import InvalidInputError
 from geometry.hessian import default_h
-from geometry.plotting import perturbation_display, section_figure, section_grid_figure, to_display_image
+from geometry.plotting import (
+    perturbation_display,
+    section_figure,
+    section_grid_figure,
+    to_display_image,
+    with_click_targets,
+)
+from geometry.sections import Section, direction_through, plane_point
 from geometry.study.fig5 import universal_sections
 from geometry.study.provenance import RX_PROVENANCE, box_excess, left_box
 from geometry.study.readings import section_reading
@@ -27,6 +35,47 @@ def _fmt(value: float, spec: str = "+.3g") -> str:
 
 
 FIG5_POINTS = 5  # datapoints of the Fig. 5 grid
+
+
+def _clicked_point(event) -> tuple[float, float] | None:
+    """(α, β) of the last point clicked on the section (Streamlit's plotly selection state), or None."""
+    try:
+        point = event["selection"]["points"][-1]
+        return float(point["x"]), float(point["y"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _probe(sel: _sidebar.Selection, sec: Section, clicked: tuple[float, float]) -> None:
+    """The image at the clicked point of the plane, its class, and what "v through that point" means here."""
+    a, b = clicked
+    p = plane_point(sec, sel.x, a, b)
+    k = int(sel.clf.predict(p.unsqueeze(0))[0])
+    names = sel.clf.class_names
+    dist = math.hypot(a, b)
+    angle = math.degrees(math.atan2(b, a))
+    c1, c2 = st.columns([1, 3])
+    c1.image(to_display_image(p, size=112), caption=f"x + α e1 + β e2 — predicted {_sidebar.class_name(names, k)}")
+    try:
+        direction_through(sec, a, b)
+        within = (
+            "The direction from x through this point, made orthogonal to r(x), is "
+            + ("v⊥ itself" if b > 0 else "−v⊥")
+            + ": it lies in this plane, so the section along it is this one"
+            + ("" if b > 0 else " mirrored (β → −β)")
+            + " — choose a new plane with 'Direction v' above."
+        )
+    except InvalidInputError:
+        within = "This point lies on the r(x) axis: its direction is r(x) itself, with no part orthogonal to r(x)."
+    lo, hi = sel.clf.bounds
+    outside = float((p - p.clamp(lo, hi)).norm())
+    c2.markdown(
+        f"**Clicked point** α = {a:+.3f}, β = {b:+.3f} (pixel ℓ2): ‖p − x‖₂ = {dist:.3f} "
+        f"({dist / sec.r_norm:.2f} ‖r(x)‖), {angle:+.0f}° from r(x); the network predicts "
+        f"**{_sidebar.class_name(names, k)}** there"
+        + (f"; p leaves the pixel box [{lo:g}, {hi:g}] by {outside:.3g} (ℓ2)." if outside > 0 else ".")
+    )
+    c2.caption(within)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Cutting sections along the universal perturbation …")
@@ -146,7 +195,16 @@ def render() -> None:
             )  # κ goes on a second line
             # the class legend below the α-axis title instead of over it (the title's room: plotting_layout.legible)
             fig.update_layout(margin=dict(b=130), legend=dict(yanchor="top", y=-0.17))
-            st.plotly_chart(fig, width="stretch")
+            # a click on the plane shows the image there (issue 20 item 4); one key per section, so a new section
+            # starts without a stale click
+            click_key = f"section_click_{sel.model_name}_{sel.index}_{view.settings(cv_settings, h).key()}"
+            clicked = _clicked_point(st.session_state.get(click_key))
+            with_click_targets(fig, sec, clicked=clicked)
+            st.plotly_chart(fig, width="stretch", key=click_key, on_select="rerun", selection_mode="points")
+            if clicked is not None:
+                _probe(sel, sec, clicked)
+            else:
+                st.caption("Click a point of the plane to see the image x + α e1 + β e2 there and its class.")
             st.info(section_reading(result), icon=":material/tune:")  # this section's κ, read (issue 23)
             _layout.metric_row(
                 [

@@ -229,3 +229,62 @@ def test_wrong_shapes_and_nan():
     bad[0, 0, 0] = math.nan
     with pytest.raises(InvalidInputError, match="NaN"):
         normal_section(clf, x, bad, v)
+
+
+# ---------------------------------------------------------------------------- a clicked point of the plane
+def _affine_section(seed: int = 0):
+    """An affine two-class classifier: its section is a half-plane, the boundary the vertical line α = ‖r‖."""
+    g = _gen(seed)
+    W = torch.randn(2, D, generator=g, dtype=torch.float64)
+    clf = affine_classifier(W, torch.tensor([0.7, -0.2], dtype=torch.float64), input_shape=SHAPE)
+    x = torch.randn(D, generator=g, dtype=torch.float64).reshape(SHAPE)
+    res = deepfool(clf, x)
+    v = random_direction(SHAPE, random_state=seed, dtype=torch.float64)
+    return clf, x, res.r[0], v, normal_section(clf, x, res.r[0], v, resolution=41, adaptive=False)
+
+
+def test_plane_point_is_where_the_section_evaluated():
+    """The image at (α, β) is x + α e1 + β e2: the classifier's label there is the section's label at that cell."""
+    from geometry.sections import plane_point
+
+    clf, x, r, _v, sec = _affine_section(1)
+    for i, j in [(0, 0), (5, 37), (40, 40), (20, 3)]:
+        p = plane_point(sec, x, float(sec.alpha[j]), float(sec.beta[i]))
+        assert p.shape == x.shape and p.dtype == x.dtype
+        assert int(clf.predict(p.unsqueeze(0))[0]) == int(sec.labels[i, j])
+    # (‖r‖, 0) is z = x + r(x)
+    assert torch.allclose(plane_point(sec, x, sec.r_norm, 0.0), x + r, atol=1e-12)
+    with pytest.raises(InvalidInputError, match="finite"):
+        plane_point(sec, x, float("nan"), 0.0)
+    with pytest.raises(InvalidInputError, match="shape"):
+        plane_point(sec, x.reshape(-1), 0.0, 0.0)
+
+
+@pytest.mark.parametrize("alpha,beta", [(0.3, 0.8), (-2.0, 0.01), (1.5, -0.4), (0.0, -3.0)])
+def test_direction_through_a_clicked_point_stays_in_the_plane(alpha, beta):
+    """v through (α, β), made orthogonal to r and normalised, is sign(β)·e2: the section along it is the same plane,
+    mirrored (β → −β) when β < 0 — cut again with that v, the labels are equal (flipped rows for β < 0)."""
+    from geometry.sections import direction_through
+
+    clf, x, r, _v, sec = _affine_section(2)
+    u = direction_through(sec, alpha, beta)
+    assert u.shape == SHAPE
+    assert float(u.reshape(-1) @ sec.e1.reshape(-1)) == pytest.approx(0.0, abs=1e-12)
+    assert float(u.norm()) == pytest.approx(1.0)
+    sign = 1.0 if beta > 0 else -1.0
+    assert torch.allclose(u, sign * sec.e2, atol=1e-12)
+    again = normal_section(clf, x, r, u, resolution=41, adaptive=False)
+    expected = sec.labels if beta > 0 else sec.labels.flip(0)  # rows are β, symmetric grid
+    assert torch.equal(again.labels, expected)
+
+
+def test_direction_through_a_point_of_the_r_axis_is_refused():
+    """On the r(x) axis (β = 0) the clicked direction is r itself: nothing orthogonal to r, no section."""
+    from geometry.sections import direction_through
+
+    *_, sec = _affine_section(3)
+    for alpha in (0.0, 0.5, sec.r_norm, -4.0):
+        with pytest.raises(InvalidInputError, match="r\\(x\\) axis"):
+            direction_through(sec, alpha, 0.0)
+    with pytest.raises(InvalidInputError, match="finite"):
+        direction_through(sec, 1.0, float("inf"))

@@ -29,6 +29,7 @@ from .figures import (
     to_display_image,
     transfer_matrix_figure,
     universal_gallery_figure,
+    with_click_targets,
 )
 from .layout import finish, narrow, wrap_text
 from .robust import curvature_profile_figure, finite_difference_figure, loss_along_figure, robust_accuracy_figure
@@ -67,5 +68,6 @@ __all__ = [
     "transfer_matrix_figure",
     "universal_figure",
     "universal_gallery_figure",
+    "with_click_targets",
     "wrap_text",
 ]

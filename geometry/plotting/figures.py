@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..universal import FoolingCurve
 
 __all__ = [
+    "with_click_targets",
     "norm_histogram_figure",
     "curvature_vs_m_figure",
     "ritz_figure",
@@ -228,6 +229,53 @@ def section_traces(
         ),
         legend=dict(orientation="h", yanchor="top", y=-0.16, x=0),
     )
+    return fig
+
+
+def with_click_targets(
+    fig: go.Figure,
+    section: Section,
+    *,
+    n: int = 40,
+    clicked: tuple[float, float] | None = None,
+) -> go.Figure:
+    """Make every point of a cross-section figure clickable, and mark a clicked one (ICLR 2018 Fig. 5's plane).
+
+    A Plotly heat map reports no selection on click (Streamlit 1.67's ``on_select`` gives no point for it), so an
+    invisible n × n grid of markers (float32: ≈ 13 kB at n = 40) is laid over the plane; a click selects the
+    nearest grid point, whose ``x``, ``y`` are the plane coordinates (α, β) in pixel-space ℓ2 distance.
+    ``clicked`` = (α, β) draws that point and the dashed ray from x through it. Returns ``fig``, changed in place.
+    """
+    a0, a1, b0, b1 = section.extent
+    ga, gb = np.meshgrid(np.linspace(a0, a1, n, dtype=np.float32), np.linspace(b0, b1, n, dtype=np.float32))
+    fig.add_trace(
+        go.Scatter(
+            x=ga.ravel(),
+            y=gb.ravel(),
+            mode="markers",
+            marker=dict(size=max(6, 400 // n), opacity=0),
+            unselected=dict(marker=dict(opacity=0)),
+            selected=dict(marker=dict(opacity=0)),
+            name="click a point",
+            showlegend=False,
+            hovertemplate="α = %{x:.3f}, β = %{y:.3f}<br>click: show the image at this point<extra></extra>",
+        )
+    )
+    if clicked is not None:
+        a, b = (float(t) for t in clicked)
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0, a],
+                y=[0.0, b],
+                mode="lines+markers",
+                line=dict(color="black", width=1.5, dash="dash"),
+                marker=dict(
+                    symbol=["circle-open", "star"], size=[1, 16], color="white", line=dict(color="black", width=1.5)
+                ),
+                name="clicked point",
+                hovertemplate="clicked point: α = %{x:.3f}, β = %{y:.3f}<extra></extra>",
+            )
+        )
     return fig
 
 
