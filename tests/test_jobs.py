@@ -432,3 +432,93 @@ def test_shared_work_is_cancelled_only_when_no_session_waits_on_it():
     assert unowned in reg.jobs(owner="carol")  # shared work nobody waits on is shown to every session
     assert unowned.wait(WAIT) and unowned.state == "done"
     reg.shutdown(WAIT)
+
+
+def test_a_page_whose_network_trains_shows_the_nearest_ready_one_and_the_progress(monkeypatch, digits_lenet):
+    """Issue 20, item 3: choosing an untrained network never blocks a page. The training runs as a job (a fake one
+    here, held by a Gate: no network is trained); meanwhile the page draws the nearest trained network (same
+    dataset, regime and architecture: digits-lenet for digits-lenet-seed1), says so, and shows the job's progress;
+    the sidebar marks the network with its estimated cost."""
+    from streamlit.testing.v1 import AppTest
+
+    from geometry import zoo
+    from pages.ui import jobs as ui_jobs
+
+    name = "digits-lenet-seed1"
+    real_is_cached = zoo.is_cached
+    monkeypatch.setattr(zoo, "is_cached", lambda n: n != name and real_is_cached(n))
+    gate = Gate()
+    monkeypatch.setattr(ui_jobs, "_train", lambda n, *, progress: gate(n, progress=progress))
+    at = AppTest.from_file(APP, default_timeout=240)
+    for k, v in dict(model=name, res=64, seed=3, cv_n=10, cv_m=3).items():
+        at.query_params[k] = v
+    try:
+        at.run()
+        switch_page(at, "pages/cross_sections.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert gate.started.wait(WAIT) and gate.args[0][0] == (name,)
+        infos = " ".join(i.value for i in at.info)
+        assert f"**{name} is being trained**" in infos and "this page shows **digits-lenet**" in infos
+        bars = [p for p in at.get("progress") if f"training {name}" in p.proto.text]
+        assert bars and "a quarter" in bars[0].proto.text
+        assert len(at.get("plotly_chart")) == 1  # the section is drawn, on digits-lenet
+        (network,) = [s for s in at.selectbox if s.key == "model"]
+        (label,) = [o for o in network.options if o.startswith(f"{name} (")]
+        assert label.startswith(f"{name} (trains ≈ ") and label.endswith(")"), label
+        assert "digits-lenet (trained)" in network.options
+        job = jobs.registry().get(f"train:{name}")
+        assert job is not None and job.lane == "page" and gate.calls == 1
+    finally:
+        gate.release.set()
+        job = jobs.registry().get(f"train:{name}")
+        if job is not None:
+            job.wait(WAIT)
+            jobs.registry().forget(f"train:{name}")  # never leave a fake result under a real network's key
+
+
+def test_training_estimates_follow_epochs_regime_architecture_and_the_base_network(monkeypatch):
+    """The sidebar's "trains ≈ N min" is epochs × seconds per epoch × architecture × regime factor, plus the base
+    network of a fine-tuned one while that base is untrained; uploads have no estimate."""
+    from geometry import zoo
+    from pages.ui import jobs as ui_jobs
+
+    per_epoch = ui_jobs.EPOCH_SECONDS["mnist"]
+    assert ui_jobs.estimated_train_seconds("mnist-lenet") == pytest.approx(ui_jobs.EXPECTED_TRAIN_SECONDS["mnist"])
+    nin = ui_jobs.estimated_train_seconds("mnist-nin")
+    assert nin == pytest.approx(zoo.ZOO["mnist-nin"].epochs * per_epoch * ui_jobs.ARCHITECTURE_FACTOR["nin"])
+    pgd, fgsm = ui_jobs.estimated_train_seconds("mnist-lenet-pgd"), ui_jobs.estimated_train_seconds("mnist-lenet-fgsm")
+    assert pgd == pytest.approx(6 * per_epoch * (1 + ui_jobs.PGD_STEP_FACTOR * 10))  # 10 PGD steps, 6 epochs
+    assert fgsm < pgd
+    monkeypatch.setattr(zoo, "is_cached", lambda n: True)
+    cure_alone = ui_jobs.estimated_train_seconds("mnist-lenet-cure")
+    monkeypatch.setattr(zoo, "is_cached", lambda n: False)
+    assert ui_jobs.estimated_train_seconds("mnist-lenet-cure") == pytest.approx(cure_alone + 300.0)
+    assert ui_jobs.estimated_train_seconds("user:mine") is None
+    assert ui_jobs.cost_label("mnist-nin", True) == "trained"
+    assert ui_jobs.cost_label("mnist-nin", False) == f"trains ≈ {ui_jobs._duration(nin)}"
+
+
+def test_first_start_queues_the_networks_other_pages_open_with_in_visiting_order(monkeypatch):
+    """After the default network: NiN (Compare), PGD-AT and CURE (Robust training), LMT (Certified), in that order,
+    in the background lane, skipping trained ones; MNIST's presence is read once."""
+    from pages.ui import jobs as ui_jobs
+
+    seen: list[str] = []
+    reads: list[int] = []
+
+    def fake_start(registry, name, train, *, cached, data_available, expected_seconds=None, environ=None):
+        if cached() or not data_available():
+            return None
+        seen.append(name)
+        assert expected_seconds == ui_jobs.estimated_train_seconds(name)
+        return name
+
+    monkeypatch.setattr(jobs, "start_background_training", fake_start)
+    monkeypatch.setattr(ui_jobs, "mnist_available", lambda: reads.append(1) or True)
+    monkeypatch.setattr(ui_jobs.zoo, "is_cached", lambda n: n == "mnist-lenet-pgd")
+    assert ui_jobs._queue_after_default() == ["mnist-nin", "mnist-lenet-cure", "mnist-lenet-lmt"]
+    assert seen == ["mnist-nin", "mnist-lenet-cure", "mnist-lenet-lmt"] and len(reads) == 1
+    monkeypatch.setattr(ui_jobs, "mnist_available", lambda: False)
+    seen.clear()
+    assert ui_jobs._queue_after_default() == [] and seen == []

@@ -181,8 +181,52 @@ def _train(name: str, *, progress) -> str:
     return name
 
 
+#: Training-time estimate (issue 20): seconds per epoch of a standard-regime LeNet on a busy 2-core CPU, per dataset
+#: (EXPECTED_TRAIN_SECONDS over the zoo's epochs: mnist-lenet 300 s / 4 epochs, cards 227–499 s at load 7–11) …
+EPOCH_SECONDS = {
+    ds: EXPECTED_TRAIN_SECONDS[ds] / zoo.ZOO[f"{ds}-lenet"].epochs for ds in ("digits", "mnist", "cifar10")
+}
+#: … times the architecture's cost per epoch relative to a LeNet (mnist-nin: 27.7 min for 2 epochs against
+#: mnist-lenet-seed1's 4.9 min for 4, docs/reproduction-compare.md) …
+ARCHITECTURE_FACTOR = {"nin": 11.0}
+#: … times the regime's cost per epoch relative to standard training (benchmarks/robust.py on digits,
+#: docs/reproduction-robust.md: PGD-AT with 5 steps 3.6×, i.e. ≈ 1 + 0.52 per step; FGSM-AT 1.2×; CURE 3.2×).
+#: LMT's ratio was not measured: 2× is assumed.
+REGIME_FACTOR = {"fgsm-at": 1.2, "cure": 3.2, "lmt": 2.0}
+PGD_STEP_FACTOR = 0.52
+
+
+def estimated_train_seconds(name: str) -> float | None:
+    """A rough estimate of the seconds training the zoo network ``name`` takes here (None for an upload):
+    epochs × :data:`EPOCH_SECONDS` of its dataset × :data:`ARCHITECTURE_FACTOR` × the regime's factor, plus its
+    base network's estimate when it fine-tunes one that is not trained yet. An estimate, not a measurement: the
+    factors were measured on a shared, loaded machine and the spread is large (a quiet machine is several times
+    faster)."""
+    entry = zoo.ZOO.get(name)
+    if entry is None:
+        return None
+    if entry.regime == "pgd-at":
+        regime = 1.0 + PGD_STEP_FACTOR * int(entry.regime_params.get("steps", 7))
+    else:
+        regime = REGIME_FACTOR.get(entry.regime, 1.0)
+    per_epoch = EPOCH_SECONDS.get(entry.dataset, EPOCH_SECONDS["cifar10"])
+    seconds = entry.epochs * per_epoch * ARCHITECTURE_FACTOR.get(entry.architecture, 1.0) * regime
+    if entry.init_from and not zoo.is_cached(entry.init_from):
+        seconds += estimated_train_seconds(entry.init_from) or 0.0
+    return seconds
+
+
 def _expected(name: str) -> float | None:
-    return EXPECTED_TRAIN_SECONDS.get(zoo.ZOO[name].dataset) if name in zoo.ZOO else None
+    return estimated_train_seconds(name)
+
+
+def cost_label(name: str, trained: bool) -> str:
+    """How a network is marked in pickers: "trained", or what choosing it costs ("trains ≈ 8 min": an estimate,
+    :func:`estimated_train_seconds`; the pickers' help says so — the label is kept short for the sidebar)."""
+    if trained:
+        return "trained"
+    seconds = estimated_train_seconds(name)
+    return "not trained" if seconds is None else f"trains ≈ {_duration(seconds)}"
 
 
 # ------------------------------------------------------------------ first start (issue 13, item 4)
@@ -224,8 +268,40 @@ def first_start() -> jobs.PreferredDefault:
                 expected_seconds=_expected(PREFERRED_MODEL),
             )
             ready = cached and mnist_available()
+            if enabled:
+                _queue_after_default()
             _DEFAULT = jobs.PreferredDefault(PREFERRED_MODEL, FALLBACK_MODEL, ready=ready, job=job, enabled=enabled)
         return _DEFAULT
+
+
+#: After the default network, the MNIST networks the other pages open with, in the order a visitor meets them
+#: (issue 20): Compare's B (NiN), Robust training's PGD-AT and CURE, Certified vs empirical's LMT.
+PREPARE_AFTER_DEFAULT = ("mnist-nin", "mnist-lenet-pgd", "mnist-lenet-cure", "mnist-lenet-lmt")
+
+
+def _queue_after_default() -> list[jobs.Job]:
+    """Queue the training of :data:`PREPARE_AFTER_DEFAULT` in the background lane (one at a time, after the
+    default network's job), skipping the trained ones; nothing when MNIST is not here."""
+    available: list[bool] = []
+
+    def data_available() -> bool:  # read MNIST's presence once, not per network
+        if not available:
+            available.append(mnist_available())
+        return available[0]
+
+    queued = []
+    for name in PREPARE_AFTER_DEFAULT:
+        job = jobs.start_background_training(
+            jobs.registry(),
+            name,
+            lambda progress, name=name: _train(name, progress=progress),
+            cached=lambda name=name: zoo.is_cached(name),
+            data_available=data_available,
+            expected_seconds=estimated_train_seconds(name),
+        )
+        if job is not None:
+            queued.append(job)
+    return queued
 
 
 def default_model() -> str:
@@ -318,16 +394,21 @@ def prepare_networks_panel() -> None:
             "Training and S_c run in the background of this server: leave this page, keep working, or close the "
             "tab; the results are cached on disk for every later session. Jobs run one at a time."
         )
-        trained = _trained_names()
+        trained = trained_names()
         names = list(zoo.ZOO)
+        st.caption(
+            f"**Ready here** ({len(trained)} of {len(names)}): "
+            + (", ".join(n for n in names if n in trained) or "none yet")
+            + ". The others train on first use; the list below gives each one's estimated time."
+        )
         chosen = st.multiselect(
             "Networks",
             names,
             default=[],
             key="prep_nets",
-            format_func=lambda n: f"{n} (trained)" if n in trained else f"{n} (≈ {_duration(_expected(n))})",
-            help="Zoo networks not yet trained are trained with their recipe (the time is a rough estimate on a "
-            "busy 2-core CPU); trained ones are only loaded.",
+            format_func=lambda n: f"{n} ({cost_label(n, n in trained)})",
+            help="Zoo networks not yet trained are trained with their recipe (the time is an estimate from the "
+            "network's epochs, architecture and training regime on a busy 2-core CPU); trained ones are only loaded.",
         )
         with_curvature = st.checkbox(
             "also compute S_c, S_f and curvature vs m at the default settings",
@@ -383,8 +464,8 @@ def _jobs_table() -> None:
             st.rerun(scope="fragment")
 
 
-def _trained_names() -> set[str]:
-    """Zoo networks trained here (each verified once per process; a trained network stays trained)."""
+def trained_names() -> set[str]:
+    """Zoo networks trained here (each verified once per session; a trained network stays trained)."""
     known = st.session_state.setdefault("_prep_trained", set())
     for name in zoo.ZOO:
         if name not in known and zoo.is_cached(name):
@@ -425,3 +506,75 @@ def first_start_notice() -> None:
         "sessions start on the MNIST network once it is ready; pick it in the sidebar then to switch this one.",
         icon=":material/hourglass_top:",
     )
+
+
+# ------------------------------------------------------------------ a network not ready yet (issue 20, item 3)
+def nearest_ready(name: str) -> str | None:
+    """The trained zoo network a page shows while ``name`` trains: one of the same dataset (same regime, then same
+    architecture first), else a digits network (likewise), else None (nothing is trained yet)."""
+    entry = zoo.ZOO.get(name)
+    if entry is None:
+        return None
+    trained = trained_names() - {name}
+    order = list(zoo.ZOO)
+
+    def closeness(n: str) -> tuple:
+        e = zoo.ZOO[n]
+        return (e.regime != entry.regime, e.architecture != entry.architecture, order.index(n))
+
+    for dataset in dict.fromkeys((entry.dataset, "digits")):
+        ready = [n for n in zoo.model_names(dataset) if n in trained]
+        if ready:
+            return min(ready, key=closeness)
+    return None
+
+
+def train_in_background(name: str) -> jobs.Job:
+    """The training job of ``name`` (key ``train:<name>``, the one "Prepare networks" and the first start use),
+    submitted to the page lane or found; never waited for here. A failed job is returned as it is (no retry loop:
+    :func:`training_box` offers a retry)."""
+    registry = jobs.registry()
+    key = f"train:{name}"
+    job = registry.get(key)
+    if job is not None and job.state == "failed":
+        return job
+    if job is not None and job.finished and not zoo.is_cached(name):
+        registry.forget(key)  # done but its file is gone, or cancelled: train again
+    return registry.submit(
+        key,
+        _train,
+        name,
+        label=f"training {name}",
+        lane="page",
+        front=True,
+        owner=session_owner(),
+        expected_seconds=estimated_train_seconds(name),
+    )
+
+
+def _retry(key: str) -> None:
+    jobs.registry().forget(key)
+
+
+@st.fragment(run_every=PANEL_SECONDS)
+def training_box(name: str, fallback: str) -> None:
+    """While ``name`` trains: its progress, and that the page shows ``fallback`` meanwhile; polls the job registry
+    and reruns the page once the job ends, so the page switches to ``name`` by itself."""
+    job = jobs.registry().get(f"train:{name}")
+    if job is None or job.state in ("done", "cancelled"):
+        st.rerun()  # the whole page again: it now finds the trained network (or submits the job again)
+        return
+    if job.state == "failed":
+        st.error(f"Training {name} failed: {job.error} This page shows {fallback} instead.")
+        st.button("Try training it again", key=f"_retry_{name}", on_click=_retry, args=(f"train:{name}",))
+        return
+    s = job.status()
+    estimate = estimated_train_seconds(name)
+    st.info(
+        f"**{name} is being trained** ({'first use; ' if estimate is None else f'≈ {_duration(estimate)}, an estimate; '}"
+        f"cached on disk afterwards). Meanwhile this page shows **{fallback}**, the nearest network that is ready: "
+        f"every number below is {fallback}'s. The page switches to {name} by itself when the training ends; you can "
+        "also leave and come back.",
+        icon=":material/hourglass_top:",
+    )
+    st.progress(s.fraction, text=f"training {name} — {s.message + ' · ' if s.message else ''}{status_line(job)}")

@@ -13,6 +13,7 @@ from geometry.data import Dataset
 from geometry.device import available_devices
 from geometry.errors import AtlasError
 
+from . import jobs as _jobs
 from .cached import DATASET_LABELS, dataset_problem, get_dataset, get_model, user_datasets, user_models
 from .jobs import default_model
 from .state import USER_PREFIX, bound, option_value, synced, widget_value
@@ -30,6 +31,8 @@ class Selection:
     dataset: Dataset  # the test split (held-out points)
     dataset_key: str  # a built-in name or an upload key (``dataset.name`` is e.g. "npz" for uploads)
     index: int
+    #: the network the sidebar chose while it is being trained (this selection holds the nearest ready one)
+    waiting_for: str | None = None
 
     @property
     def x(self):
@@ -44,6 +47,13 @@ def model_label(name: str) -> str:
     """How a network is named in pickers: zoo names as they are, uploads marked "(upload)" (text, not an
     emoji: headless browsers without an emoji font draw those as empty boxes)."""
     return f"{name[len(USER_PREFIX) :]} (upload)" if name.startswith(USER_PREFIX) else name
+
+
+def _network_label(name: str) -> str:
+    """A zoo network with what choosing it costs ("trained" / "trains ≈ 8 min, estimate"); uploads as model_label."""
+    if name not in zoo.ZOO:
+        return model_label(name)
+    return f"{name} ({_jobs.cost_label(name, name in _jobs.trained_names())})"
 
 
 def class_name(names, i: int) -> str:
@@ -86,9 +96,11 @@ def sidebar() -> dict | None:
         "Network",
         names,
         **bound("model", model_default if model_default in names else names[0], names),
-        format_func=model_label,
-        help="Zoo networks are trained on first use (seconds for digits, minutes for "
-        'CIFAR-10) and cached on disk. "(upload)" marks your uploads (this browser session only).',
+        format_func=_network_label,
+        help="Zoo networks are trained on first use and cached on disk: each says whether it is trained or about "
+        "how long its training takes (an estimate from its epochs and regime on a busy 2-core CPU). While one "
+        'trains, pages show the nearest trained network and say so. "(upload)" marks your uploads (this browser '
+        "session only).",
     )
     device = _device_select(sb)
     if not dataset.startswith(USER_PREFIX):
@@ -144,12 +156,24 @@ def selection() -> Selection | None:
     if chosen is None:
         return None
     with user_errors():
-        clf = get_model(chosen["model"]).to(chosen.get("device", "auto"))
+        name, dataset_key, index = chosen["model"], chosen["dataset"], chosen["index"]
+        waiting = None
+        if name in zoo.ZOO and name not in _jobs.trained_names():
+            fallback = _jobs.nearest_ready(name)
+            if fallback is not None:  # show a trained network while this one trains (issue 20, item 3)
+                _jobs.train_in_background(name)
+                _jobs.training_box(name, fallback)
+                waiting, name = name, fallback
+                if zoo.ZOO[fallback].dataset != zoo.ZOO[waiting].dataset:
+                    dataset_key = zoo.ZOO[fallback].dataset
+                    index = min(index, len(get_dataset(dataset_key, "test")) - 1)
+        clf = get_model(name).to(chosen.get("device", "auto"))
         return Selection(
-            model_name=chosen["model"],
+            model_name=name,
             clf=clf,
-            dataset=get_dataset(chosen["dataset"], "test"),
-            dataset_key=chosen["dataset"],
-            index=chosen["index"],
+            dataset=get_dataset(dataset_key, "test"),
+            dataset_key=dataset_key,
+            index=index,
+            waiting_for=waiting,
         )
     return None
