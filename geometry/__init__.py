@@ -27,6 +27,7 @@ module              what it holds
 ``certify``         Lipschitz-margin certificates (``lipschitz``: the bounds)
 ``profile``         curvature profiles of the loss
 ``toy2d``           toy data and models in the plane
+``regions2d``       linear regions of a 2-D ReLU net, the exact distance to its boundary
 ==================  ===================================================================
 
 Above these: :mod:`geometry.study` (every figure's protocol and default), :mod:`geometry.plotting`,

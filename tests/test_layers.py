@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "geometry.regimes": 1,
     "geometry.profile": 1,
     "geometry.toy2d": 1,
+    "geometry.regions2d": 1,
     "geometry.autoattack": 1,
     "geometry.minimal": 1,
     "geometry.masking": 1,
