@@ -107,6 +107,7 @@ def main() -> None:
     ):  # ATLAS_TIMING set: log the run's duration (benchmarks/interaction.py)
         st.sidebar.title("Boundary Atlas")
         links = st.sidebar.container()
+        _tour.pin()  # ?tour=<step>: the step's network and settings win over the session's (issue 23 item 5)
         st.session_state["_sidebar"] = _sidebar.sidebar()
         _page_links(links, visible)  # after the sidebar's widgets: the links carry this run's values
         _jobs.sidebar_status()  # background work (first-start MNIST training, Prepare networks) with progress

@@ -39,7 +39,7 @@ def _attacks_only(attacks: AttackStudy, settings: CertifySettings) -> None:
     finite = attacks.distance[np.isfinite(attacks.distance)]
     st.metric("median ‖r(x)‖", f"{np.median(finite):.3g}" if len(finite) else "—")
     st.subheader("Accuracy under attack against ε")
-    st.plotly_chart(accuracy_vs_eps_figure(attacks), width="stretch")
+    _layout.chart(accuracy_vs_eps_figure(attacks))
     st.caption(
         f"{len(attacks.distance)} test points. ‖r(x)‖: the smallest successful of {', '.join(settings.attacks)} — "
         "an upper bound on the distance to the boundary; without a Lipschitz bound there is no lower bound to "
@@ -126,17 +126,17 @@ def render() -> None:
         left, right = st.columns(2)
         with left:
             st.subheader("Certified radius against attack distance")
-            st.plotly_chart(narrow(certified_scatter_figure(study)), width="stretch")
+            _layout.chart(narrow(certified_scatter_figure(study)))
         with right:
             st.subheader("Accuracy against ε")
-            st.plotly_chart(narrow(accuracy_vs_eps_figure(study)), width="stretch")
+            _layout.chart(narrow(accuracy_vs_eps_figure(study)))
         left, right = st.columns(2)
         with left:
             st.subheader("The gap ‖r(x)‖ / ε_cert(x)")
-            st.plotly_chart(narrow(radius_ratio_figure(study)), width="stretch")
+            _layout.chart(narrow(radius_ratio_figure(study)))
         with right:
             st.subheader("Per-layer Lipschitz constants")
-            st.plotly_chart(narrow(layer_norms_figure(bound)), width="stretch")
+            _layout.chart(narrow(layer_norms_figure(bound)))
         wins = {w: study.winner.count(w) for w in sorted(set(study.winner)) if w}
         pair = (
             " The pairwise refinement (last layer's rows) raises the median radius "
@@ -154,14 +154,14 @@ def render() -> None:
         cs = _views.certified_section(sel.clf, sel.x)
         if cs.radius > 0 and disk_share(cs) < VISIBLE_SHARE:  # issue 23 item 4: a disk one can see
             full, zoom = st.columns(2)
-            full.plotly_chart(narrow(certified_section_figure(cs, sel.clf.class_names)), width="stretch")
+            _layout.chart(narrow(certified_section_figure(cs, sel.clf.class_names)), full)
             half = 3 * max(cs.radius, cs.radius_estimate)
             zoomed = certified_section_figure(cs, sel.clf.class_names, height=520)
             zoomed.update_xaxes(range=[-half, half]).update_yaxes(range=[-half, half])
             zoomed.update_layout(title=dict(text=f"Zoom on x: ±{half:.3g} (pixel ℓ2)"))
-            zoom.plotly_chart(narrow(zoomed), width="stretch")
+            _layout.chart(narrow(zoomed), zoom)
         else:
-            st.plotly_chart(certified_section_figure(cs, sel.clf.class_names), width="stretch")
+            _layout.chart(certified_section_figure(cs, sel.clf.class_names))
         st.caption(
             "Plane through x spanned by DeepFool's r(x) and a random direction; the certified disk holds in every "
             "plane through x, DeepFool's ‖r(x)‖ is dashed. " + certified_section_reading(cs)

@@ -14,6 +14,7 @@ from geometry.study import xi as xi_of
 from geometry.study.readings import compare_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
+from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui import state
 from pages.ui.controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
@@ -122,7 +123,7 @@ def render() -> None:
         left, right = st.columns(2)
         for col, kind in ((left, "curved"), (right, "flat")):
             cmp_ = result[kind]
-            col.plotly_chart(narrow(principal_angles_figure(cmp_, height=420)), width="stretch")
+            _layout.chart(narrow(principal_angles_figure(cmp_, height=420)), col)
             col.metric(
                 f"{'S_c' if kind == 'curved' else 'S_f'}: largest cosine",
                 f"{float(cmp_.cosines[0]):.3f}",
@@ -166,23 +167,23 @@ def render() -> None:
             return f"κ = {v:+.3g} per pixel distance" if math.isfinite(v) else "κ undefined"
 
         left, right = st.columns(2)
-        left.plotly_chart(
+        _layout.chart(
             narrow_section(
                 ts.subspace_section,
                 clf_b.class_names,
                 direction_label=f"S_c(A) direction {k}",
                 title=f"{b_label} along S_c({a_label}) direction {k}<br><sup>{_kappa(kappa[0])}</sup>",
             ),
-            width="stretch",
+            left,
         )
-        right.plotly_chart(
+        _layout.chart(
             narrow_section(
                 ts.random_section,
                 clf_b.class_names,
                 direction_label=f"random v (seed {view.seed})",
                 title=f"{b_label} along a random direction<br><sup>{_kappa(kappa[1])}</sup>",
             ),
-            width="stretch",
+            right,
         )
         if not ts.converged:
             st.warning(
@@ -223,7 +224,7 @@ def render() -> None:
             st.stop()
         xi = xi_of(noise)
         tm = _cached.fooling_matrix(clfs, points, settings, h=h, m=m, xi=xi, n_vectors=int(n_vectors))
-        st.plotly_chart(transfer_matrix_figure(tm), width="stretch")
+        _layout.chart(transfer_matrix_figure(tm))
         st.caption(
             f"ξ = {xi:.4g} = 1/5 of {noise.quantile:.4g}, the ℓ2 norm of random noise that fools {share_:.0%} of "
             f"{len(points.noise)} held-out points of {a_label} ({noise.infinite_share:.0%} of random rays never change its "

@@ -200,7 +200,7 @@ def render() -> None:
             click_key = f"section_click_{sel.model_name}_{sel.index}_{view.settings(cv_settings, h).key()}"
             clicked = _clicked_point(st.session_state.get(click_key))
             with_click_targets(fig, sec, clicked=clicked)
-            st.plotly_chart(fig, width="stretch", key=click_key, on_select="rerun", selection_mode="points")
+            _layout.chart(fig, key=click_key, on_select="rerun", selection_mode="points")
             if clicked is not None:
                 _probe(sel, sec, clicked)
             else:
@@ -307,7 +307,7 @@ def render() -> None:
                 method=cv_settings.method,
                 h=h,
             )
-            st.plotly_chart(section_grid_figure(grid, names), width="stretch")
+            _layout.chart(section_grid_figure(grid, names))
             st.caption(
                 f"‖v‖₂ = {grid.v_norm:.3g} (UAP fooling rate on held-out points {uv_study.uap_heldout:.0%}); "
                 f"fooled in the top row: {int(grid.universal.fooled.sum())}/{FIG5_POINTS}, bottom row: "

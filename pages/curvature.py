@@ -36,7 +36,7 @@ def constrained_section(sel: Selection, points: StudyPoints) -> ConstrainedRatio
         return None
     settings = ConstrainedSettings()
     ratio = _cached.constrained_study(sel.clf, points, settings)  # a background job with progress
-    st.plotly_chart(constrained_ratio_figure(ratio), width="stretch")
+    _layout.chart(constrained_ratio_figure(ratio))
     st.caption(
         f"{min(settings.n_points, len(points.heldout))} held-out points × {settings.n_subspaces} random subspaces "
         f"per m; the constrained DeepFool converged for {float(ratio.converged_share.min()):.0%} or more of them."
@@ -53,7 +53,7 @@ def _curves_chart(curves) -> None:
         value=False,
         key="cv_norm",
     )
-    st.plotly_chart(curvature_vs_m_figure(curves, normalised=normalised), width="stretch")
+    _layout.chart(curvature_vs_m_figure(curves, normalised=normalised))
 
 
 def render() -> None:
@@ -93,7 +93,7 @@ def render() -> None:
         )
         box = estimation_box_share(sel.clf, points)
         (st.warning if box.n_outside else st.caption)(box_share_text(box))
-        st.plotly_chart(ritz_figure(study.curved), width="stretch")
+        _layout.chart(ritz_figure(study.curved))
         with st.expander("Advanced: how to read this chart (Ritz values, operator asymmetry, K vs κ)"):
             st.markdown(
                 "- **Ritz values** (grey): the eigenvalues the solver (scipy `eigsh`) reports for the averaged tangent "

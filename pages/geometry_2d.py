@@ -132,14 +132,14 @@ def _universal_section(view: LabView, lab: LabStudy) -> None:
         )
         f1, f2 = st.columns(2)
         for col, (other, p) in ((f1, panels.flat), (f2, panels.curved)):
-            col.plotly_chart(
+            _layout.chart(
                 universal_figure(
                     other,
                     p,
                     title=f"{TOY_MODELS[other.settings.model].split(' (')[0]}, v along {p.kind}",
                     height=440,
                 ),
-                width="stretch",
+                col,
             )
         _downloads.offer(
             "geometry_2d",

@@ -10,6 +10,7 @@ from pages.ui import cached as _cached
 from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
+from pages.ui import tour as _tour
 from pages.ui import upload as _upload
 
 
@@ -25,6 +26,7 @@ def render() -> None:
 
     _jobs.first_start_notice()  # issue 13: mnist-lenet trained in the background on first start
     _jobs.prepare_networks_panel()  # issue 14: train / compute a chosen set in the background
+    _tour.prepare_lecture_panel()  # issue 23: exactly the guided tour's pinned networks and studies
 
     sel = _sidebar.selection()
     if sel is None:

@@ -26,6 +26,7 @@ from geometry.study.readings import robust_reading
 from geometry.study.robust import RobustSettings, RobustStudy
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
+from pages.ui import layout as _layout
 from pages.ui import nav
 from pages.ui import robust_views as _views
 from pages.ui import sidebar as _sidebar
@@ -183,13 +184,13 @@ def render() -> None:
             "\n".join(f"- {line}" for line in robust_reading(studies)),
             icon=":material/insights:",
         )
-        st.plotly_chart(robust_accuracy_figure(studies), width="stretch")
+        _layout.chart(robust_accuracy_figure(studies))
 
         # ------------------------------------------------------------------ profiles
         st.subheader("Curvature profiles (CURE Fig. 2)")
         p1, p2 = st.columns(2)
-        p1.plotly_chart(narrow(curvature_profile_figure(studies)), width="stretch")
-        p2.plotly_chart(narrow(finite_difference_figure(studies)), width="stretch")
+        _layout.chart(narrow(curvature_profile_figure(studies)), p1)
+        _layout.chart(narrow(finite_difference_figure(studies)), p2)
         st.caption(
             f"Left: eigenvalues of the exact input Hessian ∇²ₓℓ at each point (top {settings.k} by magnitude; mean "
             "over points, band 25–75 %). For ReLU networks it is Jᵀ(diag p − ppᵀ)J almost everywhere and vanishes "
@@ -204,7 +205,7 @@ def render() -> None:
         q2.slider("window (multiples of the largest distance)", **_views.ROB_EXTENT, key="rob_extent")
         at_x = _views.robust_points(clfs, sel.x, settings, factor=view.extent, v_seed=view.seed)  # a background job
         pts = {model_label(n): p for n, p in at_x.points.items()}
-        st.plotly_chart(loss_along_figure(pts), width="stretch")
+        _layout.chart(loss_along_figure(pts))
         st.caption(
             "Solid: the loss ℓ(x + t u) along the unit boundary normal u = δ/‖δ‖ (δ the smallest successful "
             "perturbation); dotted: along a random unit direction through the same x. In CURE's Fig. 1 a standard "
@@ -216,7 +217,7 @@ def render() -> None:
         for start in range(0, len(items), per_row):
             cols = st.columns(per_row)
             for col, (name, p) in zip(cols, items[start : start + per_row], strict=False):
-                col.plotly_chart(
+                _layout.chart(
                     section_figure(
                         p.section,
                         clfs[name].class_names,
@@ -224,7 +225,7 @@ def render() -> None:
                         title=f"{model_label(name)}<br><sup>distance {p.distance:.3g} ({p.winner})</sup>",
                         height=460,
                     ),
-                    width="stretch",
+                    col,
                 )
         st.caption(
             f"Normal cross-sections through x (0, 0) on the plane (δ, v) of each network, the same random v and the "

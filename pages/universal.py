@@ -135,7 +135,7 @@ def render() -> None:
                 help=f"Best single random vector of {name} over all m (at m = {ms[i]}); the best mean over the "
                 f"{curve.n_samples} vectors is {float(curve.mean[name].max()):.0%}.",
             )
-        st.plotly_chart(fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h), width="stretch")
+        _layout.chart(fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h))
         x_norm = float(points.heldout.flatten(1).norm(dim=1).median())  # a typical ‖x‖ of the held-out points
         st.info(universal_reading(study, x_norm=x_norm), icon=":material/tune:")  # this network's curve (issue 23)
         acc = f" (test accuracy {study.accuracy:.1%})" if study.accuracy is not None else ""
@@ -194,7 +194,7 @@ def render() -> None:
             f"(median ‖x‖₂ = {x_norm:.3g} of the held-out images) and a root-mean-square change of {rms:.3g} per pixel "
             f"({rms / clf.bounds_range:.0%} of the pixel range, over {clf.d} pixels)."
         )
-        st.plotly_chart(universal_gallery_figure(rows, names), width="stretch")
+        _layout.chart(universal_gallery_figure(rows, names))
         st.caption(
             f"Left: the perturbation, shown as 0.5 + v/(2·max|v|) (grey = 0; its ℓ2 norm is ξ = {study.xi:.3g}). Then the "
             f"first {len(samples.gallery_labels)} held-out images plus v, titled k̂(x) → k̂(x + v) (red: the label changed); "
@@ -209,13 +209,13 @@ def render() -> None:
         d1, d2 = st.columns([3, 2])
         k = len(samples.curved_rates)
         labels = [f"v{i + 1} ({float(r):.0%})" for i, r in enumerate(samples.curved_rates)]
-        d1.plotly_chart(
+        _layout.chart(
             inner_product_figure(
                 samples.gram,
                 labels=labels,
                 title=f"Normalised inner products of {k} random S_c vectors (m = {samples.m})",
             ),
-            width="stretch",
+            d1,
         )
         d2.metric(
             "mean |cos| between different S_c vectors",

@@ -127,3 +127,58 @@ def test_finish_twice_at_full_width_changes_nothing():
     once = finish(go.Figure(layout=dict(title=title, xaxis_title="subspace dimension m", legend=dict(y=-0.3))))
     twice = finish(go.Figure(once))
     assert twice.layout == once.layout
+
+
+def test_scaled_multiplies_fonts_markers_lines_and_margins_by_the_factor():
+    """Present mode (issue 23 item 5): every font size, marker size, line width and margin of the figure times the
+    factor — also those the figure left to the template (body, legend, hover, axis ticks and titles, annotations) —
+    the plot area keeps its pixels, and the figure it was made from is left as it was."""
+    from geometry.plotting import PRESENT_SCALE, finish, scaled
+    from geometry.plotting.layout import AXIS_TITLE_SIZE
+    from geometry.plotting.theme import ATLAS, TITLE_SIZE
+
+    fig = finish(
+        go.Figure(
+            [
+                go.Scatter(x=[0, 1], y=[1, 0], mode="lines+markers", marker=dict(size=8), line=dict(width=2)),
+                go.Scatter(x=[0, 1], y=[0, 1], mode="markers+text", marker=dict(size=[4, 10]), textfont=dict(size=11)),
+            ],
+            layout=dict(
+                title="a title",
+                height=500,
+                xaxis=dict(title="x (pixel ℓ2 distance)"),
+                yaxis=dict(title="y"),
+                annotations=[dict(text="z", x=0, y=0), dict(text="w", x=1, y=1, font=dict(size=16))],
+                shapes=[dict(type="line", x0=0, x1=1, y0=0, y1=1, line=dict(width=3))],
+                legend=dict(orientation="h", y=-0.2),
+            ),
+        )
+    )
+    before = fig.to_plotly_json()
+    f = 1.5
+    big = scaled(fig, f)
+    assert fig.to_plotly_json() == before  # the original is untouched
+    base = ATLAS.layout.font.size
+    assert big.layout.font.size == pytest.approx(base * f)
+    assert big.layout.title.font.size == pytest.approx(TITLE_SIZE * f)
+    assert big.layout.legend.font.size == pytest.approx(ATLAS.layout.legend.font.size * f)
+    assert big.layout.hoverlabel.font.size == pytest.approx(ATLAS.layout.hoverlabel.font.size * f)
+    assert big.layout.xaxis.tickfont.size == pytest.approx(base * f)
+    assert big.layout.yaxis.title.font.size == pytest.approx(AXIS_TITLE_SIZE * f)
+    assert [a.font.size for a in big.layout.annotations] == pytest.approx([base * f, 16 * f])
+    assert big.data[0].marker.size == pytest.approx(8 * f) and big.data[0].line.width == pytest.approx(2 * f)
+    assert list(big.data[1].marker.size) == pytest.approx([4 * f, 10 * f])
+    assert big.data[1].textfont.size == pytest.approx(11 * f)
+    assert big.layout.shapes[0].line.width == pytest.approx(3 * f)
+    for side in "tb":
+        assert getattr(big.layout.margin, side) == pytest.approx(getattr(fig.layout.margin, side) * f)
+    plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert big.layout.height - big.layout.margin.t - big.layout.margin.b == pytest.approx(plot_px)
+    assert big.layout.legend.y == pytest.approx(-0.2 * f)  # below the plot, further down with the larger text
+    assert list(big.data[0].x) == [0, 1] and big.layout.template.layout.font.size == base  # data and template kept
+    assert PRESENT_SCALE > 1
+    same = scaled(fig, 1)
+    assert same.layout.font.size == base and same.data[0].marker.size == 8
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            scaled(fig, bad)

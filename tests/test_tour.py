@@ -56,3 +56,111 @@ def test_present_layout_keeps_itself_along_the_tour():
     assert any("font-size" in m.value for m in at.markdown)  # the larger type
     banner = " ".join(i.value for i in at.info)
     assert TOUR[1].url(2, present=True) in banner  # the next step stays in the present layout
+
+
+# ------------------------------------------------------------------ issue 23 item 5: pinned, and the same on any day
+def _open(step: int, *, present: bool = False) -> AppTest:
+    s = TOUR[step - 1]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in parse_qsl(urlparse(s.url(step, present=present)).query):
+        at.query_params[k] = v
+    at.run()
+    switch_page(at, s.page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _shown(at: AppTest) -> list[str]:
+    """Every number-bearing text of the page: markdown, captions, blue readings, metrics."""
+    texts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+    return texts + [f"{m.label}={m.value}" for m in at.metric]
+
+
+def test_the_pinned_table_is_what_the_steps_use():
+    """Every image step names its network, and the page runs on it with the step's settings (steps 3 and 6: a
+    cross-section and the universal study; the other steps' settings are checked by test_tour_step_opens' URL)."""
+    from pages.ui.state import coerce
+
+    for s in TOUR:
+        assert (s.network is None) == (s.page == "pages/geometry_2d.py"), s.title
+        assert "model" not in s.settings  # the network is the table's own column
+    for step in (3, 6):
+        s = TOUR[step - 1]
+        at = _open(step)
+        assert at.session_state["_sidebar"]["model"] == s.network
+        for key, value in s.settings.items():
+            assert coerce(at.session_state[key], value, type(value)) == value, key
+
+
+def test_prepare_for_a_lecture_computes_exactly_the_pinned_networks_and_studies():
+    from pages.ui.tour import lecture_plan, step_settings
+
+    plan = lecture_plan()
+    pinned = {n for s in TOUR for n in s.networks}
+    assert [it.network for it in plan if it.kind == "train"] == sorted(
+        pinned, key=[n for s in TOUR for n in s.networks].index
+    )
+    studies = [it for it in plan if it.kind != "train"]
+    covered = {i for it in studies for i in it.steps}
+    assert covered == {i for i, s in enumerate(TOUR, start=1) if s.study}
+    for it in studies:
+        for i in it.steps:
+            assert (TOUR[i - 1].study, TOUR[i - 1].network) == (it.kind, it.network)
+            assert step_settings(TOUR[i - 1]).key() == it.settings.key()
+
+
+@pytest.mark.parametrize("step", [5, 6])
+def test_a_prepared_study_is_the_one_the_step_opens(step):
+    """The plan's job key is the key the step's page submits its study under: the page finds the prepared job."""
+    from geometry.runtime import jobs
+    from pages.ui.tour import lecture_plan, plan_job_key
+
+    (item,) = [it for it in lecture_plan() if step in it.steps]
+    _open(step)
+    assert jobs.registry().get(plan_job_key(item)) is not None
+
+
+def test_a_step_shows_the_same_numbers_whichever_networks_are_trained(monkeypatch):
+    """Issue 23: steps 3–6 showed digits numbers before mnist-lenet had trained and MNIST numbers after (the
+    session's default network moves to it). With the default moved to another network the step is unchanged."""
+    import pages.ui.sidebar as sidebar
+
+    before = _shown(_open(3))
+    assert any("κ" in t for t in before)  # the step's numbers are among the compared texts
+    monkeypatch.setattr(sidebar, "default_model", lambda: "digits-mlp")  # as if a background training had finished
+    after = _open(3)
+    assert after.session_state["_sidebar"]["model"] == TOUR[2].network
+    assert _shown(after) == before
+    monkeypatch.setattr(sidebar, "default_model", lambda: "digits-mlp")
+    plain = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    plain.run()  # the check can fail: without a tour step the session follows the (patched) default
+    assert plain.session_state["_sidebar"]["model"] == "digits-mlp"
+
+
+def test_present_mode_scales_every_chart():
+    """?present=1: the page's charts carry the larger fonts (geometry.plotting.PRESENT_SCALE), a plain view does not."""
+    import json
+
+    from geometry.plotting import PRESENT_SCALE
+    from geometry.plotting.theme import ATLAS
+
+    def font_sizes(at: AppTest) -> list[float]:
+        return [json.loads(c.proto.spec)["layout"].get("font", {}).get("size") for c in at.get("plotly_chart")]
+
+    base = ATLAS.layout.font.size
+    shown = font_sizes(_open(5, present=True))
+    assert shown and shown == pytest.approx([base * PRESENT_SCALE] * len(shown))
+    assert set(font_sizes(_open(5))) <= {None, base}
+
+
+def test_every_page_draws_its_charts_through_the_layout_hook():
+    """One hook (pages/ui/layout.chart) scales every chart in present mode: no page calls st.plotly_chart itself."""
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in [*(ROOT / "pages").glob("*.py"), *(ROOT / "pages" / "ui").rglob("*.py")]
+        if p.name != "layout.py"
+        for n, line in enumerate(p.read_text().splitlines(), start=1)
+        if ".plotly_chart(" in line
+    ]
+    assert not offenders, offenders

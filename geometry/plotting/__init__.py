@@ -31,14 +31,15 @@ from .figures import (
     universal_gallery_figure,
     with_click_targets,
 )
-from .layout import finish, narrow, wrap_text
+from .layout import finish, narrow, scaled, wrap_text
 from .robust import curvature_profile_figure, finite_difference_figure, loss_along_figure, robust_accuracy_figure
 from .sections_grid import section_grid_figure
-from .theme import CLASS_COLORS, SUBSPACE_COLORS, TEMPLATE
+from .theme import CLASS_COLORS, PRESENT_SCALE, SUBSPACE_COLORS, TEMPLATE
 from .toy2d import lab_figure, universal_figure
 
 __all__ = [
     "CLASS_COLORS",
+    "PRESENT_SCALE",
     "SUBSPACE_COLORS",
     "TEMPLATE",
     "accuracy_vs_eps_figure",
@@ -61,6 +62,7 @@ __all__ = [
     "principal_angles_figure",
     "radius_ratio_figure",
     "ritz_figure",
+    "scaled",
     "robust_accuracy_figure",
     "section_figure",
     "section_grid_figure",

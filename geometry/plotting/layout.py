@@ -8,15 +8,17 @@ columns calls :func:`narrow` (``finish(fig, narrow=True)``) on it."""
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable
 from typing import ParamSpec
 
+import numpy as np
 import plotly.graph_objects as go
 
-from .theme import MARGIN, PLOT_BGCOLOR, TEMPLATE, TITLE_SIZE
+from .theme import ATLAS, MARGIN, PLOT_BGCOLOR, TEMPLATE, TITLE_SIZE
 
-__all__ = ["finish", "finished", "legible", "narrow", "wrap_text"]
+__all__ = ["finish", "finished", "legible", "narrow", "scaled", "wrap_text"]
 
 _P = ParamSpec("_P")
 _TAG = re.compile(r"(<[^>]*>)")
@@ -24,6 +26,7 @@ TITLE_CHARS = 42  # a 15-px title line of this many characters fits a chart ~330
 AXIS_CHARS = 44  # axis titles: fit a ~330-px plot height (y) or a half-width chart at 800 px (x)
 LINE_PX = 21  # height of one title line at 15 px
 AXIS_LINE_PX = 18  # height of one axis-title line at Plotly's default 14 px
+AXIS_TITLE_SIZE = 14  # px: Plotly's axis titles beside 12-px tick labels
 LEGEND_LINE_PX = 22  # one line of a legend entry (12-px text, symbol and spacing)
 
 
@@ -184,3 +187,91 @@ def finished(build: Callable[_P, go.Figure]) -> Callable[_P, go.Figure]:
         return finish(build(*args, **kwargs))
 
     return wrapper
+
+
+#: keys of a figure's JSON whose ``size`` is a font size (``font`` of the layout, titles, legend, annotations,
+#: hover labels, colour bars; ``textfont`` & co of traces)
+_FONT_KEYS = ("font", "textfont", "tickfont", "insidetextfont", "outsidetextfont", "titlefont")
+
+
+def _scale_tree(node: object, factor: float, parent: str = "") -> object:
+    """A copy of a figure's JSON tree with font sizes, marker sizes, line widths and margins times ``factor``."""
+    if isinstance(node, dict):
+        out: dict[str, object] = {}
+        for key, value in node.items():
+            scalable = (
+                (key == "size" and (parent in _FONT_KEYS or parent == "marker"))
+                or (key == "width" and parent == "line")
+                or (parent == "margin" and key in ("l", "r", "t", "b"))
+                or (key == "standoff")
+            )
+            if scalable and isinstance(value, int | float) and not isinstance(value, bool):
+                out[key] = value * factor
+            elif scalable and isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value):
+                out[key] = [v * factor for v in value]  # a marker size per point
+            elif scalable and isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.number):
+                out[key] = value * factor
+            else:
+                out[key] = _scale_tree(value, factor, key)
+        return out
+    if isinstance(node, list | tuple):
+        return [_scale_tree(v, factor, parent) for v in node]
+    return node
+
+
+def scaled(fig: go.Figure, factor: float) -> go.Figure:
+    """A copy of ``fig`` drawn ``factor`` times larger inside the same figure size: every font size (the layout's,
+    titles', axes', legend, annotations, hover labels, trace text), marker size, line width and margin.
+
+    The app's present mode (``?present=1``, a projector; ``pages/ui/tour.py``) shows every chart through it at
+    :data:`geometry.plotting.theme.PRESENT_SCALE`, so the figures grow with the page's text. Sizes the figure
+    leaves to the ``atlas`` template (body and legend 12 px, hover labels 13 px) are written into its layout first,
+    so they scale too — Streamlit merges its own theme into a figure's template, never into its layout. ``fig``
+    itself is not changed (a page may draw it again); the data and the plot area's size in pixels are kept (the
+    figure grows by what its margins gain), a legend placed below the plot moves down with the larger text, and
+    vertical axis titles are wrapped at ``AXIS_CHARS / factor`` characters.
+
+    Raises ValueError for a ``factor`` that is not a positive finite number.
+    """
+    if not (isinstance(factor, int | float) and math.isfinite(factor) and factor > 0):
+        raise ValueError(f"scale factor must be a positive finite number, got {factor!r}")
+    base = go.Figure(fig)
+    layout = ATLAS.layout
+    if base.layout.font.size is None:
+        base.layout.font.size = layout.font.size
+    if base.layout.legend.font.size is None:
+        base.layout.legend.font.size = layout.legend.font.size
+    if base.layout.hoverlabel.font.size is None:
+        base.layout.hoverlabel.font.size = layout.hoverlabel.font.size
+    for side in MARGIN:
+        if getattr(base.layout.margin, side) is None:
+            setattr(base.layout.margin, side, MARGIN[side])
+    if base.layout.title.text and base.layout.title.font.size is None:
+        base.layout.title.font.size = TITLE_SIZE
+    # Streamlit's theme gives axes and annotations their own (smaller) fonts through the template: write ours
+    for axis in (*base.select_xaxes(), *base.select_yaxes()):
+        if axis.tickfont.size is None:
+            axis.tickfont.size = layout.font.size
+        if axis.title.font.size is None:
+            axis.title.font.size = AXIS_TITLE_SIZE
+    for note in base.layout.annotations:
+        if note.font.size is None:
+            note.font.size = layout.font.size
+    if factor == 1:
+        return base
+    # the plot area keeps its pixel size: the figure grows by what its (scaled) margins gain; a legend placed below
+    # the plot in paper units moves down with the larger text; vertical axis titles wrap at fewer characters
+    top, bottom = _margin(base, "t"), _margin(base, "b")
+    base.layout.height = (base.layout.height or 450) + (top + bottom) * (factor - 1)
+    legend = base.layout.legend
+    if legend.y is not None and legend.y < 0 and legend.yref in (None, "paper"):
+        legend.y = legend.y * factor
+    for axis in base.select_yaxes():
+        if axis.title.text:
+            axis.title.text = wrap_text(axis.title.text, max(int(AXIS_CHARS / factor), 12))
+    tree = base.to_plotly_json()
+    layout_tree = {k: v for k, v in tree.get("layout", {}).items() if k != "template"}  # the template stays as it is
+    return go.Figure(
+        data=_scale_tree(tree.get("data", []), factor),
+        layout={**_scale_tree(layout_tree, factor), "template": base.layout.template},  # type: ignore[dict-item]
+    )

@@ -32,6 +32,7 @@ __all__ = [
     "GRID",
     "MARGIN",
     "PLOT_BGCOLOR",
+    "PRESENT_SCALE",
     "SUBSPACE_COLORS",
     "SUBSPACE_LABELS",
     "TEMPLATE",
@@ -82,6 +83,9 @@ TEMPLATE: Final = "atlas"
 TITLE_SIZE: Final = 15  # px; layout.TITLE_CHARS is measured for titles of this size
 MARGIN: Final[dict[str, int]] = {"l": 60, "r": 20, "t": 60, "b": 60}  # px
 PLOT_BGCOLOR: Final = "white"
+#: present mode (``?present=1``, a projector): every chart's fonts, markers, line widths and margins times this
+#: (``geometry.plotting.layout.scaled``), so 12-px tick labels become 18 px beside the page's 20-px text
+PRESENT_SCALE: Final = 1.5
 
 _axis = dict(
     gridcolor=GRID,

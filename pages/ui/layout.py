@@ -1,10 +1,29 @@
-"""Layout helpers that keep pages legible from 800 px to wide screens (issue 14 item 4)."""
+"""Layout helpers that keep pages legible from 800 px to wide screens (issue 14 item 4), and the one call
+every page draws its charts with (:func:`chart`: the present mode's larger figures, issue 23 item 5)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from geometry.plotting import PRESENT_SCALE, scaled
+
+from .tour import presenting
+
+
+def chart(fig: go.Figure, where: DeltaGenerator | None = None, **kwargs: Any) -> Any:
+    """Draw ``fig`` with ``st.plotly_chart`` (full width unless ``width`` is given) in ``where`` (a column, a
+    container; default: the page). Every page's chart goes through here (tests/test_tour.py checks): in present
+    mode (``?present=1``) the figure's fonts, markers, line widths and margins are scaled by
+    :data:`geometry.plotting.PRESENT_SCALE` (:func:`geometry.plotting.scaled`), so on a projector the figures
+    grow with the page's text. Returns what ``st.plotly_chart`` returns (the selection, with ``on_select``)."""
+    kwargs.setdefault("width", "stretch")
+    shown = scaled(fig, PRESENT_SCALE) if presenting() else fig
+    return (where if where is not None else st).plotly_chart(shown, **kwargs)
 
 
 def metric_row(items: Sequence[tuple[str, str] | tuple[str, str, str | None]]) -> None:
