@@ -23,6 +23,8 @@ from geometry.regions2d import (
     linear_regions,
     segment_distance,
 )
+from geometry.study.readings import ladder_reading
+from geometry.study.toy2d import CertificateLadder, LadderRow, certificate_ladder
 from geometry.testing import affine_classifier, sphere_classifier
 from geometry.toy2d import as_points, toy_classifier, toy_data
 
@@ -239,3 +241,60 @@ def test_certificates_below_and_attacks_above_the_exact_distance(dataset, model)
     found = np.isfinite(mp.distance.numpy())
     assert found.mean() > 0.9
     assert (mp.distance.numpy()[found] >= exact.distance[found] - tol).all()
+
+
+# ------------------------------------------------------------------ the ladder at one point, and its reading
+def test_ladder_orders_certificates_below_exact_below_attacks():
+    """The lab's ladder at data points of a ReLU toy net: every certificate ≤ exact ≤ every attack radius; the
+    reading names the tightest certificate with its share of the exact distance."""
+    data = toy_data("circles", n_points=120, noise=0.08)
+    clf = toy_classifier("mlp-relu", data, steps=150)
+    for i in (0, 7):
+        lad = certificate_ladder(clf, data.x[i].numpy())
+        assert [r.kind for r in lad.rows] == ["exact", "certificate", "certificate", "attack", "attack"]
+        assert math.isfinite(lad.exact)
+        for r in lad.of("certificate"):
+            assert 0 <= r.radius <= lad.exact + 1e-9
+        for r in lad.of("attack"):
+            assert r.radius >= lad.exact - 1e-9
+        best = lad.best_certificate
+        assert best is not None
+        text = ladder_reading(lad)
+        assert f"tightest certificate is {best.name} at {best.radius:.3g}" in text
+        assert f"{100 * lad.ratio(best):.0f} % of the exact distance" in text
+        assert "UNSOUND" not in text
+
+
+def test_ladder_pair_bound_is_exact_on_the_linear_model():
+    """For a binary linear model LMT's pair bound (f_k − f_j)/‖w_k − w_j‖ is the distance to the line itself."""
+    data = toy_data("moons", n_points=80, noise=0.1)
+    clf = toy_classifier("linear", data, steps=60)
+    lad = certificate_ladder(clf, data.x[3].numpy())
+    (pair,) = [r for r in lad.rows if r.name == "LMT pair"]
+    assert pair.radius == pytest.approx(lad.exact, rel=1e-9)
+    assert "LMT pair" in ladder_reading(lad) and "100 % of the exact distance" in ladder_reading(lad)
+
+
+def test_ladder_reading_flags_a_certificate_above_the_truth_and_reads_smooth_models_against_the_attack():
+    base = dict(x=np.zeros(2), label=0, nearest=np.zeros(2), attack_point=None)
+    bad = CertificateLadder(
+        exact=0.5,
+        rows=(
+            LadderRow("exact distance", "exact", 0.5, ""),
+            LadderRow("global Lipschitz", "certificate", 0.7, ""),
+            LadderRow("DeepFool r(x)", "attack", 0.55, ""),
+        ),
+        **base,
+    )
+    assert "UNSOUND: global Lipschitz (0.7)" in ladder_reading(bad)
+    smooth = CertificateLadder(
+        exact=math.nan,
+        rows=(
+            LadderRow("exact distance", "exact", math.nan, "not available"),
+            LadderRow("global Lipschitz", "certificate", 0.1, ""),
+            LadderRow("minimal ensemble", "attack", 0.4, ""),
+        ),
+        **base,
+    )
+    text = ladder_reading(smooth)
+    assert "no exact distance" in text and "25 % of the best attack radius (minimal ensemble)" in text

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .curvature import CurvatureStudy
     from .robust import RobustStudy
     from .sections import SectionStudy
-    from .toy2d import LabStudy
+    from .toy2d import CertificateLadder, LabStudy
     from .universal import UniversalStudy
 
 #: Margin, in standard errors of a difference of means, before a reading says "more" or "less".
@@ -303,6 +303,69 @@ def lab_reading(study: LabStudy) -> str:
     if study.osculating is None:
         return f"DeepFool reaches the boundary at distance ‖r(x)‖ = {study.distance:.3g}."
     return _bend(float(study.osculating.kappa), float(study.distance), "at z = x + r(x)")
+
+
+def ladder_reading(ladder: CertificateLadder) -> str:
+    """What the certificate ladder at one point shows: the tightest certificate and how far below the truth
+    each bound sits, and how far above it each attack stops.
+
+    Parameters
+    ----------
+    ladder : CertificateLadder — its ``exact`` distance (NaN for a smooth model: then the bounds are read
+        against the best attack radius, which only bounds the truth from above).
+
+    Returns
+    -------
+    str — names the tightest certificate with its share of the exact distance, each other certificate's
+    share, each attack's excess, and flags any certificate above the exact distance or above an attack
+    (an unsound bound: a bug).
+    """
+    certs = [r for r in ladder.of("certificate") if math.isfinite(r.radius)]
+    attacks = [r for r in ladder.of("attack") if math.isfinite(r.radius)]
+    best_attack = ladder.best_attack
+    truth = ladder.exact if math.isfinite(ladder.exact) else (best_attack.radius if best_attack else math.nan)
+    if not math.isfinite(truth) or truth <= 0:
+        return "Neither the exact distance nor any attack radius is available at this point: nothing to compare."
+    exact_known = math.isfinite(ladder.exact)
+    ref = "the exact distance" if exact_known else f"the best attack radius ({best_attack.name if best_attack else ''})"
+    parts = [
+        f"The exact distance from x to the boundary is {ladder.exact:.3g}."
+        if exact_known
+        else f"This model is not piecewise affine, so there is no exact distance; the best attack radius "
+        f"{truth:.3g} only bounds it from above."
+    ]
+    tol = 1e-9 * max(1.0, truth)
+    broken = [r for r in certs if exact_known and r.radius > ladder.exact + tol]
+    broken += [r for r in certs if best_attack is not None and r.radius > best_attack.radius + tol and r not in broken]
+    if broken:
+        parts.append(
+            "UNSOUND: "
+            + ", ".join(f"{r.name} ({r.radius:.3g})" for r in broken)
+            + f" exceeds {ref} — a certificate above the truth is a bug."
+        )
+    if certs:
+        best = max(certs, key=lambda r: r.radius)
+        parts.append(
+            f"The tightest certificate is {best.name} at {best.radius:.3g}, {_pct(best.radius / truth)} of {ref}"
+        )
+        others = [r for r in certs if r is not best]
+        if others:
+            parts[-1] += "; " + "; ".join(f"{r.name} {r.radius:.3g} ({_pct(r.radius / truth)})" for r in others)
+        parts[-1] += "."
+    else:
+        parts.append("No certificate could be computed for this model.")
+    if exact_known and attacks:
+        parts.append(
+            "Attacks stop at or above it: "
+            + "; ".join(
+                f"{r.name} {r.radius:.3g} ("
+                + ("exact" if r.radius / ladder.exact - 1 < 5e-4 else f"+{_pct(r.radius / ladder.exact - 1)}")
+                + ")"
+                for r in attacks
+            )
+            + "."
+        )
+    return " ".join(parts)
 
 
 # --------------------------------------------------------------------------- robust training

@@ -10,15 +10,22 @@ Algorithm 2 (DeepFool's iterates), the talk's "flat model" / "curved model" slid
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from ..certify import certify
 from ..classifier import Classifier
 from ..curvature import curved_subspace, flat_subspace
 from ..deepfool import deepfool
 from ..errors import AtlasError, InvalidInputError
+from ..minimal import minimal_perturbation
+from ..regions2d import BoundarySegments, exact_distance
+from ..testing import FunctionModule
 from ..toy2d import (
     SMOOTH_MODELS,
     TOY_DATASETS,
@@ -37,7 +44,17 @@ from ..toy2d import (
 from ..validation import check_float, check_int
 from .settings import _Settings
 
-__all__ = ["LabSettings", "LabStudy", "UniversalPanel", "lab_study", "toy_model", "universal_panel"]
+__all__ = [
+    "LabSettings",
+    "LabStudy",
+    "LadderRow",
+    "CertificateLadder",
+    "UniversalPanel",
+    "certificate_ladder",
+    "lab_study",
+    "toy_model",
+    "universal_panel",
+]
 
 
 @dataclass(frozen=True)
@@ -232,3 +249,159 @@ def toy_model(settings: LabSettings, model: str | None = None) -> tuple[ToyData,
     """The data and a model (``settings.model`` or ``model``) of a lab view, for the side-by-side panels."""
     data = toy_data(settings.dataset, n_points=settings.n_points, noise=settings.noise, random_state=settings.seed)
     return data, toy_classifier(model or settings.model, data, random_state=settings.seed)
+
+
+# ---------------------------------------------------------------------------- the certificate ladder at one point
+@dataclass(frozen=True)
+class LadderRow:
+    """One rung of the ladder: a radius around x (ℓ2, data units).
+
+    Attributes
+    ----------
+    name : str — "exact distance", "global Lipschitz", "LMT pair", "DeepFool r(x)", "minimal ensemble"
+    kind : {"exact", "certificate", "attack"} — a certificate is a sound lower bound of the exact distance,
+        an attack's radius an upper bound (it found a point of another class)
+    radius : float — NaN where it could not be computed (``note`` says why); inf where an attack failed
+    note : str — how it was computed, or why it is missing
+    """
+
+    name: str
+    kind: str
+    radius: float
+    note: str
+
+
+@dataclass(frozen=True)
+class CertificateLadder:
+    """Every sound certificate and every attack radius at one point, against the exact distance.
+
+    Attributes
+    ----------
+    x : (2,) — the point (data units); label : int — ``k̂(x)``
+    exact : float — the exact ℓ2 distance to another class (NaN where the model is not piecewise affine
+        nor the analytic circle); nearest : (2,) — a nearest boundary point (NaN then)
+    rows : tuple of LadderRow — exact first, then the certificates, then the attacks
+    attack_point : (2,) or None — the best attack's adversarial point ``x + δ``
+    """
+
+    x: np.ndarray
+    label: int
+    exact: float
+    nearest: np.ndarray
+    rows: tuple[LadderRow, ...]
+    attack_point: np.ndarray | None
+
+    def of(self, kind: str) -> tuple[LadderRow, ...]:
+        """The rows of one kind."""
+        return tuple(r for r in self.rows if r.kind == kind)
+
+    def ratio(self, row: LadderRow) -> float:
+        """``radius / exact`` (NaN without an exact distance or a radius)."""
+        if not (math.isfinite(self.exact) and self.exact > 0 and math.isfinite(row.radius)):
+            return math.nan
+        return row.radius / self.exact
+
+    @property
+    def best_certificate(self) -> LadderRow | None:
+        """The largest certificate (the tightest sound bound), None when none was computed."""
+        rows = [r for r in self.of("certificate") if math.isfinite(r.radius)]
+        return max(rows, key=lambda r: r.radius) if rows else None
+
+    @property
+    def best_attack(self) -> LadderRow | None:
+        """The smallest successful attack radius, None when every attack failed."""
+        rows = [r for r in self.of("attack") if math.isfinite(r.radius)]
+        return min(rows, key=lambda r: r.radius) if rows else None
+
+
+def certificate_ladder(
+    clf: Classifier,
+    x: np.ndarray | Sequence[float],
+    *,
+    box: tuple[float, float, float, float] | None = None,
+    segments: BoundarySegments | None = None,
+) -> CertificateLadder:
+    """The ladder at one point of a 2-D toy model: exact ℓ2 distance, certificates, attack radii.
+
+    * exact — :func:`geometry.regions2d.exact_distance` (linear regions of a ReLU MLP, the affine
+      classifier's line, the circle's closed form); not available for the tanh MLP;
+    * certificates — the global Lipschitz bound ``M(x)/(√2 L)`` and LMT's pair refinement
+      (:func:`geometry.certify.certify`; Tsuzuku et al., NeurIPS 2018, Prop. 1 and §4.1); the analytic
+      classifiers have no traced layers to bound and say so;
+    * attacks — DeepFool's ``‖r(x)‖₂`` (overshoot 0.02, as the lab draws it; CVPR 2016 Alg. 2) and the
+      minimal-perturbation ensemble (:func:`geometry.minimal.minimal_perturbation`, issue 21 item 2).
+
+    Parameters
+    ----------
+    clf : a toy classifier of :func:`geometry.toy2d.toy_classifier`
+    x : (2,) — the point, data units
+    box : where to enumerate regions (default: :func:`geometry.regions2d.exact_distance`'s)
+    segments : precomputed boundary segments of ``clf`` (the page keeps them per model)
+
+    Returns
+    -------
+    CertificateLadder
+
+    Raises
+    ------
+    InvalidInputError — x not one finite point of the plane.
+    """
+    xv = np.asarray(x, dtype=np.float64).reshape(-1)
+    if xv.shape != (2,) or not np.isfinite(xv).all():
+        raise InvalidInputError(f"x must be one finite point of the plane, got {x!r}")
+    xs = as_points(torch.from_numpy(xv.copy()))
+    label = int(clf.predict(xs)[0])
+    rows: list[LadderRow] = []
+    exact, nearest = math.nan, np.full(2, np.nan)
+    try:
+        ed = exact_distance(clf, xv[None], box=box, segments=segments)
+        if bool(ed.exact[0]):
+            exact, nearest = float(ed.distance[0]), ed.nearest[0]
+            note = "to the nearest point of the other class (linear regions, or the circle's closed form)"
+        else:
+            note = "no boundary found near enough to be sure (x far outside the data)"
+    except InvalidInputError as e:
+        note = f"not available: {e}"
+    rows.append(LadderRow("exact distance", "exact", exact, note))
+    try:
+        cert = certify(clf, xs)
+        rows.append(LadderRow("global Lipschitz", "certificate", float(cert.radius_plain[0]), "M(x) / (√2 L)"))
+        if cert.radius_pair is not None:
+            rows.append(
+                LadderRow(
+                    "LMT pair", "certificate", float(cert.radius_pair[0]), "min_j (f_k − f_j) / (L_body ‖w_k − w_j‖)"
+                )
+            )
+    except AtlasError as e:
+        why = (
+            "not available: an analytic classifier is a plain function, with no layers to bound"
+            if isinstance(clf.network, FunctionModule)
+            else f"not available: {e}"
+        )
+        rows.append(LadderRow("global Lipschitz", "certificate", math.nan, why))
+    # the analytic classifiers' nominal box is [0, 1]: attack anywhere in the plane around x
+    lo = min(float(xv.min()) - 10.0, clf.bounds[0]) if clf.bounds is not None else float(xv.min()) - 10.0
+    hi = max(float(xv.max()) + 10.0, clf.bounds[1]) if clf.bounds is not None else float(xv.max()) + 10.0
+    wide = dataclasses.replace(clf, bounds=(lo, hi))
+    df = deepfool(wide, xs, max_iter=50)
+    ok = bool(df.converged[0])
+    rows.append(
+        LadderRow(
+            "DeepFool r(x)",
+            "attack",
+            float(df.norms[0]) if ok else math.inf,
+            "overshoot 0.02" if ok else "did not converge",
+        )
+    )
+    mp = minimal_perturbation(wide, xs, fmn_max_stepsize=0.1)
+    dist = float(mp.distance[0])
+    rows.append(
+        LadderRow(
+            "minimal ensemble",
+            "attack",
+            dist,
+            f"best of {', '.join(mp.attacks)}; won by {mp.winner[0]}" if math.isfinite(dist) else "every attack failed",
+        )
+    )
+    point = (xs + mp.delta).reshape(2).numpy() if math.isfinite(dist) else None
+    return CertificateLadder(x=xv, label=label, exact=exact, nearest=nearest, rows=tuple(rows), attack_point=point)
