@@ -25,6 +25,7 @@ module              what it holds
 ``minimal``         minimal perturbations: the best of an attack ensemble
 ``masking``         gradient-masking flags
 ``certify``         Lipschitz-margin certificates (``lipschitz``: the bounds)
+``crown``           local certificates by linear bound propagation (CROWN)
 ``profile``         curvature profiles of the loss
 ``toy2d``           toy data and models in the plane
 ``regions2d``       linear regions of a 2-D ReLU net, the exact distance to its boundary

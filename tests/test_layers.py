@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "geometry.lipschitz": 1,
     "geometry.lipschitz_torchscript": 1,
     "geometry.certify": 1,
+    "geometry.crown": 1,
     "geometry.lmt": 1,
     "geometry.regimes": 1,
     "geometry.profile": 1,

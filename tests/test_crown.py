@@ -1,0 +1,183 @@
+"""CROWN (geometry.crown): exact on affine classifiers, sound on ReLU networks against sampled points and
+PGD (an independent check), the same radii through TorchScript, and unsupported layers named (issue 21)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from geometry.crown import CrownNetwork, crown_margin_bounds, crown_radius
+from geometry.errors import InvalidInputError
+from geometry.lipschitz import UnsupportedLayerError
+
+
+def _affine_distance(weight: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, dual: float) -> torch.Tensor:
+    """Exact distance of an affine classifier's point to its nearest decision boundary: min_k gap_k / ‖w_y − w_k‖_q."""
+    gaps = logits.gather(1, y[:, None]) - logits
+    norms = torch.linalg.vector_norm(weight[y][:, None, :] - weight[None], ord=dual, dim=-1)
+    ratio = torch.where(torch.arange(weight.shape[0])[None] == y[:, None], torch.inf, gaps / norms)
+    return ratio.min(1).values
+
+
+@pytest.mark.parametrize(("norm", "dual"), [("l2", 2.0), ("linf", 1.0)])
+def test_crown_is_exact_on_an_affine_classifier(norm, dual):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5)).double()
+    x = torch.randn(12, 1, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        logits = model(x)
+    y = logits.argmax(1)
+    exact = _affine_distance(model[1].weight.detach(), logits, y, dual)
+    got = crown_radius(model, x, y, norm=norm, tol=1e-9)
+    assert torch.allclose(got, exact, rtol=1e-7)
+    # and the margin bounds themselves are the exact minima over the ball: gap_k − ε‖w_y − w_k‖_q
+    eps = 0.3
+    low = crown_margin_bounds(model, x, y, eps, norm)
+    W = model[1].weight.detach()
+    expected = (
+        logits.gather(1, y[:, None])
+        - logits
+        - eps * torch.linalg.vector_norm(W[y][:, None] - W[None], ord=dual, dim=-1)
+    )
+    mask = torch.arange(5)[None] != y[:, None]
+    assert torch.allclose(low[mask], expected[mask], rtol=1e-9, atol=1e-12)
+    assert torch.isinf(low[~mask]).all()
+
+
+def test_a_wrong_label_gets_radius_zero():
+    model = nn.Linear(3, 2).double()
+    x = torch.randn(4, 3, dtype=torch.float64)
+    with torch.no_grad():
+        wrong = 1 - model(x).argmax(1)
+    assert (crown_radius(model, x, wrong) == 0).all()
+
+
+def _pgd_margin(model: nn.Module, x: torch.Tensor, y: int, k: int, eps: float, norm: str, steps: int = 60) -> float:
+    """The smallest f_y − f_k that projected gradient descent finds in the ε-ball (an upper bound of the true minimum)."""
+    delta = torch.zeros_like(x, requires_grad=True)
+    for _ in range(steps):
+        out = model(x + delta)
+        margin = out[0, y] - out[0, k]
+        (g,) = torch.autograd.grad(margin, delta)
+        with torch.no_grad():
+            if norm == "l2":
+                delta -= 0.1 * eps * g / g.norm().clamp_min(1e-12)
+                delta *= min(1.0, eps / max(float(delta.norm()), 1e-300))
+            else:
+                delta -= 0.1 * eps * g.sign()
+                delta.clamp_(-eps, eps)
+    with torch.no_grad():
+        out = model(x + delta)
+    return float(out[0, y] - out[0, k])
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_crown_lower_bounds_hold_at_sampled_and_pgd_points_of_the_ball(norm):
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)).double().eval()
+    model.requires_grad_(False)
+    x = torch.randn(6, 4, dtype=torch.float64)
+    y = model(x).argmax(1)
+    radius = crown_radius(model, x, y, norm=norm, tol=1e-6)
+    assert (radius > 0).all()
+    eps = 1.5 * radius  # beyond the certified radius, where the bounds are negative and still must hold
+    low = crown_margin_bounds(model, x, y, eps, norm)
+    assert (low[torch.arange(6), y] == torch.inf).all()
+    for i in range(6):
+        d = torch.randn(4000, 4, dtype=torch.float64)
+        if norm == "l2":
+            d = d / d.norm(dim=1, keepdim=True) * float(eps[i]) * torch.rand(4000, 1, dtype=torch.float64) ** 0.25
+        else:
+            d = (torch.rand(4000, 4, dtype=torch.float64) * 2 - 1) * float(eps[i])
+            d[:2000] = d[:2000].sign() * float(eps[i])  # vertices of the box, where linear bounds are tight
+        out = model(x[i] + d)
+        sampled = (out[:, y[i] : y[i] + 1] - out).min(0).values
+        for k in range(3):
+            if k == y[i]:
+                continue
+            assert low[i, k] <= sampled[k] + 1e-10
+            xi = x[i : i + 1].clone()
+            with torch.enable_grad():
+                assert low[i, k] <= _pgd_margin(model, xi, int(y[i]), k, float(eps[i]), norm) + 1e-10
+    # at the certified radius itself every margin bound is positive (the radius is the certified end)
+    assert (crown_margin_bounds(model, x, y, radius, norm).min(1).values > 0).all()
+    # IBP intermediate bounds are sound too and, on this small net, looser than CROWN's
+    ibp = CrownNetwork(model, (4,), intermediate="ibp").radius(x, y, norm=norm, tol=1e-6)
+    assert (ibp <= radius * (1 + 1e-6)).all()
+
+
+class _ResidualConv(nn.Module):
+    """Conv → BatchNorm → ReLU → residual conv branch → MaxPool → AvgPool → flatten → Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 2, 3, padding=1)
+        self.bn = nn.BatchNorm2d(2)
+        self.c2 = nn.Conv2d(2, 2, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.avg = nn.AvgPool2d(2)
+        self.fc = nn.Linear(2, 3)
+        with torch.no_grad():
+            self.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.running_mean.uniform_(-0.3, 0.3)
+            self.bn.weight.uniform_(-1.5, 1.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn(self.c1(x)))
+        h = h + F.relu(self.c2(h))
+        h = self.avg(self.pool(h))
+        return self.fc(h.view(h.size(0), -1))
+
+
+def test_a_traced_conv_net_with_a_residual_gets_the_same_sound_radii_through_torchscript():
+    torch.manual_seed(2)
+    model = _ResidualConv().eval().requires_grad_(False)
+    x = torch.rand(4, 1, 4, 4)
+    y = model(x).argmax(1)
+    radius = crown_radius(model, x, y, norm="l2", tol=1e-5)
+    assert (radius > 0).all()
+    with pytest.warns(FutureWarning):
+        script = torch.jit.trace(model, x[:1])
+    assert torch.allclose(crown_radius(script, x, y, norm="l2", tol=1e-5), radius, rtol=1e-9)
+    # sound: sampled points of the ball at 1.2 × the radius never beat the margin bounds there
+    eps = 1.2 * radius
+    low = crown_margin_bounds(model, x, y, eps, "l2")
+    double = _ResidualConv().double().eval()
+    double.load_state_dict(model.state_dict())
+    xd = x.double()
+    for i in range(4):
+        d = torch.randn(3000, 1, 4, 4, dtype=torch.float64)
+        d = d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * float(eps[i])
+        with torch.no_grad():
+            out = double(xd[i] + d)
+        sampled = (out[:, y[i] : y[i] + 1] - out).min(0).values
+        mask = torch.arange(3) != y[i]
+        assert (low[i][mask] <= sampled[mask] + 1e-9).all()
+
+
+def test_unsupported_layers_are_named():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    with pytest.raises(UnsupportedLayerError, match="Tanh"):
+        crown_radius(model, torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+
+    class Product(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * x
+
+    with pytest.raises(UnsupportedLayerError, match="product of two input-dependent"):
+        crown_margin_bounds(Product(), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), 0.1)
+
+
+def test_bad_arguments_are_refused():
+    model = nn.Linear(3, 2)
+    x = torch.zeros(2, 3)
+    with pytest.raises(InvalidInputError, match="norm"):
+        crown_radius(model, x, torch.zeros(2, dtype=torch.long), norm="l1")
+    with pytest.raises(InvalidInputError, match="labels"):
+        crown_radius(model, x, torch.tensor([0, 5]))
+    with pytest.raises(InvalidInputError, match="eps"):
+        crown_margin_bounds(model, x, torch.zeros(2, dtype=torch.long), -1.0)
+    with pytest.raises(InvalidInputError, match="intermediate"):
+        CrownNetwork(model, (3,), intermediate="exact")
