@@ -1,5 +1,6 @@
 """Geometry in 2-D: toy data in the plane, a flat or curved model, DeepFool step by step, the normal
-r(x), the osculating circle, and universal vectors — the flat model's S_f against the curved
+r(x), the osculating circle, the certificate ladder at x against the exact distance (issue 21 item 5), and
+universal vectors — the flat model's S_f against the curved
 model's S_c (DESIGN §9; ICLR 2018 Fig. 3; the talk's "flat model" / "curved model" slides).
 
 The view (:class:`pages.ui.robust_views.LabView`, :class:`pages.ui.robust_views.LabVectorView`) →
@@ -16,9 +17,12 @@ import numpy as np
 import streamlit as st
 
 from geometry import study
-from geometry.plotting import lab_figure, universal_figure
-from geometry.study.toy2d import LabStudy, universal_panel
-from geometry.toy2d import TOY_DATASETS, TOY_MODELS
+from geometry.errors import InvalidInputError
+from geometry.plotting import lab_figure, ladder_figure, universal_figure
+from geometry.regions2d import BoundarySegments, boundary_segments, linear_regions
+from geometry.study.readings import ladder_reading
+from geometry.study.toy2d import CertificateLadder, LabStudy, certificate_ladder, ladder_window, universal_panel
+from geometry.toy2d import TOY_DATASETS, TOY_MODELS, decision_regions
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
 from pages.ui import robust_views as _views
@@ -178,13 +182,14 @@ def _lab_section(view: LabView, lab: LabStudy) -> None:
     """The lab component (x, DeepFool's iterates, r(x) and the osculating circle, drawn and recomputed in the
     browser) and its notes, run as a fragment: the end of a drag of x reruns only this function, which
     keeps the dragged x in the URL."""
+    x = _start_x(lab)
     lab2d(
         lab.clf,
         lab.data.x.numpy(),
         model=view.model,
         key="g2_lab",
         mode="lab",
-        x=_start_x(lab),
+        x=x,
         h=lab.settings.h,
         resolution=lab.settings.resolution,
         title=f"{lab.clf.name}: decision regions, DeepFool from x, r(x) and the osculating circle",
@@ -201,7 +206,78 @@ def _lab_section(view: LabView, lab: LabStudy) -> None:
         "step overshoots; where it curves away, the iterates creep up on it. The point slider puts x back on a "
         "data point."
     )
+    _ladder_section(view, lab, x)
     _share_x()
+
+
+def _segments(view: LabView, lab: LabStudy) -> BoundarySegments | None:
+    """The model's exact decision boundary in the lab's box (linear regions), kept in memory per data and model;
+    None for a model that is not piecewise affine (tanh, the analytic circle)."""
+
+    def compute() -> BoundarySegments | None:
+        try:
+            return boundary_segments(linear_regions(lab.clf, lab_box(lab.data.x.numpy())))
+        except InvalidInputError:
+            return None
+
+    return study.cached_result("app-toy-segments", {"settings": view.settings(point=0).key()}, compute, disk=False)
+
+
+_KINDS = {"exact": "truth", "certificate": "certificate ≤ truth", "attack": "attack ≥ truth"}
+
+
+def _ladder_table(ladder: CertificateLadder) -> list[dict[str, Any]]:
+    """One row per rung: what it is, its radius and its ratio to the exact distance."""
+    rows = []
+    for r in ladder.rows:
+        ratio = ladder.ratio(r)
+        rows.append(
+            {
+                "bound": r.name,
+                "radius (ℓ2)": None if math.isnan(r.radius) else r.radius,
+                "÷ exact": None if math.isnan(ratio) else ratio,
+                "kind": _KINDS[r.kind],
+                "how": r.note,
+            }
+        )
+    return rows
+
+
+def _ladder_section(view: LabView, lab: LabStudy, x: list[float]) -> None:
+    """The certificate ladder at x, computed on the server for the x of the last finished drag (or the data point).
+
+    Why on the server: the certificates and the minimal-perturbation ensemble run the atlas's own code
+    (:func:`geometry.study.toy2d.certificate_ladder`, about a second), and the exact distance needs the model's
+    linear regions; computing them during a drag would stall it. The drag stays in the browser, and its end —
+    which already reports x to the page (the component's ``x`` state) — reruns this fragment for the new x.
+    """
+    st.subheader("The certificate ladder at x")
+    st.caption(
+        "Every sound certificate is a disk around x that no point of the other class can enter, so it must sit "
+        "inside the exact distance to the boundary (black circle, computed by enumerating the network's linear "
+        "regions); every attack found a point of the other class, so its circle lies outside. Computed for x where "
+        "your last drag ended."
+    )
+    segments = _segments(view, lab)
+    key = {"settings": view.settings(point=0).key(), "x": [round(float(v), 12) for v in x]}
+
+    def compute() -> CertificateLadder:
+        return certificate_ladder(lab.clf, np.asarray(x), box=tuple(lab_box(lab.data.x.numpy())), segments=segments)
+
+    with st.spinner("Computing the certificates, the attacks and the exact distance at x…"):
+        ladder = study.cached_result("app-toy-ladder", key, compute, disk=False)
+    window = ladder_window(ladder)
+    regions = decision_regions(lab.clf, window, resolution=120)
+    st.plotly_chart(ladder_figure(ladder, window=window, regions=regions, segments=segments), width="stretch")
+    st.markdown(ladder_reading(ladder))
+    st.dataframe(
+        _ladder_table(ladder),
+        hide_index=True,
+        column_config={
+            "radius (ℓ2)": st.column_config.NumberColumn(format="%.4g", help="data units"),
+            "÷ exact": st.column_config.NumberColumn(format="%.3f", help="radius / exact distance"),
+        },
+    )
 
 
 def render() -> None:

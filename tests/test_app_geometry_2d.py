@@ -57,7 +57,10 @@ def test_every_dataset_and_model(lab_app, dataset):
         comps = lab2d_data(at)  # the lab and the universal vector run in the browser (issue 20)
         assert set(comps) == {"lab", "universal"}, (dataset, model)
         assert comps["lab"]["model"]["type"] == ("sphere" if model == "sphere" else "mlp"), (dataset, model)
-        assert len(at.get("plotly_chart")) == 2, (dataset, model)  # flat vs curved
+        assert len(at.get("plotly_chart")) == 3, (dataset, model)  # the certificate ladder at x, flat vs curved
+        reading = [m.value for m in at.markdown if "exact distance" in m.value]  # the ladder's reading
+        assert reading, (dataset, model)
+        assert ("no exact distance" in reading[0]) == (model == "mlp-tanh"), (dataset, model, reading[0])
         assert at.query_params["g2_data"] == [dataset] or at.query_params["g2_data"] == dataset
         assert not at.error, [e.value for e in at.error]
 

@@ -24,12 +24,13 @@ from geometry.deepfool import deepfool
 from geometry.lipschitz import LayerBound, LipschitzBound
 from geometry.plotting.layout import AXIS_CHARS, NARROW_AXIS_CHARS, NARROW_TITLE_CHARS, TITLE_CHARS
 from geometry.profile import CurvatureProfile
+from geometry.regions2d import BoundarySegments
 from geometry.sections import Section, normal_section
 from geometry.study.certify import AttackStudy, CertifiedSection, CertifyStudy
 from geometry.study.constrained import ConstrainedRatio
 from geometry.study.fig5 import SectionRow, UniversalSections
 from geometry.study.robust import PointStudy, RobustStudy
-from geometry.study.toy2d import LabSettings, LabStudy, UniversalPanel
+from geometry.study.toy2d import CertificateLadder, LabSettings, LabStudy, LadderRow, UniversalPanel
 from geometry.testing import affine_classifier
 from geometry.toy2d import DecisionRegions, Osculating, ToyData
 from geometry.universal import FoolingCurve
@@ -110,6 +111,29 @@ def _gallery_rows() -> list[dict]:
         dict(name="UAP", v=0.1 * torch.randn(1, 4, 4, generator=g), images=torch.rand(2, 1, 4, 4, generator=g),
              labels=torch.tensor([0, 1]), new_labels=torch.tensor([2, 1]), subtitle="fooling rate 50 %"),
     ]  # fmt: skip
+
+
+def _ladder() -> CertificateLadder:
+    """The ladder at x = (−1, −0.5) of the boundary x1 + x2 = 0: exact distance 1.5/√2 ≈ 1.06."""
+    exact = 1.5 / math.sqrt(2)
+    return CertificateLadder(
+        x=np.array([-1.0, -0.5]), label=0, exact=exact, nearest=np.array([-0.25, 0.25]),
+        rows=(
+            LadderRow("exact distance", "exact", exact, "closed form"),
+            LadderRow("global Lipschitz", "certificate", 0.5, "M(x) / (√2 L)"),
+            LadderRow("LMT pair", "certificate", exact, "pair"),
+            LadderRow("DeepFool r(x)", "attack", 1.02 * exact, "overshoot 0.02"),
+            LadderRow("minimal ensemble", "attack", math.inf, "every attack failed"),
+        ),
+        attack_point=np.array([-0.24, 0.26]),
+    )  # fmt: skip
+
+
+def _segments() -> BoundarySegments:
+    return BoundarySegments(
+        start=np.array([[-2.0, 2.0]]), end=np.array([[2.0, -2.0]]), classes=np.array([[0, 1]]),
+        box=(-2.0, 2.0, -2.0, 2.0), n_regions=1,
+    )  # fmt: skip
 
 
 def _lab() -> LabStudy:
@@ -234,6 +258,12 @@ CASES: dict[str, tuple[Callable[[], go.Figure], list[str]]] = {
     ),
     "lab_figure": (lambda: gp.lab_figure(_lab(), clickable=True), []),
     "universal_figure": (lambda: gp.universal_figure(_lab(), _panel(), title="S_f direction"), []),
+    "ladder_figure": (
+        lambda: gp.ladder_figure(
+            _ladder(), window=(-2.0, 0.0, -1.5, 0.5), regions=_lab().regions, segments=_segments()
+        ),
+        ["x₁ (data units)", "x₂ (data units)"],
+    ),
     "curvature_profile_figure": (lambda: gp.curvature_profile_figure({"lenet": _robust()}), ["index i", "1/pixel²"]),
     "finite_difference_figure": (lambda: gp.finite_difference_figure({"lenet": _robust()}), ["1/pixel"]),
     "loss_along_figure": (lambda: gp.loss_along_figure({"lenet": _point()}), ["pixel ℓ2", "cross-entropy"]),

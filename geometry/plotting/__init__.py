@@ -35,7 +35,7 @@ from .layout import finish, narrow, scaled, wrap_text
 from .robust import curvature_profile_figure, finite_difference_figure, loss_along_figure, robust_accuracy_figure
 from .sections_grid import section_grid_figure
 from .theme import CLASS_COLORS, PRESENT_SCALE, SUBSPACE_COLORS, TEMPLATE
-from .toy2d import lab_figure, universal_figure
+from .toy2d import lab_figure, ladder_figure, universal_figure
 
 __all__ = [
     "CLASS_COLORS",
@@ -54,6 +54,7 @@ __all__ = [
     "fooling_rate_vs_m_figure",
     "inner_product_figure",
     "lab_figure",
+    "ladder_figure",
     "layer_norms_figure",
     "loss_along_figure",
     "narrow",

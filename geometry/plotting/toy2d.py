@@ -14,16 +14,17 @@ from .layout import finished
 from .theme import CLASS_COLORS
 
 if TYPE_CHECKING:
-    from ..study.toy2d import LabStudy, UniversalPanel
+    from ..regions2d import BoundarySegments
+    from ..study.toy2d import CertificateLadder, LabStudy, UniversalPanel
     from ..toy2d import DecisionRegions
 
-__all__ = ["lab_figure", "universal_figure"]
+__all__ = ["lab_figure", "ladder_figure", "universal_figure"]
 
 _PALE = ["#F0D1D6", "#C2BDDB"]  # CLASS_COLORS[0], [1] mixed with 70 % white: the regions
 _FOOLED = "#000000"  # rings of the points v fools, and v itself: black reads on every region colour
 
 
-def _regions(fig: go.Figure, regions: DecisionRegions) -> None:
+def _regions(fig: go.Figure, regions: DecisionRegions, *, contour: bool = True) -> None:
     lab = np.asarray(regions.label).astype(int)
     fig.add_trace(
         go.Heatmap(
@@ -37,7 +38,7 @@ def _regions(fig: go.Figure, regions: DecisionRegions) -> None:
             hoverinfo="skip",
         )
     )
-    bx, by = boundary_segments(regions.x1, regions.x2, lab)
+    bx, by = boundary_segments(regions.x1, regions.x2, lab) if contour else ([], [])
     if bx:
         fig.add_trace(
             go.Scattergl(
@@ -231,3 +232,139 @@ def universal_figure(
     if clickable:
         _click_targets(fig, reg)
     return _layout(fig, reg, f"{title} — fooling rate {panel.fooling_rate:.0%}, ‖v‖ = {np.linalg.norm(v):.2f}", height)
+
+
+#: the ladder's colours: exact distance, certificates (greens, one per certificate), attacks (oranges)
+_EXACT = "#000000"
+_CERT_COLORS = ("#1B7837", "#5AAE61", "#A6DBA0", "#00441B")
+_ATTACK_COLORS = ("#E66101", "#B35806", "#FDB863")
+
+
+@finished
+def ladder_figure(
+    ladder: CertificateLadder,
+    *,
+    window: tuple[float, float, float, float],
+    regions: DecisionRegions | None = None,
+    segments: BoundarySegments | None = None,
+    height: int = 600,
+) -> go.Figure:
+    """The certificate ladder at x: concentric circles of every radius around x, against the exact distance.
+
+    Parameters
+    ----------
+    ladder : :class:`geometry.study.toy2d.CertificateLadder`
+    window : (x1_min, x1_max, x2_min, x2_max) — the part of the plane shown (data units)
+    regions : decision regions on the window (pale class colours), optional
+    segments : the exact decision boundary (:func:`geometry.regions2d.boundary_segments`), drawn black
+
+    Returns
+    -------
+    go.Figure — certificates as filled green disks (sound lower bounds: the other class cannot be inside),
+    the exact distance as a black circle touching the boundary at the nearest point, attack radii as dashed
+    orange circles (an adversarial point lies on each); hover gives each radius and its ratio to the exact
+    distance. Axes in data units, equal scale.
+    """
+    fig = go.Figure()
+    exact_boundary = segments is not None and len(segments) > 0
+    if regions is not None:
+        _regions(fig, regions, contour=not exact_boundary)  # the exact segments replace the grid's contour
+    a0, a1, b0, b1 = window
+    if segments is not None and exact_boundary:
+        bx: list = []
+        by: list = []
+        for p, q in zip(segments.start, segments.end, strict=True):
+            if max(p[0], q[0]) < a0 or min(p[0], q[0]) > a1 or max(p[1], q[1]) < b0 or min(p[1], q[1]) > b1:
+                continue
+            bx += [p[0], q[0], None]
+            by += [p[1], q[1], None]
+        if bx:
+            fig.add_trace(
+                go.Scatter(
+                    x=bx, y=by, mode="lines", line=dict(color="black", width=2),
+                    name="decision boundary (exact, linear regions)", hoverinfo="skip",
+                )
+            )  # fmt: skip
+    x = ladder.x
+    t = np.linspace(0, 2 * math.pi, 241)
+    certs = sorted((r for r in ladder.of("certificate") if math.isfinite(r.radius)), key=lambda r: -r.radius)
+    for i, row in enumerate(certs):  # largest first, so that the smaller disks are drawn on top
+        color = _CERT_COLORS[i % len(_CERT_COLORS)]
+        ratio = ladder.ratio(row)
+        share = f" = {ratio:.0%} of exact" if math.isfinite(ratio) else ""
+        fig.add_trace(
+            go.Scatter(
+                x=x[0] + row.radius * np.cos(t), y=x[1] + row.radius * np.sin(t), mode="lines",
+                fill="toself", fillcolor=_rgba(color, 0.28), line=dict(color=color, width=2),
+                name=f"certificate: {row.name} {row.radius:.3g}{share}",
+                hovertemplate=f"{row.name} (certificate)<br>radius {row.radius:.4g}{share}<br>{row.note}<extra></extra>",
+            )
+        )  # fmt: skip
+    if math.isfinite(ladder.exact):
+        fig.add_trace(
+            go.Scatter(
+                x=x[0] + ladder.exact * np.cos(t), y=x[1] + ladder.exact * np.sin(t), mode="lines",
+                line=dict(color=_EXACT, width=3), name=f"exact distance {ladder.exact:.3g}",
+                hovertemplate=f"exact distance to the boundary: {ladder.exact:.4g}<extra></extra>",
+            )
+        )  # fmt: skip
+        z = ladder.nearest
+        fig.add_trace(
+            go.Scatter(
+                x=[x[0], z[0]], y=[x[1], z[1]], mode="lines+markers",
+                line=dict(color=_EXACT, width=1.5), marker=dict(size=[0, 10], color=_EXACT, symbol="x"),
+                name="nearest boundary point",
+                hovertemplate="nearest boundary point (%{x:.3f}, %{y:.3f})<extra></extra>",
+            )
+        )  # fmt: skip
+    attacks = [r for r in ladder.of("attack") if math.isfinite(r.radius)]
+    for i, row in enumerate(attacks):
+        color = _ATTACK_COLORS[i % len(_ATTACK_COLORS)]
+        ratio = ladder.ratio(row)
+        share = f" = {ratio:.3g}× exact" if math.isfinite(ratio) else ""
+        fig.add_trace(
+            go.Scatter(
+                x=x[0] + row.radius * np.cos(t), y=x[1] + row.radius * np.sin(t), mode="lines",
+                line=dict(color=color, width=2, dash="dash" if i == 0 else "dot"),
+                name=f"attack: {row.name} {row.radius:.3g}{share}",
+                hovertemplate=f"{row.name} (attack radius)<br>radius {row.radius:.4g}{share}<br>{row.note}<extra></extra>",
+            )
+        )  # fmt: skip
+    if ladder.attack_point is not None:
+        p = ladder.attack_point
+        fig.add_trace(
+            go.Scatter(
+                x=[p[0]], y=[p[1]], mode="markers", marker=dict(size=10, color=_ATTACK_COLORS[0], symbol="diamond"),
+                name="minimal ensemble's adversarial point",
+                hovertemplate="adversarial point (%{x:.3f}, %{y:.3f})<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=[x[0]], y=[x[1]], mode="markers",
+            marker=dict(size=14, color="#2CA02C", symbol="star", line=dict(color="black", width=1)),
+            name=f"x, classified {ladder.label}",
+            hovertemplate="x = (%{x:.3f}, %{y:.3f})<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title=(
+            "Certificates (green disks), the exact distance (black), attack radii (orange)"
+            if math.isfinite(ladder.exact)
+            else "Certificates (green disks) and attack radii (orange); no exact distance for this model"
+        ),
+        height=height,
+        margin=dict(l=10, r=10, t=50, b=10),
+        legend=dict(orientation="v", yanchor="top", y=1, x=1.02, xanchor="left"),
+        xaxis=dict(title="x₁ (data units)", range=[a0, a1], showgrid=False, zeroline=False, constrain="domain"),
+        yaxis=dict(
+            title="x₂ (data units)", range=[b0, b1], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain"
+        ),
+    )
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"

@@ -51,6 +51,7 @@ __all__ = [
     "CertificateLadder",
     "UniversalPanel",
     "certificate_ladder",
+    "ladder_window",
     "lab_study",
     "toy_model",
     "universal_panel",
@@ -355,6 +356,8 @@ def certificate_ladder(
     exact, nearest = math.nan, np.full(2, np.nan)
     try:
         ed = exact_distance(clf, xv[None], box=box, segments=segments)
+        if segments is not None and not bool(ed.exact[0]):  # the ball leaves the segments' box: grow a box
+            ed = exact_distance(clf, xv[None], box=box)
         if bool(ed.exact[0]):
             exact, nearest = float(ed.distance[0]), ed.nearest[0]
             note = "to the nearest point of the other class (linear regions, or the circle's closed form)"
@@ -405,3 +408,12 @@ def certificate_ladder(
     )
     point = (xs + mp.delta).reshape(2).numpy() if math.isfinite(dist) else None
     return CertificateLadder(x=xv, label=label, exact=exact, nearest=nearest, rows=tuple(rows), attack_point=point)
+
+
+def ladder_window(ladder: CertificateLadder, *, margin: float = 1.35) -> tuple[float, float, float, float]:
+    """The square around x that shows every finite radius of the ladder: half-width ``margin`` × the largest
+    (at least 0.05 data units). Returns (x1_min, x1_max, x2_min, x2_max)."""
+    radii = [r.radius for r in ladder.rows if math.isfinite(r.radius)]
+    half = max(margin * max(radii, default=0.0), 0.05)
+    x1, x2 = float(ladder.x[0]), float(ladder.x[1])
+    return x1 - half, x1 + half, x2 - half, x2 + half
