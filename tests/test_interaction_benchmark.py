@@ -88,11 +88,25 @@ def test_the_markdown_table_reports_the_budget():
         {"page": "p", "interaction": "slow", "key": "k", "repaint": [0.5, 0.6, 2.0], "run": [], "script": [],
          "failed": 1},
     ]  # fmt: skip
-    table = interaction.markdown(rows)
+    rows.append(
+        {"page": "p", "interaction": "heavy", "key": "k", "repaint": [0.1, 0.1], "run": [0.1, 0.1], "script": [0.01],
+         "bytes": [150e3, 450e3], "draw": [0.0, 0.02], "busy": [0.0, 0.06], "failed": 0}
+    )  # fmt: skip
+    drags = [
+        {"kind": "drag x", "width": 1280, "frame_ms": [10.0, 20.0, 30.0], "draw_ms": [2.0, 3.0, 4.0]},
+        {"kind": "drag v", "width": 800, "frame_ms": [40.0, 90.0], "draw_ms": [5.0, 6.0]},
+    ]
+    table = interaction.markdown(rows, drags)
     lines = table.splitlines()
     assert "| p | fast |" in lines[2] and lines[2].endswith("| met |")
-    assert "| p | slow |" in lines[3] and "missed (1 failed)" in lines[3]
-    assert "**all**" in lines[4] and lines[4].endswith("| missed |")
+    assert "| p | slow |" in lines[3] and "missed: p95 1.86 s > 0.3 s (1 failed)" in lines[3]
+    # the 200 kB budget: 450 kB at p95 misses, and the received bytes are shown in kB
+    assert (
+        "| p | heavy |" in lines[4] and lines[4].endswith("| missed: 435 kB > 200 kB |") and "| 300 / 435 |" in lines[4]
+    )
+    assert "**all**" in lines[5] and "missed: p95" in lines[5]
+    assert lines[9].startswith("| drag x at 1280 px | 3 |") and lines[9].endswith("| met |")
+    assert lines[10].startswith("| drag v at 800 px | 2 |") and "missed: p95 87.5 ms > 50 ms" in lines[10]
 
 
 def _curve_y(at: AppTest) -> list:
