@@ -3,6 +3,7 @@ and does it transfer (Appendix C.2, Fig. 13)?"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import streamlit as st
@@ -14,6 +15,7 @@ from geometry.study import xi as xi_of
 from geometry.study.readings import compare_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
+from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui import state
@@ -80,6 +82,10 @@ def render() -> None:
 
     with _sidebar.user_errors():  # zoo networks are trained here on first use (progress shown outside the caches)
         clf_a = _cached.get_model(view.a) if view.a != sel.model_name else sel.clf
+        stand_in = _jobs.ready_or_stand_in(view.b, exclude=(view.a,))  # B still training: the nearest trained one
+        if stand_in is None:
+            st.stop()
+        chosen, view = view, dataclasses.replace(view, b=stand_in)
         clf_b = _cached.get_model(view.b)
         h_authors = default_h(clf_a)
         settings = view.settings()
@@ -111,7 +117,7 @@ def render() -> None:
                 "S_c: finite-difference Hessian-vector products of F = f_j − f_k̂ at z = x + r(x), averaged tangent "
                 "Hessian, top eigenvectors (dense solve for d ≤ 100, else Lanczos). S_f: SVD of the unit normals."
             )
-        view.share()
+        chosen.share()  # the URL keeps the chosen B, not its stand-in
         a_label, b_label, m = model_label(view.a), model_label(view.b), view.m
 
         # ---------------------------------------------------------------- (a) principal angles, Fig. 10

@@ -26,6 +26,7 @@ from geometry.study.readings import robust_reading
 from geometry.study.robust import RobustSettings, RobustStudy
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
+from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout
 from pages.ui import nav
 from pages.ui import robust_views as _views
@@ -153,7 +154,15 @@ def render() -> None:
 
     with _sidebar.user_errors():
         settings: RobustSettings = view.settings(d)
-        clfs = {n: _cached.get_model(n) for n in view.nets}  # zoo networks are trained on first use
+        training = [n for n in view.nets if not _jobs.is_ready(n)]
+        for n in training:  # trained as jobs; the others are compared meanwhile (issue 20, item 3)
+            _jobs.train_in_background(n)
+            _jobs.training_box(n, None, "Meanwhile the page compares the chosen networks that are ready.")
+        nets = [n for n in view.nets if n not in training]
+        if len(nets) < 2:
+            st.info("Fewer than two of the chosen networks are trained yet: the comparison appears when they are.")
+            st.stop()
+        clfs = {n: _cached.get_model(n) for n in nets}
         xs, ys = _views.robust_test_points(sel.dataset, view.n)
         by_name = _views.robust_studies(clfs, xs, ys, settings, label=model_label)  # background jobs
         studies = {model_label(n): s for n, s in by_name.items()}

@@ -458,6 +458,8 @@ def test_a_page_whose_network_trains_shows_the_nearest_ready_one_and_the_progres
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         assert gate.started.wait(WAIT) and gate.args[0][0] == (name,)
+        at.run()  # the job has reported its progress now (the first run may draw the box before it starts)
+        assert not at.exception, [e.value for e in at.exception]
         infos = " ".join(i.value for i in at.info)
         assert f"**{name} is being trained**" in infos and "this page shows **digits-lenet**" in infos
         bars = [p for p in at.get("progress") if f"training {name}" in p.proto.text]
@@ -522,3 +524,23 @@ def test_first_start_queues_the_networks_other_pages_open_with_in_visiting_order
     monkeypatch.setattr(ui_jobs, "mnist_available", lambda: False)
     seen.clear()
     assert ui_jobs._queue_after_default() == [] and seen == []
+
+
+def test_the_nearest_ready_network_prefers_dataset_then_regime_then_architecture(monkeypatch):
+    """What stands in while a network trains: a trained one of its dataset with its regime and architecture first,
+    then a digits network (unless the page needs the same dataset: Compare's B), never an excluded one (Compare's A)."""
+    from pages.ui import jobs as ui_jobs
+
+    trained = {"digits-lenet", "digits-nin", "digits-lenet-pgd", "mnist-lenet", "mnist-mlp"}
+    monkeypatch.setattr(ui_jobs, "trained_names", lambda: set(trained))
+    assert ui_jobs.nearest_ready("mnist-nin") == "mnist-lenet"  # same dataset beats same architecture
+    assert ui_jobs.nearest_ready("mnist-nin", exclude=("mnist-lenet",)) == "mnist-mlp"
+    assert ui_jobs.nearest_ready("mnist-lenet-pgd") == "mnist-lenet"
+    assert ui_jobs.nearest_ready("cifar10-nin") == "digits-nin"  # no CIFAR-10 network: digits, same architecture
+    assert ui_jobs.nearest_ready("cifar10-lenet") == "digits-lenet"
+    assert ui_jobs.nearest_ready("cifar10-nin", same_dataset=True) is None
+    assert (
+        ui_jobs.nearest_ready("digits-lenet-fgsm") == "digits-lenet"
+    )  # no FGSM network: a LeNet, the first in the zoo
+    assert ui_jobs.nearest_ready("user:upload") is None
+    assert ui_jobs.is_ready("mnist-lenet") and not ui_jobs.is_ready("mnist-nin") and ui_jobs.is_ready("user:upload")

@@ -123,3 +123,48 @@ def test_two_uploaded_models_are_ordered_by_their_robustness(regimes, tmp_path):
         < curv[next(c for c in curv.columns if c.startswith("mean curvature at h"))].iloc[1]
     )
     assert curv["training time (s)"].isna().all()  # unknown for uploads: shown as n/a
+
+
+def test_robust_page_compares_the_ready_networks_while_one_trains(regimes, monkeypatch):
+    """Issue 20, item 3: a chosen network still training (a fake job held by an Event: nothing is trained) does not
+    block the page: its training box shows the job's progress and the two trained networks are compared meanwhile."""
+    import threading
+
+    from geometry import zoo
+    from geometry.runtime import jobs
+    from pages.ui import jobs as ui_jobs
+
+    name = "digits-lenet-fgsm"
+    release, started = threading.Event(), threading.Event()
+
+    def fake_train(n, *, progress):
+        progress(0.3, "epoch 9/30")
+        started.set()
+        release.wait(30)
+        return n
+
+    real_is_cached = zoo.is_cached
+    monkeypatch.setattr(zoo, "is_cached", lambda n: n != name and real_is_cached(n))
+    monkeypatch.setattr(ui_jobs, "_train", fake_train)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["rob_nets"] = f"digits-lenet,digits-lenet-pgd,{name}"
+    at.query_params["rob_n"] = "30"
+    try:
+        at.run()
+        switch_page(at, "pages/robust.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert started.wait(30)
+        at.run()  # the job has reported its progress now (the first run may draw the box before it starts)
+        assert not at.exception, [e.value for e in at.exception]
+        infos = " ".join(i.value for i in at.info)
+        assert f"**{name} is being trained**" in infos and "compares the chosen networks that are ready" in infos
+        assert any(f"training {name}" in p.proto.text and "epoch 9/30" in p.proto.text for p in at.get("progress"))
+        specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        assert len(specs) == 4 + 2  # as with two networks chosen: the two trained ones
+    finally:
+        release.set()
+        job = jobs.registry().get(f"train:{name}")
+        if job is not None:
+            job.wait(30)
+            jobs.registry().forget(f"train:{name}")

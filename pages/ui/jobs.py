@@ -509,20 +509,21 @@ def first_start_notice() -> None:
 
 
 # ------------------------------------------------------------------ a network not ready yet (issue 20, item 3)
-def nearest_ready(name: str) -> str | None:
+def nearest_ready(name: str, *, exclude: tuple[str, ...] = (), same_dataset: bool = False) -> str | None:
     """The trained zoo network a page shows while ``name`` trains: one of the same dataset (same regime, then same
-    architecture first), else a digits network (likewise), else None (nothing is trained yet)."""
+    architecture first), else (unless ``same_dataset``) a digits network (likewise), else None. ``exclude``: networks
+    not to offer (e.g. Compare's A when B is missing)."""
     entry = zoo.ZOO.get(name)
     if entry is None:
         return None
-    trained = trained_names() - {name}
+    trained = trained_names() - {name, *exclude}
     order = list(zoo.ZOO)
 
     def closeness(n: str) -> tuple:
         e = zoo.ZOO[n]
         return (e.regime != entry.regime, e.architecture != entry.architecture, order.index(n))
 
-    for dataset in dict.fromkeys((entry.dataset, "digits")):
+    for dataset in dict.fromkeys((entry.dataset,) if same_dataset else (entry.dataset, "digits")):
         ready = [n for n in zoo.model_names(dataset) if n in trained]
         if ready:
             return min(ready, key=closeness)
@@ -556,10 +557,27 @@ def _retry(key: str) -> None:
     jobs.registry().forget(key)
 
 
+def is_ready(name: str) -> bool:
+    """True for a trained zoo network or an upload."""
+    return name not in zoo.ZOO or name in trained_names()
+
+
+def ready_or_stand_in(name: str, *, exclude: tuple[str, ...] = ()) -> str | None:
+    """``name`` if it is trained (or not a zoo network); else its training starts as a job, the training box is drawn
+    and the nearest trained network of the same dataset (not in ``exclude``) is returned — None when there is none."""
+    if name not in zoo.ZOO or name in trained_names():
+        return name
+    stand_in = nearest_ready(name, exclude=exclude, same_dataset=True)
+    train_in_background(name)
+    training_box(name, stand_in)
+    return stand_in
+
+
 @st.fragment(run_every=PANEL_SECONDS)
-def training_box(name: str, fallback: str) -> None:
-    """While ``name`` trains: its progress, and that the page shows ``fallback`` meanwhile; polls the job registry
-    and reruns the page once the job ends, so the page switches to ``name`` by itself."""
+def training_box(name: str, fallback: str | None, meanwhile: str | None = None) -> None:
+    """While ``name`` trains: its progress, and that the page shows ``fallback`` meanwhile (None: nothing, the page
+    waits for it; ``meanwhile`` replaces that sentence); polls the job registry and reruns the page once the job
+    ends, so the page switches to ``name`` by itself."""
     job = jobs.registry().get(f"train:{name}")
     if job is None or job.state in ("done", "cancelled"):
         st.rerun()  # the whole page again: it now finds the trained network (or submits the job again)
@@ -570,11 +588,16 @@ def training_box(name: str, fallback: str) -> None:
         return
     s = job.status()
     estimate = estimated_train_seconds(name)
+    meanwhile = meanwhile or (
+        f"Meanwhile this page shows **{fallback}** in its place, the nearest network that is ready: every number below "
+        f"that would be {name}'s is {fallback}'s."
+        if fallback is not None
+        else "No trained network can stand in for it here."
+    )
     st.info(
         f"**{name} is being trained** ({'first use; ' if estimate is None else f'≈ {_duration(estimate)}, an estimate; '}"
-        f"cached on disk afterwards). Meanwhile this page shows **{fallback}**, the nearest network that is ready: "
-        f"every number below is {fallback}'s. The page switches to {name} by itself when the training ends; you can "
-        "also leave and come back.",
+        f"cached on disk afterwards). {meanwhile} The page switches to {name} by itself when the training ends; you "
+        "can also leave and come back.",
         icon=":material/hourglass_top:",
     )
     st.progress(s.fraction, text=f"training {name} — {s.message + ' · ' if s.message else ''}{status_line(job)}")
