@@ -145,7 +145,8 @@ def save_tensors(path: Path, tensors: dict, meta: dict[str, str] | None = None, 
     meta : name → str, stored in the header (the keys ``SHA_KEY`` and ``VERSION_KEY`` are reserved)
     version : the caller's format version; a file read back with another version is a miss
 
-    Returns ``path``. Raises InvalidInputError for a reserved or non-string metadata entry.
+    Returns ``path``. Raises InvalidInputError for a reserved or non-string metadata entry, OSError when
+    the file cannot be written (a full disk; an upload worker, which may write no file).
     """
     from safetensors.torch import save_file
 
@@ -159,7 +160,16 @@ def save_tensors(path: Path, tensors: dict, meta: dict[str, str] | None = None, 
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta[VERSION_KEY] = str(int(version))
     meta[SHA_KEY] = tensors_digest(tensors, meta)
-    return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+        except OSError:
+            raise
+        except Exception as exc:  # safetensors reports a failed write (disk full, RLIMIT_FSIZE) as SafetensorError
+            raise OSError(f"could not write {path}: {exc}") from exc
+
+    return atomic_write(Path(path), write)
 
 
 def read_tensors(path: Path, *, version: int, finite: bool | Collection[str] = True) -> tuple[dict, dict[str, str]]:

@@ -17,6 +17,7 @@ from geometry.plotting import (
     to_display_image,
     with_click_targets,
 )
+from geometry.runtime.uploads import in_worker
 from geometry.sections import Section, direction_through, plane_point
 from geometry.study.fig5 import universal_sections
 from geometry.study.provenance import RX_PROVENANCE, box_excess, left_box
@@ -81,7 +82,7 @@ def _probe(sel: _sidebar.Selection, sec: Section, clicked: tuple[float, float]) 
 @st.cache_resource(max_entries=8, show_spinner="Cutting sections along the universal perturbation …")
 def _fig5_grid(_clf, _xs, _v, *, key: str, method: str, h):
     """:func:`geometry.study.fig5.universal_sections`, cached per (network, points, UAP settings, estimator)."""
-    return universal_sections(_clf, _xs, _v, method=method, h=h, resolution=64)
+    return in_worker(universal_sections, _clf, _xs, _v, method=method, h=h, resolution=64)  # an upload: its worker
 
 
 def render() -> None:

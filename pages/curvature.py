@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.plotting import constrained_ratio_figure, curvature_vs_m_figure, ritz_figure
+from geometry.runtime.uploads import in_worker
 from geometry.study.constrained import ConstrainedRatio, ConstrainedSettings
 from geometry.study.points import StudyPoints
 from geometry.study.provenance import box_share_text, estimation_box_share
@@ -91,7 +92,7 @@ def render() -> None:
             + f"; {study.curved.n_hvp:,} Hessian-vector products for S_c "
             f"({study.curved.solver})."
         )
-        box = estimation_box_share(sel.clf, points)
+        box = in_worker(estimation_box_share, sel.clf, points)  # an upload: in its worker
         (st.warning if box.n_outside else st.caption)(box_share_text(box))
         _layout.chart(ritz_figure(study.curved))
         with st.expander("Advanced: how to read this chart (Ritz values, operator asymmetry, K vs κ)"):

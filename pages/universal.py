@@ -11,6 +11,7 @@ import streamlit as st
 
 from geometry.hessian import default_h
 from geometry.plotting import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
+from geometry.runtime.uploads import in_worker
 from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
 from geometry.study.provenance import box_share_text, estimation_box_share
 from geometry.study.readings import universal_reading
@@ -151,7 +152,7 @@ def render() -> None:
             f"{study.uap_in_curved[-1]:.0%} in S_c (m = {ms[-1]}) against {study.uap_in_random[-1]:.0%} in the random "
             f"subspace (‖P v‖/‖v‖). Computed in {study.seconds:.0f} s."
         )
-        box = estimation_box_share(clf, points)
+        box = in_worker(estimation_box_share, clf, points)  # an upload: in its worker
         (st.warning if box.n_outside else st.caption)(box_share_text(box))
 
         # ------------------------------------------------------------------ gallery (Fig. 8)

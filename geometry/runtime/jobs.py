@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import itertools
 import logging
 import os
@@ -51,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import AtlasError, InvalidInputError
+from .uploads import in_worker, involves_upload
 
 __all__ = [
     "BACKGROUND_ENV",
@@ -370,7 +372,9 @@ class JobRegistry:
         expected_seconds : an estimate of the duration shown before progress gives one
         owner : the submitting session's id (issue 22, item 4): added to the job's :attr:`Job.owners`,
             also when the job already exists (a second session waiting on shared work)
-        args, kwargs : passed to ``fn``
+        args, kwargs : passed to ``fn``. When an uploaded classifier (:mod:`geometry.runtime.uploads`) is
+            among them, ``fn`` runs whole in that upload's worker process (:func:`~geometry.runtime.uploads.in_worker`;
+            ``fn`` must then be a module-level function, and its progress is not reported)
 
         Returns
         -------
@@ -382,6 +386,8 @@ class JobRegistry:
         InvalidInputError
             unknown lane.
         """
+        if involves_upload(*args, **kwargs):  # an uploaded model runs only in its session's worker (issue 22)
+            fn = functools.partial(in_worker, fn)
         lane = self.lanes[0] if lane is None else lane
         if lane not in self._queues:
             raise InvalidInputError(f"unknown job lane {lane!r}; the lanes are {', '.join(self.lanes)}")

@@ -58,7 +58,15 @@ from typing import Any
 
 from ..errors import AtlasError
 
-__all__ = ["DEFAULT_WORKER_LIMITS", "UploadHandle", "WorkerLimitError", "WorkerLimits", "WorkerPool"]
+__all__ = [
+    "DEFAULT_WORKER_LIMITS",
+    "UploadHandle",
+    "WorkerLimitError",
+    "WorkerLimits",
+    "WorkerPool",
+    "describe_call",
+    "loaded_upload",
+]
 
 
 class WorkerLimitError(AtlasError):
@@ -152,6 +160,26 @@ def _resolve(fn: Callable[..., Any] | str) -> Callable[..., Any]:
     return obj
 
 
+#: uploads a worker keeps loaded at once (a call may name two: Compare with two uploads)
+WORKER_MODELS = 4
+
+
+def loaded_upload(handle: UploadHandle) -> Any:  # pragma: no cover - runs in the worker
+    """In a worker: the :class:`~geometry.classifier.Classifier` of ``handle``, loaded (screened and
+    validated, :func:`geometry.loading.load_classifier` with ``isolate=False``: this process is the
+    isolation) on first use and kept for the next calls (at most :data:`WORKER_MODELS`)."""
+    from geometry.loading import load_classifier
+
+    key = repr(handle)
+    clf = _WORKER_MODELS.pop(key, None)
+    if clf is None:
+        clf = load_classifier(handle.path, isolate=False, **dict(handle.options))
+    _WORKER_MODELS[key] = clf  # most recently used last
+    while len(_WORKER_MODELS) > WORKER_MODELS:
+        _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
+    return clf
+
+
 def _worker_call(
     handle: UploadHandle,
     fn: Callable[..., Any] | str,
@@ -164,18 +192,12 @@ def _worker_call(
     Returns ``("ok", pickled result)`` or ``("memory", message)`` when an allocation hit the memory limit."""
     import resource
 
-    from geometry.loading import load_classifier
-
     used = resource.getrusage(resource.RUSAGE_SELF)
     soft = int(used.ru_utime + used.ru_stime) + int(cpu_seconds) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
     signal.alarm(max(1, math.ceil(deadline_seconds)))
     try:
-        clf = _WORKER_MODELS.get(repr(handle))
-        if clf is None:
-            clf = load_classifier(handle.path, isolate=False, **dict(handle.options))
-            _WORKER_MODELS.clear()  # one upload at a time per worker
-            _WORKER_MODELS[repr(handle)] = clf
+        clf = loaded_upload(handle)
         # plain pickle bytes: torch's multiprocessing reducers would put tensors in a shared-memory
         # file, which the worker may not write (RLIMIT_FSIZE 0)
         return "ok", pickle.dumps(_resolve(fn)(clf, *args, **kwargs), protocol=pickle.HIGHEST_PROTOCOL)
@@ -192,7 +214,8 @@ def _worker_call(
 
 
 # ------------------------------------------------------------------ the server's side
-def _describe_input(fn: Callable[..., Any] | str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+def describe_call(fn: Callable[..., Any] | str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """``module:function(tensor (2, 1, 8, 8), int, k=float)``: a call named with its arguments' shapes and types."""
     name = fn if isinstance(fn, str) else f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', fn)}"
 
     def one(v: Any) -> str:
@@ -254,6 +277,7 @@ class WorkerPool:
         handle: UploadHandle,
         fn: Callable[..., Any] | str,
         *args: Any,
+        _what: str | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run ``fn(classifier, *args, **kwargs)`` on the upload ``handle`` in ``owner``'s worker.
@@ -265,6 +289,7 @@ class WorkerPool:
         fn : a module-level function (pickled by reference) or ``"module:function"``; called with
             the loaded :class:`~geometry.classifier.Classifier` first
         args, kwargs : its arguments (picklable: tensors, settings, data)
+        _what : how the call is named in a limit's message (default: ``fn`` and its arguments' shapes)
 
         Returns
         -------
@@ -280,7 +305,7 @@ class WorkerPool:
         with self._lock:
             session = self._session(owner)
             session.busy += 1
-        what = _describe_input(fn, args, kwargs)
+        what = _what or describe_call(fn, args, kwargs)
         lim = self.limits
         t0 = time.monotonic()
         try:

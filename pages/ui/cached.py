@@ -1,7 +1,10 @@
 """Models, datasets and study calls of the app, cached.
 
 * Networks and datasets live in ``st.cache_resource`` (networks frozen, never mutated); a browser
-  session's uploads live in its session state only.
+  session's uploads live in its session state only, as stand-ins whose model runs in the session's
+  worker process (:mod:`geometry.runtime.uploads`): every study call below on an upload is sent there
+  whole (background jobs through :meth:`geometry.runtime.jobs.JobRegistry.submit`, the rest through
+  :func:`~geometry.runtime.uploads.in_worker`).
 * :func:`study_points` is the one point split of :mod:`geometry.study` for the sidebar's dataset.
 * The study functions of :mod:`geometry.study` cache their results themselves (in memory and on
   disk, keyed by the weights' and the points' fingerprints and the settings' key), so the wrappers
@@ -25,6 +28,7 @@ from geometry.classifier import Classifier
 from geometry.compare import transfer_sections as _transfer_sections
 from geometry.errors import AtlasError
 from geometry.hessian import CurvatureEstimator
+from geometry.runtime.uploads import in_worker
 from geometry.study import data_fingerprint, network_fingerprint
 
 from . import jobs as _jobs
@@ -127,7 +131,7 @@ def resolve_h(clf: Classifier, scale: study.HScale, points: study.StudyPoints) -
     first (:func:`noise_norm`), so resolving h afterwards reads it from the study cache."""
     if scale.preset == "xi":
         noise_norm(clf, points, scale.noise_share)
-    return study.resolve_h(clf, scale, points)
+    return in_worker(study.resolve_h, clf, scale, points)  # an upload: in its worker (issue 22)
 
 
 # ------------------------------------------------------------------ studies
@@ -167,7 +171,7 @@ def study_subspaces(clf: Classifier, points: study.StudyPoints, settings: study.
         _jobs.study_key("subspaces", clf, points, settings),
         text,
         lambda progress: _memo(
-            "subspaces", key, lambda: study.study_subspaces(clf, points, settings, progress=progress)
+            "subspaces", key, lambda: in_worker(study.study_subspaces, clf, points, settings, progress=progress)
         ),
     )
 
@@ -185,7 +189,7 @@ def section_study(clf: Classifier, x: torch.Tensor, settings: study.SectionSetti
         return _memo(
             "section",
             key,
-            lambda: study.section_study(clf, x, settings, subspace=subspace, perturbation=perturbation),
+            lambda: in_worker(study.section_study, clf, x, settings, subspace=subspace, perturbation=perturbation),
         )
 
 
@@ -213,7 +217,7 @@ def universal_samples(clf: Classifier, result, points: study.StudyPoints, settin
         "m": int(m),
     }
     with st.spinner(f"Sampling 8 vectors of S_c at m = {m}…"):
-        return _memo("samples", key, lambda: study.universal_samples(clf, result, points, m=int(m)))
+        return _memo("samples", key, lambda: in_worker(study.universal_samples, clf, result, points, m=int(m)))
 
 
 def compare_study(
@@ -260,7 +264,8 @@ def transfer_sections(
         return _memo(
             "transfer-sections",
             key,
-            lambda: _transfer_sections(
+            lambda: in_worker(
+                _transfer_sections,
                 clf_b,
                 x,
                 direction,
@@ -297,8 +302,16 @@ def fooling_matrix(
         return _memo(
             "fooling-matrix",
             key,
-            lambda: study.fooling_matrix(
-                clfs, points, settings, h=float(h), m=int(m), xi=float(xi), n_vectors=int(n_vectors), progress=progress
+            lambda: in_worker(
+                study.fooling_matrix,
+                clfs,
+                points,
+                settings,
+                h=float(h),
+                m=int(m),
+                xi=float(xi),
+                n_vectors=int(n_vectors),
+                progress=progress,
             ),
         )
 

@@ -26,6 +26,7 @@ import streamlit as st
 from geometry.cli.options import report_argv
 from geometry.errors import AtlasError
 from geometry.output import downloads
+from geometry.runtime.uploads import in_worker
 from geometry.study import network_fingerprint
 from geometry.study.report import ReportSettings, load_report_data, zoo_source
 
@@ -231,7 +232,8 @@ def _report(page: str, settings: ReportSettings | None, *, enabled: bool, sel: A
             bar.progress(min(max(fraction, 0.0), 1.0), text=f"Report — {message}"[:200])
 
         try:
-            data = downloads.report_zip(
+            data = in_worker(  # an upload: the whole report in its worker (issue 22)
+                downloads.report_zip,
                 sel.clf,
                 load_report_data(dataset),
                 settings,

@@ -11,6 +11,7 @@ from geometry import data as data_mod
 from geometry.errors import AtlasError
 
 from .cached import DATASET_LABELS, _builtin_dataset, dataset_problem, user_datasets, user_models
+from .jobs import session_owner
 from .sidebar import UPLOAD_PICKED, user_errors
 from .state import USER_PREFIX
 
@@ -51,7 +52,7 @@ def register_upload(
     The key holds a hash of the file and of every setting, so cached results of two different
     uploads can never be confused, across sessions too.
     """
-    from geometry.loading import load_classifier
+    from geometry.runtime import uploads
 
     if model_file is None:
         raise AtlasError("choose a model file to upload")
@@ -82,16 +83,22 @@ def register_upload(
         raise AtlasError(f"the model's input shape {shape} differs from the data's image shape {tuple(ds.input_shape)}")
     stem = model_file.name.rsplit(".", 1)[0]
     key = f"{USER_PREFIX}{stem}-{h.hexdigest()[:10]}"
-    clf = load_classifier(
-        model_file,
-        format=None if fmt == "auto" else fmt,
-        architecture=None if architecture == NO_ARCHITECTURE else architecture,
+    # issue 22: the model is loaded, screened, probed and run only in this session's worker process;
+    # the session keeps a stand-in (geometry/runtime/uploads.py) whose studies are sent there whole
+    clf = uploads.register(
+        model_file.getvalue(),
+        owner=session_owner(),
+        display=model_file.name,
         input_shape=shape,
-        mean=mean,
-        std=std,
-        class_names=names,
-        name=key,
-        max_bytes=UPLOAD_LIMIT_MB * 1024 * 1024,
+        options=dict(
+            format=None if fmt == "auto" else fmt,
+            architecture=None if architecture == NO_ARCHITECTURE else architecture,
+            mean=mean,
+            std=std,
+            class_names=names,
+            name=key,
+            max_bytes=UPLOAD_LIMIT_MB * 1024 * 1024,
+        ),
     )
     clf.info.setdefault("dataset", dataset_key)
     if dataset_key.startswith(USER_PREFIX):
@@ -102,7 +109,7 @@ def register_upload(
 
 def upload_form() -> None:
     """The "Your model" expander: what is accepted, the safety limits, the form, and the result."""
-    from geometry.loading.sandbox import DEFAULT_LIMITS
+    from geometry.runtime.uploads import APP_WORKER_LIMITS
 
     with st.expander(
         "Upload a model to inspect — it appears in every page's network picker, for this browser session only",
@@ -119,8 +126,9 @@ def upload_form() -> None:
         st.caption(
             f"**Safety.** An uploaded model is code. TorchScript and `.pt2` files may call only pure tensor operators "
             f"(an allow-list: no file, network, random-state or threading operators), checked on the file and again on "
-            f"the loaded graph. It is then loaded and probed first in a separate process limited to "
-            f"**{DEFAULT_LIMITS.describe()}**, with no file writes; only a model that passes is loaded here. "
+            f"the loaded graph. It is loaded, probed and run only in a worker process of your session (never in the "
+            f"server), limited to **{APP_WORKER_LIMITS.describe()}**, with no file writes; a model that breaks a limit "
+            "is stopped and you are told which limit and on which input. "
             f"Data: at most {data_mod.MAX_IMAGES:,} images of at most {data_mod.MAX_IMAGE_PIXELS:,} pixels, "
             f"{data_mod.MAX_DECODED_BYTES / 2**30:.0f} GiB decoded, labels below {data_mod.MAX_CLASSES:,}."
         )

@@ -1,0 +1,302 @@
+"""The server's side of an uploaded model: a stand-in :class:`~geometry.classifier.Classifier` whose
+network lives in a worker, and :func:`in_worker`, which runs a whole study call there (issue 22, item 1).
+
+Design
+------
+An upload is code. The server process never loads it: :func:`register` writes the screened file to a
+private folder, asks the session's worker (:class:`~geometry.runtime.workers.WorkerPool`) to load and
+validate it (the load, the screen and the probe run there, under the worker's CPU-time, memory and
+deadline limits) and gets back its description — input shape, class names, normalisation, the model
+card's facts. What the server keeps is an *uploaded classifier*: a :class:`Classifier` with those facts
+whose ``network`` is a :class:`WorkerNetwork`, a module without weights that holds the
+:class:`~geometry.runtime.workers.UploadHandle` and the owning browser session.
+
+The unit of work sent to the worker is a **whole study call**: the study functions take a classifier
+and a settings object and return a result dataclass, so :func:`in_worker` ``(fn, *args, **kwargs)``
+sends ``fn`` (by reference: a module-level function), the settings and the data to the worker of the
+session that uploaded the model; there the stand-in (wherever it appears among the arguments — Compare
+passes two networks) is replaced by the loaded model, ``fn`` runs, and its result (tensors, arrays,
+dataclasses) comes back. Arguments cross in shared memory (torch's multiprocessing reducers), so large
+point sets are not copied. A progress callback cannot cross the boundary: the page shows the job as
+running without fractions. Called with no upload among the arguments, :func:`in_worker` is simply
+``fn(*args, **kwargs)`` — zoo networks and the command line's ``--trust-model-code`` stay in-process.
+
+The stand-in's own forward pass exists only for cheap, gradient-free evaluations (a page's
+predictions): it runs in the worker as one call. A forward pass that needs gradients in the server —
+a computation not routed through :func:`in_worker` — is refused with :class:`UploadInWorkerError`
+rather than run here, so a path forgotten by the app fails loudly instead of executing the upload in
+the server.
+
+A limit broken in the worker ends that worker (a fresh one serves the session's next call) and raises
+:class:`~geometry.runtime.workers.WorkerLimitError`, whose message names the limit, the model and the
+input; pages show it like every :class:`~geometry.errors.AtlasError`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import hashlib
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..classifier import Classifier
+from ..errors import AtlasError
+from .workers import UploadHandle, WorkerLimits, WorkerPool, describe_call, loaded_upload
+
+__all__ = [
+    "APP_WORKER_LIMITS",
+    "UploadInWorkerError",
+    "WorkerNetwork",
+    "in_worker",
+    "is_uploaded",
+    "register",
+    "set_upload_pool",
+    "upload_pool",
+]
+
+#: Limits of an upload's worker in the app: one call is a whole study (S_c, S_f and curvature for every
+#: m on a CIFAR-sized network is minutes of CPU), so the CPU budget is per call, not per forward pass.
+APP_WORKER_LIMITS = WorkerLimits(cpu_seconds=600, memory_bytes=3 * 2**30, deadline_seconds=1800.0)
+
+
+class UploadInWorkerError(AtlasError):
+    """A computation on an uploaded model was asked of the server process (it runs only in a worker)."""
+
+
+class WorkerNetwork(nn.Module):
+    """The ``network`` of an uploaded classifier in the server: no weights, only where the model lives.
+
+    ``forward(x)`` with ``x`` of shape (N, C, H, W) returns the logits (N, L), computed in the worker
+    without gradients; with gradients required it raises :class:`UploadInWorkerError`.
+
+    Its one buffer, ``upload_key`` (32 uint8), is the SHA-256 of the file and of its load options, so
+    :func:`geometry.study.network_fingerprint` (which hashes the state_dict) tells uploads apart and
+    keys their cached results by content.
+    """
+
+    def __init__(self, handle: UploadHandle, owner: str, key: bytes) -> None:
+        super().__init__()
+        self.handle = handle
+        self.owner = owner
+        self.upload_key: torch.Tensor
+        self.register_buffer("upload_key", torch.tensor(list(key), dtype=torch.uint8))
+
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> WorkerNetwork:
+        return self  # never moved: the model's device is the worker's (the CPU); the key stays a CPU tensor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.cpu()
+        if torch.is_grad_enabled() and x.requires_grad:
+            raise UploadInWorkerError(
+                f"{self.handle.display!r} runs only in its worker process, and this computation asked the server for "
+                "its gradient; it is not available for uploads on this view"
+            )
+        return upload_pool().run(self.owner, self.handle, _forward, x.detach())
+
+
+def _forward(clf: Classifier, x: torch.Tensor) -> torch.Tensor:  # runs in the worker
+    with torch.no_grad():
+        return clf.network(x)
+
+
+def is_uploaded(clf: object) -> bool:
+    """Whether ``clf`` is an uploaded classifier's stand-in (its model lives in a worker)."""
+    return isinstance(getattr(clf, "network", None), WorkerNetwork)
+
+
+# ------------------------------------------------------------------ the pool of the server process
+_POOL: WorkerPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def upload_pool() -> WorkerPool:
+    """The server process's :class:`WorkerPool` (created on first use with :data:`APP_WORKER_LIMITS`;
+    its workers are stopped when the process exits)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = WorkerPool(APP_WORKER_LIMITS)
+            atexit.register(_POOL.close)
+        return _POOL
+
+
+def set_upload_pool(pool: WorkerPool | None) -> WorkerPool | None:
+    """Replace the process's pool (tests: smaller limits); returns the previous one (not closed)."""
+    global _POOL
+    with _POOL_LOCK:
+        old, _POOL = _POOL, pool
+        return old
+
+
+# ------------------------------------------------------------------ whole calls in the worker
+@dataclasses.dataclass(frozen=True)
+class _UploadRef:
+    """Stands for an uploaded classifier among a call's arguments; the worker puts the model there."""
+
+    handle: UploadHandle
+
+
+def _swap(value: Any, found: list[Classifier]) -> Any:
+    """``value`` with every uploaded classifier (at the top, in a dict's values, a list or a tuple)
+    replaced by an :class:`_UploadRef`; the classifiers are appended to ``found``."""
+    if is_uploaded(value):
+        found.append(value)
+        return _UploadRef(value.network.handle)
+    if isinstance(value, dict):
+        return {k: _swap(v, found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_swap(v, found) for v in value)
+    return value
+
+
+def _unswap(value: Any) -> Any:  # runs in the worker
+    if isinstance(value, _UploadRef):
+        return loaded_upload(value.handle)
+    if isinstance(value, dict):
+        return {k: _unswap(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_unswap(v) for v in value)
+    return value
+
+
+def _no_progress(fraction: float, message: str) -> None:  # runs in the worker
+    """The progress callback of a call sent to a worker (the server's cannot cross)."""
+
+
+def _apply(_clf: Classifier, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:  # runs in the worker
+    return fn(*_unswap(args), **_unswap(kwargs))
+
+
+def involves_upload(*args: Any, **kwargs: Any) -> bool:
+    """Whether an uploaded classifier is among the arguments (as :func:`in_worker` looks for them)."""
+    found: list[Classifier] = []
+    _swap((args, kwargs), found)
+    return bool(found)
+
+
+def in_worker(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, in the owning session's worker when an uploaded classifier is among the
+    arguments, else here.
+
+    Parameters
+    ----------
+    fn : a module-level function (sent by reference), e.g. :func:`geometry.study.curvature_study`
+    args, kwargs : its arguments; uploaded classifiers may appear at the top level, as dict values
+        or in lists / tuples. A ``progress`` callback is replaced by a no-op for a call sent to a worker.
+
+    Returns
+    -------
+    ``fn``'s result (a copy, for a call run in a worker).
+
+    Raises
+    ------
+    WorkerLimitError
+        the upload broke its worker's CPU-time, memory or deadline limit (the message names it).
+    AtlasError, and whatever ``fn`` raises, as raised.
+    """
+    found: list[Classifier] = []
+    swapped_args, swapped_kwargs = _swap(args, found), _swap(kwargs, found)
+    if not found:
+        return fn(*args, **kwargs)
+    if "progress" in swapped_kwargs:  # a callback into this process cannot cross
+        swapped_kwargs["progress"] = _no_progress
+    first = found[0].network
+    assert isinstance(first, WorkerNetwork)
+    what = describe_call(fn, args, {k: v for k, v in kwargs.items() if k != "progress"})
+    return upload_pool().run(first.owner, first.handle, _apply, fn, swapped_args, swapped_kwargs, _what=what)
+
+
+# ------------------------------------------------------------------ registering an upload
+_FOLDER: Path | None = None
+
+
+def _upload_folder() -> Path:
+    global _FOLDER
+    with _POOL_LOCK:
+        if _FOLDER is None:
+            _FOLDER = Path(tempfile.mkdtemp(prefix="atlas-uploads-"))
+            atexit.register(shutil.rmtree, _FOLDER, True)
+        return _FOLDER
+
+
+def _describe(clf: Classifier) -> dict[str, Any]:  # runs in the worker
+    return {
+        "input_shape": tuple(clf.input_shape),
+        "class_names": tuple(clf.class_names),
+        "name": clf.name,
+        "bounds": tuple(clf.bounds),
+        "mean": clf.mean,
+        "std": clf.std,
+        "test_accuracy": clf.test_accuracy,
+        "info": {k: v for k, v in clf.info.items() if isinstance(v, (str, int, float, bool, list, tuple, type(None)))},
+    }
+
+
+def register(
+    data: bytes,
+    *,
+    owner: str,
+    display: str,
+    input_shape: Sequence[int],
+    options: Mapping[str, Any] | None = None,
+) -> Classifier:
+    """Hand an uploaded model file to ``owner``'s worker and return its stand-in classifier.
+
+    Parameters
+    ----------
+    data : the model file's bytes
+    owner : the browser session's id (its worker loads the model and runs every call on it)
+    display : the file's name, for messages
+    input_shape : (C, H, W)
+    options : further keyword arguments of :func:`geometry.loading.load_classifier` (``format``,
+        ``architecture``, ``mean``, ``std``, ``class_names``, ``name``, ``max_bytes``...)
+
+    Returns
+    -------
+    Classifier
+        The facts of the loaded model (shape, classes, normalisation, ``info``) with a
+        :class:`WorkerNetwork` as its network; ``info["isolation"]`` names the worker's limits.
+
+    Raises
+    ------
+    ModelLoadError and the other errors of :func:`geometry.loading.load_classifier`, raised in the
+    worker (the screen, the load and the probe run there); WorkerLimitError when the load or the
+    probe broke a limit.
+    """
+    opts = {**dict(options or {}), "input_shape": [int(s) for s in input_shape]}
+    digest = hashlib.sha256(data)
+    digest.update(repr(sorted(opts.items())).encode())
+    key = digest.digest()
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(display).name)[-80:].lstrip(".") or "model"
+    path = _upload_folder() / key.hex()[:24] / safe  # the file's own name: the loader's messages name it
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    handle = UploadHandle(str(path), opts, display=display)
+    pool = upload_pool()
+    facts = pool.run(owner, handle, _describe)
+    info = dict(facts["info"])
+    info["isolation"] = f"worker process: {pool.limits.describe()}"
+    return Classifier(
+        network=WorkerNetwork(handle, owner, key),
+        model=nn.Identity(),
+        input_shape=facts["input_shape"],
+        class_names=facts["class_names"],
+        name=facts["name"],
+        bounds=facts["bounds"],
+        mean=facts["mean"],
+        std=facts["std"],
+        test_accuracy=facts["test_accuracy"],
+        info=info,
+    )

@@ -1,0 +1,157 @@
+"""The app's uploads run only in workers (issue 22, item 1; geometry/runtime/uploads.py).
+
+An upload registered the app's way (:func:`geometry.runtime.uploads.register`) is loaded and probed in
+its session's worker; the server keeps a stand-in classifier. The three bombs of the issue pass the
+probe (random pixels hold no exact zeros) and are then stopped by the worker's limits on a real digit,
+each with its message, while this (the server's) process spends almost no CPU time; a benign upload's
+whole study call, sent to the worker, gives the in-process numbers; a background job on an upload runs
+in the worker; a gradient asked of the stand-in in the server is refused, never computed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import resource
+
+import pytest
+import torch
+from test_workers import SHAPE, _digit, _GrowingAllocation, _GrowingMatmul, _ZeroLoop
+from torch import nn
+
+from geometry import study
+from geometry.data import load_dataset
+from geometry.loading import load_classifier
+from geometry.runtime import jobs, uploads
+from geometry.runtime.workers import WorkerLimitError, WorkerLimits, WorkerPool
+from geometry.zoo import LeNet
+
+LIMITS = WorkerLimits(cpu_seconds=3, memory_bytes=2**30, deadline_seconds=300)  # for the bombs
+ROOMY = WorkerLimits(cpu_seconds=300, memory_bytes=2**30, deadline_seconds=900)  # for whole studies
+
+
+@pytest.fixture(scope="module")
+def pools():
+    tight, roomy = WorkerPool(LIMITS, max_sessions=2), WorkerPool(ROOMY, max_sessions=2)
+    old = uploads.set_upload_pool(None)
+    yield tight, roomy
+    uploads.set_upload_pool(old)
+    tight.close()
+    roomy.close()
+
+
+@pytest.fixture
+def pool(pools):
+    uploads.set_upload_pool(pools[0])
+    return pools[0]
+
+
+@pytest.fixture
+def roomy(pools):
+    uploads.set_upload_pool(pools[1])
+    return pools[1]
+
+
+def _script(module: nn.Module) -> bytes:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(module.eval()), buf)
+    return buf.getvalue()
+
+
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def _register(data: bytes, owner: str, name: str):
+    return uploads.register(data, owner=owner, display=f"{name}.pt", input_shape=SHAPE, options={"name": name})
+
+
+@pytest.mark.parametrize(
+    ("module", "phrase"),
+    [
+        (_ZeroLoop(), r"more than its 3 s of CPU time on .*_forward\(tensor \(2, 1, 8, 8\)\)"),
+        (_GrowingMatmul(), r"more than its 3 s of CPU time on .*_forward\(tensor \(2, 1, 8, 8\)\)"),
+        (_GrowingAllocation(), r"more than 1\.0 GiB of memory on .*_forward\(tensor \(2, 1, 8, 8\)\)"),
+    ],
+    ids=["zero-pixel loop", "growing matmul", "growing allocation"],
+)
+def test_the_bombs_are_stopped_in_the_worker_and_the_server_spends_nothing(pool, module, phrase):
+    clf = _register(_script(module), "mallory", type(module).__name__)  # passes the probe, in the worker
+    assert uploads.is_uploaded(clf) and clf.num_classes == 10
+    before = _cpu()
+    with pytest.raises(WorkerLimitError, match=phrase):
+        clf.predict(_digit())  # a page's predictions: the stand-in's forward runs in the worker
+    spent = _cpu() - before
+    print(f"{type(module).__name__}: the server process spent {spent:.2f} s CPU")
+    assert spent < LIMITS.cpu_seconds / 2  # the bomb's CPU time was the worker's
+    # the session goes on: its worker was replaced and loads a valid upload
+    good = _register(_script(LeNet(SHAPE, 10)), "mallory", "lenet")
+    assert good.predict(torch.rand(3, *SHAPE)).shape == (3,)
+
+
+_DIGITS: dict = {}
+
+
+@pytest.fixture
+def digits_upload(roomy):
+    if not _DIGITS:  # registered once, in the roomy pool's worker
+        torch.manual_seed(0)
+        data = _script(LeNet(SHAPE, 10))
+        _DIGITS["upload"] = data, _register(data, "alice", "digits-upload")
+    return _DIGITS["upload"]
+
+
+def _points():
+    split = study.PointSplit(12, 12, 0, 0)
+    return study.split_points(load_dataset("digits", split="test"), load_dataset("digits", split="train"), split)
+
+
+def test_a_whole_study_in_the_worker_gives_the_in_process_numbers(digits_upload, one_thread):
+    data, clf = digits_upload
+    points = _points()
+    settings = study.CurvatureSettings(points=points.split, m_max=4, n_directions=3)
+    there = uploads.in_worker(study.curvature_study, clf, points, settings)
+    here = study.curvature_study(load_classifier(data, input_shape=SHAPE, isolate=False), points, settings)
+    assert there.h == here.h and there.m_values == here.m_values
+    assert torch.equal(there.curved.basis, here.curved.basis)
+    for kind in here.curves:
+        for field in dataclasses.fields(here.curves[kind]):
+            a, b = getattr(there.curves[kind], field.name), getattr(here.curves[kind], field.name)
+            assert torch.equal(a, b) if isinstance(b, torch.Tensor) else a == b, (kind, field.name)
+
+
+def test_a_background_job_on_an_upload_runs_in_its_worker(digits_upload):
+    _, clf = digits_upload
+    registry = jobs.JobRegistry()
+    try:
+        job = registry.submit("where", _where, clf, 3)
+        assert job.wait(300), job.status()
+        assert job.state == "done", job.error
+        pid, value = job.result
+        assert pid != os.getpid() and value == 3
+    finally:
+        registry.shutdown()
+
+
+def _where(clf, k, *, progress):
+    progress(0.5, "half")  # a no-op in the worker
+    return os.getpid(), int(clf.logits(torch.zeros(k, *SHAPE)).shape[0])
+
+
+def test_the_stand_in_refuses_gradients_in_the_server(digits_upload):
+    _, clf = digits_upload
+    assert not list(clf.network.parameters())  # no weights here: the model is the worker's
+    x = torch.rand(2, *SHAPE, requires_grad=True)
+    with pytest.raises(uploads.UploadInWorkerError, match="runs only in its worker"):
+        clf(x)
+    logits = clf.logits(x.detach())  # gradient-free evaluations are sent to the worker
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+
+
+def test_uploads_with_other_content_have_other_fingerprints(digits_upload):
+    _, clf = digits_upload
+    torch.manual_seed(1)
+    other = _register(_script(LeNet(SHAPE, 10)), "alice", "other")
+    assert study.network_fingerprint(clf) != study.network_fingerprint(other)
