@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -362,7 +363,34 @@ def _is_graph_leaf(m: nn.Module) -> bool:
     return _is_exported(m) or isinstance(m, torch.jit.ScriptModule)
 
 
+#: One trace at a time in the process: torch.fx patches ``nn.Module.__call__`` / ``__getattr__`` for the whole
+#: process while it traces, and two overlapping patches would restore each other's originals out of order.
+_TRACE_LOCK = threading.Lock()
+
+
 class _Tracer(fx.Tracer):
+    """torch.fx's tracer, confined to the thread that traces (issue 22, item 4).
+
+    While :meth:`trace` runs, torch.fx has replaced ``nn.Module.__call__`` for every thread; a module called
+    by another thread at that moment (a background job training a network) went into :meth:`call_module`
+    and failed with ``NameError: module is not installed as a submodule``. Here a call from another thread
+    is passed straight to the module's own ``__call__``: it neither sees nor disturbs the trace.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread = threading.get_ident()
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if threading.get_ident() != self._thread:  # another thread's module call during the trace
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        if threading.get_ident() != self._thread:  # another thread reading a module's parameter: the value
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, Normalize) or _is_graph_leaf(m) or super().is_leaf_module(m, qualname)
 
@@ -415,7 +443,8 @@ def _inline_exported(gm: fx.GraphModule) -> fx.GraphModule:
 
 def _trace(network: nn.Module, input_shape: tuple, dtype: torch.dtype) -> fx.GraphModule:
     try:
-        gm = fx.GraphModule(network, _Tracer().trace(network))
+        with _TRACE_LOCK:
+            gm = fx.GraphModule(network, _Tracer().trace(network))
         if any(_is_graph_leaf(m) for m in gm.modules()):
             gm = _inline_exported(gm)
         ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=dtype))
