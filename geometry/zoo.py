@@ -21,6 +21,7 @@ initialisation and data order, so that "two networks" comparisons have a same-ar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -37,7 +38,16 @@ from . import lmt as _lmt  # noqa: F401  (registers the "lmt" regime of issue 12
 
 # ARCHITECTURES, LeNet, MLP, NiN and build_architecture are re-exported: they lived here before geometry.architectures.
 from .architectures import ARCHITECTURES, MLP, LeNet, NiN, build_architecture
-from .cache import DamagedCacheError, cache_dir, cache_key, discard_damaged, file_lock, load_tensors, save_tensors
+from .cache import (
+    DamagedCacheError,
+    atomic_write,
+    cache_dir,
+    cache_key,
+    discard_damaged,
+    file_lock,
+    load_tensors,
+    save_tensors,
+)
 from .classifier import Classifier, make_classifier
 from .errors import UnknownNameError
 from .progress import ProgressFn
@@ -505,7 +515,12 @@ def _train(
     model.train()
     step = 0
     report_every = max(1, total // 200)
-    for epoch in range(entry.epochs):
+    checkpoint = _checkpoint_path(entry, n)
+    first = _resume(checkpoint, model, opt, sched, gen)
+    if first and progress is not None:
+        progress(first / entry.epochs, f"training {entry.name}: resumed after epoch {first}/{entry.epochs}")
+    step = first * steps_per_epoch
+    for epoch in range(first, entry.epochs):
         perm = torch.randperm(n, generator=gen)
         running = 0.0
         for i in range(steps_per_epoch):
@@ -523,8 +538,62 @@ def _train(
             running = 0.9 * running + 0.1 * loss.item() if i else loss.item()
             if progress is not None and step % report_every == 0:
                 progress(step / total, f"training {entry.name}: epoch {epoch + 1}/{entry.epochs}, loss {running:.3f}")
+        if epoch + 1 < entry.epochs:
+            _save_checkpoint(checkpoint, epoch + 1, model, opt, sched, gen)
     model.eval()
     return model, mean, std
+
+
+#: Version of the per-epoch training checkpoints (part of their name: another version is a miss).
+_CHECKPOINT_FORMAT = 1
+
+
+def _checkpoint_path(entry: ZooEntry, n_train: int) -> Path:
+    """Where ``entry``'s training keeps its per-epoch checkpoint: keyed by its name, recipe and data size."""
+    key = cache_key({"name": entry.name, "recipe": entry.recipe(), "n": int(n_train), "v": _CHECKPOINT_FORMAT})
+    return cache_dir("checkpoints") / f"{entry.name}-{key}.pt"
+
+
+def _save_checkpoint(
+    path: Path, epochs_done: int, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, gen: torch.Generator
+) -> None:
+    """Atomically write the training state after ``epochs_done`` epochs (weights, optimiser, schedule, the
+    data order's generator): a training that dies resumes from here, not from epoch 1 (issue 22, item 4).
+    An unwritable cache only costs the resume."""
+    state = {
+        "epochs_done": int(epochs_done),
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "generator": gen.get_state(),
+    }
+    with contextlib.suppress(OSError):
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _resume(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, gen: torch.Generator) -> int:
+    """Load the checkpoint at ``path`` into the training state; returns the epochs it had done (0: none).
+
+    Read with ``weights_only=True`` (tensors and containers only). A damaged or unfitting checkpoint is
+    deleted and training starts from epoch 1."""
+    if not path.exists():
+        return 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        return int(state["epochs_done"])
+    except Exception as exc:  # truncated, unpickling refused, keys or shapes that do not fit: start afresh
+        discard_damaged(path, f"training checkpoint unusable: {type(exc).__name__}: {exc}")
+        return 0
+
+
+def discard_checkpoint(entry: ZooEntry, n_train: int) -> None:
+    """Delete ``entry``'s training checkpoint (the trained network is cached: it is no longer needed)."""
+    with contextlib.suppress(OSError):
+        _checkpoint_path(entry, n_train).unlink()
 
 
 def _classifier(
@@ -748,6 +817,7 @@ def _train_and_cache(entry: ZooEntry, path: Path, *, root: str | os.PathLike | N
     }
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_tensors(path, state, {"card": json.dumps(card)}, version=_ZOO_FORMAT)
+    discard_checkpoint(entry, len(train_set.images))
     report(1.0, f"{name} trained: test accuracy {acc:.1%}")
     return _classifier(
         entry,
