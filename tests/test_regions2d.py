@@ -13,6 +13,7 @@ from torch import nn
 
 from geometry.certify import certify
 from geometry.classifier import make_classifier
+from geometry.crown import crown_radius
 from geometry.deepfool import deepfool
 from geometry.errors import InvalidInputError
 from geometry.minimal import minimal_perturbation
@@ -243,6 +244,22 @@ def test_certificates_below_and_attacks_above_the_exact_distance(dataset, model)
     assert (mp.distance.numpy()[found] >= exact.distance[found] - tol).all()
 
 
+@pytest.mark.parametrize(("dataset", "norm"), [("moons", "l2"), ("circles", "linf")])
+def test_crown_below_the_exact_distance(dataset, norm):
+    """CROWN's certified radius (geometry/crown.py) ≤ the exact distance in its own norm at every grid point, and
+    on a 2-D ReLU toy net it is not trivially small."""
+    data = toy_data(dataset, n_points=150, noise=0.08)
+    clf = toy_classifier("mlp-relu", data, steps=150)
+    box = _box(data)
+    pts = _grid(box, 6)
+    xs = as_points(torch.from_numpy(pts))
+    exact = exact_distance(clf, pts, norm=norm, box=box)
+    assert exact.exact.all()
+    radius = crown_radius(clf, xs, clf.predict(xs), norm=norm).numpy()
+    assert (radius <= exact.distance + 1e-9).all()
+    assert np.median(radius / exact.distance) > 0.5
+
+
 # ------------------------------------------------------------------ the ladder at one point, and its reading
 def test_ladder_orders_certificates_below_exact_below_attacks():
     """The lab's ladder at data points of a ReLU toy net: every certificate ≤ exact ≤ every attack radius; the
@@ -251,7 +268,8 @@ def test_ladder_orders_certificates_below_exact_below_attacks():
     clf = toy_classifier("mlp-relu", data, steps=150)
     for i in (0, 7):
         lad = certificate_ladder(clf, data.x[i].numpy())
-        assert [r.kind for r in lad.rows] == ["exact", "certificate", "certificate", "attack", "attack"]
+        assert [r.kind for r in lad.rows] == ["exact", "certificate", "certificate", "certificate", "attack", "attack"]
+        assert [r.name for r in lad.of("certificate")] == ["global Lipschitz", "LMT pair", "CROWN"]
         assert math.isfinite(lad.exact)
         for r in lad.of("certificate"):
             assert 0 <= r.radius <= lad.exact + 1e-9

@@ -20,6 +20,7 @@ import torch
 
 from ..certify import certify
 from ..classifier import Classifier
+from ..crown import crown_radius
 from ..curvature import curved_subspace, flat_subspace
 from ..deepfool import deepfool
 from ..errors import AtlasError, InvalidInputError
@@ -259,7 +260,7 @@ class LadderRow:
 
     Attributes
     ----------
-    name : str — "exact distance", "global Lipschitz", "LMT pair", "DeepFool r(x)", "minimal ensemble"
+    name : str — "exact distance", "global Lipschitz", "LMT pair", "CROWN", "DeepFool r(x)", "minimal ensemble"
     kind : {"exact", "certificate", "attack"} — a certificate is a sound lower bound of the exact distance,
         an attack's radius an upper bound (it found a point of another class)
     radius : float — NaN where it could not be computed (``note`` says why); inf where an attack failed
@@ -327,7 +328,8 @@ def certificate_ladder(
     * exact — :func:`geometry.regions2d.exact_distance` (linear regions of a ReLU MLP, the affine
       classifier's line, the circle's closed form); not available for the tanh MLP;
     * certificates — the global Lipschitz bound ``M(x)/(√2 L)`` and LMT's pair refinement
-      (:func:`geometry.certify.certify`; Tsuzuku et al., NeurIPS 2018, Prop. 1 and §4.1); the analytic
+      (:func:`geometry.certify.certify`; Tsuzuku et al., NeurIPS 2018, Prop. 1 and §4.1) and CROWN's
+      radius (:func:`geometry.crown.crown_radius`, ℓ2; Zhang et al., NeurIPS 2018); the analytic
       classifiers have no traced layers to bound and say so;
     * attacks — DeepFool's ``‖r(x)‖₂`` (overshoot 0.02, as the lab draws it; CVPR 2016 Alg. 2) and the
       minimal-perturbation ensemble (:func:`geometry.minimal.minimal_perturbation`, issue 21 item 2).
@@ -386,6 +388,16 @@ def certificate_ladder(
     lo = min(float(xv.min()) - 10.0, clf.bounds[0]) if clf.bounds is not None else float(xv.min()) - 10.0
     hi = max(float(xv.max()) + 10.0, clf.bounds[1]) if clf.bounds is not None else float(xv.max()) + 10.0
     wide = dataclasses.replace(clf, bounds=(lo, hi))
+    try:
+        crown = crown_radius(clf, xs, torch.tensor([label]), norm="l2")
+        rows.append(LadderRow("CROWN", "certificate", float(crown[0]), "linear bound propagation, bisection on ε"))
+    except AtlasError as e:
+        why = (
+            "not available: an analytic classifier is a plain function, with no layers to relax"
+            if isinstance(clf.network, FunctionModule)
+            else f"not available: {e}"
+        )
+        rows.append(LadderRow("CROWN", "certificate", math.nan, why))
     df = deepfool(wide, xs, max_iter=50)
     ok = bool(df.converged[0])
     rows.append(
