@@ -287,6 +287,8 @@ def test_certified_section_reading_says_when_the_disk_is_too_small():
     tiny = readings.certified_section_reading(_cs(0.027, 1.2, 3.5))
     assert "lies inside x's region" in tiny and "too small to see at this scale" in tiny and "0.8%" in tiny
     assert readings.disk_share(_cs(0.027, 1.2, 3.5)) == pytest.approx(0.054 / 7.0)
+    # a disk no wider than x's marker (digits-lenet, test point 0: ε_cert = 0.043 on a ±0.92 plot, 4.7 %) is too small
+    assert "too small to see" in readings.certified_section_reading(_cs(0.043, 0.615, 0.92))
     seen = readings.certified_section_reading(_cs(0.5, 1.2, 3.5))
     assert "lies inside" in seen and "too small" not in seen
     past = readings.certified_section_reading(_cs(2.0, 1.2, 3.5))
