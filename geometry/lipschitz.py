@@ -34,7 +34,7 @@ flatten, view, dropout …    1
 Uploaded programs are walked through their graphs: a ``torch.export`` program (an fx graph of ATen
 operators) and a TorchScript module (frozen, converted to the same ATen nodes by
 :mod:`geometry.lipschitz_torchscript`) are inlined into the trace and bounded operator by operator
-with the rules above (``aten.conv2d`` / ``convolution``, ``linear``, ``batch_norm``, pooling,
+with the rules above (``aten.conv2d`` / ``convolution`` / ``_convolution``, ``linear``, ``batch_norm``, pooling,
 activations, ``add``, ``cat``, views …). Layers or operators it cannot bound raise
 :class:`UnsupportedLayerError` naming them.
 """
@@ -513,7 +513,7 @@ _ATEN_ACT = {
     "hardswish_": 1.5,
 }
 _ATEN_BN = {"batch_norm", "_native_batch_norm_legit_no_training"}
-_ATEN_CONV = {"conv2d", "convolution"}
+_ATEN_CONV = {"conv2d", "convolution", "_convolution"}  # _convolution: what torch.jit.trace records
 
 
 def _aten_args(node: fx.Node) -> dict:
@@ -561,6 +561,8 @@ def _aten_bound(
     where = f"{node.target} (graph node {node.name!r})"
     if op in _ATEN_SHAPE:
         return src, None
+    if op in ("size", "sym_size", "Int", "ScalarImplicit"):
+        return None, None  # the input's shape, not its values (``x.view(x.size(0), -1)`` traced)
     if op == "dropout":
         if d.get("train"):
             raise UnsupportedLayerError(f"cannot bound {where}: dropout in training mode")
@@ -580,7 +582,7 @@ def _aten_bound(
         if op == "linear":
             m: nn.Module = nn.Linear(w.shape[1], w.shape[0], bias=False, dtype=torch.float64)
         else:
-            if op == "convolution" and d["transposed"]:
+            if op in ("convolution", "_convolution") and d["transposed"]:
                 raise UnsupportedLayerError(f"cannot bound {where}: transposed convolution")
             if w.dim() != 4:
                 raise UnsupportedLayerError(f"cannot bound {where}: only 2-D convolutions are bounded")

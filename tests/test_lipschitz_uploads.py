@@ -156,3 +156,58 @@ def test_a_cached_bound_is_not_shared_across_structures_with_the_same_weights(le
     got = lipschitz_study(scripted)
     _assert_same_bound(got, ref)
     assert [layer.name for layer in got.layers][1:] == [f"script.{layer.name}" for layer in ref.layers][1:]
+
+
+class _TracedResidual(nn.Module):
+    """Conv → BatchNorm → ReLU → residual conv branch → MaxPool → ``view(size(0), -1)`` → Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.c2 = nn.Conv2d(3, 3, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(3 * 2 * 2, 4)
+        with torch.no_grad():
+            self.bn.running_var.copy_(torch.tensor([0.3, 2.0, 1.0]))
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.c1(x)))
+        h = self.pool(h + torch.relu(self.c2(h)))
+        return self.fc(h.view(h.size(0), -1))
+
+
+def test_a_traced_torchscript_conv_net_gets_its_certificates():
+    """torch.jit.trace records convolutions as ``aten::_convolution`` and the flatten's ``x.size(0)``: both have a
+    rule, so an ordinary traced conv net (a residual add included) gets the module's Lipschitz bound and CROWN's
+    radii, uploaded as TorchScript like any user's file."""
+    from geometry.certify import certify
+    from geometry.crown import crown_radius
+
+    torch.manual_seed(3)
+    model = _TracedResidual().eval().requires_grad_(False)
+    shape = (1, 4, 4)
+    ref_clf = make_classifier(model, input_shape=shape, class_names=list("abcd"), mean=(0.5,), std=(0.25,))
+    with pytest.warns(FutureWarning):
+        traced = torch.jit.trace(model, torch.rand(1, *shape))
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    up = load_classifier(
+        buf.getvalue(),
+        format="torchscript",
+        input_shape=shape,
+        class_names=list("abcd"),
+        mean=[0.5],
+        std=[0.25],
+        isolate=False,
+        name="upload:traced",
+    )
+    ref, got = lipschitz_bound(ref_clf), lipschitz_bound(up)
+    assert got.upper == pytest.approx(ref.upper, rel=1e-9)
+    assert "Conv2d" in {layer.kind for layer in got.layers}
+    xs = torch.rand(3, *shape)
+    assert certify(up, xs).radius == pytest.approx(certify(ref_clf, xs).radius, rel=1e-6)
+    labels = ref_clf.logits(xs).argmax(1)
+    assert torch.allclose(
+        crown_radius(up, xs, labels, tol=1e-5), crown_radius(ref_clf, xs, labels, tol=1e-5), rtol=1e-9
+    )
