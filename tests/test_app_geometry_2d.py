@@ -149,3 +149,23 @@ def test_cross_section_along_the_uap():
     assert not at.error, [e.value for e in at.error]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "the universal perturbation v" in spec["layout"]["title"]["text"].replace("<br>", " ")
+
+
+def test_ladder_follows_the_dragged_x():
+    """The certificate ladder is computed at the x where the last drag ended (kept in the URL as g2_x): its reading
+    states the exact distance from that x (the page alone, without the app's sidebar)."""
+    from geometry.regions2d import exact_distance
+    from geometry.study.toy2d import LabSettings, toy_model
+
+    script = f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom pages import geometry_2d\ngeometry_2d.render()\n"
+    at = AppTest.from_string(script, default_timeout=TIMEOUT)
+    at.query_params["g2_n"] = "40"
+    at.query_params["g2_model"] = "mlp-relu"
+    at.query_params["g2_x"] = "0.1,0.2"
+    at.run()
+    assert_no_exception(at)
+    _, clf = toy_model(LabSettings(model="mlp-relu", n_points=40, point=0))
+    d = float(exact_distance(clf, [[0.1, 0.2]]).distance[0])
+    reading = [m.value for m in at.markdown if "exact distance" in m.value]
+    assert reading and f"The exact distance from x to the boundary is {d:.3g}." in reading[0]
+    assert len(at.get("plotly_chart")) == 3  # the ladder, flat vs curved
