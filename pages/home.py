@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.device import device_label
+from geometry.errors import AtlasError
 from geometry.plotting import to_display_image
 from pages.ui import cached as _cached
 from pages.ui import jobs as _jobs
@@ -65,7 +66,11 @@ def render() -> None:
     n_show = 12
     start = min(sel.index, max(len(sel.dataset) - n_show, 0))
     xs = sel.dataset.images[start : start + n_show]
-    pred = clf.predict(xs)
+    try:
+        pred = clf.predict(xs)  # an upload: in its worker, which may stop it at a limit (issue 22)
+    except AtlasError as exc:
+        st.error(str(exc))
+        st.stop()
     cols = st.columns(n_show // 2)
     for j in range(len(xs)):
         true = int(sel.dataset.labels[start + j])

@@ -64,3 +64,18 @@ def test_a_damaged_checkpoint_is_discarded_and_training_starts_afresh():
         )
     assert _epochs(messages) == {1, 2}
     zoo.discard_checkpoint(entry, len(train.images))
+
+
+def test_a_training_job_that_dies_says_so_with_its_error(monkeypatch):
+    pytest.importorskip("streamlit")
+    from pages.ui import jobs as ui_jobs
+
+    def dies(name, *, progress=None):
+        raise NameError("module is not installed as a submodule")
+
+    monkeypatch.setattr(zoo, "load_model", dies)
+    with pytest.raises(
+        ui_jobs.JobFailedError,
+        match=r"training digits-mlp stopped: NameError: module is not installed as a submodule\. .*resumes from there",
+    ):
+        ui_jobs._train("digits-mlp", progress=lambda f, m: None)

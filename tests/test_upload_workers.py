@@ -155,3 +155,63 @@ def test_uploads_with_other_content_have_other_fingerprints(digits_upload):
     torch.manual_seed(1)
     other = _register(_script(LeNet(SHAPE, 10)), "alice", "other")
     assert study.network_fingerprint(clf) != study.network_fingerprint(other)
+
+
+APP_SCRIPT = """
+import streamlit as st
+from pages.ui import sidebar as _sidebar, upload as _upload
+st.session_state["_sidebar"] = _sidebar.sidebar()
+_upload.upload_form()
+sel = _sidebar.selection()
+if sel is not None and sel.model_name.startswith("upload:"):
+    with _sidebar.user_errors():
+        st.write(sel.clf.predict(sel.dataset.images[:4]).tolist())
+"""
+
+
+def test_a_bomb_uploaded_through_the_form_is_stopped_with_its_message(pool, digits_lenet):
+    # digits_lenet: trained first, so the Network picker's labels do not change between the runs (AppTest)
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string(APP_SCRIPT, default_timeout=600)
+    at.run()
+    (uploader,) = [u for u in at.file_uploader if u.label == "Model file"]
+    uploader.upload("zero_loop.pt", _script(_ZeroLoop()))
+    (load,) = [b for b in at.button if b.label == "Load model"]
+    load.click().run()  # the probe passes (in the worker); the rerun predicts real digits (exact zeros)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["_sidebar"]["model"].startswith("upload:zero_loop-")
+    (error,) = [e.value for e in at.error]
+    assert "'zero_loop.pt' used more than its 3 s of CPU time" in error and "its worker was stopped" in error
+
+
+def _wait_for(clf, release, *, progress):
+    release.wait(600)
+    return os.getpid()
+
+
+def _double(k, *, progress):
+    return 2 * k
+
+
+def test_upload_jobs_never_hold_the_page_lane(digits_upload):
+    """Fair share (issue 22, item 2): jobs on an upload go to the upload lane, whose threads only wait on the
+    session's worker; a zoo study submitted meanwhile to the page lane runs while they are all still blocked."""
+    import multiprocessing
+
+    _, clf = digits_upload
+    registry = jobs.JobRegistry()  # the app's lanes
+    with multiprocessing.Manager() as manager:
+        release = manager.Event()
+        try:
+            held = [registry.submit(f"upload-{i}", _wait_for, clf, release, lane="page") for i in range(3)]
+            assert [j.lane for j in held] == ["upload"] * 3
+            page = registry.submit("zoo", _double, 2, lane="page")
+            assert page.wait(300) and page.result == 4
+            assert not any(j.finished for j in held)  # the uploads' calls wait in their worker, one at a time
+            release.set()
+            assert all(j.wait(300) for j in held)
+            assert len({j.result for j in held}) == 1  # one session: one worker process for all three
+        finally:
+            release.set()
+            registry.shutdown()

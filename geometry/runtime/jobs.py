@@ -69,8 +69,12 @@ __all__ = [
 ]
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-#: Lanes in order of priority, with their number of worker threads.
-LANES = {"page": 2, "background": 1}
+#: Lanes in order of priority, with their number of worker threads. Jobs on uploaded models go to the
+#: ``upload`` lane whatever lane they ask for (issue 22, item 2): its threads only wait on the sessions'
+#: worker processes (one per session, so one session's uploads use at most one CPU), and a slow or hostile
+#: upload never holds a ``page`` thread that other sessions' studies need.
+LANES = {"page": 2, "background": 1, "upload": 8}
+UPLOAD_LANE = "upload"
 #: Environment variable: ``0`` / ``false`` / ``no`` / ``off`` turns the first-start background training
 #: off and keeps the fallback network the default (tests set it; see ``tests/conftest.py``).
 BACKGROUND_ENV = "ATLAS_BACKGROUND_TRAINING"
@@ -386,9 +390,10 @@ class JobRegistry:
         InvalidInputError
             unknown lane.
         """
+        lane = self.lanes[0] if lane is None else lane
         if involves_upload(*args, **kwargs):  # an uploaded model runs only in its session's worker (issue 22)
             fn = functools.partial(in_worker, fn)
-        lane = self.lanes[0] if lane is None else lane
+            lane = UPLOAD_LANE if UPLOAD_LANE in self._queues else lane
         if lane not in self._queues:
             raise InvalidInputError(f"unknown job lane {lane!r}; the lanes are {', '.join(self.lanes)}")
         with self._lock:

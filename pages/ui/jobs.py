@@ -177,7 +177,15 @@ def ensure_trained(name: str, title: str) -> None:
 
 
 def _train(name: str, *, progress) -> str:
-    zoo.load_model(name, progress=progress)
+    try:
+        zoo.load_model(name, progress=progress)
+    except jobs.JobCancelledError:
+        raise
+    except Exception as exc:  # said on the page that waits (issue 22, item 4), never a silent restart
+        detail = str(exc) if isinstance(exc, AtlasError) else f"{type(exc).__name__}: {exc}"
+        raise JobFailedError(
+            f"training {name} stopped: {detail}. Its last finished epoch is kept: the next try resumes from there"
+        ) from exc
     return name
 
 
