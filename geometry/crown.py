@@ -165,6 +165,8 @@ class CrownNetwork:
         if self.ops[-1].shape == () or len(self.ops[-1].shape) != 1:
             raise UnsupportedLayerError(f"the network's output has shape {self.ops[-1].shape}: logits (K,) expected")
         self.n_classes = self.ops[-1].shape[0]
+        self._vjps: dict[int, Callable] = {}
+        self._offsets: dict[int, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ reading the graph
     def _read(self, gm: fx.GraphModule) -> list[_Op]:
@@ -257,22 +259,34 @@ class CrownNetwork:
     def _crown_node(
         self, i: int, x: torch.Tensor, eps: torch.Tensor, norm: str, bounds: list, lo: torch.Tensor, hi: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """CROWN bounds of op ``i``'s neurons (specification ±identity), intersected with ``lo, hi``."""
+        """CROWN bounds of op ``i``'s neurons (specification ±identity), intersected with ``lo, hi``.
+
+        Only the neurons that IBP leaves unstable (``lo < 0 < hi`` at some point of the batch) get a row:
+        a stable neuron's relaxation is exact already.
+        """
         n, shape = self.ops[i].size, self.ops[i].shape
-        eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
-        spec = torch.cat([eye, -eye])  # (2n, *shape)
         B = len(x)
-        per_point = 2 * n * max(op.size for op in self.ops[: i + 1])
+        unstable = ((lo < 0) & (hi > 0)).reshape(B, n).any(0)
+        rows = torch.nonzero(unstable).flatten()
+        m = len(rows)
+        if m == 0:
+            return lo, hi
+        eye = torch.zeros(m, n, dtype=torch.float64)
+        eye[torch.arange(m), rows] = 1.0
+        eye = eye.reshape(m, *shape)
+        spec = torch.cat([eye, -eye])  # (2m, *shape)
+        per_point = 2 * m * max(op.size for op in self.ops[: i + 1])
         step = max(1, _BUDGET // max(per_point, 1))
         lows = []
         for a in range(0, B, step):
             sl = slice(a, min(B, a + step))
             lam = spec.expand(sl.stop - sl.start, *spec.shape)
             lows.append(self._backward(i, lam, x[sl], eps[sl], norm, [_slice(b, sl) for b in bounds]))
-        low = torch.cat(lows)  # (B, 2n)
-        c_lo = low[:, :n].reshape(B, *shape)
-        c_hi = (-low[:, n:]).reshape(B, *shape)
-        return torch.maximum(lo, c_lo), torch.minimum(hi, c_hi)
+        low = torch.cat(lows)  # (B, 2m)
+        c_lo, c_hi = lo.reshape(B, n).clone(), hi.reshape(B, n).clone()
+        c_lo[:, rows] = torch.maximum(c_lo[:, rows], low[:, :m])
+        c_hi[:, rows] = torch.minimum(c_hi[:, rows], -low[:, m:])
+        return c_lo.reshape(B, *shape), c_hi.reshape(B, *shape)
 
     def _backward(
         self, start: int, lam0: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str, bounds: list
@@ -310,12 +324,35 @@ class CrownNetwork:
                 continue
             assert op.fn is not None
             flat = lam.reshape(B * S, *op.shape)
-            zeros = [torch.zeros(B * S, *self.ops[p].shape, dtype=torch.float64) for p in op.parents]
-            out, vjp = torch.func.vjp(op.fn, *zeros)[:2]
-            const = const + (lam * out[:1].reshape(1, 1, *op.shape)).reshape(B, S, -1).sum(-1)
-            for p, g in zip(op.parents, vjp(flat), strict=True):
+            vjp = self._vjp(i, B * S)
+            const = const + (lam * self._offset(i).reshape(1, 1, *op.shape)).reshape(B, S, -1).sum(-1)
+            for p, g in zip(op.parents, vjp(flat), strict=True):  # g: (B·S, 1, *parent shape)
                 _accumulate(lams, p, g.reshape(B, S, *self.ops[p].shape))
         return const
+
+    def _vjp(self, i: int, rows: int) -> Callable:
+        """Λ ↦ Λ A of affine op ``i`` for a batch of coefficient rows: the vjp of an affine map is the same at
+        every point, so it is built once (at a batch of one) and mapped over the rows with ``torch.func.vmap``."""
+        if i not in self._vjps:
+            op = self.ops[i]
+            assert op.fn is not None
+            zeros = [torch.zeros(1, *self.ops[p].shape, dtype=torch.float64) for p in op.parents]
+            single = torch.func.vjp(op.fn, *zeros)[1]
+
+            def row(lam: torch.Tensor) -> Any:
+                return single(lam[None])
+
+            self._vjps[i] = torch.func.vmap(row)
+        return self._vjps[i]
+
+    def _offset(self, i: int) -> torch.Tensor:
+        """The constant ``b = op(0)`` of affine op ``i`` (1, *shape)."""
+        if i not in self._offsets:
+            op = self.ops[i]
+            assert op.fn is not None
+            with torch.no_grad():
+                self._offsets[i] = op.fn(*(torch.zeros(1, *self.ops[p].shape, dtype=torch.float64) for p in op.parents))
+        return self._offsets[i]
 
     def _maxpool_back(self, op: _Op, lam: torch.Tensor, bound: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         """Λ through max pooling: lower relaxation x_j* (largest lower bound), upper max u (or x_j* if decided)."""
@@ -419,10 +456,10 @@ class CrownNetwork:
             grow[idx] = ok & (lo[idx] < cap)
         active = ok0 & (lo < hi) & ~((lo >= cap) & (hi >= cap))
         for _ in range(200):
-            idx = torch.nonzero(active & (hi - lo > tol * hi)).flatten()
+            idx = torch.nonzero(active & (hi - lo > tol * hi) & (hi > 1e-12)).flatten()
             if len(idx) == 0:
                 break
-            mid = (lo[idx] + hi[idx]) / 2
+            mid = torch.where(lo[idx] > 0, torch.sqrt(lo[idx] * hi[idx]), hi[idx] / 4)  # bisection in log ε
             ok = self.certified(x[idx], labels[idx], mid, norm)
             lo[idx] = torch.where(ok, mid, lo[idx])
             hi[idx] = torch.where(ok, hi[idx], mid)
