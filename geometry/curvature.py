@@ -134,8 +134,11 @@ class PointExecutor(Protocol):
         it on disk under ``part`` and ``key()``), every worker's result in worker order."""
         ...
 
-    def deepfool(self, clf: Classifier, xs: torch.Tensor, *, candidates: int = 10) -> DeepFoolResult:
-        """DeepFool (default settings but ``candidates``) on all of ``xs``, the whole result on every worker."""
+    def deepfool(
+        self, clf: Classifier, xs: torch.Tensor, *, candidates: int = 10, clip: bool = False
+    ) -> DeepFoolResult:
+        """DeepFool (default settings but ``candidates`` and ``clip``: iterates clamped to the pixel box) on all
+        of ``xs``, the whole result on every worker."""
         ...
 
 
@@ -176,10 +179,12 @@ class LocalExecutor:
     ) -> list[dict[str, torch.Tensor]]:
         return [compute(0, int(n))]
 
-    def deepfool(self, clf: Classifier, xs: torch.Tensor, *, candidates: int = 10) -> DeepFoolResult:
+    def deepfool(
+        self, clf: Classifier, xs: torch.Tensor, *, candidates: int = 10, clip: bool = False
+    ) -> DeepFoolResult:
         from .deepfool import deepfool  # lazy: keeps this module importable on its own
 
-        return deepfool(clf, xs, candidates=candidates)
+        return deepfool(clf, xs, candidates=candidates, clip=clip)
 
 
 LOCAL = LocalExecutor()

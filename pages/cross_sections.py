@@ -20,7 +20,7 @@ from geometry.plotting import (
 from geometry.runtime.uploads import in_worker
 from geometry.sections import Section, direction_through, plane_point
 from geometry.study.fig5 import universal_sections
-from geometry.study.provenance import RX_PROVENANCE, box_excess, left_box
+from geometry.study.provenance import box_excess, left_box, rx_provenance
 from geometry.study.readings import section_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
@@ -266,21 +266,32 @@ def render() -> None:
                 help="Relative size of the minimal perturbation (DeepFool, CVPR 2016, Table 1's ρ_adv for one point).",
             )
         # r(x)'s provenance and the pixel box, at full width (the image column is narrow)
+        lo, hi = sel.clf.bounds
         if not bool(df.converged[0]):
             st.warning(
-                "DeepFool did not change the label within its iteration limit: r(x) is not a boundary normal here."
+                "DeepFool did not change the label within its iteration limit"
+                + (" inside the pixel box" if cv_settings.rx == "box" else "")
+                + ": r(x) is not a boundary normal here."
             )
         elif bool(left_box(sel.clf, sel.x, df.r[0])[0]):
-            lo, hi = sel.clf.bounds
             excess = float(box_excess(sel.clf, sel.x, df.r[0])[0])
             st.warning(
                 f"x + r(x) leaves the pixel box [{lo:g}, {hi:g}] (‖z − clip(z)‖₂ = {excess:.3g}, "
                 f"{excess / float(df.norms[0]):.0%} of ‖r(x)‖): z and its curvature lie outside the data domain. "
-                "Box-constrained distances: Robust training page."
+                "Box-constrained DeepFool (the default r(x), in the settings above) keeps z inside."
             )
         else:
-            st.caption(f"x + r(x) lies inside the pixel box [{sel.clf.bounds[0]:g}, {sel.clf.bounds[1]:g}].")
-        st.caption(RX_PROVENANCE + ".")
+            text = f"x + r(x) lies inside the pixel box [{lo:g}, {hi:g}]."
+            if cv_settings.rx == "box":  # what the paper's protocol would do at this point (issue 23, item 2)
+                paper = _cached.unconstrained_box_share(sel.clf, sel.x)
+                text += (
+                    f" Under the paper's protocol (unconstrained DeepFool) it would leave it by "
+                    f"{paper.median_excess:.0%} of ‖r(x)‖ (‖z − clip(z)‖₂ / ‖r(x)‖₂)."
+                    if paper.n_outside
+                    else " The paper's protocol (unconstrained DeepFool) keeps it inside too."
+                )
+            st.caption(text)
+        st.caption(rx_provenance(cv_settings.rx) + ".")
 
         # ------------------------------------------------------------ Fig. 5: sections along one universal perturbation
         st.subheader("Along one universal perturbation (paper Fig. 5)")

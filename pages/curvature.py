@@ -92,8 +92,9 @@ def render() -> None:
             + f"; {study.curved.n_hvp:,} Hessian-vector products for S_c "
             f"({study.curved.solver})."
         )
-        box = in_worker(estimation_box_share, sel.clf, points)  # an upload: in its worker
-        (st.warning if box.n_outside else st.caption)(box_share_text(box))
+        box = in_worker(estimation_box_share, sel.clf, points)  # an upload: in its worker; the paper's protocol's
+        outside = box.n_outside and settings.rx == "unconstrained"  # share outside, under either protocol
+        (st.warning if outside else st.caption)(box_share_text(box, rx=settings.rx))
         _layout.chart(ritz_figure(study.curved))
         with st.expander("Advanced: how to read this chart (Ritz values, operator asymmetry, K vs κ)"):
             st.markdown(

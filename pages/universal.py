@@ -19,8 +19,19 @@ from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
-from pages.ui.controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
-from pages.ui.state import CV_M, CV_N, H_INPUT, UV_SAMPLES, UV_SHARES, UniversalView, bound, option_value, synced
+from pages.ui.controls import H_SCALE_LABEL, h_scale_labels, rx_radio, xi_share_radio
+from pages.ui.state import (
+    CV_M,
+    CV_N,
+    H_INPUT,
+    UV_SAMPLES,
+    UV_SHARES,
+    UV_XI,
+    UniversalView,
+    bound,
+    option_value,
+    synced,
+)
 
 
 def render() -> None:
@@ -32,8 +43,9 @@ def render() -> None:
         "decision boundary bends around the data, see Curvature vs m) are universal perturbations. We draw random vectors "
         "of norm ξ from the first m directions of S_c, of S_f (the subspace of the normals r(x), what Theorem 1 uses) and "
         "of a random subspace, and count how many held-out points each one fools; the dotted line is the UAP algorithm "
-        "(Moosavi-Dezfooli et al., CVPR 2017) at the same ξ. ξ is 1/5 of the norm of random noise that fools a given "
-        "share of the points, as in the paper."
+        "(Moosavi-Dezfooli et al., CVPR 2017) at the same ξ. By default ξ is 4 % of a typical image's norm ‖x‖, the "
+        "ratio of that paper (ξ = 2000 on ImageNet images of norm ≈ 5·10⁴: a quasi-imperceptible perturbation); the "
+        "ICLR 2018 Fig. 7b rule, 1/5 of the norm of random noise that fools most points, is one choice away."
     )
     sel = _sidebar.selection()
     if sel is None:
@@ -64,9 +76,23 @@ def render() -> None:
         help="How many random unit vectors of each subspace are tried at each m: the line is their mean fooling "
         "rate, the dashed line the best of them.",
     )
-    xi_share_radio(c4, "uv_share", UV_SHARES["options"])
+    xi_share_radio(
+        c4,
+        "uv_share",
+        UV_SHARES["options"],
+        help="With ξ set as a share of ‖x‖ (the default), this share sets only h (its 'Fig. 7b ξ' preset).",
+    )
+    st.selectbox(
+        "ξ: the ℓ2 norm of every universal vector",
+        list(UV_XI),
+        **synced("uv_xi"),
+        format_func=UV_XI.get,
+        help="How large 'small' is. The papers' universal perturbations are quasi-imperceptible: CVPR 2017 uses "
+        "ξ = 2000 on ImageNet images whose ℓ2 norm is about 5·10⁴ (4 %). ICLR 2018 Fig. 7b sets ξ to 1/5 of the "
+        "norm of random noise that fools most points, which on MNIST-sized inputs can be as large as the image.",
+    )
     s1, s2 = st.columns([2, 1])
-    scales = h_scale_labels(h_authors, "h = ξ (the norm of the universal vectors)")
+    scales = h_scale_labels(h_authors, "h = the Fig. 7b ξ (1/5 of the noise norm fooling the share above)")
     s1.radio(
         H_SCALE_LABEL,
         list(scales),
@@ -79,16 +105,17 @@ def render() -> None:
     s2.number_input(
         "h", **H_INPUT, **bound("uv_h", round(h_authors, 4)), format="%.4f", disabled=view.scale != "custom"
     )
+    rx_radio(st, "uv_rx")
     settings = view.settings()
 
     with _sidebar.user_errors():
         points = _cached.study_points(sel.dataset_key, settings.points)
         noise = _cached.noise_norm(clf, points, settings.share)
-        if not math.isfinite(noise.quantile):
+        if settings.xi_ratio is None and not math.isfinite(noise.quantile):
             st.warning(
                 f"Random noise fools fewer than {view.share_pct} % of the held-out points even at ‖noise‖₂ = "
                 f"{noise.max_norm:.3g} ({noise.infinite_share:.0%} of random rays never change the label), so ξ "
-                "is undefined here: try the 50 % share."
+                "is undefined here: try the 50 % share, or ξ as a share of ‖x‖."
             )
             st.stop()
         study = _cached.universal_study(clf, points, settings)
@@ -99,7 +126,14 @@ def render() -> None:
         cols[0].metric(
             "ξ (pixel ℓ2)",
             f"{study.xi:.3g}",
-            help=f"1/5 of {study.noise_quantile:.3g}, the norm of random noise that fools {view.share_pct} % of "
+            help=(
+                f"{study.xi_ratio:.0%} of {study.x_norm:.3g}, the median ‖x‖₂ of {len(points.noise)} held-out images "
+                f"(CVPR 2017's ratio is 4 %). For comparison, 1/5 of the noise norm (ICLR 2018 Fig. 7b) would be "
+                f"{study.noise_quantile / 5:.3g}: "
+                if study.xi_ratio is not None
+                else ""
+            )
+            + f"1/5 of {study.noise_quantile:.3g}, the norm of random noise that fools {view.share_pct} % of "
             f"{len(points.noise)} held-out points (one random ray each, searched up to ‖noise‖₂ = "
             f"{study.noise_max_norm:.3g}"
             + (
@@ -140,7 +174,11 @@ def render() -> None:
         x_norm = float(points.heldout.flatten(1).norm(dim=1).median())  # a typical ‖x‖ of the held-out points
         st.info(universal_reading(study, x_norm=x_norm), icon=":material/tune:")  # this network's curve (issue 23)
         acc = f" (test accuracy {study.accuracy:.1%})" if study.accuracy is not None else ""
-        scale_text = {"authors": "the authors' default 10·√d/512", "xi": "h = ξ", "custom": "custom"}[view.scale]
+        scale_text = {
+            "authors": "the authors' default 10·√d/512",
+            "xi": "h = 1/5 of the noise norm, Fig. 7b's ξ",
+            "custom": "custom",
+        }[view.scale]
         st.caption(
             f"{sel.model_name}{acc}. S_c: top-m eigenvectors of the tangent-projected boundary Hessian averaged over "
             f"n = {study.n_estimate} training points' boundary points z = x + r(x) ({study.n_dropped} dropped: DeepFool did not "
@@ -152,8 +190,9 @@ def render() -> None:
             f"{study.uap_in_curved[-1]:.0%} in S_c (m = {ms[-1]}) against {study.uap_in_random[-1]:.0%} in the random "
             f"subspace (‖P v‖/‖v‖). Computed in {study.seconds:.0f} s."
         )
-        box = in_worker(estimation_box_share, clf, points)  # an upload: in its worker
-        (st.warning if box.n_outside else st.caption)(box_share_text(box))
+        box = in_worker(estimation_box_share, clf, points)  # an upload: in its worker; the paper's protocol's
+        outside = box.n_outside and settings.rx == "unconstrained"  # share outside, under either protocol
+        (st.warning if outside else st.caption)(box_share_text(box, rx=settings.rx))
 
         # ------------------------------------------------------------------ gallery (Fig. 8)
         st.subheader("Perturbed images (Fig. 8)")

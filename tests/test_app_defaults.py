@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from test_defaults import class_defaults
 
-from geometry.study import CompareSettings, CurvatureSettings, UniversalSettings
+from geometry.study import XI_RATIO, CompareSettings, CurvatureSettings, UniversalSettings
+from geometry.study.report import ReportSettings
 from pages.ui.state import CompareView, CurvatureView, UniversalView
 
 #: page view → {query key: the settings field it sets (a path of class_defaults()), or a conversion}
@@ -20,6 +21,7 @@ EXPOSED = {
             "cv_point": "point",
             "cv_scale": "scale.preset",
             "cv_heldout": "points.n_heldout",
+            "cv_rx": "rx",
         },
     ),
     UniversalView: (
@@ -31,6 +33,7 @@ EXPOSED = {
             "uv_scale": "scale.preset",
             "uv_heldout": "points.n_heldout",
             "uv_uap": "points.n_uap",
+            "uv_rx": "rx",
         },
     ),
     CompareView: (CompareSettings, {"cmp_n": "points.n_estimate", "cmp_scale": "scale.preset"}),
@@ -44,6 +47,11 @@ def test_page_defaults_are_the_settings_classes_defaults():
             assert view.DEFAULTS[key] == defaults[cls][path], (view.__name__, key, path)
     # the share is a percentage on the page, a fraction in the class
     assert UniversalView.DEFAULTS["uv_share"] / 100 == defaults[UniversalSettings]["share"]
+    # ξ / ‖x‖: an option key on the page ("noise" for None), a number in the class; the report's is the same
+    # field (issue 23, item 3: the page and the report use one default ξ)
+    xi = UniversalView.DEFAULTS["uv_xi"]
+    assert xi != "noise" and float(xi) == defaults[UniversalSettings]["xi_ratio"] == XI_RATIO == 0.04
+    assert ReportSettings().xi_ratio == defaults[UniversalSettings]["xi_ratio"]
 
 
 def _view(view, **extra):

@@ -62,6 +62,7 @@ _CURVATURE = {
     "beta": "beta",
     "point": "point",
     "n_directions": "n_directions",
+    "rx": "rx",
 }
 
 #: sub-command → (the shortest argv of it, the settings class it builds, {field path: option dest}).
@@ -73,6 +74,7 @@ CLI: dict[str, tuple[list[str], type, dict[str, str]]] = {
             **{f"curvature.{k}": v for k, v in _CURVATURE.items()},
             "share": "noise_share",
             "n_samples": "n_samples",
+            "xi_ratio": "xi_ratio",
             "sections": "sections",
             "resolution": "resolution",
             "extent_factor": "extent",
@@ -171,6 +173,7 @@ def test_the_report_borrows_its_defaults_from_the_pages_classes():
     assert _flatten(ReportSettings().curvature) == d[CurvatureSettings]
     assert d[ReportSettings]["share"] == d[UniversalSettings]["share"]
     assert d[ReportSettings]["n_samples"] == d[UniversalSettings]["n_samples"]
+    assert d[ReportSettings]["xi_ratio"] == d[UniversalSettings]["xi_ratio"]
     assert d[ReportSettings]["resolution"] == d[SectionSettings]["resolution"]
     assert d[ReportSettings]["extent_factor"] == d[SectionSettings]["extent_factor"]
 

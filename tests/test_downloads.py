@@ -214,6 +214,8 @@ def test_records_become_a_table_and_networks_are_skipped(section):
         ReportSettings(curvature=CurvatureSettings(method="smoothed", beta=3.0)),
         ReportSettings.following(CompareSettings(scale=CompareSettings.half_xi(0.8))),
         ReportSettings.following(UniversalSettings()),
+        ReportSettings.following(UniversalSettings(xi_ratio=None, rx="unconstrained")),
+        ReportSettings(xi_ratio=0.2, curvature=CurvatureSettings(rx="unconstrained")),
     ],
 )
 def test_the_command_line_of_report_settings_parses_back_to_them(settings):

@@ -69,6 +69,7 @@ def test_settings_keys_are_stable_and_change_with_every_setting():
         study.CurvatureSettings(point="inside"),
         study.CurvatureSettings(n_directions=3),
         study.CurvatureSettings(tangent=False),
+        study.CurvatureSettings(rx="unconstrained"),  # the paper's protocol is keyed apart (issue 23)
     ]
     keys = {s.key() for s in changed}
     assert base.key() not in keys and len(keys) == len(changed)
@@ -79,6 +80,11 @@ def test_settings_keys_are_stable_and_change_with_every_setting():
         == study.CurvatureSettings(method="exact").key()
     )
     assert study.HScale("custom", 0.1).key() != study.HScale("custom", 0.1 + 1e-12).key()
+    u = study.UniversalSettings()
+    assert (
+        len({u.key(), study.UniversalSettings(xi_ratio=None).key(), study.UniversalSettings(rx="unconstrained").key()})
+        == 3
+    )
     # stable across processes (no hash randomisation, no id())
     code = "from geometry import study; print(study.UniversalSettings().key(), study.CompareSettings().key())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -96,6 +102,8 @@ def test_settings_keys_are_stable_and_change_with_every_setting():
         (lambda: study.CurvatureSettings(method="magic"), "method"),
         (lambda: study.UniversalSettings(share=1.5), "share"),
         (lambda: study.SectionSettings(resolution=100_000), "resolution"),
+        (lambda: study.SectionSettings(rx="clipped"), "rx"),
+        (lambda: study.UniversalSettings(xi_ratio=0.0), "xi_ratio"),
     ],
 )
 def test_bad_settings_are_refused_with_a_message(make, phrase):

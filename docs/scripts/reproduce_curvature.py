@@ -12,6 +12,9 @@ app's "Curvature vs m" page and of ``boundary-atlas report``, so the numbers and
 shared with both: S_c from ``n`` training points (``PointSplit(n, heldout, seed=0)``), S_f from the
 same points' DeepFool normals, a random subspace, and K_S(x) on the first ``heldout`` test points for
 m on :func:`geometry.study.m_grid`, with ``n_directions`` random unit directions per m.
+``--rx box`` (the app's default since issue 23: r(x) by box-constrained DeepFool, z = x + r(x) in the
+pixel box) or ``--rx unconstrained`` (the paper's protocol, the default of this script: the numbers
+of docs/reproduction-curvature.md were measured so).
 It prints Markdown tables and writes every number, setting and time to ``--out`` (JSON);
 with ``--png`` and kaleido installed it also writes the chart.
 """
@@ -79,6 +82,7 @@ def run_scale(clf, points, spec, args) -> dict:
         scale=resolve_scale(spec),
         point=args.point,
         n_directions=args.n_directions,
+        rx=args.rx,
     )
     t0 = time.perf_counter()
     cs = study.curvature_study(clf, points, settings)
@@ -88,8 +92,11 @@ def run_scale(clf, points, spec, args) -> dict:
     if spec == "xi":
         noise = study.noise_norm(clf, points, 0.5)
         info = {"noise_norm_50": noise.quantile, "infinite_share": noise.infinite_share}
+    box = study.estimation_box_share(clf, points)  # the paper's protocol's boundary points outside the box
     return {
         "scale": spec,
+        "rx": args.rx,
+        "unconstrained_outside_box": {"n_outside": box.n_outside, "n_converged": box.n_converged},
         "h": cs.h,
         "h_how": cs.h_text,
         "settings_key": settings.key(),
@@ -121,6 +128,12 @@ def main(argv=None) -> int:
     p.add_argument("--m-max", type=int, default=20)
     p.add_argument("--point", default="boundary", choices=["boundary", "inside"])
     p.add_argument("--scales", nargs="+", default=["authors", "xi"])
+    p.add_argument(
+        "--rx",
+        default="unconstrained",
+        choices=list(study.RX_PROTOCOLS),
+        help="r(x): the paper's unconstrained DeepFool, or box-constrained DeepFool (the app's default)",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--png", type=Path, default=None, help="chart of the first scale (needs kaleido)")
@@ -162,7 +175,7 @@ def main(argv=None) -> int:
         res["seconds"]["total"] = time.perf_counter() - t
         result["scales"].append(res)
         print(
-            f"\n## {args.model}: {res['h_how']} (h = {res['h']:.4g}); study in {res['seconds']['study']:.0f} s, "
+            f"\n## {args.model}, r(x) {args.rx}: {res['h_how']} (h = {res['h']:.4g}); study in {res['seconds']['study']:.0f} s, "
             f"{res['S_c']['n_hvp']:,} HVPs for S_c, asymmetry {res['S_c']['asymmetry']:.2f}"
         )
         print(table(res))
@@ -187,6 +200,7 @@ def main(argv=None) -> int:
                 scale=resolve_scale(first["scale"]),
                 point=args.point,
                 n_directions=args.n_directions,
+                rx=args.rx,
             )
             fig = curvature_vs_m_figure(study.curvature_study(clf, points, settings).curves)
             fig.write_image(str(args.png), width=900, height=460)

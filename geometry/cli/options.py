@@ -19,7 +19,15 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..study.report import ReportSettings
-from ..study.settings import BOUNDARY_POINTS, CURVATURE_METHODS, H_PRESETS, CurvatureSettings, HScale, PointSplit
+from ..study.settings import (
+    BOUNDARY_POINTS,
+    CURVATURE_METHODS,
+    H_PRESETS,
+    RX_PROTOCOLS,
+    CurvatureSettings,
+    HScale,
+    PointSplit,
+)
 from ..validation import HPreset
 
 __all__ = [
@@ -102,6 +110,17 @@ def share(text: str) -> float:
     value = positive_float(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
+    return value
+
+
+def xi_ratio(text: str) -> float:
+    """ξ / ‖x‖: a number in (0, 10]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], got {text!r}") from None
+    if not 0.0 < value <= 10.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 10], got {text!r}")
     return value
 
 
@@ -295,6 +314,21 @@ def add_curvature_options(
         "(default: %(default)s)",
     )
     group.add_argument(
+        "--rx",
+        choices=RX_PROTOCOLS,
+        default=c.rx,
+        help="how r(x) and the boundary points z = x + r(x) are found: box (DeepFool with every iterate clamped "
+        "to the pixel box, z is an image) or unconstrained (the paper's protocol, CVPR 2016 Alg. 2; z may leave "
+        "the box) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--paper-protocol",
+        dest="rx",
+        action="store_const",
+        const="unconstrained",
+        help="the paper's protocol: unconstrained DeepFool (the same as --rx unconstrained)",
+    )
+    group.add_argument(
         "--n-directions",
         metavar="K",
         type=int_in(1, MAX_DRAWS, "random directions per m"),
@@ -346,8 +380,24 @@ def add_report_options(group: argparse._ArgumentGroup) -> None:
         metavar="SHARE",
         type=share,
         default=r.share,
-        help="ξ of the fooling-rate curves = 1/5 of the random-noise norm that fools this share of the points "
-        "(default: %(default)s)",
+        help="the share of points the random noise fools (reported; with --xi-from-noise, ξ of the fooling-rate "
+        "curves = 1/5 of that noise norm, ICLR 2018 Fig. 7b) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--xi-ratio",
+        metavar="R",
+        type=xi_ratio,
+        default=r.xi_ratio,
+        help="ξ of the fooling-rate curves = R × the median ‖x‖₂ of the points (default: %(default)s, the ratio of "
+        "CVPR 2017 §3: ξ = 2000 on ImageNet images of ‖x‖₂ ≈ 5·10⁴; the Universal page's default)",
+    )
+    group.add_argument(
+        "--xi-from-noise",
+        dest="xi_ratio",
+        action="store_const",
+        const=None,
+        help="ξ of the fooling-rate curves = 1/5 of the random-noise norm fooling --noise-share of the points "
+        "(ICLR 2018 Fig. 7b) instead of --xi-ratio",
     )
 
 
@@ -365,6 +415,7 @@ def curvature_settings(args: argparse.Namespace, parser: argparse.ArgumentParser
         beta=args.beta,
         point=args.point,
         n_directions=args.n_directions,
+        rx=args.rx,
     )
 
 
@@ -374,6 +425,7 @@ def report_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         curvature=curvature_settings(args, parser),
         share=args.noise_share,
         n_samples=args.n_samples,
+        xi_ratio=args.xi_ratio,
         sections=args.sections,
         resolution=args.resolution,
         extent_factor=args.extent,
@@ -402,12 +454,17 @@ def report_argv(model: str, dataset: str, settings: ReportSettings, *, out: str 
         ("--beta", c.beta, _CURVATURE.beta),
         ("--point", c.point, _CURVATURE.point),
         ("--n-directions", c.n_directions, _CURVATURE.n_directions),
+        ("--rx", c.rx, _CURVATURE.rx),
         ("--sections", settings.sections, default.sections),
         ("--resolution", settings.resolution, default.resolution),
         ("--extent", settings.extent_factor, default.extent_factor),
         ("--n-samples", settings.n_samples, default.n_samples),
         ("--noise-share", settings.share, default.share),
     ]
+    if settings.xi_ratio != default.xi_ratio:
+        opts.append(("--xi-ratio", settings.xi_ratio, None))  # None: ξ from the noise norm (below)
+        if settings.xi_ratio is None:
+            argv.append("--xi-from-noise")
     for flag, value, dflt in opts:
         if value is not None and value != dflt:
             argv += [flag, repr(value) if isinstance(value, float) else str(value)]

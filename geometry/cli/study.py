@@ -201,7 +201,7 @@ def run_study(args: argparse.Namespace, ctx: Any, bar: ProgressBar, settings: An
     summary = ""
     if args.kind == "deepfool":
         bar(0.05, f"DeepFool on {len(points.heldout)} points over {ctx.world_size} process(es)")
-        df = sharded_deepfool(clf, points.heldout, ctx, cache=resume)
+        df = sharded_deepfool(clf, points.heldout, ctx, cache=resume, clip=settings.rx == "box")
         if ctx.is_leader:
             out.mkdir(parents=True, exist_ok=True)
             text = _write_deepfool(out, df, points, data.evaluated.labels, data.evaluated.split)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..study.noise import median_norm
 from ..study.readings import curvature_reading, fooling_reading, section_reading
 
 if TYPE_CHECKING:  # plotly is imported where the report is written
@@ -414,6 +415,7 @@ def _fooling_files(report: Report, out: Path) -> tuple[list[str], list[ReportPan
     from ..study.settings import XI_DIVISOR
 
     noise, fool, xi, h = report.noise, report.fooling, report.xi, report.curvature.h
+    ratio, x_norm = report.settings.xi_ratio, median_norm(report.points)
     info: dict[str, Any] = {
         "noise_norm_share": noise.share,
         "noise_norm_quantile": noise.quantile,
@@ -423,7 +425,12 @@ def _fooling_files(report: Report, out: Path) -> tuple[list[str], list[ReportPan
         "n_points": report.n,
         "split": report.split,
         "xi_rule": f"ξ = 1/{XI_DIVISOR:g} of the ℓ2 norm of random noise that changes the label of "
-        f"{100 * noise.share:g} % of the first {len(report.points.noise)} evaluated points (ICLR 2018 Fig. 7b)",
+        f"{100 * noise.share:g} % of the first {len(report.points.noise)} evaluated points (ICLR 2018 Fig. 7b)"
+        if ratio is None
+        else f"ξ = {ratio:g} × the median ‖x‖₂ = {x_norm:.4g} of the first {len(report.points.noise)} evaluated "
+        "points (CVPR 2017 §3: ξ = 2000 on ImageNet images of ‖x‖₂ ≈ 5·10⁴)",
+        "xi_ratio": ratio,
+        "x_norm": x_norm,
     }
     if fool is None or xi is None:
         info.update({"skipped": True, "reason": next((m for m in report.notes if "infinite" in m), ""), "xi": None})
@@ -461,7 +468,7 @@ def _fooling_files(report: Report, out: Path) -> tuple[list[str], list[ReportPan
         "Fooling rate versus m (ICLR 2018 Fig. 7b)",
         fig,
         "Share of points whose label a random vector of norm ξ in the first m directions changes. "
-        + fooling_reading(fool, xi=xi, h=h),
+        + fooling_reading(fool, xi=xi, h=h, x_norm=median_norm(report.points)),
         (("ξ", fmt(xi, ".3g")), *((f"{nm}, m = {m_last}", pct(float(fool.mean[nm][last]))) for nm in fool.names)),
         ("fooling_rate_vs_m.html", "fooling_rate_vs_m.csv", "fooling_rate_vs_m.json"),
     )
@@ -489,7 +496,8 @@ def report_facts(report: Report) -> list[tuple[str, str]]:
         (
             "DeepFool",
             f"ρ_adv = {fmt(stats['rho_adv'], '.4f')}, median ‖r‖₂ = {fmt(stats['median_norm'])}, mean ‖r‖₂ = "
-            f"{fmt(stats['mean_norm'])}, converged {pct(stats['converged_share'])} of n = {report.n}",
+            f"{fmt(stats['mean_norm'])}, converged {pct(stats['converged_share'])} of n = {report.n}"
+            + (f"; {stats['rx']}" if "rx" in stats else ""),
         ),
         (
             "S_c",

@@ -222,10 +222,12 @@ class ShardContext:
         mine = cached_shard(key() if self.cache else None, part, self, lambda: compute(lo, hi))
         return self.all_gather(mine)
 
-    def deepfool(self, clf: Classifier, xs: torch.Tensor, *, candidates: int = 10) -> DeepFoolResult:
+    def deepfool(
+        self, clf: Classifier, xs: torch.Tensor, *, candidates: int = 10, clip: bool = False
+    ) -> DeepFoolResult:
         """DeepFool on all of ``xs`` with the points split over the ranks (:func:`sharded_deepfool`,
-        cached per shard with ``cache``). Collective."""
-        return sharded_deepfool(clf, xs, self, cache=self.cache, candidates=candidates)
+        cached per shard with ``cache``; ``clip``: iterates clamped to the pixel box). Collective."""
+        return sharded_deepfool(clf, xs, self, cache=self.cache, candidates=candidates, clip=clip)
 
 
 def init_distributed(

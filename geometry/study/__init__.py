@@ -51,7 +51,16 @@ from .curvature import CurvatureStudy, curvature_study, estimation_deepfool, stu
 from .fig5 import UniversalSections, universal_sections
 from .noise import ResolvedH, noise_norm, resolve_h, xi
 from .points import StudyPoints, choose_points, data_fingerprint, network_fingerprint, split_points
-from .provenance import RX_PROVENANCE, BoxShare, box_excess, box_share_text, estimation_box_share, left_box
+from .provenance import (
+    RX_PROVENANCE,
+    RX_PROVENANCE_BOX,
+    BoxShare,
+    box_excess,
+    box_share_text,
+    estimation_box_share,
+    left_box,
+    rx_provenance,
+)
 from .robust import RobustSettings, RobustStudy, point_study, robust_study
 from .sections import SECTION_DIRECTIONS, SectionSettings, SectionStudy, section_study
 from .settings import (
@@ -61,8 +70,11 @@ from .settings import (
     NOISE_POINTS,
     NOISE_RANGE_FACTOR,
     PROTOCOL_VERSION,
+    RX_LABELS,
+    RX_PROTOCOLS,
     UAP_DELTA,
     XI_DIVISOR,
+    XI_RATIO,
     CompareSettings,
     CurvatureSettings,
     HScale,
@@ -90,6 +102,9 @@ __all__ = [
     "PROTOCOL_VERSION",
     "UAP_DELTA",
     "XI_DIVISOR",
+    "XI_RATIO",
+    "RX_PROTOCOLS",
+    "RX_LABELS",
     "PointSplit",
     "HScale",
     "CurvatureSettings",
@@ -101,6 +116,8 @@ __all__ = [
     "choose_points",
     "network_fingerprint",
     "RX_PROVENANCE",
+    "RX_PROVENANCE_BOX",
+    "rx_provenance",
     "BoxShare",
     "box_excess",
     "box_share_text",

@@ -31,8 +31,16 @@ import torch
 
 from ..cache import CorruptFileError, cache_dir, cache_key, discard_damaged, load_tensors, save_tensors
 from ..classifier import Classifier
-from ..curvature import PointExecutor, Subspace, curved_subspace, flat_subspace, load_subspace, save_subspace
-from ..deepfool import DeepFoolResult
+from ..curvature import (
+    LOCAL,
+    PointExecutor,
+    Subspace,
+    curved_subspace,
+    flat_subspace,
+    load_subspace,
+    save_subspace,
+)
+from ..deepfool import DeepFoolResult, deepfool
 from ..errors import InvalidInputError
 from ..hessian import CurvatureEstimator
 from ..progress import ProgressFn
@@ -63,6 +71,7 @@ def cached_subspace(
     progress: ProgressFn | None = None,
     deepfool_result: DeepFoolResult | None = None,
     executor: PointExecutor | None = None,
+    rx: str = "unconstrained",
 ) -> Subspace:
     """S_c (``kind="curved"``) or S_f (``kind="flat"``) of ``clf`` on ``xs``, read from or written to disk.
 
@@ -80,14 +89,19 @@ def cached_subspace(
     executor : PointExecutor, optional — compute S_c with the points split over workers; the leader
         alone reads and writes the file and the others receive its subspace; an executor whose
         ``cache`` is False neither reads nor writes it
+    rx : "unconstrained" (default, CVPR 2016 Alg. 2) or "box" — the DeepFool protocol of the boundary points
+        (:data:`~geometry.study.settings.RX_PROTOCOLS`); part of the key (a box-constrained subspace never
+        reuses an unconstrained file: ``deepfool_result`` must have been computed with the same protocol)
 
     Returns
     -------
     Subspace — as :func:`~geometry.curvature.curved_subspace` / :func:`~geometry.curvature.flat_subspace`
-    compute it. The key is (kind, network fingerprint, data_key, n, m, the estimator's settings).
+    compute it. The key is (kind, network fingerprint, data_key, n, m, the estimator's settings, rx).
     """
     if kind not in ("curved", "flat"):
         raise InvalidInputError(f"kind must be 'curved' or 'flat', got {kind!r}")
+    if rx not in ("unconstrained", "box"):
+        raise InvalidInputError(f"rx must be 'unconstrained' or 'box', got {rx!r}")
     est = (estimator or CurvatureEstimator()).resolve(clf)
     desc: dict[str, Any] = {
         "kind": kind,
@@ -99,6 +113,8 @@ def cached_subspace(
     }
     if kind == "curved":
         desc.update(**est.key(), seed=int(random_state))
+    if rx != "unconstrained":  # unconstrained keys stay those written before the protocol existed
+        desc["rx"] = rx
     path = cache_dir("subspaces") / f"{kind}-{cache_key(desc)}.safetensors"
     use_disk = executor is None or executor.cache
     leader = use_disk and (executor is None or executor.is_leader)
@@ -115,6 +131,8 @@ def cached_subspace(
             progress(1.0, f"S_{'c' if kind == 'curved' else 'f'} read from the disk cache")
         return found
     if kind == "curved":
+        if deepfool_result is None and rx == "box":
+            deepfool_result = (executor or LOCAL).deepfool(clf, xs, clip=True)
         s = curved_subspace(
             clf,
             xs,
@@ -126,6 +144,8 @@ def cached_subspace(
             executor=executor,
         )
     else:
+        if deepfool_result is None and rx == "box":
+            deepfool_result = deepfool(clf, xs, clip=True)
         s = flat_subspace(clf, xs, m, deepfool_result=deepfool_result)
     if leader:
         with contextlib.suppress(OSError):  # an unwritable cache only costs time

@@ -21,7 +21,7 @@ from ..progress import ProgressFn
 from .cache import cached_result, cached_subspace
 from .noise import resolve_h
 from .points import StudyPoints, network_fingerprint
-from .settings import CurvatureSettings, m_grid
+from .settings import CurvatureSettings, RxProtocol, check_rx, m_grid
 
 __all__ = ["CurvatureStudy", "curvature_study", "study_subspaces", "estimation_deepfool", "study_estimator"]
 
@@ -89,16 +89,20 @@ def study_estimator(
     return est, text
 
 
-def estimation_deepfool(clf: Classifier, points: StudyPoints) -> DeepFoolResult:
+def estimation_deepfool(clf: Classifier, points: StudyPoints, *, rx: RxProtocol) -> DeepFoolResult:
     """DeepFool (CVPR 2016 Alg. 2, default settings) on ``points.estimate``: the boundary points
     z = x + r(x) that S_c and S_f are estimated from (ICLR 2018 §5).
 
-    Computed once per (network fingerprint, estimation points) and kept in memory, so the curvature
+    ``rx``: ``"box"`` — every iterate clamped to ``clf.bounds`` (z is an image); ``"unconstrained"`` — the
+    paper's protocol (:data:`~geometry.study.settings.RX_PROTOCOLS`).
+
+    Computed once per (network fingerprint, estimation points, rx) and kept in memory, so the curvature
     study, the universal study and the pixel-box share of :mod:`geometry.study.provenance` share one
-    DeepFool run. Treat the result as read-only.
+    DeepFool run per protocol. Treat the result as read-only.
     """
-    key = {"network": network_fingerprint(clf), "estimate": points.estimate_key}
-    return cached_result("deepfool-estimate", key, lambda: deepfool(clf, points.estimate), disk=False)
+    check_rx(rx)
+    key = {"network": network_fingerprint(clf), "estimate": points.estimate_key, "rx": rx}
+    return cached_result("deepfool-estimate", key, lambda: deepfool(clf, points.estimate, clip=rx == "box"), disk=False)
 
 
 def study_subspaces(
@@ -113,11 +117,11 @@ def study_subspaces(
     """(S_c, S_f) exactly as :func:`curvature_study` computes them (same points, same disk-cache entries).
 
     S_f has ``min(m_max, converged DeepFool points)`` directions. ``executor``: where S_c's
-    per-point work runs (default this process).
+    per-point work runs (default this process). ``deepfool_result`` must follow ``settings.rx``.
     """
     _check_points(points, settings.points)
     est, _ = study_estimator(clf, settings, points)
-    df = deepfool_result if deepfool_result is not None else estimation_deepfool(clf, points)
+    df = deepfool_result if deepfool_result is not None else estimation_deepfool(clf, points, rx=settings.rx)
     S_c = cached_subspace(
         "curved",
         clf,
@@ -129,6 +133,7 @@ def study_subspaces(
         deepfool_result=df,
         progress=progress,
         executor=executor,
+        rx=settings.rx,
     )
     S_f = cached_subspace(
         "flat",
@@ -138,6 +143,7 @@ def study_subspaces(
         data_key=points.estimate_key,
         deepfool_result=df,
         executor=executor,
+        rx=settings.rx,
     )
     return S_c, S_f
 
@@ -151,6 +157,9 @@ def curvature_study(
     executor: PointExecutor | None = None,
 ) -> CurvatureStudy:
     """S_c, S_f and a random subspace of dimension ``m_max``, and K_S versus m on held-out points.
+
+    Every r(x) (estimation and held-out points) follows ``settings.rx``: box-constrained DeepFool by default
+    (z = x + r(x) inside the pixel box), the paper's unconstrained DeepFool with ``rx="unconstrained"``.
 
     ICLR 2018 §5, Fig. 7a: S_c = top eigenvectors of the average (tangent-projected) boundary
     Hessian of the estimation points, S_f = top singular vectors of their DeepFool normals, and the
@@ -187,10 +196,11 @@ def curvature_study(
 
     def compute() -> CurvatureStudy:
         report(0.0, f"DeepFool on the {len(points.estimate)} estimation points")
+        clip = settings.rx == "box"
         if executor is None:
-            df_est = estimation_deepfool(clf, points)
+            df_est = estimation_deepfool(clf, points, rx=settings.rx)
         else:
-            df_est = executor.deepfool(clf, points.estimate)
+            df_est = executor.deepfool(clf, points.estimate, clip=clip)
         S_c, S_f = study_subspaces(
             clf,
             points,
@@ -200,7 +210,11 @@ def curvature_study(
             executor=executor,
         )
         report(0.62, f"DeepFool on the {len(points.heldout)} held-out points")
-        df_held = deepfool(clf, points.heldout) if executor is None else executor.deepfool(clf, points.heldout)
+        df_held = (
+            deepfool(clf, points.heldout, clip=clip)
+            if executor is None
+            else executor.deepfool(clf, points.heldout, clip=clip)
+        )
         S_r = random_subspace(clf.d, settings.m_max, random_state=seed, input_shape=clf.input_shape)
         ms = m_grid(settings.m_max)
         curves = {}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from ..classifier import Classifier
 from ..hessian import default_h
 from ..universal import NoiseNormResult, random_noise_norm
@@ -21,7 +23,7 @@ from .cache import cached_result
 from .points import StudyPoints, network_fingerprint
 from .settings import NOISE_RANGE_FACTOR, XI_DIVISOR, HScale
 
-__all__ = ["noise_norm", "xi", "ResolvedH", "resolve_h"]
+__all__ = ["noise_norm", "xi", "median_norm", "vectors_xi", "ResolvedH", "resolve_h"]
 
 
 def noise_norm(clf: Classifier, points: StudyPoints, share: float) -> NoiseNormResult:
@@ -55,6 +57,21 @@ def noise_norm(clf: Classifier, points: StudyPoints, share: float) -> NoiseNormR
 def xi(noise: NoiseNormResult) -> float:
     """ξ = noise quantile / :data:`~geometry.study.settings.XI_DIVISOR` (pixel units; +inf if undefined)."""
     return noise.quantile / XI_DIVISOR
+
+
+def median_norm(points: StudyPoints) -> float:
+    """The median ℓ2 norm ‖x‖₂ (pixel units) of ``points.noise`` — the typical image norm ξ / ‖x‖ refers to."""
+    xs = points.noise if len(points.noise) else points.heldout
+    return float(torch.linalg.vector_norm(xs.flatten(1).double(), dim=1).median())
+
+
+def vectors_xi(noise: NoiseNormResult, points: StudyPoints, xi_ratio: float | None) -> float:
+    """ξ, the ℓ2 norm of the universal vectors (pixel units): ``xi_ratio`` · :func:`median_norm` (CVPR 2017 §3's
+    ratio by default, :data:`~geometry.study.settings.XI_RATIO`), or, with ``xi_ratio=None``, :func:`xi` of the
+    noise norm (ICLR 2018 Fig. 7b; +inf if undefined)."""
+    if xi_ratio is None:
+        return xi(noise)
+    return float(xi_ratio) * median_norm(points)
 
 
 @dataclass(frozen=True)

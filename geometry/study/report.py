@@ -36,11 +36,19 @@ from ..progress import ProgressFn, stage
 from ..subspaces import principal_angles
 from ..universal import FoolingCurve, NoiseNormResult
 from .curvature import CurvatureStudy, curvature_study
-from .noise import noise_norm
-from .noise import xi as xi_of
+from .noise import noise_norm, vectors_xi
 from .points import StudyPoints, network_fingerprint, split_points
 from .sections import SectionSettings, SectionStudy, section_study
-from .settings import CompareSettings, CurvatureSettings, UniversalSettings, _int, _Settings, _share
+from .settings import (
+    RX_LABELS,
+    CompareSettings,
+    CurvatureSettings,
+    UniversalSettings,
+    _int,
+    _Settings,
+    _share,
+    check_xi_ratio,
+)
 from .universal import fooling_curve
 
 __all__ = [
@@ -67,8 +75,11 @@ class ReportSettings(_Settings):
     curvature : CurvatureSettings — the points (S_c / S_f from ``n_estimate`` training points, DeepFool, the
         sections and the curves on the first ``n_heldout`` evaluated points, ``seed``), m, the Hessian
         estimator and its h (default h = ξ at 50 %, as on Curvature vs m)
-    share : float in (0, 1] — ξ of the fooling-rate curve = 1/5 of the random-noise norm fooling this share
-        of the (first 200) evaluated points (default :attr:`UniversalSettings.share`, the Universal page's)
+    xi_ratio : float or None — ξ of the fooling-rate curve = xi_ratio · the median ‖x‖₂ of the (first 200)
+        evaluated points (default :attr:`UniversalSettings.xi_ratio`, the Universal page's: 0.04, CVPR 2017 §3's
+        ratio); None: 1/5 of the random-noise norm fooling ``share`` (ICLR 2018 Fig. 7b)
+    share : float in (0, 1] — the random-noise norm's share (default :attr:`UniversalSettings.share`, the
+        Universal page's); sets ξ when ``xi_ratio`` is None
     n_samples : int ≥ 1 — random vectors per m of the fooling-rate curve (default the Universal page's)
     sections : int ≥ 0 — cross-sections drawn, at the first converged evaluated points
     resolution : int — grid points per axis of a section (default :attr:`SectionSettings.resolution`)
@@ -81,6 +92,7 @@ class ReportSettings(_Settings):
     curvature: CurvatureSettings = field(default_factory=CurvatureSettings)
     share: float = UniversalSettings.share
     n_samples: int = UniversalSettings.n_samples
+    xi_ratio: float | None = UniversalSettings.xi_ratio
     sections: int = REPORT_SECTIONS
     resolution: int = SectionSettings.resolution
     extent_factor: float = SectionSettings.extent_factor
@@ -90,6 +102,7 @@ class ReportSettings(_Settings):
             raise InvalidInputError(f"curvature must be a CurvatureSettings, got {type(self.curvature).__name__}")
         _share("share", self.share)
         _int("n_samples", self.n_samples, 1)
+        check_xi_ratio(self.xi_ratio)
         _int("sections", self.sections, 0)
         SectionSettings(resolution=self.resolution, extent_factor=self.extent_factor)  # validates both
 
@@ -105,6 +118,7 @@ class ReportSettings(_Settings):
             method=c.method,
             h=h,
             point=c.point,
+            rx=c.rx,
         )
 
     @classmethod
@@ -119,10 +133,14 @@ class ReportSettings(_Settings):
         if isinstance(settings, UniversalSettings):
             return cls(
                 curvature=CurvatureSettings(
-                    points=dataclasses.replace(settings.points, n_uap=0), m_max=settings.m_max, scale=settings.scale
+                    points=dataclasses.replace(settings.points, n_uap=0),
+                    m_max=settings.m_max,
+                    scale=settings.scale,
+                    rx=settings.rx,
                 ),
                 share=settings.share,
                 n_samples=settings.n_samples,
+                xi_ratio=settings.xi_ratio,
             )
         if isinstance(settings, CompareSettings):
             return cls(
@@ -408,8 +426,8 @@ def build_report(
     card = _model_card(clf, ev, accuracy, model_source or {"source": "classifier", **dict(clf.info)})
 
     report(0.05, f"DeepFool on {len(xs)} points")
-    df = deepfool(clf, xs)
-    stats = {**deepfool_statistics(df, xs), "split": ev.split}
+    df = deepfool(clf, xs, clip=cs_settings.rx == "box")  # the sections' and the pages' r(x)
+    stats = {**deepfool_statistics(df, xs), "split": ev.split, "rx": RX_LABELS[cs_settings.rx]}
     t = tick("deepfool", t)
 
     report(
@@ -435,8 +453,8 @@ def build_report(
     noise = noise_norm(clf, points, settings.share)
     xi: float | None = None
     fool = None
-    if math.isfinite(noise.quantile):
-        xi = xi_of(noise)
+    if math.isfinite(vectors_xi(noise, points, settings.xi_ratio)):
+        xi = vectors_xi(noise, points, settings.xi_ratio)
         S_c, S_f, S_r = cs.curved, cs.flat, cs.random
         fool = fooling_curve(
             clf,

@@ -28,7 +28,7 @@ from ..validation import (
     check_float,
     check_int,
 )
-from .settings import _Settings
+from .settings import RxProtocol, _Settings, check_rx
 
 __all__ = ["SECTION_DIRECTIONS", "SectionSettings", "SectionStudy", "section_study"]
 
@@ -51,6 +51,8 @@ class SectionSettings(_Settings):
     extent_factor : float > 0 — half-width of the window in multiples of ‖r(x)‖₂
     resolution : int — grid points per axis (2 … MAX_RESOLUTION); default 256, the Cross-sections page's
     method, h, point : the curvature estimator along v (as the subspace's)
+    rx : "box" (default: r(x) by box-constrained DeepFool, z = x + r(x) inside the pixel box) or
+        "unconstrained" (the paper's protocol) — :data:`~geometry.study.settings.RX_PROTOCOLS`
     """
 
     direction: SectionDirection = "random"
@@ -62,8 +64,10 @@ class SectionSettings(_Settings):
     method: CurvatureMethod = "finite_difference"
     h: float | None = None
     point: BoundaryPoint = "boundary"
+    rx: RxProtocol = "box"
 
     def __post_init__(self) -> None:
+        check_rx(self.rx)
         check_choice("direction", self.direction, SECTION_DIRECTIONS)
         check_int("vec", self.vec, 1, plain=True)
         check_int("sub_m", self.sub_m, 1, plain=True)
@@ -101,7 +105,7 @@ def section_study(
     subspace: Subspace | None = None,
     perturbation: torch.Tensor | None = None,
 ) -> SectionStudy:
-    """DeepFool at ``x`` (C, H, W), the direction v of ``settings``, the normal section along
+    """DeepFool at ``x`` (C, H, W) (box-constrained or unconstrained: ``settings.rx``), the direction v of ``settings``, the normal section along
     (r(x), v) over ±extent_factor·‖r(x)‖₂ and the curvature along v (ICLR 2018 §4, Fig. 5).
 
     ``perturbation`` (C, H, W): the universal perturbation v of ``direction="uap"`` (e.g. the UAP of
@@ -113,7 +117,7 @@ def section_study(
         a subspace direction without ``subspace``, ``"uap"`` without ``perturbation``, or a vector
         index beyond the subspace's dimension.
     """
-    df = deepfool(clf, x.unsqueeze(0))
+    df = deepfool(clf, x.unsqueeze(0), clip=settings.rx == "box")
     if settings.direction == "random":
         v = random_direction(x.shape, random_state=settings.seed)
     elif settings.direction == "uap":

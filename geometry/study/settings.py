@@ -17,6 +17,10 @@ Conventions (ICLR 2018 §5; DESIGN §4):
   an :class:`HScale`: ``"authors"`` (10·√d/512, the authors' code), ``"xi"`` (h = ξ at
   ``noise_share``), or ``"custom"``.
 * m values of a curve: :func:`m_grid`.
+* r(x), the boundary points z = x + r(x) and S_c's points come from DeepFool under an ``rx`` protocol
+  (:data:`RX_PROTOCOLS`): ``"box"`` (the default, issue 23: every DeepFool iterate clamped to the pixel
+  box, so z is an image of the data domain) or ``"unconstrained"`` (the paper's protocol, CVPR 2016
+  Alg. 2 as the ICLR 2018 paper uses it: z may leave the box).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeAlias, get_args
 
 from ..cache import cache_key
 from ..errors import InvalidInputError
@@ -42,6 +46,8 @@ from ..validation import (
 __all__ = [
     "PROTOCOL_VERSION",
     "XI_DIVISOR",
+    "XI_RATIO",
+    "check_xi_ratio",
     "UAP_DELTA",
     "NOISE_POINTS",
     "NOISE_RANGE_FACTOR",
@@ -55,7 +61,36 @@ __all__ = [
     "UniversalSettings",
     "CompareSettings",
     "COMPARE_XI_FACTOR",
+    "RX_PROTOCOLS",
+    "RX_LABELS",
+    "RxProtocol",
 ]
+
+#: How r(x) is computed: ``"box"`` — DeepFool with every iterate clamped to the classifier's pixel box
+#: (``deepfool(..., clip=True)``), so z = x + r(x) is an image; ``"unconstrained"`` — the paper's protocol,
+#: DeepFool as in CVPR 2016 Alg. 2, whose z may leave the box (ICLR 2018 §5 estimates S_c from such points).
+RxProtocol: TypeAlias = Literal["box", "unconstrained"]
+RX_PROTOCOLS: tuple[RxProtocol, ...] = get_args(RxProtocol)
+#: The names the pages, the command line and the reports give the two protocols.
+RX_LABELS: dict[str, str] = {
+    "box": "Box-constrained DeepFool (z = x + r(x) inside the pixel box)",
+    "unconstrained": "Paper's protocol (unconstrained DeepFool)",
+}
+
+
+def check_xi_ratio(value: Any) -> None:
+    """Raise :class:`InvalidInputError` unless ``value`` is None or a number in (0, 10] (ξ / ‖x‖)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 10.0:
+        raise InvalidInputError(f"xi_ratio (ξ / ‖x‖) must be None or a number in (0, 10], got {value!r}")
+
+
+def check_rx(value: Any) -> None:
+    """Raise :class:`InvalidInputError` unless ``value`` is one of :data:`RX_PROTOCOLS`."""
+    if value not in RX_PROTOCOLS:
+        raise InvalidInputError(f"rx must be one of {', '.join(RX_PROTOCOLS)}, got {value!r}")
+
 
 #: Bumped whenever a study's protocol changes what it computes (part of every key).
 PROTOCOL_VERSION = 1
@@ -63,6 +98,12 @@ PROTOCOL_VERSION = 1
 XI_DIVISOR = 5.0
 #: The UAP algorithm's target fooling rate is 1 − UAP_DELTA (CVPR 2017 Alg. 1); the theorems use the same δ.
 UAP_DELTA = 0.2
+#: ξ / ‖x‖ of a universal perturbation in the papers: CVPR 2017 (Moosavi-Dezfooli, Fawzi, Fawzi, Frossard,
+#: "Universal adversarial perturbations", §3) sets the ℓ2 norm ξ = 2000 on ImageNet images whose average ℓ2
+#: norm is ≈ 5·10⁴ (its footnote), "quasi-imperceptible"; ICLR 2018 Fig. 8 keeps "ℓ2 norm of 2,000". No paper
+#: gives a ratio for MNIST or the 8×8 digits, so the ImageNet ratio 2000 / 5·10⁴ = 0.04 is used for every
+#: dataset (issue 23, item 3: "small" means small).
+XI_RATIO = 0.04
 #: Held-out points on which the random-noise norm (and so ξ) is measured.
 NOISE_POINTS = 200
 #: If noise within the pixel cube's diameter fools fewer than ``share`` of the points, the noise search
@@ -222,6 +263,8 @@ class CurvatureSettings(_Settings):
     point : one of :data:`BOUNDARY_POINTS`
     tangent : bool — project the Hessian on the boundary's tangent space
     n_directions : int ≥ 1 — random unit directions per m and held-out point
+    rx : one of :data:`RX_PROTOCOLS` — how r(x) (and so z = x + r(x) of the estimation and held-out points)
+        is computed; default ``"box"`` (z inside the pixel box); ``"unconstrained"``: the paper's protocol
     """
 
     points: PointSplit = field(default_factory=PointSplit)
@@ -232,10 +275,12 @@ class CurvatureSettings(_Settings):
     point: BoundaryPoint = "boundary"
     tangent: bool = True
     n_directions: int = 10
+    rx: RxProtocol = "box"
 
     def __post_init__(self) -> None:
         _int("m_max", self.m_max, 1)
         _int("n_directions", self.n_directions, 1)
+        check_rx(self.rx)
         if self.method not in CURVATURE_METHODS:
             raise InvalidInputError(f"method must be one of {', '.join(CURVATURE_METHODS)}, got {self.method!r}")
         if self.point not in BOUNDARY_POINTS:
@@ -254,25 +299,36 @@ class UniversalSettings(_Settings):
     ----------
     points : PointSplit — estimation (S_c, S_f), held-out (fooling rates) and UAP points
     m_max : int ≥ 1 — dimension of the subspaces
-    scale : HScale — h of S_c (finite differences at z = x + r(x), tangent-projected); default h = ξ at 80 %
-    share : float — ξ = (noise norm fooling this share of the held-out points) / :data:`XI_DIVISOR`; default
-        0.8: where S_c's random vectors out-fool S_f's on the MNIST LeNet (83.7 % vs 69.6 %,
-        docs/reproduction-universal.md, issue 13)
+    scale : HScale — h of S_c (finite differences at z = x + r(x), tangent-projected); default h = 1/5 of the
+        noise norm fooling 80 % (the Fig. 7b ξ at 80 %, where S_c out-fools S_f on the MNIST LeNet), whatever
+        ``xi_ratio`` sets the vectors' norm to
+    xi_ratio : float in (0, 10] or None — ξ, the norm of every universal vector, as a share of the median ‖x‖₂ of
+        the noise points: ξ = xi_ratio · median ‖x‖₂; default :data:`XI_RATIO` = 0.04, the papers' ImageNet ratio
+        (CVPR 2017 §3; issue 23, item 3). None: the ICLR 2018 Fig. 7b rule, ξ = (noise norm fooling ``share``) / 5
+    share : float — the share of held-out points the random noise fools: ξ = (that noise norm) /
+        :data:`XI_DIVISOR` when ``xi_ratio`` is None; default 0.8: where S_c's random vectors out-fool S_f's on the
+        MNIST LeNet (83.7 % vs 69.6 % at ξ = 8.96, ≈ ‖x‖: docs/reproduction-universal.md, issue 13)
     n_samples : int ≥ 1 — random vectors per subspace and m
     delta : float — UAP target fooling rate 1 − δ (and the theorems' δ)
+    rx : one of :data:`RX_PROTOCOLS` — r(x) of S_c's / S_f's estimation points and of the held-out points
+        (theorems); default ``"box"``, ``"unconstrained"``: the paper's protocol
     """
 
     points: PointSplit = field(default_factory=lambda: PointSplit(100, 1000, 1000))
     m_max: int = 20
     scale: HScale = field(default_factory=lambda: HScale("xi", noise_share=0.8))
+    xi_ratio: float | None = XI_RATIO
     share: float = 0.8
     n_samples: int = 10
     delta: float = UAP_DELTA
+    rx: RxProtocol = "box"
 
     def __post_init__(self) -> None:
         _int("m_max", self.m_max, 1)
         _int("n_samples", self.n_samples, 1)
         _share("share", self.share)
+        check_rx(self.rx)
+        check_xi_ratio(self.xi_ratio)
         if not 0.0 < float(self.delta) < 1.0:
             raise InvalidInputError(f"delta must be in (0, 1), got {self.delta!r}")
 

@@ -33,8 +33,7 @@ from ..universal import (
 )
 from .cache import cached_result
 from .curvature import _check_points, estimation_deepfool, study_subspaces
-from .noise import noise_norm, resolve_h
-from .noise import xi as xi_of
+from .noise import median_norm, noise_norm, resolve_h, vectors_xi
 from .points import StudyPoints, data_fingerprint, network_fingerprint
 from .settings import CurvatureSettings, HScale, UniversalSettings, m_grid
 
@@ -68,6 +67,8 @@ class UniversalStudy:
     r_norms : (N,) float64 — DeepFool ‖r(x)‖₂ of the converged held-out points
     theorems : list of dicts, one per m — Theorem 1 / 2 inputs and norms (see the page's caption)
     n_estimate, n_dropped, n_heldout, n_uap : int; accuracy : float or None; seconds : float
+    xi_ratio : float or None — the settings' ξ / ‖x‖ (None: ξ from the noise norm, Fig. 7b)
+    x_norm : float — the median ‖x‖₂ of the noise points (pixel units), the ‖x‖ of ``xi_ratio``
     """
 
     curve: FoolingCurve
@@ -94,6 +95,8 @@ class UniversalStudy:
     seconds: float
     h_text: str = ""
     source: str = ""
+    xi_ratio: float | None = None
+    x_norm: float = math.nan
 
 
 def theorem_rows(
@@ -195,10 +198,12 @@ def universal_study(
     """Fig. 7b for one network: random vectors of norm ξ from S_c, S_f and a random subspace against
     the UAP algorithm, plus the theorems' inputs (ICLR 2018 §5, Fig. 7b; CVPR 2017 Alg. 1).
 
-    ξ = (noise norm fooling ``settings.share`` of the noise points) / 5
-    (:func:`geometry.study.noise.noise_norm`); S_c at the h of ``settings.scale`` (finite
+    ξ = ``settings.xi_ratio`` · the median ‖x‖₂ of the noise points (default 0.04, CVPR 2017 §3's ImageNet
+    ratio), or with ``xi_ratio=None`` (noise norm fooling ``settings.share`` of the noise points) / 5
+    (:func:`geometry.study.noise.noise_norm`; ICLR 2018 Fig. 7b); S_c at the h of ``settings.scale`` (finite
     differences, z = x + r(x), tangent-projected; disk cache shared with the curvature page when
-    the settings agree); the UAP algorithm (5 passes at most, batched) on ``points.uap``, its
+    the settings agree; every r(x) by ``settings.rx``: box-constrained DeepFool by default, the paper's
+    unconstrained one with ``rx="unconstrained"``); the UAP algorithm (5 passes at most, batched) on ``points.uap``, its
     fooling rate measured on the held-out points.
 
     Returns
@@ -208,7 +213,8 @@ def universal_study(
     Raises
     ------
     AtlasError
-        the noise quantile is infinite (ξ undefined), or there are no UAP points (``n_uap = 0``).
+        ξ from the noise norm (``xi_ratio=None``) and the noise quantile is infinite (ξ undefined), or there
+        are no UAP points (``n_uap = 0``).
     InvalidInputError
         ``points`` were chosen for another split.
     """
@@ -216,7 +222,7 @@ def universal_study(
     if len(points.uap) == 0:
         raise AtlasError("the universal study needs UAP points: set PointSplit.n_uap ≥ 1")
     noise = noise_norm(clf, points, settings.share)
-    if not math.isfinite(noise.quantile):
+    if settings.xi_ratio is None and not math.isfinite(noise.quantile):
         raise AtlasError(
             f"random noise fools fewer than {noise.share:.0%} of the held-out points even at ‖noise‖₂ = "
             f"{noise.max_norm:.3g} ({noise.infinite_share:.0%} of random rays never change the label), so ξ is "
@@ -238,16 +244,18 @@ def universal_study(
         t0 = time.perf_counter()
         report = progress or (lambda f, msg: None)
         seed = settings.points.seed
-        xi = xi_of(noise)
+        xi = vectors_xi(noise, points, settings.xi_ratio)
         est, held = points.estimate, points.heldout
         report(0.0, f"DeepFool on the {len(est)} estimation points")
-        df_est = estimation_deepfool(clf, points)
+        df_est = estimation_deepfool(clf, points, rx=settings.rx)
         # S_c at this study's h (finite differences, z = x + r(x), tangent-projected) and S_f: the curvature
         # study's own subspaces and disk-cache entries
         curved, flat = study_subspaces(
             clf,
             points,
-            CurvatureSettings(points=settings.points, m_max=settings.m_max, scale=HScale("custom", float(h))),
+            CurvatureSettings(
+                points=settings.points, m_max=settings.m_max, scale=HScale("custom", float(h)), rx=settings.rx
+            ),
             deepfool_result=df_est,
             progress=lambda f, msg: report(0.03 + 0.5 * f, f"S_c: {msg}"),
         )
@@ -280,7 +288,7 @@ def universal_study(
         in_c = [float(torch.linalg.vector_norm(curved.basis[:, :m].T @ v)) / vn for m in ms]
         in_r = [float(torch.linalg.vector_norm(rand.basis[:, :m].T @ v)) / vn for m in ms]
         report(0.93, f"DeepFool on the {len(held)} held-out points (‖r‖ and normals for the theorems)")
-        df_held = deepfool(clf, held)
+        df_held = deepfool(clf, held, clip=settings.rx == "box")
         ok = df_held.converged
         r_norms = df_held.norms[ok].double()
         normals = df_held.r[ok].reshape(int(ok.sum()), -1)
@@ -311,6 +319,8 @@ def universal_study(
             seconds=time.perf_counter() - t0,
             h_text=resolved.text,
             source=points.source,
+            xi_ratio=settings.xi_ratio,
+            x_norm=median_norm(points),
         )
 
     return cached_result("universal", key, compute)

@@ -115,6 +115,13 @@ def _memo(kind: str, key: dict, compute):
     return study.cached_result(f"app-{kind}", key, compute, disk=False)
 
 
+def unconstrained_box_share(clf: Classifier, x: torch.Tensor) -> study.BoxShare:
+    """:func:`geometry.study.provenance.unconstrained_box_share` of one point (C, H, W), in the in-memory LRU (an
+    upload's DeepFool in its worker)."""
+    key = {"network": network_fingerprint(clf), "x": data_fingerprint(x)}
+    return _memo("unconstrained-box", key, lambda: in_worker(study.provenance.unconstrained_box_share, clf, x))
+
+
 # ------------------------------------------------------------------ ξ and h
 def _noise_norm(clf: Classifier, points: study.StudyPoints, share: float, *, progress=None):
     return study.noise_norm(clf, points, share)  # one vectorised search: no intermediate progress to report

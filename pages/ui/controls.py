@@ -10,11 +10,28 @@ from geometry.study import CurvatureSettings, ResolvedH, StudyPoints
 
 from . import cached as _cached
 from .sidebar import Selection
-from .state import CURVATURE_METHODS, CURVATURE_POINTS, CV_M, CV_N, H_INPUT, CurvatureView, bound, synced
+from .state import (
+    CURVATURE_METHODS,
+    CURVATURE_POINTS,
+    CV_M,
+    CV_N,
+    H_INPUT,
+    RX_OPTIONS,
+    CurvatureView,
+    bound,
+    synced,
+)
 
 #: The same setting gets the same label, wording and widget on every page (issue 14 item 4).
 H_SCALE_LABEL = "curvature scale h (pixel-space ℓ2)"
 XI_SHARE_LABEL = "ξ = 1/5 of the noise norm that fools"
+RX_LABEL = "r(x): how DeepFool finds the boundary point z = x + r(x)"
+RX_HELP = (
+    "Box-constrained (default): every DeepFool iterate is clamped to the pixel box, so z = x + r(x) is an image "
+    "and the curvature is measured inside the data domain. Paper's protocol: unconstrained DeepFool (CVPR 2016 "
+    "Alg. 2), as the ICLR 2018 paper estimates S_c; its z may leave the pixel box. The share of boundary points "
+    "that leave it under the paper's protocol is shown below either way."
+)
 XI_SHARE_HELP = (
     "ξ, the norm of the universal vectors, is 1/5 of the ℓ2 norm of random noise that changes the label of this "
     "share of held-out points (the paper: 'most data points'). It changes a lot between 50 % and 80 %."
@@ -24,6 +41,14 @@ XI_SHARE_HELP = (
 def h_scale_labels(h_authors: float, xi_text: str) -> dict[str, str]:
     """The options of the h-scale radio (keys: ``H_SCALES``); ``xi_text`` says what "xi" means on the page."""
     return {"authors": f"authors' default h = 10·√d/512 = {h_authors:.3g}", "xi": xi_text, "custom": "custom h"}
+
+
+def rx_radio(container, key: str) -> None:
+    """The r(x)-protocol switch (issue 23, item 2): box-constrained DeepFool or the paper's unconstrained one,
+    kept in the URL by :func:`~pages.ui.state.synced` (read with :func:`~pages.ui.state.option_value` first)."""
+    container.radio(
+        RX_LABEL, list(RX_OPTIONS), **synced(key), format_func=RX_OPTIONS.get, horizontal=True, help=RX_HELP
+    )
 
 
 def xi_share_radio(container, key: str, options, *, fractions: bool = False, help: str = "") -> None:
@@ -77,6 +102,7 @@ def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings
         **synced("cv_point"),
         format_func=CURVATURE_POINTS.get,
     )
+    rx_radio(st, "cv_rx")
     settings = view.settings()
     points = _cached.study_points(sel.dataset_key, settings.points)
     resolved = None

@@ -24,7 +24,16 @@ from typing import Any, ClassVar
 
 import streamlit as st
 
-from geometry.study import CompareSettings, CurvatureSettings, HScale, PointSplit, SectionSettings, UniversalSettings
+from geometry.study import (
+    RX_LABELS,
+    RX_PROTOCOLS,
+    CompareSettings,
+    CurvatureSettings,
+    HScale,
+    PointSplit,
+    SectionSettings,
+    UniversalSettings,
+)
 
 # ------------------------------------------------------------------ widget bounds (each defined once)
 #: n: training points used for S_c / S_f (slider; Curvature, Cross-sections, Universal).
@@ -41,6 +50,8 @@ CURVATURE_METHODS = {
     "exact": "exact (smooth networks)",
 }
 CURVATURE_POINTS = {"boundary": "z = x + r(x)", "inside": "x + 0.8·r(x) (authors' code)"}
+#: How r(x) is computed (radio options, issue 23 item 2): box-constrained DeepFool, or the paper's protocol.
+RX_OPTIONS = {rx: RX_LABELS[rx] for rx in RX_PROTOCOLS}
 #: How the finite-difference scale h is chosen (radio options; labels depend on the page and the network).
 H_SCALES = ("authors", "xi", "custom")
 #: Cross-sections: random direction seed, window half-width (× ‖r(x)‖), grid points per side.
@@ -58,6 +69,22 @@ DIRECTIONS = {
 #: Universal: random vectors per m (slider), % of points the noise norm fools (radio), held-out / UAP points (URL).
 UV_SAMPLES = dict(min_value=1, max_value=50)
 UV_SHARES = dict(options=[50, 80])
+#: Universal: ξ, the norm of the universal vectors — a share of the median ‖x‖₂ ("0.04": CVPR 2017's ratio, the
+#: default), or "noise": 1/5 of the random-noise norm fooling the share above (ICLR 2018 Fig. 7b). Issue 23, item 3.
+UV_XI = {
+    "0.04": "4 % of ‖x‖ (CVPR 2017's ratio: ξ = 2000 on ImageNet images of ‖x‖ ≈ 5·10⁴)",
+    "0.1": "10 % of ‖x‖",
+    "0.2": "20 % of ‖x‖",
+    "0.5": "50 % of ‖x‖",
+    "noise": "1/5 of the noise norm that fools the share below (ICLR 2018 Fig. 7b)",
+}
+
+
+def xi_option(xi_ratio: float | None) -> str:
+    """The ξ option (a key of :data:`UV_XI`) of a settings' ``xi_ratio``."""
+    return "noise" if xi_ratio is None else repr(float(xi_ratio))
+
+
 UV_POINTS = dict(min_value=10, max_value=10_000)
 #: Compare: S_c / S_f are estimated with this many directions (the Curvature page's default m).
 CMP_M_ESTIMATED = 20
@@ -323,6 +350,7 @@ class CurvatureView:
     scale: str
     h: float
     heldout: int
+    rx: str = _CURVATURE.rx
 
     #: the widgets' defaults (cv_h: the network's authors' h, see :meth:`read`)
     DEFAULTS: ClassVar[dict[str, Any]] = dict(
@@ -333,6 +361,8 @@ class CurvatureView:
         # h = ξ by default: on digits-lenet only there is S_c more curved than random (docs/reproduction.md)
         cv_scale=_CURVATURE.scale.preset,
         cv_heldout=_CURVATURE.points.n_heldout,
+        # box-constrained DeepFool by default: z = x + r(x) inside the pixel box (issue 23, item 2)
+        cv_rx=_CURVATURE.rx,
     )
 
     @classmethod
@@ -347,6 +377,7 @@ class CurvatureView:
             scale=option_value("cv_scale", d["cv_scale"], H_SCALES),
             h=widget_value("cv_h", round(h_default, 4), float, **H_INPUT),
             heldout=init_state("cv_heldout", d["cv_heldout"], int, **CV_HELDOUT),  # URL only, no widget
+            rx=option_value("cv_rx", d["cv_rx"], list(RX_OPTIONS)),
         )
 
     def settings(self) -> CurvatureSettings:
@@ -358,6 +389,7 @@ class CurvatureView:
             scale=_h_scale(self.scale, self.h),
             point=self.point,
             n_directions=10,
+            rx=self.rx,
         )
 
 
@@ -400,6 +432,7 @@ class CrossSectionView:
             method=curvature.method,
             h=h,
             point=curvature.point,
+            rx=curvature.rx,
         )
 
     def label(self) -> str:
@@ -426,6 +459,8 @@ class UniversalView:
     h: float
     heldout: int
     uap: int
+    rx: str = _UNIVERSAL.rx
+    xi: str = xi_option(_UNIVERSAL.xi_ratio)
 
     DEFAULTS: ClassVar[dict[str, Any]] = dict(
         uv_n=_UNIVERSAL.points.n_estimate,
@@ -437,6 +472,9 @@ class UniversalView:
         uv_scale=_UNIVERSAL.scale.preset,
         uv_heldout=_UNIVERSAL.points.n_heldout,
         uv_uap=_UNIVERSAL.points.n_uap,
+        uv_rx=_UNIVERSAL.rx,
+        # ξ = 4 % of ‖x‖ by default (CVPR 2017's ratio): "small" means small (issue 23, item 3)
+        uv_xi=xi_option(_UNIVERSAL.xi_ratio),
     )
 
     @classmethod
@@ -451,6 +489,8 @@ class UniversalView:
             h=widget_value("uv_h", round(h_default, 4), float, **H_INPUT),
             heldout=init_state("uv_heldout", d["uv_heldout"], int, **UV_POINTS),  # URL only, no widget
             uap=init_state("uv_uap", d["uv_uap"], int, **UV_POINTS),  # URL only, no widget
+            rx=option_value("uv_rx", d["uv_rx"], list(RX_OPTIONS)),
+            xi=option_value("uv_xi", d["uv_xi"], list(UV_XI)),
         )
 
     def settings(self) -> UniversalSettings:
@@ -463,6 +503,8 @@ class UniversalView:
             scale=_h_scale(self.scale, self.h, noise_share=share_),
             share=share_,
             n_samples=self.samples,
+            rx=self.rx,
+            xi_ratio=None if self.xi == "noise" else float(self.xi),
         )
 
 
