@@ -138,7 +138,9 @@ def _check_report(d: Path, n: int = 20) -> dict:
 
     fool = js["fooling_rate_vs_m.json"]
     assert fool["skipped"] is False and fool["xi"] > 0
-    assert math.isclose(fool["xi"], fool["noise_norm_quantile"] / 5)
+    # ξ = 4 % of the median ‖x‖ (UniversalSettings.xi_ratio, the Universal page's default; issue 23, item 3)
+    assert fool["xi_ratio"] == 0.04 and math.isclose(fool["xi"], fool["xi_ratio"] * fool["x_norm"])
+    assert fool["noise_norm_quantile"] > 0
     fr = rows(d / "fooling_rate_vs_m.csv")
     assert len(fr) == 3 * 5 and all(0 <= float(r["mean"]) <= 1 for r in fr)
 
@@ -283,6 +285,7 @@ def test_infinite_noise_norm_skips_the_fooling_curve(trained, tmp_path, capsys, 
         "0",
         "--n-directions",
         "2",
+        "--xi-from-noise",  # ξ from the noise norm (ICLR 2018 Fig. 7b): undefined when no noise fools
         "--out",
         str(tmp_path),
         "-q",

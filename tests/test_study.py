@@ -182,6 +182,7 @@ def test_cli_report_and_study_api_give_identical_numbers(digits_lenet, digits, t
             "30",
             "--noise-share",
             "0.5",
+            "--xi-from-noise",  # ξ = 1/5 of the noise norm (the default is 4 % of ‖x‖)
             "--m",
             "6",
             "--sections",
