@@ -264,6 +264,7 @@ def step_settings(step: TourStep) -> object:
             scale=str(d["cv_scale"]),
             h=float(step.settings.get("cv_h", 0.0)),
             heldout=int(d["cv_heldout"]),
+            rx=str(d["cv_rx"]),
         ).settings()
     if step.study == "universal":
         d = {**UniversalView.DEFAULTS, **{k: v for k, v in step.settings.items() if k in UniversalView.DEFAULTS}}
@@ -276,6 +277,8 @@ def step_settings(step: TourStep) -> object:
             h=float(step.settings.get("uv_h", 0.0)),
             heldout=int(d["uv_heldout"]),
             uap=int(d["uv_uap"]),
+            rx=str(d["uv_rx"]),
+            xi=str(d["uv_xi"]),
         ).settings()
     return None
 
