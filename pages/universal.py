@@ -81,6 +81,7 @@ def render() -> None:
         "uv_share",
         UV_SHARES["options"],
         help="With ξ set as a share of ‖x‖ (the default), this share sets only h (its 'Fig. 7b ξ' preset).",
+        label="noise norm / 5 that fools (Fig. 7b's ξ; sets h)",
     )
     st.selectbox(
         "ξ: the ℓ2 norm of every universal vector",

@@ -51,12 +51,14 @@ def rx_radio(container, key: str) -> None:
     )
 
 
-def xi_share_radio(container, key: str, options, *, fractions: bool = False, help: str = "") -> None:
+def xi_share_radio(
+    container, key: str, options, *, fractions: bool = False, help: str = "", label: str = XI_SHARE_LABEL
+) -> None:
     """The ξ-share control: a horizontal radio of shares shown as "50 %" (``options`` in percent, or
     fractions when ``fractions``), kept in the URL by :func:`~pages.ui.state.synced` (its value is read
     with :func:`~pages.ui.state.option_value` first)."""
     container.radio(
-        XI_SHARE_LABEL,
+        label,
         options,
         **synced(key),
         horizontal=True,

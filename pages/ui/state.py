@@ -324,7 +324,7 @@ def _h_scale(preset: str, h: float, **xi) -> HScale:
 # ------------------------------------------------------------------ Curvature vs m (shared with Cross-sections)
 #: Session keys of the curvature settings: the Cross-sections page draws the same widgets so that
 #: both pages use one S_c / S_f and one curvature estimator.
-CURVATURE_KEYS = ("cv_n", "cv_m", "cv_method", "cv_scale", "cv_h", "cv_point", "cv_heldout")
+CURVATURE_KEYS = ("cv_n", "cv_m", "cv_method", "cv_scale", "cv_h", "cv_point", "cv_heldout", "cv_rx")
 
 
 def keep_curvature_settings() -> None:
