@@ -268,7 +268,7 @@ def _ladder_section(view: LabView, lab: LabStudy, x: list[float]) -> None:
         ladder = study.cached_result("app-toy-ladder", key, compute, disk=False)
     window = ladder_window(ladder)
     regions = decision_regions(lab.clf, window, resolution=120)
-    st.plotly_chart(ladder_figure(ladder, window=window, regions=regions, segments=segments), width="stretch")
+    _layout.chart(ladder_figure(ladder, window=window, regions=regions, segments=segments))
     st.markdown(ladder_reading(ladder))
     st.dataframe(
         _ladder_table(ladder),

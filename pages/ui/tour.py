@@ -18,6 +18,7 @@ not name take the page's defaults, which are code, not state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -228,13 +229,21 @@ def banner() -> None:
     s = TOUR[i - 1]
     nav = []
     if i > 1:
-        nav.append(f"[← {TOUR[i - 2].title}]({TOUR[i - 2].url(i - 1, present=present)})")
+        nav.append((f"← {TOUR[i - 2].title}", TOUR[i - 2].url(i - 1, present=present)))
     if i < len(TOUR):
-        nav.append(f"[{TOUR[i].title} →]({TOUR[i].url(i + 1, present=present)})")
+        nav.append((f"{TOUR[i].title} →", TOUR[i].url(i + 1, present=present)))
     if present:
-        nav.append(f"[with its controls]({s.url(i)})")
+        nav.append(("with its controls", s.url(i)))
         st.markdown(_PRESENT_STEP_CSS, unsafe_allow_html=True)
-    st.info(f"**Guided tour {i}/{len(TOUR)} — {s.title}.** {s.caption}\n\n" + " · ".join(nav), icon=":material/school:")
+    st.info(f"**Guided tour {i}/{len(TOUR)} — {s.title}.** {s.caption}", icon=":material/school:")
+    st.markdown(nav_html(nav), unsafe_allow_html=True)
+
+
+def nav_html(links: list[tuple[str, str]]) -> str:
+    """The tour's previous / next links as HTML anchors that open in the same tab (``target="_self"``): Streamlit's
+    markdown links open a new tab each, eight tabs by the end of a lecture. Text and URLs are escaped."""
+    anchors = " · ".join(f'<a href="{escape(url)}" target="_self">{escape(text)}</a>' for text, url in links)
+    return f'<div data-tour-nav="1" style="margin-top: -0.5rem">{anchors}</div>'
 
 
 # ------------------------------------------------------------------ "Prepare for a lecture" (issue 23 item 5)
