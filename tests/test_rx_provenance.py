@@ -207,7 +207,11 @@ def dict_scale():
     return HScale("custom", 0.16)
 
 
-def test_cross_section_page_warns_when_r_x_leaves_the_box_and_names_its_r_x():
+def test_cross_section_page_warns_when_r_x_leaves_the_box_and_names_its_r_x(monkeypatch):
+    import pages.ui.sidebar as sidebar
+
+    if hasattr(sidebar, "_network_label"):  # as tests/test_tour.py: AppTest cannot reach the labels' state
+        monkeypatch.setattr(sidebar, "_network_label", sidebar.model_label)
     # digits-lenet-pgd (adversarially trained): unconstrained DeepFool's z leaves [0, 1] at test point 0
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     params = dict(model="digits-lenet-pgd", i=0, res=32, cv_n=10, cv_m=3, dir="random", cv_rx="unconstrained")
