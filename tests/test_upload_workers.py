@@ -95,10 +95,9 @@ _DIGITS: dict = {}
 
 
 @pytest.fixture
-def digits_upload(roomy):
-    if not _DIGITS:  # registered once, in the roomy pool's worker
-        torch.manual_seed(0)
-        data = _script(LeNet(SHAPE, 10))
+def digits_upload(roomy, digits_lenet):
+    if not _DIGITS:  # registered once, in the roomy pool's worker; a trained network: DeepFool converges
+        data = _script(digits_lenet.network)
         _DIGITS["upload"] = data, _register(data, "alice", "digits-upload")
     return _DIGITS["upload"]
 
