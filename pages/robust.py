@@ -154,7 +154,7 @@ def render() -> None:
 
     with _sidebar.user_errors():
         settings: RobustSettings = view.settings(d)
-        training = [n for n in view.nets if not _jobs.is_ready(n)]
+        training = [n for n in view.nets if _jobs.needs_stand_in(n)]  # quick ones train here, as before
         for n in training:  # trained as jobs; the others are compared meanwhile (issue 20, item 3)
             _jobs.train_in_background(n)
             _jobs.training_box(n, None, "Meanwhile the page compares the chosen networks that are ready.")

@@ -449,6 +449,7 @@ def test_a_page_whose_network_trains_shows_the_nearest_ready_one_and_the_progres
     monkeypatch.setattr(zoo, "is_cached", lambda n: n != name and real_is_cached(n))
     gate = Gate()
     monkeypatch.setattr(ui_jobs, "_train", lambda n, *, progress: gate(n, progress=progress))
+    monkeypatch.setattr(ui_jobs, "STAND_IN_AFTER_SECONDS", 0.0)  # a digits network stands for a long training
     at = AppTest.from_file(APP, default_timeout=240)
     for k, v in dict(model=name, res=64, seed=3, cv_n=10, cv_m=3).items():
         at.query_params[k] = v
@@ -544,3 +545,16 @@ def test_the_nearest_ready_network_prefers_dataset_then_regime_then_architecture
     )  # no FGSM network: a LeNet, the first in the zoo
     assert ui_jobs.nearest_ready("user:upload") is None
     assert ui_jobs.is_ready("mnist-lenet") and not ui_jobs.is_ready("mnist-nin") and ui_jobs.is_ready("user:upload")
+
+
+def test_only_long_trainings_get_a_stand_in(monkeypatch):
+    """Digits networks (estimated ≤ 82 s) still train in the page with a progress bar; MNIST / CIFAR-10 ones (≥ 300 s
+    estimated) get a stand-in; trained networks and uploads never."""
+    from geometry import zoo
+    from pages.ui import jobs as ui_jobs
+
+    monkeypatch.setattr(ui_jobs, "trained_names", lambda: {"digits-lenet"})
+    assert max(ui_jobs.estimated_train_seconds(n) for n in zoo.model_names("digits")) < ui_jobs.STAND_IN_AFTER_SECONDS
+    assert not ui_jobs.needs_stand_in("digits-nin") and not ui_jobs.needs_stand_in("digits-lenet")
+    assert ui_jobs.needs_stand_in("mnist-lenet") and ui_jobs.needs_stand_in("cifar10-nin")
+    assert not ui_jobs.needs_stand_in("user:upload")

@@ -146,6 +146,7 @@ def test_robust_page_compares_the_ready_networks_while_one_trains(regimes, monke
     real_is_cached = zoo.is_cached
     monkeypatch.setattr(zoo, "is_cached", lambda n: n != name and real_is_cached(n))
     monkeypatch.setattr(ui_jobs, "_train", fake_train)
+    monkeypatch.setattr(ui_jobs, "STAND_IN_AFTER_SECONDS", 0.0)  # a digits network stands for a long training
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params["rob_nets"] = f"digits-lenet,digits-lenet-pgd,{name}"
     at.query_params["rob_n"] = "30"

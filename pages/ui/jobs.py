@@ -565,16 +565,30 @@ def _retry(key: str) -> None:
     jobs.registry().forget(key)
 
 
+#: A network whose estimated training is shorter than this trains in the page, with its progress bar, as before (the
+#: digits networks: ≤ 82 s estimated); a longer one trains as a job while a trained network stands in.
+STAND_IN_AFTER_SECONDS = 120.0
+
+
 def is_ready(name: str) -> bool:
     """True for a trained zoo network or an upload."""
     return name not in zoo.ZOO or name in trained_names()
 
 
+def needs_stand_in(name: str) -> bool:
+    """True for a zoo network not trained yet whose estimated training (:func:`estimated_train_seconds`) is at least
+    :data:`STAND_IN_AFTER_SECONDS`: the page shows a trained one meanwhile instead of waiting."""
+    if is_ready(name):
+        return False
+    seconds = estimated_train_seconds(name)
+    return seconds is not None and seconds >= STAND_IN_AFTER_SECONDS
+
+
 def ready_or_stand_in(name: str, *, exclude: tuple[str, ...] = ()) -> str | None:
-    """``name`` if it is trained (or not a zoo network); else its training starts as a job, the training box is drawn
-    and the nearest trained network of the same dataset (not in ``exclude``) is returned — None when there is none."""
-    if name not in zoo.ZOO or name in trained_names():
-        return name
+    """``name`` unless it :func:`needs_stand_in`; else its training starts as a job, the training box is drawn and the
+    nearest trained network of the same dataset (not in ``exclude``) is returned — None when there is none."""
+    if not needs_stand_in(name):
+        return name  # trained, or quick to train: the page trains it with its progress bar
     stand_in = nearest_ready(name, exclude=exclude, same_dataset=True)
     train_in_background(name)
     training_box(name, stand_in)

@@ -49,11 +49,17 @@ def model_label(name: str) -> str:
     return f"{name[len(USER_PREFIX) :]} (upload)" if name.startswith(USER_PREFIX) else name
 
 
+#: The trained zoo networks as of the start of the last sidebar run: the labels' one source, so a label never changes
+#: between two runs on its own (the browser sends an index, but AppTest maps the value through the label again,
+#: between runs, and fails when a network trained during the run changed it).
+_TRAINED_AT_RUN_START: frozenset[str] = frozenset()
+
+
 def _network_label(name: str) -> str:
-    """A zoo network with what choosing it costs ("trained" / "trains ≈ 8 min, estimate"); uploads as model_label."""
+    """A zoo network with what choosing it costs ("trained" / "trains ≈ 8 min"); uploads as model_label."""
     if name not in zoo.ZOO:
         return model_label(name)
-    return f"{name} ({_jobs.cost_label(name, name in _jobs.trained_names())})"
+    return f"{name} ({_jobs.cost_label(name, name in _TRAINED_AT_RUN_START)})"
 
 
 def class_name(names, i: int) -> str:
@@ -92,6 +98,8 @@ def sidebar() -> dict | None:
         return None
     if st.session_state.get("model", model_default) not in names:
         st.session_state["model"] = names[0]
+    global _TRAINED_AT_RUN_START
+    _TRAINED_AT_RUN_START = frozenset(_jobs.trained_names())
     model_name = sb.selectbox(
         "Network",
         names,
@@ -158,7 +166,7 @@ def selection() -> Selection | None:
     with user_errors():
         name, dataset_key, index = chosen["model"], chosen["dataset"], chosen["index"]
         waiting = None
-        if name in zoo.ZOO and name not in _jobs.trained_names():
+        if _jobs.needs_stand_in(name):
             fallback = _jobs.nearest_ready(name)
             if fallback is not None:  # show a trained network while this one trains (issue 20, item 3)
                 _jobs.train_in_background(name)
