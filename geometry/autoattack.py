@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from .classifier import Classifier, check_images
 from .errors import InvalidInputError
+from .progress import ProgressFn
 from .validation import as_generator, check_int, check_norm
 
 __all__ = [
@@ -214,6 +215,7 @@ def autoattack(
     cascade: bool = True,
     random_state: int | torch.Generator = 0,
     batch_size: int = 500,
+    progress: ProgressFn | None = None,
 ) -> AutoAttackResult:
     """Robust accuracy at radius ``eps`` from an ensemble of attacks, AutoAttack's way.
 
@@ -239,6 +241,8 @@ def autoattack(
     cascade : bool — run an attack only on the points the earlier ones left robust (default).
     random_state : int or torch.Generator — seeds the attacks (the global RNG is restored after).
     batch_size : points per chunk.
+    progress : called ``progress(fraction, message)`` after each attack's chunk (the share of the
+        attacks done; an attack's cost depends on how many points the earlier ones left).
 
     Returns
     -------
@@ -297,8 +301,10 @@ def autoattack(
     acc_after = []
     messages: list[str] = []
     fork_devices = [dev] if dev.type == "cuda" else []
+    report = progress or (lambda f, m: None)
     for a, name in enumerate(names):
         todo = (robust if cascade else clean).nonzero().squeeze(1)
+        report(a / len(names), f"{name} on {todo.numel()} points")
         for s in range(0, todo.numel(), batch_size):
             idx = todo[s : s + batch_size]
             u = ((x[idx] - lo) / scale).to(device=dev, dtype=torch.float32).clamp(0.0, 1.0)
@@ -328,6 +334,8 @@ def autoattack(
                 broken_by[i] = name
             x_adv[idx[newly]] = xa[newly]
             robust[idx[ok]] = False
+            done = min(s + batch_size, todo.numel()) / max(1, todo.numel())
+            report((a + done) / len(names), f"{name}: {min(s + batch_size, todo.numel())} of {todo.numel()} points")
         acc_after.append(float(robust.double().mean()) if n else math.nan)
     return AutoAttackResult(
         x_adv=x_adv,

@@ -3,7 +3,9 @@ under attack, distance to the boundary and the curvature of the loss (CURE, CVPR
 
 The view (:class:`pages.ui.robust_views.RobustView`) → :class:`geometry.study.robust.RobustSettings` →
 one background job per network (:func:`geometry.study.robust.robust_study`) and one for the datapoint's
-sections → table and figures.
+sections → table and figures. The robust accuracy of the AutoAttack-style ensemble beside PGD's
+(:func:`geometry.study.robust.ensemble_study`, slower) is one more background job per network, awaited last
+and drawn in its place under the table; every masking flag is a banner above the table (issue 21).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from geometry.plotting import (
     robust_accuracy_figure,
     section_figure,
 )
-from geometry.study.readings import robust_reading
-from geometry.study.robust import RobustSettings, RobustStudy
+from geometry.study.readings import ensemble_reading, robust_reading
+from geometry.study.robust import EnsembleStudy, RobustSettings, RobustStudy
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout
+from pages.ui import masking as _masking
 from pages.ui import nav
 from pages.ui import robust_views as _views
 from pages.ui import sidebar as _sidebar
@@ -62,7 +65,7 @@ def _controls(names: list[str]) -> None:
         help="Zoo networks of this dataset (trained on first use) and your uploads with the same input shape "
         "(Home page, Your model). The zoo's regimes: digits-lenet / mnist-lenet (standard), *-pgd, *-fgsm, *-cure.",
     )
-    with st.expander("Settings: points, ε, h", expanded=False):
+    with st.expander("Settings: points, ε, h, ensemble", expanded=False):
         c1, c2, c3, c4 = st.columns(4)
         c1.slider("test points", **_views.ROB_N, key="rob_n")
         c2.number_input(
@@ -81,6 +84,14 @@ def _controls(names: list[str]) -> None:
             "(pixel ℓ2).",
         )
         c4.slider("PGD steps", **_views.ROB_STEPS, key="rob_steps")
+        st.slider(
+            "ensemble test points",
+            **_views.ROB_ENS,
+            key="rob_ens",
+            help="The first test points on which the AutoAttack-style ensemble (APGD-CE, APGD-T, Square) measures "
+            "robust accuracy beside PGD's: ≈ 1000 gradient steps per point plus Square's 5000 queries on the points "
+            "left robust, so it runs after the rest of the page.",
+        )
 
 
 def _summary(clfs: dict, studies: dict[str, RobustStudy], view: _views.RobustView) -> list[dict]:
@@ -100,7 +111,7 @@ def _summary(clfs: dict, studies: dict[str, RobustStudy], view: _views.RobustVie
                 f"PGD accuracy (ℓ∞ ε = {view.eps:g})": r.pgd_accuracy,
                 "ρ_adv (DeepFool)": r.rho_adv,
                 "DeepFool left the box": r.deepfool_left_box,
-                "ρ boundary (box DeepFool / FMN)": r.rho_boundary,
+                "ρ boundary (minimal ensemble)": r.rho_boundary,
                 "median distance (ℓ2)": float(r.distance[r.distance.isfinite()].median())
                 if bool(r.distance.isfinite().any())
                 else math.nan,
@@ -126,6 +137,68 @@ def _tables(rows: list[dict]) -> None:
             hide_index=True,
             width="stretch",
         )
+
+
+ATTACK_LABELS = {
+    "deepfool_box": "box DeepFool",
+    "deepfool_refined": "DeepFool refined",
+    "fmn": "FMN",
+    "ddn": "DDN",
+    "apgd-ce": "APGD-CE",
+    "apgd-t": "APGD-T",
+    "fab-t": "FAB-T",
+    "square": "Square",
+    "apgd-dlr": "APGD-DLR",
+}
+
+
+def _won_by(studies: dict[str, RobustStudy]) -> pd.DataFrame:
+    """Per network: how many points each minimal-norm attack won, and its AttackBench optimality."""
+    rows = []
+    for name, r in studies.items():
+        row: dict = {"network": name}
+        for a, k in r.wins.items():
+            row[f"{ATTACK_LABELS.get(a, a)}: points won"] = k
+        for a, v in r.optimality.items():
+            if a != "ensemble":
+                row[f"{ATTACK_LABELS.get(a, a)}: optimality"] = v
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _ensemble_table(ens: dict[str, EnsembleStudy]) -> pd.DataFrame:
+    rows = []
+    for name, e in ens.items():
+        row: dict = {
+            "network": name,
+            "points": e.n_points,
+            "clean accuracy": e.clean_accuracy,
+            f"PGD accuracy (ℓ∞ ε = {e.eps:g})": e.pgd_accuracy,
+            "ensemble robust accuracy": e.ensemble_accuracy,
+            "PGD − ensemble": e.gap,
+        }
+        for a, k in e.broken_by.items():
+            row[f"first broken by {ATTACK_LABELS.get(a, a)}"] = k
+        row["passes per point"] = e.passes_per_point
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _show_ensemble(ens: dict[str, EnsembleStudy]) -> None:
+    table = _ensemble_table(ens)
+    pct = {c: "{:.1%}" for c in table.columns if "accuracy" in c or c == "PGD − ensemble"}
+    st.dataframe(
+        table.style.format({**pct, "passes per point": "{:.0f}"}, na_rep="n/a"), hide_index=True, width="stretch"
+    )
+    first = next(iter(ens.values()))
+    st.caption(
+        f"The first {first.n_points} of the same test points, true labels. Ensemble (Croce & Hein, ICML 2020; the "
+        f"authors' code, pyautoattack): {', '.join(ATTACK_LABELS.get(a, a) for a in first.attacks)} in a cascade, "
+        "each on the points the earlier ones left robust; a point counts as robust only if every attack failed, so "
+        "the ensemble's number is at most PGD's up to PGD's randomness. Square uses no gradients: if it breaks points "
+        "the gradient attacks left, the gradients are masked (a banner above says so)."
+    )
+    st.info("\n".join(f"- {line}" for line in ensemble_reading(ens)), icon=":material/verified_user:")
 
 
 def render() -> None:
@@ -168,19 +241,37 @@ def render() -> None:
         studies = {model_label(n): s for n, s in by_name.items()}
 
         # ------------------------------------------------------------------ table
+        flag_slot = st.container()  # masking banners: the studies' now, the ensemble's when it is done
+        with flag_slot:
+            _masking.banners({n: r.flags for n, r in studies.items()}, number="DeepFool distances")
         st.subheader("Accuracy, distance to the boundary, curvature, cost")
         rows = _summary(clfs, studies, view)
         _tables(rows)
         left_box = [n for n, r in studies.items() if r.deepfool_left_box > 0]
-        wins = "; ".join(f"{n}: " + ", ".join(f"{a} {k}" for a, k in r.wins.items()) for n, r in studies.items())
         st.caption(
             f"{settings.n_points} test points of {sel.dataset_key} (seeded choice), true labels. PGD: ℓ∞, "
             f"{view.steps} steps of 2.5ε/{view.steps}, random start. ρ_adv = mean ‖r(x)‖₂/‖x‖₂ of unconstrained "
-            "DeepFool (DeepFool paper, Table 1); ρ boundary = the same with the smallest successful of box-constrained "
-            f"DeepFool and foolbox's minimum-norm attack FMN (points won — {wins}). ‖H‖₂: top |eigenvalue| of the "
+            "DeepFool (DeepFool paper, Table 1); ρ boundary and the median distance: the distance to the boundary as "
+            "per point the smallest successful perturbation of the minimal-norm ensemble — box-constrained DeepFool, "
+            "the same refined on the boundary (bisection and projection along the normal), FMN (Pintor et al. 2021) "
+            "and DDN (Rony et al. 2019); the table below says which attack won where. ‖H‖₂: top |eigenvalue| of the "
             "exact input Hessian of the loss (double backprop, Lanczos). Training time: as recorded in the zoo's model "
             "card (CURE includes the standard network it fine-tunes); n/a for uploads."
         )
+        st.markdown("**Distance to the boundary: which attack won**")
+        won = _won_by(studies)
+        st.dataframe(
+            won.style.format({c: "{:.3f}" for c in won.columns if c.endswith("optimality")}, na_rep="n/a"),
+            hide_index=True,
+            width="stretch",
+        )
+        st.caption(
+            "Points won: where the attack gave the smallest distance (ties go to the first listed). Optimality: "
+            "AttackBench's (Cinà et al., AAAI 2025) mean over points of best distance / the attack's distance (0 where "
+            "it failed; 1 = always the best)."
+        )
+        st.subheader("Robust accuracy: PGD and the AutoAttack-style ensemble")
+        ens_slot = st.container()  # filled last: the ensemble is the slowest study of the page
         if left_box:
             st.warning(
                 "Unconstrained DeepFool left the pixel box [0, 1] on some points of "
@@ -245,10 +336,21 @@ def render() -> None:
         nav.link(l1, "cross_sections", label="Cross-sections", icon=":material/content_cut:")
         nav.link(l2, "curvature", label="Curvature vs m", icon=":material/show_chart:")
         nav.link(l3, "universal", label="Universal perturbations", icon=":material/public:")
+
+        # ------------------------------------------------------------------ the ensemble, last (slowest)
+        with ens_slot:
+            xe, ye = _views.robust_test_points(sel.dataset, view.ens_n)
+            ens_by_name = _views.ensemble_studies(
+                clfs, xe, ye, settings, view.ensemble_settings(), label=model_label
+            )  # background jobs, their progress drawn here
+            ens = {model_label(n): e for n, e in ens_by_name.items()}
+            _show_ensemble(ens)
+        with flag_slot:
+            _masking.banners({n: e.flags for n, e in ens.items()}, number="PGD and DeepFool numbers")
         _downloads.offer(
             "robust",
             sel,
-            {"summary": rows, "networks": studies, "at_datapoint": pts},
+            {"summary": rows, "networks": studies, "ensemble": ens, "at_datapoint": pts},
             {
                 "Accuracy vs ε": lambda: robust_accuracy_figure(studies),
                 "Hessian eigenvalues": lambda: curvature_profile_figure(studies),

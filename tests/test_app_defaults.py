@@ -92,3 +92,14 @@ def test_a_page_at_its_defaults_builds_the_class_default_settings():
         nets=(),
     )
     assert cmp_.settings() == CompareSettings()
+
+
+def test_the_robust_pages_ensemble_points_are_the_settings_default():
+    """Issue 21: the Robust page's ensemble slider starts at EnsembleSettings' n_points and, at its defaults,
+    the page builds exactly the class's default ensemble settings."""
+    from geometry.study import EnsembleSettings
+    from pages.ui.robust_views import RobustView
+
+    view = RobustView(nets=(), n=50, eps=0.1, h=0.5, steps=20, seed=0, extent=3.0)
+    assert view.ens_n == class_defaults()[EnsembleSettings]["n_points"]
+    assert view.ensemble_settings() == EnsembleSettings()

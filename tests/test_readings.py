@@ -232,6 +232,7 @@ def _robust(spectral: float, pgd: float, distance: float, at_h: float | None = N
         pgd_accuracy=pgd,
         eps=0.3,
         distance=torch.full((5,), distance, dtype=torch.float64),
+        wins={"deepfool_box": 1, "fmn": 0, "ddn": 4},
     )
 
 
@@ -245,6 +246,7 @@ def test_robust_reading_states_what_the_table_shows():
     assert "'robust means less curved' does not show at this h" in text
     assert "cure buys none of pgd-at's robustness" in text
     assert "standard 1 < cure 1.5 < pgd-at 2" in text
+    assert "Median distance to the boundary (per point the smallest of deepfool_box, fmn, ddn)" in text
     # the paper's picture: AT less curved, CURE buys much of it
     paper = " ".join(
         readings.robust_reading(
@@ -267,6 +269,14 @@ def test_robust_reading_states_what_the_table_shows():
     assert "cure buys much of pgd-at's robustness (67 % of its gain" in paper
     none = " ".join(readings.robust_reading({"a": _robust(1.0, 0.5, 1.0), "b": _robust(1.0, 0.2, 1.0)}))
     assert "No network is more robust than a" in none
+
+
+def test_ensemble_reading_counts_the_points_pgd_overestimates():
+    e = lambda pgd, ens: SimpleNamespace(n_points=50, eps=0.1, pgd_accuracy=pgd, ensemble_accuracy=ens)
+    over, same, under = readings.ensemble_reading({"a": e(0.54, 0.50), "b": e(0.8, 0.8), "c": e(0.78, 0.8)})
+    assert "PGD 54.0 %, ensemble 50.0 %" in over and "overestimates robust accuracy by 2 of 50 points" in over
+    assert "agree on these 50 points" in same
+    assert "PGD broke 1 of 50 points more than the ensemble" in under
 
 
 def test_robust_reading_needs_two_networks():

@@ -80,6 +80,16 @@ def test_robust_page_runs_on_the_digits_regimes(regimes):
     curv = at.dataframe[1].value
     assert list(curv["network"]) == ["digits-lenet", "digits-lenet-pgd"]
     assert torch.isfinite(torch.tensor(curv["mean ‖H‖₂ (exact)"].to_numpy())).all()
+    # issue 21: the distance is the minimal ensemble's, with who won; the ensemble's accuracy beside PGD's
+    won = at.dataframe[2].value
+    counts = won[[c for c in won.columns if c.endswith("points won")]].sum(axis=1)
+    assert len(won.columns) == 1 + 2 * 4 and (counts == 30).all()  # every point won by one of the four attacks
+    ens = at.dataframe[3].value
+    assert list(ens["network"]) == ["digits-lenet", "digits-lenet-pgd"]
+    assert (ens["ensemble robust accuracy"] <= ens["clean accuracy"]).all()
+    assert ens["ensemble robust accuracy"].iloc[1] > ens["ensemble robust accuracy"].iloc[0]
+    # the zoo's digits networks raise no masking flag
+    assert not [w.value for w in at.warning if w.value.startswith("**Masking flag")]
 
 
 def _upload(clf, tmp_path, stem):

@@ -18,6 +18,7 @@ Fig. 10, 13 compare      :class:`CompareSettings`    :func:`compare_study`, :fun
 Fig. 5 cross-section     :class:`SectionSettings`    :func:`section_study`
 certified vs empirical   :class:`CertifySettings`    :func:`certify_study`, :func:`certified_section`
 CURE Fig. 1–2 robust     :class:`RobustSettings`     :func:`robust_study`, :func:`point_study`
+ensemble vs PGD          :class:`EnsembleSettings`   :func:`ensemble_study`
 2-D lab (DESIGN §9)      :class:`LabSettings`        :func:`lab_study`, :func:`universal_panel`
 Fig. 5 universal grid    —                           :func:`universal_sections`
 NIPS'16 r_S vs m         :class:`ConstrainedSettings`  :func:`constrained_study`
@@ -61,7 +62,15 @@ from .provenance import (
     left_box,
     rx_provenance,
 )
-from .robust import RobustSettings, RobustStudy, point_study, robust_study
+from .robust import (
+    EnsembleSettings,
+    EnsembleStudy,
+    RobustSettings,
+    RobustStudy,
+    ensemble_study,
+    point_study,
+    robust_study,
+)
 from .sections import SECTION_DIRECTIONS, SectionSettings, SectionStudy, section_study
 from .settings import (
     BOUNDARY_POINTS,
@@ -155,6 +164,9 @@ __all__ = [
     "RobustStudy",
     "robust_study",
     "point_study",
+    "EnsembleSettings",
+    "EnsembleStudy",
+    "ensemble_study",
     "CertifySettings",
     "CertifyStudy",
     "CertifiedSection",

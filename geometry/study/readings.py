@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..universal import FoolingCurve
     from .certify import CertifiedSection, CertifyStudy
     from .curvature import CurvatureStudy
-    from .robust import RobustStudy
+    from .robust import EnsembleStudy, RobustStudy
     from .sections import SectionStudy
     from .toy2d import CertificateLadder, LabStudy
     from .universal import UniversalStudy
@@ -462,7 +462,43 @@ def robust_reading(studies: Mapping[str, RobustStudy]) -> list[str]:
         out.append(f"No network is more robust than {ref} at ε = {eps:g}; a smaller ε shows the differences.")
     med = {n: median(s.distance) for n, s in studies.items()}
     order = sorted(names, key=lambda n: med[n])
-    out.append("Median distance to the boundary: " + " < ".join(f"{n} {med[n]:.3g}" for n in order) + ".")
+    attacks = list(dict.fromkeys(a for s in studies.values() for a in s.wins))
+    how = f" (per point the smallest of {', '.join(attacks)})" if attacks else ""
+    out.append(f"Median distance to the boundary{how}: " + " < ".join(f"{n} {med[n]:.3g}" for n in order) + ".")
+    return out
+
+
+def ensemble_reading(studies: Mapping[str, EnsembleStudy]) -> list[str]:
+    """What PGD's robust accuracy and the ensemble's say, network by network (issue 21, item 1).
+
+    Both are measured on the same points, so the difference is a count of points: PGD overestimates
+    robustness by the points only the ensemble broke. A network where PGD is *below* the ensemble is
+    said so (PGD's random start found what the cascade missed).
+
+    Parameters
+    ----------
+    studies : dict name → EnsembleStudy (``n_points``, ``pgd_accuracy``, ``ensemble_accuracy``, ``eps``).
+
+    Returns
+    -------
+    list of str — one sentence per network.
+    """
+    out = []
+    for n, e in studies.items():
+        k = round((e.pgd_accuracy - e.ensemble_accuracy) * e.n_points)
+        both = f"PGD {100 * e.pgd_accuracy:.1f} %, ensemble {100 * e.ensemble_accuracy:.1f} %"
+        if k > 0:
+            out.append(
+                f"{n} at ε = {e.eps:g}: {both} — PGD overestimates robust accuracy by {k} of {e.n_points} points "
+                f"({100 * (e.pgd_accuracy - e.ensemble_accuracy):.1f} points); the ensemble's is the number to report."
+            )
+        elif k == 0:
+            out.append(f"{n} at ε = {e.eps:g}: {both} — PGD and the ensemble agree on these {e.n_points} points.")
+        else:
+            out.append(
+                f"{n} at ε = {e.eps:g}: {both} — PGD broke {-k} of {e.n_points} points more than the ensemble "
+                "(its random start); the lower of the two is the better upper bound on robust accuracy."
+            )
     return out
 
 

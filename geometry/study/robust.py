@@ -1,39 +1,51 @@
-"""Robust training side by side (CURE, CVPR 2019, Fig. 1–2 and Table 1; DESIGN §7; issue 11).
+"""Robust training side by side (CURE, CVPR 2019, Fig. 1–2 and Table 1; DESIGN §7; issues 11, 21).
 
 :func:`robust_study` measures one network on labelled test points: clean accuracy, ℓ∞ PGD accuracy
 at ε, DeepFool's ρ_adv (unconstrained, as in the DeepFool paper) next to the distance to the
-boundary that stays meaningful on robust networks (the smallest successful of box-constrained
-DeepFool and FMN, :func:`geometry.attacks.boundary_distance`), and the curvature profile of the loss
-(exact Lanczos eigenvalues and the finite-difference curvature at scale h,
-:func:`geometry.profile.curvature_profile`). Cached in memory and on disk by the weights', the
-points' and the settings' fingerprints. :func:`point_study` gives, at one x, the loss along the
-boundary direction and along a random direction (CURE Fig. 1) and the normal cross-section.
+boundary that stays meaningful on robust networks — per point the smallest of the minimal-norm
+ensemble (box DeepFool, its refinement on the boundary, FMN, DDN; :func:`geometry.minimal.minimal_perturbation`,
+issue 21 item 2) with the attack that won — and the curvature profile of the loss (exact Lanczos
+eigenvalues and the finite-difference curvature at scale h, :func:`geometry.profile.curvature_profile`).
+:func:`ensemble_study` gives, on the first :attr:`EnsembleSettings.n_points` points, the robust
+accuracy of the AutoAttack-style ensemble (:func:`geometry.autoattack.autoattack`) beside PGD's on
+the same points, and the masking flags (:mod:`geometry.masking`); it is slower than PGD, so the pages
+run it as its own background job. Cached in memory and on disk by the weights', the points' and the
+settings' fingerprints. :func:`point_study` gives, at one x, the loss along the boundary direction and
+along a random direction (CURE Fig. 1) and the normal cross-section.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-from ..attacks import BOUNDARY_ATTACKS, BoundaryDistance, RobustAccuracy, boundary_distance, pgd, robust_accuracy
+from ..attacks import RobustAccuracy, pgd, robust_accuracy
+from ..autoattack import DEFAULT_ENSEMBLE, ENSEMBLE_ATTACKS, autoattack
 from ..classifier import Classifier
 from ..deepfool import deepfool, rho_adv
 from ..errors import InvalidInputError
+from ..masking import MaskingFlag, deepfool_flags, ensemble_flags, model_flags
+from ..minimal import MINIMAL_ATTACKS, MinimalPerturbation, minimal_perturbation
 from ..profile import CurvatureProfile, curvature_profile, loss_along
-from ..progress import ProgressFn
+from ..progress import ProgressFn, stage
 from ..sections import Section, normal_section, random_direction
 from ..validation import check_float, check_int
 from .cache import cached_result
+from .certify import structure_fingerprint
 from .points import data_fingerprint, network_fingerprint
 from .settings import _Settings
 
 __all__ = [
     "RobustSettings",
     "RobustStudy",
+    "EnsembleSettings",
+    "EnsembleStudy",
+    "ensemble_study",
     "PointStudy",
     "robust_study",
     "point_study",
@@ -56,8 +68,9 @@ class RobustSettings(_Settings):
     pgd_steps, restarts : PGD settings (step 2.5ε/steps, random start).
     k : int ≥ 1 — Hessian eigenvalues per point.
     h : float > 0 — scale of the finite-difference curvature ‖∇ℓ(x + hz) − ∇ℓ(x)‖/h (pixel ℓ2).
-    attacks : tuple of names of :data:`geometry.attacks.BOUNDARY_ATTACKS` for the boundary distance.
-    fmn_steps, fmn_max_stepsize : FMN settings.
+    attacks : tuple of names of :data:`geometry.minimal.MINIMAL_ATTACKS` for the boundary distance
+        (default all four: box DeepFool, its refinement, FMN, DDN — per point the smallest).
+    fmn_steps, fmn_max_stepsize : FMN settings (DDN runs its 100 steps from norm 1).
     eps_factors : multiples of ``eps`` of the robust accuracy vs ε curve (0 is always added).
     seed : int ≥ 0.
     """
@@ -68,7 +81,7 @@ class RobustSettings(_Settings):
     restarts: int = 1
     k: int = 10
     h: float = 0.5
-    attacks: tuple[str, ...] = ("deepfool_box", "fmn")
+    attacks: tuple[str, ...] = MINIMAL_ATTACKS
     fmn_steps: int = 100
     fmn_max_stepsize: float = 1.0
     eps_factors: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
@@ -85,8 +98,37 @@ class RobustSettings(_Settings):
             check_float(name, getattr(self, name), low=0.0, low_open=True, plain=True)
         if any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 10 for f in self.eps_factors):
             raise InvalidInputError(f"eps_factors must be numbers in (0, 10], got {self.eps_factors!r}")
-        if not self.attacks or any(a not in BOUNDARY_ATTACKS for a in self.attacks):
-            raise InvalidInputError(f"attacks must be names among {', '.join(BOUNDARY_ATTACKS)}, got {self.attacks!r}")
+        if not self.attacks or any(a not in MINIMAL_ATTACKS for a in self.attacks):
+            raise InvalidInputError(f"attacks must be names among {', '.join(MINIMAL_ATTACKS)}, got {self.attacks!r}")
+
+
+@dataclass(frozen=True)
+class EnsembleSettings(_Settings):
+    """The robust accuracy by the AutoAttack-style ensemble (issue 21 item 1), beside PGD's.
+
+    The radius, PGD's steps and restarts and the seed are the :class:`RobustSettings`' (the same ε).
+
+    Attributes
+    ----------
+    n_points : int ≥ 1 — the first ``n_points`` test points of the comparison (the ensemble costs
+        ≈ 1000 gradient steps per point plus Square's queries on the points left robust).
+    attacks : names of :data:`geometry.autoattack.ENSEMBLE_ATTACKS`, run in this order (default
+        APGD-CE, APGD-T, Square).
+    square_queries : int ≥ 1 — Square's query budget (AutoAttack: 5000).
+    """
+
+    n_points: int = 100
+    attacks: tuple[str, ...] = DEFAULT_ENSEMBLE
+    square_queries: int = 5000
+
+    def __post_init__(self) -> None:
+        check_int("n_points", self.n_points, 1, plain=True)
+        check_int("square_queries", self.square_queries, 1, plain=True)
+        names = tuple(self.attacks)
+        if not names or len(set(names)) != len(names) or any(a not in ENSEMBLE_ATTACKS for a in names):
+            raise InvalidInputError(
+                f"attacks must be distinct names among {', '.join(ENSEMBLE_ATTACKS)}, got {self.attacks!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -100,11 +142,16 @@ class RobustStudy:
     eps : float.
     rho_adv : float — mean ‖r‖₂/‖x‖₂ of unconstrained DeepFool (converged points).
     deepfool_left_box : float — share of points where unconstrained DeepFool's x + r leaves the box.
-    distance : (N,) float64 — the boundary distance (smallest successful attack, ℓ2 pixel units).
+    distance : (N,) float64 — the boundary distance: per point the smallest successful attack of the
+        minimal-norm ensemble (ℓ2 pixel units, inf where every attack failed).
     rho_boundary : float — mean distance/‖x‖₂ over the points where an attack succeeded.
-    wins : dict attack → number of points where it gave the distance.
+    wins : dict attack → number of points where it gave the distance (ties go to the first listed).
     n_points : int.
     curve : RobustAccuracy — PGD accuracy at ε = 0 and ``eps_factors · eps``.
+    optimality : dict attack → AttackBench optimality against the ensemble's distance (Cinà et al.,
+        AAAI 2025; 1 = always the best), ``"ensemble"`` included.
+    flags : tuple of MaskingFlag — ``deepfool_fails`` when box DeepFool found no adversarial on more
+        than 1 % of the points (:func:`geometry.masking.deepfool_flags`).
     """
 
     profile: CurvatureProfile
@@ -118,6 +165,8 @@ class RobustStudy:
     wins: dict
     n_points: int
     curve: RobustAccuracy
+    optimality: dict = dataclasses.field(default_factory=dict)
+    flags: tuple = ()
 
 
 @contextlib.contextmanager
@@ -168,6 +217,7 @@ def robust_study(
     _check_points(clf, xs, labels)
     key = {
         "network": network_fingerprint(clf),
+        "structure": structure_fingerprint(clf),  # an upload of the same weights may be another graph
         "points": data_fingerprint(xs),
         "labels": data_fingerprint(labels.double()),
         "settings": settings.key(),
@@ -200,10 +250,8 @@ def robust_study(
         lo, hi = clf.bounds
         xa = xs + df.r
         left = ((xa < lo - 1e-6) | (xa > hi + 1e-6)).flatten(1).any(1) & df.converged
-        report(0.25, "distance to the boundary (box-constrained DeepFool, FMN)")
-        bd = boundary_distance(
-            clf, xs, attacks=settings.attacks, fmn_steps=settings.fmn_steps, fmn_max_stepsize=settings.fmn_max_stepsize
-        )
+        report(0.25, f"distance to the boundary (best of {', '.join(settings.attacks)})")
+        bd = _minimal(clf, xs, settings)
         found = torch.isfinite(bd.distance)
         xn = torch.linalg.vector_norm(xs.flatten(1).double(), dim=1)
         rho_b = float((bd.distance[found] / xn[found]).mean()) if bool(found.any()) else math.nan
@@ -228,6 +276,8 @@ def robust_study(
             wins={a: bd.wins(a) for a in bd.attacks},
             n_points=int(xs.shape[0]),
             curve=curve,
+            optimality=bd.optimality(),
+            flags=_deepfool_flags(bd),
         )
 
     def compute_threads() -> RobustStudy:
@@ -235,6 +285,140 @@ def robust_study(
             return compute()
 
     return cached_result("robust", key, compute_threads)
+
+
+def _minimal(clf: Classifier, xs: torch.Tensor, settings: RobustSettings) -> MinimalPerturbation:
+    """The minimal-norm ensemble with the settings' attacks, moving away from ``k_hat(x)``."""
+    return minimal_perturbation(
+        clf, xs, attacks=settings.attacks, fmn_steps=settings.fmn_steps, fmn_max_stepsize=settings.fmn_max_stepsize
+    )
+
+
+def _deepfool_flags(bd: MinimalPerturbation) -> tuple[MaskingFlag, ...]:
+    """``deepfool_fails`` from box DeepFool's successes (when it was run)."""
+    if "deepfool_box" not in bd.attacks:
+        return ()
+    return deepfool_flags(bd.success[bd.attacks.index("deepfool_box")])
+
+
+@dataclass(frozen=True)
+class EnsembleStudy:
+    """Robust accuracy by PGD and by the ensemble on the same points (result of :func:`ensemble_study`).
+
+    Attributes
+    ----------
+    n_points : int — points used; eps : float — ℓ∞ radius (pixel units).
+    clean_accuracy, pgd_accuracy, ensemble_accuracy : float in [0, 1] — on these points; PGD with the
+        :class:`RobustSettings`' steps and restarts; the ensemble per point the strongest attack.
+    attacks : tuple of str — the ensemble's attacks, in order.
+    accuracy_after : tuple of float — robust accuracy after each attack of the cascade.
+    broken_by : dict attack → number of points that attack was the first to break.
+    passes_per_point : float — network evaluations per point the ensemble used (forward images / N).
+    flags : tuple of MaskingFlag — :func:`geometry.masking.model_flags` (randomised output,
+        probabilities, zero gradients, dynamic forward) and :func:`geometry.masking.ensemble_flags`
+        (a black-box attack beating the white-box ones).
+    """
+
+    n_points: int
+    eps: float
+    clean_accuracy: float
+    pgd_accuracy: float
+    ensemble_accuracy: float
+    attacks: tuple
+    accuracy_after: tuple
+    broken_by: dict
+    passes_per_point: float
+    flags: tuple
+
+    @property
+    def gap(self) -> float:
+        """PGD's accuracy minus the ensemble's (≥ 0 up to PGD's randomness: by how much PGD overestimates)."""
+        return self.pgd_accuracy - self.ensemble_accuracy
+
+
+def ensemble_study(
+    clf: Classifier,
+    xs: torch.Tensor,
+    labels: torch.Tensor,
+    settings: RobustSettings,
+    ensemble: EnsembleSettings,
+    *,
+    progress: ProgressFn | None = None,
+) -> EnsembleStudy:
+    """Robust accuracy at ``settings.eps`` (ℓ∞) by PGD and by the ensemble on the first ``ensemble.n_points``
+    of ``xs`` (true ``labels``), with the masking flags.
+
+    Parameters
+    ----------
+    xs : (N, C, H, W) pixel-space test images; labels : (N,) true labels.
+    settings : RobustSettings — ε, PGD's steps and restarts, the seed (its other fields are not used).
+    ensemble : EnsembleSettings.
+
+    Raises
+    ------
+    InvalidInputError
+        points of another shape than the network's input, labels that do not match, fewer than 4
+        classes with a DLR attack (APGD-T).
+
+    References
+    ----------
+    Croce & Hein, ICML 2020 (AutoAttack); Madry et al., ICLR 2018 (PGD); issue 21 items 1 and 3.
+    """
+    xs = xs[: ensemble.n_points]
+    labels = torch.as_tensor(labels)[: ensemble.n_points].long()
+    _check_points(clf, xs, labels)
+    used = {"eps": repr(float(settings.eps)), "steps": settings.pgd_steps, "restarts": settings.restarts}
+    key = {
+        "network": network_fingerprint(clf),
+        "structure": structure_fingerprint(clf),  # an upload of the same weights may be another graph
+        "points": data_fingerprint(xs),
+        "labels": data_fingerprint(labels.double()),
+        "settings": {**used, "seed": settings.seed, "ensemble": ensemble.key()},
+    }
+    report = progress or (lambda f, m: None)
+
+    def compute() -> EnsembleStudy:
+        report(0.0, "masking checks")
+        flags = model_flags(clf, xs, labels)
+        report(0.02, "PGD accuracy")
+        adv = pgd(
+            clf,
+            xs,
+            labels,
+            eps=settings.eps,
+            steps=settings.pgd_steps,
+            restarts=settings.restarts,
+            random_state=settings.seed,
+        )
+        ens = autoattack(
+            clf,
+            xs,
+            labels,
+            eps=settings.eps,
+            attacks=ensemble.attacks,
+            square_queries=ensemble.square_queries,
+            random_state=settings.seed,
+            progress=stage(report, 0.05, 1.0, "ensemble"),
+        )
+        n = max(1, len(ens))
+        return EnsembleStudy(
+            n_points=len(ens),
+            eps=float(settings.eps),
+            clean_accuracy=ens.clean_accuracy,
+            pgd_accuracy=float((~adv.success).double().mean()),
+            ensemble_accuracy=ens.robust_accuracy,
+            attacks=tuple(ens.attacks),
+            accuracy_after=tuple(float(a) for a in ens.accuracy_after),
+            broken_by={a: ens.broken(a) for a in ens.attacks},
+            passes_per_point=ens.n_forward / n,
+            flags=(*flags, *ensemble_flags(ens)),
+        )
+
+    def compute_threads() -> EnsembleStudy:
+        with _threads_for(clf):
+            return compute()
+
+    return cached_result("robust-ensemble", key, compute_threads)
 
 
 @dataclass(frozen=True)
@@ -259,19 +443,18 @@ class PointStudy:
     section: Section
 
 
-def point_distance(clf: Classifier, x: torch.Tensor, settings: RobustSettings) -> BoundaryDistance:
-    """:func:`geometry.attacks.boundary_distance` at one x (C, H, W) with the settings' attacks (kept in memory)."""
-    key = {"network": network_fingerprint(clf), "x": data_fingerprint(x), "settings": settings.key()}
+def point_distance(clf: Classifier, x: torch.Tensor, settings: RobustSettings) -> MinimalPerturbation:
+    """:func:`geometry.minimal.minimal_perturbation` at one x (C, H, W) with the settings' attacks (kept in memory)."""
+    key = {
+        "network": network_fingerprint(clf),
+        "structure": structure_fingerprint(clf),
+        "x": data_fingerprint(x),
+        "settings": settings.key(),
+    }
 
-    def compute() -> BoundaryDistance:
+    def compute() -> MinimalPerturbation:
         with _threads_for(clf):
-            return boundary_distance(
-                clf,
-                x.unsqueeze(0),
-                attacks=settings.attacks,
-                fmn_steps=settings.fmn_steps,
-                fmn_max_stepsize=settings.fmn_max_stepsize,
-            )
+            return _minimal(clf, x.unsqueeze(0), settings)
 
     return cached_result("robust-distance", key, compute, disk=False)
 
@@ -287,13 +470,14 @@ def point_study(
     v_seed: int = 0,
 ) -> PointStudy:
     """CURE Fig. 1 at ``x`` (C, H, W): the loss along the normal (the winning boundary perturbation,
-    :func:`geometry.attacks.boundary_distance`) and along a random unit direction, for t in
+    :func:`point_distance`) and along a random unit direction, for t in
     [0, extent]; and the normal cross-section over ±extent along (δ, v) with the same random v.
 
     ``extent`` (pixel ℓ2) is chosen by the caller, so several networks share one window.
     """
     key = {
         "network": network_fingerprint(clf),
+        "structure": structure_fingerprint(clf),  # an upload of the same weights may be another graph
         "x": data_fingerprint(x),
         "settings": settings.key(),
         "extent": repr(float(extent)),

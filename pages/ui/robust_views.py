@@ -51,6 +51,7 @@ __all__ = [
     "G2_NOISE",
     "G2_SEED",
     "G2_XI",
+    "ROB_ENS",
     "ROB_EPS",
     "ROB_EXTENT",
     "ROB_H",
@@ -65,6 +66,7 @@ __all__ = [
     "RobustView",
     "certified_section",
     "certify",
+    "ensemble_studies",
     "lab",
     "lab_data_points",
     "lab_panels",
@@ -82,6 +84,8 @@ ROB_H: dict[str, Any] = dict(min_value=0.01, max_value=10.0)
 ROB_STEPS: dict[str, Any] = dict(min_value=5, max_value=100, step=5)
 ROB_EXTENT: dict[str, Any] = dict(min_value=1.5, max_value=6.0, step=0.5)
 ROB_SEED: dict[str, Any] = dict(min_value=0, max_value=10_000, step=1)
+#: Robust training: test points of the AutoAttack-style ensemble (slider; it costs ≈ 3000 passes per point).
+ROB_ENS: dict[str, Any] = dict(min_value=10, max_value=500, step=10)
 #: Certified vs empirical: the first test points certified and attacked (slider).
 CERT_N: dict[str, Any] = dict(min_value=20, max_value=1000, step=20)
 #: Geometry in 2-D: points, noise, seed of the toy data; v's angle (degrees) and norm ξ (data units).
@@ -95,6 +99,7 @@ G2_KINDS = {"S_f": "S_f (flat: the normals' shared direction)", "S_c": "S_c (cur
 FLAT, CURVED = "linear", "mlp-tanh"
 
 _ROBUST = _robust.RobustSettings()
+_ENSEMBLE = _robust.EnsembleSettings()
 _CERTIFY = _certify.CertifySettings()
 _LAB = _toy2d.LabSettings()
 
@@ -116,6 +121,7 @@ class RobustView:
     h : finite-difference curvature scale (pixel ℓ2); steps : PGD steps
     seed : the random direction's seed at the sidebar's datapoint; extent : the sections' window
         (multiples of the largest boundary distance at x)
+    ens_n : test points of the ensemble's robust accuracy (:class:`geometry.study.robust.EnsembleSettings`)
     """
 
     nets: tuple[str, ...]
@@ -125,6 +131,7 @@ class RobustView:
     steps: int
     seed: int
     extent: float
+    ens_n: int = _ENSEMBLE.n_points
 
     @staticmethod
     def default_eps(d: int) -> float:
@@ -151,6 +158,7 @@ class RobustView:
             steps=init_state("rob_steps", _ROBUST.pgd_steps, int, **ROB_STEPS),
             seed=init_state("rob_seed", 0, int, **ROB_SEED),
             extent=init_state("rob_extent", 3.0, float, **ROB_EXTENT),
+            ens_n=init_state("rob_ens", _ENSEMBLE.n_points, int, **ROB_ENS),
         )
 
     def share(self) -> None:
@@ -162,6 +170,7 @@ class RobustView:
             rob_steps=self.steps,
             rob_seed=self.seed,
             rob_extent=self.extent,
+            rob_ens=self.ens_n,
             rob_nets=",".join(nm for nm in self.nets if shareable(nm)),
         )
 
@@ -176,6 +185,10 @@ class RobustView:
             fmn_max_stepsize=1.0 if d >= 784 else 0.1,
             seed=_ROBUST.seed,
         )
+
+    def ensemble_settings(self) -> _robust.EnsembleSettings:
+        """The ensemble's settings at this view (its points; the attacks and Square's budget at their defaults)."""
+        return _robust.EnsembleSettings(n_points=int(self.ens_n))
 
 
 def robust_test_points(dataset: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,7 +217,10 @@ def robust_studies(
         a study failed (its message), or was cancelled.
     """
     points = {"points": data_fingerprint(xs), "labels": data_fingerprint(labels.double()), "settings": settings.key()}
-    keys = {name: _key("robust", network_fingerprint(clf), points) for name, clf in clfs.items()}
+    keys = {
+        name: _key("robust", network_fingerprint(clf), {**points, "structure": _certify.structure_fingerprint(clf)})
+        for name, clf in clfs.items()
+    }
     fn = _robust.robust_study
     for name, clf in clfs.items():  # queue them all: the work goes on if the page is left
         _registry.registry().submit(
@@ -212,6 +228,50 @@ def robust_studies(
         )
     return {
         name: _jobs.result_of(keys[name], f"Measuring {label(name)}", fn, clf, xs, labels, settings)
+        for name, clf in clfs.items()
+    }
+
+
+def ensemble_studies(
+    clfs: dict[str, Classifier],
+    xs: torch.Tensor,
+    labels: torch.Tensor,
+    settings: _robust.RobustSettings,
+    ensemble: _robust.EnsembleSettings,
+    *,
+    label: Callable[[str], str] = str,
+) -> dict[str, _robust.EnsembleStudy]:
+    """:func:`geometry.study.robust.ensemble_study` of every network (PGD and the AutoAttack-style ensemble on the
+    first ``ensemble.n_points`` of ``xs``, and the masking flags), each a background job, all submitted before
+    the page waits for the first. Returns ``{name: EnsembleStudy}`` in the order of ``clfs``.
+
+    Raises
+    ------
+    JobFailedError
+        a study failed (its message), or was cancelled.
+    """
+    n = min(int(ensemble.n_points), int(xs.shape[0]))
+    parts = {
+        "points": data_fingerprint(xs[:n]),
+        "labels": data_fingerprint(labels[:n].double()),
+        "settings": settings.key(),
+        "ensemble": ensemble.key(),
+    }
+    keys = {
+        name: _key(
+            "robust-ensemble", network_fingerprint(clf), {**parts, "structure": _certify.structure_fingerprint(clf)}
+        )
+        for name, clf in clfs.items()
+    }
+    fn = _robust.ensemble_study
+    for name, clf in clfs.items():
+        _registry.registry().submit(
+            keys[name], fn, clf, xs, labels, settings, ensemble, label=f"Ensemble: {label(name)}", lane="page"
+        )
+    return {
+        name: _jobs.result_of(
+            keys[name], f"Robust accuracy by the ensemble: {label(name)}", fn, clf, xs, labels, settings, ensemble
+        )
         for name, clf in clfs.items()
     }
 
@@ -261,7 +321,9 @@ def robust_points(
     (:func:`geometry.study.robust.point_distance`, :func:`geometry.study.robust.point_study`; CURE Fig. 1) for
     every network, one window ``factor`` × the largest distance — a background job."""
     parts = {
-        "networks": [[name, network_fingerprint(clf)] for name, clf in clfs.items()],
+        "networks": [
+            [name, network_fingerprint(clf), _certify.structure_fingerprint(clf)] for name, clf in clfs.items()
+        ],
         "x": data_fingerprint(x),
         "settings": settings.key(),
         "factor": repr(float(factor)),
