@@ -12,8 +12,10 @@ import streamlit as st
 
 from geometry.plotting import (
     accuracy_vs_eps_figure,
+    certificate_ladder_figure,
     certified_scatter_figure,
     certified_section_figure,
+    ladder_accuracy_figure,
     layer_norms_figure,
     narrow,
     radius_ratio_figure,
@@ -21,6 +23,7 @@ from geometry.plotting import (
 from geometry.study.certify import AttackStudy, CertifySettings, CertifyStudy
 from geometry.study.readings import (
     VISIBLE_SHARE,
+    certificate_ladder_reading,
     certified_section_reading,
     certify_pair_reading,
     certify_reading,
@@ -104,10 +107,10 @@ def render() -> None:
 
         if not check.sound:
             st.error(
-                f"**Unsound bound:** ε_cert(x) > ‖r(x)‖ at {len(check.violations)} of {check.n_checked} points "
-                f"(test indices {check.violations[:20].tolist()}{' …' if len(check.violations) > 20 else ''}). "
-                "An attack crossed the boundary inside the 'certified' radius, so L underestimates the Lipschitz "
-                "constant."
+                f"**Unsound bound:** the best certificate > ‖r(x)‖ at {len(check.violations)} of {check.n_checked} "
+                f"points (test indices {check.violations[:20].tolist()}{' …' if len(check.violations) > 20 else ''}). "
+                "An attack crossed the boundary inside a 'certified' radius: one of the bounds (Lipschitz or CROWN) "
+                "is wrong for this network — a bug."
             )
         else:
             st.success(certify_reading(study))
@@ -118,8 +121,22 @@ def render() -> None:
         c3.metric("median ‖r‖ / ε_cert", f"{np.median(finite):.3g}×" if len(finite) else "—")
         c4.metric(
             "median ε_cert",
-            f"{np.median(cert.radius):.3g}",
-            help="Best sound radius: max of the plain M/(√2L) and LMT's last-layer pairwise refinement.",
+            f"{np.median(study.best):.3g}",
+            help="Best sound radius: max of the plain M/(√2L), LMT's last-layer pairwise refinement and CROWN.",
+        )
+
+        st.subheader("A ladder of certificates")
+        st.info(certificate_ladder_reading(study), icon=":material/stairs:")
+        left, right = st.columns(2)
+        with left:
+            _layout.chart(narrow(certificate_ladder_figure(study)))
+        with right:
+            _layout.chart(narrow(ladder_accuracy_figure(study)))
+        st.caption(
+            "Every sound lower bound on the distance to the boundary, per point: the global Lipschitz certificate "
+            "M/(√2·L), LMT's last-layer pair refinement, and CROWN's local bound by linear bound propagation (Zhang "
+            f"et al. 2018; {study.crown_note}). The best of them is the certificate; the smallest successful attack "
+            "sits above. Sound bounds need not be ordered among themselves; every one must stay below the attack."
         )
 
         _beside(sel, study, settings)
@@ -175,6 +192,8 @@ def render() -> None:
                 "Accuracy vs ε": lambda: accuracy_vs_eps_figure(study),
                 "Radius ratio": lambda: radius_ratio_figure(study),
                 "Per-layer Lipschitz": lambda: layer_norms_figure(bound),
+                "Certificate ladder": lambda: certificate_ladder_figure(study),
+                "Certified accuracy per bound": lambda: ladder_accuracy_figure(study),
                 "Certified section": lambda: certified_section_figure(cs, sel.clf.class_names),
             },
             settings,

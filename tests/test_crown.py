@@ -181,3 +181,30 @@ def test_bad_arguments_are_refused():
         crown_margin_bounds(model, x, torch.zeros(2, dtype=torch.long), -1.0)
     with pytest.raises(InvalidInputError, match="intermediate"):
         CrownNetwork(model, (3,), intermediate="exact")
+
+
+def test_no_certificate_of_the_ladder_exceeds_the_attack_radius_on_the_digits_mlp():
+    """The study's ladder on 120 digits test points: global Lipschitz, LMT pair and CROWN ℓ2 all stay below the
+    attack radius (box DeepFool / FMN) wherever it succeeded, and the best of them is the certificate."""
+    import numpy as np
+
+    from geometry import zoo
+    from geometry.data import load_dataset
+    from geometry.study.certify import CertifySettings, certify_study
+    from geometry.study.readings import certificate_ladder_reading
+
+    clf = zoo.load_model("digits-mlp")
+    test = load_dataset("digits", split="test", limit=120)
+    settings = CertifySettings(n_points=120, crown_points=120, crown_tol=0.05)
+    study = certify_study(clf, test.images, test.labels.numpy(), settings)
+    assert study.crown is not None and np.isfinite(study.crown).all()
+    ladder = study.ladder()
+    assert set(ladder) == {"global Lipschitz", "LMT pair", "CROWN ℓ2", "best certificate"}
+    ok = np.isfinite(study.distance)
+    assert ok.sum() >= 100
+    for name, radius in ladder.items():
+        assert (radius[ok] <= study.distance[ok]).all(), name
+    assert study.check.sound and study.check.n_checked == int(ok.sum())
+    assert np.allclose(study.best, np.fmax(study.certificate.radius, study.crown))
+    reading = certificate_ladder_reading(study)
+    assert "best sound bound" in reading and "median" in reading

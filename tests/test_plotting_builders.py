@@ -6,6 +6,7 @@ figure rather than a crash on NaN or empty inputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable
@@ -218,6 +219,11 @@ def _certify(success: bool = True) -> CertifyStudy:
     )  # fmt: skip
 
 
+def _ladder() -> CertifyStudy:
+    """The same study with a CROWN rung (computed on the first three points) and its violation kept."""
+    return dataclasses.replace(_certify(), crown=np.array([0.2, 0.1, 0.3, np.nan]), crown_note="toy")
+
+
 def _attack() -> AttackStudy:
     c = _certify()
     return AttackStudy(
@@ -274,6 +280,14 @@ CASES: dict[str, tuple[Callable[[], go.Figure], list[str]]] = {
     "certified_scatter_figure": (lambda: gp.certified_scatter_figure(_certify()), ["pixel units", "ε_cert"]),
     "radius_ratio_figure": (lambda: gp.radius_ratio_figure(_certify()), ["‖r(x)‖ / ε_cert(x)", "points"]),
     "accuracy_vs_eps_figure": (lambda: gp.accuracy_vs_eps_figure(_certify()), ["ε (ℓ2, pixel units)", "accuracy"]),
+    "certificate_ladder_figure": (
+        lambda: gp.certificate_ladder_figure(_ladder()),
+        ["radius (ℓ2, pixel units; log scale)", "rank"],
+    ),
+    "ladder_accuracy_figure": (
+        lambda: gp.ladder_accuracy_figure(_ladder()),
+        ["ε (ℓ2, pixel units)", "certified accuracy"],
+    ),
     "layer_norms_figure": (lambda: gp.layer_norms_figure(_layers()), ["Lipschitz"]),
     "certified_section_figure": (
         lambda: gp.certified_section_figure(CertifiedSection(SECTION, 0.1, 0.15, float(SECTION.r_norm)), NAMES),

@@ -10,8 +10,10 @@ geometry. Import them from here: ``from geometry.plotting import section_figure,
 
 from .certify import (
     accuracy_vs_eps_figure,
+    certificate_ladder_figure,
     certified_scatter_figure,
     certified_section_figure,
+    ladder_accuracy_figure,
     layer_norms_figure,
     radius_ratio_figure,
 )
@@ -43,6 +45,8 @@ __all__ = [
     "SUBSPACE_COLORS",
     "TEMPLATE",
     "accuracy_vs_eps_figure",
+    "certificate_ladder_figure",
+    "ladder_accuracy_figure",
     "boundary_segments",
     "certified_scatter_figure",
     "certified_section_figure",

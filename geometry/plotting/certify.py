@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "accuracy_vs_eps_figure",
+    "certificate_ladder_figure",
+    "ladder_accuracy_figure",
     "certified_scatter_figure",
     "certified_section_figure",
     "layer_norms_figure",
@@ -36,7 +38,8 @@ def certified_scatter_figure(study: CertifyStudy, *, height: int = 460) -> go.Fi
     r = study.distance[ok]
     idx = np.flatnonzero(ok)
     fig = go.Figure()
-    top = float(max(r.max() if len(r) else 1.0, cert.radius[ok].max() if ok.any() else 0.0)) * 1.05
+    best = study.best  # the best sound radius at each point (the one the check compares)
+    top = float(max(r.max() if len(r) else 1.0, best[ok].max() if ok.any() else 0.0)) * 1.05
     fig.add_trace(
         go.Scatter(
             x=[0, top],
@@ -61,14 +64,14 @@ def certified_scatter_figure(study: CertifyStudy, *, height: int = 460) -> go.Fi
     bad = np.zeros(len(cert), dtype=bool)
     bad[check.violations] = True
     for mask, name, color in (
-        (~bad & ok, "ε_cert (sound bound)", CERTIFIED),
+        (~bad & ok, "ε_cert (best sound bound)", CERTIFIED),
         (bad, "violation: ε_cert > ‖r‖", VIOLATION),
     ):
         if mask.any():
             fig.add_trace(
                 go.Scatter(
                     x=study.distance[mask],
-                    y=cert.radius[mask],
+                    y=best[mask],
                     mode="markers",
                     marker=dict(color=color, size=7 if color == VIOLATION else 6),
                     name=name,
@@ -76,7 +79,7 @@ def certified_scatter_figure(study: CertifyStudy, *, height: int = 460) -> go.Fi
                     hovertemplate="point %{customdata}<br>‖r‖ = %{x:.4f}<br>ε_cert = %{y:.4f}<extra></extra>",
                 )
             )
-    positive = np.concatenate([r[r > 0], cert.radius[ok][cert.radius[ok] > 0]])
+    positive = np.concatenate([r[r > 0], best[ok][best[ok] > 0]])
     if len(positive):  # log-log: the gap is a ratio, and radii span decades
         low = float(positive.min()) / 1.5
         fig.data[0].update(x=[low, top], y=[low, top])
@@ -247,4 +250,121 @@ def certified_section_figure(cs: CertifiedSection, class_names: Sequence[str], *
             )
         )
     fig.update_layout(legend=dict(orientation="h", y=-0.15), showlegend=True)
+    return fig
+
+
+#: one colour per rung of the ladder (the best certificate and the attack keep the page's colours)
+_RUNG_COLOURS = {"global Lipschitz": "#8d99ae", "LMT pair": "#6a4c93", "CROWN ℓ2": "#1d3557", "CROWN ℓ∞": "#457b9d"}
+_RUNG_SYMBOLS = {"global Lipschitz": "triangle-down", "LMT pair": "diamond", "CROWN ℓ2": "square", "CROWN ℓ∞": "square"}
+
+
+@finished
+def certificate_ladder_figure(study: CertifyStudy, *, height: int = 460) -> go.Figure:
+    """Every sound radius per point (global Lipschitz, LMT pair, CROWN, the best) under the best attack radius.
+
+    Points sorted by the attack radius (x axis: rank), radii on a log axis (pixel units, ℓ2): every
+    certificate must lie on or below the attack's marker at its point; one above it is drawn in red.
+    Points where a rung was not computed (CROWN beyond ``crown_points``) have no marker for it.
+    """
+    ladder = study.ladder()
+    dist = np.asarray(study.distance, dtype=np.float64)
+    order = np.argsort(np.where(np.isfinite(dist), dist, np.inf), kind="stable")
+    rank = np.arange(len(order))
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=rank,
+            y=np.where(np.isfinite(dist[order]), dist[order], np.nan),
+            mode="lines+markers",
+            line=dict(color=ATTACK, width=2),
+            marker=dict(size=5),
+            name="best attack radius ‖r(x)‖ (upper bound)",
+            customdata=order,
+            hovertemplate="point %{customdata}<br>‖r‖ = %{y:.4g}<extra></extra>",
+        )
+    )
+    for name, radius in ladder.items():
+        y = radius[order]
+        best = name == "best certificate"
+        fig.add_trace(
+            go.Scatter(
+                x=rank,
+                y=np.where(y > 0, y, np.nan),
+                mode="lines" if best else "markers",
+                line=dict(color=CERTIFIED, width=3) if best else None,
+                marker=None
+                if best
+                else dict(color=_RUNG_COLOURS.get(name, GREY), size=6, symbol=_RUNG_SYMBOLS.get(name)),
+                name=name + (" (lower bound)" if best else ""),
+                customdata=order,
+                hovertemplate=f"point %{{customdata}}<br>{name} = %{{y:.4g}}<extra></extra>",
+            )
+        )
+    bad = np.asarray(study.check.violations, dtype=np.int64)
+    if len(bad):
+        pos = np.argsort(order)[bad]
+        fig.add_trace(
+            go.Scatter(
+                x=pos,
+                y=study.best[bad],
+                mode="markers",
+                marker=dict(color=VIOLATION, size=11, symbol="x"),
+                name="certificate > attack radius (a bug)",
+                customdata=bad,
+                hovertemplate="point %{customdata}<br>best certificate %{y:.4g} above the attack<extra></extra>",
+            )
+        )
+    fig.update_yaxes(type="log")
+    fig.update_layout(
+        height=height,
+        xaxis_title="test points, sorted by the attack radius (rank)",
+        yaxis_title="radius (ℓ2, pixel units; log scale)",
+        legend=dict(orientation="h", y=1.15),
+        margin=dict(l=0, r=0, t=40),
+    )
+    return fig
+
+
+@finished
+def ladder_accuracy_figure(study: CertifyStudy, *, height: int = 400) -> go.Figure:
+    """Certified accuracy against ε for each rung of the ladder, and the accuracy under attack above them.
+
+    Each rung's curve is over the points where it was computed (CROWN: the first ``crown_points``).
+    """
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=study.eps,
+            y=study.attack_accuracy,
+            mode="lines",
+            line=dict(color=ATTACK, width=3),
+            name="accuracy under attack (upper bound)",
+            hovertemplate="ε = %{x:.3g}<br>accuracy under attack %{y:.1%}<extra></extra>",
+        )
+    )
+    for name, radius in study.ladder().items():
+        n = int(np.isfinite(radius).sum())
+        best = name == "best certificate"
+        fig.add_trace(
+            go.Scatter(
+                x=study.eps,
+                y=study.ladder_accuracy(name),
+                mode="lines",
+                line=dict(
+                    color=CERTIFIED if best else _RUNG_COLOURS.get(name, GREY),
+                    width=3 if best else 2,
+                    dash=None if best else "dot",
+                ),
+                name=f"{name} ({n} points)",
+                hovertemplate=f"ε = %{{x:.3g}}<br>{name}: certified accuracy %{{y:.1%}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=height,
+        xaxis_title="ε (ℓ2, pixel units)",
+        yaxis_title="certified accuracy",
+        yaxis_range=[0, 1.02],
+        legend=dict(orientation="h", y=1.2),
+        margin=dict(l=0, r=0, t=40),
+    )
     return fig
