@@ -24,7 +24,7 @@ def test_certify_page_runs_on_digits_lenet():
     assert not at.error, [e.value for e in at.error]
     assert any("ε_cert(x) ≤ ‖r(x)‖ holds at all" in s.value for s in at.success)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 5
+    assert len(charts) == 7  # + the ladder of certificates and its certified-accuracy curves
     names = {(t.get("name") or "").replace("<br>", " ") for c in charts for t in c["data"]}  # legends wrap at 800 px
     assert "ε_cert = ‖r‖" in names and "certified accuracy (ε_cert ≥ ε): lower bound" in names
     assert any(str(n).startswith("certified disk") for n in names)

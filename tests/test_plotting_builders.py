@@ -219,7 +219,7 @@ def _certify(success: bool = True) -> CertifyStudy:
     )  # fmt: skip
 
 
-def _ladder() -> CertifyStudy:
+def _crown_ladder() -> CertifyStudy:
     """The same study with a CROWN rung (computed on the first three points) and its violation kept."""
     return dataclasses.replace(_certify(), crown=np.array([0.2, 0.1, 0.3, np.nan]), crown_note="toy")
 
@@ -281,11 +281,11 @@ CASES: dict[str, tuple[Callable[[], go.Figure], list[str]]] = {
     "radius_ratio_figure": (lambda: gp.radius_ratio_figure(_certify()), ["‖r(x)‖ / ε_cert(x)", "points"]),
     "accuracy_vs_eps_figure": (lambda: gp.accuracy_vs_eps_figure(_certify()), ["ε (ℓ2, pixel units)", "accuracy"]),
     "certificate_ladder_figure": (
-        lambda: gp.certificate_ladder_figure(_ladder()),
+        lambda: gp.certificate_ladder_figure(_crown_ladder()),
         ["radius (ℓ2, pixel units; log scale)", "rank"],
     ),
     "ladder_accuracy_figure": (
-        lambda: gp.ladder_accuracy_figure(_ladder()),
+        lambda: gp.ladder_accuracy_figure(_crown_ladder()),
         ["ε (ℓ2, pixel units)", "certified accuracy"],
     ),
     "layer_norms_figure": (lambda: gp.layer_norms_figure(_layers()), ["Lipschitz"]),

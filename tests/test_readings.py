@@ -299,9 +299,13 @@ def _check(ratio: list[float], violations: list[int]) -> SanityCheck:
 
 def test_certify_reading_flips_with_soundness():
     cert = SimpleNamespace(radius=np.array([0.02, 0.03, 0.04]))
-    ok = readings.certify_reading(SimpleNamespace(certificate=cert, check=_check([40.0, 50.0, math.inf], [])))
+    ok = readings.certify_reading(
+        SimpleNamespace(certificate=cert, best=cert.radius, check=_check([40.0, 50.0, math.inf], []))
+    )
     assert "0.03" in ok and "45×" in ok and "ε_cert(x) ≤ ‖r(x)‖ holds at all 2 points" in ok and "(1 where none" in ok
-    bad = readings.certify_reading(SimpleNamespace(certificate=cert, check=_check([0.5, 50.0, 60.0], [0])))
+    bad = readings.certify_reading(
+        SimpleNamespace(certificate=cert, best=cert.radius, check=_check([0.5, 50.0, 60.0], [0]))
+    )
     assert "exceeded ‖r(x)‖ at 1 of 3" in bad and "holds" not in bad and "not sound" in bad
 
 
@@ -339,3 +343,44 @@ def test_certify_pair_reading_flips_with_the_certified_shares():
     assert "lmt certifies more" in readings.certify_pair_reading({"lmt": better, "standard": std})
     with pytest.raises(ValueError):
         readings.certify_pair_reading({"lmt": lmt})
+
+
+def _ladder_study(crown: np.ndarray, distance: np.ndarray):
+    from geometry.certify import Certificate, check_certificates
+    from geometry.study.certify import CertifyStudy
+
+    n = len(distance)
+    plain = np.full(n, 0.01)
+    cert = Certificate(
+        label=np.zeros(n, dtype=int), margin=np.ones(n), radius=plain * 2, radius_plain=plain, radius_pair=plain * 2,
+        radius_estimate=plain * 3, bound=None,
+    )  # fmt: skip
+    best = np.fmax(cert.radius, crown)
+    check = check_certificates(_with_radius(cert, best), distance, np.isfinite(distance))
+    eps = np.linspace(0, 1, 5)
+    return CertifyStudy(
+        certificate=cert, check=check, distance=distance, winner=("fmn",) * n, labels=np.zeros(n, dtype=int), eps=eps,
+        certified_accuracy=eps, attack_accuracy=eps, crown=crown, crown_norm="l2", crown_note="test",
+    )  # fmt: skip
+
+
+def _with_radius(cert, radius):
+    import dataclasses
+
+    return dataclasses.replace(cert, radius=radius)
+
+
+def test_the_ladder_reading_names_the_best_bound_and_the_sok_gap():
+    # CROWN 0.3 = 30× the plain Lipschitz 0.01 (inside SoK's 15–50×), best at every point; attack 0.6 = 2× CROWN
+    study = _ladder_study(np.full(4, 0.3), np.full(4, 0.6))
+    text = readings.certificate_ladder_reading(study)
+    assert "CROWN ℓ2 is the best sound bound at 4 of 4 points" in text
+    assert "median 2× the best certificate" in text and "global Lipschitz 60×" in text
+    assert "30× the global Lipschitz certificate — within the SoK" in text and "UNSOUND" not in text
+    # CROWN below LMT's pair bound (0.02) at three points: LMT pair wins there, the gap is not SoK's, the order is said
+    low = _ladder_study(np.array([0.005, 0.005, 0.005, 0.3]), np.array([0.6, 0.6, 0.6, 0.01]))
+    text = readings.certificate_ladder_reading(low)
+    assert "LMT pair is the best sound bound at 3 of 4 points (CROWN ℓ2 at 1)" in text
+    assert "not the SoK benchmark's 15–50×" in text
+    assert "below it (sound bounds are not ordered)" in text
+    assert "UNSOUND: a certificate exceeds the attack radius at 1 points" in text  # 0.3 > 0.01 at the last point
