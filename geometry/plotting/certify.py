@@ -314,13 +314,17 @@ def certificate_ladder_figure(study: CertifyStudy, *, height: int = 460) -> go.F
                 hovertemplate="point %{customdata}<br>best certificate %{y:.4g} above the attack<extra></extra>",
             )
         )
+    values = np.concatenate([dist[np.isfinite(dist)], *(v[np.isfinite(v)] for v in ladder.values())])
+    values = values[values > 0]
     fig.update_yaxes(type="log")
+    if len(values):  # every marker inside the axis (the legend above must not hide the attack's top points)
+        fig.update_yaxes(range=[float(np.log10(values.min())) - 0.15, float(np.log10(values.max())) + 0.15])
     fig.update_layout(
         height=height,
         xaxis_title="test points, sorted by the attack radius (rank)",
         yaxis_title="radius (ℓ2, pixel units; log scale)",
-        legend=dict(orientation="h", y=1.15),
-        margin=dict(l=0, r=0, t=40),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02),  # above the plot: it must not hide markers
+        margin=dict(l=0, r=0, t=120),
     )
     return fig
 
@@ -364,7 +368,7 @@ def ladder_accuracy_figure(study: CertifyStudy, *, height: int = 400) -> go.Figu
         xaxis_title="ε (ℓ2, pixel units)",
         yaxis_title="certified accuracy",
         yaxis_range=[0, 1.02],
-        legend=dict(orientation="h", y=1.2),
-        margin=dict(l=0, r=0, t=40),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02),
+        margin=dict(l=0, r=0, t=120),
     )
     return fig
