@@ -728,13 +728,17 @@ def _wants_robustness(entry: ZooEntry) -> bool:
 
 
 def _robustness_card(entry: ZooEntry, clf: Classifier, test_set: Dataset, report: ProgressFn) -> dict:
-    """Clean / PGD accuracy at the entry's ε and DeepFool ρ_adv on the first test points (issue 11).
+    """Clean / PGD accuracy at the entry's ε, the AutoAttack-style ensemble's robust accuracy beside it, and
+    DeepFool ρ_adv on the first test points (issues 11, 21).
 
-    PGD: ℓ∞, 20 steps, step 2.5ε/20, one random start; ρ_adv: ℓ2 DeepFool (unconstrained, as in the
-    DeepFool paper's Table 1) over the converged points. The total training cost includes the
-    fine-tuned-from entry's.
+    PGD: ℓ∞, 20 steps, step 2.5ε/20, one random start; ensemble: APGD-CE, APGD-T, Square
+    (:data:`geometry.autoattack.DEFAULT_ENSEMBLE`, :func:`geometry.autoattack.autoattack`) at the same ε on the
+    same points, per point the strongest; ρ_adv: ℓ2 DeepFool (unconstrained, as in the DeepFool paper's
+    Table 1) over the converged points. The total training cost includes the fine-tuned-from entry's.
+    Cards written before issue 21 have no ``ensemble_accuracy`` (read as missing, never as PGD's).
     """
     from .attacks import pgd
+    from .autoattack import DEFAULT_ENSEMBLE, autoattack
     from .deepfool import deepfool, rho_adv
 
     eps = (
@@ -749,6 +753,8 @@ def _robustness_card(entry: ZooEntry, clf: Classifier, test_set: Dataset, report
         torch.set_num_threads(1)
     try:
         adv = pgd(clf, x, y, eps=eps, steps=20, random_state=entry.seed)
+        report(0.975, f"robustness of {entry.name}: the ensemble ({', '.join(DEFAULT_ENSEMBLE)}) at ε = {eps:g}")
+        ens = autoattack(clf, x, y, eps=eps, random_state=entry.seed) if clf.num_classes >= 4 else None
         report(0.98, f"robustness of {entry.name}: DeepFool ρ_adv")
         df = deepfool(clf, x)
     finally:
@@ -763,6 +769,8 @@ def _robustness_card(entry: ZooEntry, clf: Classifier, test_set: Dataset, report
         "clean_accuracy": clf.accuracy(x, y),
         "pgd_accuracy": float((~adv.success).float().mean()),
         "pgd_steps": 20,
+        "ensemble_accuracy": ens.robust_accuracy if ens is not None else None,
+        "ensemble_attacks": list(ens.attacks) if ens is not None else [],
         "rho_adv": rho_adv(df, x),
         "deepfool_converged": float(df.converged.float().mean()),
         "base_train_seconds": base,

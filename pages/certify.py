@@ -32,6 +32,7 @@ from geometry.study.readings import (
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
+from pages.ui import masking as _masking
 from pages.ui import robust_views as _views
 from pages.ui import sidebar as _sidebar
 from pages.ui.sidebar import model_label
@@ -103,6 +104,7 @@ def render() -> None:
             _attacks_only(outcome.attacks, settings)
             return
         study = outcome.study
+        _masking.banners({model_label(sel.model_name): _masking.certified_flags(study)}, number="certified radii")
         cert, check, bound = study.certificate, study.check, study.certificate.bound
 
         if not check.sound:

@@ -192,7 +192,8 @@ def _show_ensemble(ens: dict[str, EnsembleStudy]) -> None:
     )
     first = next(iter(ens.values()))
     st.caption(
-        f"The first {first.n_points} of the same test points, true labels. Ensemble (Croce & Hein, ICML 2020; the "
+        f"{first.n_points} test points (the seeded choice of the table above: the same points when both counts "
+        "agree), true labels. Ensemble (Croce & Hein, ICML 2020; the "
         f"authors' code, pyautoattack): {', '.join(ATTACK_LABELS.get(a, a) for a in first.attacks)} in a cascade, "
         "each on the points the earlier ones left robust; a point counts as robust only if every attack failed, so "
         "the ensemble's number is at most PGD's up to PGD's randomness. Square uses no gradients: if it breaks points "

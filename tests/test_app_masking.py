@@ -54,3 +54,20 @@ def test_a_softmax_output_raises_its_banner_and_the_zoo_network_none(softmax_len
     # the ensemble's table is drawn (after the flags were raised) with both networks
     ens = next(df.value for df in at.dataframe if "ensemble robust accuracy" in df.value.columns)
     assert len(ens) == 2 and (ens["points"] == 10).all()
+
+
+def test_a_certificate_above_an_attack_radius_is_flagged_on_the_certified_page():
+    """The Certified page's banner: a sound radius may never exceed a successful attack's ‖r‖₂."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from pages.ui.masking import certified_flags
+
+    cert = SimpleNamespace(radius_plain=np.array([0.1, 0.2, 0.3]), radius_pair=np.array([0.1, 0.5, 0.3]))
+    ok = SimpleNamespace(certificate=cert, distance=np.array([0.2, 0.6, np.inf]))
+    assert certified_flags(ok) == ()
+    bad = SimpleNamespace(certificate=cert, distance=np.array([0.2, 0.4, 0.25]))
+    (flag,) = certified_flags(bad)
+    assert flag.code == "certificate_exceeds_attack" and flag.points == (1, 2)
+    assert "lipschitz_pair" in flag.message and "lipschitz," in flag.message  # both certificates broke it

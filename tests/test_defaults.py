@@ -83,6 +83,16 @@ CLI: dict[str, tuple[list[str], type, dict[str, str]]] = {
         },
     ),
     "study": (["study", "curvature", "--zoo", "digits-lenet", "--out", "study"], CurvatureSettings, _CURVATURE),
+    "robust": (
+        ["robust", "--zoo", "digits-lenet", "--out", "robust"],
+        RobustSettings,
+        {"n_points": "n_points", "pgd_steps": "pgd_steps", "restarts": "restarts", "k": "k", "h": "h", "seed": "seed"},
+    ),
+    "robust (ensemble)": (
+        ["robust", "--zoo", "digits-lenet", "--out", "robust"],
+        EnsembleSettings,
+        {"n_points": "ensemble_points", "square_queries": "square_queries"},
+    ),
 }
 
 _NO_COMMAND = "no sub-command computes this page's study"
@@ -101,8 +111,14 @@ UNEXPOSED: dict[type, dict[str, str]] = {
     UniversalSettings: {"*": _NO_COMMAND + " (the report's fooling curve takes its share and samples)"},
     CompareSettings: {"*": _NO_COMMAND},
     SectionSettings: {"*": "the report's sections: --resolution, --extent; v random, seeded by --seed"},
-    RobustSettings: {"*": _NO_COMMAND},
-    EnsembleSettings: {"*": _NO_COMMAND},
+    RobustSettings: {
+        "eps": "its default follows the input size (DEFAULT_EPS) on the page and in `robust`; --eps sets it",
+        "fmn_max_stepsize": "follows the input size (fmn_stepsize), on the page and in `robust` alike",
+        "attacks": "the minimal-norm ensemble (all four; no page widget either)",
+        "fmn_steps": "FMN's budget (no page widget either)",
+        "eps_factors": "the robust-accuracy curve's multiples of ε (no page widget either)",
+    },
+    EnsembleSettings: {"attacks": "AutoAttack's APGD-CE, APGD-T, Square (no page widget either)"},
     CertifySettings: {"*": _NO_COMMAND},
     LabSettings: {"*": _NO_COMMAND + " (toy 2-D networks)"},
     ConstrainedSettings: {"*": _NO_COMMAND + " (the Curvature page's constrained-DeepFool section)"},

@@ -10,6 +10,10 @@ Sub-commands
 ``boundary-atlas study curvature|deepfool --zoo NAME --out DIR [...]``
     One heavy study, its points sharded over the processes of ``torchrun --nproc_per_node K -m
     geometry.cli study …`` (one process without torchrun); resumable. See :mod:`geometry.cli.study`.
+``boundary-atlas robust (--zoo NAME | --model PATH) --out DIR [...]``
+    The Robust page's numbers for one network: PGD accuracy beside the AutoAttack-style ensemble's robust
+    accuracy on the same points, the distance to the boundary as the minimal ensemble's (with who won),
+    every masking flag with its remedy; ``robust.json``, ``robust.csv``. See :mod:`geometry.cli.robust`.
 ``boundary-atlas report (--zoo NAME | --model PATH) --dataset NAME --out DIR [...]``
     Measure a network's decision boundary (:func:`geometry.study.report.build_report`, the pages'
     own studies) and write a self-contained report folder (:func:`geometry.output.report.write_report`):
@@ -111,7 +115,9 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``boundary-atlas`` (sub-commands ``train``, ``models``, ``report``, ``study``)."""
+    """The argument parser of ``boundary-atlas`` (sub-commands ``train``, ``models``, ``report``, ``study``,
+    ``robust``)."""
+    from .robust import add_robust_command
     from .study import add_study_command
 
     parser = Parser(
@@ -140,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
     _add_report_command(sub)
     add_study_command(sub)  # `study`: sharded under torchrun (issue 15)
+    add_robust_command(sub, _cmd_robust)  # `robust`: PGD beside the AutoAttack-style ensemble (issue 21)
     return parser
 
 
@@ -306,6 +313,13 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         bar.close()
     print(report_summary(report, index))
     return 0
+
+
+def _cmd_robust(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``robust``: :func:`geometry.cli.robust.run_robust` with this module's model loaders."""
+    from .robust import run_robust
+
+    return run_robust(args, parser, _zoo_classifier, _file_classifier)
 
 
 # ---------------------------------------------------------------------------------------- entry point

@@ -51,10 +51,17 @@ __all__ = [
     "point_study",
     "point_distance",
     "DEFAULT_EPS",
+    "fmn_stepsize",
 ]
 
 #: ℓ∞ radius of the PGD accuracy by input size (d): digits 0.1, MNIST 0.3, CIFAR-10 8/255.
 DEFAULT_EPS = {64: 0.1, 784: 0.3, 3072: 8 / 255}
+
+
+def fmn_stepsize(d: int) -> float:
+    """FMN's initial step for inputs of dimension ``d`` (pixel units): foolbox's 1.0 on MNIST-sized inputs
+    (d ≥ 784), 0.1 on the 8×8 digits, where distances are ≈ 0.5 (the page's and the command line's rule)."""
+    return 1.0 if d >= 784 else 0.1
 
 
 @dataclass(frozen=True)
@@ -110,14 +117,15 @@ class EnsembleSettings(_Settings):
 
     Attributes
     ----------
-    n_points : int ≥ 1 — the first ``n_points`` test points of the comparison (the ensemble costs
-        ≈ 1000 gradient steps per point plus Square's queries on the points left robust).
+    n_points : int ≥ 1 — test points of the comparison (the same seeded choice as
+        :attr:`RobustSettings.n_points`, so at equal counts the same points; the ensemble costs ≈ 1000
+        gradient steps per point plus Square's queries on the points left robust).
     attacks : names of :data:`geometry.autoattack.ENSEMBLE_ATTACKS`, run in this order (default
         APGD-CE, APGD-T, Square).
     square_queries : int ≥ 1 — Square's query budget (AutoAttack: 5000).
     """
 
-    n_points: int = 100
+    n_points: int = 50
     attacks: tuple[str, ...] = DEFAULT_ENSEMBLE
     square_queries: int = 5000
 
@@ -152,6 +160,7 @@ class RobustStudy:
         AAAI 2025; 1 = always the best), ``"ensemble"`` included.
     flags : tuple of MaskingFlag — ``deepfool_fails`` when box DeepFool found no adversarial on more
         than 1 % of the points (:func:`geometry.masking.deepfool_flags`).
+    winner : tuple of N str — per point the attack that gave the distance ("" where none succeeded).
     """
 
     profile: CurvatureProfile
@@ -167,6 +176,7 @@ class RobustStudy:
     curve: RobustAccuracy
     optimality: dict = dataclasses.field(default_factory=dict)
     flags: tuple = ()
+    winner: tuple = ()
 
 
 @contextlib.contextmanager
@@ -278,6 +288,7 @@ def robust_study(
             curve=curve,
             optimality=bd.optimality(),
             flags=_deepfool_flags(bd),
+            winner=tuple(bd.winner),
         )
 
     def compute_threads() -> RobustStudy:

@@ -8,13 +8,14 @@ The flags themselves are computed by the studies (:func:`geometry.study.robust.e
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
 from geometry.masking import MaskingFlag, certificate_flags, deepfool_flags
 
-__all__ = ["TITLES", "banners", "flags_for_certificate"]
+__all__ = ["TITLES", "banners", "certified_flags", "flags_for_certificate"]
 
 #: the banner's headline per flag code (:data:`geometry.masking.FLAG_CODES`)
 TITLES = {
@@ -64,3 +65,13 @@ def flags_for_certificate(
     if deepfool_success is not None:
         flags = (*flags, *deepfool_flags(np.asarray(deepfool_success, dtype=bool)))
     return flags
+
+
+def certified_flags(study: Any) -> tuple[MaskingFlag, ...]:
+    """The flags of a :class:`geometry.study.certify.CertifyStudy`: every sound radius it holds (the plain
+    Lipschitz certificate, LMT's pair refinement when present) against the smallest successful attack's ‖r‖₂."""
+    cert = study.certificate
+    radii = {"lipschitz": np.asarray(cert.radius_plain, dtype=np.float64)}
+    if getattr(cert, "radius_pair", None) is not None:
+        radii["lipschitz_pair"] = np.asarray(cert.radius_pair, dtype=np.float64)
+    return flags_for_certificate(radii, np.asarray(study.distance, dtype=np.float64))

@@ -182,7 +182,7 @@ class RobustView:
             eps=float(self.eps),
             pgd_steps=int(self.steps),
             h=float(self.h),
-            fmn_max_stepsize=1.0 if d >= 784 else 0.1,
+            fmn_max_stepsize=_robust.fmn_stepsize(d),
             seed=_ROBUST.seed,
         )
 
