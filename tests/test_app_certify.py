@@ -25,7 +25,7 @@ def test_certify_page_runs_on_digits_lenet():
     assert any("ε_cert(x) ≤ ‖r(x)‖ holds at all" in s.value for s in at.success)
     assert not [w.value for w in at.warning if w.value.startswith("**Masking flag")]  # issue 21: none on the zoo net
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 7  # + the ladder of certificates and its certified-accuracy curves
+    assert len(charts) == 8  # + the ladder of certificates and its curves; the section and its zoom on x
     names = {(t.get("name") or "").replace("<br>", " ") for c in charts for t in c["data"]}  # legends wrap at 800 px
     assert "ε_cert = ‖r‖" in names and "certified accuracy (ε_cert ≥ ε): lower bound" in names
     assert any(str(n).startswith("certified disk") for n in names)
