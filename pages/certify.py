@@ -95,6 +95,15 @@ def render() -> None:
         st.slider(
             "Test points", **_views.CERT_N, key="cert_n", help="The first test points; both radii for each of them."
         )
+        st.selectbox(
+            "CROWN ball",
+            _views.CERT_CROWN,
+            key="cert_crown",
+            format_func=lambda v: {"l2": "ℓ2", "linf": "ℓ∞ (also an ℓ2 certificate)", "none": "off"}[v],
+            help="The ball of CROWN's local certificate (linear bound propagation), run on the first "
+            f"{view.settings().crown_points} points. An ℓ∞ radius is also an ℓ2 one: the ℓ2 ball lies "
+            "inside the ℓ∞ ball of the same radius.",
+        )
         view.share()
         settings = view.settings()
         outcome = _views.certify(sel.clf, sel.dataset, settings)

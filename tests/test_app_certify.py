@@ -23,6 +23,8 @@ def test_certify_page_runs_on_digits_lenet():
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert any("ε_cert(x) ≤ ‖r(x)‖ holds at all" in s.value for s in at.success)
+    assert at.selectbox(key="cert_crown").value == "l2"  # CROWN's ball, the settings' default
+    assert any("is the best sound bound" in i.value for i in at.info)  # the ladder's reading
     assert not [w.value for w in at.warning if w.value.startswith("**Masking flag")]  # issue 21: none on the zoo net
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 8  # + the ladder of certificates and its curves; the section and its zoom on x

@@ -44,6 +44,7 @@ from . import jobs as _jobs
 from .state import init_state, share, shareable
 
 __all__ = [
+    "CERT_CROWN",
     "CERT_N",
     "G2_ANGLE",
     "G2_KINDS",
@@ -88,6 +89,8 @@ ROB_SEED: dict[str, Any] = dict(min_value=0, max_value=10_000, step=1)
 ROB_ENS: dict[str, Any] = dict(min_value=10, max_value=500, step=10)
 #: Certified vs empirical: the first test points certified and attacked (slider).
 CERT_N: dict[str, Any] = dict(min_value=20, max_value=1000, step=20)
+#: CROWN's ball on the Certified page ("none": skip CROWN)
+CERT_CROWN: tuple[str, ...] = ("l2", "linf", "none")
 #: Geometry in 2-D: points, noise, seed of the toy data; v's angle (degrees) and norm ξ (data units).
 G2_N: dict[str, Any] = dict(min_value=40, max_value=600, step=20)
 G2_NOISE: dict[str, Any] = dict(min_value=0.0, max_value=0.5, step=0.01)
@@ -347,17 +350,22 @@ class CertifyView:
     """The "Certified vs empirical" view (key ``cert_n``): the first ``n`` test points."""
 
     n: int
+    crown: str = _CERTIFY.crown_norm
 
     @classmethod
     def read(cls) -> CertifyView:
-        return cls(n=init_state("cert_n", _CERTIFY.n_points, int, **CERT_N))
+        return cls(
+            n=init_state("cert_n", _CERTIFY.n_points, int, **CERT_N),
+            crown=init_state("cert_crown", _CERTIFY.crown_norm, str, options=CERT_CROWN),
+        )
 
     def share(self) -> None:
-        share(cert_n=self.n)
+        share(cert_n=self.n, cert_crown=self.crown)
 
     def settings(self) -> _certify.CertifySettings:
-        """Tsuzuku et al.'s certificate beside box DeepFool and FMN (the settings' defaults), on ``n`` points."""
-        return _certify.CertifySettings(n_points=int(self.n))
+        """Tsuzuku et al.'s certificate and CROWN (ball ``crown``) beside box DeepFool and FMN (the settings'
+        defaults), on ``n`` points."""
+        return _certify.CertifySettings(n_points=int(self.n), crown_norm=self.crown)
 
 
 @dataclass(frozen=True)
