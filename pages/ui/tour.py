@@ -124,10 +124,10 @@ TOUR: tuple[TourStep, ...] = (
         # digits network is fooled (1-2 % for every subspace, docs/reproduction-universal.md), a flat chart to teach from
         {"uv_share": 80, "uv_scale": "xi", "uv_xi": "noise"},
         "Theorem 2: where the boundary curves along a subspace, random vectors of that subspace fool many points at "
-        "once. Compare S_c, the normals' subspace S_f, random directions and the UAP algorithm at the same norm ξ. "
-        "This step sets ξ by ICLR 2018 Fig. 7b's rule (1/5 of the noise norm that fools 80 %), which on these small "
-        "images is far from imperceptible — the caption beside the gallery gives ξ against ‖x‖; at the page's default "
-        "(4 % of ‖x‖) this network is hardly fooled at all. The blue reading says whether S_c wins here.",
+        "once, so compare S_c, the normals' subspace S_f, random directions and the UAP algorithm at one norm ξ — here "
+        "ICLR 2018's rule (1/5 of the noise norm that fools 80 %), far from imperceptible on these small images (the "
+        "caption beside the gallery gives ξ against ‖x‖; at the page's default, 4 % of ‖x‖, this network is hardly "
+        "fooled). The blue reading says whether S_c wins here.",
         study="universal",
     ),
     TourStep(
