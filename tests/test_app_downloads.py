@@ -5,8 +5,8 @@ only when pressed) carries no data there. Each page therefore also leaves the bu
 buttons in ``st.session_state["_downloads"][page]`` — the figure builders, the data builder and the
 page's real study results — and the tests call those: the data zip parses (CSV header = the table's
 columns, ``.npz`` / ``.safetensors`` keys and shapes equal the study result's tensors, README names
-every key), every figure becomes HTML, and zoo pages show the ``boundary-atlas report`` command of
-their settings. Settings are small (query parameters / session state, as in the pages' own tests)."""
+every key), every figure becomes HTML ("Prepare all figures" zips them around one plotly.js), and zoo pages
+show the ``boundary-atlas report`` command of their settings. Settings are small (query parameters / session state, as in the pages' own tests)."""
 
 from __future__ import annotations
 
@@ -115,3 +115,19 @@ def test_each_download_parses(page):
         rows = list(csv.reader(io.StringIO(z.read(f"tables/{downloads._safe_name(table.name)}.csv").decode())))
         assert tuple(rows[0]) == table.columns and len(rows) == len(table.rows) + 1
     assert b'"provenance"' in downloads.numbers_json(bundle)
+
+
+def test_prepare_all_figures_gives_one_zip_sharing_plotly_js(page, monkeypatch):
+    name, at = page
+    # HTML only (no headless browser in this test; tests/test_downloads.py draws PNG / SVG in one browser)
+    monkeypatch.setattr(downloads, "static_export_problem", lambda: "PNG / SVG left out in this test")
+    figures = at.session_state["_downloads"][name]["figures"]
+    at.button(key=f"dl-{name}-figures-prepare").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "All figures (zip: HTML)" in labels
+    held_key, data = at.session_state["_dl_figures"]
+    assert held_key[0] == name
+    z = zipfile.ZipFile(io.BytesIO(data))
+    assert [n for n in z.namelist() if n.endswith(".js")] == [downloads.PLOTLY_JS]
+    assert len([n for n in z.namelist() if n.endswith(".html")]) == len(figures)

@@ -2,7 +2,8 @@
 opens offline; PNG / SVG come from kaleido when a browser is there (skipped otherwise) and a missing
 exporter is one clear error; a study result's tensors, tables and numbers round-trip through
 ``.npz``, ``.safetensors``, CSV and JSON with a README naming every key; the report's arguments
-parse with the command line's own parser, and the report zip's ``index.html`` draws every figure
+parse with the command line's own parser; several figures zipped share one plotly.js that every HTML file loads,
+with monotone progress; and the report zip's ``index.html`` draws every figure
 inline beside its numbers."""
 
 from __future__ import annotations
@@ -92,6 +93,67 @@ def test_html_holds_the_figures_data_and_plotly_inline():
     assert "my-trace" in text and "3.5" in text and "2.75" in text
     assert not re.search(r'<script[^>]+src="https?://', text)  # nothing fetched: plotly.js is inlined
     assert len(text) > 1_000_000
+
+
+def _three_figures():
+    return {
+        f"Figure {k} (a/b)": (
+            lambda k=k: go.Figure(go.Scatter(x=[0, 1, 2], y=[k, 2.5 * k + 0.125, 1], name=f"trace-{k}"))
+        )
+        for k in range(3)
+    }
+
+
+def test_figures_zip_shares_one_plotly_js_that_every_html_loads():
+    progress: list[tuple[float, str]] = []
+    data = downloads.figures_zip(_three_figures(), ("html",), progress=lambda f, m: progress.append((f, m)))
+    z = zipfile.ZipFile(io.BytesIO(data))
+    names = z.namelist()
+    js = [n for n in names if n.endswith(".js")]
+    assert js == [downloads.PLOTLY_JS]
+    assert len(z.read(downloads.PLOTLY_JS)) > 1_000_000 and b"Plotly" in z.read(downloads.PLOTLY_JS)
+    html = sorted(n for n in names if n.endswith(".html"))
+    assert html == ["Figure_0_a_b.html", "Figure_1_a_b.html", "Figure_2_a_b.html"]
+    for k, name in enumerate(html):
+        text = z.read(name).decode("utf-8")
+        assert re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", text) == [downloads.PLOTLY_JS]  # loads the shared copy
+        assert f"trace-{k}" in text and str(2.5 * k + 0.125) in text  # this figure's own data
+        assert len(text) < 100_000  # not inlined
+    assert "Figure_0_a_b.html" in z.read("README.txt").decode("utf-8")
+    fractions = [f for f, _ in progress]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert all(0.0 <= f <= 1.0 for f in fractions) and len(set(fractions)) >= 1 + 3 * 2  # a step per figure and file
+
+
+def test_figures_zip_without_an_exporter_keeps_the_html_and_says_why(monkeypatch):
+    monkeypatch.setattr(downloads, "static_export_problem", lambda: "PNG / SVG need the kaleido package")
+    progress: list[float] = []
+    z = zipfile.ZipFile(io.BytesIO(downloads.figures_zip(_three_figures(), progress=lambda f, m: progress.append(f))))
+    assert not [n for n in z.namelist() if n.endswith((".png", ".svg"))]
+    assert len([n for n in z.namelist() if n.endswith(".html")]) == 3
+    assert "No PNG / SVG: PNG / SVG need the kaleido package" in z.read("README.txt").decode("utf-8")
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    with pytest.raises(downloads.ExportUnavailableError, match="pdf"):
+        downloads.figures_zip(_three_figures(), ("html", "pdf"))
+
+
+def test_figures_zip_draws_png_and_svg_in_one_browser():
+    problem = downloads.static_export_problem()
+    if problem:
+        pytest.skip(problem)
+    figures = dict(list(_three_figures().items())[:2])
+    progress: list[float] = []
+    z = zipfile.ZipFile(
+        io.BytesIO(
+            downloads.figures_zip(figures, ("png", "svg"), width=300, scale=1, progress=lambda f, m: progress.append(f))
+        )
+    )
+    for stem in ("Figure_0_a_b", "Figure_1_a_b"):
+        png = z.read(f"{stem}.png")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 300
+        assert z.read(f"{stem}.svg").decode("utf-8").lstrip().startswith("<svg")
+    assert downloads.PLOTLY_JS not in z.namelist()  # no HTML asked for: no script
+    assert progress == sorted(progress) and progress[-1] == 1.0
 
 
 def test_missing_exporter_is_one_clear_error(monkeypatch):

@@ -6,6 +6,8 @@ expander (``pages/ui/downloads.py``) only calls these functions, lazily, when a 
 
 * :func:`figure_html` — a Plotly figure as one self-contained HTML file (Plotly.js inlined: opens
   offline, nothing fetched).
+* :func:`figures_zip` — several figures in one zip: HTML sharing one ``plotly.min.js``, PNG and SVG drawn by one
+  headless browser, with progress.
 * :func:`figure_image` — PNG / SVG through Plotly's maintained exporter *kaleido* (v1 drives a local
   Chrome / Chromium through *choreographer*; the browser is found on ``PATH`` or at
   ``$BROWSER_PATH``). :func:`static_export_problem` says in one line why it cannot run here.
@@ -22,6 +24,7 @@ expander (``pages/ui/downloads.py``) only calls these functions, lazily, when a 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -32,8 +35,10 @@ import math
 import re
 import shlex
 import tempfile
+import threading
+import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import AtlasError
-from ..progress import ProgressFn, stage
+from ..progress import ProgressFn, no_progress, stage
 
 if TYPE_CHECKING:
     from ..classifier import Classifier
@@ -54,6 +59,7 @@ __all__ = [
     "DataBundle",
     "figure_html",
     "figure_image",
+    "figures_zip",
     "static_export_problem",
     "result_bundle",
     "table_csv",
@@ -78,12 +84,122 @@ class ExportUnavailableError(AtlasError):
 def figure_html(fig: Any) -> bytes:
     """A Plotly figure as a self-contained interactive HTML page (UTF-8 bytes).
 
-    Plotly.js (≈ 4.7 MB) is inlined (``include_plotlyjs=True``), so the file opens offline and
-    fetches nothing.
+    Plotly.js (≈ 4.7 MB) is inlined (``include_plotlyjs=True``): a single downloaded file has nothing beside it
+    to share a script with, and a ``<script src>`` to a CDN would not open offline (README: nothing is fetched
+    at run time). Several figures together share one copy instead: :func:`figures_zip`.
     """
     import plotly.io as pio
 
     return pio.to_html(fig, include_plotlyjs=True, full_html=True).encode("utf-8")
+
+
+#: The one Plotly.js beside the HTML files of :func:`figures_zip` (each refers to it by this relative name).
+PLOTLY_JS = "plotly.min.js"
+#: Serialises static exports (PNG / SVG): :func:`figures_zip` keeps one headless browser open for all its images
+#: and closes it afterwards, so no other export may start or use it meanwhile.
+_EXPORT_LOCK = threading.Lock()
+
+
+def figures_zip(
+    figures: Mapping[str, Callable[[], Any]],
+    formats: Sequence[str] = ("html", "png", "svg"),
+    *,
+    progress: ProgressFn | None = None,
+    width: int = 1000,
+    scale: float = 2.0,
+) -> bytes:
+    """Several figures as one zip: per figure ``<name>.html`` (interactive), ``<name>.png`` and ``<name>.svg``,
+    with **one** ``plotly.min.js`` beside the HTML files (Plotly's ``include_plotlyjs="directory"``: each HTML
+    loads ``<script src="plotly.min.js">``, so n figures cost one 4.7 MB script, not n; unzip the folder whole to
+    open them offline), and a ``README.txt`` listing the files.
+
+    Parameters
+    ----------
+    figures : mapping file stem → callable returning a Plotly figure
+        Each built once, when its turn comes (stems are made safe for file names).
+    formats : any of "html", "png", "svg"
+        PNG / SVG need kaleido and a Chromium (:func:`static_export_problem`); without them they are left out and
+        README.txt says why. All images of one call share one headless browser (seconds to start, then a fraction
+        of a second per image) instead of one browser per image as :func:`figure_image` does.
+    progress : ProgressFn, optional
+        ``progress(fraction, message)``, fractions non-decreasing from 0 to 1: one step per figure built and per
+        file written.
+    width, scale : the images' size in CSS pixels and a PNG's pixel density (:func:`figure_image`).
+
+    Raises
+    ------
+    ExportUnavailableError
+        an unknown format, or an image export that failed once started.
+    """
+    unknown = [f for f in formats if f not in ("html", "png", "svg")]
+    if unknown:
+        raise ExportUnavailableError(f"unknown figure formats {unknown}: choose html, png or svg")
+    report = progress or no_progress
+    problem = static_export_problem()
+    images = [f for f in formats if f != "html"] if problem is None else []
+    steps = max(len(figures) * (1 + len(formats)) + (1 if images else 0), 1)
+    done = 0
+
+    def step(message: str) -> None:
+        nonlocal done
+        done += 1
+        report(min(done / steps, 1.0), message)
+
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    buf = io.BytesIO()
+    written: list[str] = []
+    report(0.0, f"{len(figures)} figures")
+    with contextlib.ExitStack() as stack, zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        if images:
+            stack.enter_context(_EXPORT_LOCK)
+            stack.enter_context(_one_browser())
+            stack.enter_context(warnings.catch_warnings())  # plotly's defaults (kopts) are unused by a server: said
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+            step("starting the headless browser for PNG / SVG")
+        if "html" in formats and figures:
+            zf.writestr(PLOTLY_JS, get_plotlyjs())
+            written.append(f"{PLOTLY_JS}  Plotly.js, shared by every HTML file here")
+        for name, build in figures.items():
+            stem = _safe_name(name)
+            fig = build()
+            step(f"{name}: built")
+            for fmt in formats:
+                if fmt == "html":
+                    zf.writestr(f"{stem}.html", pio.to_html(fig, include_plotlyjs="directory", full_html=True))
+                elif fmt in images:
+                    zf.writestr(f"{stem}.{fmt}", _image(fig, fmt, width, None, scale))
+                else:
+                    step(f"{name}: {fmt.upper()} left out")
+                    continue
+                written.append(f"{stem}.{fmt}")
+                step(f"{name}: {fmt.upper()} written")
+        notes = [f"{len(figures)} figures. Unzip the folder whole: every HTML file loads {PLOTLY_JS} from beside it."]
+        if problem and any(f != "html" for f in formats):
+            notes.append(f"No PNG / SVG: {problem}")
+        zf.writestr("README.txt", "\n".join([*notes, "", *written]) + "\n")
+    report(1.0, "done")
+    return buf.getvalue()
+
+
+@contextlib.contextmanager
+def _one_browser() -> Iterator[None]:
+    """kaleido's sync server (one Chromium for every image) while the block runs, unless one is already open."""
+    import kaleido
+
+    started = False
+    try:
+        if not kaleido._global_server.is_running():
+            kaleido.start_sync_server(silence_warnings=True)
+            started = True
+    except Exception:  # no server: each image starts its own browser (slower, same result)
+        started = False
+    try:
+        yield
+    finally:
+        if started:
+            kaleido.stop_sync_server(silence_warnings=True)
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,6 +250,11 @@ def figure_image(
     problem = static_export_problem()
     if problem:
         raise ExportUnavailableError(problem)
+    with _EXPORT_LOCK:
+        return _image(fig, fmt, width, height, scale)
+
+
+def _image(fig: Any, fmt: str, width: int, height: int | None, scale: float) -> bytes:
     import plotly.io as pio
 
     h = height or fig.layout.height or 600

@@ -33,6 +33,7 @@ from geometry.study.report import ReportSettings, load_report_data, zoo_source
 from .state import USER_PREFIX
 
 _REPORT_KEY = "_dl_report"  # session: ((network, settings key), zip bytes) of the last report prepared
+_FIGURES_KEY = "_dl_figures"  # session: ((page, view key), zip bytes) of the last "Prepare all figures"
 
 
 def bundle_for(title: str, sel: Any, results: Mapping, settings: Any = None, **provenance: Any) -> downloads.DataBundle:
@@ -105,8 +106,10 @@ def offer(
     with st.expander("Downloads", icon=":material/download:"):
         problem = downloads.static_export_problem()
         st.caption(
-            "Figures as interactive HTML (opens offline) or as PNG / SVG images (a few seconds each: a headless "
-            "browser draws them); every file is made when you press its button."
+            "Figures as interactive HTML (opens offline) or as PNG / SVG images; every file is made when you press "
+            "its button. A single PNG / SVG starts a headless browser of its own (seconds, up to half a minute on a "
+            "busy machine, with no progress shown): **Prepare all figures** below draws every figure in one browser, "
+            "with a progress bar."
         )
         for name, build in figures.items():
             cols = st.columns([2, 1, 1, 1], vertical_alignment="center")
@@ -134,6 +137,7 @@ def offer(
                 )
         if problem:
             st.caption(problem)
+        _all_figures(page, figures, problem, (sel_key(sel), settings.key() if hasattr(settings, "key") else None))
         row = st.columns(3)
         row[0].download_button(
             "Numbers (JSON)",
@@ -167,6 +171,56 @@ def offer(
             "S_c / S_f, perturbations, section grids, …) with a README of keys, shapes, units and provenance.",
         )
         _report(page, report_for(sel, settings) if report else None, enabled=bool(report), sel=sel)
+
+
+def sel_key(sel: Any) -> tuple:
+    """What a page's figures depend on besides its settings: the network, the datapoint and the URL's view."""
+    params = tuple(sorted((k, tuple(st.query_params.get_all(k))) for k in st.query_params))
+    return (getattr(sel, "model_name", None), getattr(sel, "index", None), params)
+
+
+def _all_figures(page: str, figures: Mapping[str, Callable], problem: str | None, key: tuple) -> None:
+    """ "Prepare all figures": every figure of the page as HTML (sharing one plotly.min.js), PNG and SVG in one zip
+    (:func:`geometry.output.downloads.figures_zip`), made with a progress bar and kept for the session until the
+    view (``key``: network, datapoint, URL, settings) changes; then its download button."""
+    if not figures:
+        return
+    formats = ("html",) if problem else ("html", "png", "svg")
+    held = st.session_state.get(_FIGURES_KEY)
+    what = "HTML" if problem else "HTML, PNG and SVG"
+    if held is not None and held[0] == (page, key):
+        st.download_button(
+            f"All figures (zip: {what})",
+            data=held[1],
+            file_name=f"{page}_figures.zip",
+            mime="application/zip",
+            key=f"dl-{page}-figures",
+            on_click="ignore",
+            icon=":material/download:",
+            help=f"Every HTML file loads the one {downloads.PLOTLY_JS} beside it: unzip the folder whole.",
+        )
+        return
+    if not st.button(
+        f"Prepare all figures ({len(figures)}: {what}, one zip)",
+        key=f"dl-{page}-figures-prepare",
+        help="The HTML files share one copy of Plotly.js (4.7 MB) instead of one each; PNG and SVG are drawn by one "
+        "headless browser. A progress bar follows the work.",
+    ):
+        return
+    bar = st.progress(0.0, text="All figures")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"All figures — {message}"[:200])
+
+    try:
+        data = downloads.figures_zip(figures, formats, progress=progress)
+    except AtlasError as exc:
+        bar.empty()
+        st.error(f"The figures could not be made: {exc}")
+        return
+    bar.empty()
+    st.session_state[_FIGURES_KEY] = ((page, key), data)
+    st.rerun()
 
 
 def _figure_html(build: Callable[[], Any]) -> bytes:
