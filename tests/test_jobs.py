@@ -438,7 +438,8 @@ def test_a_page_whose_network_trains_shows_the_nearest_ready_one_and_the_progres
     """Issue 20, item 3: choosing an untrained network never blocks a page. The training runs as a job (a fake one
     here, held by a Gate: no network is trained); meanwhile the page draws the nearest trained network (same
     dataset, regime and architecture: digits-lenet for digits-lenet-seed1), says so, and shows the job's progress;
-    the sidebar marks the network with its estimated cost."""
+    the sidebar marks the network with its estimated cost. The training runs in the background lane, so a page's
+    study submitted meanwhile runs at once."""
     from streamlit.testing.v1 import AppTest
 
     from geometry import zoo
@@ -471,7 +472,11 @@ def test_a_page_whose_network_trains_shows_the_nearest_ready_one_and_the_progres
         assert label.startswith(f"{name} (trains ≈ ") and label.endswith(")"), label
         assert "digits-lenet (trained)" in network.options
         job = jobs.registry().get(f"train:{name}")
-        assert job is not None and job.lane == "page" and gate.calls == 1
+        assert job is not None and job.lane == "background" and gate.calls == 1
+        # the page lane stays free for the pages' studies while the long training runs (fresh-start finding)
+        quick = jobs.registry().submit("quick-study-beside-a-training", lambda *, progress: 7, lane="page")
+        assert quick.wait(WAIT) and quick.result == 7 and job.state == "running"
+        jobs.registry().forget("quick-study-beside-a-training")
     finally:
         gate.release.set()
         job = jobs.registry().get(f"train:{name}")

@@ -540,8 +540,14 @@ def nearest_ready(name: str, *, exclude: tuple[str, ...] = (), same_dataset: boo
 
 def train_in_background(name: str) -> jobs.Job:
     """The training job of ``name`` (key ``train:<name>``, the one "Prepare networks" and the first start use),
-    submitted to the page lane or found; never waited for here. A failed job is returned as it is (no retry loop:
-    :func:`training_box` offers a retry)."""
+    submitted to the front of the background lane or found; never waited for here. A failed job is returned as it
+    is (no retry loop: :func:`training_box` offers a retry).
+
+    The background lane, not the page lane: the page shows a stand-in meanwhile, so nobody waits on this job, and a
+    long training (mnist-nin ≈ 28 min, mnist-lenet-pgd ≈ 46 min, estimated) in the page lane held one of its two
+    workers — two such trainings (Compare's B, then Robust's PGD-AT on a fresh start, measured by
+    benchmarks/fresh_start.py) held both, and every other page's study waited behind them ("waiting for 2 jobs
+    ahead" on Certified vs empirical for the whole training)."""
     registry = jobs.registry()
     key = f"train:{name}"
     job = registry.get(key)
@@ -554,7 +560,7 @@ def train_in_background(name: str) -> jobs.Job:
         _train,
         name,
         label=f"training {name}",
-        lane="page",
+        lane="background",
         front=True,
         owner=session_owner(),
         expected_seconds=estimated_train_seconds(name),
