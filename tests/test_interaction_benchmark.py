@@ -157,3 +157,31 @@ def test_the_section_figure_labels_and_colours_every_cell_by_its_class():
         z = np.asarray(heat.z)
         for (i, j), c in np.ndenumerate(labels):
             assert _cell_colour(heat, float(z[i, j])) == CLASS_COLORS[c % len(CLASS_COLORS)]
+
+
+def test_the_fresh_start_benchmark_opens_every_page_in_sidebar_order():
+    from benchmarks import fresh_start
+
+    assert list(app_pages()) == fresh_start.ORDER  # app.py's pages as the sidebar lists them, Home first
+
+
+def test_the_fresh_start_table_marks_first_paints_over_the_budget():
+    from benchmarks import fresh_start
+
+    def row(page, first_paint, finished, **said):
+        base = {"standin": [], "notices": [], "page_progress": [], "sidebar_progress": [], "error": None}
+        return {"pass": 1, "page": page, "first_paint": first_paint, "finished": finished, "showing": "own result"} | {
+            **base,
+            **said,
+        }
+
+    rows = [
+        row("home", 1.9, 3.0),
+        row("compare", 2.1, 9.0, page_progress=["training mnist-nin — 40 % | ok"]),
+        row("certify", None, None),
+    ]
+    table = fresh_start.markdown(rows, 2.0).splitlines()
+    assert table[2].split(" | ")[4] == "met"
+    assert "missed: 2.1 s > 2.0 s" in table[3] and "training mnist-nin — 40 % / ok" in table[3]  # no stray cell
+    assert "missed: not painted" in table[4] and table[4].count(" — ") >= 1
+    assert all(line.count("|") == table[0].count("|") for line in table)
