@@ -449,6 +449,7 @@ def transfer_sections(
     resolution: int = 128,
     estimator: CurvatureEstimator | None = None,
     curvature: bool = True,
+    clip: bool = False,
 ) -> TransferSections:
     """Fig. 13: ``clf``'s normal cross-section at ``x`` along ``direction`` (e.g. a vector of another
     network's S_c) beside the same along a uniformly random direction, with the curvature along each.
@@ -464,6 +465,8 @@ def transfer_sections(
     estimator : CurvatureEstimator, optional — the curvature estimator (default finite differences
         at the authors' h of ``clf``, boundary point)
     curvature : bool — also compute K and κ along both directions (two HVPs)
+    clip : bool — r(x) from box-constrained DeepFool (every iterate clamped to ``clf.bounds``, so z = x + r(x)
+        is an image); default False: the paper's unconstrained DeepFool (CVPR 2016 Alg. 2)
 
     Returns
     -------
@@ -496,7 +499,7 @@ def transfer_sections(
         raise InvalidInputError("direction must be finite and non-zero")
     v = v / vn
     u = random_direction(tuple(clf.input_shape), random_state=random_state, dtype=torch.float64)
-    df = deepfool(clf, x.unsqueeze(0))
+    df = deepfool(clf, x.unsqueeze(0), clip=clip)
     r = df.r[0]
     r_norm = float(df.norms[0])
     ext = float(extent) if extent is not None else 3.0 * r_norm

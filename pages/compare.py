@@ -19,8 +19,11 @@ from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui import state
-from pages.ui.controls import H_SCALE_LABEL, h_scale_labels, xi_share_radio
+from pages.ui.controls import H_SCALE_LABEL, box_share_note, h_scale_labels, rx_radio, xi_share_radio
 from pages.ui.sidebar import model_label
+
+#: r_B(x)'s protocol in the Fig. 13 caption (settings.rx).
+RX_WORDS = {"box": "box-constrained", "unconstrained": "unconstrained (the paper's protocol)"}
 
 
 def narrow_section(*args, **kwargs):
@@ -79,6 +82,7 @@ def render() -> None:
         **state.bound("cmp_n", d["cmp_n"]),
         help="Training points whose boundary Hessians (S_c) and normals (S_f) are used — the same for both networks.",
     )
+    rx_radio(st, "cmp_rx")  # both networks' boundary points and B's r_B(x) below (issue 23, item 2)
 
     with _sidebar.user_errors():  # zoo networks are trained here on first use (progress shown outside the caches)
         clf_a = _cached.get_model(view.a) if view.a != sel.model_name else sel.clf
@@ -150,12 +154,14 @@ def render() -> None:
             f"({a_label}), {float(Sb.kappas[0]):+.3g} ({b_label}) per pixel distance. When d is small (8×8 digits: "
             f"d = 64) even random subspaces share directions: the baseline is high."
         )
+        for clf, label in ((clf_a, a_label), (clf_b, b_label)):  # the paper's protocol's share outside, either way
+            box_share_note(st, clf, points, settings.rx, network=label)
 
         # ------------------------------------------------------------ (b) transferred cross-sections, Fig. 13
         st.subheader("B's boundary along A's curved directions (Fig. 13)")
         st.caption(
             f"Normal cross-sections of **{b_label}** at the sidebar's datapoint (test image {sel.index}): horizontal = its "
-            f"own DeepFool normal r(x), vertical = a direction of S_c({a_label}) (left) or a random direction (right). If "
+            f"own {RX_WORDS[settings.rx]} DeepFool normal r(x), vertical = a direction of S_c({a_label}) (left) or a random direction (right). If "
             f"S_c transfers, B's boundary bends around x along A's direction (positive curvature) but hardly along the "
             f"random one."
         )
@@ -165,7 +171,7 @@ def render() -> None:
         s3.select_slider("resolution", **state.RESOLUTION, **state.bound("cmp_res", d["cmp_res"]))
         k = view.k
         ts = _cached.transfer_sections(
-            clf_b, sel.x, Sa.basis[:, k - 1], seed=view.seed, resolution=view.resolution, h=h
+            clf_b, sel.x, Sa.basis[:, k - 1], seed=view.seed, resolution=view.resolution, h=h, rx=settings.rx
         )
         kappa = [float(v) for v in ts.kappa]
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.plotting import constrained_ratio_figure, curvature_vs_m_figure, ritz_figure
-from geometry.runtime.uploads import in_worker
 from geometry.study.constrained import ConstrainedRatio, ConstrainedSettings
 from geometry.study.points import StudyPoints
-from geometry.study.provenance import box_share_text, estimation_box_share
 from geometry.study.readings import curvature_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
@@ -17,7 +15,7 @@ from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui import state as _state
 from pages.ui import timing as _timing
-from pages.ui.controls import curvature_controls
+from pages.ui.controls import box_share_note, curvature_controls
 from pages.ui.sidebar import Selection
 from pages.ui.state import CURVATURE_METHODS
 
@@ -92,9 +90,7 @@ def render() -> None:
             + f"; {study.curved.n_hvp:,} Hessian-vector products for S_c "
             f"({study.curved.solver})."
         )
-        box = in_worker(estimation_box_share, sel.clf, points)  # an upload: in its worker; the paper's protocol's
-        outside = box.n_outside and settings.rx == "unconstrained"  # share outside, under either protocol
-        (st.warning if outside else st.caption)(box_share_text(box, rx=settings.rx))
+        box_share_note(st, sel.clf, points, settings.rx)  # the paper's protocol's share outside, either way
         _layout.chart(ritz_figure(study.curved))
         with st.expander("Advanced: how to read this chart (Ritz values, operator asymmetry, K vs κ)"):
             st.markdown(

@@ -11,15 +11,13 @@ import streamlit as st
 
 from geometry.hessian import default_h
 from geometry.plotting import fooling_rate_vs_m_figure, inner_product_figure, universal_gallery_figure
-from geometry.runtime.uploads import in_worker
 from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
-from geometry.study.provenance import box_share_text, estimation_box_share
 from geometry.study.readings import universal_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
-from pages.ui.controls import H_SCALE_LABEL, h_scale_labels, rx_radio, xi_share_radio
+from pages.ui.controls import H_SCALE_LABEL, box_share_note, h_scale_labels, rx_radio, xi_share_radio
 from pages.ui.state import (
     CV_M,
     CV_N,
@@ -191,9 +189,7 @@ def render() -> None:
             f"{study.uap_in_curved[-1]:.0%} in S_c (m = {ms[-1]}) against {study.uap_in_random[-1]:.0%} in the random "
             f"subspace (‖P v‖/‖v‖). Computed in {study.seconds:.0f} s."
         )
-        box = in_worker(estimation_box_share, clf, points)  # an upload: in its worker; the paper's protocol's
-        outside = box.n_outside and settings.rx == "unconstrained"  # share outside, under either protocol
-        (st.warning if outside else st.caption)(box_share_text(box, rx=settings.rx))
+        box_share_note(st, clf, points, settings.rx)  # the paper's protocol's share outside, either way
 
         # ------------------------------------------------------------------ gallery (Fig. 8)
         st.subheader("Perturbed images (Fig. 8)")

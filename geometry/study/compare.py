@@ -23,12 +23,12 @@ from ..compare import (
     transfer_matrix,
 )
 from ..curvature import Subspace
-from ..deepfool import DeepFoolResult, deepfool
+from ..deepfool import DeepFoolResult
 from ..errors import InvalidInputError
 from ..hessian import CurvatureEstimator
 from ..progress import ProgressFn
 from .cache import cached_result, cached_subspace
-from .curvature import _check_points
+from .curvature import _check_points, estimation_deepfool
 from .noise import resolve_h
 from .points import StudyPoints, network_fingerprint
 from .settings import CompareSettings
@@ -47,6 +47,11 @@ def compare_study(
     """S_c and S_f (``m_estimated`` directions) of two networks on ``points.estimate``, at the h of
     ``settings.scale`` resolved on network A, each from the disk cache (:func:`cached_subspace`)
     and compared by :func:`geometry.compare.compare_networks`.
+
+    Both networks' boundary points z = x + r(x) (S_c) and normals (S_f) come from DeepFool under
+    ``settings.rx`` (:func:`~geometry.study.curvature.estimation_deepfool`, shared with the curvature and
+    universal studies): box-constrained by default, the paper's unconstrained DeepFool with
+    ``rx="unconstrained"``, whose subspaces keep the disk-cache entries written before the protocol existed.
 
     The returned comparison's angles are those of the first direction; :func:`compare_angles`
     gives them for any m ≤ ``m_estimated`` without recomputing a subspace.
@@ -86,7 +91,7 @@ def compare_study(
             df = dfs[i]
             if df is None:
                 sub(0.0, f"DeepFool on {len(xs)} points")
-                df = dfs[i] = deepfool(clf, xs)
+                df = dfs[i] = estimation_deepfool(clf, points, rx=settings.rx)
             mm = m_est if kind == "curved" else flat_dimension(clf, df, len(xs), m=m, m_estimated=m_est)
             subspaces[kind].append(
                 cached_subspace(
@@ -99,6 +104,7 @@ def compare_study(
                     random_state=settings.points.seed,
                     progress=sub,
                     deepfool_result=df,
+                    rx=settings.rx,
                 )
             )
             sub(1.0, "done")
@@ -152,7 +158,8 @@ def fooling_matrix(
     progress: ProgressFn | None = None,
 ) -> TransferMatrix:
     """Random vectors of norm ξ from the first m directions of each network's S_c (estimated on
-    ``points.estimate`` at ``h``), applied to every network on ``points.heldout`` (Appendix C.2).
+    ``points.estimate`` at ``h``, boundary points under ``settings.rx`` as in :func:`compare_study`), applied
+    to every network on ``points.heldout`` (Appendix C.2).
 
     Parameters
     ----------
@@ -179,6 +186,7 @@ def fooling_matrix(
             estimator=CurvatureEstimator(h=h),
             random_state=settings.points.seed,
             progress=on_progress,
+            rx=settings.rx,  # DeepFool under this protocol only when S_c is not on disk
         )
     return transfer_matrix(
         clfs,

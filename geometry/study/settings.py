@@ -347,16 +347,21 @@ class CompareSettings(_Settings):
     scale : HScale — h of S_c (the same for both networks); default the authors' h; :meth:`half_xi` gives the
         page's other preset, h = ξ/2 (labelled so: ``scale.label``)
     n_baseline : int ≥ 1 — random subspace pairs of the baseline
+    rx : one of :data:`RX_PROTOCOLS` — r(x) of both networks' estimation points (the boundary points z = x + r(x)
+        of S_c, the normals of S_f) and of network B's datapoint in the transferred sections; default ``"box"``
+        (z inside the pixel box), ``"unconstrained"``: the paper's protocol
     """
 
     points: PointSplit = field(default_factory=lambda: PointSplit(100, 200, 0))
     m_estimated: int = 20
     scale: HScale = field(default_factory=HScale)
     n_baseline: int = 200
+    rx: RxProtocol = "box"
 
     def __post_init__(self) -> None:
         _int("m_estimated", self.m_estimated, 1)
         _int("n_baseline", self.n_baseline, 1)
+        check_rx(self.rx)
 
     @staticmethod
     def half_xi(noise_share: float = 0.5) -> HScale:

@@ -30,6 +30,7 @@ from geometry.errors import AtlasError
 from geometry.hessian import CurvatureEstimator
 from geometry.runtime.uploads import in_worker
 from geometry.study import data_fingerprint, network_fingerprint
+from geometry.study.settings import check_rx
 
 from . import jobs as _jobs
 from .state import USER_PREFIX
@@ -256,9 +257,18 @@ def compare_angles(comparison, settings: study.CompareSettings, *, m: int) -> di
 
 
 def transfer_sections(
-    clf_b: Classifier, x: torch.Tensor, direction: torch.Tensor, *, seed: int, resolution: int, h: float
+    clf_b: Classifier,
+    x: torch.Tensor,
+    direction: torch.Tensor,
+    *,
+    seed: int,
+    resolution: int,
+    h: float,
+    rx: str,
 ):
-    """B's normal cross-sections at ``x`` along a direction and a random one (:func:`geometry.compare.transfer_sections`)."""
+    """B's normal cross-sections at ``x`` along a direction and a random one (:func:`geometry.compare.transfer_sections`),
+    with r_B(x) from DeepFool under ``rx`` (``"box"``: clamped to the pixel box)."""
+    check_rx(rx)
     key = {
         "network": network_fingerprint(clf_b),
         "x": data_fingerprint(x),
@@ -266,6 +276,7 @@ def transfer_sections(
         "seed": int(seed),
         "resolution": int(resolution),
         "h": repr(float(h)),
+        **({"rx": rx} if rx != "unconstrained" else {}),
     }
     with st.spinner("Cross-sections of network B…"):
         return _memo(
@@ -279,6 +290,7 @@ def transfer_sections(
                 random_state=int(seed),
                 resolution=int(resolution),
                 estimator=CurvatureEstimator(h=float(h)),
+                clip=rx == "box",
             ),
         )
 

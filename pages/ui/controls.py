@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from geometry.classifier import Classifier
 from geometry.hessian import default_h
+from geometry.runtime.uploads import in_worker
 from geometry.study import CurvatureSettings, ResolvedH, StudyPoints
+from geometry.study.provenance import box_share_text, estimation_box_share
 
 from . import cached as _cached
 from .sidebar import Selection
@@ -48,6 +51,18 @@ def rx_radio(container, key: str) -> None:
     kept in the URL by :func:`~pages.ui.state.synced` (read with :func:`~pages.ui.state.option_value` first)."""
     container.radio(
         RX_LABEL, list(RX_OPTIONS), **synced(key), format_func=RX_OPTIONS.get, horizontal=True, help=RX_HELP
+    )
+
+
+def box_share_note(container, clf: Classifier, points: StudyPoints, rx: str, *, network: str | None = None) -> None:
+    """The share of S_c's boundary points (``points.estimate``) that the paper's unconstrained DeepFool puts outside
+    the pixel box, under either protocol (issue 23, item 2): a warning where the page's ``rx`` is that protocol and
+    some leave, else a caption (:func:`~geometry.study.provenance.box_share_text`); ``network`` names the network
+    where a page shows several."""
+    box = in_worker(estimation_box_share, clf, points)  # an upload: in its worker
+    text = box_share_text(box, rx=rx)
+    (container.warning if box.n_outside and rx == "unconstrained" else container.caption)(
+        f"**{network}** — {text}" if network else text
     )
 
 

@@ -513,7 +513,7 @@ class UniversalView:
 class CompareView:
     """The "Compare networks" view (keys ``cmp_*``): networks A and B, m compared, n points, the scale h;
     the transferred sections' direction k, seed and resolution; the fooling matrix's noise share (``noise_share``),
-    vectors per row and extra networks ``nets``."""
+    vectors per row and extra networks ``nets``; the r(x) protocol ``rx`` of every boundary point on the page."""
 
     a: str
     b: str
@@ -527,6 +527,7 @@ class CompareView:
     noise_share: float
     vectors: int
     nets: tuple
+    rx: str = CompareSettings().rx
 
     #: the bound widgets' defaults (A, B and the extra networks are written by :meth:`share`: uploads stay out)
     DEFAULTS: ClassVar[dict[str, Any]] = dict(
@@ -538,6 +539,8 @@ class CompareView:
         cmp_res=128,
         cmp_share=0.5,
         cmp_vectors=20,
+        # box-constrained DeepFool by default: both networks' z = x + r(x) inside the pixel box (issue 23, item 2)
+        cmp_rx=CompareSettings().rx,
     )
 
     @classmethod
@@ -574,6 +577,7 @@ class CompareView:
             noise_share=option_value("cmp_share", df["cmp_share"], CMP_SHARES["options"], float),
             vectors=widget_value("cmp_vectors", df["cmp_vectors"], int, **CMP_VECTORS),
             nets=tuple(ss["cmp_nets"]),
+            rx=option_value("cmp_rx", df["cmp_rx"], list(RX_OPTIONS)),
         )
 
     @staticmethod
@@ -597,4 +601,5 @@ class CompareView:
             m_estimated=CMP_M_ESTIMATED,
             scale=_h_scale(self.scale, self.h, noise_share=0.5, xi_factor=0.5),
             n_baseline=200,
+            rx=self.rx,
         )
