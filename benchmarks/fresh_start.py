@@ -13,7 +13,8 @@ opens every page of app.py in sidebar order in Debian's headless chromium (Playw
   ``_job_cancel_…``, drawn by :func:`pages.ui.jobs.result_of`, is absent). A page that shows a stand-in
   network while its own trains (the "… is being trained. Meanwhile this page shows …" box,
   :func:`pages.ui.jobs.training_box`) is finished when the stand-in's result is complete; the row says so (and
-  names any other "being trained" notice, e.g. Home's first-start one);
+  names any other "being trained" notice, e.g. Home's first-start one). A training box that says "No trained
+  network can stand in" shows no result: that page is not finished until the network is trained;
 * **what the page said**: "own result" or the stand-in box's first sentence, and the progress bars' texts (the
   page's job, the sidebar's background jobs) at the finished view (or at the time-out).
 
@@ -64,6 +65,8 @@ _FINISHED = """() => { const app = document.querySelector('[data-testid="stApp"]
   if (main.querySelector('[data-stale="true"]')) return false;
   const waiting = main.querySelector('[class*="st-key-_job_cancel_"]');  // result_of's bar and its Cancel
   if (waiting) return false;
+  if ([...main.querySelectorAll('[data-testid="stAlert"]')].some(a => a.innerText.includes('No trained network can stand in')))
+    return false;  // a training box with nothing shown meanwhile: the page waits for that network
   return [...main.querySelectorAll('[data-testid="stPlotlyChart"]')].every(el => {
     const gd = el.querySelector('.js-plotly-plot'); return gd && gd._fullLayout && el.querySelector('.main-svg'); }); }"""
 # What the page says: the stand-in box, the progress bars (main area and sidebar), an error.
@@ -75,7 +78,9 @@ _SAID = """() => { const main = document.querySelector('[data-testid="stMain"]')
   const bars = el => el ? [...el.querySelectorAll('[data-testid="stProgress"]')].map(text).filter(t => t) : [];
   const err = document.querySelector('[data-testid="stException"]');
   return {standin: alerts.filter(a => a.includes('is being trained') && a.includes('this page shows')),
-    notices: alerts.filter(a => a.includes('is being trained') && !a.includes('this page shows')),
+    nothing: alerts.filter(a => a.includes('is being trained') && a.includes('No trained network can stand in')),
+    notices: alerts.filter(a => a.includes('is being trained') && !a.includes('this page shows')
+      && !a.includes('No trained network can stand in')),
     page_progress: bars(main),
     sidebar_progress: bars(side), error: err ? text(err).slice(0, 200) : null,
     charts: main ? main.querySelectorAll('[data-testid="stPlotlyChart"]').length : 0}; }"""
@@ -109,6 +114,8 @@ def visit(page, base: str, path: str, timeout_s: float, shot: Path | None = None
         if said["error"]
         else ("stand-in: " + " ".join(said["standin"][0].split(". ")[:2]) if said["standin"] else "own result")
     )
+    if said["nothing"]:
+        row["showing"] = "nothing yet: " + _first_sentence(said["nothing"][0]) + " No network stands in."
     if said["notices"] and not said["standin"]:
         row["showing"] += "; notice: " + _first_sentence(said["notices"][0])
     if row["finished"] is None:
@@ -164,8 +171,12 @@ def main(argv=None) -> int:
     if any(cache.iterdir()):
         print(f"warning: the cache {cache} is not empty: this is not a fresh start", file=sys.stderr)
     # start_server copies os.environ: an empty cache, the data, the first start's background training on
+    # and no file watcher: an edit of the checkout during a run must not reload modules under the running jobs
     os.environ.update(
-        BOUNDARY_ATLAS_CACHE=str(cache), BOUNDARY_ATLAS_DATA=str(a.data.resolve()), ATLAS_BACKGROUND_TRAINING="1"
+        BOUNDARY_ATLAS_CACHE=str(cache),
+        BOUNDARY_ATLAS_DATA=str(a.data.resolve()),
+        ATLAS_BACKGROUND_TRAINING="1",
+        STREAMLIT_SERVER_FILE_WATCHER_TYPE="none",
     )
     port = a.port or _free_port()
     started = time.monotonic()

@@ -88,6 +88,7 @@ def render() -> None:
         clf_a = _cached.get_model(view.a) if view.a != sel.model_name else sel.clf
         stand_in = _jobs.ready_or_stand_in(view.b, exclude=(view.a,))  # B still training: the nearest trained one
         if stand_in is None:
+            _jobs.fallback_meanwhile(view.b)  # nothing of this dataset stands in for B: offer the digits networks
             st.stop()
         chosen, view = view, dataclasses.replace(view, b=stand_in)
         clf_b = _cached.get_model(view.b)

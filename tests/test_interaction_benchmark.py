@@ -169,7 +169,7 @@ def test_the_fresh_start_table_marks_first_paints_over_the_budget():
     from benchmarks import fresh_start
 
     def row(page, first_paint, finished, **said):
-        base = {"standin": [], "notices": [], "page_progress": [], "sidebar_progress": [], "error": None}
+        base = {"standin": [], "nothing": [], "notices": [], "page_progress": [], "sidebar_progress": [], "error": None}
         return {"pass": 1, "page": page, "first_paint": first_paint, "finished": finished, "showing": "own result"} | {
             **base,
             **said,

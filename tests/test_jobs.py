@@ -563,3 +563,27 @@ def test_only_long_trainings_get_a_stand_in(monkeypatch):
     assert not ui_jobs.needs_stand_in("digits-nin") and not ui_jobs.needs_stand_in("digits-lenet")
     assert ui_jobs.needs_stand_in("mnist-lenet") and ui_jobs.needs_stand_in("cifar10-nin")
     assert not ui_jobs.needs_stand_in("user:upload")
+
+
+def test_a_training_with_no_stand_in_offers_the_digits_networks_meanwhile():
+    """Issue 20, item 3 (fresh start): Compare's B = mnist-nin while mnist-lenet, the only trained MNIST network, is A
+    has no stand-in; the page offers a button that moves the session to the digits networks (ready in seconds). No
+    button for a digits network (it is that dataset already)."""
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from pages.ui import jobs as ui_jobs
+
+        st.session_state.setdefault("dataset", "mnist")
+        st.session_state.setdefault("model", "mnist-lenet")
+        st.session_state["offered"] = [ui_jobs.fallback_meanwhile(n) for n in ("mnist-nin", "digits-nin", "upload:x")]
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["offered"] == [True, False, False]
+    (button,) = at.button
+    assert "digits" in button.label
+    button.click().run()
+    assert (at.session_state["dataset"], at.session_state["model"]) == ("digits", "digits-lenet")

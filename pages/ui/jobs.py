@@ -601,6 +601,32 @@ def ready_or_stand_in(name: str, *, exclude: tuple[str, ...] = ()) -> str | None
     return stand_in
 
 
+def _switch_to_fallback() -> None:
+    """Button callback (runs before the script, so the sidebar's widgets may still be set)."""
+    st.session_state["dataset"] = zoo.ZOO[FALLBACK_MODEL].dataset
+    st.session_state["model"] = FALLBACK_MODEL
+
+
+def fallback_meanwhile(name: str) -> bool:
+    """Under a training box that has no stand-in (no other trained network of ``name``'s dataset, e.g. Compare's B =
+    mnist-nin on a fresh start, where mnist-lenet is A): a button that moves this session to :data:`FALLBACK_MODEL`'s
+    dataset, whose networks are ready in seconds, while ``name`` goes on training. Nothing (False) for a network of
+    that dataset already."""
+    entry = zoo.ZOO.get(name)
+    fallback = zoo.ZOO[FALLBACK_MODEL]
+    if entry is None or entry.dataset == fallback.dataset:
+        return False
+    st.button(
+        f"Meanwhile, look at the {fallback.dataset} networks ({FALLBACK_MODEL} and its twins: ready in seconds)",
+        key=f"_meanwhile_{name}",
+        on_click=_switch_to_fallback,
+        icon=":material/fast_forward:",
+        help=f"Switches the sidebar to {fallback.dataset} / {FALLBACK_MODEL}; {name} keeps training in the background "
+        f"(its progress is in the sidebar). Choose {entry.dataset} in the sidebar again when it is ready.",
+    )
+    return True
+
+
 @st.fragment(run_every=PANEL_SECONDS)
 def training_box(name: str, fallback: str | None, meanwhile: str | None = None) -> None:
     """While ``name`` trains: its progress, and that the page shows ``fallback`` meanwhile (None: nothing, the page
