@@ -235,6 +235,7 @@ def render() -> None:
         nets = [n for n in view.nets if n not in training]
         if len(nets) < 2:
             st.info("Fewer than two of the chosen networks are trained yet: the comparison appears when they are.")
+            _jobs.fallback_meanwhile(training[0])  # on a fresh start: the digits regimes, ready in seconds
             st.stop()
         clfs = {n: _cached.get_model(n) for n in nets}
         xs, ys = _views.robust_test_points(sel.dataset, view.n)

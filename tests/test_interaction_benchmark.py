@@ -185,3 +185,13 @@ def test_the_fresh_start_table_marks_first_paints_over_the_budget():
     assert "missed: 2.1 s > 2.0 s" in table[3] and "training mnist-nin — 40 % / ok" in table[3]  # no stray cell
     assert "missed: not painted" in table[4] and table[4].count(" — ") >= 1
     assert all(line.count("|") == table[0].count("|") for line in table)
+
+
+def test_the_fresh_start_benchmark_knows_what_pages_say_when_they_show_nothing():
+    from benchmarks import fresh_start
+
+    sources = "\n".join(p.read_text() for p in (ROOT / "pages").rglob("*.py"))
+    for phrase in fresh_start.NOTHING_SHOWN:
+        assert phrase in sources, phrase  # a page still says it: the benchmark still recognises that page
+    for script in (fresh_start._FINISHED, fresh_start._SAID):
+        assert "NOTHING_JS" not in script and json.dumps(list(fresh_start.NOTHING_SHOWN)) in script
