@@ -150,7 +150,8 @@ class CrownNetwork:
         self.input_shape = tuple(int(s) for s in input_shape)
         self.intermediate = intermediate
         self.crown_neurons = {"auto": int(crown_neurons), "crown": 2**62, "ibp": 0}[intermediate]
-        dtype = next((p.dtype for p in network.parameters()), torch.float32)
+        tensors = [*network.parameters(), *network.buffers()]  # a plain function's weights are buffers
+        dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
         was_training = network.training and not _is_exported(network)  # exported programs have no eval()
         if was_training:
             network.eval()
@@ -625,6 +626,16 @@ def _op_for(
 
         return _Op(node.name, "affine", parents, shape, call(), call(sub))
 
+    def matmul() -> _Op:
+        """``z @ W`` with a constant ``W`` (an analytic affine classifier's ``x @ W.T``): |A| = ``@ |W|``."""
+        a, b = (*node.args, None, None)[:2]
+        if not (isinstance(a, fx.Node) and a in index) or (isinstance(b, fx.Node) and b in index):
+            raise UnsupportedLayerError(
+                f"cannot bound {where} (graph node {node.name!r}): only an input-dependent tensor times a constant "
+                "matrix is linear"
+            )
+        return weighted(1, None)
+
     # ---------------------------------------------------------------- modules
     if node.op == "call_module":
         m = modules[str(target)]
@@ -683,6 +694,8 @@ def _op_for(
             if arg("train"):
                 raise UnsupportedLayerError(f"cannot bound {target}: dropout in training mode")
             return identity()
+        if op in ("mm", "matmul"):
+            return matmul()
         if op in _ATEN_CONV:
             if op in ("convolution", "_convolution") and arg("transposed"):
                 raise UnsupportedLayerError(f"cannot bound {target}: transposed convolution")
@@ -769,6 +782,8 @@ def _op_for(
         )
     if target in (F.linear, F.conv2d):
         return weighted(1, 2)
+    if target in (operator.matmul, torch.matmul, torch.mm) or (node.op == "call_method" and target == "matmul"):
+        return matmul()
     name = getattr(target, "__name__", str(target))
     raise UnsupportedLayerError(f"CROWN has no linear relaxation of the operation {name!r} (graph node {node.name!r})")
 

@@ -447,7 +447,10 @@ def _trace(network: nn.Module, input_shape: tuple, dtype: torch.dtype) -> fx.Gra
             gm = fx.GraphModule(network, _Tracer().trace(network))
         if any(_is_graph_leaf(m) for m in gm.modules()):
             gm = _inline_exported(gm)
-        ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=dtype))
+        probe = torch.zeros((1, *input_shape), dtype=dtype)
+        with torch.no_grad():
+            gm(probe)  # a graph that cannot run fails here, before ShapeProp prints its own traceback to stderr
+        ShapeProp(gm).propagate(probe)
     except UnsupportedLayerError:
         raise
     except Exception as exc:  # torch.fx raises many kinds on data-dependent control flow

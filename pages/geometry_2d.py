@@ -25,6 +25,7 @@ from geometry.study.toy2d import CertificateLadder, LabStudy, certificate_ladder
 from geometry.toy2d import TOY_DATASETS, TOY_MODELS, decision_regions
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
+from pages.ui import masking as _masking
 from pages.ui import robust_views as _views
 from pages.ui import tour as _tour
 from pages.ui.lab2d.lab2d import lab2d, lab_box
@@ -266,6 +267,7 @@ def _ladder_section(view: LabView, lab: LabStudy, x: list[float]) -> None:
 
     with st.spinner("Computing the certificates, the attacks and the exact distance at x…"):
         ladder = study.cached_result("app-toy-ladder", key, compute, disk=False)
+    _masking.banners({lab.clf.name: _masking.ladder_flags(ladder)}, number="certified radii")
     window = ladder_window(ladder)
     regions = decision_regions(lab.clf, window, resolution=120)
     _layout.chart(ladder_figure(ladder, window=window, regions=regions, segments=segments))

@@ -57,17 +57,56 @@ def test_a_softmax_output_raises_its_banner_and_the_zoo_network_none(softmax_len
 
 
 def test_a_certificate_above_an_attack_radius_is_flagged_on_the_certified_page():
-    """The Certified page's banner: a sound radius may never exceed a successful attack's ‖r‖₂."""
-    from types import SimpleNamespace
+    """The Certified page's banner is fed from the whole ladder — every rung and the best certificate per point
+    (max over Lipschitz, LMT pair, CROWN) against the smallest successful attack radius: real digits networks
+    raise nothing; a deliberately inflated CROWN radius (1.5 × the attack's at three points) raises the flag
+    at exactly those points, naming CROWN and the best certificate, not the Lipschitz rungs that stayed below."""
+    import dataclasses
 
     import numpy as np
 
+    from geometry.data import load_dataset
+    from geometry.study.certify import CertifySettings, certify_study
     from pages.ui.masking import certified_flags
 
-    cert = SimpleNamespace(radius_plain=np.array([0.1, 0.2, 0.3]), radius_pair=np.array([0.1, 0.5, 0.3]))
-    ok = SimpleNamespace(certificate=cert, distance=np.array([0.2, 0.6, np.inf]))
-    assert certified_flags(ok) == ()
-    bad = SimpleNamespace(certificate=cert, distance=np.array([0.2, 0.4, 0.25]))
-    (flag,) = certified_flags(bad)
-    assert flag.code == "certificate_exceeds_attack" and flag.points == (1, 2)
-    assert "lipschitz_pair" in flag.message and "lipschitz," in flag.message  # both certificates broke it
+    test = load_dataset("digits", split="test", limit=120)
+    for name, settings in (
+        ("digits-mlp", CertifySettings(n_points=120, crown_points=120, crown_tol=0.05)),  # test_crown's study
+        ("digits-lenet", CertifySettings(n_points=40, crown_points=20, crown_tol=0.05)),
+    ):
+        study = certify_study(zoo.load_model(name), test.images, test.labels.numpy(), settings)
+        assert study.crown is not None and np.isfinite(study.crown).sum() >= 20
+        assert certified_flags(study) == (), name
+    ok = np.flatnonzero(np.isfinite(study.distance) & np.isfinite(study.crown))[:3]
+    assert len(ok) == 3
+    crown = study.crown.copy()
+    crown[ok] = 1.5 * study.distance[ok]
+    (flag,) = certified_flags(dataclasses.replace(study, crown=crown))
+    assert flag.code == "certificate_exceeds_attack" and flag.points == tuple(int(i) for i in ok)
+    assert flag.message.startswith("CROWN ℓ2, best certificate exceed") and "Lipschitz" not in flag.message
+    assert abs(flag.value - 1.5) < 1e-9  # the worst ratio certificate / attack
+
+
+def test_the_2d_ladder_flags_a_certificate_above_the_best_attack():
+    """The 2-D lab's banner: the toy ReLU MLP's ladder (every certificate below the best attack) raises nothing;
+    the same ladder with its CROWN row inflated above the best attack's radius raises the flag."""
+    import dataclasses
+
+    import numpy as np
+
+    from geometry.study.toy2d import certificate_ladder
+    from geometry.toy2d import toy_classifier, toy_data
+    from pages.ui.masking import ladder_flags
+
+    data = toy_data("circles", n_points=120, noise=0.08)
+    clf = toy_classifier("mlp-relu", data, steps=150)
+    lad = certificate_ladder(clf, data.x[0].numpy())
+    assert lad.best_attack is not None and lad.best_certificate is not None
+    assert ladder_flags(lad) == ()
+    rows = tuple(
+        dataclasses.replace(r, radius=2.0 * lad.best_attack.radius) if r.name == "CROWN" else r for r in lad.rows
+    )
+    (flag,) = ladder_flags(dataclasses.replace(lad, rows=rows))
+    assert flag.code == "certificate_exceeds_attack" and flag.points == (0,)
+    assert "CROWN" in flag.message and "best certificate" in flag.message
+    assert np.isclose(flag.value, 2.0)

@@ -208,3 +208,23 @@ def test_no_certificate_of_the_ladder_exceeds_the_attack_radius_on_the_digits_ml
     assert np.allclose(study.best, np.fmax(study.certificate.radius, study.crown))
     reading = certificate_ladder_reading(study)
     assert "best sound bound" in reading and "median" in reading
+
+
+def test_an_analytic_affine_classifier_is_bounded_exactly_and_a_circle_refused_cleanly(capfd):
+    """The 2-D lab's analytic classifiers are plain functions (``x @ W.T + b`` on buffers): CROWN reads the affine
+    one and its radius is the exact distance to the boundary, ``(f_y − f_k) / ‖w_y − w_k‖`` (Hölder is tight on
+    an affine map); the circle's ``(x − c)²`` is refused with a named error — and neither prints a traceback."""
+    from geometry.testing import affine_classifier, sphere_classifier
+
+    W = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.3, -2.0]], dtype=torch.float64)
+    b = torch.tensor([0.0, 0.3, -0.1], dtype=torch.float64)
+    clf = affine_classifier(W, b, input_shape=(1, 1, 2))
+    x = torch.randn(20, 1, 1, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    y = clf.predict(x)
+    exact = _affine_distance(W, x.flatten(1) @ W.T + b, y, 2.0)
+    assert torch.allclose(crown_radius(clf, x, y, tol=1e-9), exact, rtol=1e-7)
+    circle = sphere_classifier(torch.zeros(2), 1.0, input_shape=(1, 1, 2))
+    with pytest.raises(UnsupportedLayerError, match="pow"):
+        crown_radius(circle, x, circle.predict(x))
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err

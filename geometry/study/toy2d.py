@@ -329,8 +329,9 @@ def certificate_ladder(
       classifier's line, the circle's closed form); not available for the tanh MLP;
     * certificates — the global Lipschitz bound ``M(x)/(√2 L)`` and LMT's pair refinement
       (:func:`geometry.certify.certify`; Tsuzuku et al., NeurIPS 2018, Prop. 1 and §4.1) and CROWN's
-      radius (:func:`geometry.crown.crown_radius`, ℓ2; Zhang et al., NeurIPS 2018); the analytic
-      classifiers have no traced layers to bound and say so;
+      radius (:func:`geometry.crown.crown_radius`, ℓ2; Zhang et al., NeurIPS 2018) — exact on the
+      analytic affine classifier; the analytic classifiers have no layers for the Lipschitz bound, and
+      the circle none for CROWN, and say so;
     * attacks — DeepFool's ``‖r(x)‖₂`` (overshoot 0.02, as the lab draws it; CVPR 2016 Alg. 2) and the
       minimal-perturbation ensemble (:func:`geometry.minimal.minimal_perturbation`, issue 21 item 2).
 

@@ -7,6 +7,7 @@ The flags themselves are computed by the studies (:func:`geometry.study.robust.e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ import streamlit as st
 
 from geometry.masking import MaskingFlag, certificate_flags, deepfool_flags
 
-__all__ = ["TITLES", "banners", "certified_flags", "flags_for_certificate"]
+__all__ = ["TITLES", "banners", "certified_flags", "flags_for_certificate", "ladder_flags"]
 
 #: the banner's headline per flag code (:data:`geometry.masking.FLAG_CODES`)
 TITLES = {
@@ -68,10 +69,22 @@ def flags_for_certificate(
 
 
 def certified_flags(study: Any) -> tuple[MaskingFlag, ...]:
-    """The flags of a :class:`geometry.study.certify.CertifyStudy`: every sound radius it holds (the plain
-    Lipschitz certificate, LMT's pair refinement when present) against the smallest successful attack's ‖r‖₂."""
-    cert = study.certificate
-    radii = {"lipschitz": np.asarray(cert.radius_plain, dtype=np.float64)}
-    if getattr(cert, "radius_pair", None) is not None:
-        radii["lipschitz_pair"] = np.asarray(cert.radius_pair, dtype=np.float64)
-    return flags_for_certificate(radii, np.asarray(study.distance, dtype=np.float64))
+    """The flags of a :class:`geometry.study.certify.CertifyStudy`: every rung of its ladder of certificates
+    (:meth:`~geometry.study.certify.CertifyStudy.ladder`: the global Lipschitz certificate, LMT's pair refinement,
+    CROWN, and the best of them per point — *the* certificate) against the smallest successful attack's ‖r‖₂.
+
+    A rung not computed at a point (NaN: CROWN beyond its points) is not compared there.
+    """
+    return flags_for_certificate(study.ladder(), np.asarray(study.distance, dtype=np.float64))
+
+
+def ladder_flags(ladder: Any) -> tuple[MaskingFlag, ...]:
+    """The 2-D lab's flags at one point: every certificate of a :class:`geometry.study.toy2d.CertificateLadder`
+    and the best of them against its best (smallest successful) attack radius (inf when every attack failed)."""
+    rows = [r for r in ladder.of("certificate") if math.isfinite(r.radius)]
+    if not rows:
+        return ()
+    radii = {r.name: np.array([r.radius]) for r in rows}
+    radii["best certificate"] = np.array([max(r.radius for r in rows)])
+    best = ladder.best_attack
+    return flags_for_certificate(radii, np.array([best.radius if best is not None else math.inf]))
