@@ -23,7 +23,7 @@ from pages.ui.controls import H_SCALE_LABEL, box_share_note, h_scale_labels, rx_
 from pages.ui.sidebar import model_label
 
 #: r_B(x)'s protocol in the Fig. 13 caption (settings.rx).
-RX_WORDS = {"box": "box-constrained", "unconstrained": "unconstrained (the paper's protocol)"}
+RX_WORDS = {"box": "box-constrained DeepFool", "unconstrained": "unconstrained DeepFool (the paper's protocol)"}
 
 
 def narrow_section(*args, **kwargs):
@@ -162,7 +162,7 @@ def render() -> None:
         st.subheader("B's boundary along A's curved directions (Fig. 13)")
         st.caption(
             f"Normal cross-sections of **{b_label}** at the sidebar's datapoint (test image {sel.index}): horizontal = its "
-            f"own {RX_WORDS[settings.rx]} DeepFool normal r(x), vertical = a direction of S_c({a_label}) (left) or a random direction (right). If "
+            f"own normal r(x) by {RX_WORDS[settings.rx]}, vertical = a direction of S_c({a_label}) (left) or a random direction (right). If "
             f"S_c transfers, B's boundary bends around x along A's direction (positive curvature) but hardly along the "
             f"random one."
         )

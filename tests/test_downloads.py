@@ -9,6 +9,7 @@ inline beside its numbers."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -275,6 +276,7 @@ def test_records_become_a_table_and_networks_are_skipped(section):
         ),
         ReportSettings(curvature=CurvatureSettings(method="smoothed", beta=3.0)),
         ReportSettings.following(CompareSettings(scale=CompareSettings.half_xi(0.8))),
+        ReportSettings.following(CompareSettings(rx="unconstrained")),
         ReportSettings.following(UniversalSettings()),
         ReportSettings.following(UniversalSettings(xi_ratio=None, rx="unconstrained")),
         ReportSettings(xi_ratio=0.2, curvature=CurvatureSettings(rx="unconstrained")),
@@ -338,4 +340,6 @@ def test_a_page_settings_report_keeps_its_protocol():
     assert r.curvature.scale == u.scale and (r.share, r.n_samples) == (0.5, 4)
     c = CompareSettings(points=PointSplit(50, 200, 0, 1), m_estimated=8, scale=CompareSettings.half_xi())
     assert ReportSettings.following(c).curvature.scale.label.startswith("h = ξ/2")
+    for rx in ("box", "unconstrained"):  # the Compare page's r(x) protocol goes into its report (issue 23, item 2)
+        assert ReportSettings.following(dataclasses.replace(c, rx=rx)).curvature.rx == rx
     assert ReportSettings.following(None) == ReportSettings()

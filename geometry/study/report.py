@@ -126,7 +126,8 @@ class ReportSettings(_Settings):
         """The report of a page's settings: its points, m, estimator and h where it has them.
 
         ``CurvatureSettings``: as they are; ``UniversalSettings``: its points (no UAP), m, h, share and
-        samples; ``CompareSettings``: its points, m_estimated, h; anything else: the defaults.
+        samples; ``CompareSettings``: its points, m_estimated, h; each page's r(x) protocol (``rx``); anything else:
+        the defaults.
         """
         if isinstance(settings, CurvatureSettings):
             return cls(curvature=settings)
@@ -144,7 +145,9 @@ class ReportSettings(_Settings):
             )
         if isinstance(settings, CompareSettings):
             return cls(
-                curvature=CurvatureSettings(points=settings.points, m_max=settings.m_estimated, scale=settings.scale)
+                curvature=CurvatureSettings(
+                    points=settings.points, m_max=settings.m_estimated, scale=settings.scale, rx=settings.rx
+                )
             )
         return cls()
 
