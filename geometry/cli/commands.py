@@ -14,6 +14,10 @@ Sub-commands
     The Robust page's numbers for one network: PGD accuracy beside the AutoAttack-style ensemble's robust
     accuracy on the same points, the distance to the boundary as the minimal ensemble's (with who won),
     every masking flag with its remedy; ``robust.json``, ``robust.csv``. See :mod:`geometry.cli.robust`.
+``boundary-atlas certify (--zoo NAME | --model PATH) [--crown|--no-crown] [--norm 2|inf] [--points N] --out DIR``
+    The Certified page's ladder: every certificate (global Lipschitz, LMT pair, CROWN) and the best per point
+    beside the best attack radius, the soundness check and the flags; ``certify.json``, ``certify.csv``. See
+    :mod:`geometry.cli.certify`.
 ``boundary-atlas report (--zoo NAME | --model PATH) --dataset NAME --out DIR [...]``
     Measure a network's decision boundary (:func:`geometry.study.report.build_report`, the pages'
     own studies) and write a self-contained report folder (:func:`geometry.output.report.write_report`):
@@ -117,6 +121,7 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``boundary-atlas`` (sub-commands ``train``, ``models``, ``report``, ``study``,
     ``robust``)."""
+    from .certify import add_certify_command
     from .robust import add_robust_command
     from .study import add_study_command
 
@@ -147,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_command(sub)
     add_study_command(sub)  # `study`: sharded under torchrun (issue 15)
     add_robust_command(sub, _cmd_robust)  # `robust`: PGD beside the AutoAttack-style ensemble (issue 21)
+    add_certify_command(sub, _cmd_certify)  # `certify`: the ladder of certificates beside the attack (issue 21)
     return parser
 
 
@@ -320,6 +326,13 @@ def _cmd_robust(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from .robust import run_robust
 
     return run_robust(args, parser, _zoo_classifier, _file_classifier)
+
+
+def _cmd_certify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``certify``: :func:`geometry.cli.certify.run_certify` with this module's model loaders."""
+    from .certify import run_certify
+
+    return run_certify(args, parser, _zoo_classifier, _file_classifier)
 
 
 # ---------------------------------------------------------------------------------------- entry point
