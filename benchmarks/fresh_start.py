@@ -147,7 +147,8 @@ def markdown(rows: list[dict], budget: float) -> str:
     for r in rows:
         fp = r["first_paint"]
         mark = "missed: not painted" if fp is None else (f"missed: {fp:.1f} s > {budget} s" if fp > budget else "met")
-        bars = "; ".join([*r["page_progress"], *("sidebar: " + b for b in r["sidebar_progress"])]) or "—"
+        side = r["sidebar_progress"]  # the background queue: counted here, listed in the JSON
+        bars = "; ".join([*r["page_progress"], *([f"sidebar: {len(side)} background jobs"] if side else [])]) or "—"
         cells = [str(r["pass"]), r["page"], sec(fp), sec(r["finished"]), mark, r["showing"], bars.replace("|", "/")]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)

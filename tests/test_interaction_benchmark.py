@@ -177,12 +177,13 @@ def test_the_fresh_start_table_marks_first_paints_over_the_budget():
 
     rows = [
         row("home", 1.9, 3.0),
-        row("compare", 2.1, 9.0, page_progress=["training mnist-nin — 40 % | ok"]),
+        row("compare", 2.1, 9.0, page_progress=["training mnist-nin — 40 % | ok"], sidebar_progress=["a", "b"]),
         row("certify", None, None),
     ]
     table = fresh_start.markdown(rows, 2.0).splitlines()
     assert table[2].split(" | ")[4] == "met"
     assert "missed: 2.1 s > 2.0 s" in table[3] and "training mnist-nin — 40 % / ok" in table[3]  # no stray cell
+    assert "sidebar: 2 background jobs" in table[3]
     assert "missed: not painted" in table[4] and table[4].count(" — ") >= 1
     assert all(line.count("|") == table[0].count("|") for line in table)
 
