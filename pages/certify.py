@@ -115,6 +115,7 @@ def render() -> None:
         study = outcome.study
         _masking.banners({model_label(sel.model_name): _masking.certified_flags(study)}, number="certified radii")
         cert, check, bound = study.certificate, study.check, study.certificate.bound
+        ladder_slot = _layout.figure_first()  # present mode (tour step 8): the ladder's two charts on the first screen
 
         if not check.sound:
             st.error(
@@ -138,7 +139,7 @@ def render() -> None:
 
         st.subheader("A ladder of certificates")
         st.info(certificate_ladder_reading(study), icon=":material/stairs:")
-        left, right = st.columns(2)
+        left, right = (ladder_slot if ladder_slot is not None else st).columns(2)
         with left:
             _layout.chart(narrow(certificate_ladder_figure(study)))
         with right:

@@ -37,6 +37,11 @@ from pages.ui.state import param, share
 X_KEY = "g2_x"
 
 
+#: the lab canvas' height (CSS px): normal, and in present mode (1.5× text under the tour's banner at 1280 × 800)
+LAB_HEIGHT = 520
+LAB_HEIGHT_PRESENT = 460
+
+
 def _field(state: Any, name: str) -> Any:
     """A value the component reported (its session-state entry is a dict-like result)."""
     if state is None:
@@ -123,6 +128,7 @@ def _universal_section(view: LabView, lab: LabStudy) -> None:
             angle=vector.angle,
             xi_range=(G2_XI["min_value"], G2_XI["max_value"], G2_XI["step"]),
             title=f"{lab.clf.name}: a universal vector v and the points it fools",
+            scale=_layout.figure_scale(),  # present mode: the canvas' text, markers and lines grow with the page's
             on_change=_v_changed,
         )
         panels = _views.lab_panels(view, vector)  # a background job
@@ -194,6 +200,9 @@ def _lab_section(view: LabView, lab: LabStudy) -> None:
         h=lab.settings.h,
         resolution=lab.settings.resolution,
         title=f"{lab.clf.name}: decision regions, DeepFool from x, r(x) and the osculating circle",
+        scale=_layout.figure_scale(),  # present mode: the canvas' text, markers and lines grow with the page's
+        # present mode at 1280 × 800: the canvas and the readout under it below the tour's banner, on the first screen
+        height=LAB_HEIGHT_PRESENT if _tour.presenting() else LAB_HEIGHT,
         on_change=_x_dragged,
     )
     if lab.accuracy is not None:

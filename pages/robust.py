@@ -243,6 +243,8 @@ def render() -> None:
         studies = {model_label(n): s for n, s in by_name.items()}
 
         # ------------------------------------------------------------------ table
+        # present mode (the tour's step 7): the robust-accuracy chart first, on the projector's first screen
+        accuracy_slot = _layout.figure_first()
         flag_slot = st.container()  # masking banners: the studies' now, the ensemble's when it is done
         with flag_slot:
             _masking.banners({n: r.flags for n, r in studies.items()}, number="DeepFool distances")
@@ -286,7 +288,7 @@ def render() -> None:
             "\n".join(f"- {line}" for line in robust_reading(studies)),
             icon=":material/insights:",
         )
-        _layout.chart(robust_accuracy_figure(studies))
+        _layout.chart(robust_accuracy_figure(studies), accuracy_slot)
 
         # ------------------------------------------------------------------ profiles
         st.subheader("Curvature profiles (CURE Fig. 2)")

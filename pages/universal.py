@@ -120,6 +120,7 @@ def render() -> None:
         study = _cached.universal_study(clf, points, settings)
         curve = study.curve
         ms = [int(m) for m in curve.m_values]
+        chart_slot = _layout.figure_first()  # present mode (tour step 6): the fooling-rate chart above the metrics
         cols = _layout.metric_columns(5)  # one wrapping row: no value cut at 800 px
         widened = study.noise_max_norm > math.sqrt(clf.d) * clf.bounds_range * 1.0001
         cols[0].metric(
@@ -169,7 +170,7 @@ def render() -> None:
                 help=f"Best single random vector of {name} over all m (at m = {ms[i]}); the best mean over the "
                 f"{curve.n_samples} vectors is {float(curve.mean[name].max()):.0%}.",
             )
-        _layout.chart(fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h))
+        _layout.chart(fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h), chart_slot)
         x_norm = float(points.heldout.flatten(1).norm(dim=1).median())  # a typical ‖x‖ of the held-out points
         st.info(universal_reading(study, x_norm=x_norm), icon=":material/tune:")  # this network's curve (issue 23)
         acc = f" (test accuracy {study.accuracy:.1%})" if study.accuracy is not None else ""

@@ -182,3 +182,41 @@ def test_scaled_multiplies_fonts_markers_lines_and_margins_by_the_factor():
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             scaled(fig, bad)
+
+
+def test_presented_moves_a_legend_below_the_plot_above_it_and_caps_the_height():
+    """Present mode at 1280 × 800 (issue 23 item 5): a legend below the plot falls off the first screen, so it moves
+    above the plot, horizontal, in a top margin grown by its rows; the figure is at most ``max_height`` px; a legend
+    elsewhere stays; the figure it was made from is left as it was."""
+    from geometry.plotting import finish, presented, scaled
+    from geometry.plotting.layout import LEGEND_LINE_PX
+
+    def figure(legend: dict, n: int = 3, name: str = "trace") -> go.Figure:
+        return finish(
+            go.Figure(
+                [go.Scatter(x=[0, 1], y=[i, 0], name=f"{name} {i}") for i in range(n)],
+                layout=dict(title="a title", height=700, xaxis=dict(title="x"), legend=legend, margin=dict(b=130)),
+            )
+        )
+
+    fig = figure(dict(orientation="h", y=-0.25, x=0))
+    before = fig.to_plotly_json()
+    f = 1.5
+    big, plain = presented(fig, f, max_height=500), scaled(fig, f)
+    assert fig.to_plotly_json() == before
+    assert (big.layout.legend.orientation, big.layout.legend.y, big.layout.legend.yanchor) == ("h", 1, "bottom")
+    assert big.layout.margin.t == pytest.approx(plain.layout.margin.t + LEGEND_LINE_PX * f)  # one row of 3 entries
+    assert big.layout.margin.b < plain.layout.margin.b  # the room the legend had below is given back
+    assert big.layout.height == 500 and plain.layout.height > 500
+    assert big.layout.font.size == plain.layout.font.size  # scaled as in scaled()
+    # many long names wrap onto more rows: more room above the plot
+    crowded = presented(figure(dict(orientation="h", y=-0.25), n=12, name="a rather long legend entry"), f)
+    assert crowded.layout.margin.t > big.layout.margin.t
+    assert crowded.layout.height == plain.layout.height  # no max_height: as tall as scaled() makes it
+    # a legend above or beside the plot stays where it is; a figure shorter than max_height keeps its height
+    top = presented(figure(dict(orientation="h", y=1.1)), f, max_height=5000)
+    assert top.layout.legend.y == 1.1 and top.layout.margin.t == plain.layout.margin.t
+    assert top.layout.height == plain.layout.height
+    for bad in (0, -3):
+        with pytest.raises(ValueError):
+            presented(fig, f, max_height=bad)

@@ -172,9 +172,14 @@ def test_present_mode_scales_every_chart():
         return [json.loads(c.proto.spec)["layout"].get("font", {}).get("size") for c in at.get("plotly_chart")]
 
     base = ATLAS.layout.font.size
-    shown = font_sizes(_open(5, present=True))
+    present, normal = _open(5, present=True), _open(5)
+    shown = font_sizes(present)
     assert shown and shown == pytest.approx([base * PRESENT_SCALE] * len(shown))
-    assert set(font_sizes(_open(5))) <= {None, base}
+    assert set(font_sizes(normal)) <= {None, base}
+    # the controls row is hidden in present mode, its ξ = h number too (the chart's title gives h): the chart is then
+    # the first thing under the banner; the normal layout shows it
+    assert "ξ = h" in [m.label for m in normal.metric]
+    assert "ξ = h" not in [m.label for m in present.metric] and not present.warning
 
 
 def test_every_page_draws_its_charts_through_the_layout_hook():
@@ -217,3 +222,48 @@ def test_the_prepare_button_queues_exactly_the_plan(monkeypatch):
     studies = [args[0] for k, fn, args in queued if k.startswith("prepare-tour:")]
     assert all(fn is _queue_study for k, fn, _ in queued if k.startswith("prepare-tour:"))
     assert studies == [it for it in plan if it.kind != "train"]
+
+
+# ------------------------------------------------------------------ issue 23 item 5: the figure on the first screen
+def _lab2d_scales(at: AppTest) -> dict[str, float]:
+    """The 2-D lab components on the page (pages/ui/lab2d), by mode: the ``scale`` each one was sent."""
+    import json
+
+    return {
+        data["mode"]: data["scale"]
+        for data in (json.loads(el.proto.json) for el in at.get("bidi_component"))
+        if "mode" in data and "scale" in data
+    }
+
+
+def test_present_mode_scales_the_lab_canvas():
+    """Steps 1–2 draw in the lab's canvas, not in Plotly: the component is sent the present mode's scale (its JS
+    multiplies fonts, markers and line widths by it), the normal layout's is 1."""
+    from geometry.plotting import PRESENT_SCALE
+
+    present = _lab2d_scales(_open(1, present=True))
+    assert set(present) == {"lab", "universal"}
+    assert present == {"lab": pytest.approx(PRESENT_SCALE), "universal": pytest.approx(PRESENT_SCALE)}
+    assert _lab2d_scales(_open(1)) == {"lab": 1.0, "universal": 1.0}
+
+
+def _drawn(at: AppTest) -> list[str]:
+    """The types of the page's elements in the order the page shows them (depth first through its containers)."""
+
+    def walk(node):
+        yield node
+        children = getattr(node, "children", None) or {}
+        for i in sorted(children):
+            yield from walk(children[i])
+
+    return [node.type for node in walk(at.main)]
+
+
+def test_present_mode_puts_the_robust_chart_before_the_tables():
+    """Step 7 in present mode: the robust-accuracy chart comes before the tables (on the first screen); the normal
+    layout keeps the tables first (the check can fail: it is the same page)."""
+    present = _drawn(_open(7, present=True))
+    assert "plotly_chart" in present and "arrow_data_frame" in present, sorted(set(present))
+    assert present.index("plotly_chart") < present.index("arrow_data_frame")
+    normal = _drawn(_open(7))
+    assert normal.index("arrow_data_frame") < normal.index("plotly_chart")

@@ -33,7 +33,7 @@ from .figures import (
     universal_gallery_figure,
     with_click_targets,
 )
-from .layout import finish, narrow, scaled, wrap_text
+from .layout import finish, narrow, presented, scaled, wrap_text
 from .robust import curvature_profile_figure, finite_difference_figure, loss_along_figure, robust_accuracy_figure
 from .sections_grid import section_grid_figure
 from .theme import CLASS_COLORS, PRESENT_SCALE, SUBSPACE_COLORS, TEMPLATE
@@ -67,6 +67,7 @@ __all__ = [
     "principal_angles_figure",
     "radius_ratio_figure",
     "ritz_figure",
+    "presented",
     "scaled",
     "robust_accuracy_figure",
     "section_figure",

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from .theme import ATLAS, MARGIN, PLOT_BGCOLOR, TEMPLATE, TITLE_SIZE
 
-__all__ = ["finish", "finished", "legible", "narrow", "scaled", "wrap_text"]
+__all__ = ["finish", "finished", "legible", "narrow", "presented", "scaled", "wrap_text"]
 
 _P = ParamSpec("_P")
 _TAG = re.compile(r"(<[^>]*>)")
@@ -275,3 +275,55 @@ def scaled(fig: go.Figure, factor: float) -> go.Figure:
         data=_scale_tree(tree.get("data", []), factor),
         layout={**_scale_tree(layout_tree, factor), "template": base.layout.template},  # type: ignore[dict-item]
     )
+
+
+#: present mode: the width (px) a legend row is assumed to fill before it wraps — a full-width chart at 1280 px
+PRESENT_LEGEND_WIDTH = 1000
+
+
+def _legend_rows(fig: go.Figure, width_px: float) -> int:
+    """How many rows a horizontal legend of ``fig``'s named traces takes at its font size, wrapping at ``width_px``
+    (an estimate: ~0.6 em a character, plus the symbol and the gap between entries, ~3.5 em)."""
+    size = float(fig.layout.legend.font.size or ATLAS.layout.legend.font.size or 12)
+    entries: dict[str, str] = {}  # one entry per legend group (traces of a group share it)
+    for t in fig.data:
+        if t.showlegend is not False and t.name:
+            entries.setdefault(t.legendgroup or t.name, t.name)
+    if not entries:
+        return 0
+    widths = [size * (0.6 * len(_TAG.sub("", str(n))) + 3.5) for n in entries.values()]
+    rows, used = 1, 0.0
+    for w in widths:
+        if used and used + w > width_px:
+            rows, used = rows + 1, 0.0
+        used += w
+    return rows
+
+
+def presented(fig: go.Figure, factor: float, *, max_height: int | None = None) -> go.Figure:
+    """The app's present mode (``?present=1``, a projector at 1280 × 800; issue 23 item 5): ``fig`` drawn
+    ``factor`` times larger (:func:`scaled`), with a legend that sat below the plot moved above it (horizontal,
+    left-aligned, in a top margin grown by its rows — below the plot it fell off the first screen), and a height of
+    at most ``max_height`` px (the plot area gives up the difference; None: as tall as it is).
+
+    ``fig`` itself is not changed. Raises ValueError for a ``factor`` that is not a positive finite number or a
+    ``max_height`` that is not a positive number of pixels.
+    """
+    if max_height is not None and not (isinstance(max_height, int | float) and max_height > 0):
+        raise ValueError(f"max_height must be a positive number of pixels, got {max_height!r}")
+    big = scaled(fig, factor)
+    legend = big.layout.legend
+    below = legend.y is not None and legend.y < 0 and legend.yref in (None, "paper")
+    if big.layout.showlegend is not False and below:
+        rows = _legend_rows(big, PRESENT_LEGEND_WIDTH)
+        row_px = LEGEND_LINE_PX * float(legend.font.size or 12) / 12
+        big.update_layout(
+            legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="bottom"),
+            margin=dict(
+                t=_margin(big, "t") + rows * row_px,
+                b=min(_margin(big, "b"), MARGIN["b"] * factor),  # the axis titles keep theirs (automargin)
+            ),
+        )
+    if max_height is not None and (big.layout.height or 450) > max_height:
+        big.layout.height = max_height
+    return big

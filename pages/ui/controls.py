@@ -24,6 +24,7 @@ from .state import (
     bound,
     synced,
 )
+from .tour import presenting
 
 #: The same setting gets the same label, wording and widget on every page (issue 14 item 4).
 H_SCALE_LABEL = "curvature scale h (pixel-space ℓ2)"
@@ -132,12 +133,15 @@ def curvature_controls(sel: Selection) -> tuple[CurvatureView, CurvatureSettings
         resolved = _cached.resolve_h(sel.clf, settings.scale, points)
         if view.scale == "xi" and resolved.preset == "xi":
             noise = resolved.noise
-            s2.metric(
-                "ξ = h",
-                f"{resolved.h:.3g}",
-                help=f"random noise of norm {noise.quantile:.3g} fools 50 % of held-out points; "
-                f"{noise.infinite_share:.0%} of random rays never change the label",
-            )
+            # present mode hides the controls, and this number with them (the chart's title gives h): the chart is
+            # then on the first screen at 1280 × 800
+            if not presenting():
+                s2.metric(
+                    "ξ = h",
+                    f"{resolved.h:.3g}",
+                    help=f"random noise of norm {noise.quantile:.3g} fools 50 % of held-out points; "
+                    f"{noise.infinite_share:.0%} of random rays never change the label",
+                )
         elif view.scale == "xi":
             st.warning(
                 "Random noise fools fewer than 50 % of points even at the largest norm tried; using the authors' h."

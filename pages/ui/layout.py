@@ -10,20 +10,45 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from geometry.plotting import PRESENT_SCALE, scaled
+from geometry.plotting import PRESENT_SCALE, presented
 
 from .tour import presenting
 
 
-def chart(fig: go.Figure, where: DeltaGenerator | None = None, **kwargs: Any) -> Any:
+def figure_scale() -> float:
+    """How much larger than normal the figures are drawn: :data:`geometry.plotting.PRESENT_SCALE` in present mode
+    (``?present=1``, :func:`pages.ui.tour.presenting`), else 1. Plotly charts get it through :func:`chart`; the 2-D
+    lab's canvas (``pages/ui/lab2d``) through its ``scale`` argument."""
+    return float(PRESENT_SCALE) if presenting() else 1.0
+
+
+#: present mode at 1280 × 800: the tallest a chart is drawn (px), so that below the tour's banner the whole figure —
+#: title, legend, plot and axis titles — is on the first screen (a page may ask for less: ``chart(present_height=)``)
+PRESENT_MAX_HEIGHT = 540
+
+
+def chart(
+    fig: go.Figure, where: DeltaGenerator | None = None, *, present_height: int | None = None, **kwargs: Any
+) -> Any:
     """Draw ``fig`` with ``st.plotly_chart`` (full width unless ``width`` is given) in ``where`` (a column, a
     container; default: the page). Every page's chart goes through here (tests/test_tour.py checks): in present
     mode (``?present=1``) the figure's fonts, markers, line widths and margins are scaled by
-    :data:`geometry.plotting.PRESENT_SCALE` (:func:`geometry.plotting.scaled`), so on a projector the figures
-    grow with the page's text. Returns what ``st.plotly_chart`` returns (the selection, with ``on_select``)."""
+    :data:`geometry.plotting.PRESENT_SCALE`, a legend below the plot moves above it, and the figure is at most
+    ``present_height`` px tall (default :data:`PRESENT_MAX_HEIGHT`; :func:`geometry.plotting.presented`), so on a
+    projector the figures grow with the page's text and fit the first screen. Returns what ``st.plotly_chart``
+    returns (the selection, with ``on_select``)."""
     kwargs.setdefault("width", "stretch")
-    shown = scaled(fig, PRESENT_SCALE) if presenting() else fig
-    return (where if where is not None else st).plotly_chart(shown, **kwargs)
+    if presenting():
+        fig = presented(fig, PRESENT_SCALE, max_height=present_height or PRESENT_MAX_HEIGHT)
+    return (where if where is not None else st).plotly_chart(fig, **kwargs)
+
+
+def figure_first() -> DeltaGenerator | None:
+    """In present mode (``?present=1``) an empty container at this point of the page, for the figure a tour step is
+    about: a page draws that figure into it (``chart(fig, figure_first_slot)``), so the figure sits on the first
+    screen ahead of the tables and text the page writes in between. None in the normal layout, where the figure
+    stays where the page draws it (``chart(fig, None)`` draws in place)."""
+    return st.container() if presenting() else None
 
 
 def metric_row(items: Sequence[tuple[str, str] | tuple[str, str, str | None]]) -> None:

@@ -9,7 +9,7 @@
  * {kind, draw_ms, frame_ms} to window.__lab2dTimings (from the event's time stamp to the end of the
  * synchronous draw, and to the next requestAnimationFrame callback).
  */
-const HANDLE_PX = 14; // how close to x or to v's tip a press grabs it (CSS pixels)
+const HANDLE_PX = 14; // how close to x or to v's tip a press grabs it (CSS pixels, times the view's scale)
 const KIND_LABELS = { S_f: "S_f (flat)", S_c: "S_c (curved)", custom: "my own v" };
 
 function fmt(v, digits) {
@@ -57,6 +57,9 @@ function createView(root) {
     setStateValue: null,
   };
 
+  // the view's scale (data.scale, the app's present mode: pages/ui/layout.figure_scale): every font, marker, line
+  // width and dash of the canvas, and the title / readout / controls' text (CSS --lab2d-scale), grow by it
+  const k = () => (S.data && S.data.scale > 0 ? S.data.scale : 1);
   root.innerHTML = "";
   const title = document.createElement("div");
   title.className = "lab2d-title";
@@ -145,7 +148,7 @@ function createView(root) {
 
   function setup(fr) {
     const dpr = window.devicePixelRatio || 1;
-    const size = fr.W + "x" + fr.H + "@" + dpr;
+    const size = fr.W + "x" + fr.H + "@" + dpr + "*" + k();
     if (canvas.width !== Math.round(fr.W * dpr) || canvas.height !== Math.round(fr.H * dpr)) {
       canvas.width = Math.round(fr.W * dpr);
       canvas.height = Math.round(fr.H * dpr);
@@ -194,7 +197,7 @@ function createView(root) {
     g.drawImage(img, rx, ry, rw, rh);
     // the boundary: the zero contour of f_1 − f_0 between the grid's labels (marching squares)
     g.strokeStyle = "#000";
-    g.lineWidth = 2;
+    g.lineWidth = 2 * k();
     g.lineCap = "round";
     g.beginPath();
     for (const sg of S.segments) {
@@ -206,10 +209,10 @@ function createView(root) {
     for (let i = 0; i < S.points.length; i++) {
       const p = S.points[i];
       g.beginPath();
-      g.arc(fr.px(p[0]), fr.py(p[1]), 3.2, 0, 2 * Math.PI);
+      g.arc(fr.px(p[0]), fr.py(p[1]), 3.2 * k(), 0, 2 * Math.PI);
       g.fillStyle = cls[S.predicted[i] ? 1 : 0];
       g.fill();
-      g.lineWidth = 0.6;
+      g.lineWidth = 0.6 * k();
       g.strokeStyle = "#fff";
       g.stroke();
     }
@@ -229,7 +232,7 @@ function createView(root) {
     const L = Math.hypot(X1 - X0, Y1 - Y0);
     g.strokeStyle = color;
     g.fillStyle = color;
-    g.lineWidth = width;
+    g.lineWidth = width * k();
     g.setLineDash([]);
     g.beginPath();
     g.moveTo(X0, Y0);
@@ -238,7 +241,7 @@ function createView(root) {
     if (L > 1) {
       const ux = (X1 - X0) / L;
       const uy = (Y1 - Y0) / L;
-      const hl = Math.min(14, L * 0.6);
+      const hl = Math.min(14 * k(), L * 0.6);
       g.beginPath();
       g.moveTo(X1, Y1);
       g.lineTo(X1 - hl * ux + hl * 0.45 * uy, Y1 - hl * uy - hl * 0.45 * ux);
@@ -248,7 +251,8 @@ function createView(root) {
     }
   }
 
-  function star(g, X, Y, R, color) {
+  function star(g, X, Y, R0, color) {
+    const R = R0 * k();
     g.beginPath();
     for (let k = 0; k < 10; k++) {
       const r = k % 2 ? R * 0.45 : R;
@@ -258,7 +262,7 @@ function createView(root) {
     g.closePath();
     g.fillStyle = color;
     g.fill();
-    g.lineWidth = 1.2;
+    g.lineWidth = 1.2 * k();
     g.strokeStyle = "#000";
     g.stroke();
   }
@@ -293,8 +297,8 @@ function createView(root) {
     g.clip();
     // each step's linearised boundary: through x_i + r_i, orthogonal to r_i
     g.strokeStyle = "#666";
-    g.lineWidth = 1;
-    g.setLineDash([2, 3]);
+    g.lineWidth = 1 * k();
+    g.setLineDash([2 * k(), 3 * k()]);
     g.beginPath();
     for (let i = 0; i < df.steps.length; i++) {
       const p = df.iterates[i];
@@ -312,27 +316,27 @@ function createView(root) {
     if (osc && Number.isFinite(osc.radius) && osc.radius < 20 * span) {
       g.setLineDash([]);
       g.strokeStyle = "#9467BD";
-      g.lineWidth = 2;
+      g.lineWidth = 2 * k();
       g.beginPath();
       g.arc(fr.px(osc.center[0]), fr.py(osc.center[1]), osc.radius * fr.s, 0, 2 * Math.PI);
       g.stroke();
     }
     // DeepFool's iterates x0 → x1 → …
-    g.setLineDash([6, 4]);
+    g.setLineDash([6 * k(), 4 * k()]);
     g.strokeStyle = "#111";
-    g.lineWidth = 2;
+    g.lineWidth = 2 * k();
     g.beginPath();
     df.iterates.forEach((p, i) => (i ? g.lineTo(fr.px(p[0]), fr.py(p[1])) : g.moveTo(fr.px(p[0]), fr.py(p[1]))));
     g.stroke();
     g.setLineDash([]);
     g.fillStyle = "#111";
-    g.font = "12px sans-serif";
+    g.font = Math.round(12 * k()) + "px sans-serif";
     df.iterates.forEach((p, i) => {
       if (i === 0) return;
       g.beginPath();
-      g.arc(fr.px(p[0]), fr.py(p[1]), 3.5, 0, 2 * Math.PI);
+      g.arc(fr.px(p[0]), fr.py(p[1]), 3.5 * k(), 0, 2 * Math.PI);
       g.fill();
-      if (i < 6) g.fillText("x" + i, fr.px(p[0]) - 16, fr.py(p[1]) - 6);
+      if (i < 6) g.fillText("x" + i, fr.px(p[0]) - 16 * k(), fr.py(p[1]) - 6 * k());
     });
     arrow(g, fr, S.x, [S.x[0] + df.r[0], S.x[1] + df.r[1]], "#2CA02C", 3);
     g.restore();
@@ -373,23 +377,23 @@ function createView(root) {
   }
 
   function drawV(g, fr) {
-    g.lineWidth = 2;
+    g.lineWidth = 2 * k();
     g.strokeStyle = "#000";
     for (let i = 0; i < S.points.length; i++) {
       if (!S.vMask[i]) continue;
       const p = S.points[i];
       g.beginPath();
-      g.arc(fr.px(p[0]), fr.py(p[1]), 6.5, 0, 2 * Math.PI);
+      g.arc(fr.px(p[0]), fr.py(p[1]), 6.5 * k(), 0, 2 * Math.PI);
       g.stroke();
     }
     const c = S.centroid;
     const tip = [c[0] + S.v[0], c[1] + S.v[1]];
     arrow(g, fr, c, tip, "#000", 3);
     g.beginPath();
-    g.arc(fr.px(tip[0]), fr.py(tip[1]), 7, 0, 2 * Math.PI);
+    g.arc(fr.px(tip[0]), fr.py(tip[1]), 7 * k(), 0, 2 * Math.PI);
     g.fillStyle = "rgba(255,255,255,0.85)";
     g.fill();
-    g.lineWidth = 2;
+    g.lineWidth = 2 * k();
     g.strokeStyle = "#000";
     g.stroke();
   }
@@ -508,7 +512,7 @@ function createView(root) {
     let h = null;
     if (S.data.mode === "lab" && S.x) h = S.x;
     else if (S.data.mode === "universal") h = [S.centroid[0] + S.v[0], S.centroid[1] + S.v[1]];
-    return h && Math.hypot(fr.px(h[0]) - X, fr.py(h[1]) - Y) <= HANDLE_PX;
+    return h && Math.hypot(fr.px(h[0]) - X, fr.py(h[1]) - Y) <= HANDLE_PX * k();
   }
 
   if (typeof ResizeObserver !== "undefined") {
@@ -568,6 +572,8 @@ function createView(root) {
       d.mode === "lab"
         ? "Drag x (the green star), or press anywhere to move it there: DeepFool, r(x) and the osculating circle follow in your browser."
         : "Drag the tip of v (the black arrow from the data's centroid), or use the controls: the ringed points are those v fools.";
+    root.style.setProperty("--lab2d-scale", String(k()));
+    root.dataset.scale = String(k());
     root.dataset.mode = d.mode;
     root.dataset.ready = "1";
     if (!prev || prev.mode !== d.mode) root.dataset.repaints = "0";

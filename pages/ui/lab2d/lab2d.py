@@ -28,6 +28,7 @@ the ``requestAnimationFrame`` callback that follows it (the frame that shows the
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,7 @@ def lab2d(
     xi_range: tuple[float, float, float] = (0.05, 2.0, 0.01),
     height: int = 520,
     title: str = "",
+    scale: float = 1.0,
     on_change: Callable[[], None] | None = None,
 ) -> Lab2dState:
     """Mount the 2-D lab component and return what it reported.
@@ -200,14 +202,26 @@ def lab2d(
     xi_range : (min, max, step) of the ‖v‖ control, data units.
     height : canvas height in CSS pixels.
     title : drawn above the plot.
+    scale : how much larger than normal the canvas draws its fonts, markers, line widths and dashes, and the
+        title / readout / controls' text (CSS px grow by it; the canvas' size in CSS px is ``height`` and the
+        page's width, unchanged). The app's present mode passes :data:`geometry.plotting.PRESENT_SCALE`
+        (``pages/ui/layout.figure_scale``), the factor its Plotly charts grow by.
     on_change : called (as a widget callback) when the component reports a value.
 
     Returns
     -------
     Lab2dState
+
+    Raises
+    ------
+    InvalidInputError
+        an unknown ``mode``, a ``scale`` that is not a positive finite number, or a classifier
+        :func:`model_spec` cannot send.
     """
     if mode not in ("lab", "universal"):
         raise InvalidInputError(f"mode must be 'lab' or 'universal', got {mode!r}")
+    if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+        raise InvalidInputError(f"scale must be a positive finite number, got {scale!r}")
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     dirs = {k: _vec(u) for k, u in (directions or {}).items()}
     data = {
@@ -226,6 +240,7 @@ def lab2d(
         "xi_range": [float(v) for v in xi_range],
         "height": int(height),
         "title": title,
+        "scale": float(scale),
         "colors": {"classes": CLASS_COLORS[:2], "pale": ["#F0D1D6", "#C2BDDB"]},
     }
     callback = on_change if on_change is not None else _noop
