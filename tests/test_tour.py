@@ -263,7 +263,34 @@ def test_present_mode_puts_the_robust_chart_before_the_tables():
     """Step 7 in present mode: the robust-accuracy chart comes before the tables (on the first screen); the normal
     layout keeps the tables first (the check can fail: it is the same page)."""
     present = _drawn(_open(7, present=True))
-    assert "plotly_chart" in present and "arrow_data_frame" in present, sorted(set(present))
-    assert present.index("plotly_chart") < present.index("arrow_data_frame")
+    assert "plotly_chart" in present and "dataframe" in present, sorted(set(present))
+    assert present.index("plotly_chart") < present.index("dataframe")
     normal = _drawn(_open(7))
-    assert normal.index("arrow_data_frame") < normal.index("plotly_chart")
+    assert normal.index("dataframe") < normal.index("plotly_chart")
+
+
+def _figure_first_app() -> None:
+    import pandas as pd
+    import plotly.graph_objects as go
+    import streamlit as st
+
+    from pages.ui import layout
+
+    slot = layout.figure_first()
+    st.dataframe(pd.DataFrame({"a": [1, 2]}))
+    layout.chart(go.Figure(go.Scatter(x=[0, 1], y=[0, 1], name="line")), slot)
+
+
+def test_figure_first_draws_the_figure_ahead_of_what_follows_in_present_mode_only():
+    """The mechanism the pages use (pages/ui/layout.figure_first): in present mode the chart drawn into the slot comes
+    before the table written after the slot; in the normal layout the chart stays where it is drawn, after it."""
+    present = AppTest.from_function(_figure_first_app, default_timeout=60)
+    present.query_params["present"] = "1"
+    present.run()
+    assert not present.exception, [e.value for e in present.exception]
+    order = _drawn(present)
+    assert order.index("plotly_chart") < order.index("dataframe")
+    normal = AppTest.from_function(_figure_first_app, default_timeout=60)
+    normal.run()
+    order = _drawn(normal)
+    assert order.index("dataframe") < order.index("plotly_chart")
