@@ -31,6 +31,7 @@ from pages.ui import sidebar as _sidebar
 from pages.ui import state as _state
 from pages.ui import timing as _timing
 from pages.ui import tour as _tour
+from pages.ui import upload as _upload
 
 #: query parameters of the shared sidebar, carried by the page links (bound widgets on every page)
 SIDEBAR_KEYS = ("model", "dataset", "i", "device")
@@ -110,6 +111,7 @@ def main() -> None:
         _tour.pin()  # ?tour=<step>: the step's network and settings win over the session's (issue 23 item 5)
         st.session_state["_sidebar"] = _sidebar.sidebar()
         _page_links(links, visible)  # after the sidebar's widgets: the links carry this run's values
+        _upload.reap_ended_sessions()  # closed browser sessions: their uploaded files and workers go (issue 22)
         _jobs.sidebar_status()  # background work (first-start MNIST training, Prepare networks) with progress
         _state.keep_curvature_settings()  # the Curvature and Cross-section pages share these widget values
         _tour.banner()  # ?tour=<step>: the guided tour's caption and its previous / next links

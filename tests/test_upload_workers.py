@@ -135,7 +135,7 @@ def test_a_background_job_on_an_upload_runs_in_its_worker(digits_upload):
 
 
 def _where(clf, k, *, progress):
-    progress(0.5, "half")  # a no-op in the worker
+    progress(0.5, "half")  # in the worker: forwarded to the job's bar
     return os.getpid(), int(clf.logits(torch.zeros(k, *SHAPE)).shape[0])
 
 

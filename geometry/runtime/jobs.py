@@ -378,7 +378,7 @@ class JobRegistry:
             also when the job already exists (a second session waiting on shared work)
         args, kwargs : passed to ``fn``. When an uploaded classifier (:mod:`geometry.runtime.uploads`) is
             among them, ``fn`` runs whole in that upload's worker process (:func:`~geometry.runtime.uploads.in_worker`;
-            ``fn`` must then be a module-level function, and its progress is not reported)
+            ``fn`` must then be a module-level function; its progress is forwarded from the worker)
 
         Returns
         -------

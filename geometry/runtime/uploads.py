@@ -17,8 +17,9 @@ sends ``fn`` (by reference: a module-level function), the settings and the data 
 session that uploaded the model; there the stand-in (wherever it appears among the arguments — Compare
 passes two networks) is replaced by the loaded model, ``fn`` runs, and its result (tensors, arrays,
 dataclasses) comes back. Arguments cross in shared memory (torch's multiprocessing reducers), so large
-point sets are not copied. A progress callback cannot cross the boundary: the page shows the job as
-running without fractions. Called with no upload among the arguments, :func:`in_worker` is simply
+point sets are not copied. A ``progress`` callback stays here: the worker's study reports into its
+session's queue (:func:`~geometry.runtime.workers.worker_progress`) and the pool forwards each fraction,
+in order, to it, so a background job's bar moves as it would in-process. Called with no upload among the arguments, :func:`in_worker` is simply
 ``fn(*args, **kwargs)`` — zoo networks and the command line's ``--trust-model-code`` stay in-process.
 
 The stand-in's own forward pass exists only for cheap, gradient-free evaluations (a page's
@@ -30,6 +31,12 @@ the server.
 A limit broken in the worker ends that worker (a fresh one serves the session's next call) and raises
 :class:`~geometry.runtime.workers.WorkerLimitError`, whose message names the limit, the model and the
 input; pages show it like every :class:`~geometry.errors.AtlasError`.
+
+Clean-up: the files of a session's uploads live in that session's own folder. :func:`discard` removes
+one upload's file (the page calls it when a session replaces an upload by a new file of the same name),
+:func:`release` a session's files and its worker (with its private folder), :func:`reap` every session
+that has ended (the app calls it with the Streamlit runtime's list of live sessions), and the process's
+exit removes the whole folder and stops every worker.
 """
 
 from __future__ import annotations
@@ -50,22 +57,26 @@ from torch import nn
 
 from ..classifier import Classifier
 from ..errors import AtlasError
-from .workers import UploadHandle, WorkerLimits, WorkerPool, describe_call, loaded_upload
+from .workers import UploadHandle, WorkerLimits, WorkerPool, describe_call, loaded_upload, worker_progress
 
 __all__ = [
     "APP_WORKER_LIMITS",
     "UploadInWorkerError",
     "WorkerNetwork",
+    "discard",
     "in_worker",
     "is_uploaded",
+    "reap",
     "register",
+    "release",
     "set_upload_pool",
     "upload_pool",
 ]
 
 #: Limits of an upload's worker in the app: one call is a whole study (S_c, S_f and curvature for every
 #: m on a CIFAR-sized network is minutes of CPU), so the CPU budget is per call, not per forward pass.
-APP_WORKER_LIMITS = WorkerLimits(cpu_seconds=600, memory_bytes=3 * 2**30, deadline_seconds=1800.0)
+#: The worker runs at niceness 19: on a busy server every page's own work goes first (issue 22, item 2).
+APP_WORKER_LIMITS = WorkerLimits(cpu_seconds=600, memory_bytes=3 * 2**30, deadline_seconds=1800.0, nice=19)
 
 
 class UploadInWorkerError(AtlasError):
@@ -168,10 +179,6 @@ def _unswap(value: Any) -> Any:  # runs in the worker
     return value
 
 
-def _no_progress(fraction: float, message: str) -> None:  # runs in the worker
-    """The progress callback of a call sent to a worker (the server's cannot cross)."""
-
-
 def _apply(_clf: Classifier, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:  # runs in the worker
     return fn(*_unswap(args), **_unswap(kwargs))
 
@@ -191,7 +198,9 @@ def in_worker(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     ----------
     fn : a module-level function (sent by reference), e.g. :func:`geometry.study.curvature_study`
     args, kwargs : its arguments; uploaded classifiers may appear at the top level, as dict values
-        or in lists / tuples. A ``progress`` callback is replaced by a no-op for a call sent to a worker.
+        or in lists / tuples. A ``progress`` callback stays in this process: for a call sent to a
+        worker, ``fn`` gets :func:`~geometry.runtime.workers.worker_progress` and every fraction it
+        reports is forwarded, in order, to the callback (called from a thread of this process).
 
     Returns
     -------
@@ -207,16 +216,21 @@ def in_worker(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     swapped_args, swapped_kwargs = _swap(args, found), _swap(kwargs, found)
     if not found:
         return fn(*args, **kwargs)
-    if "progress" in swapped_kwargs:  # a callback into this process cannot cross
-        swapped_kwargs["progress"] = _no_progress
+    progress = None
+    if "progress" in swapped_kwargs:  # a callback into this process cannot cross: the worker reports into a queue
+        progress = kwargs["progress"] if callable(kwargs["progress"]) else None
+        swapped_kwargs["progress"] = worker_progress
     first = found[0].network
     assert isinstance(first, WorkerNetwork)
     what = describe_call(fn, args, {k: v for k, v in kwargs.items() if k != "progress"})
-    return upload_pool().run(first.owner, first.handle, _apply, fn, swapped_args, swapped_kwargs, _what=what)
+    return upload_pool().run(
+        first.owner, first.handle, _apply, fn, swapped_args, swapped_kwargs, _what=what, _progress=progress
+    )
 
 
 # ------------------------------------------------------------------ registering an upload
 _FOLDER: Path | None = None
+_OWNERS: dict[str, str] = {}  # folder name → the session that owns it (sessions' folders in _FOLDER)
 
 
 def _upload_folder() -> Path:
@@ -226,6 +240,53 @@ def _upload_folder() -> Path:
             _FOLDER = Path(tempfile.mkdtemp(prefix="atlas-uploads-"))
             atexit.register(shutil.rmtree, _FOLDER, True)
         return _FOLDER
+
+
+def _owner_folder(owner: str) -> Path:
+    """The folder of ``owner``'s uploads (created on first use; its name is a hash of the session's id)."""
+    name = hashlib.sha256(owner.encode()).hexdigest()[:16]
+    with _POOL_LOCK:
+        _OWNERS[name] = owner
+    return _upload_folder() / name
+
+
+def discard(clf: Classifier) -> bool:
+    """Remove an uploaded classifier's file (its session replaced it); returns whether it was an upload.
+
+    The worker may keep the model it already loaded until it is restarted; the stand-in must not be
+    used afterwards (a restarted worker could not load it again)."""
+    if not is_uploaded(clf):
+        return False
+    network = clf.network
+    assert isinstance(network, WorkerNetwork)
+    path = Path(network.handle.path)
+    if _FOLDER is not None and _FOLDER in path.parents:  # never outside the uploads' folder
+        shutil.rmtree(path.parent, ignore_errors=True)
+    return True
+
+
+def release(owner: str) -> None:
+    """A session ended: stop its worker (its private folder is removed) and remove its uploaded files."""
+    if _POOL is not None:
+        _POOL.close(owner)
+    name = hashlib.sha256(owner.encode()).hexdigest()[:16]
+    with _POOL_LOCK:
+        _OWNERS.pop(name, None)
+    if _FOLDER is not None:
+        shutil.rmtree(_FOLDER / name, ignore_errors=True)
+
+
+def reap(alive: Callable[[str], bool]) -> list[str]:
+    """:func:`release` every session that holds a worker or uploaded files and for which ``alive(owner)``
+    is false (e.g. ``streamlit.runtime.Runtime.instance().is_active_session``); returns those released."""
+    with _POOL_LOCK:
+        owners = set(_OWNERS.values())
+    if _POOL is not None:
+        owners.update(_POOL.owners())
+    ended = sorted(o for o in owners if not alive(o))
+    for owner in ended:
+        release(owner)
+    return ended
 
 
 def _describe(clf: Classifier) -> dict[str, Any]:  # runs in the worker
@@ -277,9 +338,9 @@ def register(
     digest.update(repr(sorted(opts.items())).encode())
     key = digest.digest()
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(display).name)[-80:].lstrip(".") or "model"
-    path = _upload_folder() / key.hex()[:24] / safe  # the file's own name: the loader's messages name it
+    path = _owner_folder(owner) / key.hex()[:24] / safe  # the file's own name: the loader's messages name it
     if not path.exists():
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(data)
         tmp.replace(path)

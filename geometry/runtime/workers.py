@@ -17,12 +17,24 @@ Limits of a worker (:class:`WorkerLimits`), set in the worker after its imports:
   fails (the call raises) and the worker is replaced;
 * a per-call deadline (wall clock, ``signal.alarm`` in the worker: SIGALRM ends it) as a backstop;
 * files — a private empty working folder (also ``TMPDIR`` and ``HOME``), ``RLIMIT_FSIZE`` 0 (no file
-  can be written) and no core dumps; one intra-op thread.
+  can be written) and no core dumps; one intra-op thread;
+* priority — before any of the model's code runs (the load, the probe, every call) the worker lowers
+  every one of its threads to niceness :attr:`WorkerLimits.nice` (the app uses 19), so on a busy machine
+  the server's page runs and every zoo computation go first and an upload gets the CPU that is left
+  (issue 22, item 2's fair share). The interpreter's start and torch's import (trusted code) run at
+  the server's priority, so a worker is not slow to start on a busy machine.
 
 On a breach the worker is gone; the pool notices (:class:`~concurrent.futures.process.BrokenProcessPool`),
-starts a fresh one for the next call, and raises :class:`WorkerLimitError` naming the limit and the
-input (the function and the shapes of its arguments). A worker's own CPU time is never the server's:
-the server process only waits.
+reads how the worker ended (its exit signal: SIGXCPU is the CPU-time limit, SIGALRM the deadline,
+SIGKILL most likely the system's out-of-memory killer, SIGSEGV / SIGBUS / SIGABRT / SIGILL / SIGFPE a
+native crash of the model's code), starts a fresh one for the next call, and raises
+:class:`WorkerLimitError` naming what happened and the input (the function and the shapes of its
+arguments). A worker's own CPU time is never the server's: the server process only waits.
+
+Progress: a call may pass a ``progress(fraction, message)`` callback (:meth:`WorkerPool.run`'s
+``_progress``). The worker's code reports into a :mod:`multiprocessing` manager queue of its session
+(:func:`worker_progress`, throttled to one message per 0.1 s, the last always sent), and a thread of the
+server forwards each message, in order, to the callback.
 
 Fair share: each browser session has its own single-process executor — its calls queue there, one
 at a time, so one session's upload never takes more than one worker's CPU — and at most
@@ -45,13 +57,15 @@ import math
 import multiprocessing
 import os
 import pickle
+import queue
 import shutil
 import signal
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -65,7 +79,9 @@ __all__ = [
     "WorkerLimits",
     "WorkerPool",
     "describe_call",
+    "diagnose",
     "loaded_upload",
+    "worker_progress",
 ]
 
 
@@ -84,11 +100,14 @@ class WorkerLimits:
         (``RLIMIT_AS``)
     deadline_seconds : float — wall-clock backstop of one call (s); passing it usually means the
         server was busy
+    nice : int — niceness (0–19) the worker gives itself; higher yields the CPU to the server and its
+        other sessions (the app uses 19; an upload then runs on the CPU nobody else wants)
     """
 
     cpu_seconds: int = 60
     memory_bytes: int = 3 * 2**30
     deadline_seconds: float = 600.0
+    nice: int = 0
 
     def describe(self) -> str:
         """One line for the page: "60 s CPU and 3.0 GiB per call (deadline 600 s)"."""
@@ -120,11 +139,18 @@ class UploadHandle:
 
 # ------------------------------------------------------------------ the worker's side
 _WORKER_MODELS: dict[str, Any] = {}  # in a worker: the uploads it has loaded
+_PROGRESS: dict[str, Any] = {"queue": None, "call": None, "last": 0.0, "nice": 0}  # in a worker: its settings
 
 
-def _worker_init(memory_bytes: int, folder: str) -> None:  # pragma: no cover - runs in the worker
-    """Initializer of a worker: private folder, one thread, memory / file limits (after torch's import)."""
+def _worker_init(
+    memory_bytes: int, folder: str, nice: int = 0, progress_queue: Any = None
+) -> None:  # pragma: no cover - runs in the worker
+    """Initializer of a worker: lower priority, private folder, one thread, memory / file limits (after
+    torch's import), the session's progress queue."""
     import resource
+
+    _PROGRESS["queue"] = progress_queue
+    _PROGRESS["nice"] = nice
 
     import torch
 
@@ -140,6 +166,19 @@ def _worker_init(memory_bytes: int, folder: str) -> None:  # pragma: no cover - 
     resource.setrlimit(resource.RLIMIT_AS, (used + int(memory_bytes), used + int(memory_bytes)))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _lower_priority(nice: int) -> None:  # pragma: no cover - runs in the worker
+    """Set every thread of this process to niceness ``nice`` (Linux's niceness is per thread; a thread
+    inherits its creator's). Raising one's own niceness needs no privilege."""
+    if nice <= 0:
+        return
+    target = min(int(nice), 19)
+    tids = [int(t.name) for t in Path("/proc/self/task").iterdir()] if Path("/proc/self/task").is_dir() else [0]
+    for tid in tids:
+        with contextlib.suppress(OSError):
+            if os.getpriority(os.PRIO_PROCESS, tid) < target:
+                os.setpriority(os.PRIO_PROCESS, tid, target)
 
 
 def _vm_bytes() -> int:
@@ -158,6 +197,22 @@ def _resolve(fn: Callable[..., Any] | str) -> Callable[..., Any]:
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def worker_progress(fraction: float, message: str = "") -> None:  # pragma: no cover - runs in the worker
+    """In a worker: report a call's progress (``fraction`` in [0, 1]) to the server's callback.
+
+    Throttled: a message at most every 0.1 s, except ``fraction >= 1`` which is always sent. Outside a
+    call with a callback, nothing happens."""
+    q, call = _PROGRESS["queue"], _PROGRESS["call"]
+    if q is None or call is None:
+        return
+    now = time.monotonic()
+    if fraction < 1.0 and now - _PROGRESS["last"] < 0.1:
+        return
+    _PROGRESS["last"] = now
+    with contextlib.suppress(Exception):  # the server went away: the call's result still matters
+        q.put((call, float(fraction), str(message)[:200]))
 
 
 #: uploads a worker keeps loaded at once (a call may name two: Compare with two uploads)
@@ -187,11 +242,15 @@ def _worker_call(
     kwargs: dict[str, Any],
     cpu_seconds: int,
     deadline_seconds: float,
+    call: str | None = None,
 ) -> tuple[str, Any]:  # pragma: no cover - runs in the worker
     """One call in a worker: limits armed, the upload loaded (once per worker), ``fn(clf, ...)`` run.
-    Returns ``("ok", pickled result)`` or ``("memory", message)`` when an allocation hit the memory limit."""
+    Returns ``("ok", pickled result)`` or ``("memory", message)`` when an allocation hit the memory limit.
+    ``call``: the id under which :func:`worker_progress` reports (None: no callback on the server's side)."""
     import resource
 
+    _PROGRESS["call"], _PROGRESS["last"] = call, 0.0
+    _lower_priority(int(_PROGRESS.get("nice") or 0))  # before any of the model's code runs (idempotent)
     used = resource.getrusage(resource.RUSAGE_SELF)
     soft = int(used.ru_utime + used.ru_stime) + int(cpu_seconds) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
@@ -211,6 +270,11 @@ def _worker_call(
     finally:
         signal.alarm(0)
         resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        q = _PROGRESS["queue"]
+        if call is not None and q is not None:
+            with contextlib.suppress(Exception):
+                q.put((call, None, ""))  # the call's last message: the server has them all
+        _PROGRESS["call"] = None
 
 
 # ------------------------------------------------------------------ the server's side
@@ -226,20 +290,102 @@ def describe_call(fn: Callable[..., Any] | str, args: tuple[Any, ...], kwargs: M
     return f"{name}({', '.join(parts)})"
 
 
+#: exit signals of a worker and what they mean (the limit broken, or how the model failed)
+_SIGNALS_CRASH = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
+
+
+def diagnose(exitcode: int | None, waited: float, limits: WorkerLimits) -> tuple[str, str]:
+    """How a worker ended, from its exit status: ``(kind, phrase)`` with ``kind`` one of ``"cpu"``,
+    ``"deadline"``, ``"memory"``, ``"crash"``, ``"stopped"``, ``"exit"``.
+
+    Parameters
+    ----------
+    exitcode : the worker's :attr:`multiprocessing.Process.exitcode` (−signal when a signal ended it;
+        None when unknown)
+    waited : seconds the server waited on the call (wall clock; the deadline's only witness when the
+        exit status is unknown)
+    limits : the worker's limits, for the numbers in the phrase
+    """
+    sig = -exitcode if exitcode is not None and exitcode < 0 else None
+    if sig == signal.SIGXCPU:
+        return "cpu", f"used more than its {limits.cpu_seconds} s of CPU time"
+    if sig == signal.SIGALRM or (sig is None and waited >= limits.deadline_seconds - 1.0):
+        return "deadline", (
+            f"did not finish within the {limits.deadline_seconds:g} s deadline "
+            "(wall clock; a backstop — the server may have been busy)"
+        )
+    if sig == signal.SIGKILL:
+        return "memory", (
+            "was killed with SIGKILL, most likely by the system's out-of-memory killer "
+            f"(its memory grew past what the machine has; the worker's own limit is {limits.memory_bytes / 2**30:.1f} GiB)"
+        )
+    if sig == signal.SIGTERM:
+        return "stopped", "was stopped (its browser session ended or the server is stopping)"
+    if sig in _SIGNALS_CRASH:
+        return "crash", f"crashed natively ({signal.Signals(sig).name} in the model's compiled code)"
+    if sig is not None:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return "exit", f"was ended by {name}"
+    return "exit", f"ended abruptly (exit status {exitcode})"
+
+
 class _Session:
-    def __init__(self, limits: WorkerLimits) -> None:
+    def __init__(self, limits: WorkerLimits, progress_queue: Any = None) -> None:
         self.folder = tempfile.mkdtemp(prefix="atlas-worker-")
         self.executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(limits.memory_bytes, self.folder),
+            initargs=(limits.memory_bytes, self.folder, limits.nice, progress_queue),
         )
         self.busy = 0
         self.used = time.monotonic()
+        self.progress_queue = progress_queue
+        self.callbacks: dict[str, Callable[[float, str], None]] = {}
+        self.finished: dict[str, threading.Event] = {}
+        self.closed = threading.Event()
+        if progress_queue is not None:
+            threading.Thread(target=self._listen, name="atlas-upload-progress", daemon=True).start()
 
-    def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+    def _listen(self) -> None:
+        """Forward the worker's progress messages, in order, to the callbacks of their calls."""
+        while not self.closed.is_set():
+            try:
+                call, fraction, message = self.progress_queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            except Exception:  # the manager is gone (the process is stopping)
+                return
+            if fraction is None:
+                done = self.finished.get(call)
+                if done is not None:
+                    done.set()
+                continue
+            callback = self.callbacks.get(call)
+            if callback is not None:
+                with contextlib.suppress(Exception):  # a page's callback never breaks the forwarding
+                    callback(fraction, message)
+
+    def exitcode(self) -> int | None:
+        """The exit status of the session's (dead) worker process, or None when unknown."""
+        processes = getattr(self.executor, "_processes", None) or {}  # the executor's own Process objects
+        for proc in list(processes.values()):
+            proc.join(timeout=5.0)
+            if proc.exitcode is not None:
+                return proc.exitcode
+        return None
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker now (a call under way is abandoned: its session ended, or the process stops)
+        and remove its private folder."""
+        self.closed.set()
+        for proc in list((getattr(self.executor, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                proc.terminate()  # SIGTERM: a spinning upload would otherwise hold shutdown() until its CPU limit
+        self.executor.shutdown(wait=wait, cancel_futures=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -258,6 +404,17 @@ class WorkerPool:
         self.max_sessions = max(int(max_sessions), 1)
         self._lock = threading.Lock()
         self._sessions: collections.OrderedDict[str, _Session] = collections.OrderedDict()
+        self._manager: Any = None
+
+    def _queue(self) -> Any:
+        """A new progress queue of the pool's :mod:`multiprocessing` manager (started on first use)."""
+        # caller holds self._lock
+        try:
+            if self._manager is None:
+                self._manager = multiprocessing.get_context("spawn").Manager()
+            return self._manager.Queue()
+        except Exception:  # no manager (e.g. the process is stopping): calls run without progress
+            return None
 
     def _session(self, owner: str) -> _Session:
         # caller holds self._lock
@@ -266,7 +423,7 @@ class WorkerPool:
             idle = [k for k, s in self._sessions.items() if s.busy == 0]
             while len(self._sessions) >= self.max_sessions and idle:
                 self._sessions.pop(idle.pop(0)).close()
-            session = self._sessions[owner] = _Session(self.limits)
+            session = self._sessions[owner] = _Session(self.limits, self._queue())
         self._sessions.move_to_end(owner)
         session.used = time.monotonic()
         return session
@@ -278,6 +435,7 @@ class WorkerPool:
         fn: Callable[..., Any] | str,
         *args: Any,
         _what: str | None = None,
+        _progress: Callable[[float, str], None] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run ``fn(classifier, *args, **kwargs)`` on the upload ``handle`` in ``owner``'s worker.
@@ -290,6 +448,9 @@ class WorkerPool:
             the loaded :class:`~geometry.classifier.Classifier` first
         args, kwargs : its arguments (picklable: tensors, settings, data)
         _what : how the call is named in a limit's message (default: ``fn`` and its arguments' shapes)
+        _progress : ``progress(fraction, message)``, called in a thread of this process with what the
+            worker's code reports through :func:`worker_progress`, in order; every message of the call
+            has been forwarded when ``run`` returns
 
         Returns
         -------
@@ -298,8 +459,9 @@ class WorkerPool:
         Raises
         ------
         WorkerLimitError
-            the call passed the CPU-time limit, the memory limit or the deadline (the worker is
-            replaced; the message names the limit, the model and the input).
+            the call passed the CPU-time limit, the memory limit or the deadline, or the worker
+            crashed natively or was killed (the worker is replaced; the message names the limit or
+            the signal, the model and the input).
         AtlasError and other exceptions raised by ``fn`` or the load, as they were raised.
         """
         with self._lock:
@@ -307,24 +469,33 @@ class WorkerPool:
             session.busy += 1
         what = _what or describe_call(fn, args, kwargs)
         lim = self.limits
+        call = None
+        if _progress is not None and session.progress_queue is not None:
+            call = uuid.uuid4().hex
+            session.callbacks[call] = _progress
+            session.finished[call] = threading.Event()
         t0 = time.monotonic()
         try:
             future = session.executor.submit(
-                _worker_call, handle, fn, tuple(args), dict(kwargs), lim.cpu_seconds, lim.deadline_seconds
+                _worker_call, handle, fn, tuple(args), dict(kwargs), lim.cpu_seconds, lim.deadline_seconds, call
             )
             try:
                 status, value = future.result(timeout=lim.deadline_seconds + 60.0)
             except BrokenProcessPool:
                 waited = time.monotonic() - t0
+                kind, phrase = diagnose(session.exitcode(), waited, lim)
                 self._replace(owner, session)
-                if waited >= lim.deadline_seconds - 1.0:
-                    raise WorkerLimitError(
-                        f"{handle.display!r} did not finish {what} within the {lim.deadline_seconds:g} s deadline "
-                        "(wall clock; a backstop — the server may have been busy); its worker was stopped"
-                    ) from None
+                advice = {
+                    "cpu": " (does forward loop for a very long time on this input?)",
+                    "crash": " (a fault in a native operator or an extension the model calls)",
+                }.get(kind, "")
                 raise WorkerLimitError(
-                    f"{handle.display!r} used more than its {lim.cpu_seconds} s of CPU time on {what}; "
-                    "its worker was stopped (does forward loop for a very long time on this input?)"
+                    f"{handle.display!r} {phrase} on {what}; its worker was stopped{advice}"
+                ) from None
+            except CancelledError:
+                raise WorkerLimitError(
+                    f"{handle.display!r} was stopped before {what} finished (its browser session ended or the "
+                    "server is stopping)"
                 ) from None
             except TimeoutError:
                 self._replace(owner, session)
@@ -332,7 +503,12 @@ class WorkerPool:
                     f"{handle.display!r} did not finish {what} within the {lim.deadline_seconds:g} s deadline "
                     "(wall clock); its worker was stopped"
                 ) from None
+            if call is not None:  # the worker sent its last message before the result: forward the rest
+                session.finished[call].wait(timeout=30.0)
         finally:
+            if call is not None:
+                session.callbacks.pop(call, None)
+                session.finished.pop(call, None)
             with self._lock:
                 session.busy -= 1
         if status == "memory":
@@ -348,16 +524,22 @@ class WorkerPool:
         with self._lock:
             if self._sessions.get(owner) is session:
                 del self._sessions[owner]
-        session.executor.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(session.folder, ignore_errors=True)
+        session.close(wait=False)
 
     def close(self, owner: str | None = None) -> None:
-        """Stop ``owner``'s worker (a session ended), or every worker when ``owner`` is None."""
+        """Stop ``owner``'s worker (a session ended), or every worker when ``owner`` is None (the process
+        stops); a call under way there is abandoned (its caller gets :class:`WorkerLimitError`)."""
         with self._lock:
             owners = list(self._sessions) if owner is None else [owner]
             closing = [self._sessions.pop(o) for o in owners if o in self._sessions]
         for session in closing:
             session.close()
+        if owner is None:
+            with self._lock:
+                manager, self._manager = self._manager, None
+            if manager is not None:
+                with contextlib.suppress(Exception):
+                    manager.shutdown()
 
     def owners(self) -> list[str]:
         """The sessions that hold a worker now, least recently used first."""

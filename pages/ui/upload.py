@@ -103,8 +103,33 @@ def register_upload(
     clf.info.setdefault("dataset", dataset_key)
     if dataset_key.startswith(USER_PREFIX):
         user_datasets()[dataset_key] = ds
-    user_models()[key] = {"clf": clf, "dataset": dataset_key}
+    models = user_models()
+    for old in [k for k in models if k != key and k.rsplit("-", 1)[0] == key.rsplit("-", 1)[0]]:
+        uploads.discard(models.pop(old)["clf"])  # a new file of the same name replaces the old: its file goes
+    models[key] = {"clf": clf, "dataset": dataset_key}
     return key
+
+
+def reap_ended_sessions() -> list[str]:
+    """Remove the uploaded files and stop the workers of browser sessions that have ended (issue 22);
+    returns their ids. A no-op outside a Streamlit server (and under AppTest)."""
+    from streamlit import runtime
+
+    from geometry.runtime import uploads
+
+    if not runtime.exists():
+        return []
+    rt = runtime.get_instance()
+    if not isinstance(rt, runtime.Runtime):  # AppTest's stand-in runtime: no sessions to ask about
+        return []
+    manager = getattr(rt, "_session_mgr", None)  # also keeps a disconnected session that may reconnect
+
+    def alive(owner: str) -> bool:
+        if rt.is_active_session(owner):
+            return True
+        return manager is not None and manager.get_session_info(owner) is not None
+
+    return uploads.reap(alive)
 
 
 def upload_form() -> None:

@@ -1,0 +1,245 @@
+"""Upload workers: priority, progress, diagnosis and clean-up (issue 22, items 2–4; geometry/runtime/workers.py).
+
+* priority — the app's workers run at niceness 19 (every thread of the process), the lever of the fair
+  share: a hostile upload only gets the CPU the server's pages leave;
+* progress — the fractions a study reports in the worker arrive at the server's callback, all of them
+  and in order (monotone), before the call returns;
+* diagnosis — how a worker ended decides the message: SIGXCPU → the CPU-time limit, an allocation past
+  RLIMIT_AS → the memory limit, SIGKILL after memory growth → the out-of-memory killer, SIGSEGV / SIGABRT
+  → a native crash (simulated by trusted functions of this file run in the worker: a TorchScript cannot
+  crash on purpose);
+* clean-up — a session's uploaded files and its worker's private folder are removed when it replaces an
+  upload, when it ends, and when the process stops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from geometry import study
+from geometry.data import load_dataset
+from geometry.runtime import uploads
+from geometry.runtime.workers import UploadHandle, WorkerLimitError, WorkerLimits, WorkerPool, worker_progress
+from geometry.zoo import LeNet
+
+SHAPE = (1, 8, 8)
+LIMITS = WorkerLimits(cpu_seconds=3, memory_bytes=2**30, deadline_seconds=300)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(LIMITS, max_sessions=4)
+    yield p
+    p.close()
+
+
+def _script(seed: int = 0) -> bytes:
+    torch.manual_seed(seed)
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(LeNet(SHAPE, 10).eval()), buf)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def handle(tmp_path_factory):
+    path = tmp_path_factory.mktemp("upload") / "lenet.pt"
+    path.write_bytes(_script())
+    return UploadHandle(str(path), {"input_shape": SHAPE}, display="lenet.pt")
+
+
+# ------------------------------------------------------------------ functions run in the worker (by reference)
+def niceness(clf):
+    """Niceness of the worker's calling thread, and its pid (to read every thread's from /proc)."""
+    return os.getpriority(os.PRIO_PROCESS, 0), os.getpid()
+
+
+def cwd(clf):
+    return os.getcwd()
+
+
+def steps(clf, n, *, progress):
+    for i in range(1, n + 1):
+        time.sleep(0.15)  # past the worker's 0.1 s throttle: every step is sent
+        progress(i / n, f"step {i} of {n}")
+    return n
+
+
+def spin(clf):
+    while True:
+        pass
+
+
+def grow(clf):
+    chunks = []
+    while True:
+        chunks.append(torch.ones(2**26))  # 256 MB at a time, until RLIMIT_AS refuses
+
+
+def grow_then_killed(clf):
+    kept = [torch.ones(2**25) for _ in range(2)]  # memory grows ...
+    os.kill(os.getpid(), signal.SIGKILL)  # ... and the kernel's out-of-memory killer ends the process
+    return kept
+
+
+def segfault(clf):
+    ctypes.string_at(0)  # a read at address 0: SIGSEGV, as a fault in a native operator would
+
+
+def abort(clf):
+    os.abort()  # SIGABRT, as a failed assertion in native code would
+
+
+def _thread_nice(pid: int) -> list[int]:
+    """Niceness of every thread of process ``pid`` (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    out = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        out.append(int(fields[16]))  # fields after the command: state is the 3rd of the file, nice the 19th
+    return out
+
+
+# ------------------------------------------------------------------ priority (the fair share's lever)
+def test_the_apps_workers_run_at_the_lowest_priority(handle):
+    assert uploads.APP_WORKER_LIMITS.nice == 19
+    app_pool = WorkerPool(uploads.APP_WORKER_LIMITS)
+    plain = WorkerPool(LIMITS)
+    try:
+        nice, pid = app_pool.run("s", handle, niceness)
+        assert nice == 19
+        threads = _thread_nice(pid)
+        assert threads and all(n == 19 for n in threads), threads  # every thread, torch's included
+        here = os.getpriority(os.PRIO_PROCESS, 0)
+        assert plain.run("s", handle, niceness)[0] == here < 19  # without the lever: the server's own priority
+    finally:
+        app_pool.close()
+        plain.close()
+
+
+# ------------------------------------------------------------------ progress
+def test_progress_fractions_arrive_in_order_before_the_call_returns(pool, handle):
+    seen: list[float] = []
+    assert pool.run("p", handle, steps, 6, progress=worker_progress, _progress=lambda f, m: seen.append(f)) == 6
+    assert seen == pytest.approx([i / 6 for i in range(1, 7)])
+    # without a callback the worker's reports go nowhere, and the call is the same
+    assert pool.run("p", handle, steps, 2, progress=worker_progress) == 2
+
+
+def test_a_studys_progress_in_the_worker_reaches_the_page(pool, digits_lenet):
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(digits_lenet.network.eval()), buf)
+    old = uploads.set_upload_pool(WorkerPool(WorkerLimits(cpu_seconds=300, memory_bytes=2**30, deadline_seconds=900)))
+    try:
+        clf = uploads.register(buf.getvalue(), owner="q", display="digits.pt", input_shape=SHAPE)
+        split = study.PointSplit(6, 6, 0, 0)
+        points = study.split_points(load_dataset("digits", split="test"), load_dataset("digits", split="train"), split)
+        settings = study.CurvatureSettings(points=points.split, m_max=2, n_directions=2)
+        seen: list[tuple[float, str]] = []
+        uploads.in_worker(study.curvature_study, clf, points, settings, progress=lambda f, m: seen.append((f, m)))
+        fractions = [f for f, _ in seen]
+        assert len(fractions) >= 2, seen
+        assert all(0.0 <= a <= b <= 1.0 for a, b in itertools.pairwise(fractions)), fractions
+        assert fractions[-1] == pytest.approx(1.0)
+    finally:
+        uploads.release("q")
+        uploads.set_upload_pool(old).close()
+
+
+# ------------------------------------------------------------------ diagnosis
+@pytest.mark.parametrize(
+    ("fn", "phrase"),
+    [
+        (spin, r"used more than its 3 s of CPU time on .*spin\(\)"),
+        (grow, r"needed more than 1\.0 GiB of memory on .*grow\(\)"),
+        (grow_then_killed, r"killed with SIGKILL, most likely by the system's out-of-memory killer"),
+        (segfault, r"crashed natively \(SIGSEGV .*\) on .*segfault\(\)"),
+        (abort, r"crashed natively \(SIGABRT .*\) on .*abort\(\)"),
+    ],
+    ids=["cpu", "memory limit", "oom killer", "segfault", "abort"],
+)
+def test_how_a_worker_ended_is_what_the_user_is_told(pool, handle, fn, phrase):
+    with pytest.raises(WorkerLimitError, match=phrase) as info:
+        pool.run("d", handle, fn)
+    if fn is not spin:
+        assert "CPU time" not in str(info.value)  # the old diagnosis blamed every end on the CPU limit
+    assert pool.run("d", handle, niceness)[1] != os.getpid()  # the session goes on with a fresh worker
+
+
+# ------------------------------------------------------------------ clean-up
+def test_files_and_worker_folders_go_when_a_session_replaces_an_upload_or_ends(pool):
+    old = uploads.set_upload_pool(pool)
+    try:
+        a1 = uploads.register(_script(0), owner="o1", display="net.pt", input_shape=SHAPE)
+        a2 = uploads.register(_script(1), owner="o1", display="net.pt", input_shape=SHAPE)
+        b = uploads.register(_script(0), owner="o2", display="net.pt", input_shape=SHAPE)
+        files = {name: Path(c.network.handle.path) for name, c in (("a1", a1), ("a2", a2), ("b", b))}
+        assert all(p.is_file() for p in files.values())
+        assert files["a1"] != files["b"]  # the same file in two sessions: two copies, each session's own
+        worker_folder = Path(pool.run("o1", a2.network.handle, cwd))
+        assert worker_folder.is_dir()
+
+        assert uploads.discard(a1)  # o1 replaced its upload
+        assert not files["a1"].exists() and files["a2"].is_file() and files["b"].is_file()
+
+        assert uploads.reap(lambda owner: owner != "o1") == ["o1"]  # o1's session ended
+        assert not files["a2"].exists() and not worker_folder.exists()
+        assert "o1" not in pool.owners() and "o2" in pool.owners()
+        assert files["b"].is_file() and b.predict(torch.rand(2, *SHAPE)).shape == (2,)  # o2 untouched
+    finally:
+        uploads.release("o2")
+        uploads.set_upload_pool(old)
+
+
+def test_the_upload_folders_are_removed_when_the_process_stops(tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import io, os, torch
+        from geometry.runtime import uploads
+        from geometry.zoo import LeNet
+        buf = io.BytesIO()
+        torch.jit.save(torch.jit.script(LeNet({SHAPE!r}, 10).eval()), buf)
+        clf = uploads.register(buf.getvalue(), owner="s", display="net.pt", input_shape={SHAPE!r})
+        print(clf.network.handle.path)
+        print(uploads.upload_pool().run("s", clf.network.handle, "tests.test_worker_lifecycle:cwd"))
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # the worker (in its own folder) imports this file's cwd()
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    upload, folder = (Path(line) for line in done.stdout.split())
+    assert upload.name == "net.pt" and folder.name.startswith("atlas-worker-")
+    assert not upload.exists() and not upload.parents[2].exists()  # the process's whole uploads folder
+    assert not folder.exists()
+
+
+def test_an_ended_sessions_busy_worker_is_stopped_not_waited_for(pool, handle):
+    import threading
+
+    errors: list[str] = []
+
+    def call():
+        try:
+            pool.run("busy", handle, spin)
+        except WorkerLimitError as exc:
+            errors.append(str(exc))
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    while "busy" not in pool.owners():
+        time.sleep(0.05)
+    pool.run("other", handle, niceness)  # meanwhile: another session's worker is up (the spinner is running)
+    pool.close("busy")  # the session ended mid-call: its worker is ended, its spin abandoned
+    worker.join()
+    assert len(errors) == 1 and "was stopped" in errors[0] and "browser session ended" in errors[0], errors
