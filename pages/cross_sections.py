@@ -27,6 +27,7 @@ from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui import state as _state
+from pages.ui import timing as _timing
 from pages.ui.controls import curvature_controls
 from pages.ui.state import CURVATURE_METHODS, DIRECTIONS, EXTENT, RESOLUTION, SEED, CrossSectionView, bound
 
@@ -107,6 +108,16 @@ def render() -> None:
                 "S_c and S_f are computed once from n training points and cached on disk; the curvature along v "
                 "uses the same Hessian-vector products and boundary point."
             )
+        _section_view(sel, cv, cv_settings, points, resolved)  # a fragment: its controls rerun only it (issue 20)
+
+
+@st.fragment
+@_timing.timed("cross-section")
+def _section_view(sel: _sidebar.Selection, cv, cv_settings, points, resolved) -> None:
+    """Everything below the S_c / S_f settings: the direction, seed, extent and resolution controls with the
+    section, its readings, the images, the Fig. 5 grid and the downloads — a fragment, so changing one of these
+    controls reruns only this part (not the sidebar nor the settings), and the readings stay with the figure."""
+    with _sidebar.user_errors():
         view = CrossSectionView.read(cv.m)
         index = dict(min_value=1, max_value=cv.m)
         d = CrossSectionView.DEFAULTS
@@ -171,6 +182,7 @@ def render() -> None:
             subspace = S_f if view.direction == "sf" else S_c
         h = resolved.h if resolved is not None else None
         result = _cached.section_study(sel.clf, sel.x, view.settings(cv_settings, h), subspace, perturbation)
+        section_key = _cached.section_key(sel.clf, sel.x, view.settings(cv_settings, h), subspace, perturbation)
         df, sec, along = result.deepfool, result.section, result.along
         nan = float("nan")
         kappa = float(along.kappa[0, 0]) if along is not None else nan
@@ -187,20 +199,26 @@ def render() -> None:
         label = view.label()
         left, right = st.columns([3, 1])
         with left:
-            fig = section_figure(
-                sec,
-                names,
-                direction_label=label,
-                curvature=kappa,
-                title=f"Normal cross-section along (r(x), {label})<br>",
-            )  # κ goes on a second line
-            # the class legend below the α-axis title instead of over it (the title's room: plotting_layout.legible)
-            fig.update_layout(margin=dict(b=130), legend=dict(yanchor="top", y=-0.17))
             # a click on the plane shows the image there (issue 20 item 4); one key per section, so a new section
             # starts without a stale click
             click_key = f"section_click_{sel.model_name}_{sel.index}_{view.settings(cv_settings, h).key()}"
             clicked = _clicked_point(st.session_state.get(click_key))
-            with_click_targets(fig, sec, clicked=clicked)
+
+            def build():
+                fig = section_figure(
+                    sec,
+                    names,
+                    direction_label=label,
+                    curvature=kappa,
+                    title=f"Normal cross-section along (r(x), {label})<br>",
+                )  # κ goes on a second line
+                # the class legend below the α-axis title instead of over it (the title's room: legible)
+                fig.update_layout(margin=dict(b=130), legend=dict(yanchor="top", y=-0.17))
+                return with_click_targets(fig, sec, clicked=clicked)
+
+            # built once per section, direction label and clicked point: a rerun that returns to a section
+            # (a datapoint or seed changed back and forth) draws it without building it again
+            fig = _layout.cached_figure(f"section|{section_key}|{label}|{clicked}", build)
             _layout.chart(fig, key=click_key, on_select="rerun", selection_mode="points")
             if clicked is not None:
                 _probe(sel, sec, clicked)

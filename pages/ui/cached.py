@@ -184,15 +184,25 @@ def study_subspaces(clf: Classifier, points: study.StudyPoints, settings: study.
     )
 
 
-def section_study(clf: Classifier, x: torch.Tensor, settings: study.SectionSettings, subspace=None, perturbation=None):
-    """:func:`geometry.study.section_study` at one datapoint, with a spinner (``perturbation``: the UAP)."""
-    key = {
+def _section_key(clf: Classifier, x: torch.Tensor, settings: study.SectionSettings, subspace, perturbation) -> dict:
+    return {
         "network": network_fingerprint(clf),
         "x": data_fingerprint(x),
         "settings": settings.key(),
         "subspace": None if subspace is None else data_fingerprint(subspace.basis),
         "perturbation": None if perturbation is None else data_fingerprint(perturbation),
     }
+
+
+def section_key(clf: Classifier, x: torch.Tensor, settings: study.SectionSettings, subspace=None, perturbation=None):
+    """A hex key of what :func:`section_study` computes from (network, datapoint, settings, subspace, UAP): one
+    key per section result, e.g. for the figure drawn from it (:func:`pages.ui.layout.cached_figure`)."""
+    return cache_key(_section_key(clf, x, settings, subspace, perturbation))
+
+
+def section_study(clf: Classifier, x: torch.Tensor, settings: study.SectionSettings, subspace=None, perturbation=None):
+    """:func:`geometry.study.section_study` at one datapoint, with a spinner (``perturbation``: the UAP)."""
+    key = _section_key(clf, x, settings, subspace, perturbation)
     with st.spinner("Computing DeepFool, the cross-section and the curvature along v…"):
         return _memo(
             "section",

@@ -3,7 +3,7 @@ every page draws its charts with (:func:`chart`: the present mode's larger figur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -49,6 +49,20 @@ def figure_first() -> DeltaGenerator | None:
     screen ahead of the tables and text the page writes in between. None in the normal layout, where the figure
     stays where the page draws it (``chart(fig, None)`` draws in place)."""
     return st.container() if presenting() else None
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _built_figure(key: str, _build: Callable[[], go.Figure]) -> go.Figure:
+    return _build()
+
+
+def cached_figure(key: str, build: Callable[[], go.Figure]) -> go.Figure:
+    """``build()``, called once per ``key`` and kept (the 64 most recent, shared by every session), so a rerun
+    that shows a figure it has shown before does not build it again (issue 20, item 2: building a section's
+    Plotly figure was most of the Cross-sections script). ``key`` must name everything the figure is drawn
+    from (the result's key, labels, a clicked point); the figure is shared, so nobody may change it afterwards:
+    :func:`chart` and the downloads only read it (present mode scales a copy)."""
+    return _built_figure(key, build)
 
 
 def metric_row(items: Sequence[tuple[str, str] | tuple[str, str, str | None]]) -> None:
