@@ -11,6 +11,7 @@ from geometry.study.points import StudyPoints
 from geometry.study.readings import curvature_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
+from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui import state as _state
@@ -45,14 +46,18 @@ def constrained_section(sel: Selection, points: StudyPoints) -> ConstrainedRatio
 
 @st.fragment
 @_timing.timed("curvature-vs-m chart")
-def _curves_chart(curves) -> None:
-    """The curves of Fig. 7a with their K_S / κ toggle: a fragment, so the toggle redraws only this chart."""
+def _curves_chart(curves, key: str) -> None:
+    """The curves of Fig. 7a with their K_S / κ toggle: a fragment, so the toggle redraws only this chart
+    (``key``: the study's, under which each of the two figures is built once)."""
     normalised = st.toggle(
         "Show the normal curvature κ = K_S/‖∇F(z)‖ (1/pixel distance) instead of the paper's K_S",
         value=False,
         key="cv_norm",
     )
-    _layout.chart(curvature_vs_m_figure(curves, normalised=normalised))
+    figure = _layout.cached_figure(
+        f"curvature-vs-m|{key}|{normalised}", lambda: curvature_vs_m_figure(curves, normalised=normalised)
+    )
+    _layout.chart(figure)
 
 
 def render() -> None:
@@ -68,11 +73,19 @@ def render() -> None:
     sel = _sidebar.selection()
     if sel is None:
         st.stop()
+    _study_view(sel)  # a fragment: the page's controls rerun only it, not the sidebar (issue 20)
 
+
+@st.fragment
+@_timing.timed("curvature")
+def _study_view(sel: Selection) -> None:
+    """The settings, the study's curves, numbers and readings, the Ritz values, the constrained DeepFool
+    section and the downloads: a fragment, so a change of n, m, the estimator or h reruns only this part."""
     with _sidebar.user_errors():
         _, settings, points, _ = curvature_controls(sel)
         study = _cached.curvature_study(sel.clf, points, settings)
-        _curves_chart(study.curves)  # a fragment: the κ / K_S toggle reruns only the chart (issue 14)
+        key = _jobs.study_key("curvature", sel.clf, points, settings)  # the study's key: its figures' too
+        _curves_chart(study.curves, key)  # a fragment: the κ / K_S toggle reruns only the chart (issue 14)
         c = study.curves
         for col, name in zip(_layout.metric_columns(3), ("S_c", "S_f", "random"), strict=True):
             col.metric(
@@ -91,7 +104,7 @@ def render() -> None:
             f"({study.curved.solver})."
         )
         box_share_note(st, sel.clf, points, settings.rx)  # the paper's protocol's share outside, either way
-        _layout.chart(ritz_figure(study.curved))
+        _layout.chart(_layout.cached_figure(f"ritz|{key}", lambda: ritz_figure(study.curved)))
         with st.expander("Advanced: how to read this chart (Ritz values, operator asymmetry, K vs κ)"):
             st.markdown(
                 "- **Ritz values** (grey): the eigenvalues the solver (scipy `eigsh`) reports for the averaged tangent "
