@@ -15,8 +15,10 @@ from geometry.study import NOISE_RANGE_FACTOR, UAP_DELTA
 from geometry.study.readings import universal_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
+from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
+from pages.ui import timing as _timing
 from pages.ui.controls import H_SCALE_LABEL, box_share_note, h_scale_labels, rx_radio, xi_share_radio
 from pages.ui.state import (
     CV_M,
@@ -48,7 +50,15 @@ def render() -> None:
     sel = _sidebar.selection()
     if sel is None:
         st.stop()
+    _study_view(sel)  # a fragment: the page's controls rerun only it, not the sidebar (issue 20)
 
+
+@st.fragment
+@_timing.timed("universal")
+def _study_view(sel: _sidebar.Selection) -> None:
+    """The settings, the fooling-rate curves with their numbers and reading, the gallery (Fig. 8), the diversity
+    (Fig. 9), the theorems and the downloads: a fragment, so a change of one of its controls reruns only this part;
+    each figure is built once per study (and gallery m) and kept (:func:`pages.ui.layout.cached_figure`)."""
     clf = sel.clf
     h_authors = default_h(clf)
     view = UniversalView.read(h_authors)
@@ -118,6 +128,7 @@ def render() -> None:
             )
             st.stop()
         study = _cached.universal_study(clf, points, settings)
+        key = _jobs.study_key("universal", clf, points, settings)  # the study's key: its figures' too
         curve = study.curve
         ms = [int(m) for m in curve.m_values]
         chart_slot = _layout.figure_first()  # present mode (tour step 6): the fooling-rate chart above the metrics
@@ -170,7 +181,12 @@ def render() -> None:
                 help=f"Best single random vector of {name} over all m (at m = {ms[i]}); the best mean over the "
                 f"{curve.n_samples} vectors is {float(curve.mean[name].max()):.0%}.",
             )
-        _layout.chart(fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h), chart_slot)
+        _layout.chart(
+            _layout.cached_figure(
+                f"fooling-vs-m|{key}", lambda: fooling_rate_vs_m_figure(curve, uap_rate=study.uap_heldout, h=study.h)
+            ),
+            chart_slot,
+        )
         x_norm = float(points.heldout.flatten(1).norm(dim=1).median())  # a typical ‖x‖ of the held-out points
         st.info(universal_reading(study, x_norm=x_norm), icon=":material/tune:")  # this network's curve (issue 23)
         acc = f" (test accuracy {study.accuracy:.1%})" if study.accuracy is not None else ""
@@ -232,7 +248,9 @@ def render() -> None:
             f"(median ‖x‖₂ = {x_norm:.3g} of the held-out images) and a root-mean-square change of {rms:.3g} per pixel "
             f"({rms / clf.bounds_range:.0%} of the pixel range, over {clf.d} pixels)."
         )
-        _layout.chart(universal_gallery_figure(rows, names))
+        _layout.chart(
+            _layout.cached_figure(f"gallery|{key}|{samples.m}", lambda: universal_gallery_figure(rows, names))
+        )
         st.caption(
             f"Left: the perturbation, shown as 0.5 + v/(2·max|v|) (grey = 0; its ℓ2 norm is ξ = {study.xi:.3g}). Then the "
             f"first {len(samples.gallery_labels)} held-out images plus v, titled k̂(x) → k̂(x + v) (red: the label changed); "
@@ -248,10 +266,13 @@ def render() -> None:
         k = len(samples.curved_rates)
         labels = [f"v{i + 1} ({float(r):.0%})" for i, r in enumerate(samples.curved_rates)]
         _layout.chart(
-            inner_product_figure(
-                samples.gram,
-                labels=labels,
-                title=f"Normalised inner products of {k} random S_c vectors (m = {samples.m})",
+            _layout.cached_figure(
+                f"inner-products|{key}|{samples.m}",
+                lambda: inner_product_figure(
+                    samples.gram,
+                    labels=labels,
+                    title=f"Normalised inner products of {k} random S_c vectors (m = {samples.m})",
+                ),
             ),
             d1,
         )
