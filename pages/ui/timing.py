@@ -18,6 +18,7 @@ import threading
 import time
 
 _LOCK = threading.Lock()
+_RUNNING = threading.local()  # depth of the timed runs in progress on this thread (a script run's own fragments)
 
 
 def enabled() -> bool:
@@ -41,14 +42,19 @@ def run_timer(kind: str, page: str = ""):
     """Time the enclosed block (a script or fragment run) and log it if timing is on.
 
     Exceptions — including Streamlit's stop / rerun control flow — pass through; the run is logged
-    anyway, since ``st.stop()`` ends a normal run."""
-    if not enabled():
+    anyway, since ``st.stop()`` ends a normal run. A timed block inside another one on the same thread (a
+    fragment drawn by a full script run) is not logged: its time is already the enclosing run's, and the
+    benchmark sums every line that started after a click."""
+    depth = getattr(_RUNNING, "depth", 0)
+    if not enabled() or depth:
         yield
         return
     t, start = time.time(), time.perf_counter()
+    _RUNNING.depth = depth + 1
     try:
         yield
     finally:
+        _RUNNING.depth = depth
         _write({"t": t, "kind": kind, "page": page, "seconds": time.perf_counter() - start})
 
 
