@@ -284,15 +284,35 @@ class Received:
         self.total += len(payload.encode() if isinstance(payload, str) else payload)
 
 
+def load_page(page, url: str, timeout_s: float) -> None:
+    """Open ``url`` and wait for its first computation (every chart drawn, or an exception shown)."""
+    page.goto(url, wait_until="domcontentloaded", timeout=int(timeout_s * 1000))
+    page.wait_for_selector('[data-testid="stApp"]', timeout=int(timeout_s * 1000))
+    page.wait_for_function(_LOADED, timeout=int(timeout_s * 1000), polling=200)
+    page.wait_for_timeout(500)
+
+
+def change(page, it: Interaction, step: int, quiet_ms: int) -> tuple[float, float, float, float | None]:
+    """Change ``it`` to its value number ``step % 2`` and wait until the page is quiet; returns
+    :func:`read_change`'s times. Raises Playwright's errors when the control cannot be driven in
+    :data:`STEP_TIMEOUT_S`."""
+    _act(page, it, step)
+    page.wait_for_function(_QUIET, arg=quiet_ms, timeout=int(STEP_TIMEOUT_S * 1000), polling=50)
+    return read_change(page)
+
+
+def read_change(page) -> tuple[float, float, float, float | None]:
+    """The last change's (click-to-repaint, run seen by the browser, draw after the run, long tasks), in seconds."""
+    total, observed, after_run, long_tasks = page.evaluate(_RESULT)
+    return float(total), float(observed), float(after_run), None if long_tasks is None else float(long_tasks)
+
+
 def measure_page(
     page, url: str, path: str, items, repeat: int, timing_log, quiet_ms: int, timeout_s: float, received=None
 ):
     """Open ``url``, wait for the first computation, then measure each interaction of page ``path``
     (``received``: the page's :class:`Received`, for the bytes per interaction)."""
-    page.goto(url, wait_until="domcontentloaded", timeout=int(timeout_s * 1000))
-    page.wait_for_selector('[data-testid="stApp"]', timeout=int(timeout_s * 1000))
-    page.wait_for_function(_LOADED, timeout=int(timeout_s * 1000), polling=200)
-    page.wait_for_timeout(500)
+    load_page(page, url, timeout_s)
     print(f"  {path}: loaded", file=sys.stderr)
     if page.locator('[data-testid="stException"]').count():
         error = page.locator('[data-testid="stException"]').first.inner_text().splitlines()[0]
@@ -322,8 +342,7 @@ def measure_page(
             offset = timing_log.stat().st_size if timing_log and timing_log.exists() else 0
             bytes0 = received.total if received is not None else 0
             try:
-                _act(page, it, step)
-                page.wait_for_function(_QUIET, arg=quiet_ms, timeout=int(STEP_TIMEOUT_S * 1000), polling=50)
+                total, observed, after_run, long_tasks = change(page, it, step, quiet_ms)
             except Exception as exc:  # a control that could not be driven is reported, not fatal
                 failed += 1
                 state = page.evaluate(_STATE)
@@ -337,7 +356,6 @@ def measure_page(
                 continue
             if step < 2:
                 continue
-            total, observed, after_run, long_tasks = page.evaluate(_RESULT)
             repaint.append(float(total))
             run.append(float(observed))
             draw.append(max(0.0, float(after_run)))
