@@ -35,6 +35,7 @@ from pages.ui import layout as _layout
 from pages.ui import masking as _masking
 from pages.ui import robust_views as _views
 from pages.ui import sidebar as _sidebar
+from pages.ui import timing as _timing
 from pages.ui.sidebar import model_label
 
 
@@ -89,7 +90,15 @@ def render() -> None:
     sel = _sidebar.selection()
     if sel is None:
         return
+    _study_view(sel)  # a fragment: the page's controls rerun only it, not the sidebar (issue 20)
 
+
+@st.fragment
+@_timing.timed("certify")
+def _study_view(sel: _sidebar.Selection) -> None:
+    """Everything below the sidebar: the controls, the readings and figures of the study, the certified section of
+    the datapoint and the downloads — a fragment, so a change of the test points or CROWN's ball reruns only this
+    part; each figure is built once per study (or datapoint) and kept (:func:`pages.ui.layout.cached_figure`)."""
     with _sidebar.user_errors():
         view = _views.CertifyView.read()  # the slider below shows (and sets) the same session value
         st.slider(
@@ -113,6 +122,11 @@ def render() -> None:
             _attacks_only(outcome.attacks, settings)
             return
         study = outcome.study
+        key = _views.certify_key(sel.clf, sel.dataset, settings)  # the study's key: its figures' too
+
+        def figure(name: str, build):
+            return _layout.cached_figure(f"certify-{name}|{key}", build)
+
         _masking.banners({model_label(sel.model_name): _masking.certified_flags(study)}, number="certified radii")
         cert, check, bound = study.certificate, study.check, study.certificate.bound
         ladder_slot = _layout.figure_first()  # present mode (tour step 8): the ladder's two charts on the first screen
@@ -141,9 +155,9 @@ def render() -> None:
         st.info(certificate_ladder_reading(study), icon=":material/stairs:")
         left, right = (ladder_slot if ladder_slot is not None else st).columns(2)
         with left:
-            _layout.chart(narrow(certificate_ladder_figure(study)))
+            _layout.chart(figure("ladder", lambda: narrow(certificate_ladder_figure(study))))
         with right:
-            _layout.chart(narrow(ladder_accuracy_figure(study)))
+            _layout.chart(figure("ladder-accuracy", lambda: narrow(ladder_accuracy_figure(study))))
         st.caption(
             "Every sound lower bound on the distance to the boundary, per point: the global Lipschitz certificate "
             "M/(√2·L), LMT's last-layer pair refinement, and CROWN's local bound by linear bound propagation (Zhang "
@@ -155,17 +169,17 @@ def render() -> None:
         left, right = st.columns(2)
         with left:
             st.subheader("Certified radius against attack distance")
-            _layout.chart(narrow(certified_scatter_figure(study)))
+            _layout.chart(figure("scatter", lambda: narrow(certified_scatter_figure(study))))
         with right:
             st.subheader("Accuracy against ε")
-            _layout.chart(narrow(accuracy_vs_eps_figure(study)))
+            _layout.chart(figure("accuracy", lambda: narrow(accuracy_vs_eps_figure(study))))
         left, right = st.columns(2)
         with left:
             st.subheader("The gap ‖r(x)‖ / ε_cert(x)")
-            _layout.chart(narrow(radius_ratio_figure(study)))
+            _layout.chart(figure("ratio", lambda: narrow(radius_ratio_figure(study))))
         with right:
             st.subheader("Per-layer Lipschitz constants")
-            _layout.chart(narrow(layer_norms_figure(bound)))
+            _layout.chart(figure("layers", lambda: narrow(layer_norms_figure(bound))))
         wins = {w: study.winner.count(w) for w in sorted(set(study.winner)) if w}
         pair = (
             " The pairwise refinement (last layer's rows) raises the median radius "
@@ -181,16 +195,29 @@ def render() -> None:
 
         st.subheader(f"Test point {sel.index}: both radii on a normal cross-section")
         cs = _views.certified_section(sel.clf, sel.x)
+        cs_key = _views.certified_section_key(sel.clf, sel.x)  # its figures are built once per datapoint
+        names = sel.clf.class_names
         if cs.radius > 0 and disk_share(cs) < VISIBLE_SHARE:  # issue 23 item 4: a disk one can see
             full, zoom = st.columns(2)
-            _layout.chart(narrow(certified_section_figure(cs, sel.clf.class_names)), full)
+            _layout.chart(
+                _layout.cached_figure(
+                    f"certified-section-narrow|{cs_key}", lambda: narrow(certified_section_figure(cs, names))
+                ),
+                full,
+            )
             half = 3 * max(cs.radius, cs.radius_estimate)
-            zoomed = certified_section_figure(cs, sel.clf.class_names, height=520)
-            zoomed.update_xaxes(range=[-half, half]).update_yaxes(range=[-half, half])
-            zoomed.update_layout(title=dict(text=f"Zoom on x: ±{half:.3g} (pixel ℓ2)"))
-            _layout.chart(narrow(zoomed), zoom)
+
+            def zoomed():
+                fig = certified_section_figure(cs, names, height=520)
+                fig.update_xaxes(range=[-half, half]).update_yaxes(range=[-half, half])
+                fig.update_layout(title=dict(text=f"Zoom on x: ±{half:.3g} (pixel ℓ2)"))
+                return narrow(fig)
+
+            _layout.chart(_layout.cached_figure(f"certified-section-zoom|{cs_key}", zoomed), zoom)
         else:
-            _layout.chart(certified_section_figure(cs, sel.clf.class_names))
+            _layout.chart(
+                _layout.cached_figure(f"certified-section|{cs_key}", lambda: certified_section_figure(cs, names))
+            )
         st.caption(
             "Plane through x spanned by DeepFool's r(x) and a random direction; the certified disk holds in every "
             "plane through x, DeepFool's ‖r(x)‖ is dashed. " + certified_section_reading(cs)

@@ -397,26 +397,30 @@ def _certify_or_attack(
     )
 
 
-def certify(clf: Classifier, dataset: Dataset, settings: _certify.CertifySettings) -> CertifyOutcome:
-    """:func:`geometry.study.certify.certify_study` on the first ``settings.n_points`` test points of ``dataset``
-    (or :func:`geometry.study.certify.attack_study` where the network has a layer without a Lipschitz rule),
-    a background job keyed by the network's weights *and* structure (a TorchScript upload of the zoo's weights
-    is another graph), the points, their labels and the settings."""
+def certify_key(clf: Classifier, dataset: Dataset, settings: _certify.CertifySettings) -> str:
+    """The job key of :func:`certify`: the network's weights *and* structure (a TorchScript upload of the zoo's
+    weights is another graph), the first ``settings.n_points`` test points, their labels and the settings."""
     n = min(int(settings.n_points), len(dataset.images))
-    labels = dataset.labels.numpy()
     parts = {
         "structure": _certify.structure_fingerprint(clf),
         "points": data_fingerprint(dataset.images[:n]),
-        "labels": data_fingerprint(torch.as_tensor(labels[:n]).double()),
+        "labels": data_fingerprint(torch.as_tensor(dataset.labels.numpy()[:n]).double()),
         "settings": settings.key(),
     }
+    return _key("certify", network_fingerprint(clf), parts)
+
+
+def certify(clf: Classifier, dataset: Dataset, settings: _certify.CertifySettings) -> CertifyOutcome:
+    """:func:`geometry.study.certify.certify_study` on the first ``settings.n_points`` test points of ``dataset``
+    (or :func:`geometry.study.certify.attack_study` where the network has a layer without a Lipschitz rule),
+    a background job keyed by :func:`certify_key`."""
     return _jobs.result_of(
-        _key("certify", network_fingerprint(clf), parts),
+        certify_key(clf, dataset, settings),
         "Certifying and attacking",
         _certify_or_attack,
         clf,
         dataset.images,
-        labels,
+        dataset.labels.numpy(),
         settings,
     )
 
@@ -426,11 +430,16 @@ def _certified_section(clf: Classifier, x: torch.Tensor, *, progress: ProgressFn
     return _certify.certified_section(clf, x)
 
 
+def certified_section_key(clf: Classifier, x: torch.Tensor) -> str:
+    """The job key of :func:`certified_section`: the network's weights and structure, and ``x``."""
+    parts = {"structure": _certify.structure_fingerprint(clf), "x": data_fingerprint(x.unsqueeze(0))}
+    return _key("certified-section", network_fingerprint(clf), parts)
+
+
 def certified_section(clf: Classifier, x: torch.Tensor) -> _certify.CertifiedSection:
     """:func:`geometry.study.certify.certified_section` at ``x`` (C, H, W) — a background job."""
-    parts = {"structure": _certify.structure_fingerprint(clf), "x": data_fingerprint(x.unsqueeze(0))}
     return _jobs.result_of(
-        _key("certified-section", network_fingerprint(clf), parts),
+        certified_section_key(clf, x),
         "The certified disk on a normal cross-section",
         _certified_section,
         clf,
