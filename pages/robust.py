@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from geometry import zoo
+from geometry.cache import cache_key
 from geometry.plotting import (
     curvature_profile_figure,
     finite_difference_figure,
@@ -24,6 +25,7 @@ from geometry.plotting import (
     robust_accuracy_figure,
     section_figure,
 )
+from geometry.study import data_fingerprint, network_fingerprint
 from geometry.study.readings import ensemble_reading, robust_reading
 from geometry.study.robust import EnsembleStudy, RobustSettings, RobustStudy
 from pages.ui import cached as _cached
@@ -34,6 +36,7 @@ from pages.ui import masking as _masking
 from pages.ui import nav
 from pages.ui import robust_views as _views
 from pages.ui import sidebar as _sidebar
+from pages.ui import timing as _timing
 from pages.ui.sidebar import model_label
 
 REGIME_LABELS = {"standard": "standard", "pgd-at": "PGD-AT", "fgsm-at": "FGSM-AT", "cure": "CURE"}
@@ -217,6 +220,16 @@ def render() -> None:
     sel = _sidebar.selection()
     if sel is None:
         return
+    _study_view(sel)  # a fragment: the page's controls rerun only it, not the sidebar (issue 20)
+
+
+@st.fragment
+@_timing.timed("robust")
+def _study_view(sel: _sidebar.Selection) -> None:
+    """Everything below the sidebar: the networks and settings, the tables, readings and figures of the studies, the
+    datapoint's seed and window with its curves and sections, the ensemble and the downloads — a fragment, so a
+    change of one of its controls reruns only this part; each figure is built once per result and kept
+    (:func:`pages.ui.layout.cached_figure`)."""
     names = _cached.compatible_models(sel.dataset_key)
     d = sel.clf.d
     view = _views.RobustView.read(names, _default_networks(sel.model_name, sel.dataset_key, names), d)
@@ -241,6 +254,15 @@ def render() -> None:
         xs, ys = _views.robust_test_points(sel.dataset, view.n)
         by_name = _views.robust_studies(clfs, xs, ys, settings, label=model_label)  # background jobs
         studies = {model_label(n): s for n, s in by_name.items()}
+        # what the studies are computed from (networks, their labels, points, settings): their figures' key
+        key = cache_key(
+            {
+                "networks": {n: network_fingerprint(clf) for n, clf in clfs.items()},
+                "labels": list(studies),
+                "points": data_fingerprint(xs),
+                "settings": settings.key(),
+            }
+        )
 
         # ------------------------------------------------------------------ table
         # present mode (the tour's step 7): the robust-accuracy chart first, on the projector's first screen
@@ -288,13 +310,17 @@ def render() -> None:
             "\n".join(f"- {line}" for line in robust_reading(studies)),
             icon=":material/insights:",
         )
-        _layout.chart(robust_accuracy_figure(studies), accuracy_slot)
+        _layout.chart(
+            _layout.cached_figure(f"robust-accuracy|{key}", lambda: robust_accuracy_figure(studies)), accuracy_slot
+        )
 
         # ------------------------------------------------------------------ profiles
         st.subheader("Curvature profiles (CURE Fig. 2)")
         p1, p2 = st.columns(2)
-        _layout.chart(narrow(curvature_profile_figure(studies)), p1)
-        _layout.chart(narrow(finite_difference_figure(studies)), p2)
+        _layout.chart(
+            _layout.cached_figure(f"robust-hessian|{key}", lambda: narrow(curvature_profile_figure(studies))), p1
+        )
+        _layout.chart(_layout.cached_figure(f"robust-fd|{key}", lambda: narrow(finite_difference_figure(studies))), p2)
         st.caption(
             f"Left: eigenvalues of the exact input Hessian ∇²ₓℓ at each point (top {settings.k} by magnitude; mean "
             "over points, band 25–75 %). For ReLU networks it is Jᵀ(diag p − ppᵀ)J almost everywhere and vanishes "
@@ -309,7 +335,9 @@ def render() -> None:
         q2.slider("window (multiples of the largest distance)", **_views.ROB_EXTENT, key="rob_extent")
         at_x = _views.robust_points(clfs, sel.x, settings, factor=view.extent, v_seed=view.seed)  # a background job
         pts = {model_label(n): p for n, p in at_x.points.items()}
-        _layout.chart(loss_along_figure(pts))
+        # the datapoint's figures: built once per (studies, x, window, seed) and kept
+        at_key = f"{key}|{data_fingerprint(sel.x)}|{view.extent!r}|{view.seed}"
+        _layout.chart(_layout.cached_figure(f"robust-loss-along|{at_key}", lambda: loss_along_figure(pts)))
         st.caption(
             "Solid: the loss ℓ(x + t u) along the unit boundary normal u = δ/‖δ‖ (δ the smallest successful "
             "perturbation); dotted: along a random unit direction through the same x. In CURE's Fig. 1 a standard "
@@ -322,12 +350,15 @@ def render() -> None:
             cols = st.columns(per_row)
             for col, (name, p) in zip(cols, items[start : start + per_row], strict=False):
                 _layout.chart(
-                    section_figure(
-                        p.section,
-                        clfs[name].class_names,
-                        direction_label=f"random v (seed {view.seed})",
-                        title=f"{model_label(name)}<br><sup>distance {p.distance:.3g} ({p.winner})</sup>",
-                        height=460,
+                    _layout.cached_figure(
+                        f"robust-section|{at_key}|{name}",
+                        lambda p=p, name=name: section_figure(
+                            p.section,
+                            clfs[name].class_names,
+                            direction_label=f"random v (seed {view.seed})",
+                            title=f"{model_label(name)}<br><sup>distance {p.distance:.3g} ({p.winner})</sup>",
+                            height=460,
+                        ),
                     ),
                     col,
                 )
