@@ -156,17 +156,23 @@ ATTACK_LABELS = {
 
 
 def _won_by(studies: dict[str, RobustStudy]) -> pd.DataFrame:
-    """Per network: how many points each minimal-norm attack won, and its AttackBench optimality."""
+    """One row per network and minimal-norm attack: the points it won and its AttackBench optimality.
+
+    Long, not wide: four columns whatever the number of networks and attacks (one row per network had
+    1 + 2 × attacks columns, wider than the page at 1280 px)."""
     rows = []
     for name, r in studies.items():
-        row: dict = {"network": name}
-        for a, k in r.wins.items():
-            row[f"{ATTACK_LABELS.get(a, a)}: points won"] = k
         for a, v in r.optimality.items():
             if a != "ensemble":
-                row[f"{ATTACK_LABELS.get(a, a)}: optimality"] = v
-        rows.append(row)
-    return pd.DataFrame(rows)
+                rows.append(
+                    {
+                        "network": name,
+                        "attack": ATTACK_LABELS.get(a, a),
+                        "points won": r.wins.get(a, 0),
+                        "optimality": v,
+                    }
+                )
+    return pd.DataFrame(rows, columns=["network", "attack", "points won", "optimality"])
 
 
 def _ensemble_table(ens: dict[str, EnsembleStudy]) -> pd.DataFrame:
@@ -287,9 +293,15 @@ def _study_view(sel: _sidebar.Selection) -> None:
         st.markdown("**Distance to the boundary: which attack won**")
         won = _won_by(studies)
         st.dataframe(
-            won.style.format({c: "{:.3f}" for c in won.columns if c.endswith("optimality")}, na_rep="n/a"),
+            won,
             hide_index=True,
-            width="stretch",
+            width="content",
+            column_config={
+                "points won": st.column_config.NumberColumn(help="points where this attack gave the smallest distance"),
+                "optimality": st.column_config.NumberColumn(
+                    format="%.3f", help="mean over points of best distance / this attack's (1 = always the best)"
+                ),
+            },
         )
         st.caption(
             "Points won: where the attack gave the smallest distance (ties go to the first listed). Optimality: "
