@@ -144,18 +144,14 @@ def ladder_summary(name: str, result: dict) -> list[str]:
     return lines
 
 
-def run_certify(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, zoo_classifier: Callable, file_classifier: Callable
-) -> int:
+def run_certify(args: argparse.Namespace, parser: argparse.ArgumentParser, load_target: Callable) -> int:
     """options → the page's points and settings → :func:`certify_study` → certify.json / certify.csv, the ladder.
 
-    ``zoo_classifier`` / ``file_classifier`` load ``--zoo`` / ``--model`` as for ``robust``."""
+    ``load_target(args, parser, bar)`` loads ``--zoo`` / ``--model`` as for ``robust``."""
     from ..errors import InvalidInputError
     from ..masking import certificate_flags
     from ..output.report import write_csv, write_json
     from ..study.certify import certify_study
-    from ..study.report import load_report_data
-    from ..zoo import ZOO
     from .robust import _finite
 
     if args.model is not None and args.dataset is None:
@@ -167,14 +163,7 @@ def run_certify(
     bar = ProgressBar(enabled=not args.quiet)
     t0 = time.perf_counter()
     try:
-        if args.zoo is not None:
-            clf, dataset, _ = zoo_classifier(args, parser, bar)
-            data = load_report_data(dataset or ZOO[args.zoo].dataset, root=args.data, split=args.split)
-        else:
-            dataset = args.dataset
-            data = load_report_data(dataset, root=args.data, split=args.split)
-            clf, _ = file_classifier(args, parser, bar, data)
-        clf = clf.to(getattr(args, "device", "auto"))
+        clf, dataset, data, _ = load_target(args, parser, bar)
         images = data.evaluated
         study = certify_study(
             clf, images.images, images.labels.numpy(), settings, progress=bar.stage(0.05, 0.99, "certify")

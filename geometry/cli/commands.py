@@ -285,11 +285,28 @@ def _file_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser, 
     return clf, source
 
 
+def _load_target(args: argparse.Namespace, parser: argparse.ArgumentParser, bar: ProgressBar) -> tuple:
+    """(classifier on ``--device``, dataset name, :class:`~geometry.study.report.ReportData`, model-card source) of
+    ``--zoo`` or ``--model`` with ``--dataset``: the one loading path of ``report``, ``robust`` and ``certify``."""
+    from ..study.report import load_report_data
+
+    if args.zoo is not None:
+        clf, dataset, source = _zoo_classifier(args, parser, bar)
+        bar(0.08, "loading the dataset")
+        data = load_report_data(dataset, root=args.data, split=args.split)
+    else:
+        dataset = args.dataset
+        bar(0.0, "loading the dataset")
+        data = load_report_data(dataset, root=args.data, split=args.split)
+        clf, source = _file_classifier(args, parser, bar, data)
+    return clf.to(getattr(args, "device", "auto")), dataset, data, source  # the global --device option
+
+
 def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """options → :class:`ReportSettings` → :func:`build_report` → :func:`write_report`; prints the summary."""
     from ..errors import InvalidInputError
     from ..output.report import report_summary, write_report
-    from ..study.report import build_report, load_report_data
+    from ..study.report import build_report
 
     settings = report_settings(args, parser)  # usage errors before anything is loaded
     if args.model is not None:
@@ -302,15 +319,7 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         raise InvalidInputError(f"--out {str(out)!r} exists and is not a folder")
     bar = ProgressBar(enabled=not args.quiet)
     try:
-        if args.zoo is not None:
-            clf, dataset, source = _zoo_classifier(args, parser, bar)
-            bar(0.08, "loading the dataset")
-            data = load_report_data(dataset, root=args.data, split=args.split)
-        else:
-            bar(0.0, "loading the dataset")
-            data = load_report_data(args.dataset, root=args.data, split=args.split)
-            clf, source = _file_classifier(args, parser, bar, data)
-        clf = clf.to(getattr(args, "device", "auto"))  # the global --device option
+        clf, _, data, source = _load_target(args, parser, bar)
         report = build_report(clf, data, settings, progress=stage(bar, 0.1, 0.97), model_source=source)
         bar(0.97, "writing index.html")
         index = write_report(report, out)
@@ -322,17 +331,17 @@ def _cmd_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _cmd_robust(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``robust``: :func:`geometry.cli.robust.run_robust` with this module's model loaders."""
+    """``robust``: :func:`geometry.cli.robust.run_robust` with this module's model loader."""
     from .robust import run_robust
 
-    return run_robust(args, parser, _zoo_classifier, _file_classifier)
+    return run_robust(args, parser, _load_target)
 
 
 def _cmd_certify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``certify``: :func:`geometry.cli.certify.run_certify` with this module's model loaders."""
+    """``certify``: :func:`geometry.cli.certify.run_certify` with this module's model loader."""
     from .certify import run_certify
 
-    return run_certify(args, parser, _zoo_classifier, _file_classifier)
+    return run_certify(args, parser, _load_target)
 
 
 # ---------------------------------------------------------------------------------------- entry point

@@ -186,19 +186,15 @@ def _result(clf: Any, dataset: str, r: Any, e: Any, settings: RobustSettings, en
     }
 
 
-def run_robust(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, zoo_classifier: Callable, file_classifier: Callable
-) -> int:
+def run_robust(args: argparse.Namespace, parser: argparse.ArgumentParser, load_target: Callable) -> int:
     """options → the page's points and settings → :func:`robust_study`, :func:`ensemble_study` → robust.json / .csv.
 
-    ``zoo_classifier(args, parser, bar)`` → (classifier, dataset, source) and ``file_classifier(args, parser, bar,
-    data)`` → (classifier, source) load ``--zoo`` / ``--model`` as ``report`` does."""
+    ``load_target(args, parser, bar)`` → (classifier, dataset name, report data, source) loads ``--zoo`` /
+    ``--model`` as ``report`` does (:mod:`geometry.cli.commands`)."""
     from ..errors import InvalidInputError
     from ..output.report import pct, write_csv, write_json
     from ..study import choose_points
-    from ..study.report import load_report_data
     from ..study.robust import ensemble_study, robust_study
-    from ..zoo import ZOO
 
     if args.model is not None and args.dataset is None:
         parser.error("--dataset is required with --model (it gives the input shape, classes and points)")
@@ -208,14 +204,7 @@ def run_robust(
     bar = ProgressBar(enabled=not args.quiet)
     t0 = time.perf_counter()
     try:
-        if args.zoo is not None:
-            clf, dataset, _ = zoo_classifier(args, parser, bar)
-            data = load_report_data(dataset or ZOO[args.zoo].dataset, root=args.data, split=args.split)
-        else:
-            dataset = args.dataset
-            data = load_report_data(dataset, root=args.data, split=args.split)
-            clf, _ = file_classifier(args, parser, bar, data)
-        clf = clf.to(getattr(args, "device", "auto"))
+        clf, dataset, data, _ = load_target(args, parser, bar)
         settings, ens = robust_settings(args, clf.d), ensemble_settings(args)
         images = data.evaluated
         n_all = len(images.images)
