@@ -50,7 +50,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.interaction import CHROMIUM, FLAGS, PAGES, ROOT, _free_port, _pct, change, load_page, start_server
+from benchmarks.interaction import (
+    CHROMIUM,
+    FLAGS,
+    PAGES,
+    ROOT,
+    _free_port,
+    _pct,
+    change,
+    load_page,
+    start_server,
+    stop_server,
+)
 
 BUDGET_RATIO = 1.2  # p95(B) / p95(A), issue 22 item 2
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -254,12 +265,7 @@ def main(argv=None) -> int:
                         )
                 browser.close()
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=60)
-            except Exception:  # a loaded machine: never lose the measurements to a slow stop
-                server.kill()
-                server.wait(timeout=30)
+            stop_server(server, timeout_s=60)
     s = summary(runs)
     print(markdown(s, a.sessions))
     load_after = os.getloadavg()

@@ -40,13 +40,12 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.interaction import CHROMIUM, FLAGS, PAGES, ROOT, _free_port, start_server
+from benchmarks.interaction import PAGES, ROOT, _free_port, browser_context, start_server, stop_server
 
 #: app.py's pages in sidebar order (url path; "" is Home)
 ORDER = ["", *[p for p in PAGES if p]]
@@ -198,13 +197,7 @@ def main(argv=None) -> int:
     load = os.getloadavg()
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-            ctx = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=CHROMIUM,
-                headless=True,
-                args=FLAGS,
-                viewport={"width": a.width, "height": 1000},
-            )
+            ctx = browser_context(pw, profile, a.width, 1000)
             page = ctx.new_page()
             if a.shots:
                 a.shots.mkdir(parents=True, exist_ok=True)
@@ -223,12 +216,7 @@ def main(argv=None) -> int:
                     )
             ctx.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
+        stop_server(server)
         tmp.cleanup()
     load_after = os.getloadavg()
     print(markdown(rows, a.budget_first_paint))

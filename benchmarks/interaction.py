@@ -228,6 +228,25 @@ def start_server(port: int, timing_log: Path, app: Path = ROOT / "app.py") -> su
     raise RuntimeError("streamlit did not start within 90 s")
 
 
+def stop_server(server: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """Stop a server :func:`start_server` started: SIGTERM, then SIGKILL after ``timeout_s`` (a loaded machine
+    must never lose the measurements to a slow stop)."""
+    server.terminate()
+    try:
+        server.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=30)
+
+
+def browser_context(pw, profile: str, width: int, height: int):
+    """A headless Debian-chromium context (:data:`CHROMIUM`, :data:`FLAGS`) with its own profile folder and a
+    ``width`` × ``height`` viewport, from a Playwright ``sync_playwright()`` handle ``pw``."""
+    return pw.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": width, "height": height}
+    )
+
+
 def _timing_lines(path: Path | None, offset: int) -> tuple[list[dict], int]:
     if path is None or not path.exists():
         return [], offset
@@ -544,13 +563,7 @@ def main(argv=None) -> int:
     load = os.getloadavg()
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-            ctx = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=CHROMIUM,
-                headless=True,
-                args=FLAGS,
-                viewport={"width": a.width, "height": 1400},
-            )
+            ctx = browser_context(pw, profile, a.width, 1400)
             page = ctx.new_page()
             received = Received(page)
             for path in selected:
@@ -570,12 +583,7 @@ def main(argv=None) -> int:
             ctx.close()
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a loaded machine: never lose the measurements to a slow stop
-                server.kill()
-                server.wait(timeout=30)
+            stop_server(server)
         tmp.cleanup()
     load_after = os.getloadavg()
     print(markdown(rows, drags))
