@@ -101,8 +101,7 @@ class WorkerLimits:
     deadline_seconds : float — wall-clock backstop of one call (s); passing it usually means the
         server was busy
     nice : int — niceness (0–19) the worker gives itself; higher yields the CPU to the server and its
-        other sessions (the app uses 19, which also puts every thread in the ``SCHED_IDLE`` policy: an
-        upload then runs on the CPU nobody else wants)
+        other sessions (the app uses 19; an upload then runs on the CPU nobody else wants)
     """
 
     cpu_seconds: int = 60
@@ -171,24 +170,15 @@ def _worker_init(
 
 def _lower_priority(nice: int) -> None:  # pragma: no cover - runs in the worker
     """Set every thread of this process to niceness ``nice`` (Linux's niceness is per thread; a thread
-    inherits its creator's), and at 19 also to the ``SCHED_IDLE`` policy (sched(7)), the weakest class the
-    scheduler has. Measured with benchmarks/fair_share.py on the quiet 2-core machine (docs/benchmarks.md):
-    with niceness 19 alone the other sessions' p95 rose 1.65×, with ``SCHED_IDLE`` too 1.51× — within that
-    benchmark's noise, and both above the 1.2 budget, so the priority is not the whole lever (the bomb
-    still got ≈ 20 % of the cores, the CPU the interactive load left idle). Raising one's own niceness
-    or moving to ``SCHED_IDLE`` needs no privilege."""
+    inherits its creator's). Raising one's own niceness needs no privilege."""
     if nice <= 0:
         return
     target = min(int(nice), 19)
     tids = [int(t.name) for t in Path("/proc/self/task").iterdir()] if Path("/proc/self/task").is_dir() else [0]
-    idle = target >= 19 and hasattr(os, "SCHED_IDLE")
     for tid in tids:
         with contextlib.suppress(OSError):
             if os.getpriority(os.PRIO_PROCESS, tid) < target:
                 os.setpriority(os.PRIO_PROCESS, tid, target)
-        if idle:  # the weakest class the scheduler has: a waking server thread preempts it at once
-            with contextlib.suppress(OSError):
-                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _vm_bytes() -> int:
