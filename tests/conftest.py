@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's script runner (AppTest included) makes each script it runs ``sys.modules["__main__"]`` and may leave
+    it there; a worker process started later by ``multiprocessing``'s spawn re-runs the parent's ``__main__`` file, so
+    it would run an AppTest.from_function temporary script (``NameError: __args``) and exit 1. Put pytest's back."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
