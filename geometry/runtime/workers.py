@@ -483,7 +483,10 @@ class WorkerPool:
                 status, value = future.result(timeout=lim.deadline_seconds + 60.0)
             except BrokenProcessPool:
                 waited = time.monotonic() - t0
-                kind, phrase = diagnose(session.exitcode(), waited, lim)
+                code = session.exitcode()
+                if code is None and session.closed.is_set():  # close() stopped it; its Process may be gone already
+                    code = -int(signal.SIGTERM)
+                kind, phrase = diagnose(code, waited, lim)
                 self._replace(owner, session)
                 advice = {
                     "cpu": " (does forward loop for a very long time on this input?)",
