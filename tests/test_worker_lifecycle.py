@@ -243,3 +243,30 @@ def test_an_ended_sessions_busy_worker_is_stopped_not_waited_for(pool, handle):
     pool.close("busy")  # the session ended mid-call: its worker is ended, its spin abandoned
     worker.join()
     assert len(errors) == 1 and "was stopped" in errors[0] and "browser session ended" in errors[0], errors
+
+
+def test_every_call_queued_behind_a_bomb_is_told_the_limit_it_broke(pool, handle):
+    """Two calls of one session wait in its worker; the first breaks the CPU limit. The second learns of the
+    broken pool after the first's caller has already replaced (shut down) the worker, so its exit status
+    must come from the Process the session kept, not the executor's table (a full CI run read
+    'exit status None' there: test_upload_workers' bomb through the form)."""
+    import threading
+
+    errors: list[str] = []
+
+    def call(fn):
+        try:
+            pool.run("queued", handle, fn)
+        except WorkerLimitError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=call, args=(spin,))]
+    threads[0].start()
+    while "queued" not in pool.owners():
+        time.sleep(0.05)
+    threads.append(threading.Thread(target=call, args=(niceness,)))
+    threads[1].start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 2, errors
+    assert all("used more than its 3 s of CPU time" in e for e in errors), errors

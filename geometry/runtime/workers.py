@@ -347,6 +347,9 @@ class _Session:
         self.callbacks: dict[str, Callable[[float, str], None]] = {}
         self.finished: dict[str, threading.Event] = {}
         self.closed = threading.Event()
+        #: the executor's worker Process objects, kept here: the executor forgets them once it is shut
+        #: down (a concurrent call's _replace), and the exit status is the only witness of the limit hit
+        self.processes: dict[int, Any] = {}
         if progress_queue is not None:
             threading.Thread(target=self._listen, name="atlas-upload-progress", daemon=True).start()
 
@@ -369,20 +372,30 @@ class _Session:
                 with contextlib.suppress(Exception):  # a page's callback never breaks the forwarding
                     callback(fraction, message)
 
+    def remember_processes(self) -> None:
+        """Keep the executor's current worker Process objects (called after each submit, which starts them)."""
+        self.processes.update(getattr(self.executor, "_processes", None) or {})
+
     def exitcode(self) -> int | None:
         """The exit status of the session's (dead) worker process, or None when unknown."""
-        processes = getattr(self.executor, "_processes", None) or {}  # the executor's own Process objects
-        for proc in list(processes.values()):
-            proc.join(timeout=5.0)
-            if proc.exitcode is not None:
-                return proc.exitcode
+        self.remember_processes()
+        deadline = time.monotonic() + 10.0
+        for proc in list(self.processes.values()):
+            # Process.join is not thread-safe: the executor's manager thread reaps the same child, and the
+            # loser of the two waitpid calls sees None until the winner has stored the status — poll a little
+            while time.monotonic() < deadline:
+                proc.join(timeout=0.2)
+                if proc.exitcode is not None:
+                    return proc.exitcode
+                time.sleep(0.02)
         return None
 
     def close(self, wait: bool = True) -> None:
         """Stop the worker now (a call under way is abandoned: its session ended, or the process stops)
         and remove its private folder."""
         self.closed.set()
-        for proc in list((getattr(self.executor, "_processes", None) or {}).values()):
+        self.remember_processes()
+        for proc in list(self.processes.values()):
             with contextlib.suppress(Exception):
                 proc.terminate()  # SIGTERM: a spinning upload would otherwise hold shutdown() until its CPU limit
         self.executor.shutdown(wait=wait, cancel_futures=True)
@@ -479,6 +492,7 @@ class WorkerPool:
             future = session.executor.submit(
                 _worker_call, handle, fn, tuple(args), dict(kwargs), lim.cpu_seconds, lim.deadline_seconds, call
             )
+            session.remember_processes()
             try:
                 status, value = future.result(timeout=lim.deadline_seconds + 60.0)
             except BrokenProcessPool:
