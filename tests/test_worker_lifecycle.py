@@ -270,3 +270,27 @@ def test_every_call_queued_behind_a_bomb_is_told_the_limit_it_broke(pool, handle
         t.join()
     assert len(errors) == 2, errors
     assert all("used more than its 3 s of CPU time" in e for e in errors), errors
+
+
+def test_a_worker_does_not_rerun_the_servers_main_script(tmp_path, handle):
+    """Under ``streamlit run`` the app is ``sys.modules["__main__"]``; spawn would re-run it in every upload
+    worker (Streamlit and every page imported before the model's call). A main script that leaves a mark
+    when run stands in for the app: a fresh pool's worker (and its progress manager) must not run it."""
+    import types
+
+    mark = tmp_path / "ran"
+    script = tmp_path / "server_main.py"
+    script.write_text(f"open({str(mark)!r}, 'a').write('x')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = fake
+    fresh = WorkerPool(LIMITS, max_sessions=1)
+    try:
+        assert fresh.run("main", handle, steps, 2, progress=worker_progress, _progress=lambda f, m: None) == 2
+    finally:
+        fresh.close()
+        if sys.modules["__main__"] is fake:
+            sys.modules["__main__"] = saved
+    assert sys.modules["__main__"] is saved
+    assert not mark.exists(), "the worker re-ran the parent's __main__ script"

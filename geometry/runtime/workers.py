@@ -60,9 +60,11 @@ import pickle
 import queue
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, ProcessPoolExecutor
@@ -332,6 +334,33 @@ def diagnose(exitcode: int | None, waited: float, limits: WorkerLimits) -> tuple
     return "exit", f"ended abruptly (exit status {exitcode})"
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_parent_main() -> Any:
+    """While a worker is spawned, hide the parent's ``__main__`` from :mod:`multiprocessing`.
+
+    ``spawn`` re-runs the parent's main script in every child (as ``__mp_main__``) so that pickled functions of
+    ``__main__`` resolve. Under ``streamlit run`` that script is the app (Streamlit makes each script it runs
+    ``sys.modules["__main__"]``): every upload worker would import Streamlit and every page before the model's
+    call — seconds of CPU and the pages' import-time code in a process meant to hold only the model. The
+    workers' functions are module-level functions of importable modules (pickled by reference), so nothing
+    of ``__main__`` is needed there: a bare module stands in for ``__main__`` while the child is started (the
+    preparation data is read in the starting thread, at ``submit`` / ``Manager()``), then the original is put
+    back unless someone else replaced it meanwhile.
+    """
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        stand_in = types.ModuleType("__main__")
+        sys.modules["__main__"] = stand_in
+        try:
+            yield
+        finally:
+            if sys.modules.get("__main__") is stand_in and main is not None:
+                sys.modules["__main__"] = main
+
+
 class _Session:
     def __init__(self, limits: WorkerLimits, progress_queue: Any = None) -> None:
         self.folder = tempfile.mkdtemp(prefix="atlas-worker-")
@@ -424,7 +453,8 @@ class WorkerPool:
         # caller holds self._lock
         try:
             if self._manager is None:
-                self._manager = multiprocessing.get_context("spawn").Manager()
+                with _without_parent_main():
+                    self._manager = multiprocessing.get_context("spawn").Manager()
             return self._manager.Queue()
         except Exception:  # no manager (e.g. the process is stopping): calls run without progress
             return None
@@ -489,9 +519,10 @@ class WorkerPool:
             session.finished[call] = threading.Event()
         t0 = time.monotonic()
         try:
-            future = session.executor.submit(
-                _worker_call, handle, fn, tuple(args), dict(kwargs), lim.cpu_seconds, lim.deadline_seconds, call
-            )
+            with _without_parent_main():  # the first submit starts the worker process
+                future = session.executor.submit(
+                    _worker_call, handle, fn, tuple(args), dict(kwargs), lim.cpu_seconds, lim.deadline_seconds, call
+                )
             session.remember_processes()
             try:
                 status, value = future.result(timeout=lim.deadline_seconds + 60.0)
