@@ -214,3 +214,56 @@ def test_upload_jobs_never_hold_the_page_lane(digits_upload):
         finally:
             release.set()
             registry.shutdown()
+
+
+# ------------------------------------------------------------------ a forward pass's own CPU budget (fair share)
+#: the call's budget is roomy (a whole study); each forward pass gets max(2 s, 50 × N × its measured cost)
+FITTED = WorkerLimits(cpu_seconds=300, memory_bytes=2**30, deadline_seconds=900, forward_floor_seconds=2.0)
+
+
+@pytest.fixture(scope="module")
+def fitted_pool():
+    p = WorkerPool(FITTED, max_sessions=2)
+    yield p
+    p.close()
+
+
+def test_a_forward_that_loops_on_a_real_input_is_stopped_by_its_fitted_budget_not_the_calls(fitted_pool):
+    """The zero-pixel bomb under a 300 s call budget: its forward pass on a digit is stopped at the per-forward
+    budget the worker fitted at load (2 s here, the floor), and the message names that limit and the input."""
+    old = uploads.set_upload_pool(fitted_pool)
+    try:
+        clf = _register(_script(_ZeroLoop()), "mallory", "zero_loop")
+        assert "forward pass on N images" in clf.info["isolation"]
+        assert "may use 2 s of CPU" in clf.info["isolation"]  # the floor: the bomb is cheap on the probe
+        with pytest.raises(WorkerLimitError) as info:
+            clf.predict(_digit())
+        message = str(info.value)
+        assert "'zero_loop.pt' used more than its 2 s of CPU time for one forward pass on 2 images" in message
+        assert "50 × 2 × the" in message and "at least 2 s" in message  # how the budget was computed
+        assert "_forward(tensor (2, 1, 8, 8))" in message and "its worker was stopped" in message
+        assert "300 s" not in message  # not the call's limit
+    finally:
+        uploads.release("mallory")
+        uploads.set_upload_pool(old)
+
+
+def test_a_valid_model_is_not_refused_by_the_fitted_budgets(fitted_pool, digits_lenet, one_thread):
+    """A trained network's whole study (DeepFool, Hessian-vector products: forwards with gradients, jvp of grad)
+    and a large batch's forward each run under a per-forward budget fitted to the model, and give the
+    in-process numbers."""
+    old = uploads.set_upload_pool(fitted_pool)
+    try:
+        data = _script(digits_lenet.network)
+        clf = _register(data, "alice", "digits-fitted")
+        assert clf.info["forward_cpu_seconds_per_image"] > 0
+        points = _points()
+        settings = study.CurvatureSettings(points=points.split, m_max=3, n_directions=2)
+        there = uploads.in_worker(study.curvature_study, clf, points, settings)
+        here = study.curvature_study(load_classifier(data, input_shape=SHAPE, isolate=False), points, settings)
+        assert there.h == here.h and torch.equal(there.curved.basis, here.curved.basis)
+        big = load_dataset("digits", split="train").images[:1024]
+        assert torch.equal(clf.predict(big), load_classifier(data, input_shape=SHAPE, isolate=False).predict(big))
+    finally:
+        uploads.release("alice")
+        uploads.set_upload_pool(old)

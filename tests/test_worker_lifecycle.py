@@ -31,7 +31,15 @@ import torch
 from geometry import study
 from geometry.data import load_dataset
 from geometry.runtime import uploads
-from geometry.runtime.workers import UploadHandle, WorkerLimitError, WorkerLimits, WorkerPool, worker_progress
+from geometry.runtime.cpuquota import create_cpu_quota
+from geometry.runtime.workers import (
+    UploadHandle,
+    WorkerLimitError,
+    WorkerLimits,
+    WorkerPool,
+    diagnose,
+    worker_progress,
+)
 from geometry.zoo import LeNet
 
 SHAPE = (1, 8, 8)
@@ -294,3 +302,90 @@ def test_a_worker_does_not_rerun_the_servers_main_script(tmp_path, handle):
             sys.modules["__main__"] = saved
     assert sys.modules["__main__"] is saved
     assert not mark.exists(), "the worker re-ran the parent's __main__ script"
+
+
+# ------------------------------------------------------------------ the per-forward budget and the CPU quota
+def forward_then_spin(clf):
+    clf.network(torch.rand(2, *SHAPE))  # a forward under its own (lower) budget ...
+    while True:  # ... then the call's work, which must have the call's budget back
+        pass
+
+
+def test_after_a_forward_the_call_gets_its_own_cpu_budget_back(handle):
+    """The per-forward budget (1 s here) is lowered for the forward pass only: the spin after it is stopped
+    by the call's 4 s, and the message names the call's limit, not a forward's."""
+    limits = WorkerLimits(cpu_seconds=4, memory_bytes=2**30, deadline_seconds=300, forward_floor_seconds=1.0)
+    p = WorkerPool(limits)
+    try:
+        with pytest.raises(WorkerLimitError, match=r"used more than its 4 s of CPU time on .*forward_then_spin\(\)"):
+            p.run("f", handle, forward_then_spin)
+    finally:
+        p.close()
+
+
+def test_the_forward_budget_is_a_multiple_of_the_measured_cost_with_a_floor():
+    lim = WorkerLimits(cpu_seconds=600, forward_multiple=50.0, forward_floor_seconds=5.0)
+    assert lim.forward_budget(2, 1e-4) == 5.0  # 50 × 2 × 0.1 ms = 10 ms: the floor
+    assert lim.forward_budget(100, 0.01) == pytest.approx(50.0)  # 50 × 100 × 10 ms
+    assert lim.forward_budget(10_000, 0.01) == 600.0  # never above the call's budget
+    assert WorkerLimits(cpu_seconds=60, forward_multiple=0).forward_budget(1, 1.0) == 60.0  # off: the call's
+    kind, phrase = diagnose(-int(signal.SIGXCPU), 1.0, lim, (1.0, 5.0, 2.0, 2e-4))
+    assert kind == "forward"
+    assert phrase.startswith("used more than its 5 s of CPU time for one forward pass on 2 images")
+    assert "50 × 2 × the 0.2 ms of CPU per image" in phrase and "at least 5 s" in phrase
+    assert diagnose(-int(signal.SIGXCPU), 1.0, lim, (0.0, 0.0, 0.0, 0.0)) == (
+        "cpu",
+        "used more than its 600 s of CPU time",
+    )
+
+
+def test_no_cpu_quota_where_the_host_delegates_none(tmp_path, handle):
+    """Without a cgroup file system (or without the right to create a group) the quota is reported as
+    unavailable, with the reason, and the pool's workers run without it."""
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/user.slice/session-1.scope\n1:cpu,cpuacct:/user.slice\n")
+    none = create_cpu_quota(0.25, root=tmp_path / "no-cgroups", proc_cgroup=proc)
+    assert not none.available and none.procs is None
+    assert "no cgroup file system with a cpu controller" in none.describe()
+    v2 = tmp_path / "v2"  # a v2 hierarchy whose cpu controller is not delegated to this process's group
+    (v2 / "user.slice" / "session-1.scope").mkdir(parents=True)
+    (v2 / "cgroup.controllers").write_text("cpu memory pids\n")
+    (v2 / "user.slice" / "session-1.scope" / "cgroup.subtree_control").write_text("memory\n")
+    undelegated = create_cpu_quota(0.25, root=v2, proc_cgroup=proc)
+    assert not undelegated.available and "cpu controller is not delegated" in undelegated.reason
+    assert not create_cpu_quota(0.25, proc_cgroup=tmp_path / "missing").available  # no /proc/self/cgroup
+    with pytest.raises(ValueError, match="share must be in"):
+        create_cpu_quota(0.0)
+    pool = WorkerPool(LIMITS, cpu_quota=0.25)
+    try:
+        assert pool.run("q", handle, niceness)[1] != os.getpid()  # runs, quota or not
+        if not pool.quota.available:
+            assert pool.quota.reason
+    finally:
+        pool.close()
+
+
+def test_a_v2_group_with_the_cpu_controller_delegated_gets_the_quota(tmp_path):
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/app\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "cgroup.controllers").write_text("cpu\n")
+    (tmp_path / "app" / "cgroup.subtree_control").write_text("cpu memory\n")
+    quota = create_cpu_quota(0.25, name="atlas-uploads-test", root=tmp_path, proc_cgroup=proc)
+    assert quota.available and quota.version == "v2"
+    assert (tmp_path / "app" / "atlas-uploads-test" / "cpu.max").read_text() == "25000 100000\n"
+    assert quota.procs == str(tmp_path / "app" / "atlas-uploads-test" / "cgroup.procs")
+
+
+def test_workers_join_the_quota_group_where_the_host_delegates_one(handle):
+    """Only where this machine lets the process create a cgroup (root in a container, a delegated v2 group)."""
+    pool = WorkerPool(LIMITS, cpu_quota=0.5)
+    try:
+        if not pool.quota.available:
+            pytest.skip(pool.quota.describe())
+        _, pid = pool.run("q", handle, niceness)
+        assert str(pid) in Path(pool.quota.procs).read_text().split()
+        assert "CPU quota 50% of one CPU" in pool.quota.describe()
+    finally:
+        pool.close()
+    assert not Path(pool.quota.path).exists()  # removed when the pool closed

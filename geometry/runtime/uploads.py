@@ -44,6 +44,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -74,9 +75,30 @@ __all__ = [
 ]
 
 #: Limits of an upload's worker in the app: one call is a whole study (S_c, S_f and curvature for every
-#: m on a CIFAR-sized network is minutes of CPU), so the CPU budget is per call, not per forward pass.
+#: m on a CIFAR-sized network is minutes of CPU), so a call's CPU budget is large; each forward pass in it
+#: has a budget that fits the model (50 × the CPU time per image measured at load × the batch, at least
+#: 5 s), so a forward that loops on a real input is stopped in seconds, not after the call's 600 s.
 #: The worker runs at niceness 19: on a busy server every page's own work goes first (issue 22, item 2).
-APP_WORKER_LIMITS = WorkerLimits(cpu_seconds=600, memory_bytes=3 * 2**30, deadline_seconds=1800.0, nice=19)
+APP_WORKER_LIMITS = WorkerLimits(
+    cpu_seconds=600,
+    memory_bytes=3 * 2**30,
+    deadline_seconds=1800.0,
+    nice=19,
+    forward_multiple=50.0,
+    forward_floor_seconds=5.0,
+)
+
+
+def app_cpu_quota() -> float:
+    """Share of one CPU all the app's upload workers together may use (a cgroup quota, where the host
+    delegates one): the environment variable ``ATLAS_UPLOAD_CPU_QUOTA`` (e.g. ``0.25``), 0 (none) when it
+    is unset. A value that is not a number in [0, 64] is ignored (0), never an error at start."""
+    raw = os.environ.get("ATLAS_UPLOAD_CPU_QUOTA", "").strip()
+    try:
+        share = float(raw) if raw else 0.0
+    except ValueError:
+        return 0.0
+    return share if 0.0 < share <= 64.0 else 0.0
 
 
 class UploadInWorkerError(AtlasError):
@@ -130,12 +152,12 @@ _POOL_LOCK = threading.Lock()
 
 
 def upload_pool() -> WorkerPool:
-    """The server process's :class:`WorkerPool` (created on first use with :data:`APP_WORKER_LIMITS`;
-    its workers are stopped when the process exits)."""
+    """The server process's :class:`WorkerPool` (created on first use with :data:`APP_WORKER_LIMITS` and
+    :func:`app_cpu_quota`; its workers are stopped when the process exits)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = WorkerPool(APP_WORKER_LIMITS)
+            _POOL = WorkerPool(APP_WORKER_LIMITS, cpu_quota=app_cpu_quota())
             atexit.register(_POOL.close)
         return _POOL
 
@@ -298,6 +320,7 @@ def _describe(clf: Classifier) -> dict[str, Any]:  # runs in the worker
         "mean": clf.mean,
         "std": clf.std,
         "test_accuracy": clf.test_accuracy,
+        "forward_cpu_seconds_per_image": clf.info.get("forward_cpu_seconds_per_image"),
         "info": {k: v for k, v in clf.info.items() if isinstance(v, (str, int, float, bool, list, tuple, type(None)))},
     }
 
@@ -348,7 +371,14 @@ def register(
     pool = upload_pool()
     facts = pool.run(owner, handle, _describe)
     info = dict(facts["info"])
-    info["isolation"] = f"worker process: {pool.limits.describe()}"
+    per_image = facts.get("forward_cpu_seconds_per_image")
+    budget = ""
+    if per_image is not None and pool.limits.forward_multiple > 0:
+        budget = (
+            f"; its forward pass took {per_image * 1e3:.3g} ms of CPU per image on the probe's batch, so a forward "
+            f"on one image may use {pool.limits.forward_budget(1, per_image):.3g} s of CPU"
+        )
+    info["isolation"] = f"worker process: {pool.limits.describe()}{budget}; {pool.quota.describe()}"
     return Classifier(
         network=WorkerNetwork(handle, owner, key),
         model=nn.Identity(),

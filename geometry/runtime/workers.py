@@ -13,6 +13,14 @@ Limits of a worker (:class:`WorkerLimits`), set in the worker after its imports:
 * CPU time per call — ``RLIMIT_CPU``'s soft limit is moved to "CPU used so far + budget" before each
   call, so the model's work is measured, not the machine's load; at the limit the kernel ends the
   worker (SIGXCPU);
+* CPU time per forward pass — a budget that fits the model: when the worker loads an upload it measures
+  the CPU time of a forward pass on the probe's batch (:func:`measure_forward`), and every later forward
+  of that model on N images may spend :meth:`WorkerLimits.forward_budget` = max(floor, multiple × N × the
+  measured cost per image) — seconds for a small network — before the kernel ends the worker (the same
+  ``RLIMIT_CPU``, lowered for the forward and put back after it; never above the call's own limit). A
+  forward that is cheap on random pixels and loops on a real digit is so stopped in seconds, while a
+  whole study keeps the call's larger budget. CPU time, not wall clock: a busy machine slows a valid
+  model's forward down but does not make it spend more CPU;
 * memory — ``RLIMIT_AS`` above what the interpreter and torch map after import: an allocation past it
   fails (the call raises) and the worker is replaced;
 * a per-call deadline (wall clock, ``signal.alarm`` in the worker: SIGALRM ends it) as a backstop;
@@ -53,6 +61,7 @@ import collections
 import contextlib
 import dataclasses
 import importlib
+import logging
 import math
 import multiprocessing
 import os
@@ -104,19 +113,40 @@ class WorkerLimits:
         server was busy
     nice : int — niceness (0–19) the worker gives itself; higher yields the CPU to the server and its
         other sessions (the app uses 19; an upload then runs on the CPU nobody else wants)
+    forward_multiple : float — a forward pass on N images may spend this many times N × the CPU time
+        per image measured at load (0: no per-forward budget, only the call's)
+    forward_floor_seconds : float — the per-forward budget is never below this (s of CPU): room for a
+        first call's warm-up and the clock's one-second granularity
     """
 
     cpu_seconds: int = 60
     memory_bytes: int = 3 * 2**30
     deadline_seconds: float = 600.0
     nice: int = 0
+    forward_multiple: float = 50.0
+    forward_floor_seconds: float = 5.0
+
+    def forward_budget(self, n_images: int, seconds_per_image: float) -> float:
+        """CPU seconds one forward pass on ``n_images`` may spend, given the cost per image measured at
+        load: ``max(forward_floor_seconds, forward_multiple × n_images × seconds_per_image)``, at most
+        ``cpu_seconds``; ``cpu_seconds`` when the per-forward budget is off (``forward_multiple`` 0)."""
+        if self.forward_multiple <= 0:
+            return float(self.cpu_seconds)
+        fit = self.forward_multiple * max(int(n_images), 1) * max(float(seconds_per_image), 0.0)
+        return min(max(float(self.forward_floor_seconds), fit), float(self.cpu_seconds))
 
     def describe(self) -> str:
-        """One line for the page: "60 s CPU and 3.0 GiB per call (deadline 600 s)"."""
-        return (
+        """One line for the page: "60 s CPU and 3.0 GiB per call (deadline 600 s); one forward pass: …"."""
+        line = (
             f"{self.cpu_seconds:g} s CPU and {self.memory_bytes / 2**30:.1f} GiB per call "
             f"(deadline {self.deadline_seconds:g} s)"
         )
+        if self.forward_multiple > 0:
+            line += (
+                f"; one forward pass on N images: {self.forward_multiple:g} × N × its CPU time per image measured "
+                f"at load, at least {self.forward_floor_seconds:g} s CPU"
+            )
+        return line
 
 
 DEFAULT_WORKER_LIMITS = WorkerLimits()
@@ -142,17 +172,33 @@ class UploadHandle:
 # ------------------------------------------------------------------ the worker's side
 _WORKER_MODELS: dict[str, Any] = {}  # in a worker: the uploads it has loaded
 _PROGRESS: dict[str, Any] = {"queue": None, "call": None, "last": 0.0, "nice": 0}  # in a worker: its settings
+#: in a worker: the limits of the call under way (``WorkerLimits``), the call's RLIMIT_CPU soft limit, and
+#: the shared array where the armed limit is written for the server (see :data:`_ARMED_FIELDS`)
+_BUDGET: dict[str, Any] = {"limits": None, "call_soft": None, "armed": None}
+#: the fields of a session's shared "armed limit" array: 0 the call's limit, 1 a forward's; the budget (s of
+#: CPU); the forward's batch size; the CPU time per image measured at load (s)
+_ARMED_FIELDS = 4
 
 
 def _worker_init(
-    memory_bytes: int, folder: str, nice: int = 0, progress_queue: Any = None
+    memory_bytes: int,
+    folder: str,
+    nice: int = 0,
+    progress_queue: Any = None,
+    armed: Any = None,
+    cgroup_procs: str | None = None,
 ) -> None:  # pragma: no cover - runs in the worker
-    """Initializer of a worker: lower priority, private folder, one thread, memory / file limits (after
-    torch's import), the session's progress queue."""
+    """Initializer of a worker: its CPU-quota group (when the host delegates one), lower priority, private
+    folder, one thread, memory / file limits (after torch's import), the session's progress queue and
+    the array where the armed CPU limit is written."""
     import resource
 
+    if cgroup_procs:
+        with contextlib.suppress(OSError):  # the pool checked the group; a failure here leaves it unquota'd
+            Path(cgroup_procs).write_text(f"{os.getpid()}\n")
     _PROGRESS["queue"] = progress_queue
     _PROGRESS["nice"] = nice
+    _BUDGET["armed"] = armed
 
     import torch
 
@@ -219,18 +265,99 @@ def worker_progress(fraction: float, message: str = "") -> None:  # pragma: no c
 
 #: uploads a worker keeps loaded at once (a call may name two: Compare with two uploads)
 WORKER_MODELS = 4
+#: images in the batch whose forward pass is timed at load (as many as the validation probe's batch)
+PROBE_IMAGES = 4
+
+
+def _cpu_now() -> float:
+    """CPU time (s, user + system, every thread) this process has used."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return float(used.ru_utime + used.ru_stime)
+
+
+def measure_forward(clf: Any, *, n_images: int = PROBE_IMAGES, repeats: int = 2) -> float:
+    """CPU time (s) per image of a forward pass of ``clf.network`` on a batch of ``n_images`` images with
+    pixels uniform in ``clf.bounds`` (the validation probe's kind of batch), without gradients: the
+    largest of ``repeats`` passes (a first pass may include one-off work), divided by ``n_images``.
+
+    Measured with :func:`resource.getrusage` (CPU time, not wall clock), so a busy machine does not
+    inflate it. The fixed cost of a pass is counted per image too: for a batch larger than the probe's
+    the estimate errs on the generous side."""
+    import torch
+
+    low, high = clf.bounds
+    gen = torch.Generator().manual_seed(0)
+    x = (low + (high - low) * torch.rand((int(n_images), *clf.input_shape), generator=gen)).to(clf.dtype)
+    worst = 0.0
+    with torch.no_grad():
+        for _ in range(max(int(repeats), 1)):
+            t0 = _cpu_now()
+            clf.network(x)
+            worst = max(worst, _cpu_now() - t0)
+    return worst / int(n_images)
+
+
+def _set_armed(kind: float, budget: float, n_images: float, per_image: float) -> None:  # pragma: no cover
+    armed = _BUDGET["armed"]
+    if armed is not None:
+        armed[0], armed[1], armed[2], armed[3] = kind, budget, n_images, per_image
+
+
+def _arm_forward(per_image: float) -> Callable[..., None]:  # pragma: no cover - runs in the worker
+    """A forward pre-hook: lower RLIMIT_CPU's soft limit to "used so far + this forward's budget" (never above
+    the call's own limit) and say so in the shared array; a batched tensor of ``torch.func.vmap`` (whose
+    logical batch hides the real one) keeps the call's limit."""
+    import resource
+
+    import torch
+
+    def hook(module: Any, args: tuple[Any, ...]) -> None:
+        limits, call_soft = _BUDGET["limits"], _BUDGET["call_soft"]
+        x = args[0] if args else None
+        if limits is None or call_soft is None or not isinstance(x, torch.Tensor) or x.dim() == 0:
+            return
+        if torch._C._functorch.is_batchedtensor(x):
+            return
+        n = int(x.shape[0])
+        budget = limits.forward_budget(n, per_image)
+        soft = int(_cpu_now()) + math.ceil(budget) + 1
+        if soft < call_soft:
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+            _set_armed(1.0, budget, float(n), per_image)
+
+    return hook
+
+
+def _disarm_forward(module: Any, args: tuple[Any, ...], output: Any) -> None:  # pragma: no cover - worker
+    """A forward hook (run even when the forward raised): put the call's own CPU limit back."""
+    import resource
+
+    call_soft = _BUDGET["call_soft"]
+    if call_soft is not None:
+        resource.setrlimit(resource.RLIMIT_CPU, (call_soft, resource.RLIM_INFINITY))
+        _set_armed(0.0, 0.0, 0.0, 0.0)
 
 
 def loaded_upload(handle: UploadHandle) -> Any:  # pragma: no cover - runs in the worker
     """In a worker: the :class:`~geometry.classifier.Classifier` of ``handle``, loaded (screened and
     validated, :func:`geometry.loading.load_classifier` with ``isolate=False``: this process is the
-    isolation) on first use and kept for the next calls (at most :data:`WORKER_MODELS`)."""
+    isolation) on first use and kept for the next calls (at most :data:`WORKER_MODELS`).
+
+    On load, the CPU time of a forward pass per image is measured (:func:`measure_forward`, stored in
+    ``clf.info["forward_cpu_seconds_per_image"]``) and every later forward pass of ``clf.network`` gets
+    its budget from it (:meth:`WorkerLimits.forward_budget`, armed by hooks on the network)."""
     from geometry.loading import load_classifier
 
     key = repr(handle)
     clf = _WORKER_MODELS.pop(key, None)
     if clf is None:
         clf = load_classifier(handle.path, isolate=False, **dict(handle.options))
+        per_image = measure_forward(clf)
+        clf.info["forward_cpu_seconds_per_image"] = per_image
+        clf.network.register_forward_pre_hook(_arm_forward(per_image))
+        clf.network.register_forward_hook(_disarm_forward, always_call=True)
     _WORKER_MODELS[key] = clf  # most recently used last
     while len(_WORKER_MODELS) > WORKER_MODELS:
         _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
@@ -242,8 +369,7 @@ def _worker_call(
     fn: Callable[..., Any] | str,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    cpu_seconds: int,
-    deadline_seconds: float,
+    limits: WorkerLimits,
     call: str | None = None,
 ) -> tuple[str, Any]:  # pragma: no cover - runs in the worker
     """One call in a worker: limits armed, the upload loaded (once per worker), ``fn(clf, ...)`` run.
@@ -253,10 +379,11 @@ def _worker_call(
 
     _PROGRESS["call"], _PROGRESS["last"] = call, 0.0
     _lower_priority(int(_PROGRESS.get("nice") or 0))  # before any of the model's code runs (idempotent)
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    soft = int(used.ru_utime + used.ru_stime) + int(cpu_seconds) + 1
+    soft = int(_cpu_now()) + int(limits.cpu_seconds) + 1
+    _BUDGET["limits"], _BUDGET["call_soft"] = limits, soft
+    _set_armed(0.0, 0.0, 0.0, 0.0)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
-    signal.alarm(max(1, math.ceil(deadline_seconds)))
+    signal.alarm(max(1, math.ceil(limits.deadline_seconds)))
     try:
         clf = loaded_upload(handle)
         # plain pickle bytes: torch's multiprocessing reducers would put tensors in a shared-memory
@@ -271,6 +398,7 @@ def _worker_call(
         raise
     finally:
         signal.alarm(0)
+        _BUDGET["limits"], _BUDGET["call_soft"] = None, None
         resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         q = _PROGRESS["queue"]
         if call is not None and q is not None:
@@ -296,9 +424,11 @@ def describe_call(fn: Callable[..., Any] | str, args: tuple[Any, ...], kwargs: M
 _SIGNALS_CRASH = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
 
 
-def diagnose(exitcode: int | None, waited: float, limits: WorkerLimits) -> tuple[str, str]:
-    """How a worker ended, from its exit status: ``(kind, phrase)`` with ``kind`` one of ``"cpu"``,
-    ``"deadline"``, ``"memory"``, ``"crash"``, ``"stopped"``, ``"exit"``.
+def diagnose(
+    exitcode: int | None, waited: float, limits: WorkerLimits, armed: tuple[float, ...] | None = None
+) -> tuple[str, str]:
+    """How a worker ended, from its exit status: ``(kind, phrase)`` with ``kind`` one of ``"forward"``,
+    ``"cpu"``, ``"deadline"``, ``"memory"``, ``"crash"``, ``"stopped"``, ``"exit"``.
 
     Parameters
     ----------
@@ -307,8 +437,18 @@ def diagnose(exitcode: int | None, waited: float, limits: WorkerLimits) -> tuple
     waited : seconds the server waited on the call (wall clock; the deadline's only witness when the
         exit status is unknown)
     limits : the worker's limits, for the numbers in the phrase
+    armed : the CPU limit armed when the worker ended, as the worker wrote it in its session's shared
+        array: ``(kind, budget_s, n_images, seconds_per_image)``, kind 1 for a forward pass's budget, 0
+        for the call's (None: unknown, the call's)
     """
     sig = -exitcode if exitcode is not None and exitcode < 0 else None
+    if sig == signal.SIGXCPU and armed is not None and armed[0] == 1.0:
+        budget, n, per_image = armed[1], int(armed[2]), armed[3]
+        return "forward", (
+            f"used more than its {budget:.3g} s of CPU time for one forward pass on {n} image{'s' if n != 1 else ''} "
+            f"(the budget of a forward pass: {limits.forward_multiple:g} × {n} × the {per_image * 1e3:.3g} ms of CPU "
+            f"per image its forward took on the probe's batch at load, at least {limits.forward_floor_seconds:g} s)"
+        )
     if sig == signal.SIGXCPU:
         return "cpu", f"used more than its {limits.cpu_seconds} s of CPU time"
     if sig == signal.SIGALRM or (sig is None and waited >= limits.deadline_seconds - 1.0):
@@ -362,13 +502,16 @@ def _without_parent_main() -> Any:
 
 
 class _Session:
-    def __init__(self, limits: WorkerLimits, progress_queue: Any = None) -> None:
+    def __init__(self, limits: WorkerLimits, progress_queue: Any = None, cgroup_procs: str | None = None) -> None:
         self.folder = tempfile.mkdtemp(prefix="atlas-worker-")
+        context = multiprocessing.get_context("spawn")
+        #: the CPU limit armed in the worker (see _ARMED_FIELDS), read when it ends on SIGXCPU
+        self.armed = context.RawArray("d", _ARMED_FIELDS)
         self.executor = ProcessPoolExecutor(
             max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_worker_init,
-            initargs=(limits.memory_bytes, self.folder, limits.nice, progress_queue),
+            initargs=(limits.memory_bytes, self.folder, limits.nice, progress_queue, self.armed, cgroup_procs),
         )
         self.busy = 0
         self.used = time.monotonic()
@@ -439,14 +582,30 @@ class WorkerPool:
     limits : each call's CPU time, memory and deadline (default :data:`DEFAULT_WORKER_LIMITS`)
     max_sessions : sessions holding a worker at once; the least recently used idle one is closed
         to make room (a busy one never is)
+    cpu_quota : share of one CPU that all the pool's workers together may use (a cgroup CPU quota,
+        :func:`geometry.runtime.cpuquota.create_cpu_quota`), or 0 for none. Where the host does not
+        delegate one (a normal user's machine, most containers), the pool runs without it and
+        :attr:`quota` says why (logged as a warning).
     """
 
-    def __init__(self, limits: WorkerLimits = DEFAULT_WORKER_LIMITS, *, max_sessions: int = 8) -> None:
+    def __init__(
+        self, limits: WorkerLimits = DEFAULT_WORKER_LIMITS, *, max_sessions: int = 8, cpu_quota: float = 0.0
+    ) -> None:
+        from .cpuquota import CpuQuota, create_cpu_quota
+
         self.limits = limits
         self.max_sessions = max(int(max_sessions), 1)
         self._lock = threading.Lock()
         self._sessions: collections.OrderedDict[str, _Session] = collections.OrderedDict()
         self._manager: Any = None
+        self.quota = (
+            create_cpu_quota(cpu_quota)
+            if cpu_quota > 0
+            else CpuQuota(available=False, share=0.0, reason="no CPU quota asked for")
+        )
+        if cpu_quota > 0:
+            log = logging.getLogger(__name__)
+            (log.info if self.quota.available else log.warning)("upload workers: %s", self.quota.describe())
 
     def _queue(self) -> Any:
         """A new progress queue of the pool's :mod:`multiprocessing` manager (started on first use)."""
@@ -466,7 +625,7 @@ class WorkerPool:
             idle = [k for k, s in self._sessions.items() if s.busy == 0]
             while len(self._sessions) >= self.max_sessions and idle:
                 self._sessions.pop(idle.pop(0)).close()
-            session = self._sessions[owner] = _Session(self.limits, self._queue())
+            session = self._sessions[owner] = _Session(self.limits, self._queue(), self.quota.procs)
         self._sessions.move_to_end(owner)
         session.used = time.monotonic()
         return session
@@ -520,9 +679,7 @@ class WorkerPool:
         t0 = time.monotonic()
         try:
             with _without_parent_main():  # the first submit starts the worker process
-                future = session.executor.submit(
-                    _worker_call, handle, fn, tuple(args), dict(kwargs), lim.cpu_seconds, lim.deadline_seconds, call
-                )
+                future = session.executor.submit(_worker_call, handle, fn, tuple(args), dict(kwargs), lim, call)
             session.remember_processes()
             try:
                 status, value = future.result(timeout=lim.deadline_seconds + 60.0)
@@ -531,10 +688,11 @@ class WorkerPool:
                 code = session.exitcode()
                 if code is None and session.closed.is_set():  # close() stopped it; its Process may be gone already
                     code = -int(signal.SIGTERM)
-                kind, phrase = diagnose(code, waited, lim)
+                kind, phrase = diagnose(code, waited, lim, tuple(session.armed))
                 self._replace(owner, session)
                 advice = {
                     "cpu": " (does forward loop for a very long time on this input?)",
+                    "forward": " (does forward loop for a very long time on this input?)",
                     "crash": " (a fault in a native operator or an extension the model calls)",
                 }.get(kind, "")
                 raise WorkerLimitError(
@@ -588,6 +746,7 @@ class WorkerPool:
             if manager is not None:
                 with contextlib.suppress(Exception):
                     manager.shutdown()
+            self.quota.remove()
 
     def owners(self) -> list[str]:
         """The sessions that hold a worker now, least recently used first."""
