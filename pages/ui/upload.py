@@ -134,7 +134,7 @@ def reap_ended_sessions() -> list[str]:
 
 def upload_form() -> None:
     """The "Your model" expander: what is accepted, the safety limits, the form, and the result."""
-    from geometry.runtime.uploads import APP_WORKER_LIMITS
+    from geometry.runtime.uploads import APP_WORKER_LIMITS, app_cpu_quota, upload_pool
 
     with st.expander(
         "Upload a model to inspect — it appears in every page's network picker, for this browser session only",
@@ -154,7 +154,8 @@ def upload_form() -> None:
             f"the loaded graph. It is loaded, probed and run only in a worker process of your session (never in the "
             f"server), limited to **{APP_WORKER_LIMITS.describe()}**, with no file writes; a model that breaks a limit "
             "is stopped and you are told which limit and on which input. "
-            f"Data: at most {data_mod.MAX_IMAGES:,} images of at most {data_mod.MAX_IMAGE_PIXELS:,} pixels, "
+            + (f"This server: {upload_pool().quota.describe()}. " if app_cpu_quota() > 0 else "")
+            + f"Data: at most {data_mod.MAX_IMAGES:,} images of at most {data_mod.MAX_IMAGE_PIXELS:,} pixels, "
             f"{data_mod.MAX_DECODED_BYTES / 2**30:.0f} GiB decoded, labels below {data_mod.MAX_CLASSES:,}."
         )
         with st.form("upload_form"):
