@@ -12,7 +12,9 @@ opens every page of app.py in sidebar order in Debian's headless chromium (Playw
   the page's script is not waiting inside its own job's progress bar (the job's ``Cancel`` button, key
   ``_job_cancel_…``, drawn by :func:`pages.ui.jobs.result_of`, is absent). A page that shows a stand-in
   network while its own trains (the "… is being trained. Meanwhile this page shows …" box,
-  :func:`pages.ui.jobs.training_box`) is finished when the stand-in's result is complete; the row says so (and
+  :func:`pages.ui.jobs.training_box`), or the last finished study while its own study runs ("… is being computed.
+  Meanwhile this page shows …", :func:`pages.ui.jobs.study_box`), is finished when the stand-in's result is
+  complete; the row says so (and
   names any other "being trained" notice, e.g. Home's first-start one). A page that says it shows nothing meanwhile
   (:data:`NOTHING_SHOWN`) is not finished until its networks are trained;
 * **what the page said**: "own result" or the stand-in box's first sentence, and the progress bars' texts (the
@@ -82,7 +84,8 @@ _SAID = """() => { const NOTHING = NOTHING_JS; const main = document.querySelect
     text(a.querySelector('[data-testid="stMarkdownContainer"]') || a)) : [];  // without the icon's name
   const bars = el => el ? [...el.querySelectorAll('[data-testid="stProgress"]')].map(text).filter(t => t) : [];
   const err = document.querySelector('[data-testid="stException"]');
-  return {standin: alerts.filter(a => a.includes('is being trained') && a.includes('this page shows')),
+  const busy = a => a.includes('is being trained') || a.includes('is being computed');  // a network / a study
+  return {standin: alerts.filter(a => busy(a) && a.includes('this page shows')),
     nothing: alerts.filter(a => NOTHING.some(t => a.includes(t))),
     notices: alerts.filter(a => a.includes('is being trained') && !a.includes('this page shows')
       && !NOTHING.some(t => a.includes(t))),

@@ -430,6 +430,15 @@ def is_cached(name: str) -> bool:
     return _read_cached(entry, _model_path(entry)) is not None
 
 
+def card(name: str) -> dict | None:
+    """The model card of the trained zoo network ``name`` (input shape, classes, test accuracy, ``train_seconds``:
+    the wall-clock seconds its training took on the machine that trained it, …), or None when it is not trained
+    (or its file is damaged: then deleted, as :func:`is_cached` does). Raises UnknownNameError for an unknown name."""
+    entry = _entry(name)
+    got = _read_cached(entry, _model_path(entry))
+    return None if got is None else got[1]
+
+
 # ---------------------------------------------------------------------------- training
 def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random crop with 4-pixel zero padding and random horizontal flip, per image."""

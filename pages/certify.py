@@ -99,6 +99,7 @@ def _study_view(sel: _sidebar.Selection) -> None:
     """Everything below the sidebar: the controls, the readings and figures of the study, the certified section of
     the datapoint and the downloads — a fragment, so a change of the test points or CROWN's ball reruns only this
     part; each figure is built once per study (or datapoint) and kept (:func:`pages.ui.layout.cached_figure`)."""
+    notice = st.container()  # above the controls: a stand-in's box is on the first screen (issue 20, item 3)
     with _sidebar.user_errors():
         view = _views.CertifyView.read()  # the slider below shows (and sets) the same session value
         st.slider(
@@ -115,19 +116,23 @@ def _study_view(sel: _sidebar.Selection) -> None:
         )
         view.share()
         settings = view.settings()
-        outcome = _views.certify(sel.clf, sel.dataset, settings)
+        # the study, or meanwhile the last finished one with the job's progress (issue 20, item 3)
+        shown = _views.certify_or_ready(
+            sel.clf, sel.dataset, settings, name=sel.model_name, dataset_key=sel.dataset_key, notice=notice
+        )
+        outcome, settings, key = shown.result, shown.inputs[-1], shown.key  # the study's key: its figures' too
         if outcome.study is None:
-            st.error(f"**No certificate for this network:** {outcome.unsupported}")
+            whose = "this network" if shown.own else model_label(shown.name)
+            st.error(f"**No certificate for {whose}:** {outcome.unsupported}")
             assert outcome.attacks is not None
             _attacks_only(outcome.attacks, settings)
             return
         study = outcome.study
-        key = _views.certify_key(sel.clf, sel.dataset, settings)  # the study's key: its figures' too
 
         def figure(name: str, build):
             return _layout.cached_figure(f"certify-{name}|{key}", build)
 
-        _masking.banners({model_label(sel.model_name): _masking.certified_flags(study)}, number="certified radii")
+        _masking.banners({model_label(shown.name): _masking.certified_flags(study)}, number="certified radii")
         cert, check, bound = study.certificate, study.check, study.certificate.bound
         ladder_slot = _layout.figure_first()  # present mode (tour step 8): the ladder's two charts on the first screen
 
@@ -165,7 +170,8 @@ def _study_view(sel: _sidebar.Selection) -> None:
             "sits above. Sound bounds need not be ordered among themselves; every one must stay below the attack."
         )
 
-        _beside(sel, study, settings)
+        if shown.own:
+            _beside(sel, study, settings)  # a stand-in is compared with nothing: it is not the chosen network
         left, right = st.columns(2)
         with left:
             st.subheader("Certified radius against attack distance")
@@ -193,6 +199,8 @@ def _study_view(sel: _sidebar.Selection) -> None:
             "(sums over residual branches); the estimate replaces each sound spectral norm by power iteration." + pair
         )
 
+        if not shown.own:
+            return  # the section of the chosen point and the downloads come with the network's own result
         st.subheader(f"Test point {sel.index}: both radii on a normal cross-section")
         cs = _views.certified_section(sel.clf, sel.x)
         cs_key = _views.certified_section_key(sel.clf, sel.x)  # its figures are built once per datapoint

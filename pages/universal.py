@@ -60,6 +60,7 @@ def _study_view(sel: _sidebar.Selection) -> None:
     (Fig. 9), the theorems and the downloads: a fragment, so a change of one of its controls reruns only this part;
     each figure is built once per study (and gallery m) and kept (:func:`pages.ui.layout.cached_figure`)."""
     clf = sel.clf
+    notice = st.container()  # above the controls: a stand-in's box is on the first screen (issue 20, item 3)
     h_authors = default_h(clf)
     view = UniversalView.read(h_authors)
     d = UniversalView.DEFAULTS
@@ -119,16 +120,18 @@ def _study_view(sel: _sidebar.Selection) -> None:
 
     with _sidebar.user_errors():
         points = _cached.study_points(sel.dataset_key, settings.points)
-        noise = _cached.noise_norm(clf, points, settings.share)
-        if settings.xi_ratio is None and not math.isfinite(noise.quantile):
-            st.warning(
-                f"Random noise fools fewer than {view.share_pct} % of the held-out points even at ‖noise‖₂ = "
-                f"{noise.max_norm:.3g} ({noise.infinite_share:.0%} of random rays never change the label), so ξ "
-                "is undefined here: try the 50 % share, or ξ as a share of ‖x‖."
+        try:  # the study, or meanwhile the last finished one (issue 20, item 3): the page never waits long for it
+            shown = _cached.universal_study_or_ready(
+                clf, points, settings, name=sel.model_name, dataset=sel.dataset_key, notice=notice
             )
-            st.stop()
-        study = _cached.universal_study(clf, points, settings)
-        key = _jobs.study_key("universal", clf, points, settings)  # the study's key: its figures' too
+        except _jobs.JobFailedError:
+            _xi_defined(clf, points, settings)  # ξ undefined: said as before; any other failure is raised below
+            raise
+        if shown.own:
+            _xi_defined(clf, points, settings)  # the noise norm is the study's: read from its cache
+        study, key = shown.result, shown.key  # the study's key: its figures' too
+        clf, points, settings = shown.inputs  # a stand-in's network, points and settings (its study_box says so)
+        model_name, share_pct = shown.name, round(settings.share * 100)
         curve = study.curve
         ms = [int(m) for m in curve.m_values]
         chart_slot = _layout.figure_first()  # present mode (tour step 6): the fooling-rate chart above the metrics
@@ -144,12 +147,12 @@ def _study_view(sel: _sidebar.Selection) -> None:
                 if study.xi_ratio is not None
                 else ""
             )
-            + f"1/5 of {study.noise_quantile:.3g}, the norm of random noise that fools {view.share_pct} % of "
+            + f"1/5 of {study.noise_quantile:.3g}, the norm of random noise that fools {share_pct} % of "
             f"{len(points.noise)} held-out points (one random ray each, searched up to ‖noise‖₂ = "
             f"{study.noise_max_norm:.3g}"
             + (
                 f", {NOISE_RANGE_FACTOR:g}× the pixel cube's diameter because "
-                f"within the diameter fewer than {view.share_pct} % of the "
+                f"within the diameter fewer than {share_pct} % of the "
                 "points are fooled"
                 if widened
                 else ""
@@ -194,9 +197,9 @@ def _study_view(sel: _sidebar.Selection) -> None:
             "authors": "the authors' default 10·√d/512",
             "xi": "h = 1/5 of the noise norm, Fig. 7b's ξ",
             "custom": "custom",
-        }[view.scale]
+        }[settings.scale.preset]
         st.caption(
-            f"{sel.model_name}{acc}. S_c: top-m eigenvectors of the tangent-projected boundary Hessian averaged over "
+            f"{model_name}{acc}. S_c: top-m eigenvectors of the tangent-projected boundary Hessian averaged over "
             f"n = {study.n_estimate} training points' boundary points z = x + r(x) ({study.n_dropped} dropped: DeepFool did not "
             f"converge), finite differences at h = {study.h:.3g} ({scale_text}); S_f: the top-m left "
             f"singular vectors of their normals r(x)/‖r(x)‖; random: a uniformly random subspace. Each point of a curve: "
@@ -368,6 +371,8 @@ def _study_view(sel: _sidebar.Selection) -> None:
             "∞ when it is not positive. κ > 1 is outside the proof's range. Formulas reconstructed from the paper's "
             "garbled text and checked against its proofs: see geometry/theory.py."
         )
+        if not shown.own:
+            return  # no downloads of a stand-in: they would carry this page's network's name
         _downloads.offer(
             "universal",
             sel,
@@ -382,6 +387,19 @@ def _study_view(sel: _sidebar.Selection) -> None:
             h=study.h,
             main_table="study.curve",
         )
+
+
+def _xi_defined(clf, points, settings) -> None:
+    """Stop the page with a warning when ξ is set from the noise norm and random noise never fools the chosen share
+    of the held-out points (the noise norm is a job of its own; once the study ran, a cache hit)."""
+    noise = _cached.noise_norm(clf, points, settings.share)
+    if settings.xi_ratio is None and not math.isfinite(noise.quantile):
+        st.warning(
+            f"Random noise fools fewer than {round(settings.share * 100)} % of the held-out points even at ‖noise‖₂ = "
+            f"{noise.max_norm:.3g} ({noise.infinite_share:.0%} of random rays never change the label), so ξ "
+            "is undefined here: try the 50 % share, or ξ as a share of ‖x‖."
+        )
+        st.stop()
 
 
 if __name__ == "__main__":  # run as a script: see pages/ui/__init__.py (legacy pages/ discovery)

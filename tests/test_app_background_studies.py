@@ -201,3 +201,91 @@ def test_lab_survives_leaving_the_page_and_is_found_again(monkeypatch, polling, 
     assert any(e.proto.component_name == "boundary_atlas.lab2d" for e in first.get("bidi_component"))
     assert [a[0].point for a in gate.args].count(3) == 1  # the lab at x: computed once, by the first job
     _forget("lab:")
+
+
+@pytest.fixture
+def meanwhile(monkeypatch):
+    """Study pages show the last finished result of their study after 0.5 s instead of waiting (the app's own
+    setting; the suite turns it off, tests/conftest.py), starting with no kept result."""
+    from pages.ui import jobs as page_jobs
+
+    monkeypatch.setattr(page_jobs, "MEANWHILE_AFTER_SECONDS", 0.5)
+    monkeypatch.setattr(page_jobs, "_READY", {})
+
+
+def test_universal_shows_the_last_finished_study_while_its_own_runs_then_its_own(monkeypatch, meanwhile, digits_lenet):
+    """Issue 20, item 3: a study page whose study is not ready does not wait. The Universal page, after one finished
+    study (m ≤ 4), opened with m ≤ 3 while that study's job is held: it draws the m ≤ 4 result at once, says whose it
+    is and which setting differs, and shows the job's progress; when the job ends the same page shows its own
+    result (m ≤ 3) and the sentence is gone."""
+    from geometry import study
+
+    small = {"uv_n": "20", "uv_samples": "2", "uv_heldout": "120", "uv_uap": "120"}
+    _forget("universal:")
+    first = _open("pages/universal.py", {**small, "uv_m": "4"})  # nothing kept yet: computed, then kept
+    assert not first.error, [e.value for e in first.error]
+    assert not [i for i in first.info if "being computed" in i.value]
+    gate = Gate(study.universal_study)
+    monkeypatch.setattr(study, "universal_study", gate)  # pages/ui/cached.py looks it up at call time
+    try:
+        at = _open("pages/universal.py", {**small, "uv_m": "3"})
+        assert gate.started.wait(WAIT)
+        at.run()  # the job has reported its progress now
+        assert not at.exception, [e.value for e in at.exception]
+        (box,) = [i.value for i in at.info if "being computed" in i.value]
+        assert "**This study of digits-lenet is being computed**" in box and "on **digits-lenet**" in box
+        assert "m_max 4 (chosen: 3)" in box and "replaces it by itself" in box
+        (job,) = [j for j in _jobs("universal:") if not j.finished]
+        bars = [p.proto.text for p in at.get("progress") if "Computing S_c, S_f, fooling rates" in p.proto.text]
+        assert bars and "held by the test" in bars[0]
+        assert any(job.id in c.value for c in at.caption)
+        # the stand-in is drawn whole: its gallery's m choices are those of m ≤ 4
+        (gm,) = [s for s in at.selectbox if s.label == "m for the S_c vectors below"]
+        assert list(gm.options)[-1] == "m = 4"
+        assert len(at.get("plotly_chart")) >= 3
+        assert "Downloads" not in [e.label for e in at.expander]  # they would carry the chosen network's name
+    finally:
+        gate.release.set()
+    assert job.wait(WAIT) and job.state == "done", job.error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert not [i for i in at.info if "being computed" in i.value]
+    (gm,) = [s for s in at.selectbox if s.label == "m for the S_c vectors below"]
+    assert list(gm.options)[-1] == "m = 3"  # its own result now
+    assert "Downloads" in [e.label for e in at.expander]
+    assert gate.calls == 1
+    _forget("universal:")
+
+
+def test_certified_shows_the_last_finished_certificate_while_its_own_runs(monkeypatch, meanwhile, digits_lenet):
+    """The same on Certified vs empirical: with 20 points certified, asking for 40 shows the 20-point certificate
+    (named, "n_points 20 (chosen: 40)") and the job's progress; the chosen point's section and the downloads wait
+    for the network's own result, which replaces the stand-in when the job ends."""
+    from geometry.study import certify
+
+    _forget("certify:")
+    first = _open("pages/certify.py", {"cert_n": "20", "cert_crown": "none"})
+    assert any("ε_cert(x) ≤ ‖r(x)‖ holds at all" in s.value for s in first.success)
+    gate = Gate(certify.certify_study)
+    monkeypatch.setattr(certify, "certify_study", gate)
+    try:
+        at = _open("pages/certify.py", {"cert_n": "40", "cert_crown": "none"})
+        assert gate.started.wait(WAIT)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        (box,) = [i.value for i in at.info if "being computed" in i.value]
+        assert "n_points 20 (chosen: 40)" in box and "on **digits-lenet**" in box
+        assert any("Certifying and attacking" in p.proto.text for p in at.get("progress"))
+        assert any("20 test points" in c.value for c in at.caption)  # the stand-in's numbers, said as such
+        assert "Downloads" not in [e.label for e in at.expander]
+        (job,) = [j for j in _jobs("certify:") if not j.finished]
+    finally:
+        gate.release.set()
+    assert job.wait(WAIT) and job.state == "done", job.error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [i for i in at.info if "being computed" in i.value]
+    assert any("40 test points" in c.value for c in at.caption)
+    assert "Downloads" in [e.label for e in at.expander]
+    _forget("certify:")

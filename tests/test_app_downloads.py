@@ -86,7 +86,8 @@ def test_the_page_offers_figures_numbers_and_data(page):
     assert "Downloads" in [e.label for e in at.expander]
     offered = at.session_state["_downloads"][name]
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels.count("HTML") == labels.count("PNG") == labels.count("SVG") == len(offered["figures"]) >= 1
+    drawn = [b.label for b in at.button]  # PNG / SVG: a button that draws it in the background (issue 20)
+    assert labels.count("HTML") == drawn.count("PNG") == drawn.count("SVG") == len(offered["figures"]) >= 1
     assert {"Numbers (JSON)", "Table (CSV)", "Data (zip)"} <= set(labels)
     for build in offered["figures"].values():
         assert "Plotly.newPlot" in downloads.figure_html(build()).decode("utf-8")
@@ -131,3 +132,57 @@ def test_prepare_all_figures_gives_one_zip_sharing_plotly_js(page, monkeypatch):
     z = zipfile.ZipFile(io.BytesIO(data))
     assert [n for n in z.namelist() if n.endswith(".js")] == [downloads.PLOTLY_JS]
     assert len([n for n in z.namelist() if n.endswith(".html")]) == len(figures)
+
+
+def test_a_png_is_drawn_in_the_background_with_its_progress_then_offered(monkeypatch):
+    """Issue 20, item 3: a single PNG (11–35 s under load) is no longer a silent download button. Its button starts
+    a background job; while the image is drawn the page shows the job's progress and a disabled "PNG …"; when it is
+    done the PNG's download button takes that place, with the drawn bytes. The SVG beside it is untouched."""
+    import threading
+
+    from geometry.runtime import jobs
+
+    release, started = threading.Event(), threading.Event()
+    made: list[str] = []
+
+    def slow_image(fig, fmt="png", **kwargs):  # stands for kaleido's headless browser
+        made.append(fmt)
+        started.set()
+        assert release.wait(60)
+        return b"PNG-BYTES"
+
+    monkeypatch.setattr(downloads, "figure_image", slow_image)
+    monkeypatch.setattr(downloads, "static_export_problem", lambda: None)
+
+    def script():
+        import plotly.graph_objects as go
+
+        from pages.ui import downloads as ui_downloads
+
+        ui_downloads.offer("demo", None, {}, {"A figure": lambda: go.Figure(go.Scatter(y=[1, 2]))}, report=False)
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [b.label for b in at.button if b.key == "dl-demo-a_figure-png-prepare"] == ["PNG"]
+    assert "PNG" not in [b.proto.label for b in at.get("download_button")]  # nothing drawn before the click
+    at.button(key="dl-demo-a_figure-png-prepare").click().run()
+    try:
+        assert started.wait(60)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        bars = [p.proto.text for p in at.get("progress") if "A figure as PNG" in p.proto.text]
+        assert bars and "drawing the PNG in a headless browser" in bars[0] and "left" in bars[0]
+        (busy,) = [b for b in at.button if b.key == "dl-demo-a_figure-png-prepare"]
+        assert busy.label == "PNG …" and busy.disabled
+        assert [b.label for b in at.button if b.key == "dl-demo-a_figure-svg-prepare"] == ["SVG"]
+    finally:
+        release.set()
+    (job,) = [j for j in jobs.registry().jobs() if j.key.startswith("figure-image:demo:a_figure:png:")]
+    assert job.wait(60) and job.state == "done" and job.result == b"PNG-BYTES"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [p for p in at.get("progress") if "A figure as PNG" in p.proto.text]
+    assert [b.proto.label for b in at.get("download_button")].count("PNG") == 1  # the drawn PNG, ready to save
+    assert not [b for b in at.button if b.key == "dl-demo-a_figure-png-prepare"]
+    assert made == ["png"]  # drawn once, by the job
+    jobs.registry().forget(job.key)

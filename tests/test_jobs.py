@@ -491,6 +491,9 @@ def test_training_estimates_follow_epochs_regime_architecture_and_the_base_netwo
     from geometry import zoo
     from pages.ui import jobs as ui_jobs
 
+    monkeypatch.setattr(
+        ui_jobs, "measured_epoch_seconds", lambda dataset, trained=None: None
+    )  # nothing timed here: rough
     per_epoch = ui_jobs.EPOCH_SECONDS["mnist"]
     assert ui_jobs.estimated_train_seconds("mnist-lenet") == pytest.approx(ui_jobs.EXPECTED_TRAIN_SECONDS["mnist"])
     nin = ui_jobs.estimated_train_seconds("mnist-nin")
@@ -504,7 +507,30 @@ def test_training_estimates_follow_epochs_regime_architecture_and_the_base_netwo
     assert ui_jobs.estimated_train_seconds("mnist-lenet-cure") == pytest.approx(cure_alone + 300.0)
     assert ui_jobs.estimated_train_seconds("user:mine") is None
     assert ui_jobs.cost_label("mnist-nin", True) == "trained"
+    assert ui_jobs.cost_label("mnist-nin", False) == f"trains ≈ {ui_jobs._duration(nin)}, rough"
+    assert ui_jobs.estimate_basis("mnist-nin").startswith("a rough estimate")
+
+
+def test_training_estimates_are_scaled_from_the_trainings_timed_on_this_machine(monkeypatch):
+    """Issue 20: once a network of a dataset was trained here, its card's train_seconds sets the seconds per
+    LeNet-epoch of that dataset: mnist-lenet timed at 120 s for 4 standard epochs (30 s each) makes mnist-nin (2
+    epochs × NiN's 11) ≈ 660 s, said as measured ("scaled from 1 training … timed on this machine"), not "rough";
+    a dataset with nothing timed keeps the rough figure."""
+    from geometry import zoo
+    from pages.ui import jobs as ui_jobs
+
+    cards = {"mnist-lenet": {"train_seconds": 120.0}, "mnist-mlp": {}}  # an old card without a time is skipped
+    monkeypatch.setattr(ui_jobs, "trained_names", lambda: set(cards))
+    monkeypatch.setattr(ui_jobs.zoo, "card", lambda name: cards.get(name))
+    monkeypatch.setattr(ui_jobs, "_MEASURED", {})
+    assert zoo.ZOO["mnist-lenet"].epochs == 4 and zoo.ZOO["mnist-nin"].epochs == 2
+    assert ui_jobs.measured_epoch_seconds("mnist") == (pytest.approx(30.0), 1)
+    nin = ui_jobs.estimated_train_seconds("mnist-nin")
+    assert nin == pytest.approx(2 * ui_jobs.ARCHITECTURE_FACTOR["nin"] * 30.0)
     assert ui_jobs.cost_label("mnist-nin", False) == f"trains ≈ {ui_jobs._duration(nin)}"
+    assert ui_jobs.estimate_basis("mnist-nin").startswith("scaled from 1 training of mnist networks timed on this")
+    assert ui_jobs.measured_epoch_seconds("cifar10") is None
+    assert ui_jobs.cost_label("cifar10-lenet", False).endswith(", rough")
 
 
 def test_first_start_queues_the_networks_other_pages_open_with_in_visiting_order(monkeypatch):
@@ -559,6 +585,8 @@ def test_only_long_trainings_get_a_stand_in(monkeypatch):
     from pages.ui import jobs as ui_jobs
 
     monkeypatch.setattr(ui_jobs, "trained_names", lambda: {"digits-lenet"})
+    # the rough figures (nothing timed here): a busy run's own timings would move the digits estimates
+    monkeypatch.setattr(ui_jobs, "measured_epoch_seconds", lambda dataset, trained=None: None)
     assert max(ui_jobs.estimated_train_seconds(n) for n in zoo.model_names("digits")) < ui_jobs.STAND_IN_AFTER_SECONDS
     assert not ui_jobs.needs_stand_in("digits-nin") and not ui_jobs.needs_stand_in("digits-lenet")
     assert ui_jobs.needs_stand_in("mnist-lenet") and ui_jobs.needs_stand_in("cifar10-nin")

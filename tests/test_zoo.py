@@ -88,3 +88,13 @@ def test_lenet_layer_names_match_the_classic_tutorial_lenet(shared_data):
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = zoo.LeNet((3, 32, 32), 10)
     net.load_state_dict(state)
+
+
+def test_card_gives_a_trained_networks_recorded_training_time(digits_lenet):
+    """zoo.card: the card of a trained network — its classes and the seconds its training took here (what the app's
+    training estimates are scaled from, pages/ui/jobs.py) — and an error naming the zoo for an unknown name."""
+    card = zoo.card("digits-lenet")
+    assert card is not None and card["class_names"] == list(digits_lenet.class_names)
+    assert card["train_seconds"] > 0
+    with pytest.raises(UnknownNameError, match="digits-lenet"):
+        zoo.card("no-such-network")

@@ -215,11 +215,40 @@ def universal_study(clf: Classifier, points: study.StudyPoints, settings: study.
     """:func:`geometry.study.universal_study` with a progress bar."""
     return _jobs.result_of(  # a background job: reopening the page finds it (pages/ui/jobs.py)
         _jobs.study_key("universal", clf, points, settings),
-        "Computing S_c, S_f, fooling rates and the UAP",
+        UNIVERSAL_TITLE,
         study.universal_study,
         clf,
         points,
         settings,
+    )
+
+
+UNIVERSAL_TITLE = "Computing S_c, S_f, fooling rates and the UAP"
+
+
+def universal_study_or_ready(
+    clf: Classifier,
+    points: study.StudyPoints,
+    settings: study.UniversalSettings,
+    *,
+    name: str,
+    dataset: str,
+    notice=None,
+) -> _jobs.Shown:
+    """:func:`universal_study`, or while it runs the last finished universal study shown by a page
+    (:func:`pages.ui.jobs.result_or_ready`): ``.inputs`` = (network, points, settings) of the result shown."""
+    return _jobs.result_or_ready(
+        "universal",
+        _jobs.study_key("universal", clf, points, settings),
+        UNIVERSAL_TITLE,
+        study.universal_study,
+        clf,
+        points,
+        settings,
+        name=name,
+        dataset=dataset,
+        settings=settings,
+        notice=notice,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,10 +27,12 @@ import streamlit as st
 from geometry.cli.options import report_argv
 from geometry.errors import AtlasError
 from geometry.output import downloads
+from geometry.runtime import jobs
 from geometry.runtime.uploads import in_worker
 from geometry.study import network_fingerprint
 from geometry.study.report import ReportSettings, load_report_data, zoo_source
 
+from . import jobs as _jobs
 from .state import USER_PREFIX
 
 _REPORT_KEY = "_dl_report"  # session: ((network, settings key), zip bytes) of the last report prepared
@@ -106,11 +109,13 @@ def offer(
     with st.expander("Downloads", icon=":material/download:"):
         problem = downloads.static_export_problem()
         st.caption(
-            "Figures as interactive HTML (opens offline) or as PNG / SVG images; every file is made when you press "
-            "its button. A single PNG / SVG starts a headless browser of its own (seconds, up to half a minute on a "
-            "busy machine, with no progress shown): **Prepare all figures** below draws every figure in one browser, "
-            "with a progress bar."
+            "Figures as interactive HTML (opens offline) or as PNG / SVG images. HTML is made when you press its "
+            "button; a PNG / SVG is drawn in the background by a headless browser of its own (seconds, up to half a "
+            "minute on a busy machine) with a progress bar, and its download button then takes the place of the "
+            "button you pressed. **Prepare all figures** below draws every figure in one browser."
         )
+        view_key = (sel_key(sel), settings.key() if hasattr(settings, "key") else None)
+        drawing: list[str] = []  # job keys of the images being drawn, for one progress panel under the figures
         for name, build in figures.items():
             cols = st.columns([2, 1, 1, 1], vertical_alignment="center")
             cols[0].markdown(f"**{name}**")
@@ -124,20 +129,14 @@ def offer(
                 width="stretch",
             )
             for col, fmt, mime in ((cols[2], "png", "image/png"), (cols[3], "svg", "image/svg+xml")):
-                col.download_button(
-                    fmt.upper(),
-                    data=functools.partial(_figure_image, build, fmt),
-                    file_name=f"{page}_{_file_stem(name)}.{fmt}",
-                    mime=mime,
-                    key=f"dl-{page}-{_file_stem(name)}-{fmt}",
-                    on_click="ignore",
-                    disabled=problem is not None,
-                    help=problem,
-                    width="stretch",
-                )
+                job_key = _image_cell(col, page, name, build, fmt, mime, problem, view_key)
+                if job_key is not None:
+                    drawing.append(job_key)
+        if drawing:
+            _images_progress(tuple(drawing))
         if problem:
             st.caption(problem)
-        _all_figures(page, figures, problem, (sel_key(sel), settings.key() if hasattr(settings, "key") else None))
+        _all_figures(page, figures, problem, view_key)
         row = st.columns(3)
         row[0].download_button(
             "Numbers (JSON)",
@@ -227,8 +226,93 @@ def _figure_html(build: Callable[[], Any]) -> bytes:
     return downloads.figure_html(build())
 
 
-def _figure_image(build: Callable[[], Any], fmt: str) -> bytes:
-    return downloads.figure_image(build(), fmt)
+def _figure_image(build: Callable[[], Any], fmt: str, *, progress=None) -> bytes:
+    """The figure ``build()`` as PNG / SVG bytes (:func:`geometry.output.downloads.figure_image`), reporting its two
+    steps; run as a background job by :func:`_image_cell`."""
+    if progress is not None:
+        progress(0.0, "building the figure")
+    fig = build()
+    if progress is not None:  # below the registry's ETA threshold: the ETA stays the measured estimate
+        progress(0.01, f"drawing the {fmt.upper()} in a headless browser")
+    return downloads.figure_image(fig, fmt)
+
+
+#: Seconds one PNG / SVG takes, shown as the ETA while it is drawn: 11–35 s each measured under load (issue 20).
+IMAGE_SECONDS = 20.0
+
+
+def image_job_key(page: str, name: str, fmt: str, view_key: tuple) -> str:
+    """The job key of one figure's PNG / SVG: the page, the figure, the format and the view it shows (network,
+    datapoint, URL, settings key) — a changed view draws a new image."""
+    digest = hashlib.sha256(repr(view_key).encode("utf-8")).hexdigest()[:16]
+    return f"figure-image:{page}:{_file_stem(name)}:{fmt}:{digest}"
+
+
+def _image_cell(
+    col: Any, page: str, name: str, build: Callable, fmt: str, mime: str, problem: str | None, view_key: tuple
+) -> str | None:
+    """One figure's PNG or SVG cell (issue 20, item 3): a button that starts drawing it as a background job; while
+    the job runs, a disabled "PNG …" (its progress is in :func:`_images_progress`); once drawn, the download button
+    with the image. Returns the job key while it is being drawn, else None."""
+    stem, label = _file_stem(name), fmt.upper()
+    if problem is not None:
+        col.button(label, key=f"dl-{page}-{stem}-{fmt}-prepare", disabled=True, help=problem, width="stretch")
+        return None
+    registry = jobs.registry()
+    key = image_job_key(page, name, fmt, view_key)
+    job = registry.get(key)
+    if job is not None and job.state == "done":
+        col.download_button(
+            label,
+            data=job.result,
+            file_name=f"{page}_{stem}.{fmt}",
+            mime=mime,
+            key=f"dl-{page}-{stem}-{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+            help=f"Drawn in {job.elapsed() or 0:.0f} s; ready to save.",
+            width="stretch",
+        )
+        return None
+    if job is not None and not job.finished:
+        col.button(f"{label} …", key=f"dl-{page}-{stem}-{fmt}-prepare", disabled=True, width="stretch")
+        return key
+    if job is not None:  # failed or cancelled: said once, and the button draws it again
+        col.caption(f"{label} not made: {job.error or job.state}")
+    if not col.button(
+        label,
+        key=f"dl-{page}-{stem}-{fmt}-prepare",
+        help=f"Draws the {label} in the background (a headless browser: seconds, up to half a minute on a busy "
+        "machine) with a progress bar below; its download button then takes this place.",
+        width="stretch",
+    ):
+        return None
+    if job is not None:
+        registry.forget(key)
+    registry.submit(
+        key,
+        _figure_image,
+        build,
+        fmt,
+        label=f"{name} as {label}",
+        lane="page",
+        front=True,
+        owner=_jobs.session_owner(),
+        expected_seconds=IMAGE_SECONDS,
+    )
+    return key
+
+
+@st.fragment(run_every=_jobs.POLL_SECONDS * 2)
+def _images_progress(keys: tuple[str, ...]) -> None:
+    """The progress of the images being drawn (message, elapsed time, ETA); reruns the page when all are done, so
+    their download buttons appear."""
+    running = [j for j in (jobs.registry().get(k) for k in keys) if j is not None and not j.finished]
+    if not running:
+        st.rerun()
+        return
+    for job in running:
+        st.progress(job.status().fraction, text=_jobs.bar_text(job.label, job))
 
 
 def _file_stem(name: str) -> str:

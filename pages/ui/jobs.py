@@ -15,8 +15,10 @@ then ``mnist-lenet`` is the default for new sessions (``$ATLAS_BACKGROUND_TRAINI
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 import streamlit as st
@@ -79,7 +81,8 @@ def status_line(job: jobs.Job) -> str:
     return f"{s.state}: {s.error}"
 
 
-def _bar_text(title: str, job: jobs.Job) -> str:
+def bar_text(title: str, job: jobs.Job) -> str:
+    """A progress bar's text: ``title``, the running job's message, then :func:`status_line`."""
     s = job.status()
     msg = s.message if s.state == "running" else ""
     return f"{title} — {msg + ' · ' if msg else ''}{status_line(job)}"
@@ -135,7 +138,7 @@ def _result(job: jobs.Job) -> Any:
 
 def _wait_in_script(job: jobs.Job, title: str, limit: float | None) -> bool:
     """Poll ``job`` with a progress bar until done (True) or ``limit`` seconds (False)."""
-    bar = st.progress(job.status().fraction, text=_bar_text(title, job))
+    bar = st.progress(job.status().fraction, text=bar_text(title, job))
     cancel = st.empty()
     if cancel.button(
         "Cancel",
@@ -149,7 +152,7 @@ def _wait_in_script(job: jobs.Job, title: str, limit: float | None) -> bool:
         st.stop()
     start = time.monotonic()
     while not job.wait(POLL_SECONDS):
-        bar.progress(job.status().fraction, text=_bar_text(title, job))  # also where a rerun interrupts
+        bar.progress(job.status().fraction, text=bar_text(title, job))  # also where a rerun interrupts
         if limit is not None and time.monotonic() - start >= limit:
             return False
     bar.empty()
@@ -163,7 +166,7 @@ def _poll_fragment(key: str, title: str) -> None:
     if job is None or job.finished:
         st.rerun()  # the whole page again: it now finds the result
         return
-    st.progress(job.status().fraction, text=_bar_text(title, job))
+    st.progress(job.status().fraction, text=bar_text(title, job))
     st.caption(f"This runs in the background ({job.id}): you can leave the page and come back.")
 
 
@@ -204,37 +207,96 @@ REGIME_FACTOR = {"fgsm-at": 1.2, "cure": 3.2, "lmt": 2.0}
 PGD_STEP_FACTOR = 0.52
 
 
-def estimated_train_seconds(name: str) -> float | None:
-    """A rough estimate of the seconds training the zoo network ``name`` takes here (None for an upload):
-    epochs × :data:`EPOCH_SECONDS` of its dataset × :data:`ARCHITECTURE_FACTOR` × the regime's factor, plus its
-    base network's estimate when it fine-tunes one that is not trained yet. An estimate, not a measurement: the
-    factors were measured on a shared, loaded machine and the spread is large (a quiet machine is several times
-    faster)."""
-    entry = zoo.ZOO.get(name)
-    if entry is None:
-        return None
+def _cost_factor(name: str) -> float:
+    """The training cost of ``name`` in LeNet-epochs of its dataset: epochs × :data:`ARCHITECTURE_FACTOR` × the
+    regime's factor (PGD-AT: 1 + :data:`PGD_STEP_FACTOR` per step)."""
+    entry = zoo.ZOO[name]
     if entry.regime == "pgd-at":
         regime = 1.0 + PGD_STEP_FACTOR * int(entry.regime_params.get("steps", 7))
     else:
         regime = REGIME_FACTOR.get(entry.regime, 1.0)
-    per_epoch = EPOCH_SECONDS.get(entry.dataset, EPOCH_SECONDS["cifar10"])
-    seconds = entry.epochs * per_epoch * ARCHITECTURE_FACTOR.get(entry.architecture, 1.0) * regime
+    return entry.epochs * ARCHITECTURE_FACTOR.get(entry.architecture, 1.0) * regime
+
+
+_MEASURED: dict[str, float | None] = {}  # zoo name → its card's train_seconds (read once per trained network)
+
+
+def _measured_seconds(name: str) -> float | None:
+    if name not in _MEASURED:
+        card = zoo.card(name)
+        seconds = None if card is None else card.get("train_seconds")
+        if card is None:
+            return None  # not trained yet: asked again later
+        _MEASURED[name] = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else None
+    return _MEASURED[name]
+
+
+def measured_epoch_seconds(dataset: str, trained: Collection[str] | None = None) -> tuple[float, int] | None:
+    """Seconds per LeNet-epoch of ``dataset`` measured **on this machine**: the median, over the networks of that
+    dataset trained here whose card records their training time, of ``train_seconds`` / :func:`_cost_factor` — with
+    how many trainings it comes from; None when none was trained here (then the estimate is the rough
+    :data:`EPOCH_SECONDS`). ``trained``: the networks to count as trained (default :func:`trained_names`; the
+    sidebar passes the set read at its run's start, so a label does not change within a run)."""
+    import statistics
+
+    rates = []
+    known = trained_names() if trained is None else trained
+    for name in zoo.model_names(dataset):
+        if name in known:
+            seconds = _measured_seconds(name)
+            if seconds is not None:
+                rates.append(seconds / _cost_factor(name))
+    return (statistics.median(rates), len(rates)) if rates else None
+
+
+def estimated_train_seconds(name: str, trained: Collection[str] | None = None) -> float | None:
+    """An estimate of the seconds training the zoo network ``name`` takes here (None for an upload): its cost in
+    LeNet-epochs (:func:`_cost_factor`) × the seconds per LeNet-epoch **measured on this machine** for its dataset
+    (:func:`measured_epoch_seconds`, from the model cards of the networks trained here) or, when none was trained
+    here, the rough :data:`EPOCH_SECONDS` (measured once on a shared, loaded machine: a quiet one is several times
+    faster); plus its base network's estimate when it fine-tunes one that is not trained yet.
+    :func:`estimate_basis` says which; ``trained`` as in :func:`measured_epoch_seconds`."""
+    entry = zoo.ZOO.get(name)
+    if entry is None:
+        return None
+    measured = measured_epoch_seconds(entry.dataset, trained)
+    per_epoch = measured[0] if measured else EPOCH_SECONDS.get(entry.dataset, EPOCH_SECONDS["cifar10"])
+    seconds = _cost_factor(name) * per_epoch
     if entry.init_from and not zoo.is_cached(entry.init_from):
-        seconds += estimated_train_seconds(entry.init_from) or 0.0
+        seconds += estimated_train_seconds(entry.init_from, trained) or 0.0
     return seconds
+
+
+def estimate_basis(name: str) -> str:
+    """How :func:`estimated_train_seconds` of ``name`` was made, in words for the page: scaled from the trainings
+    measured on this machine (how many), or a rough estimate (none measured here yet)."""
+    entry = zoo.ZOO.get(name)
+    measured = None if entry is None else measured_epoch_seconds(entry.dataset)
+    if measured is None:
+        return "a rough estimate: no network of this dataset was trained on this machine yet to time"
+    n = measured[1]
+    return (
+        f"scaled from {n} training{'s' if n != 1 else ''} of {entry.dataset} networks timed on this machine "
+        "(their epochs, architecture and training regime)"
+    )
 
 
 def _expected(name: str) -> float | None:
     return estimated_train_seconds(name)
 
 
-def cost_label(name: str, trained: bool) -> str:
+def cost_label(name: str, trained: bool, among: Collection[str] | None = None) -> str:
     """How a network is marked in pickers: "trained", or what choosing it costs ("trains ≈ 8 min": an estimate,
-    :func:`estimated_train_seconds`; the pickers' help says so — the label is kept short for the sidebar)."""
+    :func:`estimated_train_seconds`, scaled from trainings timed on this machine; "trains ≈ 8 min, rough" when none
+    of its dataset was timed here yet; the pickers' help says so — the label is kept short for the sidebar).
+    ``among``: the networks trained here as the picker read them (:func:`measured_epoch_seconds`' ``trained``)."""
     if trained:
         return "trained"
-    seconds = estimated_train_seconds(name)
-    return "not trained" if seconds is None else f"trains ≈ {_duration(seconds)}"
+    seconds = estimated_train_seconds(name, among)
+    if seconds is None:
+        return "not trained"
+    rough = measured_epoch_seconds(zoo.ZOO[name].dataset, among) is None  # nothing of its dataset timed here yet
+    return f"trains ≈ {_duration(seconds)}{', rough' if rough else ''}"
 
 
 # ------------------------------------------------------------------ first start (issue 13, item 4)
@@ -414,9 +476,10 @@ def prepare_networks_panel() -> None:
             names,
             default=[],
             key="prep_nets",
-            format_func=lambda n: f"{n} ({cost_label(n, n in trained)})",
-            help="Zoo networks not yet trained are trained with their recipe (the time is an estimate from the "
-            "network's epochs, architecture and training regime on a busy 2-core CPU); trained ones are only loaded.",
+            format_func=lambda n: f"{n} ({cost_label(n, n in trained, set(trained))})",
+            help="Zoo networks not yet trained are trained with their recipe; the time is the network's epochs, "
+            "architecture and training regime times the seconds per epoch timed on this machine's earlier trainings "
+            "of that dataset ('rough': none yet, a figure from a busy 2-core CPU). Trained ones are only loaded.",
         )
         with_curvature = st.checkbox(
             "also compute S_c, S_f and curvature vs m at the default settings",
@@ -649,9 +712,156 @@ def training_box(name: str, fallback: str | None, meanwhile: str | None = None) 
         else "No trained network can stand in for it here."
     )
     st.info(
-        f"**{name} is being trained** ({'first use; ' if estimate is None else f'≈ {_duration(estimate)}, an estimate; '}"
+        f"**{name} is being trained** ({'first use; ' if estimate is None else f'≈ {_duration(estimate)}, {estimate_basis(name)}; '}"
         f"cached on disk afterwards). {meanwhile} The page switches to {name} by itself when the training ends; you "
         "can also leave and come back.",
         icon=":material/hourglass_top:",
     )
     st.progress(s.fraction, text=f"training {name} — {s.message + ' · ' if s.message else ''}{status_line(job)}")
+
+
+# ------------------------------------------------------------------ a study not ready yet (issue 20, item 3)
+#: How long a page waits in its script for its study before it shows the last finished result of that study in
+#: its place (seconds; None: never, the page waits with its progress bar as before). ``$ATLAS_STUDY_MEANWHILE``
+#: sets it ("0" / "off": never — the test suite's setting, tests/conftest.py, where every run expects its own
+#: result). Short enough that the page's first paint (≤ 2 s, issue 20) never waits on a long study.
+MEANWHILE_AFTER_SECONDS: float | None = 1.5
+#: Finished results kept per study kind as stand-ins (each holds its network and points, already in memory).
+READY_KEPT = 4
+
+
+def _meanwhile_from_env() -> float | None:
+    import os
+
+    raw = os.environ.get("ATLAS_STUDY_MEANWHILE", "").strip().lower()
+    if raw in ("0", "off", "no", "false", "none"):
+        return None
+    try:
+        return float(raw) if raw else MEANWHILE_AFTER_SECONDS
+    except ValueError:
+        return MEANWHILE_AFTER_SECONDS
+
+
+MEANWHILE_AFTER_SECONDS = _meanwhile_from_env()
+
+
+@dataclasses.dataclass(frozen=True)
+class Shown:
+    """What a study page draws: its own study's result (``own``), or the last finished result of the same kind of
+    study standing in while its own job runs. ``inputs`` are the arguments that result was computed from (network,
+    points, settings…, as the page passed them), ``name`` / ``dataset`` the network and dataset it belongs to, ``key``
+    its job key."""
+
+    result: Any
+    own: bool
+    inputs: tuple
+    name: str
+    dataset: str
+    key: str
+
+
+_READY: dict[str, list[Shown]] = {}  # study kind → its last finished results shown by a page, newest first
+_READY_LOCK = threading.Lock()
+
+
+def _remember(kind: str, shown: Shown) -> None:
+    """Keep ``shown`` (a page's own finished result) as the newest stand-in of ``kind``; never an upload's (it
+    belongs to one browser session)."""
+    from .state import USER_PREFIX
+
+    if shown.name.startswith(USER_PREFIX) or shown.dataset.startswith(USER_PREFIX):
+        return
+    with _READY_LOCK:
+        kept = [s for s in _READY.get(kind, []) if s.key != shown.key]
+        _READY[kind] = [shown, *kept][:READY_KEPT]
+
+
+def last_ready(kind: str, name: str, dataset: str, *, exclude: str = "") -> Shown | None:
+    """The stand-in for a study of ``kind`` on network ``name`` (dataset ``dataset``) that is not ready: the newest
+    finished result of that kind on the same network (other settings), else on the same dataset, else any; never
+    the result keyed ``exclude`` (the one being computed)."""
+    with _READY_LOCK:
+        kept = [s for s in _READY.get(kind, []) if s.key != exclude]
+    for fits in (lambda s: s.name == name, lambda s: s.dataset == dataset, lambda s: True):
+        found = next((s for s in kept if fits(s)), None)
+        if found is not None:
+            return found
+    return None
+
+
+def settings_difference(shown: Any, wanted: Any) -> list[str]:
+    """The settings (``describe()`` leaves) where ``shown`` differs from ``wanted``, as "name value (chosen: value)"
+    — e.g. ``["n_estimate 20 (chosen: 100)"]``; [] when equal or not comparable."""
+
+    def leaves(d: Any, out: dict, prefix: str = "") -> dict:
+        for k, v in d.items():
+            if k in ("settings", "protocol"):
+                continue
+            if isinstance(v, dict):
+                leaves(v, out, prefix)
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    if not (hasattr(shown, "describe") and hasattr(wanted, "describe")):
+        return []
+    a, b = leaves(shown.describe(), {}), leaves(wanted.describe(), {})
+    return [f"{k} {a.get(k)} (chosen: {b.get(k)})" for k in b if a.get(k) != b.get(k)]
+
+
+def result_or_ready(
+    kind: str,
+    key: str,
+    title: str,
+    fn,
+    *args: Any,
+    name: str,
+    dataset: str,
+    settings: Any = None,
+    notice: Any = None,
+    **kwargs: Any,
+) -> Shown:
+    """The study ``fn(*args)`` run as the job ``key`` (as :func:`result_of`), or — when it is not done within
+    :data:`MEANWHILE_AFTER_SECONDS` and a finished result of the same ``kind`` is kept (:func:`last_ready`) — that
+    result in its place: a box (:func:`study_box`) says whose result is shown and with which settings, shows the
+    job's progress, and reruns the page when the job ends, so the page's own result replaces the stand-in by itself.
+    Without a stand-in the page waits with its progress bar as before (and, for a network of another dataset than
+    the digits, offers :func:`fallback_meanwhile`). ``settings``: the page's settings (compared with the stand-in's,
+    the last of its ``inputs``); ``notice``: the container the box goes in (e.g. one made above the page's controls,
+    so it is on the first screen; default: here). Raises :class:`JobFailedError` as :func:`result_of` does."""
+    registry = jobs.registry()
+    job = registry.submit(key, fn, *args, label=title, lane="page", front=True, owner=session_owner(), **kwargs)
+    wait = MEANWHILE_AFTER_SECONDS
+    stand_in = None
+    if wait is not None and not job.wait(min(QUICK_SECONDS, wait)):
+        stand_in = last_ready(kind, name, dataset, exclude=key)
+        if stand_in is not None and not job.wait(max(wait - QUICK_SECONDS, 0.0)):
+            with notice if notice is not None else st.container():
+                study_box(key, title, name, stand_in.name, settings_difference(stand_in.inputs[-1], settings))
+            return dataclasses.replace(stand_in, own=False)  # kept as some page's own result: not this page's
+    if wait is not None and stand_in is None and not job.finished:
+        fallback_meanwhile(name)  # nothing stands in: offer the digits networks (ready in seconds)
+    shown = Shown(result_of(key, title, fn, *args, **kwargs), True, args, name, dataset, key)
+    _remember(kind, shown)
+    return shown
+
+
+@st.fragment(run_every=PANEL_SECONDS)
+def study_box(key: str, title: str, name: str, stand_in: str, differences: list[str]) -> None:
+    """While the study ``key`` of network ``name`` runs: that the page shows ``stand_in``'s last finished result of
+    the same study meanwhile (with the settings that differ), and the job's progress; reruns the page once the job
+    ends, so its own result replaces the stand-in."""
+    job = jobs.registry().get(key)
+    if job is None or job.finished:
+        st.rerun()  # the whole page again: it now finds its result (or the job's error)
+        return
+    differ = f", with {'; '.join(differences)}" if differences else ""
+    st.info(
+        f"**This study of {name} is being computed** (progress below). Meanwhile this page shows the last finished "
+        f"result of the same study on **{stand_in}**{differ}: every number and chart below is that result's, not the "
+        f"one you chose. {name}'s own result replaces it by itself when the job ends; you can also leave and come "
+        "back.",
+        icon=":material/hourglass_top:",
+    )
+    st.progress(job.status().fraction, text=bar_text(title, job))
+    st.caption(f"This runs in the background ({job.id}): you can leave the page and come back.")

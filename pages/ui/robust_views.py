@@ -425,6 +425,34 @@ def certify(clf: Classifier, dataset: Dataset, settings: _certify.CertifySetting
     )
 
 
+def certify_or_ready(
+    clf: Classifier,
+    dataset: Dataset,
+    settings: _certify.CertifySettings,
+    *,
+    name: str,
+    dataset_key: str,
+    notice=None,
+) -> _jobs.Shown:
+    """:func:`certify`, or while it runs the last finished certification shown by a page
+    (:func:`pages.ui.jobs.result_or_ready`, issue 20 item 3): ``.result`` a :class:`CertifyOutcome`, ``.inputs`` =
+    (network, images, labels, settings) of the result shown."""
+    return _jobs.result_or_ready(
+        "certify",
+        certify_key(clf, dataset, settings),
+        "Certifying and attacking",
+        _certify_or_attack,
+        clf,
+        dataset.images,
+        dataset.labels.numpy(),
+        settings,
+        name=name,
+        dataset=dataset_key,
+        settings=settings,
+        notice=notice,
+    )
+
+
 def _certified_section(clf: Classifier, x: torch.Tensor, *, progress: ProgressFn) -> _certify.CertifiedSection:
     progress(0.0, "DeepFool and the normal cross-section")
     return _certify.certified_section(clf, x)

@@ -59,7 +59,7 @@ def _network_label(name: str) -> str:
     """A zoo network with what choosing it costs ("trained" / "trains ≈ 8 min"); uploads as model_label."""
     if name not in zoo.ZOO:
         return model_label(name)
-    return f"{name} ({_jobs.cost_label(name, name in _TRAINED_AT_RUN_START)})"
+    return f"{name} ({_jobs.cost_label(name, name in _TRAINED_AT_RUN_START, _TRAINED_AT_RUN_START)})"
 
 
 def class_name(names, i: int) -> str:
@@ -106,7 +106,8 @@ def sidebar() -> dict | None:
         **bound("model", model_default if model_default in names else names[0], names),
         format_func=_network_label,
         help="Zoo networks are trained on first use and cached on disk: each says whether it is trained or about "
-        "how long its training takes (an estimate from its epochs and regime on a busy 2-core CPU). While one "
+        "how long its training takes (its epochs, architecture and regime times the seconds per epoch timed on this "
+        "machine's earlier trainings of that dataset; 'rough': none timed here yet). While one "
         'trains, pages show the nearest trained network and say so. "(upload)" marks your uploads (this browser '
         "session only).",
     )
