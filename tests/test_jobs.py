@@ -615,3 +615,31 @@ def test_a_training_with_no_stand_in_offers_the_digits_networks_meanwhile():
     assert "digits" in button.label
     button.click().run()
     assert (at.session_state["dataset"], at.session_state["model"]) == ("digits", "digits-lenet")
+
+
+def test_a_failed_study_behind_a_stand_in_is_said_not_retried_in_a_loop():
+    """Issue 20, item 3: while a page shows the last finished study in place of its own, the box that watches its
+    job reruns the page when the job is done; when the job fails it says so (with the job's error) and stays, instead
+    of rerunning the page into a retry of a job that fails again."""
+    from streamlit.testing.v1 import AppTest
+
+    from geometry.errors import AtlasError
+
+    def fails(*, progress):
+        raise AtlasError("ξ is undefined here")
+
+    registry = jobs.registry()
+    job = registry.submit("test-study-that-fails", fails, lane="page")
+    assert job.wait(WAIT) and job.state == "failed"
+
+    def script():
+        from pages.ui import jobs as ui_jobs
+
+        ui_jobs.study_box("test-study-that-fails", "Some study", "net-a", "net-b", ["n 20 (chosen: 40)"])
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (error,) = at.error
+    assert "Some study of net-a stopped: ξ is undefined here" in error.value and "net-b's result" in error.value
+    assert not at.info and registry.get("test-study-that-fails") is job  # not resubmitted
+    registry.forget("test-study-that-fails")

@@ -852,8 +852,14 @@ def study_box(key: str, title: str, name: str, stand_in: str, differences: list[
     the same study meanwhile (with the settings that differ), and the job's progress; reruns the page once the job
     ends, so its own result replaces the stand-in."""
     job = jobs.registry().get(key)
-    if job is None or job.finished:
-        st.rerun()  # the whole page again: it now finds its result (or the job's error)
+    if job is None or job.state == "done":
+        st.rerun()  # the whole page again: it now finds its result
+        return
+    if job.finished:  # failed or cancelled: said here, not retried by a rerun of its own (a failing job would loop)
+        st.error(
+            f"{title} of {name} stopped: {job.error or job.state}. The page still shows {stand_in}'s result below; any "
+            "change on the page tries again."
+        )
         return
     differ = f", with {'; '.join(differences)}" if differences else ""
     st.info(
