@@ -7,12 +7,26 @@ of run, interleaved (A B, then B A, ... for ``--rounds`` rounds) so that the mac
 both alike:
 
 * **A — quiet server**: the seven sessions only;
-* **B — one hostile session**: the same, plus an eighth context that uploads the zero-pixel CPU bomb of
+* **B — one hostile session**: the same, plus an eighth session that uploads the zero-pixel CPU bomb of
   ``tests/test_workers.py`` (cheap on the probe's random pixels, ~10⁸ iterations on exact zeros, as
   every real digit has) through Home's upload form; the app's rerun with the upload selected sends its
-  first prediction on a digit to that session's upload worker, which spins. The run starts once the
-  worker is seen spending CPU; the context is closed, and the worker stopped, when the run ends (the
-  next A is quiet again).
+  first prediction on a digit to that session's upload worker, which spins until the forward pass's CPU
+  budget (:data:`geometry.runtime.uploads.APP_WORKER_LIMITS`) stops it. The run starts once the worker
+  is seen spending CPU (or already stopped); the hostile session is closed, and its workers stopped,
+  when the run ends (the next A is quiet again).
+
+Where the hostile session's browser runs (``--hostile-browser``):
+
+* ``separate`` (default): its own chromium, driven by a child process of this benchmark
+  (``--hostile-driver``) at niceness 19 — on a real server the attacker's browser is on the attacker's
+  machine, so its rendering should not be charged to the server; with ``--hostile-repeat`` (default on)
+  the attacker sets the bomb off again each time the page shows the error, by changing the sidebar's
+  datapoint (each time a fresh worker loads the model and spins until its budget);
+* ``shared``: a context of the benchmark's own chromium, set off once (the setup of the first
+  measurements).
+
+``ATLAS_UPLOAD_CPU_QUOTA`` in the environment (e.g. ``0.25``) reaches the server: its upload workers
+then share that cgroup CPU quota where the host delegates one (the benchmark prints which).
 
 **Taking turns, so seven sessions fit a 2-core machine**: the sessions never interact at once. In each
 run, session 1 changes the datapoint (interaction benchmark's ``datapoint`` control: type, Enter) and
@@ -24,15 +38,17 @@ other visitors' clicks.
 
 Reported per kind of run: the seven sessions' click-to-repaint p50 / p95, the ratio p95(B) / p95(A)
 (budget ≤ 1.2, issue 22), the server process's own CPU time (its threads: ``/proc/<pid>/stat``, the
-upload worker is a separate process) per run, and the hostile worker's CPU time during B (proof the bomb
-was spinning). The upload worker runs at niceness 19 (``APP_WORKER_LIMITS.nice``), the lever that keeps
-the ratio: the bomb only gets the CPU the server and the browser leave.
+upload worker is a separate process) per run, the upload workers' CPU time during B (live ones and those
+already reaped: the server's children's CPU time), and how often the hostile session was told its bomb
+was stopped (and how long after its click the first time).
 
 Usage::
 
     python -m benchmarks.fair_share                            # 7 sessions, 3 rounds of A and B
     python -m benchmarks.fair_share --sessions 2 --rounds 1 --changes 1    # a smoke run
     python -m benchmarks.fair_share --out /tmp/fair.json
+    python -m benchmarks.fair_share --hostile-browser shared --no-hostile-repeat   # the first setup
+    ATLAS_UPLOAD_CPU_QUOTA=0.25 python -m benchmarks.fair_share                    # + a cgroup CPU quota
 
 Never run ``playwright install``: the browser is Debian's chromium.
 """
@@ -40,6 +56,7 @@ Never run ``playwright install``: the browser is Debian's chromium.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -49,6 +66,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.interaction import (
     CHROMIUM,
@@ -90,6 +108,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime: the 14th and 15th fields of the file
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """CPU time (s) of process ``pid``'s children that have ended and been waited for (cutime + cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / _TICK
+
+
+def workers_cpu_seconds(server_pid: int) -> float:
+    """CPU time (s) of the server's child processes so far: the live upload workers' plus every reaped
+    child's (a worker a limit ended is reaped by the pool)."""
+    return children_cpu_seconds(server_pid) + sum(cpu_seconds(p) for p in upload_workers(server_pid))
+
+
 def upload_workers(server_pid: int) -> list[int]:
     """Pids of the server's upload workers: its children whose working folder is an ``atlas-worker-`` one."""
     out = []
@@ -124,11 +157,8 @@ def start_hostile(browser, base: str, bomb: Path, server_pid: int, timeout_s: fl
     page.get_by_text(bomb.name).first.wait_for(timeout=int(timeout_s * 1000))  # sent to the server: listed
     page.wait_for_function(_IDLE, timeout=int(timeout_s * 1000), polling=500)
     page.get_by_role("button", name="Load model").click()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if sum(cpu_seconds(p) for p in upload_workers(server_pid)) >= 5.0:
-            return ctx
-        time.sleep(1.0)
+    if wait_spinning(server_pid, timeout_s):
+        return ctx
     shot = Path(tempfile.gettempdir()) / "fair-share-upload.png"
     page.screenshot(path=str(shot), full_page=True)
     alerts = page.locator('[data-testid="stAlert"], [data-testid="stException"]').all_inner_texts()
@@ -138,9 +168,114 @@ def start_hostile(browser, base: str, bomb: Path, server_pid: int, timeout_s: fl
     return ctx
 
 
+def wait_spinning(server_pid: int, timeout_s: float, stopped=lambda: False) -> bool:
+    """Wait until an upload worker of the server has spent 3 s of CPU (its start, the load and the
+    spinning), or a worker was seen and is gone again (a limit stopped it), or ``stopped()``; False on
+    timeout."""
+    deadline, seen = time.monotonic() + timeout_s, False
+    while time.monotonic() < deadline:
+        workers = upload_workers(server_pid)
+        if sum(cpu_seconds(p) for p in workers) >= 3.0 or (seen and not workers) or stopped():
+            return True
+        seen = seen or bool(workers)
+        time.sleep(0.5)
+    return False
+
+
+class HostileDriver:
+    """The hostile session in its own browser: ``python -m benchmarks.fair_share --hostile-driver URL BOMB``
+    at niceness 19, whose lines (``loaded``, ``stopped <s> <message>``) are read by a thread here."""
+
+    def __init__(self, base: str, bomb: Path, repeat: bool, timeout_s: float) -> None:
+        import subprocess
+        import threading
+
+        cmd = [sys.executable, "-m", "benchmarks.fair_share", "--hostile-driver", base, str(bomb)]
+        cmd += ["--timeout", str(timeout_s)] + (["--hostile-repeat"] if repeat else ["--no-hostile-repeat"])
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            ["nice", "-n", "19", *cmd], cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        self.loaded: float | None = None
+        self.stops: list[tuple[float, str]] = []  # (seconds after the Load click, message)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            word, _, rest = line.strip().partition(" ")
+            if word == "loaded":
+                self.loaded = time.monotonic()
+            elif word == "stopped":
+                after, _, message = rest.partition(" ")
+                self.stops.append((float(after), message))
+
+    def close(self) -> None:
+        """End the driver and its chromium (its whole process group)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width: int) -> int:
+    """The hostile session's own browser (run as a child process, at niceness 19): upload ``bomb`` on Home,
+    print ``loaded``; each time the page shows that a limit stopped the bomb print ``stopped <seconds after
+    the click> <message>`` and, with ``repeat``, change the sidebar's datapoint to set it off again. Runs
+    until it is terminated."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.interaction import _IDLE
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_context(viewport={"width": width, "height": 1400}).new_page()
+            page.goto(f"{base}/", wait_until="domcontentloaded", timeout=int(timeout_s * 1000))
+            page.wait_for_selector('[data-testid="stApp"]', timeout=int(timeout_s * 1000))
+            page.wait_for_timeout(2000)
+            page.wait_for_function(_IDLE, timeout=int(timeout_s * 1000), polling=500)
+            page.locator('[data-testid="stExpander"] summary').filter(has_text="Upload a model").first.click()
+            page.locator('input[type="file"]').first.set_input_files(str(bomb))
+            page.get_by_text(bomb.name).first.wait_for(timeout=int(timeout_s * 1000))
+            page.wait_for_function(_IDLE, timeout=int(timeout_s * 1000), polling=500)
+            page.get_by_role("button", name="Load model").click()
+            clicked = time.monotonic()
+            print("loaded", flush=True)
+            step = 0
+            while True:
+                page.wait_for_timeout(1500)  # the rerun has started
+                page.wait_for_function(_IDLE, timeout=int(timeout_s * 1000), polling=500)  # it ended
+                alerts = [
+                    " ".join(a.split())
+                    for a in page.locator('[data-testid="stAlert"]').all_inner_texts()
+                    if "used more than" in a or "was stopped" in a
+                ]
+                print(
+                    f"stopped {time.monotonic() - clicked:.1f} {alerts[-1][:300] if alerts else '(no message)'}",
+                    flush=True,
+                )
+                if not repeat:
+                    while True:
+                        page.wait_for_timeout(60_000)
+                step += 1
+                field = page.locator(".st-key-i input").first
+                field.fill(str(1 + step % 20))  # another digit: another prediction, the bomb again
+                field.press("Enter")
+                clicked = time.monotonic()
+        finally:
+            browser.close()
+
+
 def stop_hostile(ctx, server_pid: int) -> None:
-    """Close the hostile session's browser context and end its upload workers (the server's reaper would,
-    at its next run; this makes the next quiet run start quiet)."""
+    """Close the hostile session (its browser context, or its driver process) and end its upload workers (the
+    server's reaper would, at its next run; this makes the next quiet run start quiet)."""
     ctx.close()
     for pid in upload_workers(server_pid):
         os.kill(pid, signal.SIGKILL)  # a process of the server this benchmark started
@@ -175,6 +310,7 @@ def summary(runs: list[dict]) -> dict:
             "server_cpu_s": sum(r["server_cpu_s"] for r in rs),
             "wall_s": sum(r["wall_s"] for r in rs),
             "hostile_cpu_s": sum(r["hostile_cpu_s"] for r in rs),
+            "hostile_stops": sum(r.get("hostile_stops_in_run", 0) for r in rs),
         }
     out["ratio_p95"] = out["B"]["p95"] / out["A"]["p95"] if out["A"]["p95"] > 0 else float("nan")
     return out
@@ -184,14 +320,14 @@ def markdown(s: dict, sessions: int) -> str:
     """The summary as a markdown table and one verdict line computed from it."""
     lines = [
         "| run | sessions measured | changes | click-to-repaint p50 / p95 (s) | server CPU (s) / wall (s) "
-        "| hostile worker CPU (s) |",
-        "|---|---|---|---|---|---|",
+        "| upload workers' CPU (s) | bomb stopped (×) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for kind, label in (("A", "A: quiet server"), ("B", "B: + 1 hostile session")):
         r = s[kind]
         lines.append(
             f"| {label} | {sessions} | {r['n']} | {r['p50']:.2f} / {r['p95']:.2f} "
-            f"| {r['server_cpu_s']:.1f} / {r['wall_s']:.0f} | {r['hostile_cpu_s']:.1f} |"
+            f"| {r['server_cpu_s']:.1f} / {r['wall_s']:.0f} | {r['hostile_cpu_s']:.1f} | {r['hostile_stops']} |"
         )
     ratio = s["ratio_p95"]
     verdict = "met" if ratio <= BUDGET_RATIO else "missed"
@@ -210,7 +346,23 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=600, help="seconds for a page's first load / the upload")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--out", type=Path, help="write the raw results as JSON")
+    ap.add_argument(
+        "--hostile-browser",
+        choices=("separate", "shared"),
+        default="separate",
+        help="the hostile session's browser: its own chromium at niceness 19 (default), or a context of the "
+        "benchmark's chromium",
+    )
+    ap.add_argument(
+        "--hostile-repeat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the hostile session sets the bomb off again each time it is told it was stopped (separate only)",
+    )
+    ap.add_argument("--hostile-driver", nargs=2, metavar=("URL", "BOMB"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.hostile_driver:
+        return hostile_driver(a.hostile_driver[0], Path(a.hostile_driver[1]), a.hostile_repeat, a.timeout, a.width)
     from playwright.sync_api import sync_playwright
 
     if not PAGES.get(a.page):
@@ -218,6 +370,13 @@ def main(argv=None) -> int:
     it = PAGES[a.page][0]
     runs: list[dict] = []
     load = os.getloadavg()
+    quota = os.environ.get("ATLAS_UPLOAD_CPU_QUOTA", "")
+    print(
+        f"hostile browser: {a.hostile_browser}"
+        + (", repeating" if a.hostile_browser == "separate" and a.hostile_repeat else ", set off once")
+        + f"; ATLAS_UPLOAD_CPU_QUOTA={quota or '(unset)'}",
+        file=sys.stderr,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         bomb = hostile_model(Path(tmp))
         port = _free_port()
@@ -237,15 +396,23 @@ def main(argv=None) -> int:
                 turns(pages, it, steps, 2, a.quiet_ms)  # warm-up: two changes per session, not measured
                 for r in range(a.rounds):
                     for kind in ("A", "B") if r % 2 == 0 else ("B", "A"):
-                        hostile = (
-                            start_hostile(browser, base, bomb, server.pid, a.timeout, a.width) if kind == "B" else None
-                        )
-                        workers = upload_workers(server.pid)
-                        w0 = {p: cpu_seconds(p) for p in workers}
+                        hostile: Any = None
+                        if kind == "B" and a.hostile_browser == "shared":
+                            hostile = start_hostile(browser, base, bomb, server.pid, a.timeout, a.width)
+                        elif kind == "B":
+                            hostile = HostileDriver(base, bomb, a.hostile_repeat, a.timeout)
+                            if not wait_spinning(server.pid, a.timeout, lambda h=hostile: bool(h.stops)):
+                                print("  the hostile upload's worker did not spin in time", file=sys.stderr)
+                        w0 = workers_cpu_seconds(server.pid)
                         c0, t0 = cpu_seconds(server.pid), time.monotonic()
+                        n_stops = len(hostile.stops) if isinstance(hostile, HostileDriver) else 0
                         repaint = turns(pages, it, steps, a.changes, a.quiet_ms)
                         wall, server_cpu = time.monotonic() - t0, cpu_seconds(server.pid) - c0
-                        hostile_cpu = sum(cpu_seconds(p) - w0[p] for p in workers)
+                        hostile_cpu = workers_cpu_seconds(server.pid) - w0
+                        stops: list = []
+                        if isinstance(hostile, HostileDriver):
+                            stops = hostile.stops[:]
+                            n_stops = len(stops) - n_stops
                         if hostile is not None:
                             stop_hostile(hostile, server.pid)
                         runs.append(
@@ -256,11 +423,18 @@ def main(argv=None) -> int:
                                 "wall_s": wall,
                                 "server_cpu_s": server_cpu,
                                 "hostile_cpu_s": hostile_cpu,
+                                "hostile_stops_in_run": n_stops,
+                                "hostile_stops": stops,
                             }
                         )
                         print(
                             f"round {r + 1} {kind}: p50 {statistics.median(repaint) if repaint else float('nan'):.2f} s, "
-                            f"server CPU {server_cpu:.1f} s in {wall:.0f} s, hostile worker CPU {hostile_cpu:.1f} s",
+                            f"server CPU {server_cpu:.1f} s in {wall:.0f} s, upload workers' CPU {hostile_cpu:.1f} s"
+                            + (
+                                f", bomb stopped {n_stops}× in the run (first told after {stops[0][0]:.0f} s: {stops[0][1][:160]})"
+                                if stops
+                                else ""
+                            ),
                             file=sys.stderr,
                         )
                 browser.close()
@@ -274,7 +448,8 @@ def main(argv=None) -> int:
         f"{a.rounds} rounds of A and B, {a.changes} changes per session per run, sessions taking turns."
     )
     if a.out:
-        a.out.write_text(json.dumps({"runs": runs, "summary": s, "load": [load, load_after]}, indent=1))
+        setup = {"hostile_browser": a.hostile_browser, "hostile_repeat": a.hostile_repeat, "cpu_quota": quota}
+        a.out.write_text(json.dumps({"runs": runs, "summary": s, "load": [load, load_after], "setup": setup}, indent=1))
     return 0
 
 
