@@ -151,15 +151,19 @@ _ARM = """() => {
   } catch (e) { w.busy = null; }
   const app = document.querySelector('[data-testid="stApp"]');
   const state = () => app.getAttribute('data-test-script-state');
-  const onState = () => {
+  const busy = s => s === 'running' || s === 'rerunRequested';
+  const onState = records => {
     const now = performance.now(), s = state();
-    if (s === 'running' || s === 'rerunRequested') { if (w.runStart === null) w.runStart = now; w.runEnd = null; }
+    // a run that started and ended within one task comes as two records in one batch: the second's old value
+    // is 'running' while the attribute already reads 'notRunning' (without this the change was never seen)
+    if ((records || []).some(r => busy(r.oldValue)) && w.runStart === null) w.runStart = now;
+    if (busy(s)) { if (w.runStart === null) w.runStart = now; w.runEnd = null; }
     else if (w.runStart !== null && w.runEnd === null) w.runEnd = now;
   };
   if (window.__atlasObs) window.__atlasObs.disconnect();
   window.__atlasObs = new MutationObserver(onState);
-  window.__atlasObs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-  onState();  // a run already under way when the clock starts (the action then joins it)
+  window.__atlasObs.observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
+  onState(null);  // a run already under way when the clock starts (the action then joins it)
   const ids = new WeakMap(); let next = 1;
   const sig = () => [...document.querySelectorAll('.js-plotly-plot')].map(gd => {
     if (!gd.__atlasHooked && gd.on) {
@@ -204,12 +208,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, timing_log: Path, app: Path = ROOT / "app.py") -> subprocess.Popen:
-    """``streamlit run app.py`` on ``port`` with ``ATLAS_TIMING=timing_log``; returns once it listens."""
+def start_server(
+    port: int, timing_log: Path, app: Path = ROOT / "app.py", flags: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """``streamlit run app.py`` on ``port`` with ``ATLAS_TIMING=timing_log`` and Streamlit's command-line ``flags``
+    (e.g. ``("--runner.postScriptGC", "false")``); returns once it listens."""
     # no first-start mnist-lenet training behind the measurement (pages/ui/jobs.py): it would load the cores
     env = dict(os.environ, ATLAS_TIMING=str(timing_log))
     env.setdefault("ATLAS_BACKGROUND_TRAINING", "0")
-    args = ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1"]
+    args = ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1", *flags]
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(app), *args, "--browser.gatherUsageStats", "false"],
         cwd=app.parent,

@@ -196,3 +196,37 @@ def test_the_fresh_start_benchmark_knows_what_pages_say_when_they_show_nothing()
         assert phrase in sources, phrase  # a page still says it: the benchmark still recognises that page
     for script in (fresh_start._FINISHED, fresh_start._SAID):
         assert "NOTHING_JS" not in script and json.dumps(list(fresh_start.NOTHING_SHOWN)) in script
+
+
+def test_the_floor_probe_splits_a_change_into_stages_that_add_up():
+    """benchmarks/floor.py: each stage is the gap between two stamps of one clock, so the stages from the click to
+    the repaint sum to the total; stamps from before the click (an earlier change) are ignored."""
+    from benchmarks import floor
+
+    ms = 1_000_000.0  # browser stamps are ms since the epoch, the server's seconds
+    browser = {
+        "t0": ms + 0.0,
+        "runStart": ms + 60.0,
+        "runEnd": ms + 200.0,
+        "end": ms + 260.0,
+        "floor": {
+            "input": [ms - 500.0, ms + 8.0],
+            "sent": [ms - 480.0, ms + 20.0],
+            "recv": [[ms - 400.0, 10], [ms + 55.0, 100], [ms + 190.0, 50], [ms + 900.0, 5]],
+        },
+    }
+    runs = [{"t": (ms + 25.0) / 1000, "end": (ms + 40.0) / 1000}]
+    s = floor.stages(browser, runs)
+    expected = {"dispatch": 8, "widget": 12, "to server": 5, "script": 15, "flush": 150, "react": 10, "repaint": 60}
+    assert {k: round(s[k] * 1000, 6) for k in expected} == expected
+    assert round(sum(s[k] for k in expected) * 1000, 6) == round(s["total"] * 1000, 6) == 260
+    assert floor.stages(browser, []) is None  # no server run after the click: the change did not register
+
+
+def test_the_app_does_not_force_a_full_garbage_collection_after_each_run():
+    """Streamlit's runner.postScriptGC (default on) ran gc.collect(2) after every script and fragment run, holding
+    the GIL while the run-finished message waited: the ≈ 0.3 s floor of every rerun (docs/benchmarks.md)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
