@@ -19,6 +19,7 @@ from pages.ui import jobs as _jobs
 from pages.ui import layout as _layout
 from pages.ui import sidebar as _sidebar
 from pages.ui import state
+from pages.ui import timing as _timing
 from pages.ui.controls import H_SCALE_LABEL, box_share_note, h_scale_labels, rx_radio, xi_share_radio
 from pages.ui.sidebar import model_label
 
@@ -46,6 +47,15 @@ def render() -> None:
     sel = _sidebar.selection()
     if sel is None:
         st.stop()
+    _study_view(sel)  # a fragment: the page's controls rerun only it, not the sidebar (issue 20)
+
+
+@st.fragment
+@_timing.timed("compare")
+def _study_view(sel: _sidebar.Selection) -> None:
+    """The networks, the principal angles (Fig. 10), the transferred sections (Fig. 13, a fragment of its own) and
+    the fooling-rate matrix with the downloads: a fragment, so a change of A, B, m, n, h or the matrix's settings
+    reruns only this part, not the sidebar."""
     names = _cached.compatible_models(sel.dataset_key)
     if len(names) < 2:
         st.warning("Comparing needs two networks for this dataset: upload another one on the Home page (Your model).")
@@ -166,46 +176,10 @@ def render() -> None:
             f"S_c transfers, B's boundary bends around x along A's direction (positive curvature) but hardly along the "
             f"random one."
         )
-        s1, s2, s3 = st.columns(3)
-        s1.number_input("direction of S_c(A) (1 = most curved for A)", **state.CMP_DIRECTION, **state.synced("cmp_k"))
-        s2.number_input("random direction seed", **state.SEED, **state.synced("cmp_seed"))
-        s3.select_slider("resolution", **state.RESOLUTION, **state.bound("cmp_res", d["cmp_res"]))
-        k = view.k
-        ts = _cached.transfer_sections(
-            clf_b, sel.x, Sa.basis[:, k - 1], seed=view.seed, resolution=view.resolution, h=h, rx=settings.rx
-        )
-        kappa = [float(v) for v in ts.kappa]
-
-        def _kappa(v: float) -> str:
-            return f"κ = {v:+.3g} per pixel distance" if math.isfinite(v) else "κ undefined"
-
-        left, right = st.columns(2)
-        _layout.chart(
-            narrow_section(
-                ts.subspace_section,
-                clf_b.class_names,
-                direction_label=f"S_c(A) direction {k}",
-                title=f"{b_label} along S_c({a_label}) direction {k}<br><sup>{_kappa(kappa[0])}</sup>",
-            ),
-            left,
-        )
-        _layout.chart(
-            narrow_section(
-                ts.random_section,
-                clf_b.class_names,
-                direction_label=f"random v (seed {view.seed})",
-                title=f"{b_label} along a random direction<br><sup>{_kappa(kappa[1])}</sup>",
-            ),
-            right,
-        )
-        if not ts.converged:
-            st.warning(
-                "DeepFool did not change B's label at this point: r(x) is not a boundary normal and κ is undefined."
-            )
-        st.caption(
-            f"κ: normal curvature of B's boundary at z = x + r_B(x) along each direction (finite differences at h = "
-            f"{h:.4g}; 1/pixel distance; positive = the other class wraps around x). For comparison, A's own mean κ along "
-            f"its S_c direction {k} over the n points: {float(Sa.kappas[k - 1]):+.3g}. ‖r_B(x)‖₂ = {ts.r_norm:.4g}."
+        results = {"comparison": both, "angles": result}  # + the fragment's latest sections, for the downloads
+        shown: dict = {}
+        _transfer_view(
+            sel, clf_b, Sa, h=h, rx=settings.rx, a_label=a_label, b_label=b_label, results=results, shown=shown
         )
 
         # ------------------------------------------------------------ (c) fooling-rate matrix, Appendix C.2
@@ -245,18 +219,23 @@ def render() -> None:
             f"{tm.rate(view.b, view.b):.0%}, random vectors {tm.rate(RANDOM_ROW, view.b):.0%}. m = {m} directions, "
             f"{n_vectors} vectors per row, {tm.n_points} held-out test points; fooling = the network's own prediction changes."
         )
+        results["fooling_matrix"] = tm
         _downloads.offer(
             "compare",
             sel,
-            {"comparison": both, "angles": result, "transfer_sections": ts, "fooling_matrix": tm},
+            results,
             {
                 "Principal angles, S_c": lambda: principal_angles_figure(result["curved"], height=420),
                 "Principal angles, S_f": lambda: principal_angles_figure(result["flat"], height=420),
                 "B along S_c(A)": lambda: section_figure(
-                    ts.subspace_section, clf_b.class_names, direction_label=f"S_c(A) direction {k}"
+                    results["transfer_sections"].subspace_section,
+                    clf_b.class_names,
+                    direction_label=f"S_c(A) direction {shown['k']}",
                 ),
                 "B along a random v": lambda: section_figure(
-                    ts.random_section, clf_b.class_names, direction_label=f"random v (seed {view.seed})"
+                    results["transfer_sections"].random_section,
+                    clf_b.class_names,
+                    direction_label=f"random v (seed {shown['seed']})",
                 ),
                 "Fooling-rate matrix": lambda: transfer_matrix_figure(tm),
             },
@@ -264,6 +243,69 @@ def render() -> None:
             title="Compare networks",
             h=h,
         )
+
+
+@st.fragment
+@_timing.timed("compare sections")
+def _transfer_view(
+    sel, clf_b, Sa, *, h: float, rx: str, a_label: str, b_label: str, results: dict, shown: dict
+) -> None:
+    """B's normal cross-sections along A's S_c direction k and along a random direction (Fig. 13) with their
+    controls: a fragment, so a change of the direction, the seed or the resolution reruns only these two figures
+    (issue 20). ``Sa``: A's S_c estimate (``basis`` (d, m), ``kappas`` (m,)); h: the finite-difference scale; rx:
+    the r(x) protocol. The sections shown go into ``results["transfer_sections"]`` and ``shown`` (``k``,
+    ``seed``): the page's downloads read both when a button is pressed, so they follow a rerun of this fragment."""
+    d = state.CompareView.DEFAULTS
+    k = state.option_value("cmp_k", d["cmp_k"], None, int, **state.CMP_DIRECTION)
+    seed = state.option_value("cmp_seed", d["cmp_seed"], None, int, **state.SEED)
+    resolution = state.widget_value("cmp_res", d["cmp_res"], int, **state.RESOLUTION)
+    s1, s2, s3 = st.columns(3)
+    s1.number_input("direction of S_c(A) (1 = most curved for A)", **state.CMP_DIRECTION, **state.synced("cmp_k"))
+    s2.number_input("random direction seed", **state.SEED, **state.synced("cmp_seed"))
+    s3.select_slider("resolution", **state.RESOLUTION, **state.bound("cmp_res", d["cmp_res"]))
+    direction = Sa.basis[:, k - 1]
+    args = dict(seed=seed, resolution=resolution, h=h, rx=rx)
+    ts = _cached.transfer_sections(clf_b, sel.x, direction, **args)
+    results["transfer_sections"] = ts
+    shown.update(k=k, seed=seed)
+    kappa = [float(v) for v in ts.kappa]
+    key = f"{_cached.transfer_sections_key(clf_b, sel.x, direction, **args)}|{a_label}|{b_label}|{k}|{seed}"
+
+    def _kappa(v: float) -> str:
+        return f"κ = {v:+.3g} per pixel distance" if math.isfinite(v) else "κ undefined"
+
+    left, right = st.columns(2)
+    _layout.chart(
+        _layout.cached_figure(
+            f"compare-along-sc|{key}",
+            lambda: narrow_section(
+                ts.subspace_section,
+                clf_b.class_names,
+                direction_label=f"S_c(A) direction {k}",
+                title=f"{b_label} along S_c({a_label}) direction {k}<br><sup>{_kappa(kappa[0])}</sup>",
+            ),
+        ),
+        left,
+    )
+    _layout.chart(
+        _layout.cached_figure(
+            f"compare-along-random|{key}",
+            lambda: narrow_section(
+                ts.random_section,
+                clf_b.class_names,
+                direction_label=f"random v (seed {seed})",
+                title=f"{b_label} along a random direction<br><sup>{_kappa(kappa[1])}</sup>",
+            ),
+        ),
+        right,
+    )
+    if not ts.converged:
+        st.warning("DeepFool did not change B's label at this point: r(x) is not a boundary normal and κ is undefined.")
+    st.caption(
+        f"κ: normal curvature of B's boundary at z = x + r_B(x) along each direction (finite differences at h = "
+        f"{h:.4g}; 1/pixel distance; positive = the other class wraps around x). For comparison, A's own mean κ along "
+        f"its S_c direction {k} over the n points: {float(Sa.kappas[k - 1]):+.3g}. ‖r_B(x)‖₂ = {ts.r_norm:.4g}."
+    )
 
 
 if __name__ == "__main__":  # run as a script: see pages/ui/__init__.py (legacy pages/ discovery)

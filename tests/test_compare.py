@@ -395,3 +395,49 @@ def test_an_uploaded_copy_of_the_sidebar_network_shares_its_subspaces_exactly(tm
     top = {m.label: m.value for m in at.metric}
     assert top["S_c: largest cosine"] == "1.000" and top["S_f: largest cosine"] == "1.000"
     assert "cmp_b" not in at.query_params  # uploads are not put into links
+
+
+def test_the_transferred_sections_are_a_fragment_inside_the_pages_fragment():
+    """Issue 20: the direction / seed / resolution controls rerun only Fig. 13's two sections (a fragment), and the
+    page's other controls only the page's body below the sidebar (a fragment too) — both decorated with st.fragment,
+    and the controls drawn inside the inner one."""
+    import ast
+
+    tree = ast.parse((ROOT / "pages" / "compare.py").read_text())
+    funcs = {f.name: f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)}
+
+    def fragment(name: str) -> bool:
+        return any(ast.unparse(d) == "st.fragment" for d in funcs[name].decorator_list)
+
+    assert fragment("_study_view") and fragment("_transfer_view") and not fragment("render")
+    inner = ast.unparse(funcs["_transfer_view"])
+    assert all(f"'{key}'" in inner for key in ("cmp_k", "cmp_seed", "cmp_res"))
+    outer = ast.unparse(funcs["_study_view"])
+    assert not any(f"'{key}'" in outer for key in ("cmp_k", "cmp_seed", "cmp_res"))
+
+
+@pytest.mark.slow
+def test_a_new_direction_redraws_the_sections_and_the_downloads_follow_it():
+    """The sections' fragment writes what it shows where the page's downloads read it when a button is pressed:
+    after direction 1 → 2 the 'B along S_c(A)' download is direction 2's section, not the one of the last run of the
+    page's body."""
+    at = _run_compare()
+    assert not at.exception, [x.value for x in at.exception]
+
+    def along_sc_title() -> str:
+        titles = [s["layout"]["title"]["text"].replace("<br>", " ") for s in _specs(at)]
+        found = [t for t in titles if "along S_c(" in t]
+        assert len(found) == 1, titles
+        return found[0]
+
+    assert "direction 1" in along_sc_title()
+    first = at.session_state["_downloads"]["compare"]["results"]["transfer_sections"]
+    at.number_input(key="cmp_k").set_value(2).run()
+    assert not at.exception, [x.value for x in at.exception]
+    assert "direction 2" in along_sc_title()
+    held = at.session_state["_downloads"]["compare"]
+    shown = held["results"]["transfer_sections"]
+    assert shown is not first and not torch.equal(shown.subspace_section.e2, first.subspace_section.e2)
+    figure = held["figures"]["B along S_c(A)"]()
+    assert "along S_c(A) direction 2" in figure.layout.yaxis.title.text
+    assert np.array_equal(np.asarray(figure.data[0].x), shown.subspace_section.alpha.numpy())

@@ -295,6 +295,26 @@ def compare_angles(comparison, settings: study.CompareSettings, *, m: int) -> di
     return _memo("angles", key, lambda: study.compare_angles(comparison, settings, m=int(m)))
 
 
+def _transfer_key(clf_b: Classifier, x, direction, *, seed: int, resolution: int, h: float, rx: str) -> dict:
+    return {
+        "network": network_fingerprint(clf_b),
+        "x": data_fingerprint(x),
+        "v": data_fingerprint(direction),
+        "seed": int(seed),
+        "resolution": int(resolution),
+        "h": repr(float(h)),
+        **({"rx": rx} if rx != "unconstrained" else {}),
+    }
+
+
+def transfer_sections_key(
+    clf_b: Classifier, x: torch.Tensor, direction: torch.Tensor, *, seed: int, resolution: int, h: float, rx: str
+) -> str:
+    """A hex key of what :func:`transfer_sections` computes from (same arguments): e.g. for the figures drawn from
+    its result (:func:`pages.ui.layout.cached_figure`)."""
+    return cache_key(_transfer_key(clf_b, x, direction, seed=seed, resolution=resolution, h=h, rx=rx))
+
+
 def transfer_sections(
     clf_b: Classifier,
     x: torch.Tensor,
@@ -308,15 +328,7 @@ def transfer_sections(
     """B's normal cross-sections at ``x`` along a direction and a random one (:func:`geometry.compare.transfer_sections`),
     with r_B(x) from DeepFool under ``rx`` (``"box"``: clamped to the pixel box)."""
     check_rx(rx)
-    key = {
-        "network": network_fingerprint(clf_b),
-        "x": data_fingerprint(x),
-        "v": data_fingerprint(direction),
-        "seed": int(seed),
-        "resolution": int(resolution),
-        "h": repr(float(h)),
-        **({"rx": rx} if rx != "unconstrained" else {}),
-    }
+    key = _transfer_key(clf_b, x, direction, seed=seed, resolution=resolution, h=h, rx=rx)
     with st.spinner("Cross-sections of network B…"):
         return _memo(
             "transfer-sections",
