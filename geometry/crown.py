@@ -59,6 +59,8 @@ __all__ = ["CROWN_NEURONS", "CrownNetwork", "crown_margin_bounds", "crown_radius
 #: largest layer (neurons) whose intermediate bounds are computed by CROWN; wider layers use IBP
 CROWN_NEURONS = 4096
 _BUDGET = 2**24  # float64 entries of one backward pass's coefficient tensor (128 MiB), batches split above it
+_DENSE = 2**20  # a convolution whose dense matrix has at most this many entries passes Λ back by a matmul with it
+_PREFIX_BUDGET = 2**22  # float64 entries of a first layer's matrix A kept for its Hölder bounds (32 MiB)
 _NORMS = ("l2", "linf")
 
 _RESHAPE_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze"}
@@ -93,6 +95,10 @@ class _Op:
     fn : affine ops — the map itself, batch first, ``fn(*parent values)``
     absfn : affine ops — ``|A|`` applied to nonnegative radii of the parents (IBP)
     pool : maxpool ops — (kernel, stride, padding)
+    back : affine ops whose transpose is known in closed form — ``Λ ↦ Λ A`` for coefficient rows
+        ``Λ`` (N, *shape) and the parents' shapes, giving one (N, *parent shape) tensor per parent
+        (a matmul with the weight or with a small op's dense matrix, ``conv_transpose2d``, a per-channel
+        scale, a reshape); None: the vmapped autograd vjp of ``fn``
     """
 
     name: str
@@ -102,6 +108,7 @@ class _Op:
     fn: Callable[..., torch.Tensor] | None = None
     absfn: Callable[..., torch.Tensor] | None = None
     pool: tuple | None = None
+    back: Callable[[torch.Tensor, list[tuple[int, ...]]], tuple[torch.Tensor, ...]] | None = None
 
     @property
     def size(self) -> int:
@@ -123,6 +130,12 @@ class CrownNetwork:
     intermediate : "auto" (CROWN for layers of at most ``crown_neurons`` neurons, IBP beside it),
         "crown" (CROWN for every layer) or "ibp" (IBP only: CROWN-IBP)
     crown_neurons : the "auto" limit
+    backward : "direct" (default): coefficients pass back through Linear / Conv2d / batch norm /
+        reshapes / ``±`` by their closed-form transposes (a matmul with the weight or a small
+        convolution's dense matrix, ``conv_transpose2d``, a per-channel scale), other small affine
+        ops by their dense matrix, a first layer's bounds come from its weight rows' dual norms, and constants are summed by matrix products; "autograd": every affine op by the
+        vmapped autograd vjp of its forward and elementwise arithmetic (the original path, kept as
+        the reference the direct one is tested and benchmarked against — same bounds to rounding)
 
     Raises
     ------
@@ -130,7 +143,7 @@ class CrownNetwork:
         a layer or operation without a linear relaxation here (the message names it), or a network
         that cannot be traced.
     InvalidInputError
-        an unknown ``intermediate``.
+        an unknown ``intermediate`` or ``backward``.
 
     References: Zhang et al., NeurIPS 2018 (CROWN); Zhang et al., ICLR 2020 (CROWN-IBP); Gowal et
     al., "On the Effectiveness of Interval Bound Propagation", 2018 (IBP).
@@ -143,9 +156,13 @@ class CrownNetwork:
         *,
         intermediate: str = "auto",
         crown_neurons: int = CROWN_NEURONS,
+        backward: str = "direct",
     ) -> None:
         if intermediate not in ("auto", "crown", "ibp"):
             raise InvalidInputError(f"intermediate must be 'auto', 'crown' or 'ibp', got {intermediate!r}")
+        if backward not in ("direct", "autograd"):
+            raise InvalidInputError(f"backward must be 'direct' or 'autograd', got {backward!r}")
+        self.backward = backward
         network = model.network if isinstance(model, Classifier) else model
         self.input_shape = tuple(int(s) for s in input_shape)
         self.intermediate = intermediate
@@ -168,6 +185,7 @@ class CrownNetwork:
         self.n_classes = self.ops[-1].shape[0]
         self._vjps: dict[int, Callable] = {}
         self._offsets: dict[int, torch.Tensor] = {}
+        self._prefixes: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None] = {}
 
     # ------------------------------------------------------------------ reading the graph
     def _read(self, gm: fx.GraphModule) -> list[_Op]:
@@ -211,6 +229,9 @@ class CrownNetwork:
             else:
                 raise UnsupportedLayerError(f"graph node {node.name!r} ({_where(node, modules)}) is not a tensor")
             op = _op_for(gm, modules, node, deps, index, const, shape)
+            if op.kind == "affine" and op.back is None:
+                shapes = [ops[index[d]].shape for d in deps]
+                op.back = _closed_form_back(gm, modules, node, deps, const, shape, shapes) or _dense_back(op, shapes)
             index[node] = len(ops)
             ops.append(op)
         if output is None:
@@ -272,6 +293,25 @@ class CrownNetwork:
         m = len(rows)
         if m == 0:
             return lo, hi
+        prefix = None if self.backward == "autograd" else self._prefix(i, norm)
+        if prefix is not None:  # op i = A x + c: min over the ball of ±(A_j x' + c_j) = ±(A_j x + c_j) − ε‖A_j‖_q
+            A, c, dual = prefix
+            centre = x.reshape(B, -1) @ A[rows].T + c[rows]
+            spread = eps[:, None] * dual[rows]
+            low = torch.cat([centre - spread, -centre - spread], 1)
+        else:
+            low = self._crown_rows(i, rows, x, eps, norm, bounds)
+        c_lo, c_hi = lo.reshape(B, n).clone(), hi.reshape(B, n).clone()
+        c_lo[:, rows] = torch.maximum(c_lo[:, rows], low[:, :m])
+        c_hi[:, rows] = torch.minimum(c_hi[:, rows], -low[:, m:])
+        return c_lo.reshape(B, *shape), c_hi.reshape(B, *shape)
+
+    def _crown_rows(
+        self, i: int, rows: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str, bounds: list
+    ) -> torch.Tensor:
+        """CROWN lower bounds (B, 2m) of ``+z_j`` then ``−z_j`` for the neurons ``rows`` (m,) of op ``i``."""
+        n, shape = self.ops[i].size, self.ops[i].shape
+        B, m = len(x), len(rows)
         eye = torch.zeros(m, n, dtype=torch.float64)
         eye[torch.arange(m), rows] = 1.0
         eye = eye.reshape(m, *shape)
@@ -283,16 +323,111 @@ class CrownNetwork:
             sl = slice(a, min(B, a + step))
             lam = spec.expand(sl.stop - sl.start, *spec.shape)
             lows.append(self._backward(i, lam, x[sl], eps[sl], norm, [_slice(b, sl) for b in bounds]))
-        low = torch.cat(lows)  # (B, 2m)
-        c_lo, c_hi = lo.reshape(B, n).clone(), hi.reshape(B, n).clone()
-        c_lo[:, rows] = torch.maximum(c_lo[:, rows], low[:, :m])
-        c_hi[:, rows] = torch.minimum(c_hi[:, rows], -low[:, m:])
-        return c_lo.reshape(B, *shape), c_hi.reshape(B, *shape)
+        return torch.cat(lows)  # (B, 2m)
 
     def _backward(
         self, start: int, lam0: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str, bounds: list
     ) -> torch.Tensor:
-        """min over the ball of ``Λ · op_start(x')`` for every row of ``lam0`` (B, S, *shape) → (B, S)."""
+        """min over the ball of ``Λ · op_start(x')`` for every row of ``lam0`` (B, S, *shape) → (B, S).
+
+        The coefficient rows pass back through affine ops by their closed-form transpose (``_Op.back``:
+        a matmul with the weight, ``conv_transpose2d`` …) where one is known, else by the vmapped vjp;
+        the constants are accumulated by matrix products (no (B, S, n) products are formed).
+        """
+        if self.backward == "autograd":
+            return self._backward_autograd(start, lam0, x, eps, norm, bounds)
+        B, S = lam0.shape[:2]
+        lams: dict[int, torch.Tensor] = {start: lam0}
+        const = torch.zeros(B, S, dtype=torch.float64)
+        for i in range(start, -1, -1):
+            if i not in lams:
+                continue
+            lam = lams.pop(i)
+            op = self.ops[i]
+            if op.kind == "input":
+                flat = lam.reshape(B, S, -1)
+                dual = _dual(flat, norm)
+                const = const + torch.bmm(flat, x.reshape(B, -1, 1))[..., 0] - eps[:, None] * dual
+                continue
+            if op.kind == "relu":
+                p = op.parents[0]
+                chord, alpha, offset = _relu_relaxation(*bounds[p])  # (B, 1, n) each
+                flat = lam.reshape(B, S, -1)
+                neg = flat.clamp_max(0.0)  # Λ⁻ takes the upper line chord·(z − l), Λ⁺ the lower one α·z
+                const = const + torch.bmm(neg, offset.transpose(1, 2))[..., 0]
+                _accumulate(lams, p, torch.addcmul(flat * alpha, neg, chord - alpha).reshape(lam.shape))
+                continue
+            if op.kind == "maxpool":
+                p = op.parents[0]
+                lam_in, c = self._maxpool_back_direct(op, lam, bounds[p])
+                const = const + c
+                _accumulate(lams, p, lam_in)
+                continue
+            shift, grads = self._affine_back(i, lam)
+            if shift is not None:
+                const = const + shift
+            for p, g in grads:
+                _accumulate(lams, p, g)
+        return const
+
+    def _affine_back(self, i: int, lam: torch.Tensor) -> tuple[torch.Tensor | None, list[tuple[int, torch.Tensor]]]:
+        """Λ (B, S, *shape) through affine op ``i``: the constant ``Λ · b`` (B, S), or None where ``b = 0``, and
+        ``Λ A`` split per parent as ``(parent index, (B, S, *parent shape))``."""
+        op = self.ops[i]
+        B, S = lam.shape[:2]
+        if B > 1 and lam.stride(0) == 0:  # the same rows at every point (a specification): map them once
+            c, once = self._affine_back(i, lam[:1])
+            return (None if c is None else c.expand(B, S)), [(p, g.expand(B, *g.shape[1:])) for p, g in once]
+        flat = lam.reshape(B * S, *op.shape)
+        shapes = [self.ops[p].shape for p in op.parents]
+        if op.back is not None:
+            grads = op.back(flat, shapes)
+        else:
+            grads = self._vjp(i, B * S)(flat)  # each (B·S, 1, *parent shape)
+        offset = self._offset(i)
+        c = None if not bool(offset.any()) else lam.reshape(B, S, -1) @ offset.reshape(-1)
+        return c, [(p, g.reshape(B, S, *sh)) for p, g, sh in zip(op.parents, grads, shapes, strict=True)]
+
+    def _prefix(self, i: int, norm: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Op ``i`` as an affine map of the input, ``A x + c`` with ``A`` (n, d), ``c`` (n,), and the dual norms
+        ‖A_j‖_q (n,), when every op below it is affine (the first layer: its CROWN bound needs no backward pass
+        per point and ε, Hölder alone) and ``A`` has at most ``_PREFIX_BUDGET`` entries; else None."""
+        key = (i, norm)
+        if key not in self._prefixes and (i, "l2" if norm == "linf" else "linf") in self._prefixes:
+            other = self._prefixes[(i, "l2" if norm == "linf" else "linf")]  # A and c do not depend on the norm
+            self._prefixes[key] = None if other is None else (other[0], other[1], _dual(other[0], norm))
+        if key not in self._prefixes:
+            below, stack = set(), [i]
+            while stack:
+                j = stack.pop()
+                if j not in below:
+                    below.add(j)
+                    stack.extend(self.ops[j].parents)
+            n, d = self.ops[i].size, self.ops[0].size
+            if any(self.ops[j].kind in ("relu", "maxpool") for j in below) or n * d > _PREFIX_BUDGET:
+                self._prefixes[key] = None
+            else:
+                lams = {i: torch.eye(n, dtype=torch.float64).reshape(1, n, *self.ops[i].shape)}
+                c = torch.zeros(1, n, dtype=torch.float64)
+                A = torch.zeros(n, d, dtype=torch.float64)
+                for j in range(i, -1, -1):
+                    if j not in lams:
+                        continue
+                    lam = lams.pop(j)
+                    if self.ops[j].kind == "input":
+                        A = lam.reshape(n, d)
+                        continue
+                    cj, grads = self._affine_back(j, lam)
+                    c = c if cj is None else c + cj
+                    for p, g in grads:
+                        _accumulate(lams, p, g)
+                self._prefixes[key] = (A, c[0], _dual(A, norm))
+        return self._prefixes[key]
+
+    def _backward_autograd(
+        self, start: int, lam0: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str, bounds: list
+    ) -> torch.Tensor:
+        """:meth:`_backward` by vmapped autograd vjps and elementwise arithmetic alone (the reference path)."""
         B, S = lam0.shape[:2]
         lams: dict[int, torch.Tensor] = {start: lam0}
         const = torch.zeros(B, S, dtype=torch.float64)
@@ -361,7 +496,7 @@ class CrownNetwork:
         lb, u = bound  # (B, C, H, W)
         B, S = lam.shape[:2]
         C, H, W = lb.shape[1:]
-        low_max, idx = F.max_pool2d(lb, k, s, p, return_indices=True)  # idx: flat index into H·W
+        low_max, idx = _pool_winner(lb, k, s, p)  # idx: flat index into H·W
         up_max = F.max_pool2d(u, k, s, p)
         # the largest upper bound among the *other* inputs of a window: mask the winner, pool again
         flat_u = u.reshape(B, C, H * W).clone()
@@ -376,6 +511,26 @@ class CrownNetwork:
         lam_in.scatter_add_(
             3, idx[:, None].expand(B, S, *idx.shape[1:]).reshape(B, S, C, -1), to_winner.reshape(B, S, C, -1)
         )
+        return lam_in.reshape(B, S, C, H, W), const
+
+    def _maxpool_back_direct(self, op: _Op, lam: torch.Tensor, bound: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_maxpool_back` with the constant as a matrix product and one scatter (fewer (B, S, n) passes)."""
+        k, s, p = op.pool  # type: ignore[misc]
+        lb, u = bound  # (B, C, H, W)
+        B, S = lam.shape[:2]
+        C, H, W = lb.shape[1:]
+        low_max, idx = _pool_winner(lb, k, s, p)
+        up_max = F.max_pool2d(u, k, s, p)
+        others = F.max_pool2d(
+            u.reshape(B, C, H * W).scatter(2, idx.reshape(B, C, -1), -math.inf).reshape(B, C, H, W), k, s, p
+        )
+        undecided = (low_max < others).to(lam.dtype).reshape(B, 1, -1)  # the winner is not certain: y ≤ max u
+        flat = lam.reshape(B, S, -1)
+        neg = flat.clamp_max(0.0)
+        const = torch.bmm(neg, (undecided * up_max.reshape(B, 1, -1)).transpose(1, 2))[..., 0]
+        to_winner = flat - neg * undecided  # Λ⁺ always, Λ⁻ where decided (y = x_j*), to the winner j*
+        lam_in = torch.zeros(B, S, C, H * W, dtype=lam.dtype)
+        lam_in.scatter_add_(3, idx.reshape(B, 1, C, -1).expand(B, S, C, -1), to_winner.reshape(B, S, C, -1))
         return lam_in.reshape(B, S, C, H, W), const
 
     def margin_bounds(self, x: torch.Tensor, labels: torch.Tensor, eps: Any, norm: str) -> torch.Tensor:
@@ -465,6 +620,52 @@ class CrownNetwork:
             lo[idx] = torch.where(ok, mid, lo[idx])
             hi[idx] = torch.where(ok, hi[idx], mid)
         return torch.where(ok0, lo, torch.zeros_like(lo))
+
+
+def _dual(rows: torch.Tensor, norm: str) -> torch.Tensor:
+    """The dual norm of every row over the last dimension: ℓ2 for the ℓ2 ball, ℓ1 for the ℓ∞ ball."""
+    return torch.linalg.vector_norm(rows, ord=2 if norm == "l2" else 1, dim=-1)
+
+
+#: lower bounds within this much (relative to max(1, |largest|)) of a pooling window's largest count as tied
+_TIE = 1e-9
+
+
+def _pool_winner(lb: torch.Tensor, kernel: tuple, stride: tuple, padding: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input j* of every max-pooling window whose lower bound is the largest, and that lower bound.
+
+    Any input of the window gives a sound lower relaxation ``max ≥ x_j``; the largest lower bound is the
+    tightest. Inputs within :data:`_TIE` of the largest are tied and the first of them (raster order, as
+    ``max_pool2d``'s own index) wins, so that rounding noise of 1e-16 in two equal bounds (a constant image
+    region under a convolution) does not decide the relaxation.
+
+    lb : (B, C, H, W) → (lower bound of j* (B, C, h, w), flat index of j* into H·W (B, C, h, w), int64)
+    """
+    B, C, H, W = lb.shape
+    ph, pw = padding
+    padded = F.pad(lb.reshape(B * C, 1, H, W), (pw, pw, ph, ph), value=-math.inf)
+    where = F.pad(torch.arange(H * W, dtype=lb.dtype).reshape(1, 1, H, W), (pw, pw, ph, ph), value=-1.0)
+    cols = F.unfold(padded, kernel, stride=stride)  # (B·C, kh·kw, L)
+    spots = F.unfold(where, kernel, stride=stride)  # (1, kh·kw, L)
+    top = cols.max(1, keepdim=True).values
+    tied = cols >= top - _TIE * top.abs().clamp_min(1.0)
+    first = tied.to(torch.uint8).argmax(1, keepdim=True)  # the first maximal (= first tied) entry
+    out = F.max_pool2d(lb[:1, :1], kernel, stride, padding).shape[-2:]
+    low = cols.gather(1, first).reshape(B, C, *out)
+    idx = spots.expand(B * C, -1, -1).gather(1, first).reshape(B, C, *out).long()
+    return low, idx
+
+
+def _relu_relaxation(lb: torch.Tensor, ub: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CROWN's ReLU relaxation on pre-activation bounds (B, *shape): the upper slope (the chord; 1 active,
+    0 inactive), the adaptive lower slope α and the upper line's intercept ``−chord · l``, each (B, 1, n)."""
+    B = lb.shape[0]
+    lb, ub = lb.reshape(B, 1, -1), ub.reshape(B, 1, -1)
+    active, unstable = lb >= 0, (lb < 0) & (ub > 0)
+    chord = torch.where(unstable, ub / (ub - lb).clamp_min(1e-300), active.to(lb.dtype))
+    alpha = torch.where(unstable, (ub >= -lb).to(lb.dtype), active.to(lb.dtype))
+    offset = torch.where(unstable, -chord * lb, torch.zeros_like(lb))
+    return chord, alpha, offset
 
 
 def _slice(b: Any, sl: slice) -> Any:
@@ -786,6 +987,220 @@ def _op_for(
         return matmul()
     name = getattr(target, "__name__", str(target))
     raise UnsupportedLayerError(f"CROWN has no linear relaxation of the operation {name!r} (graph node {node.name!r})")
+
+
+_Back = Callable[[torch.Tensor, list[tuple[int, ...]]], tuple[torch.Tensor, ...]]
+
+
+def _closed_form_back(
+    gm: fx.GraphModule,
+    modules: dict,
+    node: fx.Node,
+    deps: list[fx.Node],
+    const: dict[fx.Node, Any],
+    shape: tuple[int, ...],
+    parent_shapes: list[tuple[int, ...]],
+) -> _Back | None:
+    """``Λ ↦ Λ A`` in closed form for an affine node :func:`_op_for` accepted, or None (then the autograd vjp).
+
+    Linear / ``mm`` / ``matmul``: a matmul with the weight; Conv2d: ``conv_transpose2d`` with the same weight,
+    stride, padding, dilation and groups, and the output padding that restores the input's size — or, for a
+    map of at most ``_DENSE`` entries, a matmul with its dense matrix (float64 ``conv_transpose2d`` on the CPU
+    runs per row: 6–18× slower on the LeNets' layers); batch norm
+    in eval and :class:`~geometry.classifier.Normalize`: a per-channel scale; reshapes and identities: a
+    reshape; ``±`` of two input-dependent tensors of the output's shape; scaling by a constant that does
+    not broadcast the input. Anything else (pooling, ``cat``, ``mean``, broadcasting …) returns None.
+    """
+    target = node.target
+    same = all(p == shape for p in parent_shapes)
+
+    def value(a: Any) -> Any:
+        return const[a] if isinstance(a, fx.Node) else a
+
+    def linear(weight: Any, transpose: bool = False) -> _Back | None:
+        w = value(weight)
+        if not isinstance(w, torch.Tensor) or w.dim() != 2 or len(parent_shapes) != 1:
+            return None
+        w = w.detach().to(torch.float64)
+        w = w.T.contiguous() if transpose else w
+        return lambda lam, shapes: (lam @ w,)
+
+    def conv(weight: Any, stride: Any, padding: Any, dilation: Any, groups: Any) -> _Back | None:
+        w = value(weight)
+        if isinstance(padding, str):
+            if padding != "valid":
+                return None
+            padding = 0
+        if not isinstance(w, torch.Tensor) or w.dim() != 4 or len(parent_shapes) != 1 or len(parent_shapes[0]) != 3:
+            return None
+        w = w.detach().to(torch.float64)
+        st, pa, di = _pair(stride), _pair(padding), _pair(dilation)
+        extra = tuple(
+            parent_shapes[0][1 + a] - ((shape[1 + a] - 1) * st[a] - 2 * pa[a] + di[a] * (w.shape[2 + a] - 1) + 1)
+            for a in (0, 1)
+        )
+        if any(not 0 <= e < max(st[a], di[a]) for a, e in enumerate(extra)):
+            return None
+        g = int(groups or 1)
+        size_in = math.prod(parent_shapes[0])
+        if size_in * math.prod(shape) <= _DENSE:  # small maps: one matmul with the dense matrix beats the conv
+            basis = torch.eye(size_in, dtype=torch.float64).reshape(size_in, *parent_shapes[0])
+            dense = F.conv2d(basis, w, None, st, pa, di, g).reshape(size_in, -1).T.contiguous()  # (out, in)
+            return lambda lam, shapes: ((lam.reshape(len(lam), -1) @ dense).reshape(len(lam), *shapes[0]),)
+        return lambda lam, shapes: (F.conv_transpose2d(lam, w, None, st, pa, extra, g, di),)
+
+    def scale(factor: torch.Tensor) -> _Back | None:  # Λ ↦ Λ · factor, the factor broadcast over the output
+        if not same or len(parent_shapes) != 1:
+            return None
+        f = factor.detach().to(torch.float64)
+        try:
+            if torch.broadcast_shapes(f.shape, (1, *shape)) != (1, *shape):
+                return None
+        except RuntimeError:
+            return None
+        return lambda lam, shapes: (lam * f,)
+
+    def channel_scale(weight: Any, var: Any, eps: Any) -> _Back | None:  # batch norm in eval mode
+        v = value(var)
+        if not isinstance(v, torch.Tensor) or not shape:
+            return None
+        w = value(weight)
+        factor = (w if isinstance(w, torch.Tensor) else torch.ones_like(v)) / torch.sqrt(v + float(eps))
+        return scale(factor.reshape(-1, *([1] * (len(shape) - 1))))
+
+    def plus_minus(subtract: bool, alpha: Any) -> _Back | None:
+        a, b = (*node.args, None, None)[:2]
+        if "other" in node.kwargs:
+            b = node.kwargs["other"]
+        if not same or a is b:
+            return None
+        coefficient = {a: 1.0, b: (-1.0 if subtract else 1.0) * float(alpha if alpha is not None else 1)}
+        found = [coefficient.get(d) for d in deps]
+        signs = [float(c) for c in found if c is not None]
+        if len(signs) != len(found):
+            return None
+        return lambda lam, shapes: tuple(lam if c == 1.0 else lam * c for c in signs)
+
+    def scaled() -> _Back | None:  # mul / div by a constant (the dependent argument first for div)
+        a, b = (*node.args, None, None)[:2]
+        other = b if isinstance(a, fx.Node) and a in deps else a
+        c = value(other)
+        name = target.overloadpacket.__name__ if isinstance(target, torch._ops.OpOverload) else str(target)
+        div = target in (operator.truediv, torch.div) or name in ("div", "div_")
+        if isinstance(c, torch.Tensor):
+            return scale(1.0 / c.to(torch.float64) if div else c)
+        if isinstance(c, (int, float)) and same and len(parent_shapes) == 1:
+            k = 1.0 / float(c) if div else float(c)
+            return lambda lam, shapes: (lam * k,)
+        return None
+
+    def reshape() -> _Back:
+        return lambda lam, shapes: tuple(lam.reshape(lam.shape[0], *p) for p in shapes)
+
+    if node.op == "call_module":
+        m = modules[str(target)]
+        if isinstance(m, nn.Linear):
+            return linear(m.weight)
+        if isinstance(m, nn.Conv2d):
+            if m.padding_mode != "zeros":
+                return None
+            return conv(m.weight, m.stride, m.padding, m.dilation, m.groups)
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return channel_scale(m.weight, m.running_var, m.eps)
+        if isinstance(m, Normalize):
+            return scale(1.0 / m.std.to(torch.float64))
+        if isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Unflatten)):
+            return reshape()
+        return None
+    if isinstance(target, torch._ops.OpOverload):
+        op = target.overloadpacket.__name__
+        names = [a.name for a in target._schema.arguments]
+
+        def arg(name: str) -> Any:
+            if name not in names:
+                return None
+            i = names.index(name)
+            if i < len(node.args):
+                return node.args[i]
+            a = target._schema.arguments[i]
+            return node.kwargs.get(name, a.default_value if a.has_default_value() else None)
+
+        if op in _ATEN_RESHAPE or op in _ATEN_IDENTITY or op == "dropout":
+            return reshape()
+        if op == "linear":
+            return linear(arg("weight"))
+        if op in ("mm", "matmul"):
+            return linear(node.args[1], transpose=True)
+        if op in ("conv2d", "convolution", "_convolution"):
+            return conv(arg("weight"), arg("stride"), arg("padding"), arg("dilation"), arg("groups"))
+        if op in _ATEN_BN:
+            return channel_scale(arg("weight"), arg("running_var"), arg("eps"))
+        if op in ("add", "add_", "sub", "sub_"):
+            return plus_minus(op.startswith("sub"), arg("alpha"))
+        if op == "neg" and same:
+            return lambda lam, shapes: (-lam,)
+        if op in ("mul", "mul_", "div", "div_"):
+            return scaled()
+        return None
+    if (node.op == "call_method" and target in _RESHAPE_METHODS | _IDENTITY_METHODS) or target in _RESHAPE_FUNCTIONS:
+        return reshape()
+    if target is F.dropout:
+        return reshape()
+    if target in (operator.add, torch.add, operator.iadd, operator.sub, torch.sub, operator.isub) or (
+        node.op == "call_method" and target in ("add", "sub", "add_", "sub_")
+    ):
+        subtract = target in (operator.sub, torch.sub, operator.isub, "sub", "sub_")
+        return plus_minus(subtract, node.kwargs.get("alpha"))
+    if target in (operator.neg, torch.neg) and same:
+        return lambda lam, shapes: (-lam,)
+    if target in (operator.mul, torch.mul, operator.imul, operator.truediv, torch.div) or (
+        node.op == "call_method" and target in ("mul", "div")
+    ):
+        return scaled()
+    if target is F.linear:
+        return linear(node.args[1] if len(node.args) > 1 else node.kwargs.get("weight"))
+    if target is F.conv2d:
+
+        def get(i: int, name: str, default: Any) -> Any:
+            return node.args[i] if len(node.args) > i else node.kwargs.get(name, default)
+
+        return conv(
+            get(1, "weight", None),
+            get(3, "stride", 1),
+            get(4, "padding", 0),
+            get(5, "dilation", 1),
+            get(6, "groups", 1),
+        )
+    if target in (operator.matmul, torch.matmul, torch.mm) or (node.op == "call_method" and target == "matmul"):
+        return linear(node.args[1], transpose=True)
+    return None
+
+
+def _dense_back(op: _Op, parent_shapes: list[tuple[int, ...]]) -> _Back | None:
+    """``Λ ↦ Λ A`` by the dense matrix of any other affine op (pooling, ``cat``, ``mean`` …) whose matrix has at
+    most ``_DENSE`` entries per parent: column block ``A_p = op(e_i at parent p, 0 elsewhere) − op(0)``; None
+    when larger, or when ``op.fn`` cannot take a batch of basis vectors (then the autograd vjp)."""
+    fn, n = op.fn, op.size
+    if fn is None or any(math.prod(p) * n > _DENSE for p in parent_shapes):
+        return None
+    try:
+        with torch.no_grad():
+            zeros = [torch.zeros(1, *p, dtype=torch.float64) for p in parent_shapes]
+            base = fn(*zeros).reshape(1, n)
+            blocks = []
+            for k, p in enumerate(parent_shapes):
+                size = math.prod(p)
+                basis = torch.eye(size, dtype=torch.float64).reshape(size, *p)
+                args = [basis if j == k else z.expand(size, *z.shape[1:]) for j, z in enumerate(zeros)]
+                blocks.append((fn(*args).reshape(size, n) - base).T.contiguous())  # (out, in)
+    except (RuntimeError, UnsupportedLayerError):
+        return None
+
+    def back(lam: torch.Tensor, shapes: list[tuple[int, ...]]) -> tuple[torch.Tensor, ...]:
+        flat = lam.reshape(len(lam), -1)
+        return tuple((flat @ d).reshape(len(lam), *p) for d, p in zip(blocks, shapes, strict=True))
+
+    return back
 
 
 def _out_of_place(target: Any) -> Any:

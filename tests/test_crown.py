@@ -228,3 +228,85 @@ def test_an_analytic_affine_classifier_is_bounded_exactly_and_a_circle_refused_c
         crown_radius(circle, x, circle.predict(x))
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err
+
+
+class _StridedResidual(nn.Module):
+    """Strided, dilated and grouped convolutions, batch norm, a residual add, max and average pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2)
+        self.pool = nn.MaxPool2d(3, stride=1, padding=1)
+        self.avg = nn.AvgPool2d(2)
+        self.fc = nn.Linear(16, 3)
+        with torch.no_grad():
+            self.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.running_mean.uniform_(-0.3, 0.3)
+            self.bn.weight.uniform_(-1.5, 1.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn(self.c1(x)))
+        h = h - F.relu(self.c2(h))
+        h = self.avg(self.pool(h))
+        return self.fc(torch.flatten(h, 1))
+
+
+def test_the_direct_backward_pass_gives_the_autograd_paths_bounds_and_radii(monkeypatch):
+    """The speed-up (closed-form transposes: matmul, conv_transpose2d or the dense conv matrix, per-channel batch
+    norm scale, ±; the first layer's Hölder bounds; matrix-product constants) against the original path (vmapped
+    autograd vjps, elementwise sums), kept as ``backward="autograd"``: the same radii and margin bounds to 1e-6 on
+    two conv nets with batch norm and a residual ``+`` / ``−``, in both norms, as modules and through TorchScript,
+    with small convolutions as dense matrices and (``_DENSE = 0``) by conv_transpose2d. The inputs have constant
+    regions (as digits do), where pooling windows hold exactly tied lower bounds."""
+    import geometry.crown as crown
+
+    torch.manual_seed(4)
+    for model, shape in ((_ResidualConv(), (1, 4, 4)), (_StridedResidual(), (1, 8, 8))):
+        model = model.double().eval().requires_grad_(False)
+        x = torch.rand(6, *shape, dtype=torch.float64)
+        x[:, :, : shape[1] // 2] = 0.0  # a blank band: equal pre-activations side by side
+        y = model(x).argmax(1)
+        radii = {}
+        for norm in ("l2", "linf"):
+            radii[norm] = CrownNetwork(model, shape, backward="autograd").radius(x, y, norm=norm, tol=1e-2)
+            assert (radii[norm] > 0).sum() >= 3
+            assert torch.allclose(CrownNetwork(model, shape).radius(x, y, norm=norm, tol=1e-2), radii[norm], rtol=1e-6)
+        with pytest.warns(FutureWarning):
+            script = torch.jit.trace(model, x[:1])
+        for dense in (True, False):
+            monkeypatch.setattr(crown, "_DENSE", 2**20 if dense else 0)  # else: conv_transpose2d, pooling by vjp
+            for net_of in (model, script):
+                direct = CrownNetwork(net_of, shape)
+                reference = CrownNetwork(net_of, shape, backward="autograd")
+                closed = [op.back is not None for op in direct.ops if op.kind == "affine"]
+                assert all(closed) if dense else sum(closed) >= 6  # conv, batch norm, ±, flatten, linear at least
+                for norm in ("l2", "linf"):
+                    for scale in (0.5, 2.0):  # inside the certified radius and beyond it (many unstable neurons)
+                        eps = scale * radii[norm]
+                        low_ref = reference.margin_bounds(x, y, eps, norm)
+                        low = direct.margin_bounds(x, y, eps, norm)
+                        assert torch.equal(torch.isinf(low), torch.isinf(low_ref))
+                        fin = torch.isfinite(low_ref)
+                        assert torch.allclose(low[fin], low_ref[fin], rtol=1e-6, atol=1e-6)
+
+
+def test_pooling_winners_are_tied_within_rounding_and_otherwise_the_largest_lower_bound():
+    """max_pool2d's own index on distinct and on exactly tied lower bounds; a 1-ulp difference between two equal
+    bounds (two summation orders) does not move the winner — it did, and moved a digits-lenet bound by 0.009."""
+    from geometry.crown import _pool_winner
+
+    torch.manual_seed(5)
+    for kernel, stride, padding in (((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 3), (1, 1), (1, 1))):
+        for lb in (torch.randn(2, 3, 7, 7, dtype=torch.float64), torch.randint(0, 3, (2, 3, 7, 7)).double()):
+            low, idx = _pool_winner(lb, kernel, stride, padding)
+            ref_low, ref_idx = F.max_pool2d(lb, kernel, stride, padding, return_indices=True)
+            assert torch.equal(low, ref_low) and torch.equal(idx, ref_idx)
+    lb = torch.full((1, 1, 2, 2), 0.3, dtype=torch.float64)
+    lb[0, 0, 1, 1] = torch.nextafter(torch.tensor(0.3, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+    assert int(F.max_pool2d(lb, 2, return_indices=True)[1]) == 3  # max_pool2d follows the ulp
+    low, idx = _pool_winner(lb, (2, 2), (2, 2), (0, 0))
+    assert int(idx) == 0 and float(low) == 0.3
+    lb[0, 0, 1, 1] = 0.3 + 1e-6  # a real difference still wins
+    assert int(_pool_winner(lb, (2, 2), (2, 2), (0, 0))[1]) == 3
