@@ -234,7 +234,7 @@ def test_universal_shows_the_last_finished_study_while_its_own_runs_then_its_own
         assert not at.exception, [e.value for e in at.exception]
         (box,) = [i.value for i in at.info if "being computed" in i.value]
         assert "**This study of digits-lenet is being computed**" in box and "on **digits-lenet**" in box
-        assert "m_max 4 (chosen: 3)" in box and "replaces it by itself" in box
+        assert "largest m 4 (chosen: 3)" in box and "replaces it by itself" in box
         (job,) = [j for j in _jobs("universal:") if not j.finished]
         bars = [p.proto.text for p in at.get("progress") if "Computing S_c, S_f, fooling rates" in p.proto.text]
         assert bars and "held by the test" in bars[0]
@@ -260,7 +260,7 @@ def test_universal_shows_the_last_finished_study_while_its_own_runs_then_its_own
 
 def test_certified_shows_the_last_finished_certificate_while_its_own_runs(monkeypatch, meanwhile, digits_lenet):
     """The same on Certified vs empirical: with 20 points certified, asking for 40 shows the 20-point certificate
-    (named, "n_points 20 (chosen: 40)") and the job's progress; the chosen point's section and the downloads wait
+    (named, "test points 20 (chosen: 40)") and the job's progress; the chosen point's section and the downloads wait
     for the network's own result, which replaces the stand-in when the job ends."""
     from geometry.study import certify
 
@@ -275,7 +275,7 @@ def test_certified_shows_the_last_finished_certificate_while_its_own_runs(monkey
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         (box,) = [i.value for i in at.info if "being computed" in i.value]
-        assert "n_points 20 (chosen: 40)" in box and "on **digits-lenet**" in box
+        assert "test points 20 (chosen: 40)" in box and "on **digits-lenet**" in box
         assert any("Certifying and attacking" in p.proto.text for p in at.get("progress"))
         assert any("20 test points" in c.value for c in at.caption)  # the stand-in's numbers, said as such
         assert "Downloads" not in [e.label for e in at.expander]

@@ -791,7 +791,8 @@ def last_ready(kind: str, name: str, dataset: str, *, exclude: str = "") -> Show
 
 def settings_difference(shown: Any, wanted: Any) -> list[str]:
     """The settings (``describe()`` leaves) where ``shown`` differs from ``wanted``, as "name value (chosen: value)"
-    — e.g. ``["n_estimate 20 (chosen: 100)"]``; [] when equal or not comparable."""
+    — e.g. ``["estimation points 20 (chosen: 100)"]`` (names from :data:`SETTING_LABELS`); [] when equal or not
+    comparable."""
 
     def leaves(d: Any, out: dict, prefix: str = "") -> dict:
         for k, v in d.items():
@@ -806,7 +807,33 @@ def settings_difference(shown: Any, wanted: Any) -> list[str]:
     if not (hasattr(shown, "describe") and hasattr(wanted, "describe")):
         return []
     a, b = leaves(shown.describe(), {}), leaves(wanted.describe(), {})
-    return [f"{k} {a.get(k)} (chosen: {b.get(k)})" for k in b if a.get(k) != b.get(k)]
+    return [f"{SETTING_LABELS.get(k, k)} {a.get(k)} (chosen: {b.get(k)})" for k in b if a.get(k) != b.get(k)]
+
+
+#: the words a visitor reads for a study setting (the pages' control labels); others keep their field name
+SETTING_LABELS = {
+    "n_estimate": "estimation points",
+    "n_heldout": "held-out points",
+    "n_uap": "UAP training points",
+    "seed": "seed",
+    "m_max": "largest m",
+    "preset": "h preset",
+    "value": "h",
+    "noise_share": "noise share",
+    "xi_factor": "ξ factor",
+    "xi_ratio": "ξ / ‖x‖",
+    "share": "share",
+    "n_samples": "random samples",
+    "rx": "r(x) protocol",
+    "n_points": "test points",
+    "n_eps": "ε grid points",
+    "attacks": "attacks",
+    "fmn_max_stepsize": "FMN step",
+    "n_power": "power iterations",
+    "crown_norm": "CROWN norm",
+    "crown_points": "CROWN points",
+    "crown_tol": "CROWN tolerance",
+}
 
 
 def result_or_ready(
