@@ -243,8 +243,23 @@ def test_a_forward_that_loops_on_a_real_input_is_stopped_by_its_fitted_budget_no
         assert "50 × 2 × the" in message and "at least 2 s" in message  # how the budget was computed
         assert "_forward(tensor (2, 1, 8, 8))" in message and "its worker was stopped" in message
         assert "300 s" not in message  # not the call's limit
+        # held back: the next page rerun (another digit) does not set it off again — no worker runs it
+        workers_before = set(fitted_pool.owners())
+        with pytest.raises(WorkerLimitError) as again:
+            clf.predict(_digit())
+        assert "is held back in this session" in str(again.value) and "load the file again" in str(again.value)
+        assert "used more than its 2 s of CPU time for one forward pass" in str(again.value)  # the first message
+        assert "mallory" not in workers_before and set(fitted_pool.owners()) == workers_before  # no worker started
+        # another session is not affected, and loading the file again retries it (and it breaks the budget again)
+        other = _register(_script(_ZeroLoop()), "trent", "zero_loop")
+        with pytest.raises(WorkerLimitError, match="used more than its 2 s of CPU time for one forward"):
+            other.predict(_digit())
+        clf = _register(_script(_ZeroLoop()), "mallory", "zero_loop")
+        with pytest.raises(WorkerLimitError, match="used more than its 2 s of CPU time for one forward"):
+            clf.predict(_digit())
     finally:
         uploads.release("mallory")
+        uploads.release("trent")
         uploads.set_upload_pool(old)
 
 

@@ -369,6 +369,7 @@ def register(
         tmp.replace(path)
     handle = UploadHandle(str(path), opts, display=display)
     pool = upload_pool()
+    pool.release_hold(owner, handle)  # loading the file again retries a model held back after a budget broke
     facts = pool.run(owner, handle, _describe)
     info = dict(facts["info"])
     per_image = facts.get("forward_cpu_seconds_per_image")

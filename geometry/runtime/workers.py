@@ -598,6 +598,8 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._sessions: collections.OrderedDict[str, _Session] = collections.OrderedDict()
         self._manager: Any = None
+        #: uploads held back per session: (owner, path) → the message of the forward-pass budget they broke
+        self._held: dict[tuple[str, str], str] = {}
         self.quota = (
             create_cpu_quota(cpu_quota)
             if cpu_quota > 0
@@ -665,7 +667,21 @@ class WorkerPool:
             crashed natively or was killed (the worker is replaced; the message names the limit or
             the signal, the model and the input).
         AtlasError and other exceptions raised by ``fn`` or the load, as they were raised.
+
+        Notes
+        -----
+        An upload that broke its forward-pass budget (a forward pass far costlier than the model's own forward
+        measured at load: a model that loops on real inputs) is **held back** in that session: its later calls
+        raise :class:`WorkerLimitError` at once, with the first message, without starting a worker — a page's
+        rerun (another datapoint) does not set the model off again, so one session cannot keep a core busy by
+        retrying it. Loading the file again (:meth:`release_hold`, called by the upload form's load) retries it.
         """
+        first = self._held.get((owner, handle.path))
+        if first is not None:
+            raise WorkerLimitError(
+                f"{handle.display!r} is held back in this session: earlier it {first}. Its calls are not run "
+                "again; load the file again to retry it."
+            )
         with self._lock:
             session = self._session(owner)
             session.busy += 1
@@ -690,6 +706,8 @@ class WorkerPool:
                     code = -int(signal.SIGTERM)
                 kind, phrase = diagnose(code, waited, lim, tuple(session.armed))
                 self._replace(owner, session)
+                if kind == "forward":
+                    self._held[(owner, handle.path)] = f"{phrase} on {what}"
                 advice = {
                     "cpu": " (does forward loop for a very long time on this input?)",
                     "forward": " (does forward loop for a very long time on this input?)",
@@ -732,12 +750,19 @@ class WorkerPool:
                 del self._sessions[owner]
         session.close(wait=False)
 
+    def release_hold(self, owner: str, handle: UploadHandle) -> bool:
+        """Let ``owner`` run ``handle`` again after it broke its forward-pass budget (the user loaded the file
+        again); True when it was held back."""
+        return self._held.pop((owner, handle.path), None) is not None
+
     def close(self, owner: str | None = None) -> None:
         """Stop ``owner``'s worker (a session ended), or every worker when ``owner`` is None (the process
         stops); a call under way there is abandoned (its caller gets :class:`WorkerLimitError`)."""
         with self._lock:
             owners = list(self._sessions) if owner is None else [owner]
             closing = [self._sessions.pop(o) for o in owners if o in self._sessions]
+            for key in [k for k in self._held if owner is None or k[0] == owner]:
+                del self._held[key]
         for session in closing:
             session.close()
         if owner is None:
