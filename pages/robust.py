@@ -128,10 +128,68 @@ def _summary(clfs: dict, studies: dict[str, RobustStudy], view: _views.RobustVie
     return rows
 
 
+def _short(column: str) -> tuple[str, str]:
+    """(short header, hover help) of a summary column: the tables fit at 1280 px, the full name and the detail are
+    in the header's help (the DataFrame keeps the full names: downloads and tests read those)."""
+    if column.startswith("PGD accuracy"):
+        eps = column[column.index("ε") :].rstrip(")") if "ε" in column else ""
+        return (
+            f"PGD acc. ({eps})",
+            f"{column}: robust accuracy under PGD in the ℓ∞ ball (pixel units, inputs in [0, 1]).",
+        )
+    if column.startswith("mean curvature at h"):
+        h = column.split("=")[-1].strip()
+        return f"curvature (h = {h})", (
+            f"{column}: CURE's finite-difference curvature ‖∇ℓ(x + h z) − ∇ℓ(x)‖₂ / h, mean over the points."
+        )
+    if column.startswith("first broken by "):
+        attack = column.removeprefix("first broken by ")
+        return attack, f"{column}: points this attack was the first of the cascade to break (count)."
+    return _SHORT.get(column, (column, column))
+
+
+_SHORT = {
+    "clean accuracy": ("clean acc.", "clean accuracy on the test points"),
+    "ρ_adv (DeepFool)": ("ρ_adv", "ρ_adv (DeepFool): mean ‖r‖₂ / ‖x‖₂ of unconstrained DeepFool (converged points)"),
+    "DeepFool left the box": (
+        "left box",
+        "DeepFool left the box: share of points where unconstrained DeepFool's x + r leaves [0, 1]",
+    ),
+    "ρ boundary (minimal ensemble)": (
+        "ρ boundary",
+        "ρ boundary (minimal ensemble): mean distance / ‖x‖₂ over the points where a minimal-norm attack succeeded",
+    ),
+    "median distance (ℓ2)": (
+        "median ‖r‖₂",
+        "median distance to the boundary, ℓ2, pixel units (smallest successful attack)",
+    ),
+    "mean ‖H‖₂ (exact)": ("mean ‖H‖₂", "mean ‖H‖₂ (exact): spectral norm of the loss Hessian at the points, mean"),
+    "median ‖H‖₂ (exact)": ("median ‖H‖₂", "median ‖H‖₂ (exact): spectral norm of the loss Hessian, median"),
+    "mean tr H (Hutchinson)": ("mean tr H", "mean tr H (Hutchinson): the Hessian's trace by Hutchinson's estimator"),
+    "training time (s)": ("training", "training time in seconds (n/a: unknown, e.g. an upload)"),
+    "ensemble robust accuracy": ("ensemble acc.", "ensemble robust accuracy: robust only if every attack failed"),
+    "PGD − ensemble": ("PGD − ens.", "PGD − ensemble: how much PGD alone overestimates robust accuracy (points of %)"),
+    "passes per point": ("passes / pt", "passes per point: network evaluations per point the ensemble used"),
+    "points": ("points", "test points of the ensemble (true labels)"),
+}
+
+
+def _column_config(columns: list[str]) -> dict:
+    """Short headers with the full names and the units as hover help (:func:`_short`)."""
+    config: dict = {"network": st.column_config.TextColumn("network", pinned=True)}
+    for c in columns:
+        if c != "network":
+            label, help_text = _short(c)
+            config[c] = st.column_config.Column(label, help=help_text if help_text != c else None)
+    return config
+
+
 def _tables(rows: list[dict]) -> None:
     table = pd.DataFrame(rows)
     pct = {c: "{:.1%}" for c in table.columns if "accuracy" in c or "left the box" in c}
     fmt = {**pct, **{c: "{:.3g}" for c in table.columns if c not in pct and c not in ("network", "regime")}}
+    fmt["median distance (ℓ2)"] = "{:.3g} px"  # ℓ2 in pixel units
+    fmt["training time (s)"] = "{:.0f} s"
     split = list(table.columns).index("mean ‖H‖₂ (exact)")
     for cols in (list(table.columns[:split]), ["network", *table.columns[split:]]):
         part = table[cols]
@@ -139,6 +197,7 @@ def _tables(rows: list[dict]) -> None:
             part.style.format({c: f for c, f in fmt.items() if c in cols}, na_rep="n/a"),
             hide_index=True,
             width="stretch",
+            column_config=_column_config(cols),
         )
 
 
@@ -196,8 +255,12 @@ def _ensemble_table(ens: dict[str, EnsembleStudy]) -> pd.DataFrame:
 def _show_ensemble(ens: dict[str, EnsembleStudy]) -> None:
     table = _ensemble_table(ens)
     pct = {c: "{:.1%}" for c in table.columns if "accuracy" in c or c == "PGD − ensemble"}
+    broken = {c: "{:.0f} pts" for c in table.columns if c.startswith("first broken by")}
     st.dataframe(
-        table.style.format({**pct, "passes per point": "{:.0f}"}, na_rep="n/a"), hide_index=True, width="stretch"
+        table.style.format({**pct, **broken, "passes per point": "{:,.0f}"}, na_rep="n/a"),
+        hide_index=True,
+        width="stretch",
+        column_config=_column_config(list(table.columns)),
     )
     first = next(iter(ens.values()))
     st.caption(
