@@ -40,7 +40,7 @@ __all__ = [
     "boundary_distance",
 ]
 
-BOUNDARY_ATTACKS = ("deepfool_box", "fmn", "deepfool")
+BOUNDARY_ATTACKS = ("deepfool_box", "fmn", "deepfool", "ddn")
 
 
 # ---------------------------------------------------------------------------- core
@@ -385,6 +385,8 @@ def boundary_distance(
     max_iter: int = 50,
     fmn_steps: int = 100,
     fmn_max_stepsize: float = 1.0,
+    ddn_steps: int = 100,
+    ddn_init_norm: float = 1.0,
     box_tolerance: float = 1e-6,
 ) -> BoundaryDistance:
     """The ℓ2 distance from each x to the decision boundary of ``k_hat(x)``: the smallest successful attack.
@@ -399,7 +401,10 @@ def boundary_distance(
         in pixel units: foolbox's default 1.0 suits MNIST; on 8×8 digits, where distances are ≈ 0.5,
         0.1 finds ≈ 30 % smaller perturbations);
         ``"deepfool"`` — unconstrained DeepFool; counted only where ``x + r`` stays in the box
-        (within ``box_tolerance``), and ``left_box`` marks where it did not.
+        (within ``box_tolerance``), and ``left_box`` marks where it did not;
+        ``"ddn"`` — decoupled direction and norm (:func:`geometry.minimal.ddn`, ``ddn_steps`` steps from
+        the norm ``ddn_init_norm``, pixel units): the strong minimal-norm attack of issue 21's ensemble,
+        the per-point winner on 90–95 % of MNIST points (``docs/reproduction-robust.md``).
     overshoot, max_iter : DeepFool settings.
 
     Returns
@@ -414,7 +419,7 @@ def boundary_distance(
     References
     ----------
     DESIGN §7 (measured pitfall 2); Moosavi-Dezfooli et al., CVPR 2016, Alg. 2; Pintor et al.,
-    NeurIPS 2021 (FMN).
+    NeurIPS 2021 (FMN); Rony et al., CVPR 2019 (DDN).
     """
     from .deepfool import deepfool
 
@@ -441,6 +446,12 @@ def boundary_distance(
                 outside = ((xa < lo - box_tolerance) | (xa > hi + box_tolerance)).flatten(1).any(1)
                 left_box = outside & ok
                 ok &= ~outside
+        elif name == "ddn":
+            from .minimal import ddn
+
+            found = ddn(clf, x.cpu(), label, steps=ddn_steps, init_norm=ddn_init_norm)
+            delta = found.delta.to(device=x.device, dtype=x.dtype)
+            ok = found.success.clone()
         else:
             x_adv, ok = _fmn(clf, x, label, steps=fmn_steps, max_stepsize=fmn_max_stepsize)
             delta = x_adv.to(x.dtype) - x

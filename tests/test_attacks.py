@@ -102,8 +102,8 @@ def test_box_deepfool_never_leaves_the_box(digits_lenet):
 
 def test_boundary_distance_takes_the_smallest_successful_attack(digits_lenet):
     clf, xs, _ = digits_lenet
-    bd = boundary_distance(clf, xs[:40], attacks=("deepfool_box", "fmn", "deepfool"), fmn_max_stepsize=0.1)
-    assert bd.norms.shape == (3, 40) and len(bd.winner) == 40
+    bd = boundary_distance(clf, xs[:40], attacks=("deepfool_box", "fmn", "deepfool", "ddn"), fmn_max_stepsize=0.1)
+    assert bd.norms.shape == (4, 40) and len(bd.winner) == 40
     finite = torch.isfinite(bd.distance)
     assert bool(finite.all())
     assert torch.allclose(bd.distance, bd.norms.min(0).values)
@@ -117,3 +117,16 @@ def test_boundary_distance_takes_the_smallest_successful_attack(digits_lenet):
     assert bool(torch.isinf(bd.norms[2][bd.left_box]).all()) and int(bd.left_box.sum()) > 0
     with pytest.raises(InvalidInputError):
         boundary_distance(clf, xs[:2], attacks=("cw",))
+
+
+def test_ddn_in_the_boundary_distance_finds_the_exact_distance_of_an_affine_classifier():
+    """On F = wᵀx + c (points inside the box, the hyperplane within reach) the ℓ2 distance to the boundary is
+    |F| / ‖w‖; DDN, as a boundary_distance attack, must find it to within its norm step (γ = 5 %) and never
+    below it (an adversarial point closer than the hyperplane cannot exist)."""
+    clf, xs, F, w = _two_class_affine()
+    exact = (F.abs() / w.norm()).double()
+    bd = boundary_distance(clf, xs, attacks=("ddn",), ddn_steps=200, ddn_init_norm=0.5)
+    assert bool(bd.success.all())
+    assert bool((bd.distance >= exact * (1 - 1e-9)).all())  # nothing closer than the hyperplane
+    assert bool((bd.distance <= exact * 1.06).all()), (bd.distance / exact).max()
+    assert bool((clf.predict(xs + bd.delta) == 1).all())

@@ -8,7 +8,8 @@ Usage (from the repository root):
 For each network, on the first ``--n`` test points (``0``: all of them) :func:`geometry.study.certify.certify_study`
 computes every rung of the Certified page's ladder — the global Lipschitz certificate ``M/(√2 L)``, LMT's pair
 refinement and CROWN (``--norm`` ball, on every point, bisection to ``--tol``) — and the best attack radius (the
-smaller of box DeepFool and FMN). The script counts, per rung, the points where the radius exceeds the attack's
+smallest successful of the Certified page's attacks: box DeepFool, FMN and DDN since DDN joined them; the
+MNIST ladder and the digits runs in docs/certification.md were made before, with box DeepFool and FMN). The script counts, per rung, the points where the radius exceeds the attack's
 (each one a bug: :func:`geometry.masking.certificate_flags` raises the same flag on the pages), prints a Markdown
 table with the median certificate / attack ratio per rung (the tightness), and exits with status 1 if any
 certificate broke the inequality. MNIST networks train on first use (about a minute each on a free CPU);

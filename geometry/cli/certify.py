@@ -7,7 +7,7 @@ page does, and writes
 * ``certify.json`` — per certificate of the ladder (global Lipschitz ``M/(√2 L)``, LMT's pair refinement, CROWN
   in the ``--norm`` ball, and the best of them per point: *the* certificate) the points where it was computed, its
   median radius and its median ratio to the best attack radius; the best attack radius (the smallest successful
-  of box DeepFool and FMN: median, points found, who won); L; the soundness check (every certificate ≤ every
+  of box DeepFool, FMN and DDN: median, points found, who won); L; the soundness check (every certificate ≤ every
   successful attack's radius) and every masking flag; the settings;
 * ``certify.csv`` — per point: index, true label, predicted label, each certificate, the best certificate, which
   bound gave it, the best attack radius and the attack that found it (ℓ2, pixel units; empty where not computed).

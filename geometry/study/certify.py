@@ -54,7 +54,8 @@ class CertifySettings(_Settings):
     ----------
     n_points : int ≥ 1 — the first test points used
     n_eps : int ≥ 2 — radii of the accuracy curves, from 0 to the largest attack distance
-    attacks : tuple of str — :func:`geometry.attacks.boundary_distance` attacks for ‖r(x)‖
+    attacks : tuple of str — :func:`geometry.attacks.boundary_distance` attacks for ‖r(x)‖, per point the
+        smallest successful (default box DeepFool, FMN and DDN: the strong minimal-norm attack of issue 21)
     fmn_max_stepsize : float or None — FMN's initial step (pixel units); None: 0.1 for inputs of
         fewer than 256 entries (8×8 digits, distances ≈ 0.5), else foolbox's 1.0
     n_power : int ≥ 1 — power iterations per layer for the (unsound) estimate of L
@@ -69,7 +70,7 @@ class CertifySettings(_Settings):
 
     n_points: int = 200
     n_eps: int = 41
-    attacks: tuple = ("deepfool_box", "fmn")
+    attacks: tuple = ("deepfool_box", "fmn", "ddn")
     fmn_max_stepsize: float | None = None
     n_power: int = 50
     seed: int = 0

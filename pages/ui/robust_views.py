@@ -363,7 +363,7 @@ class CertifyView:
         share(cert_n=self.n, cert_crown=self.crown)
 
     def settings(self) -> _certify.CertifySettings:
-        """Tsuzuku et al.'s certificate and CROWN (ball ``crown``) beside box DeepFool and FMN (the settings'
+        """Tsuzuku et al.'s certificate and CROWN (ball ``crown``) beside box DeepFool, FMN and DDN (the settings'
         defaults), on ``n`` points."""
         return _certify.CertifySettings(n_points=int(self.n), crown_norm=self.crown)
 
