@@ -449,9 +449,9 @@ def boundary_distance(
         elif name == "ddn":
             from .minimal import ddn
 
-            found = ddn(clf, x.cpu(), label, steps=ddn_steps, init_norm=ddn_init_norm)
-            delta = found.delta.to(device=x.device, dtype=x.dtype)
-            ok = found.success.clone()
+            by_ddn = ddn(clf, x.cpu(), label, steps=ddn_steps, init_norm=ddn_init_norm)
+            delta = by_ddn.delta.to(device=x.device, dtype=x.dtype)
+            ok = by_ddn.success.clone()
         else:
             x_adv, ok = _fmn(clf, x, label, steps=fmn_steps, max_stepsize=fmn_max_stepsize)
             delta = x_adv.to(x.dtype) - x
