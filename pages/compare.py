@@ -60,6 +60,7 @@ def _study_view(sel: _sidebar.Selection) -> None:
     if len(names) < 2:
         st.warning("Comparing needs two networks for this dataset: upload another one on the Home page (Your model).")
         st.stop()
+    notice = st.container()  # the box of a comparison shown meanwhile (issue 20, item 3): on the first screen
 
     view = state.CompareView.read(names, sel.model_name, sel.dataset_key, sel.clf.d, default_h(sel.clf))
     d = state.CompareView.DEFAULTS
@@ -137,9 +138,21 @@ def _study_view(sel: _sidebar.Selection) -> None:
 
         # ---------------------------------------------------------------- (a) principal angles, Fig. 10
         st.subheader("Principal angles between the subspaces (Fig. 10)")
-        both = _cached.compare_study(
-            clf_a, clf_b, points, settings, text=f"Estimating S_c and S_f of {a_label} and {b_label}"
+        shown = _cached.compare_study_or_ready(  # or meanwhile the last finished comparison (issue 20, item 3)
+            clf_a,
+            clf_b,
+            points,
+            settings,
+            text=f"Estimating S_c and S_f of {a_label} and {b_label}",
+            name=f"{view.a} and {view.b}",
+            dataset=sel.dataset_key,
+            notice=notice,
         )
+        both, n = shown.result, view.n
+        if not shown.own:  # a stand-in's networks, points and settings (its box above says whose)
+            clf_a, clf_b, points, settings = shown.inputs
+            a_label, b_label = (model_label(nm) for nm in shown.name.split(" and ", 1))
+            h, n, m = both.h if both.h is not None else h, settings.points.n_estimate, min(m, both.m_estimated)
         result = _cached.compare_angles(both, settings, m=m)
         left, right = st.columns(2)
         for col, kind in ((left, "curved"), (right, "flat")):
@@ -158,7 +171,7 @@ def _study_view(sel: _sidebar.Selection) -> None:
         st.info(compare_reading(result), icon=":material/tune:")  # these two networks' answer (issue 23)
         Sa, Sb = both.subspaces["curved"]
         st.caption(
-            f"d = {result['curved'].d}; S_c and S_f from the same n = {view.n} training points "
+            f"d = {result['curved'].d}; S_c and S_f from the same n = {n} training points "
             f"({Sa.n_dropped} / {Sb.n_dropped} dropped where DeepFool did not converge), finite differences at h = {h:.4g}. "
             f"{int(result['curved'].above_baseline(2.0).sum())} of the {m} S_c cosines lie more than 2 baseline std above "
             f"the random mean. Mean normal curvature κ along the first S_c direction: {float(Sa.kappas[0]):+.3g} "
@@ -167,6 +180,12 @@ def _study_view(sel: _sidebar.Selection) -> None:
         )
         for clf, label in ((clf_a, a_label), (clf_b, b_label)):  # the paper's protocol's share outside, either way
             box_share_note(st, clf, points, settings.rx, network=label)
+        if not shown.own:  # the sections and the matrix need the chosen pair's S_c; no downloads of a stand-in
+            st.caption(
+                f"B's cross-sections along A's S_c (Fig. 13), the fooling-rate matrix (Appendix C.2) and the downloads "
+                f"follow when the comparison of {model_label(view.a)} and {model_label(view.b)} is ready."
+            )
+            return
 
         # ------------------------------------------------------------ (b) transferred cross-sections, Fig. 13
         st.subheader("B's boundary along A's curved directions (Fig. 13)")

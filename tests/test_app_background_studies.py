@@ -289,3 +289,48 @@ def test_certified_shows_the_last_finished_certificate_while_its_own_runs(monkey
     assert any("40 test points" in c.value for c in at.caption)
     assert "Downloads" in [e.label for e in at.expander]
     _forget("certify:")
+
+
+def test_compare_shows_the_last_finished_comparison_while_its_own_runs_then_its_own(
+    monkeypatch, meanwhile, digits_lenet
+):
+    """The same on Compare networks: after the comparison of digits-lenet and digits-nin on n = 20 points, asking
+    for n = 30 while that job is held shows the 20-point principal angles, a box naming the pair and the setting that
+    differs, and the job's progress; B's sections, the fooling matrix and the downloads wait for the pair's own
+    comparison, which replaces the stand-in when the job ends."""
+    from geometry import study
+
+    small = {"cmp_b": "digits-nin", "cmp_m": "3", "cmp_res": "64", "cmp_vectors": "3"}
+    _forget("compare:")
+    first = _open("pages/compare.py", {**small, "cmp_n": "20"})  # nothing kept yet: computed, then kept
+    assert not first.error, [e.value for e in first.error]
+    assert not [i for i in first.info if "being computed" in i.value]
+    gate = Gate(study.compare_study)
+    monkeypatch.setattr(study, "compare_study", gate)  # pages/ui/cached.py looks it up at call time
+    try:
+        at = _open("pages/compare.py", {**small, "cmp_n": "30"})
+        assert gate.started.wait(WAIT)
+        at.run()  # the job has reported its progress now
+        assert not at.exception, [e.value for e in at.exception]
+        (box,) = [i.value for i in at.info if "being computed" in i.value]
+        assert "**This study of digits-lenet and digits-nin is being computed**" in box
+        assert "on **digits-lenet and digits-nin**" in box and "estimation points 20 (chosen: 30)" in box
+        (job,) = [j for j in _jobs("compare:") if not j.finished]
+        bars = [p.proto.text for p in at.get("progress") if "Estimating S_c and S_f" in p.proto.text]
+        assert bars and "held by the test" in bars[0]
+        assert any(job.id in c.value for c in at.caption)
+        assert any("n = 20 training points" in c.value for c in at.caption)  # the stand-in's numbers, said as such
+        assert len(at.get("plotly_chart")) == 2  # its principal angles only: no sections, no matrix
+        assert "Downloads" not in [e.label for e in at.expander]
+    finally:
+        gate.release.set()
+    assert job.wait(WAIT) and job.state == "done", job.error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert not [i for i in at.info if "being computed" in i.value]
+    assert any("n = 30 training points" in c.value for c in at.caption)  # its own result now
+    assert len(at.get("plotly_chart")) == 5  # angles, B's two sections, the fooling matrix
+    assert "Downloads" in [e.label for e in at.expander]
+    assert gate.calls == 1
+    _forget("compare:")

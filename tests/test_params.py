@@ -103,7 +103,13 @@ LATE = {
 SMALL = {UNIVERSAL: dict(uv_n=20, uv_m=4, uv_samples=2, uv_heldout=120, uv_uap=120), COMPARE: dict(cmp_n=20, cmp_m=4)}
 #: what each page's stub replaces in pages.ui.cached (None: the page is cheap at any valid value): the page's
 #: first heavy call, made after all the widgets above it are drawn.
-HEAVY = {HOME: None, SECTIONS: None, CURVATURE: "curvature_study", UNIVERSAL: "noise_norm", COMPARE: "compare_study"}
+HEAVY = {
+    HOME: None,
+    SECTIONS: None,
+    CURVATURE: "curvature_study",
+    UNIVERSAL: "noise_norm",
+    COMPARE: "compare_study_or_ready",
+}
 
 
 # ------------------------------------------------------------------------------------------- helpers

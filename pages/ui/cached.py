@@ -267,11 +267,23 @@ def universal_samples(clf: Classifier, result, points: study.StudyPoints, settin
         return _memo("samples", key, lambda: in_worker(study.universal_samples, clf, result, points, m=int(m)))
 
 
-def compare_study(
-    clf_a: Classifier, clf_b: Classifier, points: study.StudyPoints, settings: study.CompareSettings, *, text: str
-):
-    """:func:`geometry.study.compare_study` with a progress bar (it names the result after these two networks)."""
-    return _jobs.result_of(  # a background job: reopening the page finds it (pages/ui/jobs.py)
+def compare_study_or_ready(
+    clf_a: Classifier,
+    clf_b: Classifier,
+    points: study.StudyPoints,
+    settings: study.CompareSettings,
+    *,
+    text: str,
+    name: str,
+    dataset: str,
+    notice=None,
+) -> _jobs.Shown:
+    """:func:`geometry.study.compare_study` as a background job with a progress bar (it names the result after these
+    two networks), or while it runs the last finished comparison shown by a page (:func:`pages.ui.jobs.result_or_ready`:
+    the same pair ``name`` = "A and B", else the same dataset, else any): ``.result`` a NetworkComparison,
+    ``.inputs`` = (network A, network B, points, settings) of the result shown."""
+    return _jobs.result_or_ready(
+        "compare",
         _jobs.study_key(
             "compare", clf_a, points, settings, b=network_fingerprint(clf_b), names=[clf_a.name, clf_b.name]
         ),
@@ -281,6 +293,10 @@ def compare_study(
         clf_b,
         points,
         settings,
+        name=name,
+        dataset=dataset,
+        settings=settings,
+        notice=notice,
     )
 
 

@@ -765,11 +765,11 @@ _READY_LOCK = threading.Lock()
 
 
 def _remember(kind: str, shown: Shown) -> None:
-    """Keep ``shown`` (a page's own finished result) as the newest stand-in of ``kind``; never an upload's (it
-    belongs to one browser session)."""
+    """Keep ``shown`` (a page's own finished result) as the newest stand-in of ``kind``; never one of an upload (it
+    belongs to one browser session), nor of a pair of networks with an upload in it."""
     from .state import USER_PREFIX
 
-    if shown.name.startswith(USER_PREFIX) or shown.dataset.startswith(USER_PREFIX):
+    if USER_PREFIX in shown.name or shown.dataset.startswith(USER_PREFIX):  # "A and upload:…" on Compare
         return
     with _READY_LOCK:
         kept = [s for s in _READY.get(kind, []) if s.key != shown.key]
