@@ -21,7 +21,7 @@ from geometry.runtime.uploads import in_worker
 from geometry.sections import Section, direction_through, plane_point
 from geometry.study.fig5 import universal_sections
 from geometry.study.provenance import box_excess, left_box, rx_provenance
-from geometry.study.readings import section_reading
+from geometry.study.readings import fig5_reading, section_reading
 from pages.ui import cached as _cached
 from pages.ui import downloads as _downloads
 from pages.ui import layout as _layout
@@ -318,7 +318,7 @@ def _section_view(sel: _sidebar.Selection, cv, cv_settings, points, resolved) ->
             "perturbations page (CVPR 2017 Alg. 1 at its ξ and settings); bottom row: each point along its own random "
             "direction of the same norm. Each title gives the curvature κ along v at z = x + r(x) and whether x + v "
             "changes the label. Whether the universal row bends more than the random one depends on the network and on "
-            "h (on digits-lenet the curvature along S_c exceeds random directions' at h = ξ, see docs/reproduction.md)."
+            "h; the reading under the grid says what this network shows."
         )
         _state.seed_flag("fig5")  # links written before the URL binding say fig5=on / off
         fig5_on = st.toggle(
@@ -345,6 +345,7 @@ def _section_view(sel: _sidebar.Selection, cv, cv_settings, points, resolved) ->
                 f"{float(grid.universal.kappa.nanmean()):+.3g} (universal) vs {float(grid.random.kappa.nanmean()):+.3g} "
                 "(random), 1/pixel distance."
             )
+            st.info(fig5_reading(grid, h=h, method=cv_settings.method), icon=":material/tune:")
         section_fig = fig
         _downloads.offer(
             "cross_sections",

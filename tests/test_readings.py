@@ -202,6 +202,39 @@ def test_section_reading_without_a_boundary_point():
     assert "did not reach the boundary" in readings.section_reading(SimpleNamespace(along=None))
 
 
+# ----------------------------------------------------------------------------- Fig. 5 grid
+def _fig5(universal: list[float], random: list[float], fooled_u: int = 0, fooled_r: int = 0):
+    from geometry.study.fig5 import SectionRow, UniversalSections
+
+    def row(kappa: list[float], k: int) -> SectionRow:
+        n = len(kappa)
+        return SectionRow(
+            sections=[],
+            kappa=torch.tensor(kappa, dtype=torch.float64),
+            fooled=torch.arange(n) < k,
+            directions=torch.zeros(n, 1, 2, 2),
+        )
+
+    return UniversalSections(universal=row(universal, fooled_u), random=row(random, fooled_r), v_norm=1.5)
+
+
+def test_fig5_reading_flips_with_the_paired_curvature_difference():
+    more = readings.fig5_reading(_fig5([0.30, 0.32, 0.29, 0.31, 0.33], [0.01, -0.02, 0.0, 0.02, -0.01], 4, 1), h=0.5)
+    assert "bends more along the universal vector" in more and "effect shows here" in more
+    assert "at 4 of 5 points" in more and "random vectors of the same norm at 1" in more
+    less = readings.fig5_reading(_fig5([-0.3, -0.32, -0.29, -0.31, -0.33], [0.01, -0.02, 0.0, 0.02, -0.01]), h=0.5)
+    assert "bends less" in less and "does not show" in less and "curvature scale h" in less
+    # noisy: one large difference, the rest of the other sign — inside two standard errors
+    tie = readings.fig5_reading(_fig5([1.0, -0.1, -0.1, -0.1, -0.1], [0.0, 0.0, 0.0, 0.0, 0.0]), h=0.5)
+    assert "not measurably more curved" in tie and "does not show at these settings" in tie
+
+
+def test_fig5_reading_without_boundary_points():
+    nan = math.nan
+    text = readings.fig5_reading(_fig5([nan, 0.1], [0.2, nan]))
+    assert "cannot be compared" in text and "at 0 of 2 points" in text
+
+
 def _osc(kappa: float) -> Osculating:
     return Osculating(
         z=np.zeros(2),
