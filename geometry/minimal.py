@@ -12,7 +12,9 @@ point, the smallest successful perturbation and which attack found it:
   (the nearest point of the linearised boundary at z, the idea of SuperDeepFool: Abdollahi et al.,
   "Revisiting DeepFool", 2024, which alternates DeepFool with such projections);
 * ``"fmn"`` — foolbox's fast minimum-norm attack (Pintor et al., NeurIPS 2021);
-* ``"ddn"`` — :func:`ddn`, decoupled direction and norm (Rony et al., CVPR 2019, Algorithm 1).
+* ``"ddn"`` — :func:`ddn`, decoupled direction and norm (Rony et al., CVPR 2019, Algorithm 1);
+* ``"ddn_refined"`` — only with a pass budget (``minimal_perturbation(..., budget=B)``): DDN's result
+  finished by :func:`refine_on_boundary` (see :func:`budget_plan` for how B is split).
 
 :func:`optimality` scores each attack as AttackBench does (Cinà et al., "AttackBench", AAAI 2025,
 §3: the local optimality of an attack on x is the ratio of the areas under the per-point security
@@ -40,6 +42,8 @@ __all__ = [
     "MINIMAL_ATTACKS",
     "MinimalAttackResult",
     "MinimalPerturbation",
+    "BudgetPlan",
+    "budget_plan",
     "ddn",
     "refine_on_boundary",
     "minimal_perturbation",
@@ -343,7 +347,7 @@ def _fmn(clf: Classifier, x: Tensor, y: Tensor, *, steps: int, max_stepsize: flo
     _, clipped, _ = attack(fmodel, xd, fb.criteria.Misclassification(y.to(dev)), epsilons=None)
     xa = clipped.detach().cpu().to(x.dtype)
     ok = clf.predict(xa).cpu() != y
-    return _finish(x, xa - x, ok, steps + 1, steps)
+    return _finish(x, xa - x, ok, steps + 2, steps)  # foolbox's steps + 1 forwards, and the check above
 
 
 @dataclass(frozen=True)
@@ -359,7 +363,11 @@ class MinimalPerturbation:
     attacks : tuple of A str; norms : (A, N) float64 (inf = failed); success : (A, N) bool.
     label : (N,) int64 — the labels moved away from.
     passes : (A,) int64 — forward + backward passes per point each attack used (``deepfool_refined``
-        counts its own refinement only: it starts from ``deepfool_box``'s result).
+        counts its own refinement only: it starts from ``deepfool_box``'s result; ``ddn_refined`` likewise
+        from ``ddn``'s).
+    total_passes : int — forward + backward passes per point of the whole call: the attacks' passes, box
+        DeepFool's where only its refinement is listed, and the one forward pass that predicts the labels
+        when none are given. FMN's count is foolbox's iterations (steps + 1) plus the atlas's check of its result.
     """
 
     distance: Tensor
@@ -370,6 +378,7 @@ class MinimalPerturbation:
     success: Tensor
     label: Tensor
     passes: Tensor
+    total_passes: int
 
     def __len__(self) -> int:
         return int(self.distance.shape[0])
@@ -421,12 +430,98 @@ def optimality(norms: Tensor, best: Tensor) -> Tensor:
     return ratio.clamp(0.0, 1.0).mean(1)
 
 
+@dataclass(frozen=True)
+class BudgetPlan:
+    """How :func:`minimal_perturbation` spends a budget of forward + backward passes per point.
+
+    Attributes
+    ----------
+    budget : int — the budget B.
+    label_passes : int — 1 when the labels are predicted (``labels=None``), else 0.
+    ddn_steps : int — DDN's iterations S (2S + 1 passes).
+    refine_iters, refine_deepfool_steps, refine_search_steps : :func:`refine_on_boundary`'s settings
+        (``refine_iters = 0`` with no refinement at all: then ``refine_passes = 0``).
+    refine_passes : int — the refinement's worst case ``2 + T + I(3 + 3D + T)`` (I iterations, D DeepFool
+        steps, T bisection steps; the refinement may stop its DeepFool steps early and use fewer).
+    """
+
+    budget: int
+    label_passes: int
+    ddn_steps: int
+    refine_iters: int
+    refine_deepfool_steps: int
+    refine_search_steps: int
+    refine_passes: int
+
+    @property
+    def worst_case_passes(self) -> int:
+        """The most passes per point the plan can use (≤ ``budget``)."""
+        return self.label_passes + 2 * self.ddn_steps + 1 + self.refine_passes
+
+
+# the finishing step of a budgeted run: one projection, one DeepFool step, 8 bisection steps (24 passes)
+_FINISH_ITERS, _FINISH_DEEPFOOL, _FINISH_SEARCH = 1, 1, 8
+_FINISH_MIN_DDN_STEPS = 20
+
+
+def _refine_passes(iters: int, deepfool_steps: int, search_steps: int) -> int:
+    """Worst-case passes per point of :func:`refine_on_boundary` (its loop structure, counted)."""
+    if iters == 0:
+        return 2 + search_steps  # the check, the first bisection, the final check
+    return 2 + search_steps + iters * (3 + 3 * deepfool_steps + search_steps)
+
+
+def budget_plan(budget: int, *, labels_given: bool = True) -> BudgetPlan:
+    """Split a budget of B forward + backward passes per point between DDN and a finishing refinement.
+
+    The rule (reasoned, not fitted to a score):
+
+    1. one forward pass predicts the labels when none are given;
+    2. the finishing step is :func:`refine_on_boundary` on DDN's result with 1 projection along the
+       boundary normal, 1 DeepFool step and T = 8 bisection steps — 24 passes at most. DDN changes its
+       norm by a factor 1 ± γ (γ = 0.05) per step, so its best adversarial iterate lies up to ≈ 5 %
+       beyond the boundary along its own ray: 8 bisection steps resolve the segment to 2⁻⁸ ≈ 0.4 %, well
+       inside that band; one projection removes the first-order error of DDN's direction (exact where
+       the boundary is affine), and one DeepFool step recovers a projection that the boundary's
+       curvature leaves on the clean side;
+    3. DDN gets the rest: S = ⌊(B − labels − 24 − 1) / 2⌋ steps (2S + 1 passes);
+    4. if that leaves DDN fewer than 20 steps, there is no refinement and DDN takes the whole budget,
+       S = ⌊(B − labels − 1) / 2⌋: from its first norm ε₀ DDN needs ln(r/ε₀)/ln(1 + γ) ≈ 10 steps just to
+       reach a boundary at r = 1.6 ε₀, and as many to settle on it; a refinement of a DDN run that has
+       not settled buys less than the DDN steps it would cost.
+
+    At B = 100 with the labels given: DDN 37 steps (75 passes) + refinement (≤ 24) = 99 passes.
+
+    Parameters
+    ----------
+    budget : int ≥ 3 (+1 without labels) — passes per point; one DDN step and its final check need 3.
+    labels_given : whether the caller passes the labels (else one forward pass predicts them).
+
+    Returns
+    -------
+    BudgetPlan — ``worst_case_passes ≤ budget``.
+
+    Raises
+    ------
+    InvalidInputError
+        budget not an integer or below the minimum.
+    """
+    label_passes = 0 if labels_given else 1
+    b = check_int("budget", budget, 3 + label_passes)
+    finish = _refine_passes(_FINISH_ITERS, _FINISH_DEEPFOOL, _FINISH_SEARCH)
+    steps = (b - label_passes - finish - 1) // 2
+    if steps >= _FINISH_MIN_DDN_STEPS:
+        return BudgetPlan(b, label_passes, steps, _FINISH_ITERS, _FINISH_DEEPFOOL, _FINISH_SEARCH, finish)
+    return BudgetPlan(b, label_passes, (b - label_passes - 1) // 2, 0, 0, 0, 0)
+
+
 def minimal_perturbation(
     clf: Classifier,
     xs: Tensor,
     labels: Tensor | None = None,
     *,
-    attacks: Sequence[str] = MINIMAL_ATTACKS,
+    attacks: Sequence[str] | None = None,
+    budget: int | None = None,
     overshoot: float = 0.02,
     max_iter: int = 50,
     refine_iters: int = 3,
@@ -442,9 +537,16 @@ def minimal_perturbation(
     clf : Classifier
     xs : (N, C, H, W) pixel-space images in ``clf.bounds``.
     labels : (N,) int or None — the labels to move away from (default ``k_hat(x)``).
-    attacks : distinct names among :data:`MINIMAL_ATTACKS` (``"deepfool_refined"`` starts from box
-        DeepFool's perturbation, computed even when ``"deepfool_box"`` is not listed).
-    overshoot, max_iter : DeepFool's settings; refine_iters : projection steps of the refinement.
+    attacks : distinct names among :data:`MINIMAL_ATTACKS` (default: all four; ``"deepfool_refined"``
+        starts from box DeepFool's perturbation, computed even when ``"deepfool_box"`` is not listed).
+    budget : int or None — forward + backward passes per point for the whole call. None (default): the
+        attacks run with their own settings (≈ 650 passes per point on MNIST LeNet). An integer B: the
+        attacks are planned by :func:`budget_plan` instead — DDN with most of B, then
+        ``"ddn_refined"``, :func:`refine_on_boundary` on DDN's result — so ``total_passes ≤ B``
+        (``attacks`` must then be None; the plan sets DDN's steps and the refinement, and the DeepFool,
+        FMN, ``ddn_steps`` and ``refine_iters`` settings are not used).
+    overshoot, max_iter : DeepFool's settings (``overshoot`` also the refinement's);
+        refine_iters : projection steps of the refinement.
     fmn_steps, fmn_max_stepsize : FMN's iterations and largest step (pixel units; ≈ 0.1 suits 8×8
         digits, where distances are ≈ 0.5).
     ddn_steps, ddn_init_norm : DDN's iterations and first norm.
@@ -456,7 +558,8 @@ def minimal_perturbation(
     Raises
     ------
     InvalidInputError
-        unknown or repeated attack names; bad images or labels.
+        unknown or repeated attack names; bad images or labels; a budget that is not an integer ≥ 3
+        (≥ 4 without labels), or a budget together with ``attacks``.
 
     References
     ----------
@@ -465,6 +568,12 @@ def minimal_perturbation(
     """
     from .deepfool import deepfool
 
+    if budget is not None:
+        if attacks is not None:
+            raise InvalidInputError("give either attacks or a budget (the budget plans the attacks itself), not both")
+        return _budgeted(clf, xs, labels, budget, overshoot=overshoot, ddn_init_norm=ddn_init_norm)
+    if attacks is None:
+        attacks = MINIMAL_ATTACKS
     names = tuple(str(a) for a in attacks)
     if not names or len(set(names)) != len(names) or any(a not in MINIMAL_ATTACKS for a in names):
         raise InvalidInputError(
@@ -487,12 +596,18 @@ def minimal_perturbation(
         results["fmn"] = _fmn(clf, x, y, steps=fmn_steps, max_stepsize=fmn_max_stepsize)
     if "ddn" in names:
         results["ddn"] = ddn(clf, x, y, steps=ddn_steps, init_norm=ddn_init_norm)
+    passes = [df_passes if a == "deepfool_box" else results[a].n_forward + results[a].n_backward for a in names]
+    total = sum(passes) + (df_passes if "deepfool_box" not in names and df_passes else 0)
+    return _ensemble(x, y, names, results, passes, total + (1 if labels is None else 0))
+
+
+def _ensemble(
+    x: Tensor, y: Tensor, names: tuple[str, ...], results: dict[str, MinimalAttackResult], passes: list[int], total: int
+) -> MinimalPerturbation:
+    """Per point the smallest successful perturbation among ``results``."""
+    n = x.shape[0]
     norms = torch.stack([results[a].norms for a in names])
     success = torch.stack([results[a].success for a in names])
-    passes = []
-    for a in names:
-        r = results[a]
-        passes.append(df_passes if a == "deepfool_box" else r.n_forward + r.n_backward)
     best = norms.argmin(0)
     distance = norms.gather(0, best[None]).squeeze(0)
     stacked = torch.stack([results[a].delta for a in names])
@@ -509,4 +624,39 @@ def minimal_perturbation(
         success=success,
         label=y,
         passes=torch.tensor(passes, dtype=torch.long),
+        total_passes=int(total),
     )
+
+
+def _budgeted(
+    clf: Classifier,
+    xs: Tensor,
+    labels: Tensor | None,
+    budget: int,
+    *,
+    overshoot: float,
+    ddn_init_norm: float,
+) -> MinimalPerturbation:
+    """:func:`minimal_perturbation` within ``budget`` passes per point (the plan of :func:`budget_plan`)."""
+    plan = budget_plan(budget, labels_given=labels is not None)
+    x = check_images(xs, clf.input_shape, allow_single=True, name="xs").detach().cpu()
+    y = _check_labels(clf, x, labels)
+    results = {"ddn": ddn(clf, x, y, steps=plan.ddn_steps, init_norm=ddn_init_norm)}
+    names: tuple[str, ...] = ("ddn",)
+    if plan.refine_iters:
+        results["ddn_refined"] = refine_on_boundary(
+            clf,
+            x,
+            results["ddn"].delta,
+            y,
+            iters=plan.refine_iters,
+            deepfool_steps=plan.refine_deepfool_steps,
+            search_steps=plan.refine_search_steps,
+            overshoot=overshoot,
+        )
+        names = ("ddn", "ddn_refined")
+    passes = [results[a].n_forward + results[a].n_backward for a in names]
+    total = plan.label_passes + sum(passes)
+    if total > plan.budget:  # the plan's worst case is ≤ budget by construction; a broken count must not pass silently
+        raise RuntimeError(f"budgeted minimal perturbation used {total} passes per point, budget {plan.budget}")
+    return _ensemble(x, y, names, results, passes, total)

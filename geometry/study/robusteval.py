@@ -33,7 +33,10 @@ class RobustEvalSettings:
     n_points : first test points used; eps : ℓ∞ radius of the robust accuracies; norm : inf or 2;
     pgd_steps, pgd_restarts : the atlas's PGD; attacks : the ensemble (:data:`DEFAULT_ENSEMBLE`);
     square_queries : Square's budget (AutoAttack: 5000); minimal_attacks, fmn_max_stepsize,
-    ddn_init_norm : the minimal-perturbation ensemble; random_state : seeds PGD and the ensemble.
+    ddn_init_norm : the minimal-perturbation ensemble; minimal_budget : None (default: every listed
+    attack with its own settings) or forward + backward passes per point for the minimal ensemble, which
+    then plans its own attacks (:func:`geometry.minimal.budget_plan`: DDN, then a refinement on the
+    boundary; ``minimal_attacks`` and ``fmn_max_stepsize`` unused); random_state : seeds PGD and the ensemble.
     """
 
     n_points: int = 200
@@ -46,6 +49,7 @@ class RobustEvalSettings:
     minimal_attacks: tuple[str, ...] = MINIMAL_ATTACKS
     fmn_max_stepsize: float = 1.0
     ddn_init_norm: float = 1.0
+    minimal_budget: int | None = None
     random_state: int = 0
 
 
@@ -113,13 +117,16 @@ def robust_eval(clf: Classifier, xs: torch.Tensor, labels: torch.Tensor, setting
         square_queries=settings.square_queries,
         random_state=settings.random_state,
     )
-    mini = minimal_perturbation(
-        clf,
-        x,
-        attacks=settings.minimal_attacks,
-        fmn_max_stepsize=settings.fmn_max_stepsize,
-        ddn_init_norm=settings.ddn_init_norm,
-    )
+    if settings.minimal_budget is None:
+        mini = minimal_perturbation(
+            clf,
+            x,
+            attacks=settings.minimal_attacks,
+            fmn_max_stepsize=settings.fmn_max_stepsize,
+            ddn_init_norm=settings.ddn_init_norm,
+        )
+    else:
+        mini = minimal_perturbation(clf, x, budget=settings.minimal_budget, ddn_init_norm=settings.ddn_init_norm)
     certificates: dict[str, np.ndarray] = {}
     error = ""
     try:
