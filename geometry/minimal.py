@@ -491,6 +491,9 @@ def budget_plan(budget: int, *, labels_given: bool = True) -> BudgetPlan:
        not settled buys less than the DDN steps it would cost.
 
     At B = 100 with the labels given: DDN 37 steps (75 passes) + refinement (≤ 24) = 99 passes.
+    Measured (docs/reproduction-robust.md, 200 MNIST test points, 1000-step reference): 0.982 optimality on
+    the standard LeNet, 0.62 on the PGD-trained one — where DDN alone with all 100 passes (49 steps) does
+    as well (standard, 0.983) or better (PGD-AT, 0.764): the finishing step's premise did not hold there.
 
     Parameters
     ----------
