@@ -103,6 +103,7 @@ def main() -> None:
         st.Page(_forward(by_url[new]), title=old, url_path=old, visibility="hidden") for old, new in MOVED.items()
     ]
     nav = st.navigation([*visible, *hidden], position="hidden")  # the links are drawn below
+    _upload.warm_up_server()  # once per process, in the background: the upload path's imports (issue 22)
     with _timing.run_timer(
         "script", nav.url_path
     ):  # ATLAS_TIMING set: log the run's duration (benchmarks/interaction.py)

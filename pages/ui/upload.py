@@ -3,7 +3,12 @@ browser session only; it then appears in every page's network picker."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+import os
+import sys
+import threading
 
 import streamlit as st
 
@@ -26,6 +31,56 @@ def upload_architectures() -> list[str]:
     from geometry.loading import architecture_names
 
     return [NO_ARCHITECTURE, *architecture_names()]
+
+
+#: the warm-up's thread, started once per server process by :func:`warm_up_server`
+_WARM_UP: dict[str, threading.Thread | None] = {"thread": None}
+_WARM_UP_LOCK = threading.Lock()
+#: Streamlit's own modules that Home's first run with the upload form imports (its emoji catalogue: read for
+#: any label with a non-ASCII character); a Streamlit that moved one only costs the import later
+STREAMLIT_MODULES = ("streamlit.emojis",)
+
+
+def warm_up_server(*, block: bool = False) -> threading.Thread:
+    """Do, once per server process and in a background thread at the lowest priority, the imports that the
+    upload form and the first upload would otherwise do in the middle of other sessions' clicks (issue 22,
+    item 2); returns the thread (the same one on every call). ``block``: wait until it has finished.
+
+    What it imports: torchvision (the form's architecture list, :func:`upload_architectures`: ≈ 3.8 s of CPU
+    and ≈ 1070 modules, measured on this project's machine), the upload path's modules
+    (:func:`geometry.runtime.uploads.preload`) and :data:`STREAMLIT_MODULES`. Each module imported while
+    sessions are open costs every open session a pass of Streamlit's source watcher over all of
+    ``sys.modules`` at its next run (see :func:`~geometry.runtime.uploads.preload`), on the server's event
+    loop; done here, at the app's first run, before any upload (the form is drawn by a run of the app, which
+    starts this first), those passes happen once, while the server has few sessions.
+
+    The rule for a normal user: the thread's niceness is 19 (Linux; niceness is per thread there), so the
+    first visitor's own page run gets the CPU first; nothing waits for it — a form or an upload that comes
+    before it has finished does the same imports itself, as before. Never raises (a failed import is only a
+    later import)."""
+    with _WARM_UP_LOCK:
+        thread = _WARM_UP["thread"]
+        if thread is None:
+            thread = threading.Thread(target=_warm_up, name="atlas-warm-up", daemon=True)
+            _WARM_UP["thread"] = thread
+            thread.start()
+    if block:
+        thread.join()
+    return thread
+
+
+def _warm_up() -> None:
+    if sys.platform.startswith("linux"):  # per-thread niceness: this thread only, never the server's others
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    with contextlib.suppress(Exception):  # the form says what is wrong when it is drawn
+        upload_architectures()
+    from geometry.runtime import uploads
+
+    uploads.preload()
+    for name in STREAMLIT_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...] | None:
