@@ -310,3 +310,33 @@ def test_pooling_winners_are_tied_within_rounding_and_otherwise_the_largest_lowe
     assert int(idx) == 0 and float(low) == 0.3
     lb[0, 0, 1, 1] = 0.3 + 1e-6  # a real difference still wins
     assert int(_pool_winner(lb, (2, 2), (2, 2), (0, 0))[1]) == 3
+
+
+def test_the_ladder_script_takes_the_attacks_and_fewer_attacks_never_shorten_the_attack_radius(tmp_path):
+    """``docs/scripts/certificate_ladder.py --attacks``: the row records the attacks it ran; with FMN alone the
+    attack radius is a minimum over fewer attacks, so the median attack / global Lipschitz ratio (the certificate
+    does not depend on the attack) cannot fall below the default's (box DeepFool, FMN, DDN); an unknown attack name
+    is refused by the argument parser (exit status 2), not a traceback."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "docs" / "scripts" / "certificate_ladder.py"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, str(script), "--models", "digits-mlp", "--n", "6", "--tol", "0.2"]
+    rows = {}
+    for tag, extra in (("default", []), ("fmn", ["--attacks", "fmn"])):
+        out = tmp_path / f"{tag}.json"
+        done = subprocess.run([*base, *extra, "--out", str(out)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        (rows[tag],) = json.loads(out.read_text())
+    assert rows["default"]["attacks"] == ["deepfool_box", "fmn", "ddn"]
+    assert rows["fmn"]["attacks"] == ["fmn"]
+    assert rows["fmn"]["violations"] == rows["default"]["violations"] == 0
+    lip = "global Lipschitz"
+    assert rows["fmn"]["median_attack_over"][lip] >= rows["default"]["median_attack_over"][lip] * (1 - 1e-9)
+    bad = subprocess.run([*base, "--attacks", "carlini"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
