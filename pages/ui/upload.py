@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import os
-import sys
 import threading
 
 import streamlit as st
@@ -42,9 +40,9 @@ STREAMLIT_MODULES = ("streamlit.emojis",)
 
 
 def warm_up_server(*, block: bool = False) -> threading.Thread:
-    """Do, once per server process and in a background thread at the lowest priority, the imports that the
-    upload form and the first upload would otherwise do in the middle of other sessions' clicks (issue 22,
-    item 2); returns the thread (the same one on every call). ``block``: wait until it has finished.
+    """Do, once per server process and in a background thread, the imports that the upload form and the first
+    upload would otherwise do in the middle of other sessions' clicks (issue 22, item 2); returns the thread
+    (the same one on every call). ``block``: wait until it has finished.
 
     What it imports: torchvision (the form's architecture list, :func:`upload_architectures`: ≈ 3.8 s of CPU
     and ≈ 1070 modules, measured on this project's machine), the upload path's modules
@@ -54,10 +52,12 @@ def warm_up_server(*, block: bool = False) -> threading.Thread:
     loop; done here, at the app's first run, before any upload (the form is drawn by a run of the app, which
     starts this first), those passes happen once, while the server has few sessions.
 
-    The rule for a normal user: the thread's niceness is 19 (Linux; niceness is per thread there), so the
-    first visitor's own page run gets the CPU first; nothing waits for it — a form or an upload that comes
-    before it has finished does the same imports itself, as before. Never raises (a failed import is only a
-    later import)."""
+    The rule for a normal user: no page run waits for the warm-up as a whole, and the thread runs at the
+    server's own priority, not lower. A page run that needs a module the thread is importing (Home's form needs torchvision) waits on
+    Python's import lock for that module until the thread has finished it; a thread at niceness 19 would get
+    almost no CPU on a busy server and make that page wait for minutes (priority inversion), and an
+    unprivileged process cannot raise a thread's priority back. At normal priority the page waits at most
+    for the import it would have done itself. Never raises (a failed import is only a later import)."""
     with _WARM_UP_LOCK:
         thread = _WARM_UP["thread"]
         if thread is None:
@@ -70,9 +70,6 @@ def warm_up_server(*, block: bool = False) -> threading.Thread:
 
 
 def _warm_up() -> None:
-    if sys.platform.startswith("linux"):  # per-thread niceness: this thread only, never the server's others
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     with contextlib.suppress(Exception):  # the form says what is wrong when it is drawn
         upload_architectures()
     from geometry.runtime import uploads
