@@ -136,6 +136,28 @@ def test_the_apps_workers_run_at_the_lowest_priority(handle):
         plain.close()
 
 
+def autogroup(clf):
+    """The worker's scheduler autogroup line (``/autogroup-N nice K``) and its session id."""
+    return Path("/proc/self/autogroup").read_text().strip(), os.getsid(0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no scheduler autogroups on this kernel")
+def test_the_apps_workers_leave_the_servers_autogroup_at_niceness_19(handle):
+    """Between autogroups niceness does not count: a nice-19 worker in the server's group would make the group
+    claim a full share while it spins. The app's worker runs its calls in its own session and autogroup at 19."""
+    server_group = Path("/proc/self/autogroup").read_text().strip()
+    app_pool = WorkerPool(uploads.APP_WORKER_LIMITS)
+    plain = WorkerPool(LIMITS)
+    try:
+        group, sid = app_pool.run("s", handle, autogroup)
+        assert group != server_group and group.endswith("nice 19"), (group, server_group)
+        assert sid != os.getsid(0)
+        assert plain.run("s", handle, autogroup) == (server_group, os.getsid(0))  # without the lever: the server's
+    finally:
+        app_pool.close()
+        plain.close()
+
+
 # ------------------------------------------------------------------ progress
 def test_progress_fractions_arrive_in_order_before_the_call_returns(pool, handle):
     seen: list[float] = []
