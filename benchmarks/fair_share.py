@@ -49,6 +49,7 @@ Usage::
     python -m benchmarks.fair_share --out /tmp/fair.json
     python -m benchmarks.fair_share --hostile-browser shared --no-hostile-repeat   # the first setup
     ATLAS_UPLOAD_CPU_QUOTA=0.25 python -m benchmarks.fair_share                    # + a cgroup CPU quota
+    python -m benchmarks.fair_share --upload valid        # control: the eighth session uploads a valid model, as active
 
 Never run ``playwright install``: the browser is Debian's chromium.
 """
@@ -95,6 +96,22 @@ def hostile_model(folder: Path) -> Path:
     buf = io.BytesIO()
     torch.jit.save(torch.jit.script(_ZeroLoop().eval()), buf)
     path = folder / "bomb.pt"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def valid_model(folder: Path) -> Path:
+    """The control of ``--upload valid``: an untrained digits LeNet (the zoo's class, input 1×8×8, 10 logits) saved as
+    TorchScript (``lenet.pt``) — a well-behaved upload that the same session loads and reruns as often as the attacker
+    (each rerun predicts a digit in its worker), so B then measures an eighth *active visitor*, not a hostile one."""
+    import torch
+
+    from geometry.zoo import LeNet
+
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(LeNet((1, 8, 8), 10).eval()), buf)
+    path = folder / "lenet.pt"
     path.write_bytes(buf.getvalue())
     return path
 
@@ -364,6 +381,13 @@ def main(argv=None) -> int:
         default=True,
         help="the hostile session sets the bomb off again each time it is told it was stopped (separate only)",
     )
+    ap.add_argument(
+        "--upload",
+        choices=("bomb", "valid"),
+        default="bomb",
+        help="what the eighth session uploads: the zero-pixel CPU bomb (default), or, as a control, a valid digits "
+        "LeNet that it reruns as often (B then measures an active visitor, not a hostile one)",
+    )
     ap.add_argument("--hostile-driver", nargs=2, metavar=("URL", "BOMB"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.hostile_driver:
@@ -379,11 +403,11 @@ def main(argv=None) -> int:
     print(
         f"hostile browser: {a.hostile_browser}"
         + (", repeating" if a.hostile_browser == "separate" and a.hostile_repeat else ", set off once")
-        + f"; ATLAS_UPLOAD_CPU_QUOTA={quota or '(unset)'}",
+        + f"; upload: {a.upload}; ATLAS_UPLOAD_CPU_QUOTA={quota or '(unset)'}",
         file=sys.stderr,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        bomb = hostile_model(Path(tmp))
+        bomb = hostile_model(Path(tmp)) if a.upload == "bomb" else valid_model(Path(tmp))
         port = _free_port()
         server = start_server(port, Path(tmp) / "timing.jsonl")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` still stops the server (finally below)
@@ -453,7 +477,12 @@ def main(argv=None) -> int:
         f"{a.rounds} rounds of A and B, {a.changes} changes per session per run, sessions taking turns."
     )
     if a.out:
-        setup = {"hostile_browser": a.hostile_browser, "hostile_repeat": a.hostile_repeat, "cpu_quota": quota}
+        setup = {
+            "hostile_browser": a.hostile_browser,
+            "hostile_repeat": a.hostile_repeat,
+            "cpu_quota": quota,
+            "upload": a.upload,
+        }
         a.out.write_text(json.dumps({"runs": runs, "summary": s, "load": [load, load_after], "setup": setup}, indent=1))
     return 0
 
