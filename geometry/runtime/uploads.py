@@ -50,7 +50,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +195,10 @@ SERVER_MODULES = (
 )
 
 
-def preload() -> list[str]:
-    """Import :data:`SERVER_MODULES` in this process now (a no-op for those already imported); returns the
-    names that could not be imported (a newer library may have moved one: that only costs the import later).
+def preload(names: Iterable[str] = SERVER_MODULES) -> list[str]:
+    """Import ``names`` (default :data:`SERVER_MODULES`) in this process now (a no-op for those already imported);
+    returns the names that could not be imported (a newer library may have moved one: that only costs the import
+    later).
 
     Why: under ``streamlit run`` (unless ``server.fileWatcherType`` is ``none``) every browser session's
     source watcher re-reads the path of **every** module in ``sys.modules`` (``os.path.realpath`` of each:
@@ -207,7 +208,7 @@ def preload() -> list[str]:
     upload therefore costs every open session such a pass in the middle of its clicks; imported once at
     the server's start it costs nothing later. Never raises."""
     missing = []
-    for name in SERVER_MODULES:
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:

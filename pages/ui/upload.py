@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import threading
 
 import streamlit as st
@@ -75,9 +74,7 @@ def _warm_up() -> None:
     from geometry.runtime import uploads
 
     uploads.preload()
-    for name in STREAMLIT_MODULES:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+    uploads.preload(STREAMLIT_MODULES)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...] | None:
