@@ -45,8 +45,8 @@ def section_grid_figure(result: UniversalSections, class_names: Sequence[str], *
     for name, row in rows:
         for i in range(n):
             fooled = "fooled" if bool(row.fooled[i]) else "not fooled"
-            titles.append(f"{name} · {_fmt(float(row.kappa[i]))} · {fooled}")
-    fig = make_subplots(rows=2, cols=n, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.09)
+            titles.append(f"{name}<br>{_fmt(float(row.kappa[i]))}<br>{fooled}")  # short lines: 5 panels fit 800 px
+    fig = make_subplots(rows=2, cols=n, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.12)
     L = max(len(class_names), 1)
     scale = []
     for c in range(L):
@@ -82,5 +82,5 @@ def section_grid_figure(result: UniversalSections, class_names: Sequence[str], *
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_annotations(font_size=11)
-    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=55, b=10))  # three title lines
     return fig
