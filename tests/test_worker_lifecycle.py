@@ -8,12 +8,16 @@
   RLIMIT_AS → the memory limit, SIGKILL after memory growth → the out-of-memory killer, SIGSEGV / SIGABRT
   → a native crash (simulated by trusted functions of this file run in the worker: a TorchScript cannot
   crash on purpose);
+* yielding — while another session's page runs (and for a grace after), the busy workers are stopped
+  (``SIGSTOP``): their CPU time does not move; a session's own page run never stops its own worker; a long
+  pause lets the worker run in bursts; closing a pool with stopped workers ends them;
 * clean-up — a session's uploaded files and its worker's private folder are removed when it replaces an
   upload, when it ends, and when the process stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import itertools
@@ -37,6 +41,7 @@ from geometry.runtime.workers import (
     WorkerLimitError,
     WorkerLimits,
     WorkerPool,
+    YieldToPages,
     diagnose,
     worker_progress,
 )
@@ -131,6 +136,30 @@ def test_the_apps_workers_run_at_the_lowest_priority(handle):
         assert threads and all(n == 19 for n in threads), threads  # every thread, torch's included
         here = os.getpriority(os.PRIO_PROCESS, 0)
         assert plain.run("s", handle, niceness)[0] == here < 19  # without the lever: the server's own priority
+    finally:
+        app_pool.close()
+        plain.close()
+
+
+def policies(clf):
+    """The scheduling policy of every thread of the worker (``os.sched_getscheduler``)."""
+    return [os.sched_getscheduler(int(t.name)) for t in Path("/proc/self/task").iterdir()]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="no SCHED_IDLE policy on this platform")
+def test_the_apps_workers_take_the_sched_idle_policy_on_every_thread(handle):
+    """Niceness weighs shares but lets a running nice-19 task finish its slice when a server thread wakes on its
+    core; ``SCHED_IDLE`` is preempted at once. Every thread of the app's worker has it (torch's included); a pool
+    without the lever leaves the server's own policy."""
+    assert uploads.APP_WORKER_LIMITS.sched_idle
+    app_pool = WorkerPool(uploads.APP_WORKER_LIMITS)
+    plain = WorkerPool(LIMITS)
+    try:
+        got = app_pool.run("s", handle, policies)
+        assert got and all(p == os.SCHED_IDLE for p in got), got
+        here = os.sched_getscheduler(0)
+        assert here != os.SCHED_IDLE
+        assert set(plain.run("s", handle, policies)) == {here}  # without the lever: the server's own policy
     finally:
         app_pool.close()
         plain.close()
@@ -411,3 +440,125 @@ def test_workers_join_the_quota_group_where_the_host_delegates_one(handle):
     finally:
         pool.close()
     assert not Path(pool.quota.path).exists()  # removed when the pool closed
+
+
+# ------------------------------------------------------------------ yielding to other sessions' page runs
+SPIN_LIMITS = WorkerLimits(cpu_seconds=120, memory_bytes=2**30, deadline_seconds=300)
+
+
+def _proc(pid: int) -> tuple[str, float]:
+    """State letter (R, S, T = stopped, ...) and CPU time (s) of process ``pid``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields[0], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _until(check, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture()
+def spinning(handle):
+    """A pool whose session ``u`` runs a call that spins (its CPU time grows), with a YieldToPages of 0.3 s
+    grace; yields (pool, yielding, worker pid). The pool is closed afterwards (ending the call)."""
+    import threading
+
+    yielding = YieldToPages(grace_s=0.3, max_pause_s=60.0, burst_s=0.25)
+    pool = WorkerPool(SPIN_LIMITS, yield_to_pages=yielding)
+    pid = pool.run("u", handle, niceness)[1]
+    ended: list[BaseException] = []
+
+    def call():
+        try:
+            pool.run("u", handle, spin)
+        except BaseException as exc:  # the pool's close ends it
+            ended.append(exc)
+
+    threading.Thread(target=call, daemon=True).start()
+    start = _proc(pid)[1]
+    assert _until(lambda: _proc(pid)[1] > start + 0.2), "the worker never spun"
+    try:
+        yield pool, yielding, pid
+    finally:
+        pool.close()
+
+
+def test_another_sessions_page_run_stops_the_busy_worker_until_its_grace_has_passed(spinning):
+    _pool, yielding, pid = spinning
+    with yielding.page_run("v"):
+        assert _until(lambda: _proc(pid)[0] == "T"), _proc(pid)  # stopped (SIGSTOP)
+        before = _proc(pid)[1]
+        time.sleep(0.5)
+        assert _proc(pid) == ("T", before)  # no CPU while another session's page runs
+    assert _until(lambda: _proc(pid)[0] != "T")  # after the grace it goes on ...
+    after = _proc(pid)[1]
+    assert _until(lambda: _proc(pid)[1] > after)  # ... and spends CPU again
+    assert yielding.paused_s > 0.5
+
+
+def test_a_sessions_own_page_run_never_stops_its_own_worker(spinning):
+    """The page of the session whose call is under way may be waiting on that call: stopping its worker then
+    would only stall the session itself."""
+    _pool, yielding, pid = spinning
+    with yielding.page_run("u"):
+        start = _proc(pid)[1]
+        for _ in range(10):
+            time.sleep(0.1)
+            assert _proc(pid)[0] != "T"
+        assert _proc(pid)[1] > start
+    assert not yielding.should_pause()
+
+
+def test_a_long_pause_lets_the_worker_run_in_bursts(handle):
+    """Pages that never leave a gap do not starve an upload: after max_pause_s stopped, it runs for burst_s."""
+    import threading
+
+    yielding = YieldToPages(grace_s=0.3, max_pause_s=0.5, burst_s=0.3)
+    pool = WorkerPool(SPIN_LIMITS, yield_to_pages=yielding)
+    try:
+        pid = pool.run("u", handle, niceness)[1]
+        threading.Thread(target=lambda: _swallow(pool, handle), daemon=True).start()
+        with yielding.page_run("v"):
+            assert _until(lambda: _proc(pid)[0] == "T")
+            start = _proc(pid)[1]
+            assert _until(lambda: _proc(pid)[1] > start + 0.05, timeout=30.0)  # it spent CPU while the page run went on
+            assert _until(lambda: _proc(pid)[0] == "T")  # and is stopped again after the burst
+    finally:
+        pool.close()
+
+
+def _swallow(pool: WorkerPool, handle) -> None:
+    with contextlib.suppress(BaseException):  # the pool's close ends the call
+        pool.run("u", handle, spin)
+
+
+def test_closing_a_pool_with_a_stopped_worker_ends_it(spinning):
+    """A stopped process acts on SIGTERM only once continued: close() continues the workers first."""
+    pool, yielding, pid = spinning
+    with yielding.page_run("v"):
+        assert _until(lambda: _proc(pid)[0] == "T")
+        pool.close()
+        assert _until(lambda: not Path(f"/proc/{pid}").exists() or _proc(pid)[0] == "Z", timeout=30.0)
+
+
+def test_the_apps_pool_yields_and_page_runs_mark_the_session(monkeypatch):
+    """The app's pool pauses uploads for other sessions' page runs (``uploads.page_run``, wrapped around each
+    script run by app.py); without a pool, marking a run is a no-op."""
+    old = uploads.set_upload_pool(None)
+    try:
+        with uploads.page_run("a"):
+            pass  # no pool: nothing to mark
+        pool = uploads.upload_pool()
+        assert isinstance(pool.yielding, YieldToPages)
+        assert not pool.yielding.should_pause()
+        with uploads.page_run("a"):
+            assert pool.yielding.should_pause()  # another session's (a's) run: busy uploads would stop
+        assert pool.yielding.should_pause()  # its grace
+        assert _until(lambda: not pool.yielding.should_pause(), timeout=10.0)
+        pool.close()
+    finally:
+        uploads.set_upload_pool(old)

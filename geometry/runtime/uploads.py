@@ -42,6 +42,7 @@ exit removes the whole folder and stops every worker.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -50,7 +51,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,15 @@ from torch import nn
 
 from ..classifier import Classifier
 from ..errors import AtlasError
-from .workers import UploadHandle, WorkerLimits, WorkerPool, describe_call, loaded_upload, worker_progress
+from .workers import (
+    UploadHandle,
+    WorkerLimits,
+    WorkerPool,
+    YieldToPages,
+    describe_call,
+    loaded_upload,
+    worker_progress,
+)
 
 __all__ = [
     "APP_WORKER_LIMITS",
@@ -68,6 +77,7 @@ __all__ = [
     "discard",
     "in_worker",
     "is_uploaded",
+    "page_run",
     "preload",
     "reap",
     "register",
@@ -86,6 +96,7 @@ APP_WORKER_LIMITS = WorkerLimits(
     memory_bytes=3 * 2**30,
     deadline_seconds=1800.0,
     nice=19,
+    sched_idle=True,
     forward_multiple=50.0,
     forward_floor_seconds=5.0,
 )
@@ -159,9 +170,22 @@ def upload_pool() -> WorkerPool:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = WorkerPool(APP_WORKER_LIMITS, cpu_quota=app_cpu_quota())
+            _POOL = WorkerPool(APP_WORKER_LIMITS, cpu_quota=app_cpu_quota(), yield_to_pages=YieldToPages())
             atexit.register(_POOL.close)
         return _POOL
+
+
+@contextlib.contextmanager
+def page_run(owner: str) -> Iterator[None]:
+    """Mark a page run of browser session ``owner`` for the upload pool's :class:`YieldToPages` while the block
+    runs (the app wraps each script run): other sessions' busy upload workers are paused meanwhile. A no-op
+    when no upload pool exists yet or it does not yield."""
+    pool = _POOL
+    if pool is None or pool.yielding is None or not owner:
+        yield
+        return
+    with pool.yielding.page_run(owner):
+        yield
 
 
 def set_upload_pool(pool: WorkerPool | None) -> WorkerPool | None:

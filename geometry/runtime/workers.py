@@ -27,7 +27,8 @@ Limits of a worker (:class:`WorkerLimits`), set in the worker after its imports:
 * files — a private empty working folder (also ``TMPDIR`` and ``HOME``), ``RLIMIT_FSIZE`` 0 (no file
   can be written) and no core dumps; one intra-op thread;
 * priority — before any of the model's code runs (the load, the probe, every call) the worker lowers
-  every one of its threads to niceness :attr:`WorkerLimits.nice` (the app uses 19), so on a busy machine
+  every one of its threads to niceness :attr:`WorkerLimits.nice` (the app uses 19) and, with
+  :attr:`WorkerLimits.sched_idle` (the app's), to the ``SCHED_IDLE`` policy, so on a busy machine
   the server's page runs and every zoo computation go first and an upload gets the CPU that is left
   (issue 22, item 2's fair share). The interpreter's start and torch's import (trusted code) run at
   the server's priority, so a worker is not slow to start on a busy machine.
@@ -85,6 +86,7 @@ from ..errors import AtlasError
 
 __all__ = [
     "DEFAULT_WORKER_LIMITS",
+    "YieldToPages",
     "UploadHandle",
     "WorkerLimitError",
     "WorkerLimits",
@@ -113,6 +115,13 @@ class WorkerLimits:
         server was busy
     nice : int — niceness (0–19) the worker gives itself; higher yields the CPU to the server and its
         other sessions (the app uses 19; an upload then runs on the CPU nobody else wants)
+    sched_idle : bool — every thread of the worker also takes Linux's ``SCHED_IDLE`` policy (the app: True).
+        Niceness only weighs shares: a nice-19 task that is running keeps its core until its slice ends
+        when a server or browser thread wakes up there (EEVDF's run-to-parity), and the load balancer
+        counts its core as busy. A ``SCHED_IDLE`` task is preempted at once by any normal task's wakeup,
+        and its core counts as idle when a waking task looks for one (``sched_idle_cpu``), so an upload
+        that spins delays none of the hundreds of wakeups a page's update makes. No privilege needed;
+        a no-op where the policy does not exist.
     forward_multiple : float — a forward pass on N images may spend this many times N × the CPU time
         per image measured at load (0: no per-forward budget, only the call's)
     forward_floor_seconds : float — the per-forward budget is never below this (s of CPU): room for a
@@ -125,6 +134,7 @@ class WorkerLimits:
     nice: int = 0
     forward_multiple: float = 50.0
     forward_floor_seconds: float = 5.0
+    sched_idle: bool = False
 
     def forward_budget(self, n_images: int, seconds_per_image: float) -> float:
         """CPU seconds one forward pass on ``n_images`` may spend, given the cost per image measured at
@@ -216,18 +226,25 @@ def _worker_init(
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _lower_priority(nice: int) -> None:  # pragma: no cover - runs in the worker
-    """Set every thread of this process to niceness ``nice`` (Linux's niceness is per thread; a thread
-    inherits its creator's). Raising one's own niceness needs no privilege."""
-    if nice <= 0:
+def _lower_priority(nice: int, idle: bool = False) -> None:  # pragma: no cover - runs in the worker
+    """Set every thread of this process to niceness ``nice`` and, with ``idle``, to the ``SCHED_IDLE``
+    policy (Linux's niceness and policy are per thread; a thread inherits its creator's). Lowering
+    one's own priority needs no privilege."""
+    if nice <= 0 and not idle:
         return
     target = min(int(nice), 19)
     tids = [int(t.name) for t in Path("/proc/self/task").iterdir()] if Path("/proc/self/task").is_dir() else [0]
+    policy = getattr(os, "SCHED_IDLE", None) if idle else None
     for tid in tids:
         with contextlib.suppress(OSError):
-            if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            if target > 0 and os.getpriority(os.PRIO_PROCESS, tid) < target:
                 os.setpriority(os.PRIO_PROCESS, tid, target)
-    own_autogroup(target)
+        if policy is not None:
+            with contextlib.suppress(OSError):
+                if os.sched_getscheduler(tid) != policy:
+                    os.sched_setscheduler(tid, policy, os.sched_param(0))
+    if target > 0:
+        own_autogroup(target)
 
 
 def own_autogroup(nice: int) -> bool:
@@ -408,7 +425,7 @@ def _worker_call(
     import resource
 
     _PROGRESS["call"], _PROGRESS["last"] = call, 0.0
-    _lower_priority(int(_PROGRESS.get("nice") or 0))  # before any of the model's code runs (idempotent)
+    _lower_priority(int(_PROGRESS.get("nice") or 0), limits.sched_idle)  # before any model code runs (idempotent)
     soft = int(_cpu_now()) + int(limits.cpu_seconds) + 1
     _BUDGET["limits"], _BUDGET["call_soft"] = limits, soft
     _set_armed(0.0, 0.0, 0.0, 0.0)
@@ -604,6 +621,145 @@ class _Session:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class YieldToPages:
+    """Pause upload workers while another browser session's page runs — uploads get the CPU in the gaps.
+
+    Why a pause and not only a priority: on the 2-core machine of the fair-share benchmark, a busy second core
+    slows the work on the first even when the busy task is ``SCHED_IDLE`` and pinned to the other core — a
+    generic spinner (``chrt -i 0 python -c 'while 1: pass'``, nothing of this project) made the pages' changes
+    12–16 % slower at the median (docs/benchmarks.md, fair share). The scheduler hands the core back at once;
+    what is shared below it (the host's cores, caches, clocks) it cannot. Only not running helps, so while
+    another session's page runs, and for ``grace_s`` after it ends (its browser is drawing what it got), the
+    busy workers are stopped (``SIGSTOP``; ``SIGCONT`` to go on). CPU-time limits are unaffected (a stopped
+    process spends none); the wall-clock deadline counts the pause (its message says the server was busy).
+
+    A session's own page runs never pause its own worker (the page may be waiting on it), and a session whose
+    call is under way does not count as another's visitor. So that uploads are not starved while pages run
+    without a gap, a worker stopped for ``max_pause_s`` runs for ``burst_s`` (at most burst / (max_pause +
+    burst) of the time: 11 % by default).
+
+    Parameters
+    ----------
+    grace_s : seconds after a page run ends during which the workers stay stopped (the browser's drawing)
+    max_pause_s : the longest continuous pause (s) before a burst
+    burst_s : how long (s) the workers run between two long pauses
+
+    Source: issue 22, item 2 (fair share); the mechanism is POSIX job control (``SIGSTOP`` / ``SIGCONT``).
+    """
+
+    def __init__(self, grace_s: float = 1.0, max_pause_s: float = 2.0, burst_s: float = 0.25) -> None:
+        self.grace_s, self.max_pause_s, self.burst_s = float(grace_s), float(max_pause_s), float(burst_s)
+        self._cond = threading.Condition()
+        self._running: collections.Counter[str] = collections.Counter()  # page runs under way, per session
+        self._ended: dict[str, float] = {}  # session → time.monotonic() its last page run ended
+        self._busy: set[str] = set()  # sessions with an upload call under way
+        self._stopped: set[int] = set()  # worker pids stopped now
+        self._pids: Callable[[], list[int]] = list
+        self._since = 0.0  # when the current pause began (time.monotonic())
+        self._burst_until = 0.0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        #: seconds the workers have been stopped in all (a reading for tests and the benchmark)
+        self.paused_s = 0.0
+
+    def attach(self, pids: Callable[[], list[int]]) -> None:
+        """Where the pool's busy workers' pids come from (called once by :class:`WorkerPool`)."""
+        self._pids = pids
+
+    @contextlib.contextmanager
+    def page_run(self, owner: str) -> Any:
+        """Mark a page run of session ``owner`` while the block runs (the app's script run)."""
+        with self._cond:
+            self._running[owner] += 1
+            self._start()
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running[owner] -= 1
+                if self._running[owner] <= 0:
+                    del self._running[owner]
+                self._ended[owner] = time.monotonic()
+                self._cond.notify_all()
+
+    def busy(self, owner: str, busy: bool) -> None:
+        """Session ``owner`` has (True) or no longer has (False) an upload call under way."""
+        with self._cond:
+            (self._busy.add if busy else self._busy.discard)(owner)
+            self._cond.notify_all()
+
+    def should_pause(self, now: float | None = None) -> bool:
+        """Whether another session's page runs now or ended less than ``grace_s`` ago (bursts aside)."""
+        now = time.monotonic() if now is None else now
+        with self._cond:
+            if any(o not in self._busy for o in self._running):
+                return True
+            return any(o not in self._busy and now - t < self.grace_s for o, t in self._ended.items())
+
+    def _start(self) -> None:
+        # caller holds self._cond
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._loop, name="atlas-upload-yield", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+            now = time.monotonic()
+            want = self.should_pause(now) and now >= self._burst_until
+            if want and self._stopped and now - self._since >= self.max_pause_s:
+                self._burst_until = now + self.burst_s  # a long pause: let the workers run a little
+                want = False
+            if want:
+                if not self._stopped:
+                    self._since = now
+                self._signal(self._pids(), signal.SIGSTOP)
+            elif self._stopped:
+                self.resume_all()
+            with self._cond:
+                if self._closed:
+                    return
+                # re-check soon while anything is stopped or pending, else sleep until a page run or call changes
+                self._cond.wait(timeout=0.05 if (want or self._stopped or self._running or self._recent()) else 1.0)
+
+    def _recent(self) -> bool:
+        # caller holds self._cond
+        now = time.monotonic()
+        return any(now - t < self.grace_s for t in self._ended.values())
+
+    def _signal(self, pids: list[int], sig: int) -> None:
+        for pid in pids:
+            if sig == signal.SIGSTOP and pid in self._stopped:
+                continue
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                continue
+            if sig == signal.SIGSTOP:
+                with self._cond:
+                    self._stopped.add(pid)
+
+    def resume_all(self) -> None:
+        """Continue every stopped worker now (before a worker is closed, or when the pause ends)."""
+        with self._cond:
+            stopped, self._stopped = self._stopped, set()
+        if stopped:
+            self.paused_s += time.monotonic() - self._since
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """End the controller (the pool is closing); every worker is continued."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self.resume_all()
+
+
 class WorkerPool:
     """Worker processes for uploaded models, one per browser session at a time.
 
@@ -612,6 +768,8 @@ class WorkerPool:
     limits : each call's CPU time, memory and deadline (default :data:`DEFAULT_WORKER_LIMITS`)
     max_sessions : sessions holding a worker at once; the least recently used idle one is closed
         to make room (a busy one never is)
+    yield_to_pages : a :class:`YieldToPages` that pauses the busy workers while another session's page runs
+        (and for its grace after); None: workers are never paused (the default; the app passes one)
     cpu_quota : share of one CPU that all the pool's workers together may use (a cgroup CPU quota,
         :func:`geometry.runtime.cpuquota.create_cpu_quota`), or 0 for none. Where the host does not
         delegate one (a normal user's machine, most containers), the pool runs without it and
@@ -619,11 +777,20 @@ class WorkerPool:
     """
 
     def __init__(
-        self, limits: WorkerLimits = DEFAULT_WORKER_LIMITS, *, max_sessions: int = 8, cpu_quota: float = 0.0
+        self,
+        limits: WorkerLimits = DEFAULT_WORKER_LIMITS,
+        *,
+        max_sessions: int = 8,
+        cpu_quota: float = 0.0,
+        yield_to_pages: YieldToPages | None = None,
     ) -> None:
         from .cpuquota import CpuQuota, create_cpu_quota
 
         self.limits = limits
+        #: pauses the workers while other sessions' pages run (None: never paused), see :class:`YieldToPages`
+        self.yielding = yield_to_pages
+        if yield_to_pages is not None:
+            yield_to_pages.attach(self._busy_worker_pids)
         self.max_sessions = max(int(max_sessions), 1)
         self._lock = threading.Lock()
         self._sessions: collections.OrderedDict[str, _Session] = collections.OrderedDict()
@@ -715,6 +882,8 @@ class WorkerPool:
         with self._lock:
             session = self._session(owner)
             session.busy += 1
+        if self.yielding is not None:
+            self.yielding.busy(owner, True)
         what = _what or describe_call(fn, args, kwargs)
         lim = self.limits
         call = None
@@ -765,6 +934,9 @@ class WorkerPool:
                 session.finished.pop(call, None)
             with self._lock:
                 session.busy -= 1
+                idle = session.busy == 0
+            if self.yielding is not None and idle:
+                self.yielding.busy(owner, False)
         if status == "memory":
             self._replace(owner, session)
             raise WorkerLimitError(
@@ -778,6 +950,8 @@ class WorkerPool:
         with self._lock:
             if self._sessions.get(owner) is session:
                 del self._sessions[owner]
+        if self.yielding is not None:
+            self.yielding.resume_all()
         session.close(wait=False)
 
     def release_hold(self, owner: str, handle: UploadHandle) -> bool:
@@ -793,15 +967,29 @@ class WorkerPool:
             closing = [self._sessions.pop(o) for o in owners if o in self._sessions]
             for key in [k for k in self._held if owner is None or k[0] == owner]:
                 del self._held[key]
+        if self.yielding is not None:
+            self.yielding.resume_all()  # a stopped process would not act on the SIGTERM of close() until continued
         for session in closing:
             session.close()
         if owner is None:
+            if self.yielding is not None:
+                self.yielding.stop()
             with self._lock:
                 manager, self._manager = self._manager, None
             if manager is not None:
                 with contextlib.suppress(Exception):
                     manager.shutdown()
             self.quota.remove()
+
+    def _busy_worker_pids(self) -> list[int]:
+        """Pids of the live worker processes of the sessions with a call under way."""
+        with self._lock:
+            sessions = [sess for sess in self._sessions.values() if sess.busy > 0]
+        pids = []
+        for sess in sessions:
+            sess.remember_processes()
+            pids += [proc.pid for proc in list(sess.processes.values()) if proc.pid is not None]
+        return pids
 
     def owners(self) -> list[str]:
         """The sessions that hold a worker now, least recently used first."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 import threading
+from collections.abc import Iterator
 
 import streamlit as st
 
@@ -157,6 +159,20 @@ def register_upload(
         uploads.discard(models.pop(old)["clf"])  # a new file of the same name replaces the old: its file goes
     models[key] = {"clf": clf, "dataset": dataset_key}
     return key
+
+
+@contextlib.contextmanager
+def page_run() -> Iterator[None]:
+    """Mark this script run as a page run of this browser session while the block runs, so that the upload
+    pool pauses *other* sessions' busy upload workers meanwhile (:class:`geometry.runtime.workers.YieldToPages`:
+    uploads get the CPU in the gaps between visitors' runs; issue 22, item 2). A no-op until the upload path
+    has been imported (no upload pool can exist before it) — this never imports it."""
+    uploads = sys.modules.get("geometry.runtime.uploads")
+    if uploads is None:
+        yield
+        return
+    with uploads.page_run(session_owner()):
+        yield
 
 
 def reap_ended_sessions() -> list[str]:
