@@ -141,30 +141,6 @@ def test_the_apps_workers_run_at_the_lowest_priority(handle):
         plain.close()
 
 
-def policies(clf):
-    """The scheduling policy of every thread of the worker (``os.sched_getscheduler``)."""
-    return [os.sched_getscheduler(int(t.name)) for t in Path("/proc/self/task").iterdir()]
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="no SCHED_IDLE policy on this platform")
-def test_the_apps_workers_take_the_sched_idle_policy_on_every_thread(handle):
-    """Niceness weighs shares but lets a running nice-19 task finish its slice when a server thread wakes on its
-    core; ``SCHED_IDLE`` is preempted at once. Every thread of the app's worker has it (torch's included); a pool
-    without the lever leaves the server's own policy."""
-    assert uploads.APP_WORKER_LIMITS.sched_idle
-    app_pool = WorkerPool(uploads.APP_WORKER_LIMITS)
-    plain = WorkerPool(LIMITS)
-    try:
-        got = app_pool.run("s", handle, policies)
-        assert got and all(p == os.SCHED_IDLE for p in got), got
-        here = os.sched_getscheduler(0)
-        assert here != os.SCHED_IDLE
-        assert set(plain.run("s", handle, policies)) == {here}  # without the lever: the server's own policy
-    finally:
-        app_pool.close()
-        plain.close()
-
-
 def autogroup(clf):
     """The worker's scheduler autogroup line (``/autogroup-N nice K``) and its session id."""
     return Path("/proc/self/autogroup").read_text().strip(), os.getsid(0)

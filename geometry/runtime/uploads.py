@@ -96,7 +96,6 @@ APP_WORKER_LIMITS = WorkerLimits(
     memory_bytes=3 * 2**30,
     deadline_seconds=1800.0,
     nice=19,
-    sched_idle=True,
     forward_multiple=50.0,
     forward_floor_seconds=5.0,
 )

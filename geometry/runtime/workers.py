@@ -27,8 +27,7 @@ Limits of a worker (:class:`WorkerLimits`), set in the worker after its imports:
 * files — a private empty working folder (also ``TMPDIR`` and ``HOME``), ``RLIMIT_FSIZE`` 0 (no file
   can be written) and no core dumps; one intra-op thread;
 * priority — before any of the model's code runs (the load, the probe, every call) the worker lowers
-  every one of its threads to niceness :attr:`WorkerLimits.nice` (the app uses 19) and, with
-  :attr:`WorkerLimits.sched_idle` (the app's), to the ``SCHED_IDLE`` policy, so on a busy machine
+  every one of its threads to niceness :attr:`WorkerLimits.nice` (the app uses 19), so on a busy machine
   the server's page runs and every zoo computation go first and an upload gets the CPU that is left
   (issue 22, item 2's fair share). The interpreter's start and torch's import (trusted code) run at
   the server's priority, so a worker is not slow to start on a busy machine.
@@ -115,13 +114,6 @@ class WorkerLimits:
         server was busy
     nice : int — niceness (0–19) the worker gives itself; higher yields the CPU to the server and its
         other sessions (the app uses 19; an upload then runs on the CPU nobody else wants)
-    sched_idle : bool — every thread of the worker also takes Linux's ``SCHED_IDLE`` policy (the app: True).
-        Niceness only weighs shares: a nice-19 task that is running keeps its core until its slice ends
-        when a server or browser thread wakes up there (EEVDF's run-to-parity), and the load balancer
-        counts its core as busy. A ``SCHED_IDLE`` task is preempted at once by any normal task's wakeup,
-        and its core counts as idle when a waking task looks for one (``sched_idle_cpu``), so an upload
-        that spins delays none of the hundreds of wakeups a page's update makes. No privilege needed;
-        a no-op where the policy does not exist.
     forward_multiple : float — a forward pass on N images may spend this many times N × the CPU time
         per image measured at load (0: no per-forward budget, only the call's)
     forward_floor_seconds : float — the per-forward budget is never below this (s of CPU): room for a
@@ -134,7 +126,6 @@ class WorkerLimits:
     nice: int = 0
     forward_multiple: float = 50.0
     forward_floor_seconds: float = 5.0
-    sched_idle: bool = False
 
     def forward_budget(self, n_images: int, seconds_per_image: float) -> float:
         """CPU seconds one forward pass on ``n_images`` may spend, given the cost per image measured at
@@ -226,25 +217,18 @@ def _worker_init(
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _lower_priority(nice: int, idle: bool = False) -> None:  # pragma: no cover - runs in the worker
-    """Set every thread of this process to niceness ``nice`` and, with ``idle``, to the ``SCHED_IDLE``
-    policy (Linux's niceness and policy are per thread; a thread inherits its creator's). Lowering
-    one's own priority needs no privilege."""
-    if nice <= 0 and not idle:
+def _lower_priority(nice: int) -> None:  # pragma: no cover - runs in the worker
+    """Set every thread of this process to niceness ``nice`` (Linux's niceness is per thread; a thread
+    inherits its creator's). Raising one's own niceness needs no privilege."""
+    if nice <= 0:
         return
     target = min(int(nice), 19)
     tids = [int(t.name) for t in Path("/proc/self/task").iterdir()] if Path("/proc/self/task").is_dir() else [0]
-    policy = getattr(os, "SCHED_IDLE", None) if idle else None
     for tid in tids:
         with contextlib.suppress(OSError):
-            if target > 0 and os.getpriority(os.PRIO_PROCESS, tid) < target:
+            if os.getpriority(os.PRIO_PROCESS, tid) < target:
                 os.setpriority(os.PRIO_PROCESS, tid, target)
-        if policy is not None:
-            with contextlib.suppress(OSError):
-                if os.sched_getscheduler(tid) != policy:
-                    os.sched_setscheduler(tid, policy, os.sched_param(0))
-    if target > 0:
-        own_autogroup(target)
+    own_autogroup(target)
 
 
 def own_autogroup(nice: int) -> bool:
@@ -425,7 +409,7 @@ def _worker_call(
     import resource
 
     _PROGRESS["call"], _PROGRESS["last"] = call, 0.0
-    _lower_priority(int(_PROGRESS.get("nice") or 0), limits.sched_idle)  # before any model code runs (idempotent)
+    _lower_priority(int(_PROGRESS.get("nice") or 0))  # before any of the model's code runs (idempotent)
     soft = int(_cpu_now()) + int(limits.cpu_seconds) + 1
     _BUDGET["limits"], _BUDGET["call_soft"] = limits, soft
     _set_armed(0.0, 0.0, 0.0, 0.0)
