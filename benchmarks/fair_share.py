@@ -203,12 +203,13 @@ class HostileDriver:
     """The hostile session in its own browser: ``python -m benchmarks.fair_share --hostile-driver URL BOMB``
     at niceness 19, whose lines (``loaded``, ``stopped <s> <message>``) are read by a thread here."""
 
-    def __init__(self, base: str, bomb: Path, repeat: bool, timeout_s: float) -> None:
+    def __init__(self, base: str, bomb: Path, repeat: bool, timeout_s: float, attacker_cpu: float = 0.0) -> None:
         import subprocess
         import threading
 
         cmd = [sys.executable, "-m", "benchmarks.fair_share", "--hostile-driver", base, str(bomb)]
         cmd += ["--timeout", str(timeout_s)] + (["--hostile-repeat"] if repeat else ["--no-hostile-repeat"])
+        cmd += ["--attacker-cpu", str(attacker_cpu)]
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
             ["nice", "-n", "19", *cmd], cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -216,6 +217,7 @@ class HostileDriver:
         self.loaded: float | None = None
         self.stops: list[tuple[float, str]] = []  # (seconds after the Load click, message)
         self.refused: list[str] = []  # what the page said when an upload attempt was not loaded
+        self.quota = ""  # with --attacker-cpu: the CPU quota its browser got after the load, or why none
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -227,6 +229,8 @@ class HostileDriver:
                 self.loaded = time.monotonic()
             elif word == "refused":
                 self.refused.append(rest)
+            elif word == "quota":
+                self.quota = rest
             elif word == "stopped":
                 after, _, message = rest.partition(" ")
                 self.stops.append((float(after), message))
@@ -241,9 +245,47 @@ class HostileDriver:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
+        time.sleep(0.5)  # its chromium's last processes leave the group
+        for group in Path("/sys/fs/cgroup").glob(f"*/atlas-attacker-{self.proc.pid}"):  # --attacker-cpu's group
+            with contextlib.suppress(OSError):
+                group.rmdir()
 
 
-def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width: int) -> int:
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def attacker_quota(share: float) -> str:
+    """Move this process and all its descendants (the attacker's chromium) into a new cgroup of ``share`` of one
+    CPU (:func:`geometry.runtime.cpuquota.create_cpu_quota`); returns the quota's description, or why there is none.
+    A model of the attacker's browser on the attacker's own machine: on this benchmark's 2 cores any busy core slows
+    the measured sessions' browsers (docs/benchmarks.md, fair share), so a co-located attacker browser's drawing is
+    charged to the server though a real one costs the server nothing."""
+    from geometry.runtime.cpuquota import create_cpu_quota
+
+    quota = create_cpu_quota(share, name=f"atlas-attacker-{os.getpid()}")
+    if not quota.available or quota.procs is None:
+        return quota.describe()
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            Path(quota.procs).write_text(f"{pid}\n")
+    return f"attacker's browser: {share:g} of one CPU (cgroup {quota.version}, {quota.path})"
+
+
+def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width: int, attacker_cpu: float = 0.0) -> int:
     """The hostile session's own browser (run as a child process, at niceness 19): upload ``bomb`` on Home,
     print ``loaded``; each time the page shows that a limit stopped the bomb print ``stopped <seconds after
     the click> <message>`` and, with ``repeat``, change the sidebar's datapoint to set it off again. Runs
@@ -279,6 +321,8 @@ def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width:
                 while True:  # never loaded: the run is marked as such by the benchmark (no `loaded` line)
                     time.sleep(60)
             print("loaded", flush=True)
+            if attacker_cpu > 0:  # from now on (the upload is done) its browser costs this machine at most this share
+                print(f"quota {attacker_quota(attacker_cpu)}", flush=True)
             step = 0
             while True:
                 page.wait_for_timeout(1500)  # the rerun has started
@@ -462,10 +506,19 @@ def main(argv=None) -> int:
         help="what the eighth session uploads: the zero-pixel CPU bomb (default), or, as a control, a valid digits "
         "LeNet that it reruns as often (B then measures an active visitor, not a hostile one)",
     )
+    ap.add_argument(
+        "--attacker-cpu",
+        type=float,
+        default=0.0,
+        help="once its upload is loaded, put the attacker's browser (separate only) in a cgroup of this share of one "
+        "CPU (e.g. 0.05; needs a writable cpu cgroup: root) — a model of a browser on another machine; 0: off",
+    )
     ap.add_argument("--hostile-driver", nargs=2, metavar=("URL", "BOMB"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.hostile_driver:
-        return hostile_driver(a.hostile_driver[0], Path(a.hostile_driver[1]), a.hostile_repeat, a.timeout, a.width)
+        return hostile_driver(
+            a.hostile_driver[0], Path(a.hostile_driver[1]), a.hostile_repeat, a.timeout, a.width, a.attacker_cpu
+        )
     from playwright.sync_api import sync_playwright
 
     if not PAGES.get(a.page):
@@ -503,11 +556,13 @@ def main(argv=None) -> int:
                         if kind == "B" and a.hostile_browser == "shared":
                             hostile = start_hostile(browser, base, bomb, server.pid, a.timeout, a.width)
                         elif kind == "B":
-                            hostile = HostileDriver(base, bomb, a.hostile_repeat, a.timeout)
+                            hostile = HostileDriver(base, bomb, a.hostile_repeat, a.timeout, a.attacker_cpu)
                             if not wait_spinning(
                                 server.pid, a.timeout, lambda h=hostile: bool(h.stops) or len(h.refused) >= 3
                             ):
                                 print("  the hostile upload's worker did not spin in time", file=sys.stderr)
+                            if hostile.quota:
+                                print(f"  {hostile.quota}", file=sys.stderr)
                             for line in hostile.refused:
                                 print(f"  the hostile upload was not loaded: {line}", file=sys.stderr)
                         w0 = workers_cpu_seconds(server.pid)
@@ -571,6 +626,7 @@ def main(argv=None) -> int:
             "hostile_repeat": a.hostile_repeat,
             "cpu_quota": quota,
             "upload": a.upload,
+            "attacker_cpu": a.attacker_cpu,
         }
         a.out.write_text(json.dumps({"runs": runs, "summary": s, "load": [load, load_after], "setup": setup}, indent=1))
     return 0
