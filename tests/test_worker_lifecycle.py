@@ -538,3 +538,82 @@ def test_the_apps_pool_yields_and_page_runs_mark_the_session(monkeypatch):
         pool.close()
     finally:
         uploads.set_upload_pool(old)
+
+
+def test_the_apps_pauses_follow_the_environment(monkeypatch):
+    """``ATLAS_UPLOAD_YIELD_GRACE_S`` / ``ATLAS_UPLOAD_YIELD_BURST_S`` set the pauses, ``ATLAS_UPLOAD_YIELD=0`` turns them
+    off; a value that is not a number in [0, 3600] falls back to the default instead of stopping the server."""
+    for name in ("ATLAS_UPLOAD_YIELD", "ATLAS_UPLOAD_YIELD_GRACE_S", "ATLAS_UPLOAD_YIELD_BURST_S"):
+        monkeypatch.delenv(name, raising=False)
+    default = uploads.app_yield()
+    assert default is not None and (default.grace_s, default.max_pause_s, default.burst_s) == (3.0, 2.0, 0.0)
+    monkeypatch.setenv("ATLAS_UPLOAD_YIELD_GRACE_S", "1.5")
+    monkeypatch.setenv("ATLAS_UPLOAD_YIELD_BURST_S", "0.25")
+    got = uploads.app_yield()
+    assert got is not None and (got.grace_s, got.burst_s) == (1.5, 0.25)
+    monkeypatch.setenv("ATLAS_UPLOAD_YIELD_GRACE_S", "soon")
+    monkeypatch.setenv("ATLAS_UPLOAD_YIELD_BURST_S", "-1")
+    got = uploads.app_yield()
+    assert got is not None and (got.grace_s, got.burst_s) == (3.0, 0.0)
+    monkeypatch.setenv("ATLAS_UPLOAD_YIELD", "0")
+    assert uploads.app_yield() is None
+
+
+def test_without_bursts_a_worker_stays_stopped_while_pages_run(handle):
+    """Burst 0 (the app's default): a worker is never continued while another session's pages keep running (it
+    waits for a gap)."""
+    import threading
+
+    yielding = YieldToPages(grace_s=0.3, max_pause_s=0.3, burst_s=0.0)
+    pool = WorkerPool(SPIN_LIMITS, yield_to_pages=yielding)
+    try:
+        pid = pool.run("u", handle, niceness)[1]
+        threading.Thread(target=lambda: _swallow(pool, handle), daemon=True).start()
+        with yielding.page_run("v"):
+            assert _until(lambda: _proc(pid)[0] == "T")
+            start = _proc(pid)[1]
+            for _ in range(15):  # 1.5 s: five times max_pause_s
+                time.sleep(0.1)
+                assert _proc(pid) == ("T", start)
+        assert _until(lambda: _proc(pid)[1] > start)  # after the pages' grace it runs again
+    finally:
+        pool.close()
+
+
+def burn(clf, seconds):
+    """Spend ``seconds`` of CPU time, then return them."""
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+    return seconds
+
+
+def test_a_page_run_waiting_on_a_worker_never_stops_it(handle):
+    """A page run whose thread waits on a worker — of another session too (AppTest runs pages as a session whose
+    id is not the upload's owner) — does not count: it must not stop the worker it waits for (a deadlock without
+    bursts). The same for a page waiting on an upload job (``uploads.waiting_on_worker``)."""
+    import threading
+
+    yielding = YieldToPages(grace_s=0.3, burst_s=0.0)
+    pool = WorkerPool(SPIN_LIMITS, yield_to_pages=yielding)
+    old = uploads.set_upload_pool(pool)
+    try:
+        pool.run("", handle, niceness)  # the worker is up
+        got: list[float] = []
+
+        def page():
+            with yielding.page_run("a-session"):
+                got.append(pool.run("", handle, burn, 1.0))
+
+        thread = threading.Thread(target=page, daemon=True)
+        thread.start()
+        thread.join(timeout=60.0)
+        assert got == [1.0]  # finished: the page never stopped the worker it waited for
+        assert _until(lambda: not yielding.should_pause())  # that run's grace has passed
+        with yielding.page_run("a-session"):
+            assert yielding.should_pause()  # a page run that computes counts ...
+            with uploads.waiting_on_worker():
+                assert not yielding.should_pause()  # ... one that waits on an upload's job does not
+    finally:
+        uploads.set_upload_pool(old)
+        pool.close()

@@ -79,6 +79,7 @@ __all__ = [
     "is_uploaded",
     "page_run",
     "preload",
+    "waiting_on_worker",
     "reap",
     "register",
     "release",
@@ -111,6 +112,28 @@ def app_cpu_quota() -> float:
     except ValueError:
         return 0.0
     return share if 0.0 < share <= 64.0 else 0.0
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        return default
+    return value if 0.0 <= value <= 3600.0 else default
+
+
+def app_yield() -> YieldToPages | None:
+    """The app pool's :class:`YieldToPages`: busy upload workers are paused while another session's page runs and
+    for ``ATLAS_UPLOAD_YIELD_GRACE_S`` seconds after it (default 3), and run for ``ATLAS_UPLOAD_YIELD_BURST_S``
+    (default 0: never) after each 2 s of pause. ``ATLAS_UPLOAD_YIELD=0`` turns the pauses off (None). A value
+    that is not a number in [0, 3600] is ignored (the default), never an error at start."""
+    if os.environ.get("ATLAS_UPLOAD_YIELD", "").strip() == "0":
+        return None
+    return YieldToPages(
+        grace_s=_env_seconds("ATLAS_UPLOAD_YIELD_GRACE_S", 3.0),
+        burst_s=_env_seconds("ATLAS_UPLOAD_YIELD_BURST_S", 0.0),
+    )
 
 
 class UploadInWorkerError(AtlasError):
@@ -169,7 +192,7 @@ def upload_pool() -> WorkerPool:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = WorkerPool(APP_WORKER_LIMITS, cpu_quota=app_cpu_quota(), yield_to_pages=YieldToPages())
+            _POOL = WorkerPool(APP_WORKER_LIMITS, cpu_quota=app_cpu_quota(), yield_to_pages=app_yield())
             atexit.register(_POOL.close)
         return _POOL
 
@@ -185,6 +208,23 @@ def page_run(owner: str) -> Iterator[None]:
         return
     with pool.yielding.page_run(owner):
         yield
+
+
+@contextlib.contextmanager
+def waiting_on_worker() -> Iterator[None]:
+    """While the block runs, this thread waits on an upload's worker indirectly (a page waiting for a job of the
+    ``upload`` lane): a page run on it does not count for the pool's :class:`YieldToPages`, so the page never stops
+    the worker it waits for. A no-op without a pool that yields."""
+    pool = _POOL
+    if pool is None or pool.yielding is None:
+        yield
+        return
+    thread = threading.get_ident()
+    pool.yielding.waiting(thread, True)
+    try:
+        yield
+    finally:
+        pool.yielding.waiting(thread, False)
 
 
 def set_upload_pool(pool: WorkerPool | None) -> WorkerPool | None:

@@ -46,7 +46,9 @@ server forwards each message, in order, to the callback.
 
 Fair share: each browser session has its own single-process executor — its calls queue there, one
 at a time, so one session's upload never takes more than one worker's CPU — and at most
-:attr:`WorkerPool.max_sessions` sessions hold a worker (the least recently used idle one is closed).
+:attr:`WorkerPool.max_sessions` sessions hold a worker (the least recently used idle one is closed). With a
+:class:`YieldToPages` (the app's pool has one) the busy workers are also stopped while another session's page
+runs and for a grace after it: on a small machine a busy core slows the others' pages at any priority.
 
 Zoo networks and the command line's ``--trust-model-code`` keep running in-process; only uploads go
 through here. Arguments go to the worker with :mod:`multiprocessing`'s pickler, which puts tensors in
@@ -601,6 +603,9 @@ class _Session:
         for proc in list(self.processes.values()):
             with contextlib.suppress(Exception):
                 proc.terminate()  # SIGTERM: a spinning upload would otherwise hold shutdown() until its CPU limit
+            if proc.pid is not None:  # a worker a YieldToPages stopped acts on SIGTERM only once continued
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGCONT)
         self.executor.shutdown(wait=wait, cancel_futures=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -613,28 +618,37 @@ class YieldToPages:
     generic spinner (``chrt -i 0 python -c 'while 1: pass'``, nothing of this project) made the pages' changes
     12–16 % slower at the median (docs/benchmarks.md, fair share). The scheduler hands the core back at once;
     what is shared below it (the host's cores, caches, clocks) it cannot. Only not running helps, so while
-    another session's page runs, and for ``grace_s`` after it ends (its browser is drawing what it got), the
-    busy workers are stopped (``SIGSTOP``; ``SIGCONT`` to go on). CPU-time limits are unaffected (a stopped
+    another session's page runs, and for ``grace_s`` after it ends (its browser is drawing what it got, and its
+    visitor is likely to act again within seconds), the busy workers are stopped (``SIGSTOP``; ``SIGCONT`` to go
+    on). The grace was 1 s at first: the fair-share benchmark's sessions take turns about 1 s apart (drawing plus
+    0.5 s of quiet), so a worker went on right at each next click, and the pages' own script time rose 2.6× at
+    p95 in B; at 3 s it did not (0.91×, docs/benchmarks.md). CPU-time limits are unaffected (a stopped
     process spends none); the wall-clock deadline counts the pause (its message says the server was busy).
 
     A session's own page runs never pause its own worker (the page may be waiting on it), and a session whose
-    call is under way does not count as another's visitor. So that uploads are not starved while pages run
-    without a gap, a worker stopped for ``max_pause_s`` runs for ``burst_s`` (at most burst / (max_pause +
-    burst) of the time: 11 % by default).
+    call is under way does not count as another's visitor. With ``burst_s`` > 0 a worker stopped for
+    ``max_pause_s`` runs for ``burst_s`` (at most burst / (max_pause + burst) of the time), so that uploads progress
+    while pages run without a gap. Off by default: bursts of 0.25 s per 2 s (11 %) cost the other sessions' p95
+    1.09–1.21× in the fair-share benchmark, none 1.04× (docs/benchmarks.md); without them an upload waits for a
+    gap of ``grace_s`` in the other sessions' runs, and the wall-clock deadline is its backstop.
 
     Parameters
     ----------
-    grace_s : seconds after a page run ends during which the workers stay stopped (the browser's drawing)
+    grace_s : seconds after a page run ends during which the workers stay stopped (the browser's drawing and the
+        visitor's next action; the app: ``ATLAS_UPLOAD_YIELD_GRACE_S``, default 3)
     max_pause_s : the longest continuous pause (s) before a burst
-    burst_s : how long (s) the workers run between two long pauses
+    burst_s : how long (s) the workers run between two long pauses (0: never; the app:
+        ``ATLAS_UPLOAD_YIELD_BURST_S``, default 0)
 
     Source: issue 22, item 2 (fair share); the mechanism is POSIX job control (``SIGSTOP`` / ``SIGCONT``).
     """
 
-    def __init__(self, grace_s: float = 1.0, max_pause_s: float = 2.0, burst_s: float = 0.25) -> None:
+    def __init__(self, grace_s: float = 3.0, max_pause_s: float = 2.0, burst_s: float = 0.0) -> None:
         self.grace_s, self.max_pause_s, self.burst_s = float(grace_s), float(max_pause_s), float(burst_s)
         self._cond = threading.Condition()
-        self._running: collections.Counter[str] = collections.Counter()  # page runs under way, per session
+        #: page runs under way, per (session, thread running it)
+        self._running: collections.Counter[tuple[str, int]] = collections.Counter()
+        self._waiting: collections.Counter[int] = collections.Counter()  # threads inside a pool call, per thread
         self._ended: dict[str, float] = {}  # session → time.monotonic() its last page run ended
         self._busy: set[str] = set()  # sessions with an upload call under way
         self._stopped: set[int] = set()  # worker pids stopped now
@@ -652,19 +666,24 @@ class YieldToPages:
 
     @contextlib.contextmanager
     def page_run(self, owner: str) -> Any:
-        """Mark a page run of session ``owner`` while the block runs (the app's script run)."""
+        """Mark a page run of session ``owner`` (on this thread) while the block runs (the app's script run)."""
+        key = (owner, threading.get_ident())
         with self._cond:
-            self._running[owner] += 1
+            self._running[key] += 1
             self._start()
             self._cond.notify_all()
         try:
             yield
         finally:
             with self._cond:
-                self._running[owner] -= 1
-                if self._running[owner] <= 0:
-                    del self._running[owner]
-                self._ended[owner] = time.monotonic()
+                self._running[key] -= 1
+                if self._running[key] <= 0:
+                    del self._running[key]
+                now = time.monotonic()
+                self._ended[owner] = now
+                live = {o for o, _ in self._running}
+                for gone in [o for o, t in self._ended.items() if now - t > self.grace_s and o not in live]:
+                    del self._ended[gone]  # sessions long idle (or ended): their grace has passed
                 self._cond.notify_all()
 
     def busy(self, owner: str, busy: bool) -> None:
@@ -673,11 +692,20 @@ class YieldToPages:
             (self._busy.add if busy else self._busy.discard)(owner)
             self._cond.notify_all()
 
+    def waiting(self, thread: int, on: bool) -> None:
+        """Thread ``thread`` enters (True) or leaves (False) a pool call: a page run on a thread that waits on a
+        worker — any session's, its own or not — does not count, so a page never stops the worker it waits on."""
+        with self._cond:
+            self._waiting[thread] += 1 if on else -1
+            if self._waiting[thread] <= 0:
+                del self._waiting[thread]
+            self._cond.notify_all()
+
     def should_pause(self, now: float | None = None) -> bool:
         """Whether another session's page runs now or ended less than ``grace_s`` ago (bursts aside)."""
         now = time.monotonic() if now is None else now
         with self._cond:
-            if any(o not in self._busy for o in self._running):
+            if any(o not in self._busy and not self._waiting[t] for o, t in self._running):
                 return True
             return any(o not in self._busy and now - t < self.grace_s for o, t in self._ended.items())
 
@@ -694,7 +722,7 @@ class YieldToPages:
                     return
             now = time.monotonic()
             want = self.should_pause(now) and now >= self._burst_until
-            if want and self._stopped and now - self._since >= self.max_pause_s:
+            if want and self._stopped and self.burst_s > 0 and now - self._since >= self.max_pause_s:
                 self._burst_until = now + self.burst_s  # a long pause: let the workers run a little
                 want = False
             if want:
@@ -866,8 +894,10 @@ class WorkerPool:
         with self._lock:
             session = self._session(owner)
             session.busy += 1
+        caller = threading.get_ident()
         if self.yielding is not None:
             self.yielding.busy(owner, True)
+            self.yielding.waiting(caller, True)
         what = _what or describe_call(fn, args, kwargs)
         lim = self.limits
         call = None
@@ -919,8 +949,10 @@ class WorkerPool:
             with self._lock:
                 session.busy -= 1
                 idle = session.busy == 0
-            if self.yielding is not None and idle:
-                self.yielding.busy(owner, False)
+            if self.yielding is not None:
+                self.yielding.waiting(caller, False)
+                if idle:
+                    self.yielding.busy(owner, False)
         if status == "memory":
             self._replace(owner, session)
             raise WorkerLimitError(

@@ -15,10 +15,12 @@ then ``mnist-lenet`` is the default for new sessions (``$ATLAS_BACKGROUND_TRAINI
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import streamlit as st
@@ -113,10 +115,24 @@ def result_of(key: str, title: str, fn, *args: Any, **kwargs: Any) -> Any:
         Any other exception of the work (a bug) is raised again here, as if computed in the page.
     """
     job = jobs.registry().submit(key, fn, *args, label=title, lane="page", front=True, owner=session_owner(), **kwargs)
-    if not job.wait(QUICK_SECONDS) and not _wait_in_script(job, title, WAIT_SECONDS):
-        _poll_fragment(key, title)  # still running after WAIT_SECONDS: poll without holding the script
-        st.stop()
+    with waiting_on(job):
+        if not job.wait(QUICK_SECONDS) and not _wait_in_script(job, title, WAIT_SECONDS):
+            _poll_fragment(key, title)  # still running after WAIT_SECONDS: poll without holding the script
+            st.stop()
     return _result(job)
+
+
+@contextlib.contextmanager
+def waiting_on(job: jobs.Job) -> Iterator[None]:
+    """While the script waits for ``job``: when it is a job on an upload (the ``upload`` lane, whose threads wait on
+    the sessions' workers), this page run does not count as a visitor's for the upload pool's pauses
+    (:func:`geometry.runtime.uploads.waiting_on_worker`) — a page must never stop the worker it waits for."""
+    uploads = sys.modules.get("geometry.runtime.uploads")  # never imported here: no upload pool exists without it
+    if uploads is None or job.lane != jobs.UPLOAD_LANE:
+        yield
+        return
+    with uploads.waiting_on_worker():
+        yield
 
 
 def session_owner() -> str:
@@ -857,9 +873,13 @@ def result_or_ready(
     job = registry.submit(key, fn, *args, label=title, lane="page", front=True, owner=session_owner(), **kwargs)
     wait = MEANWHILE_AFTER_SECONDS
     stand_in = None
-    if wait is not None and not job.wait(min(QUICK_SECONDS, wait)):
+    with waiting_on(job):
+        quick = wait is None or job.wait(min(QUICK_SECONDS, wait))
+    if not quick:
         stand_in = last_ready(kind, name, dataset, exclude=key)
-        if stand_in is not None and not job.wait(max(wait - QUICK_SECONDS, 0.0)):
+        with waiting_on(job):
+            finished = stand_in is None or job.wait(max((wait or 0.0) - QUICK_SECONDS, 0.0))
+        if not finished:
             with notice if notice is not None else st.container():
                 study_box(key, title, name, stand_in.name, settings_difference(stand_in.inputs[-1], settings))
             return dataclasses.replace(stand_in, own=False)  # kept as some page's own result: not this page's
