@@ -70,14 +70,19 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.interaction import (
+    _QUIET,
+    _STATE,
     CHROMIUM,
     FLAGS,
     PAGES,
     ROOT,
+    STEP_TIMEOUT_S,
+    _act,
     _free_port,
     _pct,
-    change,
+    _timing_lines,
     load_page,
+    read_change,
     start_server,
     stop_server,
 )
@@ -217,7 +222,7 @@ class HostileDriver:
         self.loaded: float | None = None
         self.stops: list[tuple[float, str]] = []  # (seconds after the Load click, message)
         self.refused: list[str] = []  # what the page said when an upload attempt was not loaded
-        self.quota = ""  # with --attacker-cpu: the CPU quota its browser got after the load, or why none
+        self.quota = ""  # with --attacker-cpu: the CPU quota its browser got at its Load click, or why none
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -245,10 +250,12 @@ class HostileDriver:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
-        time.sleep(0.5)  # its chromium's last processes leave the group
         for group in Path("/sys/fs/cgroup").glob(f"*/atlas-attacker-{self.proc.pid}"):  # --attacker-cpu's group
-            with contextlib.suppress(OSError):
-                group.rmdir()
+            deadline = time.monotonic() + 10.0
+            while group.exists() and time.monotonic() < deadline:  # its chromium's last processes leave it
+                with contextlib.suppress(OSError):
+                    group.rmdir()
+                time.sleep(0.2)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -308,9 +315,25 @@ def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
             context = browser.new_context(viewport={"width": width, "height": 1400})
+            throttled: list[str] = []
+
+            def throttle() -> None:
+                # from the Load click on (the page is sent; the server works on it), this browser costs the machine at
+                # most attacker_cpu: with the upload pool's pauses the page may stay running for the whole run
+                if attacker_cpu > 0 and not throttled:
+                    throttled.append(attacker_quota(attacker_cpu))
+                    print(f"quota {throttled[0]}", flush=True)
+
+            if bomb.name == "none":  # --upload none: an eighth session that opens Home and stays there, idle
+                page = context.new_page()
+                page.goto(f"{base}/", wait_until="domcontentloaded", timeout=int(timeout_s * 1000))
+                page.wait_for_selector('[data-testid="stApp"]', timeout=int(timeout_s * 1000))
+                print("loaded", flush=True)
+                while True:
+                    page.wait_for_timeout(60_000)
             for attempt in range(1, 4):
                 page = context.new_page()
-                refused, clicked = _upload(page, base, bomb, timeout_s)
+                refused, clicked = _upload(page, base, bomb, timeout_s, throttle)
                 if refused is None:
                     break
                 shot = Path(tempfile.gettempdir()) / f"fair-share-hostile-{attempt}.png"
@@ -321,8 +344,6 @@ def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width:
                 while True:  # never loaded: the run is marked as such by the benchmark (no `loaded` line)
                     time.sleep(60)
             print("loaded", flush=True)
-            if attacker_cpu > 0:  # from now on (the upload is done) its browser costs this machine at most this share
-                print(f"quota {attacker_quota(attacker_cpu)}", flush=True)
             step = 0
             while True:
                 page.wait_for_timeout(1500)  # the rerun has started
@@ -348,11 +369,11 @@ def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width:
             browser.close()
 
 
-def _upload(page, base: str, model: Path, timeout_s: float) -> tuple[str | None, float]:
+def _upload(page, base: str, model: Path, timeout_s: float, after_click=None) -> tuple[str | None, float]:
     """Upload ``model`` through Home's form in ``page`` and click *Load model*. Returns (None, the click's
     ``time.monotonic()``) once the page says the model was loaded (its success line, shown while the rerun with
     the upload selected goes on), else (what the page says instead — an error, or nothing — once its run has
-    ended without it, the click's time)."""
+    ended without it, the click's time). ``after_click()``: called once the click is sent."""
     from benchmarks.interaction import _IDLE
 
     ms = int(timeout_s * 1000)
@@ -366,6 +387,8 @@ def _upload(page, base: str, model: Path, timeout_s: float) -> tuple[str | None,
     page.wait_for_function(_IDLE, timeout=ms, polling=500)
     page.get_by_role("button", name="Load model").click()
     clicked = time.monotonic()
+    if after_click is not None:
+        after_click()
     deadline, ran, idle = clicked + timeout_s, False, 0
     while time.monotonic() < deadline:
         page.wait_for_timeout(250)
@@ -393,6 +416,24 @@ def stop_hostile(ctx, server_pid: int) -> None:
         time.sleep(0.5)
 
 
+#: seconds a change may take to start the app's run (its script state leaving "notRunning") before it is taken as not
+#: sent: the browser then saw no rerun at all (seen: the number field kept its value, so Enter changed nothing)
+RUN_START_S = 15.0
+_STARTED = "() => window.__atlas && window.__atlas.runStart !== null"
+
+
+def change_once(page, it, step: int, quiet_ms: int) -> tuple[float, float, float, float | None] | None:
+    """:func:`benchmarks.interaction.change`, except that a change whose run has not started within
+    :data:`RUN_START_S` returns None at once (instead of waiting 120 s for a run that never comes)."""
+    _act(page, it, step)
+    try:
+        page.wait_for_function(_STARTED, timeout=int(RUN_START_S * 1000), polling=50)
+    except Exception:
+        return None
+    page.wait_for_function(_QUIET, arg=quiet_ms, timeout=int(STEP_TIMEOUT_S * 1000), polling=50)
+    return read_change(page)
+
+
 def turns(
     pages: list,
     it,
@@ -401,17 +442,38 @@ def turns(
     quiet_ms: int,
     starts: list[float] | None = None,
     runs: list[float] | None = None,
+    scripts: list[float] | None = None,
+    timing: tuple[Path, str] | None = None,
 ) -> list[float]:
     """Each session in turn changes ``it`` once, ``changes`` times over; the click-to-repaint times (s). ``starts``
     gets each measured change's start (``time.monotonic()``), to line it up with other clocks of the run; ``runs``
     the server's run as the browser saw it (s: the app's script state from running to not running, see
-    :mod:`benchmarks.interaction`) — the server's part of the change, without the browser's drawing."""
+    :mod:`benchmarks.interaction`) — the server's part of the change and the delivery of its last message; ``scripts``
+    the server's own script time (s) of the change, from its timing log: ``timing`` = (the log, the measured page's url
+    path — the hostile session's runs, on another page, are left out)."""
     out = []
     for _ in range(changes):
         for k, page in enumerate(pages):
             try:
                 t = time.monotonic()
-                total, observed, _after, _busy = change(page, it, steps[k], quiet_ms)
+                offset = timing[0].stat().st_size if timing is not None and timing[0].exists() else 0
+                got = change_once(page, it, steps[k], quiet_ms)
+                if got is None:  # no run started: say so, and change to the other value instead (once)
+                    state = page.evaluate(_STATE)
+                    print(
+                        f"  session {k + 1}: no run after the change (page state {state}); the other value",
+                        file=sys.stderr,
+                    )
+                    steps[k] += 1
+                    t = time.monotonic()
+                    offset = timing[0].stat().st_size if timing is not None and timing[0].exists() else 0
+                    got = change_once(page, it, steps[k], quiet_ms)
+                    if got is None:
+                        raise TimeoutError(f"no run started within {RUN_START_S:g} s, twice")
+                total, observed, _after, _busy = got
+                if scripts is not None and timing is not None:
+                    lines, _ = _timing_lines(timing[0], offset)
+                    scripts.append(sum(r["seconds"] for r in lines if r.get("page") == timing[1]))
                 out.append(total)
                 if starts is not None:
                     starts.append(t)
@@ -419,6 +481,8 @@ def turns(
                     runs.append(observed)
             except Exception as exc:  # reported, not fatal: the session's next turn goes on
                 print(f"  session {k + 1}: a change failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+                with contextlib.suppress(Exception):  # what the page looked like then (for the stalls' cause)
+                    print(f"  session {k + 1}: page state {page.evaluate(_STATE)}", file=sys.stderr)
             steps[k] += 1
     return out
 
@@ -430,12 +494,15 @@ def summary(runs: list[dict]) -> dict:
         rs = [r for r in runs if r["kind"] == kind and r.get("hostile_loaded", True)]
         xs = [x for r in rs for x in r["repaint"]]
         ys = [y for r in rs for y in r.get("run", [])]
+        zs = [z for r in rs for z in r.get("script", [])]
         out[kind] = {
             "n": len(xs),
             "p50": _pct(xs, 50),
             "p95": _pct(xs, 95),
             "run_p50": _pct(ys, 50) if ys else float("nan"),
             "run_p95": _pct(ys, 95) if ys else float("nan"),
+            "script_p50": _pct(zs, 50) if zs else float("nan"),
+            "script_p95": _pct(zs, 95) if zs else float("nan"),
             "server_cpu_s": sum(r["server_cpu_s"] for r in rs),
             "wall_s": sum(r["wall_s"] for r in rs),
             "hostile_cpu_s": sum(r["hostile_cpu_s"] for r in rs),
@@ -445,6 +512,9 @@ def summary(runs: list[dict]) -> dict:
     out["ratio_p95"] = out["B"]["p95"] / out["A"]["p95"] if out["A"]["p95"] > 0 else float("nan")
     # the server's part alone (its run as the browser saw it), for where the rest of a slowdown lies
     out["ratio_run_p95"] = out["B"]["run_p95"] / out["A"]["run_p95"] if out["A"]["run_p95"] > 0 else float("nan")
+    out["ratio_script_p95"] = (
+        out["B"]["script_p95"] / out["A"]["script_p95"] if out["A"]["script_p95"] > 0 else float("nan")
+    )
     return out
 
 
@@ -470,7 +540,9 @@ def markdown(s: dict, sessions: int) -> str:
     lines.append(f"\np95(B) / p95(A) = {ratio:.2f} (budget ≤ {BUDGET_RATIO}: {verdict}).")
     lines.append(
         f"The server's run alone (script state running → not running, as the browsers saw it): p95 "
-        f"{s['A']['run_p95']:.2f} s (A), {s['B']['run_p95']:.2f} s (B), ratio {s['ratio_run_p95']:.2f}."
+        f"{s['A']['run_p95']:.2f} s (A), {s['B']['run_p95']:.2f} s (B), ratio {s['ratio_run_p95']:.2f}; the server's "
+        f"script time (its timing log): p95 {s['A']['script_p95']:.3f} s (A), {s['B']['script_p95']:.3f} s (B), "
+        f"ratio {s['ratio_script_p95']:.2f}."
     )
     return "\n".join(lines)
 
@@ -501,16 +573,17 @@ def main(argv=None) -> int:
     )
     ap.add_argument(
         "--upload",
-        choices=("bomb", "valid"),
+        choices=("bomb", "valid", "none"),
         default="bomb",
         help="what the eighth session uploads: the zero-pixel CPU bomb (default), or, as a control, a valid digits "
-        "LeNet that it reruns as often (B then measures an active visitor, not a hostile one)",
+        "LeNet that it reruns as often (B then measures an active visitor, not a hostile one), or nothing: it opens "
+        "Home in its own browser and stays idle (B then measures an eighth session's mere presence)",
     )
     ap.add_argument(
         "--attacker-cpu",
         type=float,
         default=0.0,
-        help="once its upload is loaded, put the attacker's browser (separate only) in a cgroup of this share of one "
+        help="once it has clicked Load, put the attacker's browser (separate only) in a cgroup of this share of one "
         "CPU (e.g. 0.05; needs a writable cpu cgroup: root) — a model of a browser on another machine; 0: off",
     )
     ap.add_argument("--hostile-driver", nargs=2, metavar=("URL", "BOMB"), help=argparse.SUPPRESS)
@@ -534,9 +607,16 @@ def main(argv=None) -> int:
         file=sys.stderr,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        bomb = hostile_model(Path(tmp)) if a.upload == "bomb" else valid_model(Path(tmp))
+        bomb = (
+            hostile_model(Path(tmp))
+            if a.upload == "bomb"
+            else valid_model(Path(tmp))
+            if a.upload == "valid"
+            else Path(tmp) / "none"
+        )
         port = _free_port()
-        server = start_server(port, Path(tmp) / "timing.jsonl")
+        timing = Path(tmp) / "timing.jsonl"
+        server = start_server(port, timing)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` still stops the server (finally below)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -553,14 +633,25 @@ def main(argv=None) -> int:
                 for r in range(a.rounds):
                     for kind in ("A", "B") if r % 2 == 0 else ("B", "A"):
                         hostile: Any = None
+                        spun = False  # an upload worker of the server was seen spending CPU (the upload was loaded)
                         if kind == "B" and a.hostile_browser == "shared":
                             hostile = start_hostile(browser, base, bomb, server.pid, a.timeout, a.width)
                         elif kind == "B":
                             hostile = HostileDriver(base, bomb, a.hostile_repeat, a.timeout, a.attacker_cpu)
-                            if not wait_spinning(
-                                server.pid, a.timeout, lambda h=hostile: bool(h.stops) or len(h.refused) >= 3
-                            ):
-                                print("  the hostile upload's worker did not spin in time", file=sys.stderr)
+                            if a.upload == "none":
+                                deadline = time.monotonic() + a.timeout
+                                while hostile.loaded is None and time.monotonic() < deadline:
+                                    time.sleep(0.5)
+                                time.sleep(3.0)  # its first run has ended
+                            else:
+                                spun = (
+                                    wait_spinning(
+                                        server.pid, a.timeout, lambda h=hostile: bool(h.stops) or len(h.refused) >= 3
+                                    )
+                                    and len(hostile.refused) < 3
+                                )
+                                if not spun:
+                                    print("  the hostile upload's worker did not spin in time", file=sys.stderr)
                             if hostile.quota:
                                 print(f"  {hostile.quota}", file=sys.stderr)
                             for line in hostile.refused:
@@ -570,7 +661,10 @@ def main(argv=None) -> int:
                         n_stops = len(hostile.stops) if isinstance(hostile, HostileDriver) else 0
                         starts: list[float] = []
                         server_runs: list[float] = []
-                        repaint = turns(pages, it, steps, a.changes, a.quiet_ms, starts, server_runs)
+                        scripts: list[float] = []
+                        repaint = turns(
+                            pages, it, steps, a.changes, a.quiet_ms, starts, server_runs, scripts, (timing, a.page)
+                        )
                         wall, server_cpu = time.monotonic() - t0, cpu_seconds(server.pid) - c0
                         hostile_cpu = workers_cpu_seconds(server.pid) - w0
                         stops: list = []
@@ -581,8 +675,13 @@ def main(argv=None) -> int:
                             stop_hostile(hostile, server.pid)
                         # a B run whose eighth session never got its model loaded measures nothing of it: kept
                         # in the JSON, left out of the summary (and counted there)
+                        # (the page confirms the load only once the bomb was stopped: with the pool's pauses that may
+                        # come after the run, so a worker seen spinning before it counts too)
                         loaded = (
-                            not isinstance(hostile, HostileDriver) or hostile.loaded is not None or hostile_cpu > 0.5
+                            not isinstance(hostile, HostileDriver)
+                            or hostile.loaded is not None
+                            or hostile_cpu > 0.5
+                            or spun
                         )
                         runs.append(
                             {
@@ -591,6 +690,7 @@ def main(argv=None) -> int:
                                 "hostile_loaded": loaded,
                                 "repaint": repaint,
                                 "run": server_runs,
+                                "script": scripts,
                                 "starts_s": [round(t - t0, 3) for t in starts],  # after the run's start
                                 "t0_monotonic": t0,
                                 "wall_s": wall,
