@@ -79,12 +79,12 @@ __all__ = [
     "is_uploaded",
     "page_run",
     "preload",
-    "waiting_on_worker",
     "reap",
     "register",
     "release",
     "set_upload_pool",
     "upload_pool",
+    "waiting_on_worker",
 ]
 
 #: Limits of an upload's worker in the app: one call is a whole study (S_c, S_f and curvature for every

@@ -87,11 +87,11 @@ from ..errors import AtlasError
 
 __all__ = [
     "DEFAULT_WORKER_LIMITS",
-    "YieldToPages",
     "UploadHandle",
     "WorkerLimitError",
     "WorkerLimits",
     "WorkerPool",
+    "YieldToPages",
     "describe_call",
     "diagnose",
     "loaded_upload",
@@ -650,9 +650,9 @@ class YieldToPages:
         self._running: collections.Counter[tuple[str, int]] = collections.Counter()
         self._waiting: collections.Counter[int] = collections.Counter()  # threads inside a pool call, per thread
         self._ended: dict[str, float] = {}  # session → time.monotonic() its last page run ended
-        self._busy: set[str] = set()  # sessions with an upload call under way
         self._stopped: set[int] = set()  # worker pids stopped now
-        self._pids: Callable[[], list[int]] = list
+        self._pids: Callable[[], list[int]] = list  # the pool's busy workers (see attach)
+        self._busy: Callable[[], set[str]] = set  # the sessions with an upload call under way (see attach)
         self._since = 0.0  # when the current pause began (time.monotonic())
         self._burst_until = 0.0
         self._thread: threading.Thread | None = None
@@ -660,9 +660,10 @@ class YieldToPages:
         #: seconds the workers have been stopped in all (a reading for tests and the benchmark)
         self.paused_s = 0.0
 
-    def attach(self, pids: Callable[[], list[int]]) -> None:
-        """Where the pool's busy workers' pids come from (called once by :class:`WorkerPool`)."""
-        self._pids = pids
+    def attach(self, pids: Callable[[], list[int]], busy: Callable[[], set[str]]) -> None:
+        """Where the pool's busy workers' pids and the sessions with a call under way come from (called once by
+        :class:`WorkerPool`)."""
+        self._pids, self._busy = pids, busy
 
     @contextlib.contextmanager
     def page_run(self, owner: str) -> Any:
@@ -686,12 +687,6 @@ class YieldToPages:
                     del self._ended[gone]  # sessions long idle (or ended): their grace has passed
                 self._cond.notify_all()
 
-    def busy(self, owner: str, busy: bool) -> None:
-        """Session ``owner`` has (True) or no longer has (False) an upload call under way."""
-        with self._cond:
-            (self._busy.add if busy else self._busy.discard)(owner)
-            self._cond.notify_all()
-
     def waiting(self, thread: int, on: bool) -> None:
         """Thread ``thread`` enters (True) or leaves (False) a pool call: a page run on a thread that waits on a
         worker — any session's, its own or not — does not count, so a page never stops the worker it waits on."""
@@ -704,10 +699,11 @@ class YieldToPages:
     def should_pause(self, now: float | None = None) -> bool:
         """Whether another session's page runs now or ended less than ``grace_s`` ago (bursts aside)."""
         now = time.monotonic() if now is None else now
+        busy = self._busy()
         with self._cond:
-            if any(o not in self._busy and not self._waiting[t] for o, t in self._running):
+            if any(o not in busy and not self._waiting[t] for o, t in self._running):
                 return True
-            return any(o not in self._busy and now - t < self.grace_s for o, t in self._ended.items())
+            return any(o not in busy and now - t < self.grace_s for o, t in self._ended.items())
 
     def _start(self) -> None:
         # caller holds self._cond
@@ -728,7 +724,7 @@ class YieldToPages:
             if want:
                 if not self._stopped:
                     self._since = now
-                self._signal(self._pids(), signal.SIGSTOP)
+                self._stop(self._pids())
             elif self._stopped:
                 self.resume_all()
             with self._cond:
@@ -742,17 +738,16 @@ class YieldToPages:
         now = time.monotonic()
         return any(now - t < self.grace_s for t in self._ended.values())
 
-    def _signal(self, pids: list[int], sig: int) -> None:
+    def _stop(self, pids: list[int]) -> None:
         for pid in pids:
-            if sig == signal.SIGSTOP and pid in self._stopped:
+            if pid in self._stopped:
                 continue
             try:
-                os.kill(pid, sig)
+                os.kill(pid, signal.SIGSTOP)
             except ProcessLookupError:
                 continue
-            if sig == signal.SIGSTOP:
-                with self._cond:
-                    self._stopped.add(pid)
+            with self._cond:
+                self._stopped.add(pid)
 
     def resume_all(self) -> None:
         """Continue every stopped worker now (before a worker is closed, or when the pause ends)."""
@@ -802,7 +797,7 @@ class WorkerPool:
         #: pauses the workers while other sessions' pages run (None: never paused), see :class:`YieldToPages`
         self.yielding = yield_to_pages
         if yield_to_pages is not None:
-            yield_to_pages.attach(self._busy_worker_pids)
+            yield_to_pages.attach(self._busy_worker_pids, self._busy_owners)
         self.max_sessions = max(int(max_sessions), 1)
         self._lock = threading.Lock()
         self._sessions: collections.OrderedDict[str, _Session] = collections.OrderedDict()
@@ -896,7 +891,6 @@ class WorkerPool:
             session.busy += 1
         caller = threading.get_ident()
         if self.yielding is not None:
-            self.yielding.busy(owner, True)
             self.yielding.waiting(caller, True)
         what = _what or describe_call(fn, args, kwargs)
         lim = self.limits
@@ -948,11 +942,8 @@ class WorkerPool:
                 session.finished.pop(call, None)
             with self._lock:
                 session.busy -= 1
-                idle = session.busy == 0
             if self.yielding is not None:
                 self.yielding.waiting(caller, False)
-                if idle:
-                    self.yielding.busy(owner, False)
         if status == "memory":
             self._replace(owner, session)
             raise WorkerLimitError(
@@ -1006,6 +997,11 @@ class WorkerPool:
             sess.remember_processes()
             pids += [proc.pid for proc in list(sess.processes.values()) if proc.pid is not None]
         return pids
+
+    def _busy_owners(self) -> set[str]:
+        """The sessions with a call under way."""
+        with self._lock:
+            return {owner for owner, sess in self._sessions.items() if sess.busy > 0}
 
     def owners(self) -> list[str]:
         """The sessions that hold a worker now, least recently used first."""
