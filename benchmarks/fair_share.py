@@ -166,19 +166,9 @@ def start_hostile(browser, base: str, bomb: Path, server_pid: int, timeout_s: fl
     reruns the app with the upload selected, and that rerun's first prediction on a digit (the sidebar's
     datapoint) is the study that sets the bomb off: the hostile session's own page stays busy until the
     worker's CPU limit, while the benchmark measures the other sessions."""
-    from benchmarks.interaction import _IDLE
-
     ctx = browser.new_context(viewport={"width": width, "height": 1400})
     page = ctx.new_page()
-    page.goto(f"{base}/", wait_until="domcontentloaded", timeout=int(timeout_s * 1000))
-    page.wait_for_selector('[data-testid="stApp"]', timeout=int(timeout_s * 1000))
-    page.wait_for_timeout(2000)
-    page.wait_for_function(_IDLE, timeout=int(timeout_s * 1000), polling=500)
-    page.locator('[data-testid="stExpander"] summary').filter(has_text="Upload a model").first.click()
-    page.locator('input[type="file"]').first.set_input_files(str(bomb))  # the model file (the first uploader)
-    page.get_by_text(bomb.name).first.wait_for(timeout=int(timeout_s * 1000))  # sent to the server: listed
-    page.wait_for_function(_IDLE, timeout=int(timeout_s * 1000), polling=500)
-    page.get_by_role("button", name="Load model").click()
+    _submit_upload(page, base, bomb, timeout_s)
     if wait_spinning(server_pid, timeout_s):
         return ctx
     shot = Path(tempfile.gettempdir()) / "fair-share-upload.png"
@@ -307,8 +297,9 @@ def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width:
     # session (autogroups): this driver runs in its own session, and between autogroups only the group's niceness
     # counts — so the group (this process and its chromium) goes to 19 too, as the attacker's remote machine would be
     own_autogroup(19)
-    # and the policy the server gives its upload workers (SCHED_IDLE, inherited by chromium and Playwright's driver):
-    # this browser then takes only CPU the measured sessions leave, as a browser on another machine would
+    # and the SCHED_IDLE policy (inherited by chromium and Playwright's driver): this browser then takes only CPU the
+    # measured sessions leave, as a browser on another machine would (the server's workers do not use it: see
+    # docs/benchmarks.md, fair share)
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     with sync_playwright() as pw:
@@ -369,11 +360,9 @@ def hostile_driver(base: str, bomb: Path, repeat: bool, timeout_s: float, width:
             browser.close()
 
 
-def _upload(page, base: str, model: Path, timeout_s: float, after_click=None) -> tuple[str | None, float]:
-    """Upload ``model`` through Home's form in ``page`` and click *Load model*. Returns (None, the click's
-    ``time.monotonic()``) once the page says the model was loaded (its success line, shown while the rerun with
-    the upload selected goes on), else (what the page says instead — an error, or nothing — once its run has
-    ended without it, the click's time). ``after_click()``: called once the click is sent."""
+def _submit_upload(page, base: str, model: Path, timeout_s: float) -> float:
+    """Open Home in ``page``, put ``model`` in the upload form's first file field and click *Load model*; returns
+    the click's ``time.monotonic()``."""
     from benchmarks.interaction import _IDLE
 
     ms = int(timeout_s * 1000)
@@ -382,11 +371,21 @@ def _upload(page, base: str, model: Path, timeout_s: float, after_click=None) ->
     page.wait_for_timeout(2000)
     page.wait_for_function(_IDLE, timeout=ms, polling=500)
     page.locator('[data-testid="stExpander"] summary').filter(has_text="Upload a model").first.click()
-    page.locator('input[type="file"]').first.set_input_files(str(model))
-    page.get_by_text(model.name).first.wait_for(timeout=ms)
+    page.locator('input[type="file"]').first.set_input_files(str(model))  # the model file (the first uploader)
+    page.get_by_text(model.name).first.wait_for(timeout=ms)  # sent to the server: listed
     page.wait_for_function(_IDLE, timeout=ms, polling=500)
     page.get_by_role("button", name="Load model").click()
-    clicked = time.monotonic()
+    return time.monotonic()
+
+
+def _upload(page, base: str, model: Path, timeout_s: float, after_click=None) -> tuple[str | None, float]:
+    """Upload ``model`` through Home's form in ``page`` and click *Load model*. Returns (None, the click's
+    ``time.monotonic()``) once the page says the model was loaded (its success line, shown while the rerun with
+    the upload selected goes on), else (what the page says instead — an error, or nothing — once its run has
+    ended without it, the click's time). ``after_click()``: called once the click is sent."""
+    from benchmarks.interaction import _IDLE
+
+    clicked = _submit_upload(page, base, model, timeout_s)
     if after_click is not None:
         after_click()
     deadline, ran, idle = clicked + timeout_s, False, 0
@@ -455,21 +454,22 @@ def turns(
     for _ in range(changes):
         for k, page in enumerate(pages):
             try:
-                t = time.monotonic()
-                offset = timing[0].stat().st_size if timing is not None and timing[0].exists() else 0
-                got = change_once(page, it, steps[k], quiet_ms)
-                if got is None:  # no run started: say so, and change to the other value instead (once)
+                for attempt in (1, 2):
+                    t = time.monotonic()
+                    offset = timing[0].stat().st_size if timing is not None and timing[0].exists() else 0
+                    got = change_once(page, it, steps[k], quiet_ms)
+                    if got is not None:
+                        break
+                    if attempt == 2:
+                        raise TimeoutError(f"no run started within {RUN_START_S:g} s, twice")
+                    # no run started: say so, and change to the other value instead (once)
                     state = page.evaluate(_STATE)
                     print(
                         f"  session {k + 1}: no run after the change (page state {state}); the other value",
                         file=sys.stderr,
                     )
                     steps[k] += 1
-                    t = time.monotonic()
-                    offset = timing[0].stat().st_size if timing is not None and timing[0].exists() else 0
-                    got = change_once(page, it, steps[k], quiet_ms)
-                    if got is None:
-                        raise TimeoutError(f"no run started within {RUN_START_S:g} s, twice")
+                assert got is not None
                 total, observed, _after, _busy = got
                 if scripts is not None and timing is not None:
                     lines, _ = _timing_lines(timing[0], offset)
